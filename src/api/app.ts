@@ -1,0 +1,53 @@
+/**
+ * Builds the HTTP API (does not listen): Fastify with JSON-schema routes under /api/webhooks,
+ * bearer-key auth on everything but health and the API description, and one error handler.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import type { Services } from '../runtime/services.ts';
+import { errorHandler } from './error-handler.ts';
+import { registerAuth } from './auth-hook.ts';
+import { ROUTE_MODULES } from './routes/index.ts';
+import { NotFoundError } from '../errors/errors.ts';
+
+export const API_PREFIX = '/api/webhooks';
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export async function buildApp(services: Services): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: services.log.child({ component: 'api' }) as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimitBytes,
+    // Slow or stalled clients are cut off instead of holding sockets forever.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionTimeout: REQUEST_TIMEOUT_MS,
+    http: { maxHeaderSize: 16 * 1024 },
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  });
+
+  // Bodies are checked strictly: a wrong type is an error, never silently coerced, and unknown
+  // fields are rejected where a schema closes its object. Query strings and path params are text,
+  // so there a number written as "10" is coerced.
+  const bodyAjv = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
+  const queryAjv = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Carteiro', version: '0.1.0', description: 'Webhook delivery: events in, signed webhooks out.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  registerAuth(app, services);
+
+  for (const mod of ROUTE_MODULES) await app.register(async (scope) => mod(scope, services), { prefix: API_PREFIX });
+  app.get(`${API_PREFIX}/openapi.json`, { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,39 @@
+/**
+ * Every route requires `Authorization: Bearer <key>` unless it declares `config: { public: true }`
+ * (health checks and the API description). The resolved tenant rides on the request.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../runtime/services.ts';
+import { tenantFor, type Tenant } from './tenant.ts';
+import { ForbiddenError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tenant: Tenant;
+  }
+  interface FastifyContextConfig {
+    public?: boolean;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function registerAuth(app: FastifyInstance, services: Services): void {
+  app.decorateRequest('tenant', null as unknown as Tenant);
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public) return;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header) : null;
+    if (!match) throw new UnauthorizedError();
+    const principal = await services.authenticate(match[1] as string);
+    if (!principal) throw new UnauthorizedError('invalid API key');
+    const requested = request.headers['x-organization-id'];
+    if (requested !== undefined) {
+      if (typeof requested !== 'string' || !UUID.test(requested)) throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });
+      if (principal.kind === 'organization' && requested !== principal.organizationId) {
+        throw new ForbiddenError('an organization key can act only for its own organization');
+      }
+    }
+    request.tenant = tenantFor(principal, requested as string | undefined);
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * The only way error text leaves the API. Carteiro's typed errors keep their status and code;
+ * Fastify's own client errors (schema validation, malformed JSON, oversized bodies) become 4xx
+ * with a message naming the field; anything unexpected is a 500 without internals, logged in full.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { CarteiroError, LedgerUnavailableError, RateLimitedError } from '../errors/errors.ts';
+
+export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
+
+const PHRASES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
+const LEDGER_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
+
+export function isLedgerDown(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code !== undefined && LEDGER_DOWN_CODES.has(code);
+}
+
+export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<string, string> } {
+  if (isLedgerDown(err)) err = new LedgerUnavailableError(err);
+  if (err instanceof CarteiroError) {
+    const headers: Record<string, string> = {};
+    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
+    const body: ErrorBody = { statusCode: err.statusCode, code: err.code, error: PHRASES[err.statusCode] ?? 'Error', message: err.message };
+    if (err.details) body.details = err.details;
+    return { body, headers };
+  }
+  const fe = err as FastifyError & { validation?: { instancePath: string; params?: Record<string, unknown> }[]; validationContext?: string };
+  if (fe?.validation) {
+    const first = fe.validation[0];
+    const missing = first?.params?.missingProperty as string | undefined;
+    const extra = first?.params?.additionalProperty as string | undefined;
+    const path = [fe.validationContext ?? 'body', ...(first?.instancePath ?? '').split('/').filter(Boolean)];
+    if (missing) path.push(missing);
+    if (extra) path.push(extra);
+    const field = path.join('.');
+    const message = extra ? `${field} is not an allowed field` : fe.message;
+    return { body: { statusCode: 400, code: 'CARTEIRO_INVALID_INPUT', error: 'Bad Request', message, details: { field } }, headers: {} };
+  }
+  const status = typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  if (status < 500) {
+    return {
+      body: { statusCode: status, code: fe.code ?? 'CARTEIRO_BAD_REQUEST', error: PHRASES[status] ?? 'Error', message: fe.message },
+      headers: {},
+    };
+  }
+  return { body: { statusCode: 500, code: 'CARTEIRO_INTERNAL', error: PHRASES[500] as string, message: 'internal error; see the server log' }, headers: {} };
+}
+
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const { body, headers } = toErrorBody(err);
+  if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
+  reply.code(body.statusCode).headers(headers).send(body);
+}

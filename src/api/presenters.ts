@@ -1,0 +1,76 @@
+/** How ledger rows look in API responses. Secrets and ciphertext never leave through here. */
+import type { EventDetail, DispatchState } from '../ledger/events.ts';
+import type { EndpointRow } from '../ledger/endpoints.ts';
+
+export function presentEvent(e: EventDetail) {
+  return {
+    id: e.id,
+    organization_id: e.organization_id,
+    event_type: e.event_type,
+    event_source: e.event_source,
+    table_name: e.table_name,
+    record_id: e.record_id,
+    user_id: e.user_id,
+    data: e.data,
+    priority: e.priority > 0 ? 'high' : 'normal',
+    status: e.status,
+    retry_count: e.retry_count,
+    error_message: e.error_message,
+    idempotency_key: e.idempotency_key,
+    created_at: e.created_at,
+    processed_at: e.processed_at,
+  };
+}
+
+/** The live status: derived from the dispatches (the truth), matching what the worker writes to the event row. */
+export function liveStatus(event: EventDetail, dispatches: DispatchState[]): string {
+  if (dispatches.length === 0) return event.status;
+  if (dispatches.some((d) => d.status === 'pending' || d.status === 'in_flight' || d.status === 'paused')) {
+    return dispatches.some((d) => d.attempts > 0 || d.status === 'in_flight') ? 'processing' : 'pending';
+  }
+  return dispatches.some((d) => d.status === 'failed') ? 'failed' : 'completed';
+}
+
+export function presentEventStatus(event: EventDetail, dispatches: DispatchState[]) {
+  return {
+    event_id: event.id,
+    event_type: event.event_type,
+    status: liveStatus(event, dispatches),
+    retry_count: event.retry_count,
+    error_message: event.error_message,
+    created_at: event.created_at,
+    processed_at: event.processed_at,
+    deliveries: dispatches.map((d) => ({
+      endpoint_id: d.webhook_endpoint_id,
+      endpoint_name: d.endpoint_name,
+      destination: d.endpoint_kind,
+      status: d.status,
+      attempts: d.attempts,
+      last_status_code: d.last_status_code,
+      last_error: d.last_error,
+      next_attempt_at: d.status === 'pending' ? d.next_attempt_at : null,
+      completed_at: d.completed_at,
+    })),
+  };
+}
+
+export function presentEndpoint(e: EndpointRow) {
+  return {
+    id: e.id,
+    organization_id: e.organization_id,
+    user_id: e.user_id,
+    name: e.name,
+    url: e.url,
+    events: e.events,
+    is_active: e.is_active,
+    disabled_reason: e.disabled_reason,
+    description: e.description,
+    metadata: e.metadata,
+    rate_limit_per_second: e.rate_limit_per_second,
+    success_count: Number(e.success_count),
+    failure_count: Number(e.failure_count),
+    previous_secret_expires_at: e.previous_secret && e.previous_secret_expires_at && e.previous_secret_expires_at > new Date() ? e.previous_secret_expires_at : null,
+    created_at: e.created_at,
+    updated_at: e.updated_at,
+  };
+}

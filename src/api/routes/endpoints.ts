@@ -1,0 +1,162 @@
+/**
+ * Endpoint management. A new endpoint's secret (and a rotated one) is in the response once and
+ * never again: the ledger keeps only its ciphertext.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { idParams, pageQuery, shortText } from '../schemas.ts';
+import { listEndpointAttempts } from '../../ledger/events.ts';
+import {
+  deleteEndpoint, findEndpoint, insertEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, updateEndpoint,
+  type EndpointChanges,
+} from '../../ledger/endpoints.ts';
+import { generateWebhookSecret } from '../../delivery/signature.ts';
+import { isValidEventFilter } from '../../catalog/patterns.ts';
+import { NotFoundError, ValidationError } from '../../errors/errors.ts';
+import { presentEndpoint } from '../presenters.ts';
+
+const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
+const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
+const endpointFields = {
+  name: shortText,
+  url,
+  events: eventFilters,
+  description: { type: ['string', 'null'], maxLength: 2000 },
+  metadata: { type: 'object' },
+  rate_limit_per_second: { type: ['integer', 'null'], minimum: 1, maximum: 100_000 },
+  user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
+} as const;
+
+type EndpointBody = {
+  name: string;
+  url: string;
+  events?: string[];
+  description?: string | null;
+  metadata?: Record<string, unknown>;
+  rate_limit_per_second?: number | null;
+  user_id?: string | null;
+  is_active?: boolean;
+};
+
+function checkFilters(events: string[] | undefined): void {
+  const bad = events?.find((e) => !isValidEventFilter(e));
+  if (bad !== undefined) {
+    throw new ValidationError(`events: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*, *)`, { field: 'events' });
+  }
+}
+
+export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { ledger, secretBox } = services;
+  const tags = ['endpoints'];
+
+  async function load(request: FastifyRequest<{ Params: { id: string } }>) {
+    const row = await findEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id);
+    if (!row || row.kind !== 'endpoint') throw new NotFoundError('endpoint', request.params.id);
+    return row;
+  }
+
+  app.post<{ Body: EndpointBody }>(
+    '/endpoints',
+    {
+      schema: {
+        tags,
+        body: { type: 'object', required: ['name', 'url'], additionalProperties: false, properties: { ...endpointFields, is_active: { type: 'boolean' } } },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      checkFilters(b.events);
+      await services.checkDestination(b.url);
+      const secret = generateWebhookSecret();
+      const row = await insertEndpoint(ledger.sql, {
+        organizationId: request.tenant.writeOrganizationId,
+        userId: b.user_id ?? null,
+        name: b.name,
+        url: b.url,
+        events: b.events ?? ['*'],
+        secretCiphertext: secretBox.seal(secret),
+        kind: 'endpoint',
+        description: b.description ?? null,
+        metadata: b.metadata ?? {},
+        rateLimitPerSecond: b.rate_limit_per_second ?? null,
+        isActive: b.is_active ?? true,
+      });
+      reply.code(201);
+      return { ...presentEndpoint(row), secret };
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/endpoints',
+    { schema: { tags, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
+    async (request) => {
+      const rows = await listEndpoints(ledger.sql, { organizationId: request.tenant.readOrganizationId, after: request.query.cursor, limit: request.query.limit });
+      return { data: rows.map(presentEndpoint), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/endpoints/:id', { schema: { tags, params: idParams } }, async (request) => presentEndpoint(await load(request)));
+
+  app.patch<{ Params: { id: string }; Body: EndpointChanges }>(
+    '/endpoints/:id',
+    { schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: endpointFields } } },
+    async (request) => {
+      await load(request);
+      checkFilters(request.body.events);
+      if (request.body.url) await services.checkDestination(request.body.url);
+      const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, request.body);
+      if (!row) throw new NotFoundError('endpoint', request.params.id);
+      return presentEndpoint(row);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>('/endpoints/:id', { schema: { tags, params: idParams } }, async (request, reply) => {
+    await load(request);
+    await deleteEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id);
+    reply.code(204);
+  });
+
+  for (const action of ['enable', 'disable'] as const) {
+    app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
+      `/endpoints/:id/${action}`,
+      { schema: { tags, params: idParams, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } } },
+      async (request) => {
+        await load(request);
+        const reason = request.body?.reason ?? 'disabled through the API';
+        const row = await setEndpointActive(ledger.sql, request.tenant.readOrganizationId, request.params.id, action === 'enable', reason);
+        if (!row) throw new NotFoundError('endpoint', request.params.id);
+        return presentEndpoint(row);
+      },
+    );
+  }
+
+  app.post<{ Params: { id: string }; Body: { overlap_seconds?: number } | undefined }>(
+    '/endpoints/:id/rotate-secret',
+    {
+      schema: {
+        tags,
+        params: idParams,
+        body: { type: 'object', additionalProperties: false, properties: { overlap_seconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600 } } },
+      },
+    },
+    async (request) => {
+      await load(request);
+      const secret = generateWebhookSecret();
+      const overlapMs = request.body?.overlap_seconds !== undefined ? request.body.overlap_seconds * 1000 : services.config.keys.rotationOverlapMs;
+      const row = await rotateEndpointSecret(ledger.sql, request.tenant.readOrganizationId, request.params.id, secretBox.seal(secret), overlapMs);
+      if (!row) throw new NotFoundError('endpoint', request.params.id);
+      return { ...presentEndpoint(row), secret };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+    '/endpoints/:id/attempts',
+    { schema: { tags, params: idParams, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
+    async (request) => {
+      const endpoint = await load(request);
+      const rows = await listEndpointAttempts(ledger.sql, endpoint.id, request.query.cursor, request.query.limit);
+      return { data: rows, next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+    },
+  );
+}
+

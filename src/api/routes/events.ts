@@ -1,0 +1,183 @@
+/**
+ * Ingestion and event queries. Every write answers 202 only after the event and its fan-out are
+ * committed; an Idempotency-Key (header or field) returns the first event for a repeated request.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { idParams, isoDate, pageQuery, parseDate, shortText, triggerBody, uuid } from '../schemas.ts';
+import { BUILTIN_EVENT_TYPES, kebabName } from '../../catalog/builtin-event-types.ts';
+import { getEvent, getEventAttempts, getEventDispatches, listEvents, type InsertResult } from '../../ledger/events.ts';
+import { requeueEventDispatches } from '../../ledger/dispatches.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
+import type { EventInput } from '../../ingest/ingest-service.ts';
+import { presentEvent, presentEventStatus } from '../presenters.ts';
+
+const MAX_BATCH_EVENTS = 1000;
+const BUILTIN_BY_KEBAB = new Map(BUILTIN_EVENT_TYPES.map((t) => [kebabName(t.name), t.name]));
+
+function idempotencyKey(request: FastifyRequest, fromBody: string | undefined): string | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) return fromBody;
+  if (typeof header !== 'string' || header.length === 0 || header.length > 200) {
+    throw new ValidationError('Idempotency-Key must be 1 to 200 characters', { field: 'headers.idempotency-key' });
+  }
+  return header;
+}
+
+/** The organization an event is written to: the tenant's, or for the admin the one the body names. */
+function writeOrganization(request: FastifyRequest, bodyOrg: string | undefined): string {
+  const t = request.tenant;
+  if (!bodyOrg) return t.writeOrganizationId;
+  if (t.principal.kind === 'admin') return bodyOrg;
+  if (bodyOrg !== t.writeOrganizationId) throw new ForbiddenError('organization_id must be your own organization');
+  return bodyOrg;
+}
+
+function accepted(r: InsertResult) {
+  return {
+    event_id: r.id,
+    event_type: r.event_type,
+    status: r.status,
+    created_at: r.created_at,
+    duplicate: r.duplicate,
+    status_url: `/api/webhooks/events/${r.id}/status`,
+  };
+}
+
+export async function eventRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { ingest, ledger } = services;
+
+  app.post<{ Body: EventInput }>('/trigger', { schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
+    const body = request.body;
+    const result = await ingest.ingest(writeOrganization(request, body.organization_id), {
+      ...body,
+      idempotency_key: idempotencyKey(request, body.idempotency_key),
+    });
+    reply.code(202);
+    return accepted(result);
+  });
+
+  app.post<{ Body: { events: EventInput[] } }>(
+    '/events/batch',
+    {
+      schema: {
+        tags: ['events'],
+        body: {
+          type: 'object',
+          required: ['events'],
+          additionalProperties: false,
+          properties: { events: { type: 'array', minItems: 1, maxItems: MAX_BATCH_EVENTS, items: triggerBody } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const orgs = request.body.events.map((e) => writeOrganization(request, e.organization_id));
+      if (new Set(orgs).size > 1) throw new ValidationError('a batch must belong to one organization', { field: 'events.organization_id' });
+      const results = await ingest.ingestMany(orgs[0] as string, request.body.events);
+      reply.code(202);
+      return { events: results.map(accepted) };
+    },
+  );
+
+  // The seed's per-type routes: POST /events/user-registered with the event's data as the body.
+  app.post<{ Params: { name: string }; Body: Record<string, unknown> }>(
+    '/events/:name',
+    {
+      schema: {
+        tags: ['events'],
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,199}$' } } },
+        body: { type: 'object' },
+      },
+    },
+    async (request, reply) => {
+      const org = request.tenant.writeOrganizationId;
+      let eventType = BUILTIN_BY_KEBAB.get(request.params.name);
+      if (!eventType) {
+        const custom = (await services.catalog.list(org)).find((t) => !t.builtin && kebabName(t.name) === request.params.name);
+        if (!custom) throw new NotFoundError('event type', request.params.name, { known: [...BUILTIN_BY_KEBAB.keys()] });
+        eventType = custom.name;
+      }
+      const result = await ingest.ingest(org, {
+        event_type: eventType,
+        data: request.body,
+        idempotency_key: idempotencyKey(request, undefined),
+      });
+      reply.code(202);
+      return accepted(result);
+    },
+  );
+
+  app.get<{ Querystring: { event_type?: string; status?: string; user_id?: string; since?: string; until?: string; limit: number; cursor?: string } }>(
+    '/events',
+    {
+      schema: {
+        tags: ['events'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            event_type: shortText,
+            status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
+            user_id: shortText,
+            since: isoDate,
+            until: isoDate,
+            ...pageQuery,
+          },
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const rows = await listEvents(ledger.sql, {
+        organizationId: request.tenant.readOrganizationId,
+        eventType: q.event_type,
+        status: q.status,
+        userId: q.user_id,
+        since: parseDate('since', q.since),
+        until: parseDate('until', q.until),
+        before: q.cursor,
+        limit: q.limit,
+      });
+      return { data: rows.map(presentEvent), next_cursor: rows.length === q.limit ? rows[rows.length - 1]?.id : null };
+    },
+  );
+
+  async function loadEvent(request: FastifyRequest<{ Params: { id: string } }>) {
+    const event = await getEvent(ledger.sql, request.tenant.readOrganizationId, request.params.id);
+    if (!event) throw new NotFoundError('event', request.params.id);
+    return event;
+  }
+
+  app.get<{ Params: { id: string } }>('/events/:id', { schema: { tags: ['events'], params: idParams } }, async (request) =>
+    presentEvent(await loadEvent(request)),
+  );
+
+  app.get<{ Params: { id: string } }>('/events/:id/status', { schema: { tags: ['events'], params: idParams } }, async (request) => {
+    const event = await loadEvent(request);
+    return presentEventStatus(event, await getEventDispatches(ledger.sql, event.id));
+  });
+
+  app.get<{ Params: { id: string } }>('/events/:id/attempts', { schema: { tags: ['events'], params: idParams } }, async (request) => {
+    const event = await loadEvent(request);
+    return { data: await getEventAttempts(ledger.sql, event.id) };
+  });
+
+  app.post<{ Params: { id: string }; Body: { endpoint_id?: string } | undefined }>(
+    '/events/:id/replay',
+    {
+      schema: {
+        tags: ['events'],
+        params: idParams,
+        body: { type: 'object', additionalProperties: false, properties: { endpoint_id: uuid } },
+      },
+    },
+    async (request, reply) => {
+      const event = await loadEvent(request);
+      const requeued = await requeueEventDispatches(ledger.sql, event.id, { endpointId: request.body?.endpoint_id });
+      if (requeued === 0) throw new ConflictError('nothing to replay: the event has no finished deliveries (they may still be in progress)');
+      reply.code(202);
+      return { event_id: event.id, requeued };
+    },
+  );
+}
+

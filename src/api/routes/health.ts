@@ -1,0 +1,39 @@
+/**
+ * The seed's monitoring routes. /health is public and answers 503 when the ledger is down, so load
+ * balancers take the process out; /stats reads the queue straight from the ledger.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { readHealth } from '../../runtime/health.ts';
+import { readQueueStats, readRecentTotals } from '../../ledger/stats.ts';
+import { countLiveWorkers } from '../../ledger/workers.ts';
+
+export async function healthRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const health = async (_req: unknown, reply: import('fastify').FastifyReply) => {
+    const report = await readHealth(services);
+    reply.code(report.overall_status === 'unhealthy' ? 503 : 200);
+    return report;
+  };
+  app.get('/health', { config: { public: true }, schema: { tags: ['monitoring'], security: [] } }, health);
+
+  app.get('/stats', { schema: { tags: ['monitoring'] } }, async (request) => {
+    const org = request.tenant.readOrganizationId;
+    const [queues, totals, workers, supported] = await Promise.all([
+      readQueueStats(services.ledger.sql, org),
+      readRecentTotals(services.ledger.sql, org),
+      countLiveWorkers(services.ledger.sql, 30_000),
+      services.catalog.list(request.tenant.writeOrganizationId),
+    ]);
+    return {
+      status: workers > 0 ? 'active' : 'idle',
+      queues: { high_priority: queues.high_priority, normal_priority: queues.normal_priority, retry: queues.retry },
+      processing_tasks: queues.in_flight,
+      supported_events: supported.map((t) => t.name),
+      n8n_integration: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'active' : 'not_configured',
+      paused: queues.paused,
+      workers,
+      last_hour: totals,
+      ledger: services.ledger.embedded ? 'pglite' : 'postgres',
+    };
+  });
+}

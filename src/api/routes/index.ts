@@ -1,0 +1,12 @@
+/** Every route module, registered under /api/webhooks by api/app.ts. */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { healthRoutes } from './health.ts';
+import { eventRoutes } from './events.ts';
+import { endpointRoutes } from './endpoints.ts';
+import { eventTypeRoutes } from './event-types.ts';
+import { replayRoutes } from './replay.ts';
+
+export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
+
+export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, eventTypeRoutes, replayRoutes];

@@ -1,0 +1,51 @@
+/** Bulk replay as a background job with progress, and job status. */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { isoDate, parseDate, shortText, uuid } from '../schemas.ts';
+import { NotFoundError } from '../../errors/errors.ts';
+import type { JobCatalog } from '../../jobs/job-catalog.ts';
+
+type ReplayBody = { status?: 'failed' | 'completed'; event_type?: string; since?: string; until?: string; endpoint_id?: string };
+
+export async function replayRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const tags = ['replay'];
+  app.post<{ Body: ReplayBody | undefined }>(
+    '/replay',
+    {
+      schema: {
+        tags,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { status: { type: 'string', enum: ['failed', 'completed'] }, event_type: shortText, since: isoDate, until: isoDate, endpoint_id: uuid },
+        },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body ?? {};
+      const payload: JobCatalog['bulk-replay']['payload'] = {
+        organizationId: request.tenant.readOrganizationId,
+        status: b.status ?? 'failed',
+        eventType: b.event_type,
+        since: parseDate('since', b.since)?.toISOString(),
+        until: parseDate('until', b.until)?.toISOString(),
+        endpointId: b.endpoint_id,
+      };
+      const job = await services.jobs.enqueue('bulk-replay', payload);
+      reply.code(202);
+      return { job_id: job.id, status_url: `/api/webhooks/jobs/${job.id}` };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/jobs/:id',
+    { schema: { tags, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } } },
+    async (request) => {
+      const job = await services.jobs.get(request.params.id);
+      const owner = (job?.payload as { organizationId?: string | null } | undefined)?.organizationId ?? null;
+      const visible = job && (request.tenant.readOrganizationId === null || owner === request.tenant.readOrganizationId);
+      if (!job || !visible) throw new NotFoundError('job', request.params.id);
+      return { id: job.id, name: job.name, state: job.state, progress: job.progress, result: job.result, error: job.error };
+    },
+  );
+}

@@ -1,0 +1,48 @@
+/** JSON-schema pieces shared by the routes. */
+import { EVENT_TYPE_NAME_PATTERN } from '../catalog/builtin-event-types.ts';
+
+export const uuid = { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' } as const;
+export const idParams = { type: 'object', required: ['id'], properties: { id: uuid }, additionalProperties: false } as const;
+export const eventTypeName = { type: 'string', minLength: 3, maxLength: 200, pattern: EVENT_TYPE_NAME_PATTERN } as const;
+export const shortText = { type: 'string', minLength: 1, maxLength: 200 } as const;
+export const priority = { type: 'string', enum: ['high', 'normal'] } as const;
+export const isoDate = { type: 'string', minLength: 4, maxLength: 40 } as const;
+export const pageQuery = {
+  limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+  cursor: uuid,
+} as const;
+
+export const triggerBody = {
+  type: 'object',
+  required: ['event_type', 'data'],
+  additionalProperties: false,
+  properties: {
+    event_type: eventTypeName,
+    data: { type: 'object' },
+    user_id: shortText,
+    organization_id: uuid,
+    priority,
+    idempotency_key: shortText,
+  },
+} as const;
+
+export const errorResponse = {
+  type: 'object',
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+    details: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+import { ValidationError } from '../errors/errors.ts';
+
+/** Parses an ISO-8601 timestamp from a query or body field, naming the field when it is not one. */
+export function parseDate(field: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new ValidationError(`${field} must be an ISO-8601 timestamp`, { field });
+  return d;
+}

@@ -1,0 +1,6 @@
+/** Sub-commands beyond the core ones (triggers, n8n, …), each in its own module. */
+import type { Config } from '../config/config.ts';
+
+export type CliCommand = { name: string; summary: string; run(config: Config, args: string[]): Promise<number> };
+
+export const EXTRA_COMMANDS: CliCommand[] = [];

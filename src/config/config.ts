@@ -1,0 +1,157 @@
+/**
+ * The one place that reads the environment. Everything else receives a `Config`.
+ * Numbers carry their unit in the name; defaults are the seed's values.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const EnvSchema = z.object({
+  // --- HTTP API
+  HOST: z.string().default('127.0.0.1'),
+  PORT: int(0, 65535).default(3000),
+  API_BASE_URL: z.string().url().optional(),
+  CARTEIRO_BODY_LIMIT_BYTES: int(1024).default(1024 * 1024),
+
+  // --- Ledger (Postgres). No DATABASE_URL: embedded PGlite in CARTEIRO_DATA_DIR.
+  DATABASE_URL: z.string().optional(),
+  CARTEIRO_DATA_DIR: z.string().default('.carteiro-data'),
+  CARTEIRO_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case SQL identifier').default('webhooks'),
+  CARTEIRO_DB_POOL_SIZE: int(1, 200).default(16),
+
+  // --- Redis (optional): cross-process rate limits, live updates, background jobs
+  REDIS_URL: z.string().optional(),
+  CARTEIRO_REDIS_PREFIX: z.string().default('carteiro'),
+
+  // --- Keys and secrets
+  CARTEIRO_ADMIN_KEY: z.string().min(16).optional(),
+  /** Comma-separated `keyId:base64(32 bytes)`; the first encrypts, all decrypt. */
+  CARTEIRO_ENCRYPTION_KEYS: z.string().optional(),
+  WEBHOOK_SECRET: z.string().min(8).optional(),
+  WEBHOOK_USER_AGENT: z.string().default('AgentesDeConversao-Webhook/1.0'),
+  CARTEIRO_SECRET_ROTATION_OVERLAP_MS: int(0).default(24 * 3600 * 1000),
+
+  // --- n8n
+  N8N_WEBHOOK_URL: z.string().url().optional(),
+  N8N_API_URL: z.string().url().optional(),
+  N8N_API_KEY: z.string().optional(),
+
+  // --- Retry policy (seed: 5 retries, 30 s base, factor 2, 1 h cap, 30 s timeout)
+  WEBHOOK_MAX_RETRIES: int(0, 100).default(5),
+  WEBHOOK_RETRY_BASE_DELAY_MS: int(0).default(30_000),
+  WEBHOOK_RETRY_BACKOFF_FACTOR: z.coerce.number().min(1).max(10).default(2),
+  WEBHOOK_RETRY_MAX_DELAY_MS: int(0).default(3_600_000),
+  WEBHOOK_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.1),
+  WEBHOOK_TIMEOUT_MS: int(1).default(30_000),
+  WEBHOOK_RESPONSE_BODY_LIMIT_BYTES: int(0).default(4096),
+
+  // --- Worker
+  CARTEIRO_WORKER_BATCH_SIZE: int(1, 5000).default(500),
+  CARTEIRO_WORKER_CONCURRENCY: int(1, 10_000).default(512),
+  CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN: int(1, 1024).default(64),
+  CARTEIRO_POLL_INTERVAL_MS: int(5).default(1000),
+  CARTEIRO_LEASE_MS: int(1000).optional(),
+  CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(2),
+  /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
+  CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
+
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CARTEIRO_RETENTION_DAYS: int(1).default(30),
+  CARTEIRO_QUIET: bool.default(false),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export type RetryPolicy = {
+  maxRetries: number;
+  baseDelayMs: number;
+  backoffFactor: number;
+  maxDelayMs: number;
+  jitter: number;
+  timeoutMs: number;
+};
+
+export type Config = {
+  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number };
+  database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
+  redis: { url: string | undefined; prefix: string };
+  keys: {
+    adminKey: string | undefined;
+    encryptionKeys: string | undefined;
+    webhookSecret: string | undefined;
+    rotationOverlapMs: number;
+  };
+  delivery: {
+    userAgent: string;
+    retry: RetryPolicy;
+    responseBodyLimitBytes: number;
+    connectionsPerOrigin: number;
+    allowPrivateNetworks: string[];
+  };
+  worker: {
+    batchSize: number;
+    concurrency: number;
+    pollIntervalMs: number;
+    leaseMs: number;
+    flushIntervalMs: number;
+  };
+  n8n: { webhookUrl: string | undefined; apiUrl: string | undefined; apiKey: string | undefined };
+  logLevel: Env['LOG_LEVEL'];
+  retentionDays: number;
+  quiet: boolean;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses and validates the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES },
+    database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
+    redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
+    keys: {
+      adminKey: e.CARTEIRO_ADMIN_KEY,
+      encryptionKeys: e.CARTEIRO_ENCRYPTION_KEYS,
+      webhookSecret: e.WEBHOOK_SECRET,
+      rotationOverlapMs: e.CARTEIRO_SECRET_ROTATION_OVERLAP_MS,
+    },
+    delivery: {
+      userAgent: e.WEBHOOK_USER_AGENT,
+      retry: {
+        maxRetries: e.WEBHOOK_MAX_RETRIES,
+        baseDelayMs: e.WEBHOOK_RETRY_BASE_DELAY_MS,
+        backoffFactor: e.WEBHOOK_RETRY_BACKOFF_FACTOR,
+        maxDelayMs: e.WEBHOOK_RETRY_MAX_DELAY_MS,
+        jitter: e.WEBHOOK_RETRY_JITTER,
+        timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      },
+      responseBodyLimitBytes: e.WEBHOOK_RESPONSE_BODY_LIMIT_BYTES,
+      connectionsPerOrigin: e.CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN,
+      allowPrivateNetworks: e.CARTEIRO_ALLOW_PRIVATE_NETWORKS.split(',').map((s) => s.trim()).filter(Boolean),
+    },
+    worker: {
+      batchSize: e.CARTEIRO_WORKER_BATCH_SIZE,
+      concurrency: e.CARTEIRO_WORKER_CONCURRENCY,
+      pollIntervalMs: e.CARTEIRO_POLL_INTERVAL_MS,
+      // A lease must outlive the slowest attempt, or a healthy worker's work would be claimed twice.
+      leaseMs: e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000,
+      flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
+    },
+    n8n: { webhookUrl: e.N8N_WEBHOOK_URL, apiUrl: e.N8N_API_URL, apiKey: e.N8N_API_KEY },
+    logLevel: e.LOG_LEVEL,
+    retentionDays: e.CARTEIRO_RETENTION_DAYS,
+    quiet: e.CARTEIRO_QUIET,
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Every error a client can see, one class each, with a stable code and an HTTP status.
+ * The API's error handler (api/error-handler.ts) is the only place that turns these into responses.
+ */
+export class CarteiroError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: string, statusCode: number, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.statusCode = statusCode;
+    this.details = details;
+  }
+}
+
+export class ValidationError extends CarteiroError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_INVALID_INPUT', 400, message, details);
+  }
+}
+
+/** Well-formed request whose data does not satisfy the event type's schema. */
+export class SchemaViolationError extends CarteiroError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_SCHEMA_VIOLATION', 422, message, details);
+  }
+}
+
+export class UnknownEventTypeError extends CarteiroError {
+  constructor(eventType: string) {
+    super('CARTEIRO_UNKNOWN_EVENT_TYPE', 422, `event_type "${eventType}" is not in the catalog`, { event_type: eventType });
+  }
+}
+
+export class NotFoundError extends CarteiroError {
+  constructor(what: string, id?: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_NOT_FOUND', 404, id ? `${what} ${id} not found` : `${what} not found`, details);
+  }
+}
+
+export class ConflictError extends CarteiroError {
+  constructor(message: string) {
+    super('CARTEIRO_CONFLICT', 409, message);
+  }
+}
+
+export class UnauthorizedError extends CarteiroError {
+  constructor(message = 'missing or invalid API key: send Authorization: Bearer <key>') {
+    super('CARTEIRO_UNAUTHORIZED', 401, message);
+  }
+}
+
+export class ForbiddenError extends CarteiroError {
+  constructor(message: string) {
+    super('CARTEIRO_FORBIDDEN', 403, message);
+  }
+}
+
+export class RateLimitedError extends CarteiroError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super('CARTEIRO_RATE_LIMITED', 429, `rate limit exceeded; retry after ${retryAfterSeconds} s`);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The ledger cannot be reached: nothing was accepted, the client should try again. */
+export class LedgerUnavailableError extends CarteiroError {
+  readonly retryAfterSeconds: number;
+  constructor(cause?: unknown) {
+    super('CARTEIRO_LEDGER_UNAVAILABLE', 503, 'the ledger (Postgres) is unavailable; nothing was stored, retry later');
+    this.retryAfterSeconds = 2;
+    this.cause = cause;
+  }
+}
+
+export class UnsafeDestinationError extends CarteiroError {
+  constructor(message: string) {
+    super('CARTEIRO_UNSAFE_DESTINATION', 422, message);
+  }
+}

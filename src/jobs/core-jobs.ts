@@ -1,0 +1,37 @@
+/** Handlers for the core's background jobs. */
+import type { Services } from '../runtime/services.ts';
+import { findEventsToReplay, requeueEventDispatches } from '../ledger/dispatches.ts';
+
+const REPLAY_PAGE_SIZE = 500;
+
+export function registerCoreJobs(services: Services): void {
+  const { ledger, jobs } = services;
+
+  // Pages through matching events oldest first, requeueing each one's finished dispatches; progress
+  // is the count so far, so a dashboard can show it while a large replay runs.
+  jobs.register('bulk-replay', async (p, ctx) => {
+    let after: string | undefined;
+    let events = 0;
+    let dispatches = 0;
+    for (;;) {
+      const ids = await findEventsToReplay(ledger.sql, {
+        organizationId: p.organizationId,
+        status: p.status,
+        eventType: p.eventType,
+        since: p.since ? new Date(p.since) : undefined,
+        until: p.until ? new Date(p.until) : undefined,
+        after,
+        limit: REPLAY_PAGE_SIZE,
+      });
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        const n = await requeueEventDispatches(ledger.sql, id, { endpointId: p.endpointId, onlyFailed: p.status === 'failed' });
+        if (n > 0) events++;
+        dispatches += n;
+      }
+      after = ids[ids.length - 1];
+      await ctx.progress({ events, dispatches });
+    }
+    return { events, dispatches };
+  });
+}

@@ -1,0 +1,35 @@
+/**
+ * Every background job Carteiro runs, with its payload and result shapes, in one place.
+ * Jobs are conveniences over the ledger (they only read and write it), so a lost job loses no event.
+ */
+export type JobCatalog = {
+  'bulk-replay': {
+    payload: {
+      organizationId: string | null;
+      status: 'failed' | 'completed';
+      eventType?: string | undefined;
+      since?: string | undefined;
+      until?: string | undefined;
+      endpointId?: string | undefined;
+    };
+    result: { events: number; dispatches: number };
+  };
+  'retention-purge': { payload: { olderThanDays: number }; result: Record<string, number> };
+  'n8n-discovery': { payload: { organizationId: string }; result: Record<string, number> };
+};
+
+export type JobName = keyof JobCatalog;
+export const JOB_NAMES = ['bulk-replay', 'retention-purge', 'n8n-discovery'] as const satisfies readonly JobName[];
+
+export type JobContext = { progress(value: number | Record<string, unknown>): Promise<void> };
+export type JobHandler<N extends JobName> = (payload: JobCatalog[N]['payload'], ctx: JobContext) => Promise<JobCatalog[N]['result']>;
+
+export type JobState = {
+  id: string;
+  name: JobName;
+  state: 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'unknown';
+  payload: unknown;
+  progress: unknown;
+  result: unknown;
+  error: string | null;
+};

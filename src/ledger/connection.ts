@@ -1,0 +1,113 @@
+/**
+ * Opens the ledger: real Postgres from DATABASE_URL, or embedded PGlite served on a unix socket
+ * in the data folder, so both run the very same postgres.js queries.
+ *
+ * PGlite is one backend: every socket connection shares its session, and concurrent extended-protocol
+ * exchanges from several connections can clobber each other's unnamed portal ("portal \"\" does not
+ * exist", seen here). So the embedded pool is ONE postgres.js connection, which pipelines queries and
+ * serialises transactions; PGlite executes one statement at a time anyway.
+ *
+ * Wake-ups are always `pg_notify` in SQL. On Postgres they arrive through postgres.js' dedicated
+ * LISTEN connection. PGlite has one backend shared by all socket connections, so a notification is
+ * written into the stream of whichever connection commits it; there the pool's `onnotify` catches it.
+ */
+import { mkdirSync, rmSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import postgres from 'postgres';
+import type { Config } from '../config/config.ts';
+
+export type Sql = postgres.Sql<{}>;
+export type TxSql = postgres.TransactionSql<{}>;
+
+export type Ledger = {
+  sql: Sql;
+  schema: string;
+  embedded: boolean;
+  /** Calls `onNotify` for every notification on `channel`; resolves once listening. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<void>;
+  close(): Promise<void>;
+};
+
+type NotifyHandlers = Map<string, Set<(payload: string) => void>>;
+
+const COMMON_OPTIONS = {
+  onnotice: () => {},
+  transform: { undefined: null },
+} as const;
+
+export async function openLedger(config: Config, opts: { poolSize?: number; applicationName?: string } = {}): Promise<Ledger> {
+  const max = opts.poolSize ?? config.database.poolSize;
+  const schema = config.database.schema;
+  if (config.database.url) return openPostgres(config.database.url, schema, max, opts.applicationName ?? 'carteiro');
+  return openEmbedded(config.database.dataDir, schema);
+}
+
+async function openPostgres(url: string, schema: string, max: number, applicationName: string): Promise<Ledger> {
+  const sql = postgres(url, {
+    ...COMMON_OPTIONS,
+    max,
+    connection: { search_path: `${schema},public`, application_name: applicationName },
+    connect_timeout: 5,
+  }) as unknown as Sql;
+  return {
+    sql,
+    schema,
+    embedded: false,
+    async listen(channel, onNotify) {
+      await sql.listen(channel, onNotify);
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const dir = resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const db = await PGlite.create(join(dir, 'pglite'));
+  // One backend serves every socket connection, so session settings made here apply to all of them.
+  await db.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}", public;`);
+  const socketDir = join(dir, 'run');
+  mkdirSync(socketDir, { recursive: true });
+  const socketPath = join(socketDir, '.s.PGSQL.5432');
+  // A crashed run leaves its socket file behind; the data folder is ours alone, so it is safe to remove.
+  if (existsSync(socketPath)) rmSync(socketPath);
+  const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 4 });
+  await server.start();
+
+  const handlers: NotifyHandlers = new Map();
+  const sql = postgres({
+    ...COMMON_OPTIONS,
+    host: socketDir,
+    port: 5432,
+    database: 'postgres',
+    username: 'postgres',
+    max: 1,
+    onnotify: (channel: string, payload: string) => {
+      handlers.get(channel)?.forEach((fn) => fn(payload));
+    },
+  } as postgres.Options<{}>) as unknown as Sql;
+
+  return {
+    sql,
+    schema,
+    embedded: true,
+    async listen(channel, onNotify) {
+      let set = handlers.get(channel);
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+        await sql.unsafe(`LISTEN "${channel}"`);
+      }
+      set.add(onNotify);
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+      await server.stop();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * The queue, in the ledger. A worker claims due dispatches in one statement (priority first, then
+ * due time) under a lease, and records a whole batch of outcomes in one transaction of set-based
+ * statements: measured here, that is about ten times cheaper than a statement per delivery.
+ */
+import type { Sql } from './connection.ts';
+
+export type ClaimedDispatch = {
+  id: string;
+  webhook_event_id: string;
+  webhook_endpoint_id: string;
+  organization_id: string;
+  attempts: number;
+  round_attempts: number;
+  event_type: string;
+  event_created_at: Date;
+  /** jsonb as text, spliced into the envelope as is: no parse and re-serialise per delivery. */
+  data_text: string;
+  url: string;
+  secret: string | null;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  kind: 'endpoint' | 'n8n';
+  rate_limit_per_second: number | null;
+  endpoint_updated_at: Date;
+};
+
+export async function claimDueDispatches(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedDispatch[]> {
+  return sql<ClaimedDispatch[]>`
+    WITH due AS (
+      SELECT id FROM webhook_dispatches
+      WHERE status = 'pending' AND next_attempt_at <= now()
+      ORDER BY priority DESC, next_attempt_at
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE webhook_dispatches d
+         SET status = 'in_flight', leased_by = ${workerId},
+             lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+             attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now()
+        FROM due WHERE d.id = due.id
+      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority
+    )
+    SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts,
+           e.event_type, e.created_at AS event_created_at, e.data::text AS data_text,
+           ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
+           ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at
+    FROM claimed c
+    JOIN webhook_events e ON e.id = c.webhook_event_id
+    JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id
+    ORDER BY c.priority DESC`;
+}
+
+/** Work whose worker died (its lease ran out) becomes due again. Returns how many rows. */
+export async function releaseExpiredLeases(sql: Sql): Promise<number> {
+  const rows = await sql`
+    UPDATE webhook_dispatches
+       SET status = 'pending', leased_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
+     WHERE status = 'in_flight' AND lease_expires_at < now()
+    RETURNING 1`;
+  return rows.length;
+}
+
+/** What happened to one claimed dispatch, ready to be written. */
+export type OutcomeRecord = {
+  dispatchId: string;
+  eventId: string;
+  endpointId: string;
+  organizationId: string;
+  attemptNumber: number;
+  /** false for work handed back without an attempt (rate limit, shutdown): no attempt row is written. */
+  attempted: boolean;
+  success: boolean;
+  statusCode: number | null;
+  responseBody: string | null;
+  durationMs: number;
+  error: string | null;
+  nextStatus: 'succeeded' | 'pending' | 'failed' | 'paused';
+  nextAttemptAt: Date | null;
+  /** Set when the receiver asked us to stop (410 Gone): the endpoint is disabled with this reason. */
+  disableEndpointReason: string | null;
+};
+
+/**
+ * Writes a batch of outcomes atomically: attempt rows, dispatch states (only where this worker still
+ * holds the lease), endpoint counters, and the events' seed-visible status.
+ * Locks are taken in one order (endpoints, then events, each by id) so concurrent workers never deadlock.
+ */
+export async function recordOutcomes(sql: Sql, workerId: string, outcomes: OutcomeRecord[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  const attempted = outcomes.filter((o) => o.attempted);
+  const counters = endpointCounters(attempted);
+  const disable = outcomes.filter((o) => o.disableEndpointReason);
+  const eventIds = [...new Set(outcomes.map((o) => o.eventId))].sort();
+
+  // Arrays travel as text[] and are cast per column: postgres.js infers array types unreliably
+  // (a boolean[] arrives as boolean), and text is exact for every type used here.
+  const txt = <T>(list: OutcomeRecord[], f: (o: OutcomeRecord) => T) => list.map((o) => { const v = f(o); return v === null ? null : v instanceof Date ? v.toISOString() : String(v); });
+  await sql.begin(async (tx) => {
+    if (attempted.length) {
+      await tx`
+        INSERT INTO webhook_deliveries
+          (organization_id, webhook_event_id, webhook_endpoint_id, dispatch_id, attempt_number, success,
+           status_code, response_body, delivery_duration_ms, error)
+        SELECT org::uuid, event_id::uuid, endpoint_id::uuid, dispatch_id::uuid, attempt::int, success::bool,
+               status_code::int, response_body, duration::int, error
+        FROM unnest(
+          ${txt(attempted, (o) => o.organizationId)}::text[], ${txt(attempted, (o) => o.eventId)}::text[],
+          ${txt(attempted, (o) => o.endpointId)}::text[], ${txt(attempted, (o) => o.dispatchId)}::text[],
+          ${txt(attempted, (o) => o.attemptNumber)}::text[], ${txt(attempted, (o) => o.success)}::text[],
+          ${txt(attempted, (o) => o.statusCode)}::text[], ${txt(attempted, (o) => o.responseBody)}::text[],
+          ${txt(attempted, (o) => o.durationMs)}::text[], ${txt(attempted, (o) => o.error)}::text[]
+        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, duration, error)`;
+    }
+    await tx`
+      UPDATE webhook_dispatches d
+         SET status = u.next_status,
+             next_attempt_at = coalesce(u.next_attempt_at::timestamptz, d.next_attempt_at),
+             round_attempts = CASE WHEN u.attempted::bool THEN d.round_attempts ELSE d.round_attempts - 1 END,
+             attempts = CASE WHEN u.attempted::bool THEN d.attempts ELSE d.attempts - 1 END,
+             lease_expires_at = NULL, leased_by = NULL,
+             last_status_code = CASE WHEN u.attempted::bool THEN u.status_code::int ELSE d.last_status_code END,
+             last_error = CASE WHEN u.attempted::bool THEN u.error ELSE d.last_error END,
+             completed_at = CASE WHEN u.next_status IN ('succeeded', 'failed') THEN now() END,
+             updated_at = now()
+        FROM unnest(
+          ${txt(outcomes, (o) => o.dispatchId)}::text[], ${txt(outcomes, (o) => o.nextStatus)}::text[],
+          ${txt(outcomes, (o) => o.nextAttemptAt)}::text[], ${txt(outcomes, (o) => o.attempted)}::text[],
+          ${txt(outcomes, (o) => o.statusCode)}::text[], ${txt(outcomes, (o) => o.error)}::text[],
+          ${txt(outcomes, (o) => o.attemptNumber)}::text[]
+        ) AS u(id, next_status, next_attempt_at, attempted, status_code, error, attempt_number)
+       WHERE d.id = u.id::uuid AND d.status = 'in_flight' AND d.leased_by = ${workerId} AND d.attempts = u.attempt_number::int`;
+
+    if (counters.length || disable.length) {
+      const endpointIds = [...new Set([...counters.map((c) => c.endpointId), ...disable.map((o) => o.endpointId)])].sort();
+      await tx`SELECT id FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+    }
+    if (counters.length) {
+      const ids = counters.map((c) => c.endpointId);
+      const ok = counters.map((c) => String(c.success));
+      const bad = counters.map((c) => String(c.failure));
+      await tx`
+        UPDATE webhook_endpoints ep
+           SET success_count = ep.success_count + c.ok, failure_count = ep.failure_count + c.bad
+          FROM (SELECT id, ok::int AS ok, bad::int AS bad FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[]) AS t(id, ok, bad)) c
+         WHERE ep.id = c.id`;
+      await tx`
+        UPDATE n8n_workflows w
+           SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad
+          FROM (SELECT id, ok::int AS ok, bad::int AS bad FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[]) AS t(id, ok, bad)) c
+         WHERE w.webhook_endpoint_id = c.id`;
+    }
+    for (const o of disable) {
+      await tx`
+        UPDATE webhook_endpoints SET is_active = false, disabled_reason = ${o.disableEndpointReason}, updated_at = now()
+        WHERE id = ${o.endpointId} AND is_active`;
+      await tx`
+        UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
+        WHERE webhook_endpoint_id = ${o.endpointId} AND status = 'pending'`;
+    }
+
+    // Lock the events first so the aggregate below reads the latest dispatch states, including those
+    // another worker committed while we waited for the lock (READ COMMITTED: a new snapshot per statement).
+    await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+    await refreshEventStatuses(tx as unknown as Sql, eventIds);
+  });
+}
+
+/** Recomputes the seed's event status, retry_count and error_message from the event's dispatches. */
+export async function refreshEventStatuses(sql: Sql, eventIds: string[]): Promise<void> {
+  await sql`
+    UPDATE webhook_events e
+       SET status = s.status, retry_count = s.retry_count, error_message = s.error_message,
+           processed_at = CASE WHEN s.status IN ('completed', 'failed') THEN coalesce(e.processed_at, now()) ELSE NULL END,
+           updated_at = now()
+      FROM (
+        SELECT webhook_event_id AS id,
+               CASE WHEN bool_or(status IN ('pending', 'in_flight', 'paused')) THEN 'processing'
+                    WHEN bool_or(status = 'failed') THEN 'failed'
+                    ELSE 'completed' END AS status,
+               greatest(max(attempts) - 1, 0) AS retry_count,
+               (array_agg(last_error ORDER BY updated_at DESC) FILTER (WHERE last_error IS NOT NULL AND status <> 'succeeded'))[1] AS error_message
+        FROM webhook_dispatches WHERE webhook_event_id = ANY(${eventIds}::uuid[])
+        GROUP BY webhook_event_id
+      ) s
+     WHERE e.id = s.id`;
+}
+
+function endpointCounters(outcomes: OutcomeRecord[]): { endpointId: string; success: number; failure: number }[] {
+  const byEndpoint = new Map<string, { endpointId: string; success: number; failure: number }>();
+  for (const o of outcomes) {
+    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0 };
+    if (o.success) c.success++;
+    else c.failure++;
+    byEndpoint.set(o.endpointId, c);
+  }
+  return [...byEndpoint.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));
+}
+
+/** Requeues an event's finished dispatches (all, or one endpoint's) for a fresh round of attempts. */
+export async function requeueEventDispatches(
+  sql: Sql,
+  eventId: string,
+  opts: { endpointId?: string | undefined; onlyFailed?: boolean },
+): Promise<number> {
+  return sql.begin(async (tx) => {
+    const rows = await tx`
+      UPDATE webhook_dispatches d
+         SET status = CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END,
+             round_attempts = 0, next_attempt_at = now(), completed_at = NULL, updated_at = now()
+        FROM webhook_endpoints ep
+       WHERE d.webhook_event_id = ${eventId} AND ep.id = d.webhook_endpoint_id
+         AND (${opts.endpointId ?? null}::uuid IS NULL OR d.webhook_endpoint_id = ${opts.endpointId ?? null}::uuid)
+         AND d.status IN ('succeeded', 'failed', 'cancelled')
+         AND (NOT ${opts.onlyFailed ?? false} OR d.status IN ('failed', 'cancelled'))
+      RETURNING d.id`;
+    if (rows.length) {
+      await tx`SELECT id FROM webhook_events WHERE id = ${eventId} FOR NO KEY UPDATE`;
+      await refreshEventStatuses(tx as unknown as Sql, [eventId]);
+      await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
+    }
+    return rows.length;
+  }) as Promise<number>;
+}
+
+/** Ids of events matching a bulk-replay filter, oldest first, a page at a time. */
+export async function findEventsToReplay(
+  sql: Sql,
+  f: { organizationId: string | null; status: string; eventType?: string | undefined; since?: Date | undefined; until?: Date | undefined; after?: string | undefined; limit: number },
+): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    SELECT id FROM webhook_events
+    WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
+      AND status = ${f.status}
+      AND (${f.eventType ?? null}::text IS NULL OR event_type = ${f.eventType ?? null})
+      AND (${f.since ?? null}::timestamptz IS NULL OR created_at >= ${f.since ?? null})
+      AND (${f.until ?? null}::timestamptz IS NULL OR created_at < ${f.until ?? null})
+      AND (${f.after ?? null}::uuid IS NULL OR id > ${f.after ?? null}::uuid)
+    ORDER BY id LIMIT ${f.limit}`;
+  return rows.map((r) => r.id);
+}

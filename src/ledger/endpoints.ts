@@ -1,0 +1,151 @@
+/**
+ * Endpoints in the ledger. `secret` and `previous_secret` are ciphertext; decrypting is the caller's
+ * job (crypto/secret-box.ts), so nothing here ever sees a plain secret.
+ * Every query takes the caller's organization; `null` means the admin acting across organizations.
+ */
+import type { Sql, TxSql } from './connection.ts';
+
+export type EndpointRow = {
+  id: string;
+  organization_id: string;
+  user_id: string | null;
+  name: string;
+  url: string;
+  events: string[];
+  secret: string | null;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  kind: 'endpoint' | 'n8n';
+  is_active: boolean;
+  disabled_reason: string | null;
+  description: string | null;
+  metadata: Record<string, unknown>;
+  rate_limit_per_second: number | null;
+  success_count: string | number;
+  failure_count: string | number;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export type NewEndpoint = {
+  organizationId: string;
+  userId: string | null;
+  name: string;
+  url: string;
+  events: string[];
+  secretCiphertext: string;
+  kind: 'endpoint' | 'n8n';
+  description: string | null;
+  metadata: Record<string, unknown>;
+  rateLimitPerSecond: number | null;
+  isActive: boolean;
+};
+
+type Db = Sql | TxSql;
+
+export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointRow> {
+  const [row] = await sql<EndpointRow[]>`
+    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active)
+    VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
+            ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive})
+    RETURNING *`;
+  return row as EndpointRow;
+}
+
+export async function findEndpoint(sql: Db, organizationId: string | null, id: string): Promise<EndpointRow | undefined> {
+  const [row] = await sql<EndpointRow[]>`
+    SELECT * FROM webhook_endpoints
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+  return row;
+}
+
+export async function listEndpoints(
+  sql: Db,
+  f: { organizationId: string | null; kind?: 'endpoint' | 'n8n'; after?: string | undefined; limit: number },
+): Promise<EndpointRow[]> {
+  return sql<EndpointRow[]>`
+    SELECT * FROM webhook_endpoints
+    WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
+      AND kind = ${f.kind ?? 'endpoint'}
+      AND (${f.after ?? null}::uuid IS NULL OR id > ${f.after ?? null}::uuid)
+    ORDER BY id LIMIT ${f.limit}`;
+}
+
+export type EndpointChanges = Partial<{
+  name: string;
+  url: string;
+  events: string[];
+  description: string | null;
+  metadata: Record<string, unknown>;
+  rate_limit_per_second: number | null;
+  user_id: string | null;
+}>;
+
+export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
+  const columns = Object.keys(changes) as (keyof EndpointChanges)[];
+  if (columns.length === 0) return findEndpoint(sql, organizationId, id);
+  const values = { ...changes, updated_at: new Date() } as Record<string, unknown>;
+  if (changes.metadata) values.metadata = sql.json(changes.metadata as never);
+  const [row] = await sql<EndpointRow[]>`
+    UPDATE webhook_endpoints SET ${sql(values as never, ...([...columns, 'updated_at'] as never[]))}
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+    RETURNING *`;
+  return row;
+}
+
+export async function deleteEndpoint(sql: Db, organizationId: string | null, id: string): Promise<boolean> {
+  const rows = await sql`
+    DELETE FROM webhook_endpoints
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+    RETURNING id`;
+  return rows.length > 0;
+}
+
+/**
+ * Disabling holds the endpoint's pending deliveries (status 'paused') rather than failing them;
+ * enabling puts them back in the queue, due now.
+ */
+export async function setEndpointActive(
+  sql: Sql,
+  organizationId: string | null,
+  id: string,
+  active: boolean,
+  reason: string | null,
+): Promise<EndpointRow | undefined> {
+  return sql.begin(async (tx) => {
+    const [row] = await tx<EndpointRow[]>`
+      UPDATE webhook_endpoints SET is_active = ${active}, disabled_reason = ${active ? null : reason}, updated_at = now()
+      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      RETURNING *`;
+    if (!row) return undefined;
+    if (active) {
+      const resumed = await tx`
+        UPDATE webhook_dispatches SET status = 'pending', next_attempt_at = now(), updated_at = now()
+        WHERE webhook_endpoint_id = ${id} AND status = 'paused' RETURNING 1`;
+      if (resumed.length) await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
+    } else {
+      await tx`
+        UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
+        WHERE webhook_endpoint_id = ${id} AND status = 'pending'`;
+    }
+    return row;
+  }) as Promise<EndpointRow | undefined>;
+}
+
+export async function rotateEndpointSecret(
+  sql: Db,
+  organizationId: string | null,
+  id: string,
+  newSecretCiphertext: string,
+  overlapMs: number,
+): Promise<EndpointRow | undefined> {
+  const [row] = await sql<EndpointRow[]>`
+    UPDATE webhook_endpoints
+       SET previous_secret = secret,
+           previous_secret_expires_at = now() + ${overlapMs} * interval '1 millisecond',
+           secret = ${newSecretCiphertext},
+           updated_at = now()
+     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+     RETURNING *`;
+  return row;
+}

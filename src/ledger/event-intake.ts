@@ -1,0 +1,69 @@
+/**
+ * Group commit for incoming events. Requests that arrive while a transaction is in flight wait and
+ * share the next one, so under load one commit (and one fsync) acknowledges many events, and when
+ * idle a lone event commits at once. Every caller still gets its 202 only after its own row and
+ * fan-out are committed.
+ */
+import type { Sql } from './connection.ts';
+import { insertEvents, type InsertResult, type NewEvent } from './events.ts';
+
+export type EventIntake = {
+  submit(event: NewEvent): Promise<InsertResult>;
+  submitMany(events: NewEvent[]): Promise<InsertResult[]>;
+  /** Resolves when nothing is waiting or being written. */
+  drain(): Promise<void>;
+};
+
+type Waiting = { events: NewEvent[]; resolve: (r: InsertResult[]) => void; reject: (e: unknown) => void };
+
+export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurrentCommits: number }): EventIntake {
+  let queue: Waiting[] = [];
+  let committing = 0;
+  const drainWaiters: (() => void)[] = [];
+
+  function pump(): void {
+    while (committing < opts.maxConcurrentCommits && queue.length) {
+      const batch: Waiting[] = [];
+      let size = 0;
+      while (queue.length && (size === 0 || size + (queue[0] as Waiting).events.length <= opts.maxBatch)) {
+        const w = queue.shift() as Waiting;
+        batch.push(w);
+        size += w.events.length;
+      }
+      committing++;
+      void commit(batch).finally(() => {
+        committing--;
+        pump();
+        if (committing === 0 && queue.length === 0) drainWaiters.splice(0).forEach((r) => r());
+      });
+    }
+  }
+
+  async function commit(batch: Waiting[]): Promise<void> {
+    try {
+      const results = await insertEvents(sql, batch.flatMap((w) => w.events));
+      let offset = 0;
+      for (const w of batch) {
+        w.resolve(results.slice(offset, offset + w.events.length));
+        offset += w.events.length;
+      }
+    } catch (err) {
+      // One bad request must not fail its neighbours: retry each alone when a shared batch fails.
+      if (batch.length === 1) (batch[0] as Waiting).reject(err);
+      else await Promise.all(batch.map((w) => commit([w])));
+    }
+  }
+
+  function submitMany(events: NewEvent[]): Promise<InsertResult[]> {
+    return new Promise((resolve, reject) => {
+      queue.push({ events, resolve, reject });
+      pump();
+    });
+  }
+
+  return {
+    submit: async (event) => (await submitMany([event]))[0] as InsertResult,
+    submitMany,
+    drain: () => (committing === 0 && queue.length === 0 ? Promise.resolve() : new Promise((r) => drainWaiters.push(r))),
+  };
+}

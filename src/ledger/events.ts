@@ -1,0 +1,181 @@
+/**
+ * Events in the ledger. Inserts are set-based (one statement for a whole batch); the fan-out trigger
+ * adds the dispatch rows in the same statement, so a committed event always has its deliveries.
+ */
+import { v7 as uuidv7 } from 'uuid';
+import type { Sql } from './connection.ts';
+
+export const PRIORITY = { normal: 0, high: 1 } as const;
+export type PriorityValue = (typeof PRIORITY)[keyof typeof PRIORITY];
+
+export type NewEvent = {
+  organizationId: string;
+  eventType: string;
+  eventSource: 'api' | 'manual' | 'supabase' | 'n8n' | 'system';
+  tableName: string | null;
+  recordId: string | null;
+  userId: string | null;
+  /** The event's data as JSON text: parsed once at the edge, never re-serialised on the way in. */
+  dataJson: string;
+  priority: PriorityValue;
+  idempotencyKey: string | null;
+};
+
+export type StoredEvent = {
+  id: string;
+  organization_id: string;
+  event_type: string;
+  status: string;
+  created_at: Date;
+  idempotency_key: string | null;
+};
+
+export type InsertResult = StoredEvent & { duplicate: boolean };
+
+/**
+ * Inserts a batch; an idempotency key seen before (in this batch or earlier) returns the first event.
+ * Results are in input order.
+ */
+export async function insertEvents(sql: Sql, events: NewEvent[]): Promise<InsertResult[]> {
+  if (events.length === 0) return [];
+  // Ids are made here (time-ordered v7) so each input maps to its row without trusting RETURNING order.
+  const ids = events.map(() => uuidv7());
+  const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
+  const inserted = await sql<StoredEvent[]>`
+    INSERT INTO webhook_events
+      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key)
+    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, priority::smallint, idempotency_key
+    FROM unnest(
+      ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
+      ${col('tableName')}::text[], ${col('recordId')}::text[], ${col('userId')}::text[],
+      ${col('dataJson')}::text[], ${events.map((e) => String(e.priority))}::text[], ${col('idempotencyKey')}::text[]
+    ) AS t(id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key)
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, organization_id, event_type, status, created_at, idempotency_key`;
+
+  const byId = new Map(inserted.map((r) => [r.id, r]));
+  // Whatever was not inserted lost an idempotency race: to a row from an earlier request, or to an
+  // earlier input in this same batch. Either way the first event with that key is the answer.
+  const firstWithKey = new Map<string, StoredEvent>();
+  for (const row of inserted) if (row.idempotency_key) firstWithKey.set(`${row.organization_id}/${row.idempotency_key}`, row);
+  const unresolved = events.filter((e, i) => !byId.has(ids[i] as string) && !firstWithKey.has(`${e.organizationId}/${e.idempotencyKey}`));
+  if (unresolved.length) {
+    const rows = await findByIdempotencyKeys(sql, unresolved.map((e) => ({ org: e.organizationId, key: e.idempotencyKey as string })));
+    for (const row of rows) firstWithKey.set(`${row.organization_id}/${row.idempotency_key}`, row);
+  }
+  return events.map((e, i) => {
+    const own = byId.get(ids[i] as string);
+    if (own) return { ...own, duplicate: false };
+    const first = firstWithKey.get(`${e.organizationId}/${e.idempotencyKey}`);
+    if (!first) throw new Error(`event with idempotency key ${e.idempotencyKey} was neither inserted nor found`);
+    return { ...first, duplicate: true };
+  });
+}
+
+async function findByIdempotencyKeys(sql: Sql, keys: { org: string; key: string }[]): Promise<StoredEvent[]> {
+  return sql<StoredEvent[]>`
+    SELECT e.id, e.organization_id, e.event_type, e.status, e.created_at, e.idempotency_key
+    FROM unnest(${keys.map((k) => k.org)}::uuid[], ${keys.map((k) => k.key)}::text[]) AS k(org, key)
+    JOIN webhook_events e ON e.organization_id = k.org AND e.idempotency_key = k.key`;
+}
+
+export type EventDetail = {
+  id: string;
+  organization_id: string;
+  event_type: string;
+  event_source: string;
+  table_name: string | null;
+  record_id: string | null;
+  user_id: string | null;
+  data: unknown;
+  priority: number;
+  status: string;
+  retry_count: number;
+  error_message: string | null;
+  idempotency_key: string | null;
+  created_at: Date;
+  updated_at: Date;
+  processed_at: Date | null;
+};
+
+export async function getEvent(sql: Sql, organizationId: string | null, id: string): Promise<EventDetail | undefined> {
+  const [row] = await sql<EventDetail[]>`
+    SELECT * FROM webhook_events
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+  return row;
+}
+
+export type DispatchState = {
+  id: string;
+  webhook_endpoint_id: string;
+  endpoint_name: string | null;
+  endpoint_kind: string | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: Date;
+  last_status_code: number | null;
+  last_error: string | null;
+  completed_at: Date | null;
+  updated_at: Date;
+};
+
+export async function getEventDispatches(sql: Sql, eventId: string): Promise<DispatchState[]> {
+  return sql<DispatchState[]>`
+    SELECT d.id, d.webhook_endpoint_id, ep.name AS endpoint_name, ep.kind AS endpoint_kind, d.status, d.attempts,
+           d.next_attempt_at, d.last_status_code, d.last_error, d.completed_at, d.updated_at
+    FROM webhook_dispatches d LEFT JOIN webhook_endpoints ep ON ep.id = d.webhook_endpoint_id
+    WHERE d.webhook_event_id = ${eventId}
+    ORDER BY d.created_at, d.id`;
+}
+
+export type AttemptRow = {
+  id: string;
+  webhook_endpoint_id: string | null;
+  attempt_number: number;
+  success: boolean;
+  status_code: number | null;
+  response_body: string | null;
+  delivery_duration_ms: number;
+  error: string | null;
+  created_at: Date;
+};
+
+export async function getEventAttempts(sql: Sql, eventId: string): Promise<AttemptRow[]> {
+  return sql<AttemptRow[]>`
+    SELECT id, webhook_endpoint_id, attempt_number, success, status_code, response_body, delivery_duration_ms, error, created_at
+    FROM webhook_deliveries WHERE webhook_event_id = ${eventId} ORDER BY id`;
+}
+
+export async function listEndpointAttempts(sql: Sql, endpointId: string, before: string | undefined, limit: number): Promise<(AttemptRow & { webhook_event_id: string })[]> {
+  return sql<(AttemptRow & { webhook_event_id: string })[]>`
+    SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, delivery_duration_ms, error, created_at
+    FROM webhook_deliveries
+    WHERE webhook_endpoint_id = ${endpointId} AND (${before ?? null}::uuid IS NULL OR id < ${before ?? null}::uuid)
+    ORDER BY id DESC LIMIT ${limit}`;
+}
+
+export type EventListFilter = {
+  organizationId: string | null;
+  eventType?: string | undefined;
+  status?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  userId?: string | undefined;
+  /** Exclusive upper bound on id: ids are time-ordered, so this pages newest first. */
+  before?: string | undefined;
+  limit: number;
+};
+
+export async function listEvents(sql: Sql, f: EventListFilter): Promise<EventDetail[]> {
+  return sql<EventDetail[]>`
+    SELECT * FROM webhook_events
+    WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
+      AND (${f.eventType ?? null}::text IS NULL OR event_type = ${f.eventType ?? null})
+      AND (${f.status ?? null}::text IS NULL OR status = ${f.status ?? null})
+      AND (${f.userId ?? null}::text IS NULL OR user_id = ${f.userId ?? null})
+      AND (${f.since ?? null}::timestamptz IS NULL OR created_at >= ${f.since ?? null})
+      AND (${f.until ?? null}::timestamptz IS NULL OR created_at < ${f.until ?? null})
+      AND (${f.before ?? null}::uuid IS NULL OR id < ${f.before ?? null}::uuid)
+    ORDER BY id DESC
+    LIMIT ${f.limit}`;
+}

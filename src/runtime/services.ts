@@ -1,0 +1,35 @@
+/** Everything a Carteiro process is made of, built once by compose.ts and passed down. */
+import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/config.ts';
+import type { Ledger } from '../ledger/connection.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { IngestService } from '../ingest/ingest-service.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import type { Authenticator } from '../api/tenant.ts';
+import type { JobRunner } from '../jobs/job-runner.ts';
+import type { LiveBus } from '../conveyor/live-bus.ts';
+import type { Dispatcher } from '../worker/dispatcher.ts';
+import type { EventIntake } from '../ledger/event-intake.ts';
+
+export type Role = 'all' | 'api' | 'worker';
+
+export type Services = {
+  config: Config;
+  role: Role;
+  log: Logger;
+  ledger: Ledger;
+  redis: Redis | null;
+  catalog: Catalog;
+  intake: EventIntake;
+  ingest: IngestService;
+  secretBox: SecretBox;
+  authenticate: Authenticator;
+  jobs: JobRunner;
+  liveBus: LiveBus;
+  /** The worker running in this process, if any. */
+  dispatcher: Dispatcher | null;
+  adminKey: string;
+  /** Throws UnsafeDestinationError for a URL webhooks must not be sent to. */
+  checkDestination: (url: string) => Promise<void>;
+};

@@ -1,0 +1,283 @@
+/**
+ * The delivery worker. It claims due dispatches from the ledger in batches, POSTs each one signed,
+ * and records outcomes in batches. Three things wake it: a NOTIFY on commit of new work, a timer at
+ * the earliest retry it scheduled, and a slow poll that also frees the leases of dead workers.
+ *
+ *   claim (one statement) ──► send (up to `concurrency` at once) ──► buffer ──► record (one transaction)
+ *
+ * A crash anywhere loses nothing: claimed work whose outcome was never recorded is claimed again when
+ * its lease runs out, and the receiver sees the same webhook-id twice at most.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Ledger } from '../ledger/connection.ts';
+import { claimDueDispatches, recordOutcomes, releaseExpiredLeases, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
+import { buildEnvelope } from '../delivery/envelope.ts';
+import { signatureHeaders } from '../delivery/signature.ts';
+import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
+import { decideOutcome } from '../delivery/outcome.ts';
+import type { SecretResolver } from './signing-secrets.ts';
+import type { EgressGate } from './egress-gate.ts';
+import { removeWorker, touchWorker } from '../ledger/workers.ts';
+
+export type DispatcherDeps = {
+  config: Config;
+  ledger: Ledger;
+  sender: HttpSender;
+  secrets: SecretResolver;
+  gate: EgressGate;
+  log: Logger;
+  /** Told about every recorded batch (live updates for the dashboard). */
+  onRecorded?: (outcomes: OutcomeRecord[]) => void;
+  /** Lets destinations with a URL of their own (n8n test mode) override the endpoint's URL. */
+  resolveUrl?: (d: ClaimedDispatch) => string;
+};
+
+export type DispatcherStats = { workerId: string; inFlight: number; buffered: number; delivered: number; failedAttempts: number };
+
+export type Dispatcher = {
+  readonly workerId: string;
+  start(): Promise<void>;
+  /** Stops claiming, lets in-flight attempts finish (up to graceMs), records them, hands back the rest. */
+  stop(graceMs?: number): Promise<void>;
+  wake(): void;
+  stats(): DispatcherStats;
+};
+
+const LEASE_SWEEP_EVERY_POLLS = 5;
+const HEARTBEAT_INTERVAL_MS = 5_000;
+const FLUSH_MAX_BATCH = 2000;
+const FLUSH_RETRY_DELAY_MS = 500;
+
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { config, ledger, sender, secrets, gate, log } = deps;
+  const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs } = config.worker;
+  const policy = config.delivery.retry;
+  const userAgent = config.delivery.userAgent;
+  const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
+
+  let running = false;
+  let claiming = false;
+  let wantClaim = false;
+  let lastClaimWasFull = false;
+  let inFlight = 0;
+  let buffer: OutcomeRecord[] = [];
+  let flushing: Promise<void> | null = null;
+  let flushTimer: NodeJS.Timeout | null = null;
+  let pollTimer: NodeJS.Timeout | null = null;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  let retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
+  let polls = 0;
+  let delivered = 0;
+  let failedAttempts = 0;
+  const idleWaiters = new Set<() => void>();
+
+  async function claimLoop(): Promise<void> {
+    if (!running) return;
+    if (claiming) {
+      wantClaim = true;
+      return;
+    }
+    claiming = true;
+    try {
+      do {
+        wantClaim = false;
+        while (running) {
+          const room = concurrency - inFlight;
+          const want = Math.min(room, batchSize);
+          // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
+          if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && inFlight > 0) break;
+          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs);
+          lastClaimWasFull = batch.length === want;
+          for (const d of batch) startDelivery(d);
+          if (!lastClaimWasFull) break;
+        }
+      } while (wantClaim && running);
+    } catch (err) {
+      log.error({ err }, 'claiming due deliveries failed; will retry on the next poll');
+    } finally {
+      claiming = false;
+    }
+  }
+
+  function startDelivery(d: ClaimedDispatch): void {
+    inFlight++;
+    deliver(d)
+      .catch((err): OutcomeRecord => {
+        // Unexpected (e.g. a secret that no key opens): record it as a failed attempt, never drop it.
+        log.error({ err, dispatch: d.id }, 'delivery crashed');
+        return outcomeRecord(d, { kind: 'network-error', error: `internal: ${(err as Error).message}`, durationMs: 0 }, now());
+      })
+      .then((record) => {
+        inFlight--;
+        pushOutcome(record);
+        if (inFlight === 0) idleWaiters.forEach((w) => w());
+        if (lastClaimWasFull || wantClaim) void claimLoop();
+      });
+  }
+
+  async function deliver(d: ClaimedDispatch): Promise<OutcomeRecord> {
+    if (d.rate_limit_per_second) {
+      const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
+      if (waitMs > 0) return deferred(d, waitMs);
+    }
+    const sentAt = now();
+    const timestamp = Math.floor(sentAt / 1000);
+    const body = buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, d.data_text);
+    const signing = secrets(d, sentAt);
+    const headers: Record<string, string> = signing
+      ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
+      : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
+    headers['user-agent'] = userAgent;
+    const url = deps.resolveUrl ? deps.resolveUrl(d) : d.url;
+    const result = await sender.post(url, body, headers);
+    return outcomeRecord(d, result, now());
+  }
+
+  function outcomeRecord(d: ClaimedDispatch, result: SendResult, at: number): OutcomeRecord {
+    const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, policy);
+    const base = {
+      dispatchId: d.id,
+      eventId: d.webhook_event_id,
+      endpointId: d.webhook_endpoint_id,
+      organizationId: d.organization_id,
+      attemptNumber: d.attempts,
+      attempted: true,
+      statusCode: result.kind === 'response' ? result.statusCode : null,
+      responseBody: result.kind === 'response' ? result.body : null,
+      durationMs: result.durationMs,
+      disableEndpointReason: null,
+    };
+    switch (outcome.kind) {
+      case 'delivered':
+        delivered++;
+        return { ...base, success: true, error: null, nextStatus: 'succeeded', nextAttemptAt: null };
+      case 'retry':
+        failedAttempts++;
+        scheduleRetryWake(at + outcome.delayMs);
+        return { ...base, success: false, error: outcome.reason, nextStatus: 'pending', nextAttemptAt: new Date(at + outcome.delayMs) };
+      case 'failed':
+        failedAttempts++;
+        return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null };
+      case 'gone':
+        failedAttempts++;
+        return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null, disableEndpointReason: outcome.reason };
+      default:
+        return assertNever(outcome);
+    }
+  }
+
+  function deferred(d: ClaimedDispatch, waitMs: number): OutcomeRecord {
+    scheduleRetryWake(now() + waitMs);
+    return {
+      dispatchId: d.id,
+      eventId: d.webhook_event_id,
+      endpointId: d.webhook_endpoint_id,
+      organizationId: d.organization_id,
+      attemptNumber: d.attempts,
+      attempted: false,
+      success: false,
+      statusCode: null,
+      responseBody: null,
+      durationMs: 0,
+      error: null,
+      nextStatus: 'pending',
+      nextAttemptAt: new Date(now() + waitMs),
+      disableEndpointReason: null,
+    };
+  }
+
+  function scheduleRetryWake(at: number): void {
+    if (retryTimer && retryTimer.at <= at) return;
+    if (retryTimer) clearTimeout(retryTimer.timer);
+    // A little after the due time, so the flush that makes the retry visible has committed.
+    const delay = Math.max(0, at - now()) + flushIntervalMs + 5;
+    retryTimer = { at, timer: setTimeout(() => { retryTimer = null; void claimLoop(); }, delay) };
+    retryTimer.timer.unref();
+  }
+
+  function pushOutcome(record: OutcomeRecord): void {
+    buffer.push(record);
+    if (flushing || flushTimer) return;
+    if (buffer.length >= batchSize || flushIntervalMs === 0) void flush();
+    else flushTimer = setTimeout(() => { flushTimer = null; void flush(); }, flushIntervalMs);
+  }
+
+  function flush(): Promise<void> {
+    if (flushing) return flushing;
+    if (buffer.length === 0) return Promise.resolve();
+    const batch = buffer.slice(0, FLUSH_MAX_BATCH);
+    buffer = buffer.slice(batch.length);
+    flushing = (async () => {
+      try {
+        await recordOutcomes(ledger.sql, workerId, batch);
+        deps.onRecorded?.(batch);
+      } catch (err) {
+        // Keep the outcomes and try again: losing them would mean re-sending work that was delivered.
+        log.error({ err, outcomes: batch.length }, 'recording outcomes failed; retrying');
+        buffer = batch.concat(buffer);
+        await sleep(FLUSH_RETRY_DELAY_MS);
+      } finally {
+        flushing = null;
+      }
+      if (buffer.length) await flush();
+    })();
+    return flushing;
+  }
+
+  async function poll(): Promise<void> {
+    polls++;
+    if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
+      try {
+        const released = await releaseExpiredLeases(ledger.sql);
+        if (released) log.warn({ released }, 'released deliveries whose worker lease expired');
+      } catch (err) {
+        log.error({ err }, 'lease sweep failed');
+      }
+    }
+    await claimLoop();
+  }
+
+  return {
+    workerId,
+    async start() {
+      running = true;
+      await ledger.listen(`${ledger.schema}_dispatch`, () => void claimLoop());
+      pollTimer = setInterval(() => void poll(), pollIntervalMs);
+      pollTimer.unref();
+      const heartbeat = () => touchWorker(ledger.sql, workerId).catch((err) => log.warn({ err }, 'worker heartbeat failed'));
+      await heartbeat();
+      heartbeatTimer = setInterval(heartbeat, HEARTBEAT_INTERVAL_MS);
+      heartbeatTimer.unref();
+      log.info({ workerId, concurrency, batchSize }, 'worker started');
+      await releaseExpiredLeases(ledger.sql).catch(() => 0);
+      void claimLoop();
+    },
+    async stop(graceMs = policy.timeoutMs + 1000) {
+      running = false;
+      if (pollTimer) clearInterval(pollTimer);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      if (retryTimer) clearTimeout(retryTimer.timer);
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, graceMs);
+          idleWaiters.add(() => { clearTimeout(t); resolve(); });
+        });
+      }
+      if (flushTimer) clearTimeout(flushTimer);
+      flushTimer = null;
+      while (flushing || buffer.length) await flush();
+      await removeWorker(ledger.sql, workerId).catch(() => {});
+      log.info({ workerId, unfinished: inFlight }, 'worker stopped');
+    },
+    wake: () => void claimLoop(),
+    stats: () => ({ workerId, inFlight, buffered: buffer.length, delivered, failedAttempts }),
+  };
+}
+
+const now = () => Date.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function assertNever(x: never): never {
+  throw new Error(`unexpected outcome ${JSON.stringify(x)}`);
+}
