@@ -1,0 +1,159 @@
+/**
+ * Test harness: a real Carteiro (real Postgres + Redis when DATABASE_URL / REDIS_URL are set, as in
+ * CI; embedded PGlite otherwise), each instance in its own schema so test files never see each
+ * other's rows. Requests go through Fastify's inject (no socket) unless `listen` is asked for.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import postgres from 'postgres';
+import pino from 'pino';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { compose } from '../../src/runtime/compose.ts';
+import { buildApp } from '../../src/api/app.ts';
+import type { Role, Services } from '../../src/runtime/services.ts';
+
+export const DATABASE_URL = process.env.DATABASE_URL || undefined;
+export const REDIS_URL = process.env.REDIS_URL || undefined;
+export const BACKEND = DATABASE_URL ? 'postgres' : 'pglite';
+export const TEST_ADMIN_KEY = 'ck_admin_test_key_0123456789abcdef';
+export const TEST_ENCRYPTION_KEYS = `t1:${Buffer.alloc(32, 7).toString('base64')}`;
+
+let announced = false;
+function announce(): void {
+  if (announced) return;
+  announced = true;
+  console.log(`# ledger: ${BACKEND}${DATABASE_URL ? '' : ' (embedded; set DATABASE_URL for Postgres)'}, redis: ${REDIS_URL ? 'on' : 'off'}`);
+}
+
+/** Fast retry policy so retry paths run in milliseconds. */
+export const FAST_RETRY_ENV = {
+  WEBHOOK_MAX_RETRIES: '3',
+  WEBHOOK_RETRY_BASE_DELAY_MS: '40',
+  WEBHOOK_RETRY_BACKOFF_FACTOR: '2',
+  WEBHOOK_RETRY_MAX_DELAY_MS: '1000',
+  WEBHOOK_RETRY_JITTER: '0',
+  WEBHOOK_TIMEOUT_MS: '2000',
+  CARTEIRO_POLL_INTERVAL_MS: '50',
+  CARTEIRO_LEASE_MS: '4000',
+};
+
+export function uniqueSchema(prefix = 't'): string {
+  return `${prefix}_${randomBytes(5).toString('hex')}`;
+}
+
+export type TestEnvOptions = { env?: Record<string, string>; embedded?: boolean; schema?: string; dataDir?: string };
+
+/** The environment a test instance runs with (also handed to spawned worker processes). */
+export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
+  const env: Record<string, string> = {
+    ...FAST_RETRY_ENV,
+    CARTEIRO_SCHEMA: opts.schema ?? uniqueSchema(),
+    CARTEIRO_ADMIN_KEY: TEST_ADMIN_KEY,
+    CARTEIRO_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+    WEBHOOK_SECRET: 'seed-webhook-secret-for-tests',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    CARTEIRO_QUIET: 'true',
+    CARTEIRO_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
+  };
+  if (!opts.embedded && DATABASE_URL) env.DATABASE_URL = DATABASE_URL;
+  else env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
+  if (!opts.embedded && REDIS_URL) env.REDIS_URL = REDIS_URL;
+  return { ...env, ...opts.env };
+}
+
+export type TestCarteiro = {
+  services: Services;
+  app: FastifyInstance;
+  config: Config;
+  env: Record<string, string>;
+  /** Set when started with listen: true. */
+  url: string | null;
+  request<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Record<string, unknown> }>;
+  stop(opts?: { keepSchema?: boolean }): Promise<void>;
+};
+
+export async function startCarteiro(opts: TestEnvOptions & { role?: Role; listen?: boolean } = {}): Promise<TestCarteiro> {
+  announce();
+  const env = testEnv(opts);
+  const config = loadConfig(env);
+  const composed = await compose(config, opts.role ?? 'all', { log: pino({ level: env.LOG_LEVEL as pino.Level }) });
+  const app = await buildApp(composed.services);
+  let url: string | null = null;
+  if (opts.listen) {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : null;
+  } else {
+    await app.ready();
+  }
+  return {
+    services: composed.services,
+    app,
+    config,
+    env,
+    url,
+    async request(method, path, body, headers = {}) {
+      const res = await app.inject({
+        method: method as 'GET',
+        url: path.startsWith('/') ? path : `/api/webhooks/${path}`,
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers },
+        ...(body === undefined ? {} : typeof body === 'string' ? { payload: body, headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers } } : { payload: body as object }),
+      });
+      let parsed: unknown = res.body;
+      try {
+        parsed = res.body ? JSON.parse(res.body) : null;
+      } catch {
+        /* not JSON: keep the text */
+      }
+      return { status: res.statusCode, body: parsed as never, headers: res.headers };
+    },
+    async stop({ keepSchema = false } = {}) {
+      await app.close();
+      await composed.dispose();
+      if (!keepSchema) await dropSchema(env);
+      if (env.CARTEIRO_DATA_DIR && !opts.dataDir) rmSync(env.CARTEIRO_DATA_DIR, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function dropSchema(env: Record<string, string>): Promise<void> {
+  if (!env.DATABASE_URL) return;
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${env.CARTEIRO_SCHEMA}" CASCADE`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Polls until `check` returns a truthy value or the time runs out. */
+export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
+  }
+}
+
+export async function createEndpoint(c: TestCarteiro, body: Record<string, unknown>): Promise<{ id: string; secret: string; [k: string]: unknown }> {
+  const res = await c.request('POST', 'endpoints', { name: 'test', ...body });
+  if (res.status !== 201) throw new Error(`endpoint creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export async function trigger(c: TestCarteiro, body: Record<string, unknown>, headers?: Record<string, string>): Promise<string> {
+  const res = await c.request('POST', 'trigger', body, headers);
+  if (res.status !== 202) throw new Error(`trigger failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.event_id;
+}

@@ -1,0 +1,90 @@
+/**
+ * A real HTTP receiver on loopback that records every request (exact body bytes and headers) and
+ * answers with whatever the test scripts: status codes, delays, connection resets.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { verifySeedSignature } from '../../src/delivery/signature.ts';
+
+export type Received = { path: string; headers: Record<string, string>; body: string; at: number };
+export type Reply = { status?: number; delayMs?: number; reset?: boolean; headers?: Record<string, string>; body?: string };
+export type Responder = (req: Received, index: number) => Reply | Promise<Reply>;
+
+export type TestReceiver = {
+  url: string;
+  received: Received[];
+  respond(responder: Responder): void;
+  waitFor(count: number, timeoutMs?: number): Promise<Received[]>;
+  close(): Promise<void>;
+};
+
+export async function startReceiver(responder: Responder = () => ({ status: 200 })): Promise<TestReceiver> {
+  let current = responder;
+  const received: Received[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const entry: Received = { path: req.url ?? '/', headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const index = received.length;
+      received.push(entry);
+      for (const w of waiters.filter((w) => received.length >= w.count)) w.resolve();
+      const reply = await current(entry, index);
+      if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+      if (reply.reset) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(reply.status ?? 200, { 'content-type': 'text/plain', ...reply.headers });
+      res.end(reply.body ?? 'ok');
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received,
+    respond(r) {
+      current = r;
+    },
+    waitFor(count, timeoutMs = 10_000) {
+      if (received.length >= count) return Promise.resolve(received);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`receiver got ${received.length} of ${count} requests in ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({ count, resolve: () => { clearTimeout(t); resolve(received); } });
+      });
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** The seed's verify function (X-Webhook-Signature over "{timestamp}.{body}"). */
+export function verifiesWithSeed(secret: string, r: Received, header = 'x-webhook-signature'): boolean {
+  const sig = r.headers[header];
+  const ts = r.headers['x-webhook-timestamp'];
+  return typeof sig === 'string' && typeof ts === 'string' && verifySeedSignature(secret, ts, r.body, sig);
+}
+
+/** Verification with the public `standardwebhooks` package, as a receiver would do it. */
+export function verifiesWithStandardWebhooks(secret: string, r: Received): boolean {
+  try {
+    new Webhook(secret).verify(r.body, {
+      'webhook-id': r.headers['webhook-id'] as string,
+      'webhook-timestamp': r.headers['webhook-timestamp'] as string,
+      'webhook-signature': r.headers['webhook-signature'] as string,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
