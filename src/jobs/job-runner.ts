@@ -27,6 +27,7 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
   queue.on('error', (err) => log.warn({ err }, 'job queue error'));
   const handlers = new Map<JobName, JobHandler<JobName>>();
   let worker: Worker | null = null;
+  let workerConnection: ReturnType<typeof connectRedis> | null = null;
 
   return {
     register(name, handler) {
@@ -61,6 +62,8 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
       };
     },
     async startProcessing() {
+      // BullMQ does not close connections it was handed, so this one is kept to be closed here.
+      workerConnection = connectRedis(redisUrl, { forBullmq: true });
       worker = new Worker(
         'carteiro-jobs',
         async (job: Job) => {
@@ -68,7 +71,7 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
           if (!handler) throw new Error(`no handler for job ${job.name}`);
           return handler(job.data, { progress: (p) => job.updateProgress(p) });
         },
-        { connection: connectRedis(redisUrl, { forBullmq: true }), prefix: bullPrefix, concurrency: 2 },
+        { connection: workerConnection, prefix: bullPrefix, concurrency: 2 },
       );
       worker.on('failed', (job, err) => log.error({ err, job: job?.name }, 'background job failed'));
       worker.on('error', (err) => log.warn({ err }, 'job worker error'));
@@ -76,6 +79,7 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
     async close() {
       await worker?.close();
       await queue.close();
+      workerConnection?.disconnect();
       connection.disconnect();
     },
   };
