@@ -32,14 +32,21 @@ export function liveStatus(event: EventDetail, dispatches: DispatchState[]): str
 }
 
 export function presentEventStatus(event: EventDetail, dispatches: DispatchState[]) {
+  // The event row and its dispatches are read by two statements; figures that can change between them
+  // come from the dispatches so the answer is consistent with its own `deliveries`.
+  const status = liveStatus(event, dispatches);
+  const failing = dispatches.find((d) => d.status === 'failed' || (d.status === 'pending' && d.last_error));
   return {
     event_id: event.id,
     event_type: event.event_type,
-    status: liveStatus(event, dispatches),
-    retry_count: event.retry_count,
-    error_message: event.error_message,
+    status,
+    retry_count: dispatches.length ? Math.max(0, ...dispatches.map((d) => d.attempts - 1)) : event.retry_count,
+    error_message: dispatches.length ? (failing?.last_error ?? null) : event.error_message,
     created_at: event.created_at,
-    processed_at: event.processed_at,
+    processed_at:
+      status === 'completed' || status === 'failed'
+        ? (event.processed_at ?? dispatches.reduce<Date | null>((at, d) => (d.completed_at && (!at || d.completed_at > at) ? d.completed_at : at), null))
+        : null,
     deliveries: dispatches.map((d) => ({
       endpoint_id: d.webhook_endpoint_id,
       endpoint_name: d.endpoint_name,

@@ -1,0 +1,120 @@
+/**
+ * Endpoint management: secrets shown once and stored encrypted, rotation with an overlap during
+ * which both secrets sign, updates, deletion, and replay of finished events.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks } from '../support/receiver.ts';
+
+describe('endpoints', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    c = await startCarteiro();
+  });
+  after(async () => c.stop());
+
+  test('the secret is returned once, as whsec_ base64, and stored only as ciphertext', async () => {
+    const ep = await createEndpoint(c, { url: 'http://127.0.0.1:9/x', events: ['agent.*'], description: 'n8n' });
+    assert.match(ep.secret, /^whsec_[A-Za-z0-9+/]{32}$/);
+    const [row] = await c.services.ledger.sql<{ secret: string }[]>`SELECT secret FROM webhook_endpoints WHERE id = ${ep.id}`;
+    assert.match(row?.secret ?? '', /^enc:v1:/);
+    assert.ok(!row?.secret.includes(ep.secret.slice(6)));
+    const got = await c.request('GET', `endpoints/${ep.id}`);
+    assert.equal(got.body.secret, undefined);
+    const list = await c.request('GET', 'endpoints');
+    assert.ok(list.body.data.some((e: { id: string }) => e.id === ep.id));
+    assert.ok(!JSON.stringify(list.body).includes('whsec_'), 'no secret in listings');
+    assert.ok(!JSON.stringify(list.body).includes('enc:v1'), 'no ciphertext in listings');
+  });
+
+  test('bad endpoint input is refused and nothing is created', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ name: 'x', url: 'ftp://example.test/hook' }, /http or https/],
+      [{ name: 'x', url: 'not a url at all' }, /absolute URL/],
+      [{ name: 'x', url: 'http://127.0.0.1:9/', events: ['integ*'] }, /events/],
+      [{ name: 'x', url: 'http://127.0.0.1:9/', events: [] }, /events/],
+      [{ url: 'http://127.0.0.1:9/' }, /name/],
+      [{ name: 'x', url: 'http://user:pw@127.0.0.1:9/' }, /credentials/],
+    ];
+    const [before] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_endpoints`;
+    for (const [body, message] of cases) {
+      const res = await c.request('POST', 'endpoints', body);
+      assert.ok(res.status === 400 || res.status === 422, `${JSON.stringify(body)} → ${res.status}`);
+      assert.match(res.body.message, message);
+    }
+    const [after] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_endpoints`;
+    assert.equal(after?.n, before?.n);
+  });
+
+  test('update, unknown ids and delete', async () => {
+    const ep = await createEndpoint(c, { url: 'http://127.0.0.1:9/a', events: ['*'] });
+    const patched = await c.request('PATCH', `endpoints/${ep.id}`, { events: ['payment.*'], name: 'payments' });
+    assert.deepEqual(patched.body.events, ['payment.*']);
+    assert.equal(patched.body.name, 'payments');
+    const missing = await c.request('GET', 'endpoints/01a22a71-0000-7000-8000-000000000000');
+    assert.equal(missing.status, 404);
+    const badId = await c.request('GET', 'endpoints/not-a-uuid');
+    assert.equal(badId.status, 400);
+    assert.equal((await c.request('DELETE', `endpoints/${ep.id}`)).status, 204);
+    assert.equal((await c.request('GET', `endpoints/${ep.id}`)).status, 404);
+  });
+
+  test('after a rotation both secrets sign until the overlap ends', async (t) => {
+    const receiver = await startReceiver();
+    t.after(() => receiver.close());
+    const ep = await createEndpoint(c, { url: receiver.url, events: ['user.updated'] });
+    const rotated = await c.request('POST', `endpoints/${ep.id}/rotate-secret`, { overlap_seconds: 3600 });
+    assert.equal(rotated.status, 200);
+    const newSecret = rotated.body.secret as string;
+    assert.notEqual(newSecret, ep.secret);
+    assert.ok(rotated.body.previous_secret_expires_at);
+
+    await trigger(c, { event_type: 'user.updated', data: { user_id: 'rot-1' } });
+    const [during] = await receiver.waitFor(1);
+    assert.ok(verifiesWithStandardWebhooks(ep.secret, during!), 'old secret verifies (standard)');
+    assert.ok(verifiesWithStandardWebhooks(newSecret, during!), 'new secret verifies (standard)');
+    assert.ok(verifiesWithSeed(newSecret, during!), "new secret verifies (seed's header)");
+    assert.ok(verifiesWithSeed(ep.secret, during!, 'x-webhook-signature-previous'), 'old secret verifies (previous header)');
+
+    const ended = await c.request('POST', `endpoints/${ep.id}/rotate-secret`, { overlap_seconds: 0 });
+    const latest = ended.body.secret as string;
+    await trigger(c, { event_type: 'user.updated', data: { user_id: 'rot-2' } });
+    const after = (await receiver.waitFor(2))[1]!;
+    assert.ok(verifiesWithStandardWebhooks(latest, after));
+    assert.ok(!verifiesWithStandardWebhooks(newSecret, after), 'with no overlap the previous secret no longer signs');
+    assert.equal(after.headers['x-webhook-signature-previous'], undefined);
+  });
+
+  test('a finished event can be replayed, alone or in bulk as a job', async (t) => {
+    let failing = true;
+    const receiver = await startReceiver(() => ({ status: failing ? 500 : 200 }));
+    t.after(() => receiver.close());
+    await createEndpoint(c, { url: receiver.url, events: ['integration.disconnected'] });
+    const a = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r1', provider: 'whatsapp' } });
+    const b = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r2', provider: 'openai' } });
+    const isFailed = async (id: string) => (await c.request('GET', `events/${id}/status`)).body.status === 'failed';
+    await eventually(async () => (await isFailed(a)) && (await isFailed(b)), { timeoutMs: 15_000, what: 'both failed' });
+    failing = false;
+
+    const one = await c.request('POST', `events/${a}/replay`);
+    assert.equal(one.status, 202);
+    assert.equal(one.body.requeued, 1);
+    await eventually(async () => (await c.request('GET', `events/${a}/status`)).body.status === 'completed', { what: 'a replayed' });
+
+    const bulk = await c.request('POST', 'replay', { status: 'failed', event_type: 'integration.disconnected' });
+    assert.equal(bulk.status, 202);
+    const job = await eventually(async () => {
+      const j = await c.request('GET', `jobs/${bulk.body.job_id}`);
+      return j.body.state === 'completed' ? j.body : null;
+    }, { what: 'bulk replay job done' });
+    assert.deepEqual(job.result, { events: 1, dispatches: 1 });
+    await eventually(async () => (await c.request('GET', `events/${b}/status`)).body.status === 'completed', { what: 'b replayed' });
+    const attempts = (await c.request('GET', `events/${b}/attempts`)).body.data;
+    assert.equal(attempts.at(-1).success, true);
+    assert.equal(attempts.at(-1).attempt_number, attempts.length, 'attempt numbers keep counting across a replay');
+
+    const again = await c.request('POST', `events/${a}/replay`, { endpoint_id: '01a22a71-0000-7000-8000-000000000000' });
+    assert.equal(again.status, 409);
+  });
+});

@@ -1,0 +1,27 @@
+/** Spawns real Carteiro processes (`carteiro worker`, `carteiro api`) for multi-process tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export type CarteiroProcess = { child: ChildProcess; pid: number; output(): string; kill(signal?: NodeJS.Signals): Promise<number | null> };
+
+export function spawnCarteiro(command: 'worker' | 'api' | 'start', env: Record<string, string>): CarteiroProcess {
+  const child = spawn(process.execPath, [MAIN, command], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d) => (out = (out + d).slice(-20_000)));
+  child.stderr?.on('data', (d) => (out = (out + d).slice(-20_000)));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    pid: child.pid as number,
+    output: () => out,
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
