@@ -3,29 +3,32 @@
  * version (the cache is keyed by the endpoint's updated_at, which changes on rotation).
  */
 import type { SecretBox } from '../crypto/secret-box.ts';
-import type { SigningSecrets } from '../delivery/signature.ts';
+import { prepareSigningKeys, type SigningKeys } from '../delivery/signature.ts';
 import type { ClaimedDispatch } from '../ledger/dispatches.ts';
 
-export type SecretResolver = (d: ClaimedDispatch, now: number) => SigningSecrets | null;
+export type SecretResolver = (d: ClaimedDispatch, now: number) => SigningKeys | null;
+
+const CACHE_LIMIT = 10_000;
 
 export function createSecretResolver(box: SecretBox, fallbackSecret: string | undefined): SecretResolver {
-  const cache = new Map<string, { version: number; current: string | null; previous: string | null; previousUntil: number }>();
+  type Entry = { version: number; withPrevious: SigningKeys | null; alone: SigningKeys | null; previousUntil: number };
+  const cache = new Map<string, Entry>();
   return (d, now) => {
     const version = d.endpoint_updated_at.getTime();
     let entry = cache.get(d.webhook_endpoint_id);
     if (!entry || entry.version !== version) {
+      // n8n workflows have no secret of their own in the seed: they are signed with WEBHOOK_SECRET.
+      const current = d.secret ? box.open(d.secret) : fallbackSecret;
+      const previous = d.previous_secret ? box.open(d.previous_secret) : null;
       entry = {
         version,
-        current: d.secret ? box.open(d.secret) : null,
-        previous: d.previous_secret ? box.open(d.previous_secret) : null,
+        alone: current ? prepareSigningKeys({ current, previous: null }) : null,
+        withPrevious: current && previous ? prepareSigningKeys({ current, previous }) : null,
         previousUntil: d.previous_secret_expires_at?.getTime() ?? 0,
       };
-      if (cache.size > 10_000) cache.clear();
+      if (cache.size > CACHE_LIMIT) cache.clear();
       cache.set(d.webhook_endpoint_id, entry);
     }
-    // n8n workflows have no secret of their own in the seed: they are signed with WEBHOOK_SECRET.
-    const current = entry.current ?? fallbackSecret;
-    if (!current) return null;
-    return { current, previous: entry.previous && entry.previousUntil > now ? entry.previous : null };
+    return entry.withPrevious && entry.previousUntil > now ? entry.withPrevious : entry.alone;
   };
 }

@@ -97,7 +97,7 @@ describe('retries', () => {
     await createEndpoint(c, { url: receiver.url, events: ['conversation.ended'] });
     const id = await trigger(c, { event_type: 'conversation.ended', data: { conversation_id: 'c1' } });
     await finalStatus(c, id, ['completed']);
-    const [a, b] = receiver.received as [{ at: number }, { at: number }];
+    const [a, b] = receiver.received as unknown as [{ at: number }, { at: number }];
     assert.ok(b.at - a.at >= 950, `retried after ${b.at - a.at} ms, asked for 1 s`);
   });
 

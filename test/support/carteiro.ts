@@ -130,13 +130,15 @@ export async function dropSchema(env: Record<string, string>): Promise<void> {
 }
 
 /** Polls until `check` returns a truthy value or the time runs out. */
-export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
+
+export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<Truthy<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as Truthy<T>;
       last = v;
     } catch (err) {
       last = err;
