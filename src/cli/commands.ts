@@ -1,6 +1,7 @@
 /** Sub-commands beyond the core ones (triggers, n8n, …), each in its own module. */
 import type { Config } from '../config/config.ts';
+import { triggersCommand } from './triggers-command.ts';
 
 export type CliCommand = { name: string; summary: string; run(config: Config, args: string[]): Promise<number> };
 
-export const EXTRA_COMMANDS: CliCommand[] = [];
+export const EXTRA_COMMANDS: CliCommand[] = [triggersCommand];

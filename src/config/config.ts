@@ -9,6 +9,25 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
+/** Table → operation → event type, as JSON text: `{"orders": {"INSERT": "order.created"}}`. */
+const supabaseEventMap = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.record(
+      z.string().regex(/^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$/i, 'keys are table or schema.table names'),
+      z.object(Object.fromEntries(['INSERT', 'UPDATE', 'DELETE'].map((op) => [op, z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,5}$/, 'an event type name').optional()]))).strict(),
+    ),
+  );
+export type SupabaseEventMap = Record<string, Partial<Record<'INSERT' | 'UPDATE' | 'DELETE', string>>>;
+
 const EnvSchema = z.object({
   // --- HTTP API
   HOST: z.string().default('127.0.0.1'),
@@ -38,6 +57,12 @@ const EnvSchema = z.object({
   N8N_WEBHOOK_URL: z.string().url().optional(),
   N8N_API_URL: z.string().url().optional(),
   N8N_API_KEY: z.string().optional(),
+
+  // --- Supabase Database Webhooks ingress: POST /api/webhooks/supabase (docs/triggers.md)
+  /** Shared secret Supabase must send in X-Supabase-Webhook-Secret; unset = the ingress answers 404. */
+  SUPABASE_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Extra or replacing table mappings over the seed's five tables (see supabaseEventMap). */
+  SUPABASE_WEBHOOK_EVENT_MAP: supabaseEventMap.optional(),
 
   // --- Retry policy (seed: 5 retries, 30 s base, factor 2, 1 h cap, 30 s timeout)
   WEBHOOK_MAX_RETRIES: int(0, 100).default(5),
@@ -99,6 +124,7 @@ export type Config = {
     flushIntervalMs: number;
   };
   n8n: { webhookUrl: string | undefined; apiUrl: string | undefined; apiKey: string | undefined };
+  supabase: { webhookSecret: string | undefined; eventMap: SupabaseEventMap };
   logLevel: Env['LOG_LEVEL'];
   retentionDays: number;
   quiet: boolean;
@@ -150,6 +176,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
     },
     n8n: { webhookUrl: e.N8N_WEBHOOK_URL, apiUrl: e.N8N_API_URL, apiKey: e.N8N_API_KEY },
+    supabase: { webhookSecret: e.SUPABASE_WEBHOOK_SECRET, eventMap: (e.SUPABASE_WEBHOOK_EVENT_MAP ?? {}) as SupabaseEventMap },
     logLevel: e.LOG_LEVEL,
     retentionDays: e.CARTEIRO_RETENTION_DAYS,
     quiet: e.CARTEIRO_QUIET,

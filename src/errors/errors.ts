@@ -81,3 +81,17 @@ export class UnsafeDestinationError extends CarteiroError {
     super('CARTEIRO_UNSAFE_DESTINATION', 422, message);
   }
 }
+
+/** A route that exists but is switched off by configuration (the message says how to switch it on). */
+export class FeatureDisabledError extends CarteiroError {
+  constructor(message: string) {
+    super('CARTEIRO_FEATURE_DISABLED', 404, message);
+  }
+}
+
+/** A Supabase Database Webhook for a table (and operation) that no event type is mapped to. */
+export class UnmappedTableError extends CarteiroError {
+  constructor(table: string, operation: string, mapped: string[]) {
+    super('CARTEIRO_UNMAPPED_TABLE', 422, `no event type is mapped to ${operation} on table "${table}"`, { table, operation, mapped });
+  }
+}

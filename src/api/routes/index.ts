@@ -6,7 +6,8 @@ import { eventRoutes } from './events.ts';
 import { endpointRoutes } from './endpoints.ts';
 import { eventTypeRoutes } from './event-types.ts';
 import { replayRoutes } from './replay.ts';
+import { supabaseRoutes } from './supabase.ts';
 
 export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, eventTypeRoutes, replayRoutes];
+export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, eventTypeRoutes, replayRoutes, supabaseRoutes];

@@ -1,0 +1,100 @@
+/**
+ * The promise of table capture: a committed row always yields a delivered, signed webhook; a
+ * rolled-back row never yields anything. The event is written by the trigger in the row's own
+ * transaction, the fan-out trigger adds its dispatch, and the commit's NOTIFY wakes the worker.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
+import { installSeedTriggers } from '../../src/ledger/triggers.ts';
+import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
+
+const POLL_INTERVAL_MS = 60_000;
+
+describe('table capture → delivery', () => {
+  let c: TestCarteiro;
+  let receiver: TestReceiver;
+  let secret: string;
+  const app = appSchemaName();
+
+  before(async () => {
+    // A poll too slow to matter: every delivery here must be woken by the commit's NOTIFY (on
+    // Postgres through the LISTEN connection, embedded through the pool's onnotify).
+    c = await startCarteiro({ env: { CARTEIRO_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS) } });
+    receiver = await startReceiver();
+    secret = (await createEndpoint(c, { url: `${receiver.url}/hook`, events: ['user.registered'] })).secret;
+    await createSeedTables(c.services.ledger.sql, app);
+    await installSeedTriggers(c.services.ledger.sql, { schema: app });
+  });
+  after(async () => {
+    await dropAppSchema(c.services.ledger.sql, app);
+    await c.stop();
+    await receiver.close();
+  });
+
+  test('a committed user row arrives as a signed user.registered webhook', async () => {
+    const sql = c.services.ledger.sql;
+    const started = Date.now();
+    const [user] = await sql<{ id: string }[]>`
+      INSERT INTO ${sql(app)}.users (email, name) VALUES ('joao@example.com', 'João Silva') RETURNING id`;
+    const [hit] = await receiver.waitFor(1);
+    assert.ok(hit);
+    const body = JSON.parse(hit.body);
+    assert.equal(body.type, 'user.registered');
+    assert.deepEqual(body.data, { user_id: user?.id, email: 'joao@example.com', name: 'João Silva' });
+    assert.ok(verifiesWithSeed(secret, hit), 'seed signature verifies');
+    assert.ok(verifiesWithStandardWebhooks(secret, hit), 'Standard Webhooks signature verifies');
+    assert.ok(hit.at - started < 5000, `delivered ${hit.at - started} ms after the insert, long before any poll`);
+
+    const [event] = await capturedEvents(sql, { table: 'users' });
+    assert.equal(event?.event_source, 'supabase');
+    assert.equal(event?.record_id, user?.id);
+    assert.equal(event?.user_id, user?.id);
+    assert.equal(body.id, event?.id);
+  });
+
+  test('a rolled-back user row never yields an event or a webhook', async () => {
+    const sql = c.services.ledger.sql;
+    const before = receiver.received.length;
+    await assert.rejects(
+      sql.begin(async (tx) => {
+        await tx.unsafe(`INSERT INTO "${app}".users (email, name) VALUES ('rollback@example.com', 'Nunca')`);
+        throw new Error('roll back');
+      }),
+      /roll back/,
+    );
+    // Several poll intervals and lease sweeps: nothing may show up, ever.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(receiver.received.length, before);
+    const events = await capturedEvents(sql, { table: 'users' });
+    assert.equal(events.filter((e) => e.data.email === 'rollback@example.com').length, 0);
+  });
+
+  test('1,000 rows inserted in one transaction make exactly 1,000 events, all delivered', { timeout: 120_000 }, async () => {
+    const sql = c.services.ledger.sql;
+    const before = receiver.received.length;
+    const eventsBefore = (await capturedEvents(sql, { table: 'users' })).length;
+    const t0 = Date.now();
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`INSERT INTO "${app}".users (email, name) SELECT 'bulk' || g || '@example.com', 'Bulk ' || g FROM generate_series(1, 1000) g`);
+    });
+    const insertMs = Date.now() - t0;
+
+    const events = (await capturedEvents(sql, { table: 'users' })).slice(eventsBefore);
+    assert.equal(events.length, 1000);
+    assert.equal(new Set(events.map((e) => e.record_id)).size, 1000);
+
+    await receiver.waitFor(before + 1000, 60_000);
+    const delivered = new Set(receiver.received.slice(before).map((r) => r.headers['webhook-id']));
+    assert.equal(delivered.size, 1000);
+    for (const e of events) assert.ok(delivered.has(e.id), `event ${e.id} delivered`);
+    await eventually(async () => {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM webhook_dispatches d JOIN webhook_events e ON e.id = d.webhook_event_id
+        WHERE e.table_name = 'users' AND d.status = 'succeeded'`;
+      return row?.n === eventsBefore + 1000;
+    }, { what: 'every dispatch recorded as succeeded', timeoutMs: 20_000 });
+    console.log(`# 1,000-row insert with capture: ${insertMs} ms; all delivered ${Date.now() - t0} ms after the insert began`);
+  });
+});
