@@ -163,7 +163,8 @@ $$;
 
 -- Fan-out lives in the database so every way an event arrives (the API's batched inserts, table
 -- triggers, Supabase ingress, replays) gets it in the same transaction as the event itself.
---   in:   new_events, the rows the INSERT statement added (ON CONFLICT skips are not in it)
+--   in:   new_events, the rows the INSERT statement added (ON CONFLICT skips are not in it);
+--         only 'pending' ones are routed (a capture may store an event already failed)
 --   does: one webhook_dispatches row per (event, active endpoint whose filters match);
 --         events no endpoint wants are completed at once;
 --         NOTIFY <schema>_dispatch when anything became deliverable, so workers wake on commit.
@@ -181,11 +182,12 @@ BEGIN
       ON ep.organization_id = e.organization_id
      AND ep.is_active
      AND ep.events && event_type_patterns(e.event_type)
+    WHERE e.status = 'pending'
     RETURNING webhook_event_id
   ), unrouted AS (
     UPDATE webhook_events w
        SET status = 'completed', processed_at = now(), updated_at = now()
-     WHERE w.id IN (SELECT id FROM new_events EXCEPT SELECT webhook_event_id FROM ins)
+     WHERE w.id IN (SELECT id FROM new_events WHERE status = 'pending' EXCEPT SELECT webhook_event_id FROM ins)
     RETURNING 1
   )
   SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM unrouted) INTO dispatched, completed;

@@ -353,10 +353,8 @@ BEGIN
           jsonb_build_object('type', op, 'schema', tbl_schema, 'table', tbl, 'record', record, 'old_record', old_record),
           'failed', format('capture %s on %s.%s: %s', trigger, tbl_schema, tbl, failure))
   RETURNING id INTO failed;
-  -- Fan-out treats every new event as deliverable (and completes those nobody wants): undo both, a
-  -- failed capture is kept for inspection and is never delivered.
-  DELETE FROM webhook_dispatches WHERE webhook_event_id = failed;
-  UPDATE webhook_events SET status = 'failed', processed_at = now(), updated_at = now() WHERE id = failed;
+  -- Fan-out routes only pending events, so a failed capture is kept for inspection and never delivered.
+  UPDATE webhook_events SET processed_at = now() WHERE id = failed;
 END
 $$;
 
