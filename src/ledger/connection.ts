@@ -35,6 +35,36 @@ const COMMON_OPTIONS = {
   transform: { undefined: null },
 } as const;
 
+/**
+ * postgres.js 3.4.9 can send a transaction's BEGIN without reserving the connection when BEGIN is the
+ * query that fills a connection's pipeline (porsager/postgres#1189, fix proposed in #1218): unrelated
+ * queries then run inside the open transaction, and with one connection (embedded mode) an
+ * acknowledged write could be rolled back with someone else's transaction. Until a release fixes it,
+ * `begin` runs on `sql.reserve()`, which only ever takes an idle connection before anything is sent.
+ */
+function withSafeTransactions(sql: Sql): Sql {
+  const begin = async (...args: unknown[]) => {
+    const fn = args[args.length - 1] as (tx: Sql) => unknown;
+    const mode = typeof args[0] === 'string' && args.length > 1 ? ` ${(args[0] as string).replace(/[^a-z ]/gi, '')}` : '';
+    const tx = await sql.reserve();
+    try {
+      await tx.unsafe(`BEGIN${mode}`);
+      try {
+        const result = await fn(tx as unknown as Sql);
+        await tx.unsafe('COMMIT');
+        return result;
+      } catch (err) {
+        await tx.unsafe('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    } finally {
+      tx.release();
+    }
+  };
+  (sql as unknown as { begin: typeof begin }).begin = begin;
+  return sql;
+}
+
 export async function openLedger(config: Config, opts: { poolSize?: number; applicationName?: string } = {}): Promise<Ledger> {
   const max = opts.poolSize ?? config.database.poolSize;
   const schema = config.database.schema;
@@ -49,6 +79,7 @@ async function openPostgres(url: string, schema: string, max: number, applicatio
     connection: { search_path: `${schema},public`, application_name: applicationName },
     connect_timeout: 5,
   }) as unknown as Sql;
+  withSafeTransactions(sql);
   return {
     sql,
     schema,
@@ -90,6 +121,7 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
       handlers.get(channel)?.forEach((fn) => fn(payload));
     },
   } as postgres.Options<{}>) as unknown as Sql;
+  withSafeTransactions(sql);
 
   return {
     sql,
