@@ -10,9 +10,14 @@ import { errorHandler } from './error-handler.ts';
 import { registerAuth } from './auth-hook.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { NotFoundError } from '../errors/errors.ts';
+import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
+import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
+import { registerInputHardening } from '../security/hardening/input-hardening.ts';
+import { dashboardRoutes } from '../dashboard/routes.ts';
 
 export const API_PREFIX = '/api/webhooks';
-const REQUEST_TIMEOUT_MS = 30_000;
+const IDLE_SOCKET_TIMEOUT_MS = 30_000;
+export const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function buildApp(services: Services): Promise<FastifyInstance> {
   const { config } = services;
@@ -20,9 +25,15 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     loggerInstance: services.log.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
     // Slow or stalled clients are cut off instead of holding sockets forever.
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    connectionTimeout: REQUEST_TIMEOUT_MS,
-    http: { maxHeaderSize: 16 * 1024 },
+    requestTimeout: config.http.requestTimeoutMs,
+    connectionTimeout: IDLE_SOCKET_TIMEOUT_MS,
+    // Node checks request and header deadlines only every connectionsCheckingInterval (30 s by
+    // default): check often enough that a trickling client is cut off near its deadline.
+    http: {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: config.http.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(config.http.requestTimeoutMs / 4))),
+    },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -50,9 +61,13 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
       security: [{ bearer: [] }],
     },
   });
+  registerInputHardening(app);
   registerAuth(app, services);
+  registerIngressLimit(app, services);
+  registerAuditTrail(app, services, API_PREFIX);
 
   for (const mod of ROUTE_MODULES) await app.register(async (scope) => mod(scope, services), { prefix: API_PREFIX });
   app.get(`${API_PREFIX}/openapi.json`, { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  await dashboardRoutes(app);
   return app;
 }

@@ -5,7 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../runtime/services.ts';
 import { tenantFor, type Tenant } from './tenant.ts';
-import { ForbiddenError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
+import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
+import { organizationExists } from '../security/tenancy/organization-check.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,6 +34,9 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       if (principal.kind === 'organization' && requested !== principal.organizationId) {
         throw new ForbiddenError('an organization key can act only for its own organization');
       }
+    }
+    if (requested !== undefined && principal.kind === 'admin' && !(await organizationExists(services.ledger.sql, requested))) {
+      throw new NotFoundError('organization', requested);
     }
     request.tenant = tenantFor(principal, requested as string | undefined);
   });

@@ -4,7 +4,7 @@
  * with a message naming the field; anything unexpected is a 500 without internals, logged in full.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { CarteiroError, LedgerUnavailableError, RateLimitedError } from '../errors/errors.ts';
+import { CarteiroError, LedgerUnavailableError, RateLimitedError, ValidationError } from '../errors/errors.ts';
 
 export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
 
@@ -22,8 +22,19 @@ export function isLedgerDown(err: unknown): boolean {
   return code !== undefined && LEDGER_DOWN_CODES.has(code);
 }
 
+/**
+ * Postgres class 22 (data exception: out-of-range date or number, NUL byte, bad encoding…) and 54001
+ * (nested too deeply). Every query is parameterised, so these come from a value the client sent that
+ * got past validation: a 400, not a 500. Logged at warn, in case one ever comes from our own SQL.
+ */
+export function isDataException(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown } | null;
+  return e?.name === 'PostgresError' && typeof e.code === 'string' && (e.code.startsWith('22') || e.code === '54001');
+}
+
 export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<string, string> } {
   if (isLedgerDown(err)) err = new LedgerUnavailableError(err);
+  if (isDataException(err)) err = new ValidationError('a value in the request is out of range or cannot be stored');
   if (err instanceof CarteiroError) {
     const headers: Record<string, string> = {};
     if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
@@ -56,5 +67,6 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { body, headers } = toErrorBody(err);
   if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
+  else if (isDataException(err)) request.log.warn({ err }, 'a request value was refused by Postgres');
   reply.code(body.statusCode).headers(headers).send(body);
 }

@@ -44,5 +44,8 @@ export function parseDate(field: string, value: string | undefined): Date | unde
   if (value === undefined) return undefined;
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) throw new ValidationError(`${field} must be an ISO-8601 timestamp`, { field });
+  // JavaScript dates reach ±275760; past year 9999 they are written "+099999-…", which Postgres refuses.
+  const year = d.getUTCFullYear();
+  if (year < 1 || year > 9999) throw new ValidationError(`${field} must be between years 0001 and 9999`, { field });
   return d;
 }

@@ -34,6 +34,14 @@ const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
   API_BASE_URL: z.string().url().optional(),
   CARTEIRO_BODY_LIMIT_BYTES: int(1024).default(1024 * 1024),
+  /** A client must have sent its whole request (headers and body) within this time, or is cut off. */
+  CARTEIRO_REQUEST_TIMEOUT_MS: int(500, 600_000).default(30_000),
+  /** Requests per second each organization API key may make (0 = no limit); Redis-backed across processes. */
+  CARTEIRO_INGRESS_RATE_PER_SECOND: int(0).default(100),
+  /** Extra requests a key may make above that rate, per 10 s, to absorb spikes. */
+  CARTEIRO_INGRESS_BURST: int(0).default(200),
+  /** Whether the admin key is rate-limited too (with the same numbers). */
+  CARTEIRO_INGRESS_LIMIT_ADMIN: bool.default(false),
 
   // --- Ledger (Postgres). No DATABASE_URL: embedded PGlite in CARTEIRO_DATA_DIR.
   DATABASE_URL: z.string().optional(),
@@ -57,6 +65,16 @@ const EnvSchema = z.object({
   N8N_WEBHOOK_URL: z.string().url().optional(),
   N8N_API_URL: z.string().url().optional(),
   N8N_API_KEY: z.string().optional(),
+  /** Timeout of each call to n8n's API (discovery, health). */
+  N8N_API_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** Discovery from n8n's API every this many ms in the processes that run jobs (0 = only on demand). */
+  N8N_DISCOVERY_INTERVAL_MS: int(0).default(0),
+  /** Workflows per page of GET /api/v1/workflows during discovery (n8n allows up to 250). */
+  N8N_DISCOVERY_PAGE_SIZE: int(1, 250).default(100),
+  /** The organization periodic discovery writes to (default: the default organization). */
+  N8N_DISCOVERY_ORGANIZATION_ID: z.string().uuid().optional(),
+  /** How long POST /n8n/sync waits for the delivery's result before answering 202 (0 = do not wait). */
+  N8N_SYNC_WAIT_MS: int(0, 60_000).default(5_000),
 
   // --- Supabase Database Webhooks ingress: POST /api/webhooks/supabase (docs/triggers.md)
   /** Shared secret Supabase must send in X-Supabase-Webhook-Secret; unset = the ingress answers 404. */
@@ -86,6 +104,20 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CARTEIRO_RETENTION_DAYS: int(1).default(30),
   CARTEIRO_QUIET: bool.default(false),
+
+  // --- Data protection (docs/security.md)
+  /** How often the retention purge runs, in minutes (0 = never scheduled). */
+  CARTEIRO_RETENTION_INTERVAL_MINUTES: int(0).default(60),
+  /** Event-data keys sealed at rest (AES-256-GCM) wherever they appear; "none" seals nothing. */
+  CARTEIRO_PII_FIELDS: z.string().default('email,phone,name,cpf,document'),
+  /** Circuit breaker: disable an endpoint after this many deliveries in a row failed all retries (0 = off). */
+  CARTEIRO_CIRCUIT_BREAKER_FAILURES: int(0).default(5),
+  /** Circuit breaker: disable an endpoint whose every attempt failed for this many hours (0 = off). */
+  CARTEIRO_CIRCUIT_BREAKER_HOURS: z.coerce.number().min(0).default(24),
+  /** Where operational events (endpoint.disabled) are delivered, as a webhook from the default organization. */
+  CARTEIRO_OPERATIONS_WEBHOOK_URL: z.string().url().optional(),
+  /** Signing secret for the operations webhook (default: WEBHOOK_SECRET). */
+  CARTEIRO_OPERATIONS_WEBHOOK_SECRET: z.string().min(8).optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -100,7 +132,8 @@ export type RetryPolicy = {
 };
 
 export type Config = {
-  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number };
+  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number };
+  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
   keys: {
@@ -123,10 +156,22 @@ export type Config = {
     leaseMs: number;
     flushIntervalMs: number;
   };
-  n8n: { webhookUrl: string | undefined; apiUrl: string | undefined; apiKey: string | undefined };
+  n8n: {
+    webhookUrl: string | undefined;
+    apiUrl: string | undefined;
+    apiKey: string | undefined;
+    apiTimeoutMs: number;
+    discoveryIntervalMs: number;
+    discoveryPageSize: number;
+    discoveryOrganizationId: string | undefined;
+    syncWaitMs: number;
+  };
   supabase: { webhookSecret: string | undefined; eventMap: SupabaseEventMap };
   logLevel: Env['LOG_LEVEL'];
   retentionDays: number;
+  dataProtection: { piiFields: string[]; retentionIntervalMs: number };
+  circuitBreaker: { consecutiveFailures: number; failingHours: number };
+  operations: { webhookUrl: string | undefined; webhookSecret: string | undefined };
   quiet: boolean;
 };
 
@@ -144,7 +189,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   return {
-    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES },
+    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS },
+    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {
@@ -175,10 +221,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000,
       flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
     },
-    n8n: { webhookUrl: e.N8N_WEBHOOK_URL, apiUrl: e.N8N_API_URL, apiKey: e.N8N_API_KEY },
+    n8n: {
+      webhookUrl: e.N8N_WEBHOOK_URL,
+      apiUrl: e.N8N_API_URL,
+      apiKey: e.N8N_API_KEY,
+      apiTimeoutMs: e.N8N_API_TIMEOUT_MS,
+      discoveryIntervalMs: e.N8N_DISCOVERY_INTERVAL_MS,
+      discoveryPageSize: e.N8N_DISCOVERY_PAGE_SIZE,
+      discoveryOrganizationId: e.N8N_DISCOVERY_ORGANIZATION_ID,
+      syncWaitMs: e.N8N_SYNC_WAIT_MS,
+    },
     supabase: { webhookSecret: e.SUPABASE_WEBHOOK_SECRET, eventMap: (e.SUPABASE_WEBHOOK_EVENT_MAP ?? {}) as SupabaseEventMap },
     logLevel: e.LOG_LEVEL,
     retentionDays: e.CARTEIRO_RETENTION_DAYS,
+    dataProtection: {
+      piiFields: e.CARTEIRO_PII_FIELDS.trim().toLowerCase() === 'none' ? [] : e.CARTEIRO_PII_FIELDS.split(',').map((s) => s.trim()).filter(Boolean),
+      retentionIntervalMs: e.CARTEIRO_RETENTION_INTERVAL_MINUTES * 60_000,
+    },
+    circuitBreaker: { consecutiveFailures: e.CARTEIRO_CIRCUIT_BREAKER_FAILURES, failingHours: e.CARTEIRO_CIRCUIT_BREAKER_HOURS },
+    operations: { webhookUrl: e.CARTEIRO_OPERATIONS_WEBHOOK_URL, webhookSecret: e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET },
     quiet: e.CARTEIRO_QUIET,
   };
 }

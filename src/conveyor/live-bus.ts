@@ -39,7 +39,11 @@ export function createRedisLiveBus(publisher: Redis, url: string, channel: strin
     subscribe(fn) {
       if (!subscriber) {
         subscriber = connectRedis(url);
-        subscriber.subscribe(channel).catch(() => {});
+        // connectRedis has no offline queue: a SUBSCRIBE sent before the connection is ready fails
+        // at once. Subscribe on every 'ready' (first connect and reconnects; repeating it is harmless).
+        const sub = subscriber;
+        sub.on('ready', () => void sub.subscribe(channel).catch(() => {}));
+        sub.on('error', () => {});
         subscriber.on('message', (_c: string, raw: string) => {
           try {
             local.publish(JSON.parse(raw) as LiveMessage);

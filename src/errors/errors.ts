@@ -95,3 +95,10 @@ export class UnmappedTableError extends CarteiroError {
     super('CARTEIRO_UNMAPPED_TABLE', 422, `no event type is mapped to ${operation} on table "${table}"`, { table, operation, mapped });
   }
 }
+
+/** n8n's API (N8N_API_URL) could not be read: unreachable, timed out, refused the key, or answered nonsense. */
+export class N8nApiError extends CarteiroError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_N8N_API_ERROR', 502, message, details);
+  }
+}

@@ -25,7 +25,14 @@ export type IngestService = {
   ingestMany(organizationId: string, inputs: EventInput[]): Promise<InsertResult[]>;
 };
 
-export function createIngestService(catalog: Catalog, intake: EventIntake): IngestService {
+export type IngestOptions = {
+  /** The JSON text stored for validated data (data protection seals personal fields here). */
+  serializeData?: (data: Record<string, unknown>) => string;
+  /** Called after a commit with what it stored (duplicates included); must not throw (live updates). */
+  onAccepted?: (organizationId: string, results: InsertResult[]) => void;
+};
+
+export function createIngestService(catalog: Catalog, intake: EventIntake, opts: IngestOptions = {}): IngestService {
   async function prepare(organizationId: string, input: EventInput, index?: number): Promise<NewEvent> {
     const type = await catalog.resolve(organizationId, input.event_type);
     try {
@@ -34,7 +41,7 @@ export function createIngestService(catalog: Catalog, intake: EventIntake): Inge
       if (index !== undefined && err instanceof Error) err.message = `events[${index}]: ${err.message}`;
       throw err;
     }
-    const dataJson = JSON.stringify(input.data);
+    const dataJson = opts.serializeData ? opts.serializeData(input.data) : JSON.stringify(input.data);
     const userId = input.user_id ?? stringField(input.data, 'user_id');
     return {
       organizationId,
@@ -49,14 +56,27 @@ export function createIngestService(catalog: Catalog, intake: EventIntake): Inge
     };
   }
 
+  // The events are committed by now: nothing a listener does may turn that into an error response.
+  function accepted(organizationId: string, results: InsertResult[]): void {
+    try {
+      opts.onAccepted?.(organizationId, results);
+    } catch {
+      /* live updates are best-effort */
+    }
+  }
+
   return {
     async ingest(organizationId, input) {
-      return intake.submit(await prepare(organizationId, input));
+      const result = await intake.submit(await prepare(organizationId, input));
+      accepted(organizationId, [result]);
+      return result;
     },
     async ingestMany(organizationId, inputs) {
       if (inputs.length === 0) throw new ValidationError('events must not be empty', { field: 'events' });
       const prepared = await Promise.all(inputs.map((input, i) => prepare(organizationId, input, i)));
-      return intake.submitMany(prepared);
+      const results = await intake.submitMany(prepared);
+      accepted(organizationId, results);
+      return results;
     },
   };
 }

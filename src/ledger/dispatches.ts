@@ -4,6 +4,8 @@
  * statements: measured here, that is about ten times cheaper than a statement per delivery.
  */
 import type { Sql } from './connection.ts';
+import { emitEndpointDisabled, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
+import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type ClaimedDispatch = {
   id: string;
@@ -23,6 +25,8 @@ export type ClaimedDispatch = {
   kind: 'endpoint' | 'n8n';
   rate_limit_per_second: number | null;
   endpoint_updated_at: Date;
+  /** The endpoint's allow-list of data fields (null: all of them). */
+  include_fields: IncludeFields | null;
 };
 
 export async function claimDueDispatches(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedDispatch[]> {
@@ -44,7 +48,7 @@ export async function claimDueDispatches(sql: Sql, workerId: string, limit: numb
     SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts,
            e.event_type, e.created_at AS event_created_at, e.data::text AS data_text,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
-           ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at
+           ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id
@@ -85,9 +89,17 @@ export type OutcomeRecord = {
  * Writes a batch of outcomes atomically: attempt rows, dispatch states (only where this worker still
  * holds the lease), endpoint counters, and the events' seed-visible status.
  * Locks are taken in one order (endpoints, then events, each by id) so concurrent workers never deadlock.
+ * With a circuit-breaker policy, endpoints past its thresholds are disabled in the same transaction.
+ * Returns the endpoints this batch disabled (410 Gone or circuit breaker); each got an
+ * `endpoint.disabled` event.
  */
-export async function recordOutcomes(sql: Sql, workerId: string, outcomes: OutcomeRecord[]): Promise<void> {
-  if (outcomes.length === 0) return;
+export async function recordOutcomes(
+  sql: Sql,
+  workerId: string,
+  outcomes: OutcomeRecord[],
+  opts: { circuitBreaker?: CircuitBreakerPolicy | undefined } = {},
+): Promise<DisabledEndpoint[]> {
+  if (outcomes.length === 0) return [];
   const attempted = outcomes.filter((o) => o.attempted);
   const counters = endpointCounters(attempted);
   const disable = outcomes.filter((o) => o.disableEndpointReason);
@@ -96,7 +108,7 @@ export async function recordOutcomes(sql: Sql, workerId: string, outcomes: Outco
   // Arrays travel as text[] and are cast per column: postgres.js infers array types unreliably
   // (a boolean[] arrives as boolean), and text is exact for every type used here.
   const txt = <T>(list: OutcomeRecord[], f: (o: OutcomeRecord) => T) => list.map((o) => { const v = f(o); return v === null ? null : v instanceof Date ? v.toISOString() : String(v); });
-  await sql.begin(async (tx) => {
+  return sql.begin(async (tx) => {
     if (attempted.length) {
       await tx`
         INSERT INTO webhook_deliveries
@@ -114,7 +126,10 @@ export async function recordOutcomes(sql: Sql, workerId: string, outcomes: Outco
     }
     await tx`
       UPDATE webhook_dispatches d
-         SET status = u.next_status,
+         SET status = CASE
+               -- work handed back for an endpoint disabled meanwhile is held, like its other pending work
+               WHEN u.next_status = 'pending' AND NOT (SELECT ep.is_active FROM webhook_endpoints ep WHERE ep.id = d.webhook_endpoint_id) THEN 'paused'
+               ELSE u.next_status END,
              next_attempt_at = coalesce(u.next_attempt_at::timestamptz, d.next_attempt_at),
              round_attempts = CASE WHEN u.attempted::bool THEN d.round_attempts ELSE d.round_attempts - 1 END,
              attempts = CASE WHEN u.attempted::bool THEN d.attempts ELSE d.attempts - 1 END,
@@ -139,31 +154,56 @@ export async function recordOutcomes(sql: Sql, workerId: string, outcomes: Outco
       const ids = counters.map((c) => c.endpointId);
       const ok = counters.map((c) => String(c.success));
       const bad = counters.map((c) => String(c.failure));
+      const exhausted = counters.map((c) => String(c.exhaustedSinceSuccess));
+      const reset = counters.map((c) => String(c.sawSuccess));
+      const failing = counters.map((c) => String(c.failingSinceSuccess));
+      // Circuit-breaker state: a success in the batch resets it; failed attempts after the last
+      // success extend it (consecutive exhausted deliveries, and since when every attempt failed).
       await tx`
         UPDATE webhook_endpoints ep
-           SET success_count = ep.success_count + c.ok, failure_count = ep.failure_count + c.bad
-          FROM (SELECT id, ok::int AS ok, bad::int AS bad FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[]) AS t(id, ok, bad)) c
+           SET success_count = ep.success_count + c.ok, failure_count = ep.failure_count + c.bad,
+               consecutive_failures = CASE WHEN c.reset THEN c.exhausted ELSE ep.consecutive_failures + c.exhausted END,
+               failing_since = CASE WHEN NOT c.failing THEN CASE WHEN c.reset THEN NULL ELSE ep.failing_since END
+                                    WHEN c.reset THEN now() ELSE coalesce(ep.failing_since, now()) END
+          FROM (SELECT id, ok::int AS ok, bad::int AS bad, exhausted::int AS exhausted, reset::bool AS reset, failing::bool AS failing
+                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${exhausted}::text[], ${reset}::text[], ${failing}::text[])
+                  AS t(id, ok, bad, exhausted, reset, failing)) c
          WHERE ep.id = c.id`;
       await tx`
         UPDATE n8n_workflows w
-           SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad
-          FROM (SELECT id, ok::int AS ok, bad::int AS bad FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[]) AS t(id, ok, bad)) c
+           SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad,
+               -- The workflow's state from the batch's last attempt (docs/n8n.md): a 404 from its webhook URL
+               -- means n8n has not registered it (the workflow is inactive); a success means it is live.
+               state = coalesce(c.observed, w.state),
+               state_changed_at = CASE WHEN c.observed <> w.state THEN now() ELSE w.state_changed_at END,
+               last_error = CASE WHEN c.failing THEN c.last_error END,
+               last_error_at = CASE WHEN c.failing THEN now() ELSE w.last_error_at END
+          FROM (SELECT id, ok::int AS ok, bad::int AS bad, failing::bool AS failing, last_error,
+                       CASE WHEN NOT failing::bool THEN 'active' WHEN last_code::int = 404 THEN 'inactive' END AS observed
+                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${failing}::text[], ${counters.map((c) => c.lastStatusCode === null ? null : String(c.lastStatusCode))}::text[],
+                            ${counters.map((c) => c.lastError)}::text[]) AS t(id, ok, bad, failing, last_code, last_error)) c
          WHERE w.webhook_endpoint_id = c.id`;
     }
+    const disabled: DisabledEndpoint[] = [];
     for (const o of disable) {
-      await tx`
+      disabled.push(...await tx<DisabledEndpoint[]>`
         UPDATE webhook_endpoints SET is_active = false, disabled_reason = ${o.disableEndpointReason}, updated_at = now()
-        WHERE id = ${o.endpointId} AND is_active`;
+        WHERE id = ${o.endpointId} AND is_active
+        RETURNING id, organization_id, name, url, disabled_reason AS reason, consecutive_failures, failing_since`);
       await tx`
         UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
         WHERE webhook_endpoint_id = ${o.endpointId} AND status = 'pending'`;
     }
+    const failingIds = counters.filter((c) => c.failingSinceSuccess).map((c) => c.endpointId);
+    if (opts.circuitBreaker && failingIds.length) disabled.push(...await tripCircuitBreakers(tx, failingIds, opts.circuitBreaker));
+    await emitEndpointDisabled(tx, disabled);
 
     // Lock the events first so the aggregate below reads the latest dispatch states, including those
     // another worker committed while we waited for the lock (READ COMMITTED: a new snapshot per statement).
     await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
     await refreshEventStatuses(tx as unknown as Sql, eventIds);
-  });
+    return disabled;
+  }) as Promise<DisabledEndpoint[]>;
 }
 
 /** Recomputes the seed's event status, retry_count and error_message from the event's dispatches. */
@@ -186,12 +226,35 @@ export async function refreshEventStatuses(sql: Sql, eventIds: string[]): Promis
      WHERE e.id = s.id`;
 }
 
-function endpointCounters(outcomes: OutcomeRecord[]): { endpointId: string; success: number; failure: number }[] {
-  const byEndpoint = new Map<string, { endpointId: string; success: number; failure: number }>();
+type EndpointCounter = {
+  endpointId: string;
+  success: number;
+  failure: number;
+  /** Circuit breaker: whether the batch had a success, and what failed after the last one. */
+  sawSuccess: boolean;
+  exhaustedSinceSuccess: number;
+  failingSinceSuccess: boolean;
+  /** The batch's last attempt for this endpoint (n8n workflow state). */
+  lastStatusCode: number | null;
+  lastError: string | null;
+};
+
+function endpointCounters(outcomes: OutcomeRecord[]): EndpointCounter[] {
+  const byEndpoint = new Map<string, EndpointCounter>();
   for (const o of outcomes) {
-    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0 };
-    if (o.success) c.success++;
-    else c.failure++;
+    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0, sawSuccess: false, exhaustedSinceSuccess: 0, failingSinceSuccess: false, lastStatusCode: null, lastError: null };
+    if (o.success) {
+      c.success++;
+      c.sawSuccess = true;
+      c.exhaustedSinceSuccess = 0;
+      c.failingSinceSuccess = false;
+    } else {
+      c.failure++;
+      c.failingSinceSuccess = true;
+      if (o.nextStatus === 'failed') c.exhaustedSinceSuccess++;
+    }
+    c.lastStatusCode = o.statusCode;
+    c.lastError = o.error;
     byEndpoint.set(o.endpointId, c);
   }
   return [...byEndpoint.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));

@@ -4,6 +4,7 @@
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
  */
 import type { Sql, TxSql } from './connection.ts';
+import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type EndpointRow = {
   id: string;
@@ -25,6 +26,13 @@ export type EndpointRow = {
   failure_count: string | number;
   created_at: Date;
   updated_at: Date;
+  /** Minimal payloads: the data fields this endpoint receives (null: all). */
+  include_fields: IncludeFields | null;
+  /** Circuit breaker: deliveries in a row that failed all retries, and since when every attempt failed. */
+  consecutive_failures: number;
+  failing_since: Date | null;
+  /** Set on endpoints Carteiro manages itself ('operations'). */
+  system_role: string | null;
 };
 
 export type NewEndpoint = {
@@ -39,15 +47,17 @@ export type NewEndpoint = {
   metadata: Record<string, unknown>;
   rateLimitPerSecond: number | null;
   isActive: boolean;
+  includeFields?: IncludeFields | null;
 };
 
 type Db = Sql | TxSql;
 
 export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointRow> {
   const [row] = await sql<EndpointRow[]>`
-    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active)
+    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
-            ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive})
+            ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
+            ${e.includeFields ? sql.json(e.includeFields as never) : null})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -79,6 +89,7 @@ export type EndpointChanges = Partial<{
   metadata: Record<string, unknown>;
   rate_limit_per_second: number | null;
   user_id: string | null;
+  include_fields: IncludeFields | null;
 }>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
@@ -86,6 +97,7 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
   if (columns.length === 0) return findEndpoint(sql, organizationId, id);
   const values = { ...changes, updated_at: new Date() } as Record<string, unknown>;
   if (changes.metadata) values.metadata = sql.json(changes.metadata as never);
+  if (changes.include_fields) values.include_fields = sql.json(changes.include_fields as never);
   const [row] = await sql<EndpointRow[]>`
     UPDATE webhook_endpoints SET ${sql(values as never, ...([...columns, 'updated_at'] as never[]))}
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
@@ -112,24 +124,36 @@ export async function setEndpointActive(
   active: boolean,
   reason: string | null,
 ): Promise<EndpointRow | undefined> {
-  return sql.begin(async (tx) => {
-    const [row] = await tx<EndpointRow[]>`
-      UPDATE webhook_endpoints SET is_active = ${active}, disabled_reason = ${active ? null : reason}, updated_at = now()
-      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-      RETURNING *`;
-    if (!row) return undefined;
-    if (active) {
-      const resumed = await tx`
-        UPDATE webhook_dispatches SET status = 'pending', next_attempt_at = now(), updated_at = now()
-        WHERE webhook_endpoint_id = ${id} AND status = 'paused' RETURNING 1`;
-      if (resumed.length) await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
-    } else {
-      await tx`
-        UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
-        WHERE webhook_endpoint_id = ${id} AND status = 'pending'`;
-    }
-    return row;
-  }) as Promise<EndpointRow | undefined>;
+  return sql.begin((tx) => setEndpointActiveIn(tx, organizationId, id, active, reason)) as Promise<EndpointRow | undefined>;
+}
+
+/** setEndpointActive inside the caller's transaction (n8n workflows change their endpoint with their own row). */
+export async function setEndpointActiveIn(
+  tx: TxSql,
+  organizationId: string | null,
+  id: string,
+  active: boolean,
+  reason: string | null,
+): Promise<EndpointRow | undefined> {
+  const [row] = await tx<EndpointRow[]>`
+    UPDATE webhook_endpoints SET is_active = ${active}, disabled_reason = ${active ? null : reason}, updated_at = now(),
+           -- enabling closes the circuit breaker: its failure history starts over
+           consecutive_failures = CASE WHEN ${active} THEN 0 ELSE consecutive_failures END,
+           failing_since = CASE WHEN ${active} THEN NULL ELSE failing_since END
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+    RETURNING *`;
+  if (!row) return undefined;
+  if (active) {
+    const resumed = await tx`
+      UPDATE webhook_dispatches SET status = 'pending', next_attempt_at = now(), updated_at = now()
+      WHERE webhook_endpoint_id = ${id} AND status = 'paused' RETURNING 1`;
+    if (resumed.length) await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
+  } else {
+    await tx`
+      UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
+      WHERE webhook_endpoint_id = ${id} AND status = 'pending'`;
+  }
+  return row;
 }
 
 export async function rotateEndpointSecret(

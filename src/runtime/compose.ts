@@ -18,10 +18,17 @@ import { connectRedis } from '../conveyor/redis.ts';
 import { createDispatcher } from '../worker/dispatcher.ts';
 import { createHttpSender, type HttpSender } from '../delivery/http-sender.ts';
 import { createSecretResolver } from '../worker/signing-secrets.ts';
-import { OPEN_GATE } from '../worker/egress-gate.ts';
+import { createEgressGate } from '../security/tenancy/egress-gate.ts';
+import { createApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
+import { ledgerRoleSeesAllRows } from '../ledger/row-security.ts';
+import { ConfigError } from '../config/config.ts';
 import { registerCoreJobs } from '../jobs/core-jobs.ts';
 import { resolveKeys } from './local-keys.ts';
-import { checkUrlShape } from '../delivery/destination.ts';
+import { createDestinationGuard, guardSender } from '../security/ssrf.ts';
+import { createDataProtection } from '../security/data-protection.ts';
+import { ensureOperationsEndpoint } from '../security/circuit-breaker.ts';
+import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.ts';
+import { registerN8n, scheduleN8nDiscovery } from '../n8n/integration.ts';
 import type { Role, Services } from './services.ts';
 
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
@@ -34,6 +41,12 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   const ledger = await openLedger(config, { applicationName: `carteiro-${role}` });
   const applied = await migrate(ledger.sql, ledger.schema);
   if (applied.length) log.info({ applied, schema: ledger.schema }, 'migrations applied');
+  // Row level security (migration 0004) binds every role but the owner: as anything else Carteiro would see no rows.
+  const rls = await ledgerRoleSeesAllRows(ledger.sql);
+  if (!rls.ok) {
+    await ledger.close();
+    throw new ConfigError(`database role "${rls.role}" neither owns Carteiro's tables (owner: "${rls.owner}") nor bypasses row level security, so it would see no rows; connect as the owner or GRANT "${rls.owner}" TO "${rls.role}" (docs/security.md)`);
+  }
 
   const redis = config.redis.url ? connectRedis(config.redis.url) : null;
   redis?.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
@@ -45,8 +58,18 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     : createLocalJobRunner(log);
 
   const catalog = createCatalog(ledger.sql);
+  const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
   const intake = createEventIntake(ledger.sql, { maxBatch: 1000, maxConcurrentCommits: Math.max(1, Math.floor(config.database.poolSize / 2)) });
-  const ingest = createIngestService(catalog, intake);
+  const dataProtection = createDataProtection(secretBox, { piiFields: config.dataProtection.piiFields });
+  const destinations = createDestinationGuard({ allow: config.delivery.allowPrivateNetworks });
+  const ingest = createIngestService(catalog, intake, {
+    serializeData: dataProtection.sealData,
+    // Live updates (dashboard): new events, after their commit; duplicates stored nothing new.
+    onAccepted: (organizationId, results) => {
+      const count = results.filter((r) => !r.duplicate).length;
+      if (count > 0) liveBus.publish({ type: 'events.accepted', organization_id: organizationId, count });
+    },
+  });
 
   let sender: HttpSender | null = null;
   const services: Services = {
@@ -59,33 +82,48 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     intake,
     ingest,
     secretBox,
-    authenticate: adminAuthenticator(keys.adminKey),
+    authenticate: adminAuthenticator(keys.adminKey, apiKeys.authenticate),
+    apiKeys,
     jobs,
     liveBus,
     dispatcher: null,
     adminKey: keys.adminKey,
-    checkDestination: checkUrlShape,
+    checkDestination: destinations.checkUrl,
+    dataProtection,
   };
 
   registerCoreJobs(services);
+  registerRetentionJob(services);
+  registerN8n(services);
   // Jobs run where work is done; without Redis there is no shared queue, so every process runs its own.
   if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+  await scheduleRetention(services);
+  await scheduleN8nDiscovery(services);
+  await ensureOperationsEndpoint(services);
 
   if (role !== 'api') {
-    sender = createHttpSender({
+    // SSRF guard at connect time: blocked DNS answers are dropped; blocked IP-literal hosts never sent to.
+    sender = guardSender(createHttpSender({
       connectionsPerOrigin: config.delivery.connectionsPerOrigin,
       timeoutMs: config.delivery.retry.timeoutMs,
       responseBodyLimitBytes: config.delivery.responseBodyLimitBytes,
-    });
+      connect: { lookup: destinations.lookup },
+    }), destinations);
     services.dispatcher = createDispatcher({
       config,
       ledger,
       sender,
       secrets: createSecretResolver(secretBox, config.keys.webhookSecret),
-      gate: OPEN_GATE,
+      gate: createEgressGate({ redis, keyPrefix: `${config.redis.prefix}:${ledger.schema}:egress`, log }),
       log: log.child({ component: 'worker' }),
-      onRecorded: (outcomes) =>
-        liveBus.publish({ type: 'deliveries.recorded', count: outcomes.length, delivered: outcomes.filter((o) => o.success).length }),
+      prepareData: dataProtection.prepareDispatchData,
+      // One message per organization in the batch, so each tenant's live stream sees only its own.
+      onRecorded: (outcomes) => {
+        const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);
+        for (const [organizationId, list] of byOrg) {
+          liveBus.publish({ type: 'deliveries.recorded', organization_id: organizationId, count: list.length, delivered: list.filter((o) => o.success).length });
+        }
+      },
     });
     await services.dispatcher.start();
   }

@@ -20,8 +20,11 @@ export type HealthReport = {
   timestamp: string;
 };
 
-/** Extra checks other parts register (n8n reachability). */
-export type HealthContributor = () => Promise<Partial<HealthReport['services']>>;
+/**
+ * Extra checks other parts register (n8n reachability). Registered once per module, they are handed
+ * the services of the process (or test instance) being reported on.
+ */
+export type HealthContributor = (services: Services) => Promise<Partial<HealthReport['services']>>;
 export const healthContributors: HealthContributor[] = [];
 
 export async function readHealth(services: Services): Promise<HealthReport> {
@@ -34,7 +37,7 @@ export async function readHealth(services: Services): Promise<HealthReport> {
     supabase: ledgerUp ? 'healthy' : 'unhealthy',
     n8n: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'configured' : 'not_configured',
   };
-  for (const contribute of healthContributors) Object.assign(report, await contribute().catch(() => ({})));
+  for (const contribute of healthContributors) Object.assign(report, await contribute(services).catch(() => ({})));
   const overall = !ledgerUp ? 'unhealthy' : report.webhook_manager !== 'healthy' || redis === 'unhealthy' ? 'degraded' : 'healthy';
   return { overall_status: overall, services: report, ledger: services.ledger.embedded ? 'pglite' : 'postgres', timestamp: new Date().toISOString() };
 }

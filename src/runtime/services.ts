@@ -7,10 +7,12 @@ import type { Catalog } from '../catalog/catalog.ts';
 import type { IngestService } from '../ingest/ingest-service.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Authenticator } from '../api/tenant.ts';
+import type { ApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import type { LiveBus } from '../conveyor/live-bus.ts';
 import type { Dispatcher } from '../worker/dispatcher.ts';
 import type { EventIntake } from '../ledger/event-intake.ts';
+import type { DataProtection } from '../security/data-protection.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -25,6 +27,8 @@ export type Services = {
   ingest: IngestService;
   secretBox: SecretBox;
   authenticate: Authenticator;
+  /** Organization API keys: lookup cache and last-used tracking (forget a key after revoking it). */
+  apiKeys: ApiKeyAuthenticator;
   jobs: JobRunner;
   liveBus: LiveBus;
   /** The worker running in this process, if any. */
@@ -32,4 +36,6 @@ export type Services = {
   adminKey: string;
   /** Throws UnsafeDestinationError for a URL webhooks must not be sent to. */
   checkDestination: (url: string) => Promise<void>;
+  /** Personal fields of event data sealed at rest; `reveal` opens them for display. */
+  dataProtection: DataProtection;
 };

@@ -32,6 +32,11 @@ export type DispatcherDeps = {
   onRecorded?: (outcomes: OutcomeRecord[]) => void;
   /** Lets destinations with a URL of their own (n8n test mode) override the endpoint's URL. */
   resolveUrl?: (d: ClaimedDispatch) => string;
+  /**
+   * The `data` JSON a dispatch sends (default: the stored text as is). Data protection opens sealed
+   * personal fields and applies the endpoint's allow-list here, before signing.
+   */
+  prepareData?: (d: ClaimedDispatch) => string;
 };
 
 export type DispatcherStats = { workerId: string; inFlight: number; buffered: number; delivered: number; failedAttempts: number };
@@ -124,7 +129,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
     const sentAt = now();
     const timestamp = Math.floor(sentAt / 1000);
-    const body = buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, d.data_text);
+    const body = buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text);
     const signing = secrets(d, sentAt);
     const headers: Record<string, string> = signing
       ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
@@ -211,7 +216,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     buffer = buffer.slice(batch.length);
     flushing = (async () => {
       try {
-        await recordOutcomes(ledger.sql, workerId, batch);
+        const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker: config.circuitBreaker });
+        for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
       } catch (err) {
         // Keep the outcomes and try again: losing them would mean re-sending work that was delivered.

@@ -88,13 +88,15 @@ describe('fan-out and signed delivery', () => {
   });
 
   test('an event no endpoint wants is completed at once, with no deliveries', async () => {
-    // Another organization (the admin may act for any): none of its endpoints exist.
-    const other = { 'x-organization-id': '01a00000-0000-7000-8000-0000000000aa' };
+    // Another organization (the admin may act for any): none of its endpoints exist. Organizations
+    // must exist to be named (an unknown one is 404), so these two are made first.
+    const [otherOrg, thirdOrg] = await Promise.all(['other', 'third'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string));
+    const other = { 'x-organization-id': otherOrg as string };
     const id = await trigger(c, { event_type: 'onboarding.completed', data: { user_id: 'nobody-listens' } }, other);
     const status = await c.request('GET', `events/${id}/status`, undefined, other);
     assert.equal(status.body.status, 'completed');
     assert.deepEqual(status.body.deliveries, []);
-    const hidden = await c.request('GET', `events/${id}/status`, undefined, { 'x-organization-id': '01a00000-0000-7000-8000-0000000000bb' });
+    const hidden = await c.request('GET', `events/${id}/status`, undefined, { 'x-organization-id': thirdOrg as string });
     assert.equal(hidden.status, 404, 'another organization does not see it');
   });
 });

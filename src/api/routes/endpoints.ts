@@ -14,6 +14,7 @@ import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { presentEndpoint } from '../presenters.ts';
+import { includeFieldsSchema, validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -25,6 +26,7 @@ const endpointFields = {
   metadata: { type: 'object' },
   rate_limit_per_second: { type: ['integer', 'null'], minimum: 1, maximum: 100_000 },
   user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
+  include_fields: includeFieldsSchema,
 } as const;
 
 type EndpointBody = {
@@ -36,6 +38,7 @@ type EndpointBody = {
   rate_limit_per_second?: number | null;
   user_id?: string | null;
   is_active?: boolean;
+  include_fields?: IncludeFields | null;
 };
 
 function checkFilters(events: string[] | undefined): void {
@@ -66,6 +69,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     async (request, reply) => {
       const b = request.body;
       checkFilters(b.events);
+      validateIncludeFields(b.include_fields);
       await services.checkDestination(b.url);
       const secret = generateWebhookSecret();
       const row = await insertEndpoint(ledger.sql, {
@@ -80,6 +84,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         metadata: b.metadata ?? {},
         rateLimitPerSecond: b.rate_limit_per_second ?? null,
         isActive: b.is_active ?? true,
+        includeFields: b.include_fields ?? null,
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -103,6 +108,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     async (request) => {
       await load(request);
       checkFilters(request.body.events);
+      validateIncludeFields(request.body.include_fields);
       if (request.body.url) await services.checkDestination(request.body.url);
       const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, request.body);
       if (!row) throw new NotFoundError('endpoint', request.params.id);

@@ -10,6 +10,8 @@ import { getEvent, getEventAttempts, getEventDispatches, listEvents, type Insert
 import { requeueEventDispatches } from '../../ledger/dispatches.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
 import type { EventInput } from '../../ingest/ingest-service.ts';
+import type { Sql } from '../../ledger/connection.ts';
+import { organizationExists } from '../../security/tenancy/organization-check.ts';
 import { presentEvent, presentEventStatus } from '../presenters.ts';
 
 const MAX_BATCH_EVENTS = 1000;
@@ -25,10 +27,14 @@ function idempotencyKey(request: FastifyRequest, fromBody: string | undefined): 
 }
 
 /** The organization an event is written to: the tenant's, or for the admin the one the body names. */
-function writeOrganization(request: FastifyRequest, bodyOrg: string | undefined): string {
+async function writeOrganization(request: FastifyRequest, bodyOrg: string | undefined, sql: Sql): Promise<string> {
   const t = request.tenant;
   if (!bodyOrg) return t.writeOrganizationId;
-  if (t.principal.kind === 'admin') return bodyOrg;
+  if (t.principal.kind === 'admin') {
+    // An event for an organization that does not exist would be stored for no one.
+    if (!(await organizationExists(sql, bodyOrg))) throw new NotFoundError('organization', bodyOrg);
+    return bodyOrg;
+  }
   if (bodyOrg !== t.writeOrganizationId) throw new ForbiddenError('organization_id must be your own organization');
   return bodyOrg;
 }
@@ -46,10 +52,12 @@ function accepted(r: InsertResult) {
 
 export async function eventRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ingest, ledger } = services;
+  // Personal fields are sealed at rest; authorised callers see them opened (docs/security.md).
+  const reveal = <E extends { data: unknown }>(e: E): E => ({ ...e, data: services.dataProtection.reveal(e.data) });
 
   app.post<{ Body: EventInput }>('/trigger', { schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
     const body = request.body;
-    const result = await ingest.ingest(writeOrganization(request, body.organization_id), {
+    const result = await ingest.ingest(await writeOrganization(request, body.organization_id, ledger.sql), {
       ...body,
       idempotency_key: idempotencyKey(request, body.idempotency_key),
     });
@@ -71,7 +79,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
       },
     },
     async (request, reply) => {
-      const orgs = request.body.events.map((e) => writeOrganization(request, e.organization_id));
+      const orgs = await Promise.all(request.body.events.map((e) => writeOrganization(request, e.organization_id, ledger.sql)));
       if (new Set(orgs).size > 1) throw new ValidationError('a batch must belong to one organization', { field: 'events.organization_id' });
       const results = await ingest.ingestMany(orgs[0] as string, request.body.events);
       reply.code(202);
@@ -138,7 +146,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
         before: q.cursor,
         limit: q.limit,
       });
-      return { data: rows.map(presentEvent), next_cursor: rows.length === q.limit ? rows[rows.length - 1]?.id : null };
+      return { data: rows.map((e) => presentEvent(reveal(e))), next_cursor: rows.length === q.limit ? rows[rows.length - 1]?.id : null };
     },
   );
 
@@ -149,7 +157,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
   }
 
   app.get<{ Params: { id: string } }>('/events/:id', { schema: { tags: ['events'], params: idParams } }, async (request) =>
-    presentEvent(await loadEvent(request)),
+    presentEvent(reveal(await loadEvent(request))),
   );
 
   app.get<{ Params: { id: string } }>('/events/:id/status', { schema: { tags: ['events'], params: idParams } }, async (request) => {

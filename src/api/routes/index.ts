@@ -6,8 +6,13 @@ import { eventRoutes } from './events.ts';
 import { endpointRoutes } from './endpoints.ts';
 import { eventTypeRoutes } from './event-types.ts';
 import { replayRoutes } from './replay.ts';
+import { userDataRoutes } from './user-data.ts';
+import { organizationRoutes } from './organizations.ts';
+import { auditLogRoutes } from './audit-log.ts';
 import { supabaseRoutes } from './supabase.ts';
+import { n8nRoutes } from './n8n.ts';
+import { liveRoutes } from './live.ts';
 
 export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, eventTypeRoutes, replayRoutes, supabaseRoutes];
+export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes];

@@ -1,0 +1,62 @@
+/**
+ * Per-key request limits for the API. Each organization key (and the admin key if configured) may
+ * make `ratePerSecond` requests in each second plus, for spikes, `burst` more in each 10 s. Counters
+ * live in Redis when there is one, so the limit holds across API processes; without Redis, or while
+ * Redis is unreachable, each process counts in memory (rate-limiter-flexible's insurance limiter).
+ * Over the limit: 429 with Retry-After (api/error-handler.ts).
+ *
+ * Runs as an onRequest hook registered after the auth hook, so it sees `request.tenant`; public routes
+ * (/health) have no tenant and are not limited.
+ */
+import type { FastifyInstance } from 'fastify';
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Services } from '../../runtime/services.ts';
+import { RateLimitedError } from '../../errors/errors.ts';
+
+const BURST_WINDOW_SECONDS = 10;
+
+export type IngressLimiter = { consume(key: string): Promise<{ allowed: true; remaining: number } | { allowed: false; retryAfterMs: number }> };
+
+export function createIngressLimiter(services: Pick<Services, 'redis' | 'config' | 'ledger'>, opts: { ratePerSecond: number; burst: number }): IngressLimiter {
+  const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:ingress`;
+  const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
+    const memory = new RateLimiterMemory({ keyPrefix: `${keyPrefix}:${name}`, points, duration });
+    return services.redis
+      ? new RateLimiterRedis({ storeClient: services.redis, keyPrefix: `${keyPrefix}:${name}`, points, duration, rejectIfRedisNotReady: true, insuranceLimiter: memory })
+      : memory;
+  };
+  const rate = make('rate', opts.ratePerSecond, 1);
+  const limiter = opts.burst > 0 ? new BurstyRateLimiter(rate, make('burst', opts.burst, BURST_WINDOW_SECONDS)) : rate;
+  return {
+    async consume(key) {
+      try {
+        const res = await limiter.consume(key);
+        return { allowed: true, remaining: res.remainingPoints };
+      } catch (rejection) {
+        if (rejection instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, rejection.msBeforeNext) };
+        throw rejection;
+      }
+    },
+  };
+}
+
+export function registerIngressLimit(app: FastifyInstance, services: Services): void {
+  const { ratePerSecond, burst, limitAdmin } = services.config.ingress;
+  if (ratePerSecond === 0) return;
+  const limiter = createIngressLimiter(services, { ratePerSecond, burst });
+  app.addHook('onRequest', async (request, reply) => {
+    const principal = request.tenant?.principal;
+    if (!principal || (principal.kind === 'admin' && !limitAdmin)) return;
+    let verdict;
+    try {
+      verdict = await limiter.consume(principal.kind === 'admin' ? 'admin' : principal.keyId);
+    } catch (err) {
+      // Both Redis and the in-memory fallback failed: serve the request rather than fail it.
+      request.log.warn({ err }, 'ingress rate limiter unavailable; request let through');
+      return;
+    }
+    if (!verdict.allowed) throw new RateLimitedError(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)));
+    reply.header('x-ratelimit-limit', ratePerSecond);
+    reply.header('x-ratelimit-remaining', verdict.remaining);
+  });
+}
