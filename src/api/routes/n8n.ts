@@ -1,0 +1,291 @@
+/**
+ * n8n workflows as destinations (docs/n8n.md):
+ *   /n8n/workflows            CRUD; each workflow is delivered to through its own endpoint of kind 'n8n'
+ *   /n8n/workflows/seed       the seed's seven workflows at N8N_WEBHOOK_URL (admin)
+ *   /n8n/sync                 the seed's direct send to one workflow, by path, through the ledger
+ *   /n8n/discover             read n8n's API and bring the registry in line (admin)
+ * A workflow is addressed by Carteiro's id (uuid) or by its n8n workflow id.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { pageQuery, shortText } from '../schemas.ts';
+import {
+  createN8nWorkflow, deleteN8nWorkflow, findN8nWorkflow, listN8nWorkflows, n8nTestUrl, n8nWorkflowActive, updateN8nWorkflow,
+  type N8nWorkflowChanges, type N8nWorkflowRow,
+} from '../../ledger/n8n-workflows.ts';
+import { listEndpointAttempts } from '../../ledger/events.ts';
+import { isValidEventFilter } from '../../catalog/patterns.ts';
+import { generateWebhookSecret } from '../../delivery/signature.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors/errors.ts';
+import { requireAdmin } from '../../security/tenancy/admin-only.ts';
+import { pathOfUrl, productionUrl } from '../../n8n/routing.ts';
+import { seedN8nWorkflows } from '../../n8n/seed.ts';
+import { syncToWorkflow } from '../../n8n/sync.ts';
+import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const workflowParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
+const webhookPath = { type: 'string', minLength: 1, maxLength: 500, pattern: '^[A-Za-z0-9_~.-][A-Za-z0-9_~./-]*$' } as const;
+const workflowFields = {
+  workflow_id: { type: 'string', minLength: 1, maxLength: 200 },
+  name: shortText,
+  webhook_url: { type: 'string', minLength: 8, maxLength: 2048 },
+  path: webhookPath,
+  event_types: { type: 'array', maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } },
+  is_active: { type: 'boolean' },
+  use_test_url: { type: 'boolean' },
+  secret: { type: ['string', 'null'], minLength: 8, maxLength: 500 },
+  generate_secret: { type: 'boolean' },
+} as const;
+
+type WorkflowBody = Partial<{
+  workflow_id: string;
+  name: string;
+  webhook_url: string;
+  path: string;
+  event_types: string[];
+  is_active: boolean;
+  use_test_url: boolean;
+  secret: string | null;
+  generate_secret: boolean;
+}>;
+
+export function presentN8nWorkflow(w: N8nWorkflowRow) {
+  const active = n8nWorkflowActive(w);
+  return {
+    id: w.id,
+    organization_id: w.organization_id,
+    workflow_id: w.workflow_id,
+    name: w.name,
+    path: w.path,
+    webhook_url: w.webhook_url,
+    test_url: n8nTestUrl(w.webhook_url),
+    use_test_url: w.use_test_url,
+    delivery_url: w.delivery_url,
+    event_types: w.event_types,
+    is_active: active,
+    inactive_reason: active ? null : w.disabled_reason,
+    state: w.state,
+    state_changed_at: w.state_changed_at,
+    last_error: w.last_error,
+    last_error_at: w.last_error_at,
+    success_count: Number(w.success_count),
+    failure_count: Number(w.failure_count),
+    signing: w.has_secret ? 'workflow_secret' : 'webhook_secret',
+    source: w.source,
+    webhook_endpoint_id: w.webhook_endpoint_id,
+    last_discovered_at: w.last_discovered_at,
+    created_at: w.created_at,
+    updated_at: w.updated_at,
+  };
+}
+
+function checkEventTypes(list: string[] | undefined): void {
+  const bad = list?.find((e) => !isValidEventFilter(e));
+  if (bad !== undefined) throw new ValidationError(`event_types: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*)`, { field: 'event_types' });
+}
+
+function idempotencyKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || header.length === 0 || header.length > 200) {
+    throw new ValidationError('Idempotency-Key must be 1 to 200 characters', { field: 'headers.idempotency-key' });
+  }
+  return header;
+}
+
+export async function n8nRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { ledger, secretBox, config } = services;
+  const tags = ['n8n'];
+
+  async function load(request: FastifyRequest<{ Params: { id: string } }>): Promise<N8nWorkflowRow> {
+    const id = request.params.id;
+    const row = await findN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, UUID.test(id) ? { id } : { workflowId: id });
+    if (!row) throw new NotFoundError('n8n workflow', id);
+    return row;
+  }
+
+  /** The secret a body asks for: undefined = unchanged, null = WEBHOOK_SECRET, else the plain secret. */
+  function requestedSecret(b: WorkflowBody): string | null | undefined {
+    if (b.generate_secret && b.secret !== undefined) throw new ValidationError('send secret or generate_secret, not both', { field: 'secret' });
+    return b.generate_secret ? generateWebhookSecret() : b.secret;
+  }
+
+  function checkTestUrl(webhookUrl: string, useTestUrl: boolean | undefined): void {
+    if (useTestUrl && !n8nTestUrl(webhookUrl)) {
+      throw new ValidationError('use_test_url needs an n8n production URL (…/webhook/<path>) to derive the test URL (…/webhook-test/<path>) from', { field: 'use_test_url' });
+    }
+  }
+
+  app.post<{ Body: WorkflowBody }>(
+    '/n8n/workflows',
+    { schema: { tags, body: { type: 'object', required: ['workflow_id', 'name'], additionalProperties: false, properties: workflowFields } } },
+    async (request, reply) => {
+      const b = request.body;
+      checkEventTypes(b.event_types);
+      let webhookUrl = b.webhook_url;
+      if (!webhookUrl) {
+        if (!b.path) throw new ValidationError('give webhook_url, or path (with N8N_WEBHOOK_URL set)', { field: 'webhook_url' });
+        if (!config.n8n.webhookUrl) throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
+        webhookUrl = productionUrl(config.n8n.webhookUrl, b.path);
+      }
+      checkTestUrl(webhookUrl, b.use_test_url);
+      await services.checkDestination(webhookUrl);
+      const secret = requestedSecret(b);
+      let row: N8nWorkflowRow;
+      try {
+        row = await createN8nWorkflow(ledger.sql, {
+          organizationId: request.tenant.writeOrganizationId,
+          workflowId: b.workflow_id as string,
+          name: b.name as string,
+          webhookUrl,
+          path: b.path ?? pathOfUrl(webhookUrl),
+          eventTypes: b.event_types ?? [],
+          isActive: b.is_active ?? true,
+          inactiveReason: 'disabled through the API',
+          source: 'api',
+          secretCiphertext: secret ? secretBox.seal(secret) : null,
+          useTestUrl: b.use_test_url ?? false,
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
+        throw err;
+      }
+      reply.code(201);
+      return { ...presentN8nWorkflow(row), ...(b.generate_secret ? { secret } : {}) };
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/n8n/workflows',
+    { schema: { tags, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
+    async (request) => {
+      const rows = await listN8nWorkflows(ledger.sql, { organizationId: request.tenant.readOrganizationId, after: request.query.cursor, limit: request.query.limit });
+      return { data: rows.map(presentN8nWorkflow), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+    },
+  );
+
+  app.post<{ Body: { base_url?: string } | undefined }>(
+    '/n8n/workflows/seed',
+    {
+      preHandler: requireAdmin,
+      schema: { tags, body: { type: 'object', additionalProperties: false, properties: { base_url: { type: 'string', minLength: 8, maxLength: 2048 } } } },
+    },
+    async (request) => {
+      const baseUrl = request.body?.base_url ?? config.n8n.webhookUrl;
+      // Every seed URL shares this host: one check covers the seven.
+      if (baseUrl) await services.checkDestination(productionUrl(baseUrl, 'user-registration'));
+      return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl }) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/n8n/workflows/:id', { schema: { tags, params: workflowParams } }, async (request) => presentN8nWorkflow(await load(request)));
+
+  app.patch<{ Params: { id: string }; Body: WorkflowBody }>(
+    '/n8n/workflows/:id',
+    { schema: { tags, params: workflowParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: workflowFields } } },
+    async (request) => {
+      const current = await load(request);
+      const b = request.body;
+      checkEventTypes(b.event_types);
+      const webhookUrl = b.webhook_url ?? (b.path && config.n8n.webhookUrl ? productionUrl(config.n8n.webhookUrl, b.path) : undefined);
+      if (b.path && !webhookUrl && !b.webhook_url) throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
+      if (webhookUrl) await services.checkDestination(webhookUrl);
+      checkTestUrl(webhookUrl ?? current.webhook_url, b.use_test_url ?? current.use_test_url);
+      const secret = requestedSecret(b);
+      const changes: N8nWorkflowChanges = {};
+      if (b.workflow_id !== undefined) changes.workflowId = b.workflow_id;
+      if (b.name !== undefined) changes.name = b.name;
+      if (webhookUrl !== undefined) {
+        changes.webhookUrl = webhookUrl;
+        changes.path = b.path ?? pathOfUrl(webhookUrl);
+      }
+      if (b.event_types !== undefined) changes.eventTypes = b.event_types;
+      if (b.use_test_url !== undefined) changes.useTestUrl = b.use_test_url;
+      if (secret !== undefined) changes.secretCiphertext = secret === null ? null : secretBox.seal(secret);
+      if (b.is_active !== undefined && b.is_active !== n8nWorkflowActive(current)) changes.active = { isActive: b.is_active, reason: 'disabled through the API' };
+      let row: N8nWorkflowRow | undefined;
+      try {
+        row = await updateN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, current.id, changes);
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
+        throw err;
+      }
+      if (!row) throw new NotFoundError('n8n workflow', request.params.id);
+      return { ...presentN8nWorkflow(row), ...(b.generate_secret ? { secret } : {}) };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>('/n8n/workflows/:id', { schema: { tags, params: workflowParams } }, async (request, reply) => {
+    const row = await load(request);
+    await deleteN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, row.id);
+    reply.code(204);
+  });
+
+  for (const action of ['enable', 'disable'] as const) {
+    app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
+      `/n8n/workflows/:id/${action}`,
+      { schema: { tags, params: workflowParams, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } } },
+      async (request) => {
+        const current = await load(request);
+        const active = action === 'enable';
+        const row = await updateN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, current.id, {
+          active: { isActive: active, reason: request.body?.reason ?? 'disabled through the API' },
+        });
+        if (!row) throw new NotFoundError('n8n workflow', request.params.id);
+        return presentN8nWorkflow(row);
+      },
+    );
+  }
+
+  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+    '/n8n/workflows/:id/attempts',
+    { schema: { tags, params: workflowParams, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
+    async (request) => {
+      const w = await load(request);
+      const rows = w.webhook_endpoint_id ? await listEndpointAttempts(ledger.sql, w.webhook_endpoint_id, request.query.cursor, request.query.limit) : [];
+      return { data: rows, next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+    },
+  );
+
+  app.post<{ Body: { sync_type: string; data?: Record<string, unknown>; wait_ms?: number } }>(
+    '/n8n/sync',
+    {
+      // Data, not a management action: left out of the audit trail like event ingestion.
+      config: { audit: false },
+      schema: {
+        tags,
+        body: {
+          type: 'object',
+          required: ['sync_type'],
+          additionalProperties: false,
+          properties: { sync_type: webhookPath, data: { type: 'object' }, wait_ms: { type: 'integer', minimum: 0, maximum: 60_000 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await syncToWorkflow(services, {
+        organizationId: request.tenant.writeOrganizationId,
+        syncType: request.body.sync_type,
+        data: request.body.data ?? {},
+        idempotencyKey: idempotencyKey(request),
+        waitMs: request.body.wait_ms ?? config.n8n.syncWaitMs,
+      });
+      reply.code(result.status === 'delivered' || result.status === 'failed' ? 200 : 202);
+      return result;
+    },
+  );
+
+  app.post<{ Body: { page_size?: number } | undefined }>(
+    '/n8n/discover',
+    {
+      preHandler: requireAdmin,
+      schema: { tags, body: { type: 'object', additionalProperties: false, properties: { page_size: { type: 'integer', minimum: 1, maximum: 250 } } } },
+    },
+    async (request) => {
+      const organizationId = request.tenant.writeOrganizationId;
+      const result = await discoverN8nWorkflows({ sql: ledger.sql, config, log: services.log }, { organizationId, pageSize: request.body?.page_size });
+      return { organization_id: organizationId, ...result };
+    },
+  );
+}

@@ -1,0 +1,150 @@
+/**
+ * carteiro n8n <seed|discover|list>: the n8n registry from the command line (docs/n8n.md). Each run
+ * opens the ledger, applies pending migrations and works through the same functions as the API.
+ *
+ * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first (or use
+ * the API: POST /api/webhooks/n8n/workflows/seed, POST /api/webhooks/n8n/discover).
+ */
+import { parseArgs } from 'node:util';
+import type { Config } from '../config/config.ts';
+import type { CliCommand } from './commands.ts';
+import { openLedger, type Sql } from '../ledger/connection.ts';
+import { migrate } from '../ledger/migrate.ts';
+import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
+import { CarteiroError } from '../errors/errors.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
+import { seedN8nWorkflows } from '../n8n/seed.ts';
+import { discoverN8nWorkflows } from '../n8n/discovery.ts';
+
+export const N8N_USAGE = `usage:
+  carteiro n8n seed [--base-url URL] [--organization UUID]
+      the seed's seven workflows at <base>/webhook/<path> (base: N8N_WEBHOOK_URL)
+  carteiro n8n discover [--organization UUID] [--page-size N] [--every DURATION]
+      read n8n's API (N8N_API_URL, N8N_API_KEY) and create, update or deactivate workflows;
+      --every 5m keeps running, discovering every 5 minutes (ms, or a number with s, m or h)
+  carteiro n8n list [--organization UUID] [--json]`;
+
+export type Output = { out(line: string): void; err(line: string): void };
+const CONSOLE: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+const OPTIONS = {
+  organization: { type: 'string' },
+  'base-url': { type: 'string' },
+  'page-size': { type: 'string' },
+  every: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Action = (ctx: { sql: Sql; config: Config; organizationId: string; v: Values; io: Output }) => Promise<void>;
+
+class UsageError extends Error {}
+
+export const n8nCommand: CliCommand = {
+  name: 'n8n',
+  summary: 'n8n workflows as destinations: seed|discover|list',
+  run: (config, args) => runN8n(config, args, CONSOLE),
+};
+
+/** The command with its output injectable (tests). Exit codes: 0 done, 1 refused (ledger or n8n), 2 usage. */
+export async function runN8n(config: Config, args: string[], io: Output, opts: { signal?: AbortSignal } = {}): Promise<number> {
+  let action: string;
+  let values: Values;
+  let everyMs = 0;
+  try {
+    const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+    if (parsed.positionals.length !== 1) throw new UsageError('name one action');
+    action = parsed.positionals[0] as string;
+    values = parsed.values;
+    if (!ACTIONS[action]) throw new UsageError(`unknown action "${action}"`);
+    if (values.every !== undefined) {
+      if (action !== 'discover') throw new UsageError('--every goes with discover');
+      everyMs = parseDuration(values.every);
+    }
+    if (values['page-size'] !== undefined && !/^\d+$/.test(values['page-size'])) throw new UsageError('--page-size is a whole number');
+  } catch (err) {
+    io.err(`${(err as Error).message}\n${N8N_USAGE}`);
+    return 2;
+  }
+  const organizationId = values.organization ?? DEFAULT_ORGANIZATION_ID;
+  const ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-n8n' });
+  try {
+    await migrate(ledger.sql, ledger.schema);
+    const run = () => (ACTIONS[action] as Action)({ sql: ledger.sql, config, organizationId, v: values, io });
+    if (!everyMs) {
+      await run();
+      return 0;
+    }
+    return await repeat(run, everyMs, io, opts.signal);
+  } catch (err) {
+    if (err instanceof CarteiroError) {
+      io.err(`carteiro n8n ${action}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** Runs `run` every `everyMs` until SIGINT/SIGTERM (or the signal); a failed run is reported and the next one still comes. */
+async function repeat(run: () => Promise<void>, everyMs: number, io: Output, signal?: AbortSignal): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  signal?.addEventListener('abort', onSignal, { once: true });
+  try {
+    while (!stop.signal.aborted) {
+      try {
+        await run();
+      } catch (err) {
+        if (!(err instanceof CarteiroError)) throw err;
+        io.err(`carteiro n8n discover: ${err.message} (next try in ${everyMs} ms)`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, everyMs);
+        stop.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+      });
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+const ACTIONS: Record<string, Action> = {
+  async seed({ sql, config, organizationId, v, io }) {
+    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl });
+    for (const o of outcomes) io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+  },
+
+  async discover({ sql, config, organizationId, v, io }) {
+    const pageSize = v['page-size'] !== undefined ? Number(v['page-size']) : undefined;
+    const r = await discoverN8nWorkflows({ sql, config }, { organizationId, pageSize });
+    io.out(`n8n discovery: ${r.listed} workflow(s) in ${r.pages} page(s), ${r.webhook_workflows} with a POST Webhook trigger: `
+      + `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.deactivated} deactivated, ${r.reactivated} reactivated`);
+  },
+
+  async list({ sql, organizationId, v, io }) {
+    const rows = await listN8nWorkflows(sql, { organizationId, limit: 500 });
+    if (v.json) {
+      io.out(JSON.stringify(rows, null, 2));
+      return;
+    }
+    if (!rows.length) io.out('no n8n workflows');
+    for (const w of rows) {
+      const flags = [n8nWorkflowActive(w) ? 'active' : `inactive${w.disabled_reason ? ` (${w.disabled_reason})` : ''}`, `state ${w.state}`, w.use_test_url ? 'TEST URL' : ''].filter(Boolean);
+      io.out(`${w.workflow_id}  ${w.name}  ${w.delivery_url ?? w.webhook_url}  ← ${w.event_types.join(', ') || '(no event types)'}  [${flags.join('; ')}]`);
+    }
+  },
+};
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--every takes a duration like 30000, 30s, 5m or 1h (got ${text})`);
+  const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  if (ms < 1000) throw new UsageError('--every must be at least 1 s');
+  return ms;
+}

@@ -1,0 +1,44 @@
+/**
+ * Wires the n8n integration into a Carteiro process (runtime/compose.ts): the 'n8n-discovery' job, its
+ * optional schedule (N8N_DISCOVERY_INTERVAL_MS), and n8n's line in /health.
+ */
+import type { Services } from '../runtime/services.ts';
+import { healthContributors, type HealthContributor } from '../runtime/health.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
+import { discoverN8nWorkflows } from './discovery.ts';
+import { createN8nApi } from './n8n-api.ts';
+
+const HEALTH_TIMEOUT_MS = 2_000;
+/** Load balancers poll /health often; n8n is asked at most this often per process. */
+const HEALTH_CACHE_MS = 2_000;
+
+export function registerN8n(services: Services): void {
+  services.jobs.register('n8n-discovery', async (p) =>
+    discoverN8nWorkflows({ sql: services.ledger.sql, config: services.config, log: services.log.child({ job: 'n8n-discovery' }) }, { organizationId: p.organizationId }));
+  if (!healthContributors.includes(n8nHealth)) healthContributors.push(n8nHealth);
+}
+
+/** Schedules periodic discovery where jobs run, when N8N_DISCOVERY_INTERVAL_MS and N8N_API_URL are set. */
+export async function scheduleN8nDiscovery(services: Services): Promise<void> {
+  const { n8n } = services.config;
+  if (n8n.discoveryIntervalMs <= 0 || !n8n.apiUrl) return;
+  await services.jobs.enqueue('n8n-discovery', { organizationId: n8n.discoveryOrganizationId ?? DEFAULT_ORGANIZATION_ID }, { repeatEveryMs: n8n.discoveryIntervalMs });
+}
+
+const probes = new WeakMap<Services, { at: number; state: Promise<'reachable' | 'unreachable' | 'unhealthy'> }>();
+
+/**
+ * n8n in /health: with N8N_API_URL, 'reachable' when its API answers (with N8N_API_KEY, accepting the
+ * key), 'unhealthy' when it refuses the key, 'unreachable' otherwise. Without it the core's answer
+ * stands: 'configured' (N8N_WEBHOOK_URL only) or 'not_configured'.
+ */
+const n8nHealth: HealthContributor = async (services) => {
+  const { apiUrl, apiKey, apiTimeoutMs } = services.config.n8n;
+  if (!apiUrl) return {};
+  let probe = probes.get(services);
+  if (!probe || Date.now() - probe.at > HEALTH_CACHE_MS) {
+    probe = { at: Date.now(), state: createN8nApi({ apiUrl, apiKey, timeoutMs: Math.min(apiTimeoutMs, HEALTH_TIMEOUT_MS) }).probe() };
+    probes.set(services, probe);
+  }
+  return { n8n: await probe.state };
+};
