@@ -3,19 +3,36 @@
 // under test and its event loop is not delayed by it.
 //
 // Hot path per request: one clock read, one Math.random() when failures are
-// injected, a Set lookup for the webhook-id and, unless countOnly, one
-// JSON.parse of the body to read data.sent_at_ms. Everything else (sorting
-// for percentiles) happens only when stats are asked for.
+// injected, a Set lookup for the (path, webhook-id) pair and, unless countOnly,
+// one JSON.parse of the body to read data.sent_at_ms (and data.seq). Everything
+// else (sorting for percentiles) happens only when stats are asked for.
+//
+// Uniqueness is per (request path, webhook-id): with fan-out, one event is sent
+// to several endpoints under the same webhook-id, and benchmarks give each
+// endpoint its own path on this one receiver.
+//
+// Flapping (chaos): besides plain 500s, a fraction of requests can be reset
+// (socket destroyed), hung (no answer for hangMs, then destroyed) or answered
+// 200 with a body dribbled over slowMs. A request only counts as acknowledged
+// once its 200 response has been written out completely.
 import http from 'node:http';
 import { SampleBuffer } from './stats.ts';
-import type { ControlReply, ControlRequest, ReceiverChildConfig, ReceiverStats } from './receiver.ts';
+import type { ControlReply, ControlRequest, FlapConfig, ReceiverChildConfig, ReceiverStats } from './receiver.ts';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ReceiverChildConfig;
 
 const clock = (): number => performance.timeOrigin + performance.now();
 
 let failureRate = config.failureRate ?? 0;
+let flap: Required<FlapConfig> = normalizeFlap(config.flap);
 let requests = 0;
+let resets = 0;
+let hangs = 0;
+let slowBodies = 0;
+let seqConflicts = 0;
+/** data.seq → the first webhook-id acknowledged for it, and when (only when bodies carry a seq). */
+let seqIds = new Map<number, string>();
+let seqAt = new Map<number, number>();
 let acknowledged = 0;
 let failuresInjected = 0;
 let duplicates = 0;
@@ -26,10 +43,24 @@ let lastReceiveMs: number | null = null;
 let seen = new Set<string>();
 const latencies = new SampleBuffer(65_536, config.maxLatencySamples ?? 10_000_000);
 
+function normalizeFlap(f: FlapConfig | undefined): Required<FlapConfig> {
+  const p = (v: number | undefined) => Math.min(1, Math.max(0, v ?? 0));
+  return {
+    resetRate: p(f?.resetRate),
+    hangRate: p(f?.hangRate),
+    hangMs: f?.hangMs ?? 10_000,
+    slowRate: p(f?.slowRate),
+    slowMs: f?.slowMs ?? 500,
+  };
+}
+
 function reset(): void {
   requests = acknowledged = failuresInjected = duplicates = missingId = parseErrors = 0;
+  resets = hangs = slowBodies = seqConflicts = 0;
   firstReceiveMs = lastReceiveMs = null;
   seen = new Set();
+  seqIds = new Map();
+  seqAt = new Map();
   latencies.clear();
 }
 
@@ -48,6 +79,10 @@ function stats(): ReceiverStats {
     lastReceiveMs,
     failureRate,
     countOnly: config.countOnly === true,
+    resets,
+    hangs,
+    slowBodies,
+    seqConflicts,
   };
 }
 
@@ -61,6 +96,13 @@ function control(req: ControlRequest): ControlReply['result'] {
     case 'failureRate':
       failureRate = Math.min(1, Math.max(0, req.value ?? 0));
       return null;
+    case 'flap':
+      flap = normalizeFlap(req.value);
+      return null;
+    case 'ids':
+      return [...seen];
+    case 'seqs':
+      return [...seqAt];
     case 'stop':
       // Reply first, then leave: the parent waits for 'exit' anyway.
       setImmediate(() => {
@@ -76,25 +118,49 @@ const FAIL_HEADERS = { 'content-type': 'text/plain', 'content-length': '14' };
 
 // Only 2xx deliveries count towards unique/duplicate: a 500 we injected is
 // expected to be retried with the same webhook-id, and that is not a duplicate.
-function acknowledge(id: string | string[] | undefined): void {
+function acknowledge(path: string, id: string | string[] | undefined, seq: number | undefined): void {
   acknowledged++;
   if (typeof id !== 'string') {
     missingId++;
     return;
   }
-  if (seen.has(id)) duplicates++;
-  else seen.add(id);
+  const key = `${path} ${id}`;
+  if (seen.has(key)) duplicates++;
+  else seen.add(key);
+  if (seq !== undefined) {
+    // The same event (seq) under a different webhook-id is a real duplicate, not an at-least-once retry.
+    // (Fan-out sends one event to several paths under one webhook-id: compare the id alone.)
+    const first = seqIds.get(seq);
+    if (first === undefined) {
+      seqIds.set(seq, id);
+      seqAt.set(seq, clock());
+    } else if (first !== id) seqConflicts++;
+  }
 }
 
-function readSentAt(body: Buffer): number | undefined {
+function readBody(body: Buffer): { sent?: number; seq?: number } {
   try {
-    const env = JSON.parse(body.toString('utf8')) as { data?: { sent_at_ms?: unknown } };
+    const env = JSON.parse(body.toString('utf8')) as { data?: { sent_at_ms?: unknown; seq?: unknown } };
     const sent = env?.data?.sent_at_ms;
-    return typeof sent === 'number' ? sent : undefined;
+    const seq = env?.data?.seq;
+    return {
+      ...(typeof sent === 'number' ? { sent } : {}),
+      ...(typeof seq === 'number' ? { seq } : {}),
+    };
   } catch {
     parseErrors++;
-    return undefined;
+    return {};
   }
+}
+
+/** Decides a flapping misbehaviour for this request, or null to answer normally. */
+function misbehave(): 'reset' | 'hang' | 'slow' | null {
+  if (flap.resetRate === 0 && flap.hangRate === 0 && flap.slowRate === 0) return null;
+  const r = Math.random();
+  if (r < flap.resetRate) return 'reset';
+  if (r < flap.resetRate + flap.hangRate) return 'hang';
+  if (r < flap.resetRate + flap.hangRate + flap.slowRate) return 'slow';
+  return null;
 }
 
 function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -112,13 +178,27 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.writeHead(500, FAIL_HEADERS).end('injected error');
     return;
   }
+  const path = url;
+  const odd = misbehave();
+  if (odd === 'reset') {
+    resets++;
+    req.socket.destroy();
+    return;
+  }
+  if (odd === 'hang') {
+    hangs++;
+    req.resume();
+    const timer = setTimeout(() => req.socket.destroy(), flap.hangMs);
+    req.socket.once('close', () => clearTimeout(timer));
+    return;
+  }
 
   const id = req.headers['webhook-id'];
   if (config.countOnly) {
     // Ceiling mode: drain without buffering or parsing.
     req.resume();
     req.once('end', () => {
-      acknowledge(id);
+      acknowledge(path, id, undefined);
       res.writeHead(200, OK_HEADERS).end('ok');
     });
     return;
@@ -133,11 +213,22 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
   });
   req.once('end', () => {
     const body = rest ? Buffer.concat(rest) : first;
-    if (body !== undefined) {
-      const sent = readSentAt(body);
-      if (sent !== undefined) latencies.push(t - sent);
+    const parsed = body !== undefined ? readBody(body) : {};
+    if (odd === 'slow') {
+      // 200 at once, then the body a byte at a time: acknowledged only if it all goes out.
+      slowBodies++;
+      res.writeHead(200, OK_HEADERS);
+      res.write('o');
+      const timer = setTimeout(() => res.end('k'), flap.slowMs);
+      res.once('finish', () => {
+        if (parsed.sent !== undefined) latencies.push(t - parsed.sent);
+        acknowledge(path, id, parsed.seq);
+      });
+      res.once('close', () => clearTimeout(timer));
+      return;
     }
-    acknowledge(id);
+    if (parsed.sent !== undefined) latencies.push(t - parsed.sent);
+    acknowledge(path, id, parsed.seq);
     res.writeHead(200, OK_HEADERS).end('ok');
   });
 }

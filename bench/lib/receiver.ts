@@ -18,9 +18,23 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { LatencySummary } from './stats.ts';
 
+/** Chaos: fractions (0..1) of requests that are reset, hung past the sender's timeout, or answered slowly. */
+export interface FlapConfig {
+  /** Socket destroyed without an answer (the sender sees ECONNRESET / socket closed). */
+  resetRate?: number;
+  /** No answer for hangMs, then the socket is destroyed. */
+  hangRate?: number;
+  hangMs?: number;
+  /** 200 whose body takes slowMs to finish; acknowledged only if it is written out completely. */
+  slowRate?: number;
+  slowMs?: number;
+}
+
 export interface ReceiverOptions {
   /** Fraction (0..1) of deliveries answered with 500. Default 0. */
   failureRate?: number;
+  /** Resets, hangs and slow bodies (chaos). Default none. */
+  flap?: FlapConfig;
   /** Count requests without reading the body (no latency figures): for ceiling runs. */
   countOnly?: boolean;
   /** Cap on stored latency samples (8 bytes each). Default 10 million. */
@@ -35,9 +49,9 @@ export interface ReceiverStats {
   /** Requests answered 200. */
   acknowledged: number;
   failuresInjected: number;
-  /** Distinct webhook-id values among acknowledged requests. */
+  /** Distinct (request path, webhook-id) pairs among acknowledged requests. */
   uniqueIds: number;
-  /** Acknowledged requests whose webhook-id had already been acknowledged. */
+  /** Acknowledged requests whose (path, webhook-id) had already been acknowledged. */
   duplicates: number;
   /** Acknowledged requests without a webhook-id header. */
   missingId: number;
@@ -50,6 +64,12 @@ export interface ReceiverStats {
   lastReceiveMs: number | null;
   failureRate: number;
   countOnly: boolean;
+  /** Flapping: requests reset, hung, and answered with a slow body. */
+  resets: number;
+  hangs: number;
+  slowBodies: number;
+  /** Acknowledged bodies whose data.seq had already arrived under another webhook-id (a real duplicate event). */
+  seqConflicts: number;
 }
 
 export interface ReceiverHandle {
@@ -59,19 +79,27 @@ export interface ReceiverHandle {
   stats(): Promise<ReceiverStats>;
   reset(): Promise<void>;
   setFailureRate(p: number): Promise<void>;
+  setFlap(f: FlapConfig): Promise<void>;
+  /** Every acknowledged (path, webhook-id) pair, as "path id". */
+  ids(): Promise<string[]>;
+  /** [data.seq, epoch ms of its first acknowledgement] for every acknowledged body that carried a seq. */
+  seqs(): Promise<[number, number][]>;
   stop(): Promise<void>;
 }
 
 /** @internal shared with receiver-child.ts */
-export type ReceiverChildConfig = Pick<ReceiverOptions, 'failureRate' | 'countOnly' | 'maxLatencySamples'>;
+export type ReceiverChildConfig = Pick<ReceiverOptions, 'failureRate' | 'countOnly' | 'maxLatencySamples' | 'flap'>;
 /** @internal */
-export type ControlCommand = { cmd: 'stats' | 'reset' | 'stop' } | { cmd: 'failureRate'; value: number };
+export type ControlCommand =
+  | { cmd: 'stats' | 'reset' | 'stop' | 'ids' | 'seqs' }
+  | { cmd: 'failureRate'; value: number }
+  | { cmd: 'flap'; value: FlapConfig };
 /** @internal */
 export type ControlRequest = ControlCommand & { seq: number };
 /** @internal */
 export interface ControlReply {
   seq: number;
-  result: ReceiverStats | null;
+  result: ReceiverStats | string[] | [number, number][] | null;
 }
 
 const CONTROL_TIMEOUT_MS = 10_000;
@@ -93,6 +121,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     failureRate: opts.failureRate ?? 0,
     countOnly: opts.countOnly ?? false,
     maxLatencySamples: opts.maxLatencySamples ?? 10_000_000,
+    ...(opts.flap ? { flap: opts.flap } : {}),
   };
   const child = fork(fileURLToPath(new URL('./receiver-child.ts', import.meta.url)), [JSON.stringify(config)], {
     execPath: node24Path(),
@@ -141,6 +170,9 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     stats: async () => (await call({ cmd: 'stats' })) as ReceiverStats,
     reset: async () => void (await call({ cmd: 'reset' })),
     setFailureRate: async (p: number) => void (await call({ cmd: 'failureRate', value: p })),
+    setFlap: async (f: FlapConfig) => void (await call({ cmd: 'flap', value: f })),
+    ids: async () => (await call({ cmd: 'ids' })) as string[],
+    seqs: async () => (await call({ cmd: 'seqs' })) as [number, number][],
     stop: () => stopChild(child, call),
   };
 }

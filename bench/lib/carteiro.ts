@@ -1,0 +1,431 @@
+// Carteiro as real processes for the benchmarks and the chaos run: `carteiro api|worker|start`
+// spawned with the environment a production run would have, each in a fresh schema, plus the few
+// HTTP and SQL helpers every section needs (event type, endpoints, backlog, drain checks).
+//
+// Every wait here is bounded in time; every process is stopped by its own pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { Pool, request } from 'undici';
+import { makeData } from './envelope.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export const BENCH_ADMIN_KEY = 'ck_admin_bench_key_0123456789abcdef';
+export const BENCH_ENCRYPTION_KEYS = `b1:${Buffer.alloc(32, 9).toString('base64')}`;
+export const BENCH_EVENT_TYPE = 'bench.event';
+export const BENCH_REDIS_PREFIX = 'carteiro-bench';
+
+export type Sql = postgres.Sql<{}>;
+
+export function benchSchema(prefix = 'bench'): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+}
+
+export type EnvOptions = {
+  databaseUrl?: string | undefined;
+  redisUrl?: string | undefined;
+  schema: string;
+  /** Embedded mode: the PGlite data folder. */
+  dataDir?: string;
+  logLevel?: string;
+  extra?: Record<string, string>;
+};
+
+/**
+ * The environment of a production-like run: real Postgres (and Redis when given), the seed's retry
+ * policy and worker defaults. Only what a benchmark cannot do without is set: keys, the schema,
+ * loopback allowed as a destination, and no start-up banner.
+ */
+export function carteiroEnv(o: EnvOptions): Record<string, string> {
+  const env: Record<string, string> = {
+    CARTEIRO_SCHEMA: o.schema,
+    CARTEIRO_ADMIN_KEY: BENCH_ADMIN_KEY,
+    CARTEIRO_ENCRYPTION_KEYS: BENCH_ENCRYPTION_KEYS,
+    CARTEIRO_REDIS_PREFIX: BENCH_REDIS_PREFIX,
+    CARTEIRO_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+    CARTEIRO_QUIET: 'true',
+    LOG_LEVEL: o.logLevel ?? 'warn',
+    // The bench's runs are short; the hourly retention purge must not start in the middle of one.
+    CARTEIRO_RETENTION_INTERVAL_MINUTES: '0',
+  };
+  if (o.databaseUrl) env.DATABASE_URL = o.databaseUrl;
+  if (o.dataDir) env.CARTEIRO_DATA_DIR = o.dataDir;
+  if (o.redisUrl) env.REDIS_URL = o.redisUrl;
+  return { ...env, ...o.extra };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export type CarteiroProc = {
+  role: 'api' | 'worker' | 'start';
+  pid: number;
+  child: ChildProcess;
+  /** API roles: http://127.0.0.1:PORT */
+  url: string | null;
+  output(): string;
+  exited(): boolean;
+  /** SIGTERM (graceful), then SIGKILL by pid after graceMs. Resolves with the exit code/signal. */
+  stop(graceMs?: number): Promise<string>;
+  /** SIGKILL, at once. */
+  kill(): Promise<string>;
+};
+
+export type SpawnOptions = { nodeArgs?: string[]; port?: number };
+
+export function spawnCarteiro(role: CarteiroProc['role'], env: Record<string, string>, opts: SpawnOptions = {}): CarteiroProc {
+  const fullEnv: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env };
+  if (opts.port !== undefined) {
+    fullEnv.HOST = '127.0.0.1';
+    fullEnv.PORT = String(opts.port);
+  }
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, role], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d) => (out = (out + d).slice(-50_000)));
+  child.stderr?.on('data', (d) => (out = (out + d).slice(-50_000)));
+  const exit = new Promise<string>((r) => child.once('exit', (code, signal) => r(signal ?? `code ${code}`)));
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  if (child.pid === undefined) throw new Error(`could not spawn carteiro ${role}`);
+  return {
+    role,
+    pid: child.pid,
+    child,
+    url: opts.port !== undefined ? `http://127.0.0.1:${opts.port}` : null,
+    output: () => out,
+    exited,
+    async stop(graceMs = 30_000) {
+      if (exited()) return exit;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (!exited()) child.kill('SIGKILL');
+      }, graceMs);
+      const r = await exit;
+      clearTimeout(timer);
+      return r;
+    },
+    async kill() {
+      if (!exited()) child.kill('SIGKILL');
+      return exit;
+    },
+  };
+}
+
+/** Starts `carteiro api` (or `start`) on a free loopback port; resolves once /health answers. */
+export async function startApi(env: Record<string, string>, opts: SpawnOptions & { role?: 'api' | 'start'; timeoutMs?: number } = {}): Promise<CarteiroProc> {
+  const port = opts.port ?? (await freePort());
+  const proc = spawnCarteiro(opts.role ?? 'api', env, { ...opts, port });
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (proc.exited()) throw new Error(`carteiro ${proc.role} exited during start-up:\n${proc.output()}`);
+    try {
+      const res = await request(`${proc.url}/api/webhooks/health`, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+      await res.body.dump();
+      return proc;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      await proc.kill();
+      throw new Error(`carteiro ${proc.role} did not answer /health within ${opts.timeoutMs ?? 60_000} ms:\n${proc.output()}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** Starts `carteiro worker`; resolves once its heartbeat row is in the ledger (it claims right after). */
+export async function startWorker(env: Record<string, string>, sql: Sql, opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<CarteiroProc> {
+  const proc = spawnCarteiro('worker', env, opts);
+  await waitWorkerReady(proc, sql, opts.timeoutMs ?? 60_000);
+  return proc;
+}
+
+export async function waitWorkerReady(proc: CarteiroProc, sql: Sql, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exited()) throw new Error(`carteiro worker exited during start-up:\n${proc.output()}`);
+    const rows = await sql`SELECT 1 FROM worker_heartbeats WHERE pid = ${proc.pid}`.catch(() => []);
+    if (rows.length) return;
+    if (Date.now() > deadline) {
+      await proc.kill();
+      throw new Error(`carteiro worker gave no heartbeat within ${timeoutMs} ms:\n${proc.output()}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** A postgres.js client on the bench schema (for counting and checks, never on the hot path). */
+export function benchSql(databaseUrl: string, schema: string, max = 4): Sql {
+  return postgres(databaseUrl, {
+    max,
+    onnotice: () => {},
+    connection: { search_path: `${schema},public`, application_name: 'carteiro-bench' },
+  }) as unknown as Sql;
+}
+
+export async function dropBenchSchema(databaseUrl: string, schema: string): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Removes the Redis keys a bench schema left (background-job queue, live channel, limiter counters). */
+export async function cleanRedis(redisUrl: string | undefined, schema: string): Promise<number> {
+  if (!redisUrl) return 0;
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 3_000 });
+  let removed = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    let rounds = 0;
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `*${BENCH_REDIS_PREFIX}:${schema}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) removed += await redis.del(...keys);
+    } while (cursor !== '0' && ++rounds < 10_000);
+  } catch {
+    /* best effort */
+  } finally {
+    redis.disconnect();
+  }
+  return removed;
+}
+
+// --- the API, as a client ----------------------------------------------------------------------
+
+export type ApiAnswer<T = any> = { status: number; body: T; headers: Record<string, string | string[] | undefined> };
+
+export async function api<T = any>(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<ApiAnswer<T>> {
+  const res = await request(`${baseUrl}/api/webhooks/${path}`, {
+    method: method as 'GET',
+    headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  const text = await res.body.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    /* keep text */
+  }
+  return { status: res.statusCode, body: parsed as T, headers: res.headers };
+}
+
+export async function registerBenchEventType(baseUrl: string, name = BENCH_EVENT_TYPE): Promise<void> {
+  const r = await api(baseUrl, 'POST', 'event-types', { name, schema: { type: 'object' } });
+  if (r.status !== 201 && r.status !== 409) throw new Error(`event type ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** `count` endpoints subscribed to `eventType`, each at its own path of the receiver (…/webhook/e1, /e2…). */
+export async function createEndpoints(baseUrl: string, receiverUrl: string, count: number, eventType = BENCH_EVENT_TYPE): Promise<{ id: string; url: string }[]> {
+  const out: { id: string; url: string }[] = [];
+  for (let i = 1; i <= count; i++) {
+    const url = `${receiverUrl}/e${i}`;
+    const r = await api(baseUrl, 'POST', 'endpoints', { name: `bench-${i}`, url, events: [eventType] });
+    if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${JSON.stringify(r.body)}`);
+    out.push({ id: r.body.id, url });
+  }
+  return out;
+}
+
+/**
+ * Fills the ledger through POST /events/batch (1,000 events a request, a few requests at once),
+ * the way a producer would. Returns the accepted count and the rate.
+ */
+export async function ingestBacklog(
+  baseUrl: string,
+  o: { events: number; payloadBytes: number; eventType?: string; batch?: number; concurrency?: number; timeoutMs?: number; seqStart?: number },
+): Promise<{ accepted: number; ms: number; perSecond: number }> {
+  const batch = o.batch ?? 1000;
+  const pool = new Pool(baseUrl, { connections: o.concurrency ?? 4, keepAliveTimeout: 60_000 });
+  const deadline = performance.now() + (o.timeoutMs ?? 600_000);
+  const start = performance.now();
+  let next = 0;
+  let accepted = 0;
+  const loop = async (): Promise<void> => {
+    while (next < o.events) {
+      if (performance.now() > deadline) throw new Error(`backlog ingest exceeded ${o.timeoutMs ?? 600_000} ms`);
+      const from = next;
+      const n = Math.min(batch, o.events - from);
+      next += n;
+      const events = Array.from({ length: n }, (_, k) => ({
+        event_type: o.eventType ?? BENCH_EVENT_TYPE,
+        data: { ...makeData(o.payloadBytes), seq: (o.seqStart ?? 0) + from + k },
+      }));
+      const res = await pool.request({
+        method: 'POST',
+        path: '/api/webhooks/events/batch',
+        headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ events }),
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 202) throw new Error(`batch ingest: ${res.statusCode} ${text.slice(0, 300)}`);
+      accepted += n;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: o.concurrency ?? 4 }, loop));
+  } finally {
+    await pool.close();
+  }
+  const ms = performance.now() - start;
+  return { accepted, ms, perSecond: (accepted / ms) * 1000 };
+}
+
+// --- ledger checks -------------------------------------------------------------------------------
+
+export type DispatchCounts = { total: number; succeeded: number; failed: number; pending: number; in_flight: number; paused: number };
+
+export async function dispatchCounts(sql: Sql): Promise<DispatchCounts> {
+  const [row] = await sql<DispatchCounts[]>`
+    SELECT count(*)::int AS total,
+           count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+           count(*) FILTER (WHERE status = 'failed')::int AS failed,
+           count(*) FILTER (WHERE status = 'pending')::int AS pending,
+           count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
+           count(*) FILTER (WHERE status = 'paused')::int AS paused
+    FROM webhook_dispatches`;
+  return row as DispatchCounts;
+}
+
+export async function attemptCounts(sql: Sql): Promise<{ attempts: number; successes: number }> {
+  const [row] = await sql<{ attempts: number; successes: number }[]>`
+    SELECT count(*)::int AS attempts, count(*) FILTER (WHERE success)::int AS successes FROM webhook_deliveries`;
+  return row as { attempts: number; successes: number };
+}
+
+/** Polls until `check` is truthy or the time runs out; returns the value, or null on timeout. */
+export async function until<T>(check: () => Promise<T | null | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T | null> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await check().catch(() => null);
+    if (v) return v;
+    if (performance.now() > deadline) return null;
+    await sleep(intervalMs);
+  }
+}
+
+// --- CPU -------------------------------------------------------------------------------------------
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (0 when gone or not Linux). */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Postgres backends (pids) serving connections with this application_name (same host only). */
+export async function backendPids(sql: Sql, applicationName: string): Promise<number[]> {
+  const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName}`;
+  return rows.map((r) => r.pid);
+}
+
+/**
+ * CPU used between start() and stop() by some processes and by the Postgres backends serving an
+ * application_name (backends that appear meanwhile are counted from zero). Postgres must be on
+ * this host for its part to be read.
+ */
+export class CpuMeter {
+  #procs = new Map<string, { pids: number[]; start: number }>();
+  #backends = new Map<number, number>();
+  #sql: Sql | null = null;
+  #app = '';
+
+  async start(procs: Record<string, number[]>, sql?: Sql, applicationName?: string): Promise<void> {
+    for (const [label, pids] of Object.entries(procs)) this.#procs.set(label, { pids, start: pids.reduce((a, p) => a + cpuMs(p), 0) });
+    if (sql && applicationName) {
+      this.#sql = sql;
+      this.#app = applicationName;
+      for (const pid of await backendPids(sql, applicationName).catch(() => [])) this.#backends.set(pid, cpuMs(pid));
+    }
+  }
+
+  /** CPU ms per label, plus `postgres` for the backends. */
+  async stop(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [label, { pids, start }] of this.#procs) out[label] = Math.round(pids.reduce((a, p) => a + cpuMs(p), 0) - start);
+    if (this.#sql) {
+      let pg = 0;
+      for (const pid of await backendPids(this.#sql, this.#app).catch(() => [])) pg += cpuMs(pid) - (this.#backends.get(pid) ?? 0);
+      out.postgres = Math.round(pg);
+    }
+    return out;
+  }
+}
+
+// --- memory ----------------------------------------------------------------------------------------
+
+/** Resident set size of a process, in MB, from /proc (0 when gone or not Linux). */
+export function rssMb(pid: number): { rss: number; hwm: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+}
+
+/** Samples the RSS of labelled processes every `intervalMs`, keeping each label's peak. */
+export class RssSampler {
+  #pids = new Map<string, number[]>();
+  #peak = new Map<string, number>();
+  #timer: NodeJS.Timeout | null = null;
+
+  watch(label: string, pid: number): void {
+    const list = this.#pids.get(label) ?? [];
+    list.push(pid);
+    this.#pids.set(label, list);
+  }
+
+  start(intervalMs = 200): this {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    return this;
+  }
+
+  sample(): void {
+    for (const [label, pids] of this.#pids) {
+      for (const pid of pids) {
+        const { rss } = rssMb(pid);
+        if (rss > (this.#peak.get(label) ?? 0)) this.#peak.set(label, rss);
+      }
+    }
+  }
+
+  /** Peak RSS per label, MB (the largest single process under that label). */
+  stop(): Record<string, number> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.sample();
+    return Object.fromEntries([...this.#peak].map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  }
+}
