@@ -3,15 +3,51 @@
  * the API stops accepting (answering 503 while closing), the worker stops claiming and lets
  * in-flight attempts finish and record, and only then do connections close.
  */
+import pino from 'pino';
 import type { Config } from '../config/config.ts';
-import { compose } from '../runtime/compose.ts';
+import { compose, type Composed } from '../runtime/compose.ts';
+import { isLedgerDown } from '../api/error-handler.ts';
 import { buildApp } from '../api/app.ts';
 import type { Role } from '../runtime/services.ts';
 import { printBanner } from './banner.ts';
 
+const START_RETRY_MAX_DELAY_MS = 10_000;
+
+/**
+ * postgres.js 3.4.9 can throw from a socket callback after its server went away (a null socket in
+ * nextWrite: porsager/postgres#1066, #1208), outside any promise we could catch. The pool reconnects
+ * by itself, so such an error is logged and survived; any other uncaught error still ends the process.
+ */
+function isPostgresClientSocketBug(err: unknown): boolean {
+  return err instanceof TypeError && /node_modules[\\/]postgres[\\/]src[\\/]connection\.js/.test(err.stack ?? '');
+}
+
+/** A process started while Postgres is down waits for it (with backoff) instead of exiting. */
+async function composeWhenLedgerIsUp(config: Config, role: Role): Promise<Composed> {
+  const log = pino({ level: config.logLevel, base: { role } });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await compose(config, role, { log });
+    } catch (err) {
+      if (!config.database.url || !isLedgerDown(err)) throw err;
+      const delayMs = Math.min(START_RETRY_MAX_DELAY_MS, 500 * 2 ** Math.min(attempt, 5));
+      log.warn({ err: (err as Error).message, attempt, retryInMs: delayMs }, 'ledger unavailable at start; retrying');
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
 export async function runServer(config: Config, role: Role): Promise<number> {
-  const composed = await compose(config, role);
+  const composed = await composeWhenLedgerIsUp(config, role);
   const { services } = composed;
+  process.on('uncaughtException', (err) => {
+    if (isPostgresClientSocketBug(err)) {
+      services.log.error({ err }, 'postgres client failed on a lost connection; it reconnects by itself');
+      return;
+    }
+    services.log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
   const app = role === 'worker' ? null : await buildApp(services);
   try {
     if (app) await app.listen({ host: config.http.host, port: config.http.port });

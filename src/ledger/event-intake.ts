@@ -6,6 +6,23 @@
  */
 import type { Sql } from './connection.ts';
 import { insertEvents, type InsertResult, type NewEvent } from './events.ts';
+import { LedgerUnavailableError } from '../errors/errors.ts';
+
+/**
+ * While Postgres restarts, postgres.js keeps queries waiting through its reconnect backoff. A client
+ * should hear "503, retry" within seconds rather than hang, so a commit that has not answered in this
+ * time is reported as unavailable. (It may still commit afterwards: retries with the same
+ * Idempotency-Key then return that event instead of storing a second one.)
+ */
+export const COMMIT_ANSWER_TIMEOUT_MS = 5_000;
+
+function withinCommitTimeout<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`))), COMMIT_ANSWER_TIMEOUT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 
 export type EventIntake = {
   submit(event: NewEvent): Promise<InsertResult>;
@@ -41,15 +58,16 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
 
   async function commit(batch: Waiting[]): Promise<void> {
     try {
-      const results = await insertEvents(sql, batch.flatMap((w) => w.events));
+      const results = await withinCommitTimeout(insertEvents(sql, batch.flatMap((w) => w.events)));
       let offset = 0;
       for (const w of batch) {
         w.resolve(results.slice(offset, offset + w.events.length));
         offset += w.events.length;
       }
     } catch (err) {
-      // One bad request must not fail its neighbours: retry each alone when a shared batch fails.
-      if (batch.length === 1) (batch[0] as Waiting).reject(err);
+      // One bad request must not fail its neighbours: retry each alone when a shared batch fails
+      // (unless the ledger itself is down, which would fail each of them alike).
+      if (batch.length === 1 || err instanceof LedgerUnavailableError) batch.forEach((w) => w.reject(err));
       else await Promise.all(batch.map((w) => commit([w])));
     }
   }
