@@ -1,0 +1,53 @@
+/**
+ * Erasure on request: DELETE /users/:user_id/data removes everything Carteiro holds about a user
+ * (ledger/erasure.ts says exactly what) in the caller's organization, or in every organization for
+ * the admin without X-Organization-Id, and answers with what it did.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../runtime/services.ts';
+import { eraseUserData, scrubLateAttempts } from '../../ledger/erasure.ts';
+
+/** A worker may record an attempt it had in flight until its lease ends; scrub after that. */
+const LATE_SCRUB_MARGIN_MS = 2_000;
+
+export async function userDataRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { ledger, log, config } = services;
+
+  app.delete<{ Params: { user_id: string } }>(
+    '/users/:user_id/data',
+    {
+      schema: {
+        tags: ['privacy'],
+        summary: 'Erase everything Carteiro holds about a user (LGPD)',
+        params: { type: 'object', required: ['user_id'], additionalProperties: false, properties: { user_id: { type: 'string', minLength: 1, maxLength: 200 } } },
+      },
+    },
+    async (request) => {
+      const organizationId = request.tenant.readOrganizationId;
+      const userId = request.params.user_id;
+      const r = await eraseUserData(ledger.sql, organizationId, userId);
+      let lateScrubAt: string | null = null;
+      if (r.inFlightEventIds.length || r.inFlightEndpointIds.length) {
+        const delay = config.worker.leaseMs + LATE_SCRUB_MARGIN_MS;
+        lateScrubAt = new Date(Date.now() + delay).toISOString();
+        const timer = setTimeout(() => {
+          scrubLateAttempts(ledger.sql, r.inFlightEventIds, r.inFlightEndpointIds).then(
+            (n) => n && log.info({ scrubbed: n }, 'erasure: removed attempts recorded after the erasure'),
+            (err) => log.warn({ err }, 'erasure: late attempt scrub failed (retention removes them later)'),
+          );
+        }, delay);
+        timer.unref();
+      }
+      const counts = {
+        events_deleted: r.events_deleted,
+        deliveries_cancelled: r.deliveries_cancelled,
+        dispatches_deleted: r.dispatches_deleted,
+        attempts_deleted: r.attempts_deleted,
+        endpoints_deleted: r.endpoints_deleted,
+        endpoints_unlinked: r.endpoints_unlinked,
+      };
+      log.info({ organization: organizationId, ...counts }, 'user data erased');
+      return { user_id: userId, organization_id: organizationId, ...counts, late_attempts_scrub_at: lateScrubAt, erased_at: new Date().toISOString() };
+    },
+  );
+}

@@ -1,0 +1,67 @@
+/**
+ * Key rotation, second half: re-seals every ciphertext in the ledger (endpoint secrets, sealed
+ * personal fields in event data) under the keyring's newest key, so an old key can then be removed
+ * from CARTEIRO_ENCRYPTION_KEYS. Plaintexts do not change, so nothing else notices; it can run while
+ * Carteiro runs, and again (it only touches what an older key sealed).
+ */
+import type { Sql } from './connection.ts';
+
+export type Resealer = {
+  primaryKeyId: string;
+  /** A sealed string under the newest key. */
+  resealString(sealed: string): string;
+  /** Re-seals what is sealed inside a parsed JSON value; `changed` counts it. */
+  resealValue<T>(value: T): { value: T; changed: number };
+};
+
+export type ReencryptCounts = { endpoint_secrets: number; events: number; event_fields: number };
+
+export async function reencryptLedger(sql: Sql, r: Resealer, opts: { batchSize?: number } = {}): Promise<ReencryptCounts> {
+  const limit = opts.batchSize ?? 500;
+  const current = `enc:v1:${r.primaryKeyId}:`;
+  const counts: ReencryptCounts = { endpoint_secrets: 0, events: 0, event_fields: 0 };
+  const stale = (v: string | null) => v !== null && v.startsWith('enc:v1:') && !v.startsWith(current);
+
+  const endpoints = await sql<{ id: string; secret: string | null; previous_secret: string | null }[]>`
+    SELECT id, secret, previous_secret FROM webhook_endpoints
+    WHERE (secret LIKE 'enc:v1:%' AND secret NOT LIKE ${current + '%'})
+       OR (previous_secret LIKE 'enc:v1:%' AND previous_secret NOT LIKE ${current + '%'})`;
+  for (const e of endpoints) {
+    const secret = stale(e.secret) ? r.resealString(e.secret as string) : e.secret;
+    const previous = stale(e.previous_secret) ? r.resealString(e.previous_secret as string) : e.previous_secret;
+    // Only where the ciphertext is still the one read: a rotation meanwhile wins.
+    const done = await sql`
+      UPDATE webhook_endpoints SET secret = ${secret}, previous_secret = ${previous}
+      WHERE id = ${e.id} AND secret IS NOT DISTINCT FROM ${e.secret} AND previous_secret IS NOT DISTINCT FROM ${e.previous_secret}
+      RETURNING 1`;
+    if (done.length) counts.endpoint_secrets += Number(stale(e.secret)) + Number(stale(e.previous_secret));
+  }
+
+  let after: string | null = null;
+  for (;;) {
+    type Row = { id: string; data: unknown };
+    const rows: Row[] = await sql<Row[]>`
+      SELECT id, data FROM webhook_events
+      WHERE data::text LIKE '%"enc:v1:%' AND (${after}::uuid IS NULL OR id > ${after}::uuid)
+      ORDER BY id LIMIT ${limit}`;
+    if (rows.length === 0) break;
+    const ids: string[] = [];
+    const texts: string[] = [];
+    for (const row of rows) {
+      const { value, changed } = r.resealValue(row.data);
+      if (changed === 0) continue;
+      ids.push(row.id);
+      texts.push(JSON.stringify(value));
+      counts.event_fields += changed;
+    }
+    if (ids.length) {
+      await sql`
+        UPDATE webhook_events e SET data = u.data::jsonb
+        FROM unnest(${ids}::uuid[], ${texts}::text[]) AS u(id, data) WHERE e.id = u.id`;
+      counts.events += ids.length;
+    }
+    after = rows[rows.length - 1]?.id ?? null;
+    if (rows.length < limit) break;
+  }
+  return counts;
+}

@@ -1,0 +1,111 @@
+/**
+ * Personal data in event payloads, encrypted at rest.
+ *
+ * At ingestion, the value of every key named in CARTEIRO_PII_FIELDS (case-insensitive, at any depth,
+ * inside arrays too) is replaced by `enc:v1:<keyId>:…` (AES-256-GCM, crypto/secret-box.ts). The
+ * sealed plaintext is the value's JSON text, so numbers, objects and arrays come back as they were.
+ * A string a client sends that already looks sealed is sealed as well, so that every `enc:v1:` value
+ * in the ledger is Carteiro's own and opening it is never ambiguous.
+ *
+ * On the way out everything sealed is opened: by the worker before signing (an event with nothing
+ * sealed and no allow-list keeps the no-parse fast path), and by the API for authorised callers.
+ */
+import type { SecretBox } from '../crypto/secret-box.ts';
+import { pickFields, selectIncludeFields, setOwn, type IncludeFields } from './minimal-payload.ts';
+
+export const SEALED_PREFIX = 'enc:v1:';
+const SEALED_IN_JSON = `"${SEALED_PREFIX}`;
+
+export type DispatchData = { event_type: string; data_text: string; include_fields?: IncludeFields | null | undefined };
+
+export type DataProtection = {
+  readonly piiFields: ReadonlySet<string>;
+  /** The JSON text stored for an event's data, with personal fields sealed. */
+  sealData(data: Record<string, unknown>): string;
+  /**
+   * A copy with every sealed value opened, for display. A value no configured key opens (its key was
+   * removed from CARTEIRO_ENCRYPTION_KEYS) stays as its ciphertext rather than failing the request.
+   */
+  reveal<T>(value: T): T;
+  /** The `data` a dispatch sends: allow-list applied and sealed values opened. Throws if a key is missing. */
+  prepareDispatchData(d: DispatchData): string;
+  /** Re-seals every sealed value in `value` with the newest key; `changed` counts what was re-sealed. */
+  reseal<T>(value: T): { value: T; changed: number };
+};
+
+export function createDataProtection(box: SecretBox, opts: { piiFields: readonly string[] }): DataProtection {
+  const piiFields: ReadonlySet<string> = new Set(opts.piiFields.map((f) => f.toLowerCase()));
+  // Cheap test on the plain JSON text: most events have no personal key, and then one plain
+  // JSON.stringify is all ingestion pays (a false positive only costs the replacer pass).
+  const escapedInJson = [...piiFields].some((f) => JSON.stringify(f) !== `"${f}"`);
+  const mayHavePii = escapedInJson
+    ? /(?:)/
+    : piiFields.size
+    ? new RegExp(`"(?:${[...piiFields].map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})":`, 'i')
+    : null;
+  const seal = (value: unknown) => box.seal(JSON.stringify(value));
+  const isSealed = (v: unknown): v is string => typeof v === 'string' && v.startsWith(SEALED_PREFIX);
+
+  function open(sealed: string): unknown {
+    const text = box.open(sealed);
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text; // sealed by something that stored a bare string
+    }
+  }
+
+  function mapSealed(value: unknown, f: (sealed: string) => unknown): unknown {
+    if (isSealed(value)) return f(value);
+    if (Array.isArray(value)) return value.map((v) => mapSealed(v, f));
+    if (value !== null && typeof value === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) setOwn(out, k, mapSealed(v, f));
+      return out;
+    }
+    return value;
+  }
+
+  return {
+    piiFields,
+    sealData(data) {
+      const text = JSON.stringify(data);
+      if (!text.includes(SEALED_IN_JSON) && !(mayHavePii && mayHavePii.test(text))) return text;
+      return JSON.stringify(data, (key, value) => {
+        if (value === null || value === undefined || key === '') return value;
+        if (piiFields.has(key.toLowerCase()) || isSealed(value)) return seal(value);
+        return value;
+      });
+    },
+
+    reveal<T>(value: T): T {
+      return mapSealed(value, (sealed) => {
+        try {
+          return open(sealed);
+        } catch {
+          return sealed;
+        }
+      }) as T;
+    },
+
+    prepareDispatchData(d) {
+      const include = selectIncludeFields(d.include_fields, d.event_type);
+      if (include === null && !d.data_text.includes(SEALED_IN_JSON)) return d.data_text;
+      let data = JSON.parse(d.data_text) as unknown;
+      // Open first, then pick: a path may reach inside a value that was sealed whole.
+      if (d.data_text.includes(SEALED_IN_JSON)) data = mapSealed(data, open);
+      if (include !== null) data = pickFields(data, include);
+      return JSON.stringify(data);
+    },
+
+    reseal<T>(value: T) {
+      let changed = 0;
+      const out = mapSealed(value, (sealed) => {
+        if (sealed.startsWith(`${SEALED_PREFIX}${box.primaryKeyId}:`)) return sealed;
+        changed++;
+        return box.seal(box.open(sealed));
+      }) as T;
+      return { value: out, changed };
+    },
+  };
+}

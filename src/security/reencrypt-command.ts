@@ -1,0 +1,45 @@
+/**
+ * `carteiro keys reencrypt`: after putting a new key first in CARTEIRO_ENCRYPTION_KEYS (keeping the
+ * old ones after it), re-seals every endpoint secret and sealed personal field under the new key.
+ * Once it reports nothing left, the old keys can be dropped from the list.
+ */
+import type { Config } from '../config/config.ts';
+import type { CliCommand } from '../cli/commands.ts';
+import { openLedger } from '../ledger/connection.ts';
+import { migrate } from '../ledger/migrate.ts';
+import { reencryptLedger, type ReencryptCounts } from '../ledger/reencrypt.ts';
+import type { Sql } from '../ledger/connection.ts';
+import { createSecretBox, parseKeyring, type SecretBox } from '../crypto/secret-box.ts';
+import { resolveKeys } from '../runtime/local-keys.ts';
+import { createDataProtection } from './data-protection.ts';
+
+/** Re-seals the ledger's ciphertexts under `box`'s newest key. */
+export function reencryptWith(sql: Sql, box: SecretBox): Promise<ReencryptCounts> {
+  const data = createDataProtection(box, { piiFields: [] });
+  return reencryptLedger(sql, {
+    primaryKeyId: box.primaryKeyId,
+    resealString: (sealed) => box.seal(box.open(sealed)),
+    resealValue: (value) => data.reseal(value),
+  });
+}
+
+export const keysCommand: CliCommand = {
+  name: 'keys',
+  summary: 'keys reencrypt: re-seal endpoint secrets and personal data under the newest encryption key',
+  async run(config: Config, args: string[]): Promise<number> {
+    if (args[0] !== 'reencrypt') {
+      console.error('usage: carteiro keys reencrypt');
+      return 2;
+    }
+    const box = createSecretBox(parseKeyring(resolveKeys(config).encryptionKeys));
+    const ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-keys' });
+    try {
+      await migrate(ledger.sql, ledger.schema);
+      const counts = await reencryptWith(ledger.sql, box);
+      console.log(`re-sealed under key "${box.primaryKeyId}": ${counts.endpoint_secrets} endpoint secrets, ${counts.event_fields} personal fields in ${counts.events} events`);
+      return 0;
+    } finally {
+      await ledger.close();
+    }
+  },
+};

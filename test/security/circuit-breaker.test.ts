@@ -1,0 +1,127 @@
+/**
+ * Circuit breaker: an endpoint whose deliveries keep failing is disabled with the reason recorded,
+ * its pending deliveries are held, an `endpoint.disabled` webhook goes to the operations endpoint,
+ * and enabling it resets the breaker and resumes what was held.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
+
+const OPS_SECRET = 'whsec_b3BzLXNlY3JldC1mb3ItdGVzdHMtMTIzNDU2';
+
+describe('circuit breaker', () => {
+  let c: TestCarteiro;
+  let ops: TestReceiver;
+  let flaky: TestReceiver;
+  let healthy = false;
+  before(async () => {
+    ops = await startReceiver();
+    // Answers 200 to anything whose data says ok, or to everything once healthy; 500 otherwise.
+    flaky = await startReceiver((r) => ({ status: healthy || JSON.parse(r.body).data?.agent_id === 'ok' ? 200 : 500 }));
+    c = await startCarteiro({
+      env: {
+        CARTEIRO_CIRCUIT_BREAKER_FAILURES: '3',
+        CARTEIRO_CIRCUIT_BREAKER_HOURS: '24',
+        CARTEIRO_OPERATIONS_WEBHOOK_URL: `${ops.url}/ops`,
+        CARTEIRO_OPERATIONS_WEBHOOK_SECRET: OPS_SECRET,
+      },
+    });
+  });
+  after(async () => {
+    await c.stop();
+    await Promise.all([ops.close(), flaky.close()]);
+  });
+
+  const endpoint = async (id: string) => (await c.request('GET', `endpoints/${id}`)).body;
+  const finished = (id: string) =>
+    eventually(async () => {
+      const s = (await c.request('GET', `events/${id}/status`)).body.status;
+      return s === 'failed' || s === 'completed' ? s : null;
+    }, { what: `event ${id} to finish` });
+  const opsEvents = () => ops.received.map((r) => JSON.parse(r.body));
+
+  test('the operations endpoint is set up from config, in the default organization, for endpoint.disabled', async () => {
+    const rows = await c.services.ledger.sql<{ url: string; events: string[]; system_role: string; organization_id: string }[]>`
+      SELECT url, events, system_role, organization_id FROM webhook_endpoints WHERE system_role IS NOT NULL`;
+    assert.deepEqual(rows.map((r) => ({ ...r })), [{ url: `${ops.url}/ops`, events: ['endpoint.disabled'], system_role: 'operations', organization_id: '00000000-0000-7000-8000-000000000000' }]);
+  });
+
+  test('N deliveries in a row failing all retries disable the endpoint and notify operations', async () => {
+    const ep = await createEndpoint(c, { url: `${flaky.url}/a`, events: ['agent.created'] });
+    for (let i = 0; i < 3; i++) assert.equal(await finished(await trigger(c, { event_type: 'agent.created', data: { agent_id: `bad-${i}` } })), 'failed');
+
+    const disabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? null : e; }, { what: 'the endpoint to be disabled' });
+    assert.match(disabled.disabled_reason, /^circuit breaker: 3 deliveries in a row failed after all retries$/);
+    assert.equal(disabled.consecutive_failures, 3);
+
+    const [note] = await eventually(() => { const n = opsEvents().filter((e) => e.data.endpoint_id === ep.id); return n.length ? n : null; }, { what: 'the endpoint.disabled webhook' });
+    assert.equal(note.type, 'endpoint.disabled');
+    assert.equal(note.data.reason, disabled.disabled_reason);
+    assert.equal(note.data.url, `${flaky.url}/a`);
+    assert.equal(note.data.consecutive_failures, 3);
+    assert.equal(note.data.enable_path, `/api/webhooks/endpoints/${ep.id}/enable`);
+    const raw = ops.received.find((r) => JSON.parse(r.body).data.endpoint_id === ep.id)!;
+    assert.ok(verifiesWithSeed(OPS_SECRET, raw) && verifiesWithStandardWebhooks(OPS_SECRET, raw), 'signed with the operations secret');
+    const [system] = await c.services.ledger.sql<{ event_source: string }[]>`SELECT event_source FROM webhook_events WHERE id = ${note.id}`;
+    assert.equal(system!.event_source, 'system');
+
+    // Disabled: new events are not routed to it. Enabling resets the breaker.
+    const afterDisable = await trigger(c, { event_type: 'agent.created', data: { agent_id: 'later' } });
+    assert.equal(await finished(afterDisable), 'completed');
+    assert.equal((await c.request('GET', `events/${afterDisable}/status`)).body.deliveries.length, 0);
+    const enabled = await c.request('POST', `endpoints/${ep.id}/enable`);
+    assert.equal(enabled.body.is_active, true);
+    assert.equal(enabled.body.consecutive_failures, 0);
+    assert.equal(enabled.body.failing_since, null);
+    assert.equal(enabled.body.disabled_reason, null);
+  });
+
+  test("a receiver's 410 Gone disables its endpoint at once and notifies operations too", async (t) => {
+    const gone = await startReceiver(() => ({ status: 410 }));
+    t.after(() => gone.close());
+    const ep = await createEndpoint(c, { url: `${gone.url}/gone`, events: ['template.applied'] });
+    await finished(await trigger(c, { event_type: 'template.applied', data: { template_id: 't1', agent_id: 'a1' } }));
+    const e = await endpoint(ep.id);
+    assert.equal(e.is_active, false);
+    assert.match(e.disabled_reason, /410 Gone/);
+    const [note] = await eventually(() => { const n = opsEvents().filter((x) => x.data.endpoint_id === ep.id); return n.length ? n : null; }, { what: 'the endpoint.disabled webhook' });
+    assert.match(note.data.reason, /410 Gone/);
+  });
+
+  test('a success resets the count', async () => {
+    const ep = await createEndpoint(c, { url: `${flaky.url}/c`, events: ['agent.deleted'] });
+    for (const agent of ['bad-1', 'bad-2', 'ok', 'bad-3', 'bad-4']) await finished(await trigger(c, { event_type: 'agent.deleted', data: { agent_id: agent } }));
+    const e = await endpoint(ep.id);
+    assert.equal(e.is_active, true);
+    assert.equal(e.consecutive_failures, 2);
+    assert.ok(e.failing_since, 'failing since the last success');
+  });
+
+  test('every attempt failing for the configured hours disables it; its deliveries are held and resume on enable', async () => {
+    const ep = await createEndpoint(c, { url: `${flaky.url}/b`, events: ['agent.updated'] });
+    // As if it had been failing for a day already.
+    await c.services.ledger.sql`UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours' WHERE id = ${ep.id}`;
+    const ids = [
+      await trigger(c, { event_type: 'agent.updated', data: { agent_id: 'x1' } }),
+      await trigger(c, { event_type: 'agent.updated', data: { agent_id: 'x2' } }),
+    ];
+    const disabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? null : e; }, { what: 'the endpoint to be disabled' });
+    assert.match(disabled.disabled_reason, /^circuit breaker: every attempt failed for 24 h \(since \d{4}-\d\d-\d\dT/);
+    const held = await eventually(async () => {
+      const rows = await c.services.ledger.sql<{ status: string }[]>`SELECT status FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id}`;
+      return rows.length === 2 && rows.every((r) => r.status === 'paused') ? rows : null;
+    }, { what: 'both deliveries held' });
+    assert.equal(held.length, 2);
+    await eventually(() => opsEvents().some((e) => e.data.endpoint_id === ep.id), { what: 'the endpoint.disabled webhook' });
+
+    healthy = true;
+    const enabled = await c.request('POST', `endpoints/${ep.id}/enable`);
+    assert.equal(enabled.status, 200);
+    for (const id of ids) assert.equal(await finished(id), 'completed');
+    const e = await endpoint(ep.id);
+    assert.equal(e.is_active, true);
+    assert.equal(e.failing_since, null);
+    assert.equal(e.consecutive_failures, 0);
+  });
+});
