@@ -265,6 +265,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (pollTimer) clearInterval(pollTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       if (retryTimer) clearTimeout(retryTimer.timer);
+      // A claim already on its way starts its batch when it returns: wait for it, so that batch is
+      // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
+      while (claiming) await sleep(5);
       if (inFlight > 0) {
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, graceMs);
