@@ -43,7 +43,15 @@ const COMMON_OPTIONS = {
  * `begin` runs on `sql.reserve()`, which only ever takes an idle connection before anything is sent.
  */
 function withSafeTransactions(sql: Sql): Sql {
+  let ended = false;
+  const end = sql.end.bind(sql);
+  (sql as unknown as { end: typeof end }).end = (options) => {
+    ended = true;
+    return end(options);
+  };
   const begin = async (...args: unknown[]) => {
+    // reserve() would queue after end() and make the pool reconnect for ever.
+    if (ended) throw new Error('the ledger connection is closed');
     const fn = args[args.length - 1] as (tx: Sql) => unknown;
     const mode = typeof args[0] === 'string' && args.length > 1 ? ` ${(args[0] as string).replace(/[^a-z ]/gi, '')}` : '';
     const tx = await sql.reserve();

@@ -4,6 +4,7 @@
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
  */
 import type { Sql, TxSql } from './connection.ts';
+import { refreshEventStatuses } from './dispatches.ts';
 import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type EndpointRow = {
@@ -105,12 +106,31 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
   return row;
 }
 
-export async function deleteEndpoint(sql: Db, organizationId: string | null, id: string): Promise<boolean> {
-  const rows = await sql`
-    DELETE FROM webhook_endpoints
-    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-    RETURNING id`;
-  return rows.length > 0;
+/**
+ * Deleting an endpoint cancels its unfinished deliveries first and settles their events' status (an
+ * event waiting only on this endpoint is then complete), since the cascade that removes the
+ * dispatches would otherwise leave those events 'processing' for ever.
+ */
+export async function deleteEndpoint(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const cancelled = await tx<{ webhook_event_id: string }[]>`
+      UPDATE webhook_dispatches d SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
+      FROM webhook_endpoints ep
+      WHERE d.webhook_endpoint_id = ep.id AND ep.id = ${id}
+        AND (${organizationId}::uuid IS NULL OR ep.organization_id = ${organizationId}::uuid)
+        AND d.status IN ('pending', 'paused')
+      RETURNING d.webhook_event_id`;
+    const eventIds = [...new Set(cancelled.map((r) => r.webhook_event_id))].sort();
+    if (eventIds.length) {
+      await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+      await refreshEventStatuses(tx as unknown as Sql, eventIds);
+    }
+    const rows = await tx`
+      DELETE FROM webhook_endpoints
+      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      RETURNING id`;
+    return rows.length > 0;
+  }) as Promise<boolean>;
 }
 
 /**

@@ -10,6 +10,7 @@
  * Events are deleted a batch at a time (one short transaction each).
  */
 import type { Sql } from './connection.ts';
+import { retryOnDeadlock } from './deadlock-retry.ts';
 import { refreshEventStatuses } from './dispatches.ts';
 
 export type ErasureCounts = {
@@ -36,7 +37,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
 
   for (;;) {
     type Row = { events: number; dispatches: number; attempts: number; cancelled: number; in_flight: string[] };
-    const rows: Row[] = await sql<Row[]>`
+    const rows: Row[] = await retryOnDeadlock(() => sql<Row[]>`
       WITH doomed AS (
         SELECT id FROM webhook_events
         WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
@@ -56,7 +57,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
              (SELECT count(*)::int FROM del_dispatches) AS dispatches,
              (SELECT count(*)::int FROM del_attempts) AS attempts,
              (SELECT count(*)::int FROM unfinished) AS cancelled,
-             ARRAY(SELECT DISTINCT webhook_event_id::text FROM unfinished WHERE status = 'in_flight') AS in_flight`;
+             ARRAY(SELECT DISTINCT webhook_event_id::text FROM unfinished WHERE status = 'in_flight') AS in_flight`);
     const b = rows[0] as Row;
     r.events_deleted += b.events;
     r.dispatches_deleted += b.dispatches;
@@ -72,7 +73,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
       AND kind = 'endpoint' AND system_role IS NULL`;
   const endpointIds = endpoints.map((e) => e.id);
   if (endpointIds.length) {
-    const counts = await sql.begin(async (tx) => {
+    const counts = await retryOnDeadlock(() => sql.begin(async (tx) => {
       // Lock order as the worker's: dispatches, then endpoints, then events.
       const cancelled = await tx<{ webhook_event_id: string; webhook_endpoint_id: string; was: string }[]>`
         UPDATE webhook_dispatches d
@@ -100,7 +101,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
         attempts: attempts.length,
         endpoints: deleted.length,
       };
-    });
+    }));
     r.deliveries_cancelled += counts.cancelled;
     r.dispatches_deleted += counts.dispatches;
     r.attempts_deleted += counts.attempts;

@@ -60,6 +60,19 @@ describe('endpoints', () => {
     assert.equal((await c.request('GET', `endpoints/${ep.id}`)).status, 404);
   });
 
+  test('deleting an endpoint cancels its pending deliveries and settles their events', async (t) => {
+    // The API alone: no worker, so the delivery stays pending.
+    const apiOnly = await startCarteiro({ role: 'api' });
+    t.after(() => apiOnly.stop());
+    const ep = await createEndpoint(apiOnly, { url: 'http://127.0.0.1:9/never', events: ['onboarding.completed'] });
+    const id = await trigger(apiOnly, { event_type: 'onboarding.completed', data: { user_id: 'gone' } });
+    assert.equal((await apiOnly.request('GET', `events/${id}/status`)).body.status, 'pending');
+    assert.equal((await apiOnly.request('DELETE', `endpoints/${ep.id}`)).status, 204);
+    const event = (await apiOnly.request('GET', `events/${id}`)).body;
+    assert.equal(event.status, 'completed', 'not left processing for ever');
+    assert.ok(event.processed_at);
+  });
+
   test('after a rotation both secrets sign until the overlap ends', async (t) => {
     const receiver = await startReceiver();
     t.after(() => receiver.close());

@@ -92,12 +92,12 @@ describe('erasure', () => {
     const scoped = await c.request('DELETE', 'users/user-caio/data', undefined, { 'x-organization-id': OTHER_ORG });
     assert.equal(scoped.status, 200);
     assert.equal(scoped.body.organization_id, OTHER_ORG);
-    assert.equal(scoped.body.events_deleted, 1);
+    assert.equal(scoped.body.events_deleted, 1, JSON.stringify(scoped.body));
     assert.equal((await c.request('GET', `events/${inOther}`)).status, 404);
     assert.equal((await c.request('GET', `events/${inDefault}`)).status, 200);
 
     const all = await c.request('DELETE', 'users/user-caio/data');
-    assert.equal(all.body.events_deleted, 1);
+    assert.equal(all.body.events_deleted, 1, JSON.stringify(all.body));
     assert.equal((await c.request('GET', `events/${inDefault}`)).status, 404);
   });
 

@@ -57,6 +57,8 @@ export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     CARTEIRO_QUIET: 'true',
     CARTEIRO_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
+    // No repeating retention schedule per test instance: each would leave its scheduler keys in Redis.
+    CARTEIRO_RETENTION_INTERVAL_MINUTES: '0',
   };
   if (!opts.embedded && DATABASE_URL) env.DATABASE_URL = DATABASE_URL;
   else env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
