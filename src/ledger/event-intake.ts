@@ -33,7 +33,36 @@ export type EventIntake = {
 
 type Waiting = { events: NewEvent[]; resolve: (r: InsertResult[]) => void; reject: (e: unknown) => void };
 
-export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurrentCommits: number }): EventIntake {
+/**
+ * Wakes the workers after commits, outside the write transaction (see fan_out_new_events: a commit that
+ * notifies serialises with every other notifying commit). One NOTIFY at a time per process: pokes that
+ * arrive meanwhile fold into one more. A lost NOTIFY only delays work until the workers' next poll.
+ */
+function createWakeNotifier(sql: Sql, channel: string): () => void {
+  let sending = false;
+  let again = false;
+  const send = async (): Promise<void> => {
+    sending = true;
+    try {
+      await sql`SELECT pg_notify(${channel}, '')`;
+    } catch {
+      /* the workers' poll picks the work up */
+    } finally {
+      sending = false;
+      if (again) {
+        again = false;
+        void send();
+      }
+    }
+  };
+  return () => {
+    if (sending) again = true;
+    else void send();
+  };
+}
+
+export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurrentCommits: number; wakeChannel: string }): EventIntake {
+  const wakeWorkers = createWakeNotifier(sql, opts.wakeChannel);
   let queue: Waiting[] = [];
   let committing = 0;
   const drainWaiters: (() => void)[] = [];
@@ -58,7 +87,8 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
 
   async function commit(batch: Waiting[]): Promise<void> {
     try {
-      const results = await withinCommitTimeout(insertEvents(sql, batch.flatMap((w) => w.events)));
+      const results = await withinCommitTimeout(insertEvents(sql, batch.flatMap((w) => w.events), { deferNotify: true }));
+      if (results.some((r) => !r.duplicate)) wakeWorkers();
       let offset = 0;
       for (const w of batch) {
         w.resolve(results.slice(offset, offset + w.events.length));

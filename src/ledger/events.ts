@@ -36,7 +36,7 @@ export type InsertResult = StoredEvent & { duplicate: boolean };
  * Inserts a batch; an idempotency key seen before (in this batch or earlier) returns the first event.
  * Results are in input order.
  */
-export async function insertEvents(sql: Sql, events: NewEvent[]): Promise<InsertResult[]> {
+export async function insertEvents(sql: Sql, events: NewEvent[], opts: { deferNotify?: boolean } = {}): Promise<InsertResult[]> {
   if (events.length === 0) return [];
   // Ids are made here (time-ordered v7) so each input maps to its row without trusting RETURNING order.
   const ids = events.map(() => uuidv7());
@@ -49,7 +49,9 @@ export async function insertEvents(sql: Sql, events: NewEvent[]): Promise<Insert
       ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
       ${col('tableName')}::text[], ${col('recordId')}::text[], ${col('userId')}::text[],
       ${col('dataJson')}::text[], ${events.map((e) => String(e.priority))}::text[], ${col('idempotencyKey')}::text[]
-    ) AS t(id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key)
+    ) AS t(id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key),
+    -- Evaluated before the statement's fan-out trigger fires: the caller notifies after the commit.
+    (SELECT set_config('carteiro.defer_notify', ${opts.deferNotify ? 'on' : 'off'}, true)) AS defer
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, organization_id, event_type, status, created_at, idempotency_key`;
 

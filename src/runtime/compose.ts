@@ -59,7 +59,11 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
 
   const catalog = createCatalog(ledger.sql);
   const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
-  const intake = createEventIntake(ledger.sql, { maxBatch: 1000, maxConcurrentCommits: Math.max(1, Math.floor(config.database.poolSize / 2)) });
+  const intake = createEventIntake(ledger.sql, {
+    maxBatch: 1000,
+    maxConcurrentCommits: Math.max(1, Math.floor(config.database.poolSize / 2)),
+    wakeChannel: `${ledger.schema}_dispatch`,
+  });
   const dataProtection = createDataProtection(secretBox, { piiFields: config.dataProtection.piiFields });
   const destinations = createDestinationGuard({ allow: config.delivery.allowPrivateNetworks });
   const ingest = createIngestService(catalog, intake, {

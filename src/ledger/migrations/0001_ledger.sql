@@ -194,7 +194,10 @@ BEGIN
     RETURNING 1
   )
   SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM unrouted) INTO dispatched, completed;
-  IF dispatched > 0 THEN
+  -- A commit that notifies holds Postgres's global notify lock through its WAL flush, so notifying
+  -- commits run one at a time (measured here: 510 vs 5,400 single-row commits/s). Writers that can
+  -- notify after their commit instead (the API's intake) set carteiro.defer_notify for the transaction.
+  IF dispatched > 0 AND coalesce(current_setting('carteiro.defer_notify', true), '') <> 'on' THEN
     PERFORM pg_notify(TG_TABLE_SCHEMA || '_dispatch', '');
   END IF;
   RETURN NULL;
