@@ -3,7 +3,7 @@
  * (`enc:v1:<keyId>:<iv>:<tag>:<data>`, base64url parts), so keys rotate by adding a new first key
  * while older ones keep opening what they sealed.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 
 const PREFIX = 'enc:v1:';
 const IV_BYTES = 12;
@@ -40,7 +40,9 @@ export function generateKeyringSpec(keyId = 'k1'): string {
 }
 
 export function createSecretBox(keyring: Map<string, Buffer>): SecretBox {
-  const [primaryKeyId, primaryKey] = [...keyring.entries()][0] as [string, Buffer];
+  // Imported once: a raw Buffer key is re-imported by every createCipheriv call (seen in the ingest profile).
+  const keys = new Map<string, KeyObject>([...keyring].map(([id, raw]) => [id, createSecretKey(raw)]));
+  const [primaryKeyId, primaryKey] = [...keys.entries()][0] as [string, KeyObject];
   return {
     primaryKeyId,
     seal(plaintext) {
@@ -53,7 +55,7 @@ export function createSecretBox(keyring: Map<string, Buffer>): SecretBox {
     open(ciphertext) {
       if (!ciphertext.startsWith(PREFIX)) throw new SecretBoxError('value is not sealed');
       const [keyId, iv, tag, data] = ciphertext.slice(PREFIX.length).split(':');
-      const key = keyId ? keyring.get(keyId) : undefined;
+      const key = keyId ? keys.get(keyId) : undefined;
       if (!key || iv === undefined || tag === undefined || data === undefined) {
         throw new SecretBoxError(`cannot open a value sealed with key "${keyId}": key not in the keyring`);
       }
