@@ -112,25 +112,28 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
  * dispatches would otherwise leave those events 'processing' for ever.
  */
 export async function deleteEndpoint(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
-  return sql.begin(async (tx) => {
-    const cancelled = await tx<{ webhook_event_id: string }[]>`
-      UPDATE webhook_dispatches d SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
-      FROM webhook_endpoints ep
-      WHERE d.webhook_endpoint_id = ep.id AND ep.id = ${id}
-        AND (${organizationId}::uuid IS NULL OR ep.organization_id = ${organizationId}::uuid)
-        AND d.status IN ('pending', 'paused')
-      RETURNING d.webhook_event_id`;
-    const eventIds = [...new Set(cancelled.map((r) => r.webhook_event_id))].sort();
-    if (eventIds.length) {
-      await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
-      await refreshEventStatuses(tx as unknown as Sql, eventIds);
-    }
-    const rows = await tx`
-      DELETE FROM webhook_endpoints
-      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-      RETURNING id`;
-    return rows.length > 0;
-  }) as Promise<boolean>;
+  return sql.begin((tx) => deleteEndpointIn(tx, organizationId, id)) as Promise<boolean>;
+}
+
+/** deleteEndpoint inside the caller's transaction (the n8n registry deletes a workflow's endpoint so). */
+export async function deleteEndpointIn(tx: TxSql, organizationId: string | null, id: string): Promise<boolean> {
+  const cancelled = await tx<{ webhook_event_id: string }[]>`
+    UPDATE webhook_dispatches d SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
+    FROM webhook_endpoints ep
+    WHERE d.webhook_endpoint_id = ep.id AND ep.id = ${id}
+      AND (${organizationId}::uuid IS NULL OR ep.organization_id = ${organizationId}::uuid)
+      AND d.status IN ('pending', 'paused')
+    RETURNING d.webhook_event_id`;
+  const eventIds = [...new Set(cancelled.map((r) => r.webhook_event_id))].sort();
+  if (eventIds.length) {
+    await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+    await refreshEventStatuses(tx as unknown as Sql, eventIds);
+  }
+  const rows = await tx`
+    DELETE FROM webhook_endpoints
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+    RETURNING id`;
+  return rows.length > 0;
 }
 
 /**

@@ -8,7 +8,7 @@
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
  */
 import type { Sql, TxSql } from './connection.ts';
-import { setEndpointActiveIn } from './endpoints.ts';
+import { deleteEndpointIn, setEndpointActiveIn } from './endpoints.ts';
 
 type Db = Sql | TxSql;
 
@@ -248,11 +248,12 @@ export async function updateN8nWorkflowIn(tx: TxSql, current: N8nWorkflowRow, c:
  */
 export async function deleteN8nWorkflow(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
   return sql.begin(async (tx) => {
-    // Endpoint first (its foreign key then clears the workflow's link): the worker's lock order.
-    await tx`
-      DELETE FROM webhook_endpoints
-      WHERE kind = 'n8n' AND id = (SELECT webhook_endpoint_id FROM n8n_workflows
-                                   WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid))`;
+    // Endpoint first (its foreign key then clears the workflow's link): the worker's lock order. Its
+    // unfinished deliveries are cancelled and their events settled, as for any deleted endpoint.
+    const [linked] = await tx<{ endpoint_id: string | null }[]>`
+      SELECT w.webhook_endpoint_id AS endpoint_id FROM n8n_workflows w JOIN webhook_endpoints ep ON ep.id = w.webhook_endpoint_id AND ep.kind = 'n8n'
+      WHERE w.id = ${id} AND (${organizationId}::uuid IS NULL OR w.organization_id = ${organizationId}::uuid)`;
+    if (linked?.endpoint_id) await deleteEndpointIn(tx, organizationId, linked.endpoint_id);
     const deleted = await tx`
       DELETE FROM n8n_workflows
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
