@@ -13,6 +13,8 @@ import { ConflictError, SchemaViolationError, UnknownEventTypeError, ValidationE
 export type ResolvedEventType = EventTypeDefinition & { builtin: boolean; priorityValue: PriorityValue; validate: ValidateFunction };
 
 const CUSTOM_TTL_MS = 5_000;
+/** Answers for unknown names are cached too, so the cache is bounded: random type names cannot grow it. */
+const CUSTOM_CACHE_LIMIT = 10_000;
 
 export type Catalog = {
   resolve(organizationId: string, eventType: string): Promise<ResolvedEventType>;
@@ -54,6 +56,7 @@ export function createCatalog(sql: Sql): Catalog {
       }
       const row = await findCustomEventType(sql, organizationId, eventType);
       const type = row ? compileCustom(row) : null;
+      if (custom.size >= CUSTOM_CACHE_LIMIT) custom.clear();
       custom.set(key, { at: Date.now(), type });
       if (!type) throw new UnknownEventTypeError(eventType);
       return type;
