@@ -30,8 +30,6 @@ export type DispatcherDeps = {
   log: Logger;
   /** Told about every recorded batch (live updates for the dashboard). */
   onRecorded?: (outcomes: OutcomeRecord[]) => void;
-  /** Lets destinations with a URL of their own (n8n test mode) override the endpoint's URL. */
-  resolveUrl?: (d: ClaimedDispatch) => string;
   /**
    * The `data` JSON a dispatch sends (default: the stored text as is). Data protection opens sealed
    * personal fields and applies the endpoint's allow-list here, before signing.
@@ -135,8 +133,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
       : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
     headers['user-agent'] = userAgent;
-    const url = deps.resolveUrl ? deps.resolveUrl(d) : d.url;
-    const result = await sender.post(url, body, headers);
+    const result = await sender.post(d.url, body, headers);
     return outcomeRecord(d, result, now());
   }
 

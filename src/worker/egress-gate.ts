@@ -8,4 +8,3 @@ export type EgressGate = {
   close(): Promise<void>;
 };
 
-export const OPEN_GATE: EgressGate = { reserve: async () => 0, close: async () => {} };
