@@ -7,6 +7,7 @@
 import type { Sql } from './connection.ts';
 import { insertEvents, type InsertResult, type NewEvent } from './events.ts';
 import { LedgerUnavailableError } from '../errors/errors.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 /**
  * While Postgres restarts, postgres.js keeps queries waiting through its reconnect backoff. A client
@@ -16,13 +17,6 @@ import { LedgerUnavailableError } from '../errors/errors.ts';
  */
 export const COMMIT_ANSWER_TIMEOUT_MS = 5_000;
 
-function withinCommitTimeout<T>(work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`))), COMMIT_ANSWER_TIMEOUT_MS);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 export type EventIntake = {
   submit(event: NewEvent): Promise<InsertResult>;
@@ -87,7 +81,11 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
 
   async function commit(batch: Waiting[]): Promise<void> {
     try {
-      const results = await withinCommitTimeout(insertEvents(sql, batch.flatMap((w) => w.events), { deferNotify: true }));
+      const results = await withTimeout(
+        insertEvents(sql, batch.flatMap((w) => w.events), { deferNotify: true }),
+        COMMIT_ANSWER_TIMEOUT_MS,
+        () => new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`)),
+      );
       if (results.some((r) => !r.duplicate)) wakeWorkers();
       let offset = 0;
       for (const w of batch) {

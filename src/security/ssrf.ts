@@ -22,6 +22,7 @@ import type { LookupAddress } from 'node:dns';
 import { checkUrlShape } from '../delivery/destination.ts';
 import type { HttpSender } from '../delivery/http-sender.ts';
 import { UnsafeDestinationError } from '../errors/errors.ts';
+import { withTimeout } from '../util/timeout.ts';
 import { ConfigError } from '../config/config.ts';
 
 type Family = 'ipv4' | 'ipv6';
@@ -229,7 +230,7 @@ export function createDestinationGuard(opts: { allow: readonly string[]; resolve
     }
     let addresses: { address: string }[];
     try {
-      addresses = await withTimeout(resolve(host), RESOLVE_TIMEOUT_MS, `resolving ${host} timed out`);
+      addresses = await withTimeout(resolve(host), RESOLVE_TIMEOUT_MS, () => Object.assign(new Error(`resolving ${host} timed out`), { code: 'ETIMEOUT' }));
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw new UnsafeDestinationError(`url host "${host}" does not resolve${code ? ` (${code})` : ''}`);
@@ -286,10 +287,3 @@ export function guardSender(sender: HttpSender, guard: DestinationGuard): HttpSe
   };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(message), { code: 'ETIMEOUT' })), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
