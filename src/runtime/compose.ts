@@ -15,6 +15,7 @@ import { adminAuthenticator } from '../api/admin-authenticator.ts';
 import { createBullmqJobRunner, createLocalJobRunner } from '../jobs/job-runner.ts';
 import { createLocalLiveBus, createRedisLiveBus } from '../conveyor/live-bus.ts';
 import { connectRedis } from '../conveyor/redis.ts';
+import { createAcceptedAnnouncer } from '../conveyor/accepted-events.ts';
 import { createDispatcher } from '../worker/dispatcher.ts';
 import { createHttpSender, type HttpSender } from '../delivery/http-sender.ts';
 import { createSecretResolver } from '../worker/signing-secrets.ts';
@@ -59,6 +60,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
 
   const catalog = createCatalog(ledger.sql);
   const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
+  const announceAccepted = createAcceptedAnnouncer(liveBus);
   const intake = createEventIntake(ledger.sql, {
     maxBatch: 1000,
     maxConcurrentCommits: Math.max(1, Math.floor(config.database.poolSize / 2)),
@@ -69,10 +71,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   const ingest = createIngestService(catalog, intake, {
     serializeData: dataProtection.sealData,
     // Live updates (dashboard): new events, after their commit; duplicates stored nothing new.
-    onAccepted: (organizationId, results) => {
-      const count = results.filter((r) => !r.duplicate).length;
-      if (count > 0) liveBus.publish({ type: 'events.accepted', organization_id: organizationId, count });
-    },
+    onAccepted: (organizationId, results) => announceAccepted(organizationId, results.filter((r) => !r.duplicate).length),
   });
 
   let sender: HttpSender | null = null;
