@@ -5,6 +5,7 @@
  */
 import type { Sql, TxSql } from './connection.ts';
 import { refreshEventStatuses } from './dispatches.ts';
+import { retryOnDeadlock } from './deadlock-retry.ts';
 import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type EndpointRow = {
@@ -110,30 +111,34 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
  * Deleting an endpoint cancels its unfinished deliveries first and settles their events' status (an
  * event waiting only on this endpoint is then complete), since the cascade that removes the
  * dispatches would otherwise leave those events 'processing' for ever.
+ * Locks are taken in the worker's order — the endpoint's dispatches, the endpoint, then events — so
+ * deleting while an outcome batch is being recorded waits instead of deadlocking.
  */
 export async function deleteEndpoint(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
-  return sql.begin((tx) => deleteEndpointIn(tx, organizationId, id)) as Promise<boolean>;
+  return retryOnDeadlock(() => sql.begin((tx) => deleteEndpointIn(tx, organizationId, id)) as Promise<boolean>);
 }
 
 /** deleteEndpoint inside the caller's transaction (the n8n registry deletes a workflow's endpoint so). */
 export async function deleteEndpointIn(tx: TxSql, organizationId: string | null, id: string): Promise<boolean> {
-  const cancelled = await tx<{ webhook_event_id: string }[]>`
-    UPDATE webhook_dispatches d SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
-    FROM webhook_endpoints ep
-    WHERE d.webhook_endpoint_id = ep.id AND ep.id = ${id}
-      AND (${organizationId}::uuid IS NULL OR ep.organization_id = ${organizationId}::uuid)
-      AND d.status IN ('pending', 'paused')
-    RETURNING d.webhook_event_id`;
-  const eventIds = [...new Set(cancelled.map((r) => r.webhook_event_id))].sort();
+  const owned = await tx`
+    SELECT id FROM webhook_endpoints WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+  if (owned.length === 0) return false;
+  const dispatches = await tx<{ webhook_event_id: string; status: string }[]>`
+    SELECT webhook_event_id, status FROM webhook_dispatches WHERE webhook_endpoint_id = ${id} ORDER BY id FOR UPDATE`;
+  await tx`SELECT id FROM webhook_endpoints WHERE id = ${id} FOR UPDATE`;
+  // In-flight ones too: their worker records its attempt, but finds the dispatch gone, so the event
+  // must be settled here. The rows are locked above, so its outcome batch waits for this transaction.
+  const unfinished = dispatches.filter((d) => d.status === 'pending' || d.status === 'paused' || d.status === 'in_flight');
+  const eventIds = [...new Set(unfinished.map((d) => d.webhook_event_id))].sort();
   if (eventIds.length) {
+    await tx`
+      UPDATE webhook_dispatches SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
+      WHERE webhook_endpoint_id = ${id} AND status IN ('pending', 'paused', 'in_flight')`;
     await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
     await refreshEventStatuses(tx as unknown as Sql, eventIds);
   }
-  const rows = await tx`
-    DELETE FROM webhook_endpoints
-    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-    RETURNING id`;
-  return rows.length > 0;
+  await tx`DELETE FROM webhook_endpoints WHERE id = ${id}`;
+  return true;
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import type { Sql, TxSql } from './connection.ts';
 import { deleteEndpointIn, setEndpointActiveIn } from './endpoints.ts';
+import { retryOnDeadlock } from './deadlock-retry.ts';
 
 type Db = Sql | TxSql;
 
@@ -247,7 +248,7 @@ export async function updateN8nWorkflowIn(tx: TxSql, current: N8nWorkflowRow, c:
  * as for any deleted endpoint).
  */
 export async function deleteN8nWorkflow(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
-  return sql.begin(async (tx) => {
+  return retryOnDeadlock(() => sql.begin(async (tx) => {
     // Endpoint first (its foreign key then clears the workflow's link): the worker's lock order. Its
     // unfinished deliveries are cancelled and their events settled, as for any deleted endpoint.
     const [linked] = await tx<{ endpoint_id: string | null }[]>`
@@ -259,7 +260,7 @@ export async function deleteN8nWorkflow(sql: Sql, organizationId: string | null,
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
       RETURNING id`;
     return deleted.length > 0;
-  }) as Promise<boolean>;
+  }) as Promise<boolean>);
 }
 
 /**

@@ -73,6 +73,24 @@ describe('endpoints', () => {
     assert.ok(event.processed_at);
   });
 
+  test('endpoints deleted while their deliveries are being recorded are deleted cleanly (no deadlock)', async (t) => {
+    const receiver = await startReceiver(() => ({ status: 200, delayMs: 5 }));
+    t.after(() => receiver.close());
+    const eps = [];
+    for (let i = 0; i < 12; i++) eps.push(await createEndpoint(c, { url: `${receiver.url}/${i}`, events: ['conversation.created'] }));
+    const events = Array.from({ length: 150 }, (_, i) => ({ event_type: 'conversation.created', data: { conversation_id: `race-${i}` } }));
+    assert.equal((await c.request('POST', 'events/batch', { events })).status, 202);
+    await receiver.waitFor(20);
+    const statuses = await Promise.all(eps.map((ep) => c.request('DELETE', `endpoints/${ep.id}`).then((r) => r.status)));
+    assert.deepEqual(statuses, Array(eps.length).fill(204));
+    const stuck = await eventually(async () => {
+      const [row] = await c.services.ledger.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM webhook_events WHERE data->>'conversation_id' LIKE 'race-%' AND status IN ('pending', 'processing')`;
+      return row?.n === 0 ? 'settled' : null;
+    }, { what: 'every event settled' });
+    assert.equal(stuck, 'settled');
+  });
+
   test('after a rotation both secrets sign until the overlap ends', async (t) => {
     const receiver = await startReceiver();
     t.after(() => receiver.close());
