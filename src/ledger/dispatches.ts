@@ -29,9 +29,17 @@ export type ClaimedDispatch = {
   include_fields: IncludeFields | null;
 };
 
+/**
+ * Claims commit asynchronously (`synchronous_commit = off` for the claim's own transaction): a claim
+ * lost in a crash only leaves its rows pending, to be claimed again, and the outcome commit that
+ * follows every delivery is synchronous and flushes the claim's WAL with its own. So a claim does not
+ * wait for a WAL flush behind the API's commits, which is latency on every delivery.
+ */
 export async function claimDueDispatches(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedDispatch[]> {
   return sql<ClaimedDispatch[]>`
-    WITH due AS (
+    WITH lazy_commit AS (
+      SELECT set_config('synchronous_commit', 'off', true)
+    ), due AS (
       SELECT id FROM webhook_dispatches
       WHERE status = 'pending' AND next_attempt_at <= now()
       ORDER BY priority DESC, next_attempt_at
@@ -52,15 +60,20 @@ export async function claimDueDispatches(sql: Sql, workerId: string, limit: numb
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id
+    CROSS JOIN lazy_commit
     ORDER BY c.priority DESC`;
 }
 
-/** Work whose worker died (its lease ran out) becomes due again. Returns how many rows. */
+/**
+ * Work whose worker died (its lease ran out) becomes due again. Returns how many rows. Commits
+ * asynchronously like a claim: if the release is lost, the next sweep releases the rows again.
+ */
 export async function releaseExpiredLeases(sql: Sql): Promise<number> {
   const rows = await sql`
+    WITH lazy_commit AS (SELECT set_config('synchronous_commit', 'off', true))
     UPDATE webhook_dispatches
        SET status = 'pending', leased_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
-     WHERE status = 'in_flight' AND lease_expires_at < now()
+     WHERE status = 'in_flight' AND lease_expires_at < now() AND EXISTS (SELECT 1 FROM lazy_commit)
     RETURNING 1`;
   return rows.length;
 }

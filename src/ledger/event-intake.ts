@@ -30,7 +30,9 @@ type Waiting = { events: NewEvent[]; resolve: (r: InsertResult[]) => void; rejec
 /**
  * Wakes the workers after commits, outside the write transaction (see fan_out_new_events: a commit that
  * notifies serialises with every other notifying commit). One NOTIFY at a time per process: pokes that
- * arrive meanwhile fold into one more. A lost NOTIFY only delays work until the workers' next poll.
+ * arrive meanwhile fold into one more. A lost NOTIFY only delays work until the workers' next poll,
+ * which is also why it commits asynchronously: a NOTIFY gets a transaction id, so a synchronous commit
+ * would wait for a WAL flush while holding the global notify lock.
  */
 function createWakeNotifier(sql: Sql, channel: string): () => void {
   let sending = false;
@@ -38,7 +40,7 @@ function createWakeNotifier(sql: Sql, channel: string): () => void {
   const send = async (): Promise<void> => {
     sending = true;
     try {
-      await sql`SELECT pg_notify(${channel}, '')`;
+      await sql`SELECT set_config('synchronous_commit', 'off', true), pg_notify(${channel}, '')`;
     } catch {
       /* the workers' poll picks the work up */
     } finally {
