@@ -18,9 +18,16 @@ export type HttpSenderOptions = {
 };
 
 export type HttpSender = {
-  post(url: string, body: string, headers: Record<string, string>): Promise<SendResult>;
+  /**
+   * `body` as sent: a Buffer is the encoded bytes (the worker signs exactly those). `headers` is the
+   * request's own object: content-type and content-length are set on it rather than on a copy.
+   */
+  post(url: string, body: string | Buffer, headers: Record<string, string>): Promise<SendResult>;
   close(): Promise<void>;
 };
+
+type Target = { origin: string; path: string } | null;
+const TARGET_CACHE_LIMIT = 10_000;
 
 export function createHttpSender(opts: HttpSenderOptions): HttpSender {
   const agent = new Agent({
@@ -31,21 +38,36 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     ...(opts.connect ? { connect: opts.connect } : {}),
   });
 
-  async function post(url: string, body: string, headers: Record<string, string>): Promise<SendResult> {
+  // Every delivery to an endpoint has the same URL: parse it once, not once per request.
+  const targets = new Map<string, Target>();
+  function target(url: string): Target {
+    let t = targets.get(url);
+    if (t === undefined) {
+      try {
+        const parsed = new URL(url);
+        t = { origin: parsed.origin, path: parsed.pathname + parsed.search };
+      } catch {
+        t = null;
+      }
+      if (targets.size >= TARGET_CACHE_LIMIT) targets.clear();
+      targets.set(url, t);
+    }
+    return t;
+  }
+
+  async function post(url: string, body: string | Buffer, headers: Record<string, string>): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
-    }
+    const t = target(url);
+    if (!t) return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     try {
       const res = await agent.request({
-        origin: parsed.origin,
-        path: parsed.pathname + parsed.search,
+        origin: t.origin,
+        path: t.path,
         method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+        headers,
         body,
         signal: AbortSignal.timeout(opts.timeoutMs),
       });

@@ -20,12 +20,14 @@ export function standardKey(secret: string): Buffer {
   return secret.startsWith(SECRET_PREFIX) ? Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
 }
 
-export function seedSignature(secret: string | KeyObject, timestamp: number, body: string): string {
-  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+// The body is fed to the HMAC after its prefix rather than concatenated to it: the worker signs the
+// very bytes it sends, encoded once, and no second copy of every payload is made per signature.
+export function seedSignature(secret: string | KeyObject, timestamp: number, body: string | Buffer): string {
+  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
 }
 
-export function standardSignature(key: Buffer | KeyObject, msgId: string, timestamp: number, body: string): string {
-  return 'v1,' + createHmac('sha256', key).update(`${msgId}.${timestamp}.${body}`).digest('base64');
+export function standardSignature(key: Buffer | KeyObject, msgId: string, timestamp: number, body: string | Buffer): string {
+  return 'v1,' + createHmac('sha256', key).update(`${msgId}.${timestamp}.`).update(body).digest('base64');
 }
 
 export type SigningSecrets = { current: string; previous: string | null };
@@ -42,7 +44,7 @@ export function prepareSigningKeys(secrets: SigningSecrets): SigningKeys {
   return { current: keyPair(secrets.current), previous: secrets.previous ? keyPair(secrets.previous) : null };
 }
 
-export function signatureHeaders(secrets: SigningSecrets | SigningKeys, msgId: string, timestamp: number, body: string): Record<string, string> {
+export function signatureHeaders(secrets: SigningSecrets | SigningKeys, msgId: string, timestamp: number, body: string | Buffer): Record<string, string> {
   const keys = typeof secrets.current === 'string' ? prepareSigningKeys(secrets as SigningSecrets) : (secrets as SigningKeys);
   const standard = [standardSignature(keys.current.standard, msgId, timestamp, body)];
   const headers: Record<string, string> = {

@@ -272,14 +272,28 @@ export function createDestinationGuard(opts: { allow: readonly string[]; resolve
   return { checkUrl, lookup, literalBlockedReason, blockedReason: reasonFor };
 }
 
+const VERDICT_CACHE_LIMIT = 10_000;
+
 /**
  * Wraps the delivery client so URLs whose host is a blocked IP literal (no DNS lookup happens for
  * those) fail as an attempt with a clear error instead of being sent.
  */
 export function guardSender(sender: HttpSender, guard: DestinationGuard): HttpSender {
+  // The verdict on a URL never changes (the lists are fixed at start), and every delivery to an
+  // endpoint repeats its URL: remember it rather than re-check the block list per request.
+  const verdicts = new Map<string, string | null>();
+  const literalVerdict = (url: string): string | null => {
+    let reason = verdicts.get(url);
+    if (reason === undefined) {
+      reason = guard.literalBlockedReason(url);
+      if (verdicts.size >= VERDICT_CACHE_LIMIT) verdicts.clear();
+      verdicts.set(url, reason);
+    }
+    return reason;
+  };
   return {
     async post(url, body, headers) {
-      const reason = guard.literalBlockedReason(url);
+      const reason = literalVerdict(url);
       if (reason) return { kind: 'network-error', error: `${BLOCKED_ERROR_CODE}: ${reason}`, durationMs: 0 };
       return sender.post(url, body, headers);
     },

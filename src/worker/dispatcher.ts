@@ -127,7 +127,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
     const sentAt = now();
     const timestamp = Math.floor(sentAt / 1000);
-    const body = buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text);
+    // Encoded once: these bytes are signed (twice) and sent.
+    const body = Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text));
     const signing = secrets(d, sentAt);
     const headers: Record<string, string> = signing
       ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
