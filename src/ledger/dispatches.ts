@@ -3,6 +3,7 @@
  * due time) under a lease, and records a whole batch of outcomes in one transaction of set-based
  * statements: measured here, that is about ten times cheaper than a statement per delivery.
  */
+import type postgres from 'postgres';
 import type { Sql } from './connection.ts';
 import { emitEndpointDisabled, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
 import type { IncludeFields } from '../security/minimal-payload.ts';
@@ -122,8 +123,16 @@ export async function recordOutcomes(
   // (a boolean[] arrives as boolean), and text is exact for every type used here.
   const txt = <T>(list: OutcomeRecord[], f: (o: OutcomeRecord) => T) => list.map((o) => { const v = f(o); return v === null ? null : v instanceof Date ? v.toISOString() : String(v); });
   return sql.begin(async (tx) => {
+    // The statements are pipelined: each is sent without waiting for the one before, and Postgres
+    // runs them in order on this one connection (so the lock order holds). A batch costs three round
+    // trips (BEGIN, the batch, COMMIT) instead of one per statement; if one fails, the transaction is
+    // aborted, the rest fail with it and the batch rolls back whole.
+    // postgres.js sends a query when it is first awaited; execute() sends it now, so queries go out in
+    // the order written here (refreshEventStatuses awaits its own query as soon as it is called).
+    const pipeline: Promise<unknown>[] = [];
+    const send = (query: postgres.PendingQuery<postgres.Row[]>) => pipeline.push(query.execute());
     if (attempted.length) {
-      await tx`
+      send(tx`
         INSERT INTO webhook_deliveries
           (organization_id, webhook_event_id, webhook_endpoint_id, dispatch_id, attempt_number, success,
            status_code, response_body, delivery_duration_ms, error)
@@ -135,9 +144,9 @@ export async function recordOutcomes(
           ${txt(attempted, (o) => o.attemptNumber)}::text[], ${txt(attempted, (o) => o.success)}::text[],
           ${txt(attempted, (o) => o.statusCode)}::text[], ${txt(attempted, (o) => o.responseBody)}::text[],
           ${txt(attempted, (o) => o.durationMs)}::text[], ${txt(attempted, (o) => o.error)}::text[]
-        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, duration, error)`;
+        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, duration, error)`);
     }
-    await tx`
+    send(tx`
       UPDATE webhook_dispatches d
          SET status = CASE
                -- work handed back for an endpoint disabled meanwhile is held, like its other pending work
@@ -157,11 +166,11 @@ export async function recordOutcomes(
           ${txt(outcomes, (o) => o.statusCode)}::text[], ${txt(outcomes, (o) => o.error)}::text[],
           ${txt(outcomes, (o) => o.attemptNumber)}::text[]
         ) AS u(id, next_status, next_attempt_at, attempted, status_code, error, attempt_number)
-       WHERE d.id = u.id::uuid AND d.status = 'in_flight' AND d.leased_by = ${workerId} AND d.attempts = u.attempt_number::int`;
+       WHERE d.id = u.id::uuid AND d.status = 'in_flight' AND d.leased_by = ${workerId} AND d.attempts = u.attempt_number::int`);
 
     if (counters.length || disable.length) {
       const endpointIds = [...new Set([...counters.map((c) => c.endpointId), ...disable.map((o) => o.endpointId)])].sort();
-      await tx`SELECT id FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+      send(tx`SELECT id FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
     }
     if (counters.length) {
       const ids = counters.map((c) => c.endpointId);
@@ -172,7 +181,7 @@ export async function recordOutcomes(
       const failing = counters.map((c) => String(c.failingSinceSuccess));
       // Circuit-breaker state: a success in the batch resets it; failed attempts after the last
       // success extend it (consecutive exhausted deliveries, and since when every attempt failed).
-      await tx`
+      send(tx`
         UPDATE webhook_endpoints ep
            SET success_count = ep.success_count + c.ok, failure_count = ep.failure_count + c.bad,
                consecutive_failures = CASE WHEN c.reset THEN c.exhausted ELSE ep.consecutive_failures + c.exhausted END,
@@ -181,8 +190,8 @@ export async function recordOutcomes(
           FROM (SELECT id, ok::int AS ok, bad::int AS bad, exhausted::int AS exhausted, reset::bool AS reset, failing::bool AS failing
                 FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${exhausted}::text[], ${reset}::text[], ${failing}::text[])
                   AS t(id, ok, bad, exhausted, reset, failing)) c
-         WHERE ep.id = c.id`;
-      await tx`
+         WHERE ep.id = c.id`);
+      send(tx`
         UPDATE n8n_workflows w
            SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad,
                -- The workflow's state from the batch's last attempt (docs/n8n.md): a 404 from its webhook URL
@@ -195,8 +204,12 @@ export async function recordOutcomes(
                        CASE WHEN NOT failing::bool THEN 'active' WHEN last_code::int = 404 THEN 'inactive' END AS observed
                 FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${failing}::text[], ${counters.map((c) => c.lastStatusCode === null ? null : String(c.lastStatusCode))}::text[],
                             ${counters.map((c) => c.lastError)}::text[]) AS t(id, ok, bad, failing, last_code, last_error)) c
-         WHERE w.webhook_endpoint_id = c.id`;
+         WHERE w.webhook_endpoint_id = c.id`);
     }
+    const failingIds = counters.filter((c) => c.failingSinceSuccess).map((c) => c.endpointId);
+    const mayDisable = disable.length > 0 || (opts.circuitBreaker !== undefined && failingIds.length > 0);
+    // Disabling endpoints needs the answers of earlier statements: only then does the batch wait here.
+    if (mayDisable) await Promise.all(pipeline.splice(0));
     const disabled: DisabledEndpoint[] = [];
     for (const o of disable) {
       disabled.push(...await tx<DisabledEndpoint[]>`
@@ -207,14 +220,14 @@ export async function recordOutcomes(
         UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
         WHERE webhook_endpoint_id = ${o.endpointId} AND status = 'pending'`;
     }
-    const failingIds = counters.filter((c) => c.failingSinceSuccess).map((c) => c.endpointId);
     if (opts.circuitBreaker && failingIds.length) disabled.push(...await tripCircuitBreakers(tx, failingIds, opts.circuitBreaker));
-    await emitEndpointDisabled(tx, disabled);
+    if (mayDisable) await emitEndpointDisabled(tx, disabled);
 
     // Lock the events first so the aggregate below reads the latest dispatch states, including those
     // another worker committed while we waited for the lock (READ COMMITTED: a new snapshot per statement).
-    await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
-    await refreshEventStatuses(tx as unknown as Sql, eventIds);
+    send(tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
+    pipeline.push(refreshEventStatuses(tx as unknown as Sql, eventIds));
+    await Promise.all(pipeline);
     return disabled;
   }) as Promise<DisabledEndpoint[]>;
 }
