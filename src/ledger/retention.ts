@@ -5,6 +5,9 @@
  * for long or waits on live work. Events with unfinished deliveries (pending, in flight or paused)
  * are kept whatever their age; attempts whose event is already gone (erasure, a deleted endpoint's
  * history) are swept by age.
+ * The retention job drops whole expired days of the attempt log first (attempt-partitions.ts), so
+ * by the time this runs most old attempt rows are gone; what is left for these DELETEs is the last
+ * partial day, the default partition, and the rows of events created just before a day boundary.
  */
 import type { Sql } from './connection.ts';
 

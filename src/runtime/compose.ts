@@ -29,6 +29,7 @@ import { createDestinationGuard, guardSender } from '../security/ssrf.ts';
 import { createDataProtection } from '../security/data-protection.ts';
 import { ensureOperationsEndpoint } from '../security/circuit-breaker.ts';
 import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.ts';
+import { startAttemptPartitionUpkeep } from '../jobs/attempt-partition-upkeep.ts';
 import { registerN8n, scheduleN8nDiscovery } from '../n8n/integration.ts';
 import type { Role, Services } from './services.ts';
 
@@ -100,6 +101,8 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   registerN8n(services);
   // Jobs run where work is done; without Redis there is no shared queue, so every process runs its own.
   if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+  // The attempt log's partitions ahead, where attempts are written (and wherever jobs run).
+  const stopPartitionUpkeep = role !== 'api' || !config.redis.url ? await startAttemptPartitionUpkeep(services) : () => {};
   await scheduleRetention(services);
   await scheduleN8nDiscovery(services);
   await ensureOperationsEndpoint(services);
@@ -135,6 +138,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     services,
     generatedAdminKey: keys.generatedAdminKey,
     async dispose() {
+      stopPartitionUpkeep();
       await services.dispatcher?.stop();
       await intake.drain();
       await jobs.close();

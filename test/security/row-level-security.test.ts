@@ -174,7 +174,7 @@ test('row level security is on for every table that holds organization rows', as
   const rows = await c.services.ledger.sql<{ relname: string; relrowsecurity: boolean }[]>`
     SELECT c.relname, c.relrowsecurity FROM pg_class c
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'organization_id' AND NOT a.attisdropped
-    WHERE c.relnamespace = ${c.services.ledger.schema}::regnamespace AND c.relkind = 'r'`;
+    WHERE c.relnamespace = ${c.services.ledger.schema}::regnamespace AND c.relkind IN ('r', 'p')`; // 'p': webhook_deliveries is partitioned (0006)
   const without = rows.filter((r) => !r.relrowsecurity).map((r) => r.relname);
   for (const table of TABLES.filter((t) => t !== 'organizations')) assert.ok(rows.some((r) => r.relname === table && r.relrowsecurity), table);
   if (without.length) console.log(`# tables with organization_id but no RLS (added by later migrations?): ${without.join(', ')}`);
