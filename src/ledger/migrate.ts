@@ -27,10 +27,12 @@ export function listMigrations(): Migration[] {
 
 export async function migrate(sql: Sql, schema: string): Promise<string[]> {
   const applied: string[] = [];
-  await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
   await sql.begin(async (tx) => {
-    await tx.unsafe(`SET LOCAL search_path TO "${schema}", public`);
+    // The lock comes first, before even the schema: concurrent `CREATE SCHEMA IF NOT EXISTS` race,
+    // and all but one fail on pg_namespace's unique index (processes booting at once on a fresh database).
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await tx.unsafe(`SET LOCAL search_path TO "${schema}", public`);
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ version: string }[]>`SELECT version FROM schema_migrations`).map((r) => r.version));
