@@ -64,7 +64,8 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   const announceAccepted = createAcceptedAnnouncer(liveBus);
   const intake = createEventIntake(ledger.sql, {
     maxBatch: 1000,
-    maxConcurrentCommits: Math.max(1, Math.floor(config.database.poolSize / 2)),
+    // Leave the pool room for everything else the API reads and writes.
+    maxConcurrentCommits: Math.max(1, Math.min(config.ingress.concurrentCommits, config.database.poolSize - 1)),
     wakeChannel: `${ledger.schema}_dispatch`,
   });
   const dataProtection = createDataProtection(secretBox, { piiFields: config.dataProtection.piiFields });
