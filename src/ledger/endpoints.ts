@@ -132,7 +132,7 @@ export async function deleteEndpointIn(tx: TxSql, organizationId: string | null,
   const eventIds = [...new Set(unfinished.map((d) => d.webhook_event_id))].sort();
   if (eventIds.length) {
     await tx`
-      UPDATE webhook_dispatches SET status = 'cancelled', last_error = 'endpoint deleted', completed_at = now(), updated_at = now()
+      UPDATE webhook_dispatches SET status = 'cancelled', last_error = 'endpoint deleted', lease_expires_at = NULL, leased_by = NULL, completed_at = now(), updated_at = now()
       WHERE webhook_endpoint_id = ${id} AND status IN ('pending', 'paused', 'in_flight')`;
     await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
     await refreshEventStatuses(tx as unknown as Sql, eventIds);

@@ -78,7 +78,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
       const cancelled = await tx<{ webhook_event_id: string; webhook_endpoint_id: string; was: string }[]>`
         UPDATE webhook_dispatches d
            SET status = 'cancelled', last_error = 'cancelled: the endpoint was erased with its user''s data',
-               completed_at = now(), updated_at = now()
+               lease_expires_at = NULL, leased_by = NULL, completed_at = now(), updated_at = now()
           FROM (SELECT id, status AS was FROM webhook_dispatches
                 WHERE webhook_endpoint_id = ANY(${endpointIds}::uuid[]) AND status IN ('pending', 'in_flight', 'paused')
                 FOR UPDATE) o
