@@ -27,7 +27,7 @@ import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { DATABASE_URL, REDIS_URL, TEST_ADMIN_KEY, dropSchema, eventually, testEnv, uniqueSchema } from '../support/carteiro.ts';
-import { startReceiver, verifiesWithStandardWebhooks, type Received, type TestReceiver } from '../support/receiver.ts';
+import { maxInAnySecond, startReceiver, verifiesWithStandardWebhooks, type Received, type TestReceiver } from '../support/receiver.ts';
 import { spawnCarteiro, type CarteiroProcess } from '../support/processes.ts';
 import { openSse } from '../dashboard/sse-client.ts';
 import { loadConfig } from '../../src/config/config.ts';
@@ -137,17 +137,6 @@ function byPair(received: Received[]): Map<string, Received[]> {
     m.set(k, [...(m.get(k) ?? []), r]);
   }
   return m;
-}
-
-/** The most requests that fell inside any one-second span. */
-function maxInAnySecond(times: number[]): number {
-  const sorted = [...times].sort((x, y) => x - y);
-  let best = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while ((sorted[i] as number) - (sorted[j] as number) >= 1000) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { DATABASE_URL, REDIS_URL, startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
-import { startReceiver, type TestReceiver } from '../support/receiver.ts';
+import { maxInAnySecond, startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { connectRedis } from '../../src/conveyor/redis.ts';
 import { createEgressGate, slotPlan } from '../../src/security/tenancy/egress-gate.ts';
 import { randomUUID } from 'node:crypto';
@@ -14,17 +14,6 @@ const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const f of cleanups.reverse()) await f();
 });
-
-/** The most requests that fell inside any one-second span. */
-function maxInAnySecond(times: number[]): number {
-  const sorted = [...times].sort((x, y) => x - y);
-  let best = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while ((sorted[i] as number) - (sorted[j] as number) >= 1000) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 /** Two "workers" take turns asking the gate for an endpoint until `durationMs` is up; returns grant times. */
 async function hammer(gates: ReturnType<typeof createEgressGate>[], endpointId: string, rate: number, durationMs: number): Promise<number[]> {

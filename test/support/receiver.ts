@@ -88,3 +88,14 @@ export function verifiesWithStandardWebhooks(secret: string, r: Received): boole
     return false;
   }
 }
+
+/** The most requests that fell inside any one-second span. */
+export function maxInAnySecond(times: number[]): number {
+  const sorted = [...times].sort((x, y) => x - y);
+  let best = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while ((sorted[i] as number) - (sorted[j] as number) >= 1000) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
