@@ -34,6 +34,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
       headersTimeout: config.http.requestTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(config.http.requestTimeoutMs / 4))),
     },
+    // The client's address (audit log, logs) from X-Forwarded-For only when its sender is trusted.
+    trustProxy: config.http.trustProxy,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,

@@ -2,12 +2,43 @@
  * The one place that reads the environment. Everything else receives a `Config`.
  * Numbers carry their unit in the name; defaults are the seed's values.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** What Fastify's `trustProxy` takes: trust no proxy, every proxy, or these addresses. */
+export type TrustProxy = boolean | string[];
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrCidr(entry: string): boolean {
+  if (PROXY_NAMES.has(entry) || isIP(entry) !== 0) return true;
+  const [address, bits, extra] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || extra !== undefined || !/^\d{1,3}$/.test(bits ?? '')) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * Whose X-Forwarded-For to believe for the client's address (rate limits and the audit log's "from
+ * where"): `false`, `true` (any peer: only behind a proxy that overwrites the header), or addresses,
+ * CIDRs and the names loopback, linklocal, uniquelocal, comma-separated.
+ */
+const trustProxy = z.string().transform((text, ctx): TrustProxy => {
+  const v = text.trim().toLowerCase();
+  if (v === 'false' || v === '0' || v === '') return false;
+  if (v === 'true') return true;
+  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+  const bad = entries.find((e) => !isAddressOrCidr(e));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not an address, a CIDR or one of loopback, linklocal, uniquelocal` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 /** Table → operation → event type, as JSON text: `{"orders": {"INSERT": "order.created"}}`. */
 const supabaseEventMap = z
@@ -36,6 +67,7 @@ const EnvSchema = z.object({
   CARTEIRO_BODY_LIMIT_BYTES: int(1024).default(1024 * 1024),
   /** A client must have sent its whole request (headers and body) within this time, or is cut off. */
   CARTEIRO_REQUEST_TIMEOUT_MS: int(500, 600_000).default(30_000),
+  CARTEIRO_TRUST_PROXY: trustProxy.default(false),
   /** Requests per second each organization API key may make (0 = no limit); Redis-backed across processes. */
   CARTEIRO_INGRESS_RATE_PER_SECOND: int(0).default(100),
   /** Extra requests a key may make above that rate, per 10 s, to absorb spikes. */
@@ -137,7 +169,7 @@ export type RetryPolicy = {
 };
 
 export type Config = {
-  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number };
+  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; trustProxy: TrustProxy };
   ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
@@ -194,7 +226,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   return {
-    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS },
+    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },

@@ -7,6 +7,7 @@ import { startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
 import { auditActionFor } from '../../src/security/tenancy/audit-trail.ts';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
 
 let c: TestCarteiro;
 let receiver: TestReceiver;
@@ -145,4 +146,29 @@ test('revoking a key is recorded; filters by action prefix, actor and time; page
   assert.equal((await c.request('GET', 'audit-log?since=yesterday')).status, 400);
   assert.equal((await c.request('GET', 'audit-log?organization_id=nope')).status, 400);
   assert.equal((await c.request('GET', 'audit-log?bogus=1')).status, 400);
+});
+
+test('behind a trusted proxy the audit log records the client from X-Forwarded-For; otherwise the peer', async () => {
+  const forwarded = { 'x-forwarded-for': '203.0.113.9' };
+  const proxied = await startCarteiro({ env: { CARTEIRO_INGRESS_RATE_PER_SECOND: '0', CARTEIRO_TRUST_PROXY: 'loopback' } });
+  try {
+    const made = await proxied.request('POST', 'organizations', { name: 'Behind a proxy' }, forwarded);
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const log = await proxied.request('GET', `audit-log?target_id=${made.body.id}`);
+    assert.equal(log.body.data[0]?.ip, '203.0.113.9', 'the client, as the trusted proxy reported it');
+  } finally {
+    await proxied.stop();
+  }
+  // Not configured (the default): the header is anyone's to write, so the peer's address is kept.
+  const direct = await c.request('POST', 'organizations', { name: 'Direct' }, forwarded);
+  assert.equal(direct.status, 201);
+  const [entry] = await audit(`target_id=${direct.body.id}`);
+  assert.equal(entry?.ip, '127.0.0.1');
+});
+
+test('CARTEIRO_TRUST_PROXY is validated at start, naming the variable', () => {
+  const env = { CARTEIRO_ADMIN_KEY: 'ck_admin_test_key_0123456789abcdef' };
+  assert.deepEqual(loadConfig({ ...env, CARTEIRO_TRUST_PROXY: '10.0.0.0/8, loopback' }).http.trustProxy, ['10.0.0.0/8', 'loopback']);
+  assert.equal(loadConfig(env).http.trustProxy, false);
+  assert.throws(() => loadConfig({ ...env, CARTEIRO_TRUST_PROXY: 'my-proxy' }), (err: Error) => err instanceof ConfigError && /CARTEIRO_TRUST_PROXY/.test(err.message));
 });
