@@ -7,6 +7,7 @@ import type { Services } from '../runtime/services.ts';
 import { tenantFor, type Tenant } from './tenant.ts';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
 import { organizationExists } from '../security/tenancy/organization-check.ts';
+import { createAuthFailureLimit } from '../security/tenancy/auth-failure-limit.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -21,13 +22,22 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('tenant', null as unknown as Tenant);
+  const failures = createAuthFailureLimit(services, services.log.child({ component: 'auth' }));
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
+    // An address over its budget of failed authentications is refused before any key lookup.
+    await failures?.check(request.ip);
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header) : null;
-    if (!match) throw new UnauthorizedError();
+    if (!match) {
+      await failures?.fail(request.ip);
+      throw new UnauthorizedError();
+    }
     const principal = await services.authenticate(match[1] as string);
-    if (!principal) throw new UnauthorizedError('invalid API key');
+    if (!principal) {
+      await failures?.fail(request.ip);
+      throw new UnauthorizedError('invalid API key');
+    }
     const requested = request.headers['x-organization-id'];
     if (requested !== undefined) {
       if (typeof requested !== 'string' || !UUID.test(requested)) throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });

@@ -74,6 +74,8 @@ const EnvSchema = z.object({
   CARTEIRO_INGRESS_BURST: int(0).default(200),
   /** Whether the admin key is rate-limited too (with the same numbers). */
   CARTEIRO_INGRESS_LIMIT_ADMIN: bool.default(false),
+  /** Requests without a valid key an address may make per minute before it gets 429s (0 = no limit). */
+  CARTEIRO_AUTH_FAILURES_PER_MINUTE: int(0).default(100),
   /**
    * Group commits an API process runs at once. Requests that arrive meanwhile share the next one, so
    * fewer concurrent commits mean bigger groups and less Postgres work per event (docs/performance.md).
@@ -170,7 +172,7 @@ export type RetryPolicy = {
 
 export type Config = {
   http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; trustProxy: TrustProxy };
-  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number };
+  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
   keys: {
@@ -227,7 +229,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   return {
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
-    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS },
+    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {

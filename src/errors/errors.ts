@@ -60,8 +60,8 @@ export class ForbiddenError extends CarteiroError {
 
 export class RateLimitedError extends CarteiroError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number) {
-    super('CARTEIRO_RATE_LIMITED', 429, `rate limit exceeded; retry after ${retryAfterSeconds} s`);
+  constructor(retryAfterSeconds: number, reason = 'rate limit exceeded') {
+    super('CARTEIRO_RATE_LIMITED', 429, `${reason}; retry after ${retryAfterSeconds} s`);
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }

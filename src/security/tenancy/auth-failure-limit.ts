@@ -1,0 +1,56 @@
+/**
+ * Requests without a valid key, per client address. A well-formed but unknown key costs a Postgres
+ * lookup, so an address that keeps failing must not keep causing them: after `perMinute` failures
+ * in a minute it gets 429 with Retry-After for every request until the minute is over, before any
+ * key is looked up. (The whole address is held: telling its valid keys apart would need the very
+ * lookup this saves. Keys are 256 random bits, so the limit is about load, not about guessing.)
+ *
+ * Counters live in Redis when there is one, so the budget holds across API processes; without Redis,
+ * or while it is unreachable, each process counts in memory. The address is the socket's peer, or
+ * the client a trusted proxy reports (CARTEIRO_TRUST_PROXY).
+ */
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Logger } from 'pino';
+import type { Services } from '../../runtime/services.ts';
+import { RateLimitedError } from '../../errors/errors.ts';
+
+const WINDOW_SECONDS = 60;
+
+export type AuthFailureLimit = {
+  /** Throws RateLimitedError while `address` is over its budget. */
+  check(address: string): Promise<void>;
+  /** Counts a failed authentication; throws RateLimitedError if it spends the budget. */
+  fail(address: string): Promise<void>;
+};
+
+export function createAuthFailureLimit(services: Pick<Services, 'redis' | 'config' | 'ledger'>, log: Logger): AuthFailureLimit | null {
+  const perMinute = services.config.ingress.authFailuresPerMinute;
+  if (perMinute === 0) return null;
+  const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:auth-failures`;
+  const memory = new RateLimiterMemory({ keyPrefix, points: perMinute, duration: WINDOW_SECONDS });
+  const limiter: RateLimiterAbstract = services.redis
+    ? new RateLimiterRedis({ storeClient: services.redis, keyPrefix, points: perMinute, duration: WINDOW_SECONDS, rejectIfRedisNotReady: true, insuranceLimiter: memory })
+    : memory;
+  const refuse = (msBeforeNext: number) => new RateLimitedError(Math.max(1, Math.ceil(msBeforeNext / 1000)), 'too many requests without a valid API key from this address');
+
+  return {
+    async check(address) {
+      let seen: RateLimiterRes | null;
+      try {
+        seen = await limiter.get(address);
+      } catch (err) {
+        log.warn({ err }, 'auth failure limiter unavailable; request let through');
+        return;
+      }
+      if (seen && seen.consumedPoints >= perMinute) throw refuse(seen.msBeforeNext);
+    },
+    async fail(address) {
+      try {
+        await limiter.consume(address);
+      } catch (rejection) {
+        if (rejection instanceof RateLimiterRes) throw refuse(rejection.msBeforeNext);
+        log.warn({ err: rejection }, 'auth failure limiter unavailable; failure not counted');
+      }
+    },
+  };
+}
