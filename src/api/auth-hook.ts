@@ -42,6 +42,8 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     if (requested !== undefined) {
       if (typeof requested !== 'string' || !UUID.test(requested)) throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });
       if (principal.kind === 'organization' && requested !== principal.organizationId) {
+        // Known caller, refused: the tenant rides on the request so the audit trail records the attempt.
+        request.tenant = tenantFor(principal, undefined);
         throw new ForbiddenError('an organization key can act only for its own organization');
       }
     }

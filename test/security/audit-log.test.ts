@@ -120,10 +120,13 @@ test('reads, event ingestion and malformed requests are not recorded; refusals a
   const foreign = (await withKey(c, org.key)('POST', 'endpoints', { name: 'target', url: 'http://127.0.0.1:9/t' })).body.id;
   assert.equal((await as('DELETE', `endpoints/${foreign}`)).status, 404);
   assert.equal((await as('POST', 'organizations', { name: 'nope' })).status, 403);
+  // Acting for another organization (X-Organization-Id) is refused by the key check itself.
+  assert.equal((await as('POST', 'endpoints', { name: 'in', url: 'http://127.0.0.1:9/in' }, { 'x-organization-id': org.id })).status, 403);
   const after = await audit(`key_id=${other.keyId}`);
-  assert.equal(after.length, before + 2);
-  assert.deepEqual(after.slice(0, 2).map((e) => [e.action, e.status_code]), [['organizations.create', 403], ['endpoints.delete', 404]]);
-  assert.equal(after[1]?.target_id, foreign);
+  assert.equal(after.length, before + 3);
+  assert.deepEqual(after.slice(0, 3).map((e) => [e.action, e.status_code]), [['endpoints.create', 403], ['organizations.create', 403], ['endpoints.delete', 404]]);
+  assert.equal(after[0]?.actor.organization_id, other.id);
+  assert.equal(after[2]?.target_id, foreign);
 });
 
 test('revoking a key is recorded; filters by action prefix, actor and time; pages newest first', async () => {
