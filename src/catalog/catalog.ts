@@ -14,6 +14,7 @@ import { PRIORITY, type PriorityValue } from '../ledger/events.ts';
 import { BUILTIN_EVENT_TYPES, type EventTypeDefinition, type JsonSchema, type Priority } from './builtin-event-types.ts';
 import { findCustomEventType, insertCustomEventType, listCustomEventTypes } from '../ledger/event-types.ts';
 import { ConflictError, SchemaViolationError, UnknownEventTypeError, ValidationError } from '../errors/errors.ts';
+import { assertSafePatterns } from './schema-patterns.ts';
 
 export type ResolvedEventType = EventTypeDefinition & { builtin: boolean; priorityValue: PriorityValue; validate: ValidateFunction };
 
@@ -114,6 +115,7 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
     },
     async register(organizationId, def) {
       if (builtins.has(def.name)) throw new ConflictError(`event type ${def.name} is built in`);
+      assertSafePatterns(def.schema);
       try {
         ajv.compile(def.schema);
         ajv.removeSchema(def.schema); // only checked here; resolve() compiles what it reads back

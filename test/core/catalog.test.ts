@@ -96,3 +96,39 @@ describe('event catalog cache', () => {
     assert.throws(() => catalog.validateData(v2, { anything: 1 }), /data\.order_id is required/);
   });
 });
+
+describe('event-type schemas with regular expressions', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    c = await startCarteiro();
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  test('a pattern that could take exponential time is refused with 400 naming where it is; safe ones are kept', async () => {
+    const unsafe = await c.request('POST', 'event-types', {
+      name: 'regex.unsafe',
+      schema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a+)+$' } } },
+    });
+    assert.equal(unsafe.status, 400, JSON.stringify(unsafe.body));
+    assert.equal(unsafe.body.details?.field, 'schema.properties.code.pattern');
+    const keyed = await c.request('POST', 'event-types', { name: 'regex.keys', schema: { type: 'object', patternProperties: { '^(x|x?)+$': {} } } });
+    assert.equal(keyed.status, 400);
+    assert.match(keyed.body.details?.field ?? '', /patternProperties/);
+    const invalid = await c.request('POST', 'event-types', { name: 'regex.invalid', schema: { type: 'string', pattern: '(' } });
+    assert.equal(invalid.status, 400);
+    // Nothing refused was stored.
+    const names = (await c.request('GET', 'event-types')).body.data.map((t: { name: string }) => t.name);
+    assert.ok(!names.some((n: string) => n.startsWith('regex.')), names.join(','));
+
+    const safe = await c.request('POST', 'event-types', {
+      name: 'regex.safe',
+      schema: { type: 'object', required: ['cpf'], properties: { cpf: { type: 'string', pattern: '^\\d{3}\\.\\d{3}\\.\\d{3}-\\d{2}$' } } },
+    });
+    assert.equal(safe.status, 201, JSON.stringify(safe.body));
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'regex.safe', data: { cpf: '123.456.789-09' } })).status, 202);
+    const wrong = await c.request('POST', 'trigger', { event_type: 'regex.safe', data: { cpf: '12345678909' } });
+    assert.equal(wrong.status, 422);
+  });
+});
