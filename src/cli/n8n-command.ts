@@ -5,9 +5,9 @@
  * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first (or use
  * the API: POST /api/webhooks/n8n/workflows/seed, POST /api/webhooks/n8n/discover).
  */
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
+import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
@@ -24,8 +24,6 @@ export const N8N_USAGE = `usage:
       --every 5m keeps running, discovering every 5 minutes (ms, or a number with s, m or h)
   carteiro n8n list [--organization UUID] [--json]`;
 
-export type Output = { out(line: string): void; err(line: string): void };
-const CONSOLE: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };
 
 const OPTIONS = {
   organization: { type: 'string' },
@@ -35,10 +33,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Values = OptionValues<typeof OPTIONS>;
 type Action = (ctx: { sql: Sql; config: Config; organizationId: string; v: Values; io: Output }) => Promise<void>;
-
-class UsageError extends Error {}
 
 export const n8nCommand: CliCommand = {
   name: 'n8n',
@@ -52,11 +48,7 @@ export async function runN8n(config: Config, args: string[], io: Output, opts: {
   let values: Values;
   let everyMs = 0;
   try {
-    const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-    if (parsed.positionals.length !== 1) throw new UsageError('name one action');
-    action = parsed.positionals[0] as string;
-    values = parsed.values;
-    if (!ACTIONS[action]) throw new UsageError(`unknown action "${action}"`);
+    ({ action, values } = parseAction(args, OPTIONS, ACTIONS));
     if (values.every !== undefined) {
       if (action !== 'discover') throw new UsageError('--every goes with discover');
       everyMs = parseDuration(values.every);

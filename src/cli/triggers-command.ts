@@ -5,9 +5,9 @@
  *
  * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first.
  */
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
+import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import {
@@ -31,8 +31,6 @@ export const TRIGGERS_USAGE = `usage:
   carteiro triggers install-seed [--schema public] [--organization UUID]
   carteiro triggers uninstall-seed [--schema public]`;
 
-export type Output = { out(line: string): void; err(line: string): void };
-const CONSOLE: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };
 
 const OPTIONS = {
   table: { type: 'string' },
@@ -49,9 +47,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-class UsageError extends Error {}
+type Values = OptionValues<typeof OPTIONS>;
 
 export const triggersCommand: CliCommand = {
   name: 'triggers',
@@ -64,11 +60,7 @@ export async function runTriggers(config: Config, args: string[], io: Output): P
   let action: string;
   let values: Values;
   try {
-    const parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-    if (parsed.positionals.length !== 1) throw new UsageError('name one action');
-    action = parsed.positionals[0] as string;
-    values = parsed.values;
-    if (!ACTIONS[action]) throw new UsageError(`unknown action "${action}"`);
+    ({ action, values } = parseAction(args, OPTIONS, ACTIONS));
   } catch (err) {
     io.err(`${(err as Error).message}\n${TRIGGERS_USAGE}`);
     return 2;

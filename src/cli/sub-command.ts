@@ -1,0 +1,21 @@
+/**
+ * What the sub-commands with actions (`carteiro triggers …`, `carteiro n8n …`) share: output that
+ * tests can capture, usage errors, and "exactly one known action, then options" parsing.
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+
+export type Output = { out(line: string): void; err(line: string): void };
+export const CONSOLE: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+/** A mistake in how the command was called: printed with the usage, exit code 2. */
+export class UsageError extends Error {}
+
+export type OptionValues<O extends ParseArgsOptionsConfig> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: true }>>['values'];
+
+export function parseAction<O extends ParseArgsOptionsConfig>(args: string[], options: O, actions: Record<string, unknown>): { action: string; values: OptionValues<O> } {
+  const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  if (parsed.positionals.length !== 1) throw new UsageError('name one action');
+  const action = parsed.positionals[0] as string;
+  if (!Object.hasOwn(actions, action)) throw new UsageError(`unknown action "${action}"`);
+  return { action, values: parsed.values as OptionValues<O> };
+}
