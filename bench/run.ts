@@ -43,6 +43,7 @@ import {
   benchSchema,
   benchSql,
   carteiroEnv,
+  checkpointCounters,
   cleanRedis,
   createEndpoints,
   dispatchCounts,
@@ -353,8 +354,13 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
     await registerBenchEventType(apiProc.url as string);
     await createEndpoints(apiProc.url as string, rx.url, 1);
     worker = await startWorker(env, sql);
+    const cpBefore = await checkpointCounters(sql);
     const result = await latencyRun(rx, apiProc.url as string, opts.rate, opts.latencySeconds * 1000, 'latency');
-    details.latency = result;
+    const cpAfter = await checkpointCounters(sql);
+    const checkpoints = cpBefore && cpAfter
+      ? { started: cpAfter.started - cpBefore.started, buffersWritten: cpAfter.buffersWritten - cpBefore.buffersWritten }
+      : null;
+    details.latency = { ...result, checkpoints };
     // Open loop: if the API cannot take the rate, requests queue and the figure measures the queue.
     const saturated = result.load.achievedPerSecond < opts.rate * 0.95 || result.load.responseMs.p50 > 100;
     fig({
@@ -366,6 +372,7 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
       pass: result.complete ? result.receiver.p99 <= 25 : false,
       note: `p50 ${f0(result.receiver.p50, 1)}, p95 ${f0(result.receiver.p95, 1)}, max ${f0(result.receiver.max, 1)} ms; ` +
         `202 p50 ${f0(result.load.responseMs.p50, 1)} / p99 ${f0(result.load.responseMs.p99, 1)} ms; ${result.delivered}/${result.accepted} delivered` +
+        `${checkpoints ? `; checkpointer during the run: ${checkpoints.started} started, ${f0(checkpoints.buffersWritten)} buffers written` : ''}` +
         `${saturated ? `; SATURATED: the API accepted ${f0(result.load.achievedPerSecond)}/s of ${f0(opts.rate)}/s offered` : ''}`,
     });
   } finally {

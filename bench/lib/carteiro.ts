@@ -350,6 +350,28 @@ export function cpuMs(pid: number): number {
 }
 
 /** Postgres backends (pids) serving connections with this application_name (same host only). */
+/**
+ * The checkpointer's counters: checkpoints started and buffers it has written. A checkpoint's writes
+ * (spread over most of checkpoint_timeout) and the full-page images after it are the usual cause of a
+ * latency tail on a busy server, so runs that measure latency say how much checkpointing overlapped
+ * them. Postgres 17 moved the counters to pg_stat_checkpointer.
+ */
+export type CheckpointCounters = { started: number; buffersWritten: number };
+export async function checkpointCounters(sql: Sql): Promise<CheckpointCounters | null> {
+  type Row = { started: string; written: string };
+  try {
+    const [r] = await sql<Row[]>`SELECT (num_timed + num_requested)::text AS started, buffers_written::text AS written FROM pg_stat_checkpointer`;
+    return r ? { started: Number(r.started), buffersWritten: Number(r.written) } : null;
+  } catch {
+    try {
+      const [r] = await sql<Row[]>`SELECT (checkpoints_timed + checkpoints_req)::text AS started, buffers_checkpoint::text AS written FROM pg_stat_bgwriter`;
+      return r ? { started: Number(r.started), buffersWritten: Number(r.written) } : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
 export async function backendPids(sql: Sql, applicationName: string): Promise<number[]> {
   const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName}`;
   return rows.map((r) => r.pid);
