@@ -10,6 +10,7 @@
  * Events are deleted a batch at a time (one short transaction each).
  */
 import type { Sql } from './connection.ts';
+import { deleteDoomedEvents, doomedEventCounts } from './event-deletion.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
 import { refreshEventStatuses } from './dispatches.ts';
 
@@ -46,16 +47,8 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
       ), unfinished AS (
         SELECT webhook_event_id, status FROM webhook_dispatches
         WHERE webhook_event_id IN (SELECT id FROM doomed) AND status IN ('pending', 'in_flight', 'paused')
-      ), del_attempts AS (
-        DELETE FROM webhook_deliveries WHERE webhook_event_id IN (SELECT id FROM doomed) RETURNING 1
-      ), del_dispatches AS (
-        DELETE FROM webhook_dispatches WHERE webhook_event_id IN (SELECT id FROM doomed) RETURNING 1
-      ), del_events AS (
-        DELETE FROM webhook_events WHERE id IN (SELECT id FROM doomed) RETURNING 1
-      )
-      SELECT (SELECT count(*)::int FROM del_events) AS events,
-             (SELECT count(*)::int FROM del_dispatches) AS dispatches,
-             (SELECT count(*)::int FROM del_attempts) AS attempts,
+      ), ${deleteDoomedEvents(sql)}
+      SELECT ${doomedEventCounts(sql)},
              (SELECT count(*)::int FROM unfinished) AS cancelled,
              ARRAY(SELECT DISTINCT webhook_event_id::text FROM unfinished WHERE status = 'in_flight') AS in_flight`);
     const b = rows[0] as Row;

@@ -10,6 +10,7 @@
  * partial day, the default partition, and the rows of events created just before a day boundary.
  */
 import type { Sql } from './connection.ts';
+import { deleteDoomedEvents, doomedEventCounts } from './event-deletion.ts';
 
 export type PurgeCounts = { events: number; dispatches: number; attempts: number; orphan_attempts: number; batches: number };
 export type PurgeOptions = {
@@ -46,18 +47,10 @@ export async function purgeExpired(sql: Sql, opts: PurgeOptions): Promise<PurgeC
           AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d
                           WHERE d.webhook_event_id = e.id AND d.status IN ('pending', 'in_flight', 'paused'))
         FOR UPDATE SKIP LOCKED
-      ), del_attempts AS (
-        DELETE FROM webhook_deliveries WHERE webhook_event_id IN (SELECT id FROM doomed) RETURNING 1
-      ), del_dispatches AS (
-        DELETE FROM webhook_dispatches WHERE webhook_event_id IN (SELECT id FROM doomed) RETURNING 1
-      ), del_events AS (
-        DELETE FROM webhook_events WHERE id IN (SELECT id FROM doomed) RETURNING 1
-      ), last AS (
+      ), ${deleteDoomedEvents(sql)}, last AS (
         SELECT created_at, id FROM scanned ORDER BY created_at DESC, id DESC LIMIT 1
       )
-      SELECT (SELECT count(*)::int FROM del_events) AS events,
-             (SELECT count(*)::int FROM del_dispatches) AS dispatches,
-             (SELECT count(*)::int FROM del_attempts) AS attempts,
+      SELECT ${doomedEventCounts(sql)},
              (SELECT count(*)::int FROM scanned) AS scanned,
              (SELECT created_at::text FROM last) AS last_created_at,
              (SELECT id FROM last) AS last_id`;
