@@ -10,7 +10,7 @@
  */
 import type { Services } from '../runtime/services.ts';
 import { purgeExpired } from '../ledger/retention.ts';
-import { dropExpiredAttemptPartitions, ensureAttemptPartitions } from '../ledger/attempt-partitions.ts';
+import { dropExpiredAttemptPartitions } from '../ledger/attempt-partitions.ts';
 
 const BATCH_SIZE = 1000;
 const PAUSE_BETWEEN_BATCHES_MS = 20;
@@ -21,14 +21,8 @@ export function registerRetentionJob(services: Services): void {
   jobs.register('retention-purge', async (p, ctx) => {
     const started = Date.now();
     const cutoff = new Date(started - p.olderThanDays * DAY_MS);
-    // Upkeep rides along, so a deployment whose only periodic work is this job keeps partitions ahead.
-    // A failure here is not the purge's: inserts still land (default partition) and the upkeep retries.
-    let created = 0;
-    try {
-      created = (await ensureAttemptPartitions(ledger.sql)).length;
-    } catch (err) {
-      log.warn({ err, job: 'retention-purge' }, 'attempt partitions: could not create partitions ahead');
-    }
+    // Partitions ahead are not this job's: the upkeep timer (attempt-partition-upkeep.ts) runs in
+    // every process that runs jobs, so it keeps them wherever this job can run.
     const partitions = await dropExpiredAttemptPartitions(ledger.sql, { cutoff });
     if (partitions.busy) log.warn({ job: 'retention-purge' }, 'attempt partitions: an expired partition was busy; the next run drops it');
     const counts = await purgeExpired(ledger.sql, {
@@ -38,7 +32,6 @@ export function registerRetentionJob(services: Services): void {
       onBatch: (soFar) => ctx.progress({ ...soFar }),
     });
     const result = {
-      partitions_created: created,
       partitions_dropped: partitions.dropped.length,
       // From the planner's statistics: counting would read the partitions being dropped.
       partition_attempts_dropped_approx: partitions.dropped.reduce((n, d) => n + d.approxRows, 0),
