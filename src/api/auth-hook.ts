@@ -26,7 +26,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
     // An address over its budget of failed authentications is refused before any key lookup.
-    await failures?.check(request.ip);
+    failures?.check(request.ip);
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/i.exec(header) : null;
     if (!match) {

@@ -23,7 +23,7 @@ const HELD_LIMIT = 10_000;
 
 export type AuthFailureLimit = {
   /** Throws RateLimitedError while `address` is over its budget. */
-  check(address: string): Promise<void>;
+  check(address: string): void;
   /** Counts a failed authentication; throws RateLimitedError if it spends the budget. */
   fail(address: string): Promise<void>;
 };
@@ -40,7 +40,7 @@ export function createAuthFailureLimit(services: Pick<Services, 'redis' | 'confi
   const heldUntil = new Map<string, number>();
 
   return {
-    async check(address) {
+    check(address) {
       const until = heldUntil.get(address);
       if (until === undefined) return;
       if (until > Date.now()) throw refuse(until - Date.now());
