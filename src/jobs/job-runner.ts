@@ -48,9 +48,12 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
       return { id: job.id as string };
     },
     async get(id) {
+      // State first, then the job: the job finishing between the two reads would otherwise pair
+      // "completed" with the hash read before it, which has no result yet. BullMQ writes a job's
+      // state and its result in one script, so a hash read after the state has both.
+      const state = await queue.getJobState(id);
       const job = await queue.getJob(id);
       if (!job) return undefined;
-      const state = await job.getState();
       return {
         id,
         name: job.name as JobName,
