@@ -55,6 +55,8 @@ import {
   startWorker,
   until,
   RssSampler,
+  CpuMeter,
+  MachineBusyMeter,
   type CarteiroProc,
   type Sql,
 } from './lib/carteiro.ts';
@@ -73,6 +75,7 @@ const { values: args } = parseArgs({
     'embedded-events': { type: 'string' },
     'payload-bytes': { type: 'string', default: '1024' },
     rate: { type: 'string', default: '1000' },
+    'sweep-rates': { type: 'string' },
     'latency-seconds': { type: 'string' },
     'ingest-seconds': { type: 'string' },
     scale: { type: 'string', default: '1,2,4' },
@@ -103,6 +106,8 @@ const opts = {
   embeddedEvents: num(args['embedded-events'], quick ? 2_000 : 10_000),
   payloadBytes: num(args['payload-bytes'], 1024),
   rate: num(args.rate, 1000),
+  // Lower offered rates the latency section also runs, to show where the tail bends on this machine.
+  sweepRates: (args['sweep-rates'] ?? (quick ? '' : '250,500')).split(',').map(Number).filter((n) => n > 0),
   latencySeconds: num(args['latency-seconds'], quick ? 5 : 30),
   ingestSeconds: num(args['ingest-seconds'], quick ? 3 : 10),
   scale: (args.scale ?? '1,2,4').split(',').map(Number).filter((n) => n > 0),
@@ -127,7 +132,7 @@ function fail(msg: string): never {
 
 function readHeader(): string {
   return 'usage: npm run bench -- [--quick] [--only a,b] [--skip a,b] [--events N] [--seed-events N] [--retry-events N]\n' +
-    '                         [--embedded-events N] [--rate N] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
+    '                         [--embedded-events N] [--rate N] [--sweep-rates 250,500] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
     '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
     `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`;
 }
@@ -354,8 +359,19 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
     await registerBenchEventType(apiProc.url as string);
     await createEndpoints(apiProc.url as string, rx.url, 1);
     worker = await startWorker(env, sql);
+    for (const rate of opts.sweepRates.filter((r) => r < opts.rate)) {
+      const r = await latencyRun(rx, apiProc.url as string, rate, opts.latencySeconds * 1000, `latency sweep`, latencyMeter(apiProc, worker, rx, sql));
+      ((details.latencySweep ??= []) as unknown[]).push({ rate, ...r });
+      fig({
+        section: 'latency',
+        name: `accepted → delivered p99 at ${f0(rate)}/s offered`,
+        value: r.receiver.p99,
+        unit: 'ms',
+        note: `p50 ${f0(r.receiver.p50, 1)}, p95 ${f0(r.receiver.p95, 1)}, max ${f0(r.receiver.max, 1)} ms; ${r.delivered}/${r.accepted} delivered${cpuNote(r.cpu)}`,
+      });
+    }
     const cpBefore = await checkpointCounters(sql);
-    const result = await latencyRun(rx, apiProc.url as string, opts.rate, opts.latencySeconds * 1000, 'latency');
+    const result = await latencyRun(rx, apiProc.url as string, opts.rate, opts.latencySeconds * 1000, 'latency', latencyMeter(apiProc, worker, rx, sql));
     const cpAfter = await checkpointCounters(sql);
     const checkpoints = cpBefore && cpAfter
       ? { started: cpAfter.started - cpBefore.started, buffersWritten: cpAfter.buffersWritten - cpBefore.buffersWritten }
@@ -373,6 +389,7 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
       note: `p50 ${f0(result.receiver.p50, 1)}, p95 ${f0(result.receiver.p95, 1)}, max ${f0(result.receiver.max, 1)} ms; ` +
         `202 p50 ${f0(result.load.responseMs.p50, 1)} / p99 ${f0(result.load.responseMs.p99, 1)} ms; ${result.delivered}/${result.accepted} delivered` +
         `${checkpoints ? `; checkpointer during the run: ${checkpoints.started} started, ${f0(checkpoints.buffersWritten)} buffers written` : ''}` +
+        cpuNote(result.cpu) +
         `${saturated ? `; SATURATED: the API accepted ${f0(result.load.achievedPerSecond)}/s of ${f0(opts.rate)}/s offered` : ''}`,
     });
   } finally {
@@ -385,7 +402,7 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
 }
 
 /** Offers POST /trigger at `rate` for `durationMs` (after a short warm-up) and reads the receiver's latency. */
-async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, durationMs: number, label: string) {
+async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, durationMs: number, label: string, meter?: LatencyMeter) {
   const headers = { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' };
   const body = (n: number, sentAt: number) => JSON.stringify({ event_type: BENCH_EVENT_TYPE, data: { ...makeData(opts.payloadBytes, sentAt), seq: n } });
   log(`${label}: warm-up 2 s at ${f0(rate)}/s`);
@@ -393,11 +410,51 @@ async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, dur
   await sleep(1_000);
   await rx.reset();
   log(`${label}: ${f0(rate)} events/s offered for ${durationMs / 1000} s`);
+  await meter?.start();
   const load = await offerLoad({ baseUrl, path: '/api/webhooks/trigger', headers, ratePerSecond: rate, durationMs, body, connections: opts.connections });
   const accepted = load.byStatus['202'] ?? 0;
   await until(async () => (await rx.stats()).uniqueIds >= accepted, 30_000, 100);
+  const cpu = (await meter?.stop(accepted)) ?? null;
   const s = await rx.stats();
-  return { load, accepted, delivered: s.uniqueIds, duplicates: s.duplicates, complete: s.uniqueIds >= accepted && load.offered === load.sent, receiver: s.latencyMs };
+  return { load, accepted, delivered: s.uniqueIds, duplicates: s.duplicates, complete: s.uniqueIds >= accepted && load.offered === load.sent, receiver: s.latencyMs, cpu };
+}
+
+type LatencyCpu = { perEventUs: Record<string, number>; machineBusy: number | null };
+
+function cpuNote(cpu: LatencyCpu | null): string {
+  if (!cpu) return '';
+  const parts = Object.entries(cpu.perEventUs).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `; CPU per event (µs): ${parts}${cpu.machineBusy === null ? '' : `; machine ${f0(cpu.machineBusy * 100)}% busy`}`;
+}
+type LatencyMeter = { start(): Promise<void>; stop(events: number): Promise<LatencyCpu> };
+
+/**
+ * CPU per accepted event while a latency run is offered, for the API, the worker and the Postgres
+ * backends serving each, and how busy the machine was: at a rate below saturation the per-event costs
+ * are far above those of a drain (thin batches), and the tail follows how close the cores are to full.
+ */
+function latencyMeter(apiProc: CarteiroProc, worker: CarteiroProc, rx: ReceiverHandle, sql: Sql): LatencyMeter {
+  const apiSide = new CpuMeter();
+  const workerSide = new CpuMeter();
+  const machine = new MachineBusyMeter();
+  return {
+    async start() {
+      await apiSide.start({ api: [apiProc.pid], receiver: [rx.pid], bench: [process.pid] }, sql, 'carteiro-api');
+      await workerSide.start({ worker: [worker.pid] }, sql, 'carteiro-worker');
+      machine.start();
+    },
+    async stop(accepted) {
+      const busy = machine.stop();
+      const a = await apiSide.stop();
+      const w = await workerSide.stop();
+      const events = Math.max(1, accepted);
+      const us = (ms: number | undefined) => Math.round(((ms ?? 0) * 1000) / events);
+      return {
+        perEventUs: { api: us(a.api), apiPostgres: us(a.postgres), worker: us(w.worker), workerPostgres: us(w.postgres), receiver: us(a.receiver), loadGenerator: us(a.bench) },
+        machineBusy: busy,
+      };
+    },
+  };
 }
 
 async function sectionTrigger(rx: ReceiverHandle): Promise<void> {

@@ -47,7 +47,11 @@ export type EnvOptions = {
  * loopback allowed as a destination, and no start-up banner.
  */
 export function carteiroEnv(o: EnvOptions): Record<string, string> {
+  // Tuning knobs from the bench's own environment (CARTEIRO_FLUSH_INTERVAL_MS=20 npm run bench …) reach
+  // every process it starts, so a setting can be measured without editing code; what follows wins.
+  const tuning = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('CARTEIRO_') && v !== undefined)) as Record<string, string>;
   const env: Record<string, string> = {
+    ...tuning,
     CARTEIRO_SCHEMA: o.schema,
     CARTEIRO_ADMIN_KEY: BENCH_ADMIN_KEY,
     CARTEIRO_ENCRYPTION_KEYS: BENCH_ENCRYPTION_KEYS,
@@ -339,6 +343,16 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 /** CPU time (user + system) a process has used so far, in ms, from /proc (0 when gone or not Linux). */
 export function cpuMs(pid: number): number {
+  // Precise when the kernel keeps it: /proc/<pid>/schedstat's first field is the time the process ran,
+  // in ns, from the scheduler's clock. utime + stime in /proc/<pid>/stat are samples at each timer tick
+  // (4 ms here), which charge a whole tick to whatever runs at that instant: fine for a saturated
+  // process, far off for one that wakes for a few µs at a time (below saturation).
+  try {
+    const ran = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    if (Number.isFinite(ran)) return ran / 1e6;
+  } catch {
+    /* no schedstat: fall back to the tick samples */
+  }
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
@@ -349,7 +363,6 @@ export function cpuMs(pid: number): number {
   }
 }
 
-/** Postgres backends (pids) serving connections with this application_name (same host only). */
 /**
  * The checkpointer's counters: checkpoints started and buffers it has written. A checkpoint's writes
  * (spread over most of checkpoint_timeout) and the full-page images after it are the usual cause of a
@@ -372,6 +385,7 @@ export async function checkpointCounters(sql: Sql): Promise<CheckpointCounters |
   }
 }
 
+/** Postgres backends (pids) serving connections with this application_name (same host only). */
 export async function backendPids(sql: Sql, applicationName: string): Promise<number[]> {
   const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE application_name = ${applicationName}`;
   return rows.map((r) => r.pid);
@@ -407,6 +421,32 @@ export class CpuMeter {
       out.postgres = Math.round(pg);
     }
     return out;
+  }
+}
+
+/**
+ * How busy the whole machine was between start() and stop(), as a share of all its cores (/proc/stat:
+ * everything but idle and iowait). A latency tail on a machine near 100% is queueing for the CPU.
+ */
+export class MachineBusyMeter {
+  #start: { busy: number; total: number } | null = null;
+  start(): void {
+    this.#start = MachineBusyMeter.read();
+  }
+  stop(): number | null {
+    const end = MachineBusyMeter.read();
+    if (!this.#start || !end || end.total === this.#start.total) return null;
+    return (end.busy - this.#start.busy) / (end.total - this.#start.total);
+  }
+  static read(): { busy: number; total: number } | null {
+    try {
+      const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+      const total = cpu.reduce((a, b) => a + b, 0);
+      const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+      return { busy: total - idle, total };
+    } catch {
+      return null;
+    }
   }
 }
 
