@@ -70,7 +70,7 @@ export class RateLimitedError extends CarteiroError {
 export class LedgerUnavailableError extends CarteiroError {
   readonly retryAfterSeconds: number;
   constructor(cause?: unknown) {
-    super('CARTEIRO_LEDGER_UNAVAILABLE', 503, 'the ledger (Postgres) is unavailable; nothing was stored, retry later');
+    super('CARTEIRO_LEDGER_UNAVAILABLE', 503, 'the ledger (Postgres) did not answer in time; retry later (with the same Idempotency-Key a retry never stores an event twice)');
     this.retryAfterSeconds = 2;
     this.cause = cause;
   }

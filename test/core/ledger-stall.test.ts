@@ -1,0 +1,55 @@
+/**
+ * A ledger that stops answering (Postgres restarting, a lock held too long): every request hears
+ * "503, retry" within the commit deadline, including those queued behind the stalled commits, and
+ * retries with the same Idempotency-Key store each event once.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import postgres from 'postgres';
+import { BACKEND, DATABASE_URL, startCarteiro } from '../support/carteiro.ts';
+import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
+
+describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGlite has one session: nothing else can hold a lock' }, () => {
+  test('queued requests are answered 503 with Retry-After by the deadline too, and retries store each event once', async () => {
+    const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
+    const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    try {
+      const schema = c.env.CARTEIRO_SCHEMA as string;
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holding = holder.begin(async (tx) => {
+        await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
+        locked();
+        await released;
+      });
+      await isLocked;
+
+      // Two commits run at once and wait on the lock; the other six queue behind them. Timed from
+      // the commit alone, the queued ones were answered a deadline or more later.
+      const send = (i: number) => c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `stall-${i}` } }, { 'idempotency-key': `stall-${i}` });
+      const t0 = performance.now();
+      const stalled = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i).then((r) => ({ ...r, ms: performance.now() - t0 }))));
+      release();
+      await holding;
+
+      for (const r of stalled) {
+        assert.equal(r.status, 503, JSON.stringify(r.body));
+        assert.ok(r.headers['retry-after'], 'a 503 says when to retry');
+        assert.equal(r.body.error?.code ?? r.body.code, 'CARTEIRO_LEDGER_UNAVAILABLE');
+        assert.ok(r.ms < COMMIT_ANSWER_TIMEOUT_MS + 2_000, `answered after ${Math.round(r.ms)} ms`);
+      }
+
+      const retried = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i)));
+      assert.deepEqual(retried.map((r) => r.status), Array(8).fill(202));
+      const [row] = await c.services.ledger.sql<{ events: number; keys: number }[]>`
+        SELECT count(*)::int AS events, count(DISTINCT idempotency_key)::int AS keys FROM webhook_events WHERE idempotency_key LIKE 'stall-%'`;
+      assert.deepEqual(row, { events: 8, keys: 8 });
+    } finally {
+      release();
+      await holder.end({ timeout: 5 });
+      await c.stop();
+    }
+  });
+});
