@@ -134,7 +134,7 @@ const EnvSchema = z.object({
   CARTEIRO_WORKER_BATCH_SIZE: int(1, 5000).default(500),
   CARTEIRO_WORKER_CONCURRENCY: int(1, 10_000).default(512),
   CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN: int(1, 1024).default(64),
-  CARTEIRO_POLL_INTERVAL_MS: int(5).default(1000),
+  CARTEIRO_POLL_INTERVAL_MS: int(5).default(250),
   CARTEIRO_LEASE_MS: int(1000).optional(),
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */

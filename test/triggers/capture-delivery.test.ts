@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import postgres from 'postgres';
+import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 import { installSeedTriggers } from '../../src/ledger/triggers.ts';
 import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
@@ -96,5 +97,58 @@ describe('table capture → delivery', () => {
       return row?.n === eventsBefore + 1000;
     }, { what: 'every dispatch recorded as succeeded', timeoutMs: 20_000 });
     console.log(`# 1,000-row insert with capture: ${insertMs} ms; all delivered ${Date.now() - t0} ms after the insert began`);
+  });
+});
+
+describe('table capture while another commit is the one notifying', { skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent notifier' }, () => {
+  // Migration 0009: one transaction at a time notifies (the holder of a transaction-scoped advisory
+  // lock); the others commit without queueing for Postgres's notify lock, and a worker picks their
+  // rows up at its next wake-up or fallback poll.
+  test('a row committed without a NOTIFY (another notifier in flight) is still delivered, at the poll', async () => {
+    const c = await startCarteiro({ env: { CARTEIRO_POLL_INTERVAL_MS: '300' } });
+    const receiver = await startReceiver();
+    const app = appSchemaName();
+    const holder = postgres(DATABASE_URL as string, { max: 2, onnotice: () => {} });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    try {
+      const schema = c.env.CARTEIRO_SCHEMA as string;
+      await createEndpoint(c, { url: `${receiver.url}/hook`, events: ['user.registered'] });
+      await createSeedTables(c.services.ledger.sql, app);
+      await installSeedTriggers(c.services.ledger.sql, { schema: app });
+
+      const notifications: string[] = [];
+      await holder.listen(`${schema}_dispatch`, (payload) => notifications.push(payload));
+      // As a long transaction that notified would: it holds the notifier's lock until it ends.
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holding = holder.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(hashtext('carteiro.dispatch_notify'), hashtext(${schema}))`;
+        locked();
+        await released;
+      });
+      await isLocked;
+
+      const sql = c.services.ledger.sql;
+      const started = Date.now();
+      await sql.unsafe(`INSERT INTO "${app}".users (email, name) VALUES ('quiet@example.com', 'Sem Aviso')`);
+      const [hit] = await receiver.waitFor(1, 5_000);
+      assert.equal(JSON.parse(hit?.body ?? '{}').data?.email, 'quiet@example.com');
+      assert.ok((hit?.at ?? Infinity) - started < 5_000);
+      assert.deepEqual(notifications, [], 'the commit skipped its NOTIFY: the poll delivered it');
+
+      release();
+      await holding;
+      // With the lock free again, a commit notifies (and is delivered long before a slow poll would).
+      await sql.unsafe(`INSERT INTO "${app}".users (email, name) VALUES ('loud@example.com', 'Com Aviso')`);
+      await eventually(() => notifications.length > 0, { what: 'a NOTIFY from the uncontended commit' });
+      await receiver.waitFor(2, 5_000);
+    } finally {
+      release();
+      await holder.end({ timeout: 5 });
+      await dropAppSchema(c.services.ledger.sql, app);
+      await c.stop();
+      await receiver.close();
+    }
   });
 });
