@@ -80,9 +80,9 @@ export async function emitEndpointDisabled(tx: Db, disabled: DisabledEndpoint[])
     }),
   );
   await tx`
-    INSERT INTO webhook_events (organization_id, event_type, event_source, data, priority)
+    INSERT INTO webhook_events (organization_id, event_type, event_source, data, priority, data_sealed)
     SELECT coalesce((SELECT organization_id FROM webhook_endpoints WHERE system_role = 'operations'), ${DEFAULT_ORGANIZATION_ID}::uuid),
-           ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, 1
+           ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, 1, true -- Carteiro's own operational data
     FROM unnest(${data}::text[]) AS t(d)`;
 }
 

@@ -43,8 +43,9 @@ export async function insertEvents(sql: Sql, events: NewEvent[], opts: { deferNo
   const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
   const inserted = await sql<StoredEvent[]>`
     INSERT INTO webhook_events
-      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key)
-    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, priority::smallint, idempotency_key
+      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key, data_sealed)
+    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, priority::smallint, idempotency_key,
+           true -- sealed at ingestion (migration 0010)
     FROM unnest(
       ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
       ${col('tableName')}::text[], ${col('recordId')}::text[], ${col('userId')}::text[],

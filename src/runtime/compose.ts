@@ -30,6 +30,7 @@ import { createDataProtection } from '../security/data-protection.ts';
 import { ensureOperationsEndpoint } from '../security/circuit-breaker.ts';
 import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.ts';
 import { startAttemptPartitionUpkeep } from '../jobs/attempt-partition-upkeep.ts';
+import { startStoredEventSealing } from '../jobs/stored-event-sealing.ts';
 import { registerN8n, scheduleN8nDiscovery } from '../n8n/integration.ts';
 import type { Role, Services } from './services.ts';
 
@@ -134,12 +135,15 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     });
     await services.dispatcher.start();
   }
+  // Personal fields of events written straight into the database, sealed where deliveries are made.
+  const stopSealing = role !== 'api' ? startStoredEventSealing(services) : async () => {};
 
   return {
     services,
     generatedAdminKey: keys.generatedAdminKey,
     async dispose() {
       stopPartitionUpkeep();
+      await stopSealing();
       await services.dispatcher?.stop();
       await intake.drain();
       await jobs.close();

@@ -16,7 +16,13 @@ import { pickFields, selectIncludeFields, setOwn, type IncludeFields } from './m
 export const SEALED_PREFIX = 'enc:v1:';
 const SEALED_IN_JSON = `"${SEALED_PREFIX}`;
 
-export type DispatchData = { event_type: string; data_text: string; include_fields?: IncludeFields | null | undefined };
+export type DispatchData = {
+  event_type: string;
+  data_text: string;
+  /** false for data stored as written (not yet through sealing): a string in it that looks sealed is not ours to open. */
+  data_sealed?: boolean;
+  include_fields?: IncludeFields | null | undefined;
+};
 
 export type DataProtection = {
   readonly piiFields: ReadonlySet<string>;
@@ -90,10 +96,11 @@ export function createDataProtection(box: SecretBox, opts: { piiFields: readonly
 
     prepareDispatchData(d) {
       const include = selectIncludeFields(d.include_fields, d.event_type);
-      if (include === null && !d.data_text.includes(SEALED_IN_JSON)) return d.data_text;
+      const mayHoldSealed = d.data_sealed !== false && d.data_text.includes(SEALED_IN_JSON);
+      if (include === null && !mayHoldSealed) return d.data_text;
       let data = JSON.parse(d.data_text) as unknown;
       // Open first, then pick: a path may reach inside a value that was sealed whole.
-      if (d.data_text.includes(SEALED_IN_JSON)) data = mapSealed(data, open);
+      if (mayHoldSealed) data = mapSealed(data, open);
       if (include !== null) data = pickFields(data, include);
       return JSON.stringify(data);
     },

@@ -63,6 +63,12 @@ describe('personal fields sealed at rest', () => {
     assert.equal(none.sealData({ email: 'a@b.c' }), '{"email":"a@b.c"}');
   });
 
+  test('data stored as written (not yet through sealing) is sent as is: a string that looks sealed is not opened', () => {
+    const text = JSON.stringify({ note: 'enc:v1:k9:abc', email: 'ana@example.com' });
+    assert.equal(dp.prepareDispatchData({ event_type: 'x', data_text: text, data_sealed: false }), text);
+    assert.throws(() => dp.prepareDispatchData({ event_type: 'x', data_text: text, data_sealed: true }), /key not in the keyring/);
+  });
+
   test('delivery fast path: data with nothing sealed and no allow-list is sent as stored, byte for byte', () => {
     const stored = '{"agent_id": "a1", "n": 1.50}';
     assert.equal(dp.prepareDispatchData({ event_type: 'agent.created', data_text: stored, include_fields: null }), stored);
@@ -180,6 +186,41 @@ describe('through Carteiro', () => {
     assert.deepEqual(one.body.data, data);
     const list = await c.request('GET', 'events?user_id=u-pii');
     assert.deepEqual(list.body.data[0].data, data);
+  });
+
+  test('events written straight into the database get their personal fields sealed shortly after commit', async () => {
+    const sql = c.services.ledger.sql;
+    const ep = await createEndpoint(c, { url: `${receiver.url}/captured`, events: ['user.registered'] });
+    const [api] = await sql<{ sealed: boolean }[]>`SELECT data_sealed AS sealed FROM webhook_events WHERE id = ${await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a0' } })}`;
+    assert.equal(api?.sealed, true, 'ingestion seals and marks its own events');
+
+    // As table capture (or any other writer) would: straight into the table, in plain text. A string
+    // that merely looks sealed is sealed too, so that every enc:v1: value in the ledger is Carteiro's.
+    const data = { user_id: 'u-cap', email: 'bia@example.com', name: 'Bia Lima', note: 'enc:v1:not-ours', source: 'trigger' };
+    const [event] = await sql<{ id: string }[]>`
+      INSERT INTO webhook_events (organization_id, event_type, event_source, table_name, data)
+      VALUES ('00000000-0000-7000-8000-000000000000', 'user.registered', 'supabase', 'users', ${JSON.stringify(data)}::text::jsonb)
+      RETURNING id`;
+    const id = event!.id;
+    const row = await eventually(async () => {
+      const [r] = await sql<{ sealed: boolean; text: string; email: string; note: string }[]>`
+        SELECT data_sealed AS sealed, data::text AS text, data->>'email' AS email, data->>'note' AS note FROM webhook_events WHERE id = ${id}`;
+      return r?.sealed ? r : null;
+    }, { what: 'the stored event sealed' });
+    assert.match(row.email, /^enc:v1:t1:/);
+    assert.match(row.note, /^enc:v1:t1:/);
+    for (const plain of ['bia@example.com', 'Bia Lima', 'not-ours']) assert.ok(!row.text.includes(plain), `${plain} is sealed in the ledger`);
+    assert.ok(row.text.includes('"source": "trigger"'));
+
+    const [got] = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/captured'); return r.length ? r : null; });
+    assert.deepEqual(JSON.parse(got!.body).data, data, 'the receiver gets the plain data, sealed or not when it was sent');
+    assert.ok(verifiesWithStandardWebhooks(ep.secret, got!));
+    assert.deepEqual((await c.request('GET', `events/${id}`)).body.data, data);
+
+    // Sealed once: a later pass leaves it alone.
+    await new Promise((r) => setTimeout(r, 1500));
+    const [again] = await sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
+    assert.equal(again!.text, row.text);
   });
 
   test('events with nothing sealed keep the no-parse path: data arrives exactly as Postgres stores it', async () => {

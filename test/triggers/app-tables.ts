@@ -5,6 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../../src/ledger/connection.ts';
+import { createSecretBox, parseKeyring } from '../../src/crypto/secret-box.ts';
+import { createDataProtection } from '../../src/security/data-protection.ts';
+import { TEST_ENCRYPTION_KEYS } from '../support/carteiro.ts';
+
+// The sealing pass (migration 0010) encrypts captured personal fields about a second after commit;
+// these tests check what the capture wrote, so they read it opened, whenever the pass ran.
+const opened = createDataProtection(createSecretBox(parseKeyring(TEST_ENCRYPTION_KEYS)), { piiFields: [] });
 
 export const SEED_TABLES_SQL = (schema: string) => `
   CREATE SCHEMA "${schema}";
@@ -51,9 +58,10 @@ export type CapturedEventRow = {
  * statement the order is not the rows' order: uuid_v7() is random inside a millisecond.
  */
 export async function capturedEvents(sql: Sql, where: { table?: string } = {}): Promise<CapturedEventRow[]> {
-  return sql<CapturedEventRow[]>`
+  const rows = await sql<CapturedEventRow[]>`
     SELECT id, organization_id, event_type, event_source, table_name, record_id, user_id, data, status, error_message
     FROM webhook_events
     WHERE event_source = 'supabase' AND (${where.table ?? null}::text IS NULL OR table_name = ${where.table ?? null})
     ORDER BY created_at, id`;
+  return rows.map((r) => ({ ...r, data: opened.reveal(r.data) }));
 }

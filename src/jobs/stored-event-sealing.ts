@@ -1,0 +1,46 @@
+/**
+ * Seals the personal fields (CARTEIRO_PII_FIELDS) of events that were written straight into the
+ * database, which Carteiro's ingestion never saw: rows from table capture, mostly. The encryption key
+ * never enters Postgres, so this cannot happen inside the application's transaction; a timer in every
+ * process that delivers picks the rows up within about a second of their commit (the plaintext lives
+ * that long in the table, and in WAL and dead row versions until they are recycled: docs/security.md).
+ * Delivery does not wait for it: the worker sends sealed and unsealed data alike, opened.
+ */
+import type { Services } from '../runtime/services.ts';
+import { sealStoredEvents } from '../ledger/unsealed-events.ts';
+
+const SEAL_INTERVAL_MS = 1000;
+const SEAL_BATCH = 500;
+
+/** Starts the timer; returns the function that stops it (and waits for a pass under way). */
+export function startStoredEventSealing(services: Services): () => Promise<void> {
+  const { ledger, log, dataProtection } = services;
+  // null when sealing changes nothing (Postgres's jsonb text and JSON.stringify space differently).
+  const seal = (dataText: string): string | null => {
+    const data = JSON.parse(dataText) as Record<string, unknown>;
+    const sealed = dataProtection.sealData(data);
+    return sealed === JSON.stringify(data) ? null : sealed;
+  };
+  let stopped = false;
+  let pass: Promise<void> = Promise.resolve();
+  const run = async () => {
+    try {
+      for (;;) {
+        const { checked, rewritten } = await sealStoredEvents(ledger.sql, seal, SEAL_BATCH);
+        if (rewritten) log.debug({ checked, rewritten }, 'sealed personal fields of stored events');
+        if (checked < SEAL_BATCH || stopped) break;
+      }
+    } catch (err) {
+      log.warn({ err }, 'sealing stored events failed; retrying at the next pass');
+    }
+  };
+  const timer = setInterval(() => {
+    pass = pass.then(run);
+  }, SEAL_INTERVAL_MS);
+  timer.unref();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await pass;
+  };
+}
