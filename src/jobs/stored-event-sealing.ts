@@ -34,8 +34,13 @@ export function startStoredEventSealing(services: Services): () => Promise<void>
       log.warn({ err }, 'sealing stored events failed; retrying at the next pass');
     }
   };
+  let running = false;
   const timer = setInterval(() => {
-    pass = pass.then(run);
+    if (running) return; // a slow pass is not queued behind by every tick
+    running = true;
+    pass = run().finally(() => {
+      running = false;
+    });
   }, SEAL_INTERVAL_MS);
   timer.unref();
   return async () => {
