@@ -8,22 +8,26 @@ import type { Sql } from './connection.ts';
 /**
  * Seals up to `limit` unsealed events in one transaction. `seal` gets an event's data as JSON text and
  * returns the text to store instead, or null when there is nothing to seal. Returns how many events
- * were marked sealed, and how many of them had their data rewritten.
+ * were marked sealed, how many of them had their data rewritten, and how many per organization.
  */
-export async function sealStoredEvents(sql: Sql, seal: (dataText: string) => string | null, limit: number): Promise<{ checked: number; rewritten: number }> {
+export type SealedBatch = { checked: number; rewritten: number; byOrganization: Map<string, number> };
+
+export async function sealStoredEvents(sql: Sql, seal: (dataText: string) => string | null, limit: number): Promise<SealedBatch> {
   return sql.begin(async (tx) => {
-    const rows = await tx<{ id: string; data_text: string }[]>`
-      SELECT id, data::text AS data_text FROM webhook_events
+    const rows = await tx<{ id: string; organization_id: string; data_text: string }[]>`
+      SELECT id, organization_id, data::text AS data_text FROM webhook_events
       WHERE NOT data_sealed
       ORDER BY id LIMIT ${limit}
       FOR NO KEY UPDATE SKIP LOCKED`;
-    if (rows.length === 0) return { checked: 0, rewritten: 0 };
+    if (rows.length === 0) return { checked: 0, rewritten: 0, byOrganization: new Map() };
     // One new row version each: the data where sealing changed it, and the mark.
     const sealed = rows.map((r) => seal(r.data_text));
     await tx`
       UPDATE webhook_events e SET data = coalesce(s.data::jsonb, e.data), data_sealed = true
         FROM unnest(${rows.map((r) => r.id)}::uuid[], ${sealed}::text[]) AS s(id, data)
        WHERE e.id = s.id`;
-    return { checked: rows.length, rewritten: sealed.filter((d) => d !== null).length };
-  }) as Promise<{ checked: number; rewritten: number }>;
+    const byOrganization = new Map<string, number>();
+    for (const r of rows) byOrganization.set(r.organization_id, (byOrganization.get(r.organization_id) ?? 0) + 1);
+    return { checked: rows.length, rewritten: sealed.filter((d) => d !== null).length, byOrganization };
+  }) as Promise<SealedBatch>;
 }

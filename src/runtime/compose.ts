@@ -135,8 +135,9 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     });
     await services.dispatcher.start();
   }
-  // Personal fields of events written straight into the database, sealed where deliveries are made.
-  const stopSealing = role !== 'api' ? startStoredEventSealing(services) : async () => {};
+  // Personal fields of events written straight into the database, sealed (and the events announced)
+  // where deliveries are made.
+  const stopSealing = role !== 'api' ? startStoredEventSealing(services, announceAccepted) : async () => {};
 
   return {
     services,

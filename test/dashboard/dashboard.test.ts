@@ -186,6 +186,21 @@ describe('live stream', () => {
     }
   });
 
+  test('events written straight into the database (table capture) are announced too, by the sealing pass', async () => {
+    const stream = await openSse(`${c.url}/api/webhooks/live`, ADMIN);
+    try {
+      await stream.waitFor((f) => f.event === 'ready', 5_000, 'ready');
+      await untilSubscribed(c, stream, DEFAULT_ORGANIZATION_ID);
+      await c.services.ledger.sql`
+        INSERT INTO webhook_events (organization_id, event_type, event_source, table_name, data)
+        VALUES (${DEFAULT_ORGANIZATION_ID}, 'agent.created', 'supabase', 'agents', '{"agent_id": "a-captured"}'::jsonb)`;
+      const accepted = await stream.waitFor((f) => f.event === 'events.accepted', 10_000, 'events.accepted for the captured row');
+      assert.deepEqual(accepted.data, { type: 'events.accepted', organization_id: DEFAULT_ORGANIZATION_ID, count: 1 });
+    } finally {
+      stream.abort();
+    }
+  });
+
   test("an organization key sees only its organization's messages; the admin sees all", async () => {
     const org = await createOrgWithKey(c, `live-${Date.now()}`);
     const orgStream = await openSse(`${c.url}/api/webhooks/live`, { authorization: `Bearer ${org.key}` });
