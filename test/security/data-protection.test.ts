@@ -221,6 +221,19 @@ describe('through Carteiro', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const [again] = await sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
     assert.equal(again!.text, row.text);
+
+    // An older row marked for the pass by an operator (docs/security.md) is sealed the same way.
+    const older = { user_id: 'u-old', phone: '+55 81 98888-7777' };
+    const [old] = await sql<{ id: string }[]>`
+      INSERT INTO webhook_events (organization_id, event_type, event_source, table_name, data, data_sealed, status)
+      VALUES ('00000000-0000-7000-8000-000000000000', 'user.updated', 'supabase', 'users', ${JSON.stringify(older)}::text::jsonb, true, 'completed')
+      RETURNING id`;
+    await sql`UPDATE webhook_events SET data_sealed = false WHERE event_source = 'supabase' AND data_sealed AND id = ${old!.id}`;
+    const phone = await eventually(async () => {
+      const [r] = await sql<{ sealed: boolean; phone: string }[]>`SELECT data_sealed AS sealed, data->>'phone' AS phone FROM webhook_events WHERE id = ${old!.id}`;
+      return r?.sealed ? r.phone : null;
+    }, { what: 'the older row sealed' });
+    assert.match(phone, /^enc:v1:t1:/);
   });
 
   test('events with nothing sealed keep the no-parse path: data arrives exactly as Postgres stores it', async () => {
