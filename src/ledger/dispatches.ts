@@ -132,7 +132,7 @@ export async function recordOutcomes(
     // trips (BEGIN, the batch, COMMIT) instead of one per statement; if one fails, the transaction is
     // aborted, the rest fail with it and the batch rolls back whole.
     // postgres.js sends a query when it is first awaited; execute() sends it now, so queries go out in
-    // the order written here (refreshEventStatuses awaits its own query as soon as it is called).
+    // the order written here.
     const pipeline: Promise<unknown>[] = [];
     const send = (query: postgres.PendingQuery<postgres.Row[]>) => pipeline.push(query.execute());
     send(preferIndexScans(tx));
@@ -233,7 +233,7 @@ export async function recordOutcomes(
     // Lock the events first so the aggregate below reads the latest dispatch states, including those
     // another worker committed while we waited for the lock (READ COMMITTED: a new snapshot per statement).
     send(tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
-    pipeline.push(refreshEventStatuses(tx as unknown as Sql, eventIds));
+    send(statusRefresh(tx, eventIds));
     await Promise.all(pipeline);
     return disabled;
   }) as Promise<DisabledEndpoint[]>;
@@ -254,7 +254,12 @@ function preferIndexScans(tx: Sql | postgres.TransactionSql) {
 
 /** Recomputes the seed's event status, retry_count and error_message from the event's dispatches. */
 export async function refreshEventStatuses(sql: Sql, eventIds: string[]): Promise<void> {
-  await Promise.all([preferIndexScans(sql).execute(), sql`
+  await Promise.all([preferIndexScans(sql).execute(), statusRefresh(sql, eventIds)]);
+}
+
+/** The refresh statement alone, for a transaction that already prefers index scans (recordOutcomes). */
+function statusRefresh(sql: Sql | postgres.TransactionSql, eventIds: string[]) {
+  return sql`
     UPDATE webhook_events e
        SET status = s.status, retry_count = s.retry_count, error_message = s.error_message,
            processed_at = CASE WHEN s.status IN ('completed', 'failed') THEN coalesce(e.processed_at, now()) ELSE NULL END,
@@ -269,7 +274,7 @@ export async function refreshEventStatuses(sql: Sql, eventIds: string[]): Promis
         FROM webhook_dispatches WHERE webhook_event_id = ANY(${eventIds}::uuid[])
         GROUP BY webhook_event_id
       ) s
-     WHERE e.id = s.id`]);
+     WHERE e.id = s.id`;
 }
 
 type EndpointCounter = {
