@@ -1,0 +1,65 @@
+/**
+ * The HTTP sender's deadline: one timeout for the whole exchange, cleared as soon as the exchange ends.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHttpSender } from '../../src/delivery/http-sender.ts';
+
+describe('http sender deadline', () => {
+  let server: Server;
+  let base: string;
+  const trickles = new Set<NodeJS.Timeout>();
+
+  before(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/trickle') {
+        // Headers at once, then a byte every 50 ms for ever: never idle long enough for a per-chunk timeout.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const t = setInterval(() => res.write('.'), 50);
+        trickles.add(t);
+        res.on('close', () => {
+          clearInterval(t);
+          trickles.delete(t);
+        });
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    trickles.forEach(clearInterval);
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  test('a receiver that trickles its body forever is cut off at the deadline', async () => {
+    const sender = createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 400, responseBodyLimitBytes: 1024 });
+    try {
+      const result = await sender.post(`${base}/trickle`, '{}', {});
+      assert.equal(result.kind, 'network-error');
+      assert.match(result.kind === 'network-error' ? result.error : '', /timeout after 400 ms/);
+      assert.ok(result.durationMs >= 350 && result.durationMs < 2_000, `took ${result.durationMs} ms`);
+    } finally {
+      await sender.close();
+    }
+  });
+
+  test('a finished request leaves no deadline timer behind', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const sender = createHttpSender({ connectionsPerOrigin: 4, timeoutMs: 60_000, responseBodyLimitBytes: 1024 });
+    try {
+      const before = timers();
+      const results = await Promise.all(Array.from({ length: 50 }, () => sender.post(`${base}/ok`, '{}', {})));
+      assert.ok(results.every((r) => r.kind === 'response' && r.statusCode === 200));
+      // A deadline still armed after its request ended would keep a process alive for the full timeout.
+      assert.ok(timers() < before + 50, `${timers() - before} timers still armed after 50 finished requests`);
+    } finally {
+      await sender.close();
+    }
+  });
+});
