@@ -172,7 +172,14 @@ export async function recordOutcomes(
           ${txt(outcomes, (o) => o.statusCode)}::text[], ${txt(outcomes, (o) => o.error)}::text[],
           ${txt(outcomes, (o) => o.attemptNumber)}::text[]
         ) AS u(id, next_status, next_attempt_at, attempted, status_code, error, attempt_number)
-       WHERE d.id = u.id::uuid AND d.status = 'in_flight' AND d.leased_by = ${workerId} AND d.attempts = u.attempt_number::int`);
+       -- The rows are found by primary key (id = ANY), whatever plan was cached; the rest only checks
+       -- that this worker still holds them. The status test is written as IS TRUE so it is never an
+       -- index condition: as one, a plan cached on a small table read every in-flight entry of
+       -- webhook_dispatches_endpoint with a bitmap scan, and bitmap scans never mark the entries of
+       -- dead row versions, so each batch read every claim since the last vacuum (measured at 1,000
+       -- events/s: 16,566 entries and 495 buffers to record 5 outcomes, 1.4 ms of 1.6 per batch).
+       WHERE d.id = ANY(${outcomes.map((o) => o.dispatchId)}::uuid[]) AND d.id = u.id::uuid
+         AND (d.status = 'in_flight') IS TRUE AND d.leased_by = ${workerId} AND d.attempts = u.attempt_number::int`);
 
     // Rows of several endpoints are locked in id order first; a single one is locked by its UPDATE.
     const endpointIds = [...new Set([...counters.map((c) => c.endpointId), ...disable.map((o) => o.endpointId)])].sort();
