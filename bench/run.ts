@@ -44,6 +44,8 @@ import {
   benchSql,
   carteiroEnv,
   checkpointCounters,
+  checkpointDelta,
+  checkpointNow,
   cleanRedis,
   createEndpoints,
   dispatchCounts,
@@ -360,23 +362,18 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
     await createEndpoints(apiProc.url as string, rx.url, 1);
     worker = await startWorker(env, sql);
     for (const rate of opts.sweepRates.filter((r) => r < opts.rate)) {
-      const r = await latencyRun(rx, apiProc.url as string, rate, opts.latencySeconds * 1000, `latency sweep`, latencyMeter(apiProc, worker, rx, sql));
+      const r = await latencyRun(rx, apiProc.url as string, rate, opts.latencySeconds * 1000, `latency sweep`, sql, latencyMeter(apiProc, worker, rx, sql));
       ((details.latencySweep ??= []) as unknown[]).push({ rate, ...r });
       fig({
         section: 'latency',
         name: `accepted → delivered p99 at ${f0(rate)}/s offered`,
         value: r.receiver.p99,
         unit: 'ms',
-        note: `p50 ${f0(r.receiver.p50, 1)}, p95 ${f0(r.receiver.p95, 1)}, max ${f0(r.receiver.max, 1)} ms; ${r.delivered}/${r.accepted} delivered${cpuNote(r.cpu)}`,
+        note: `p50 ${f0(r.receiver.p50, 1)}, p95 ${f0(r.receiver.p95, 1)}, max ${f0(r.receiver.max, 1)} ms; ${r.delivered}/${r.accepted} delivered${checkpointNote(r.checkpoints)}${cpuNote(r.cpu)}`,
       });
     }
-    const cpBefore = await checkpointCounters(sql);
-    const result = await latencyRun(rx, apiProc.url as string, opts.rate, opts.latencySeconds * 1000, 'latency', latencyMeter(apiProc, worker, rx, sql));
-    const cpAfter = await checkpointCounters(sql);
-    const checkpoints = cpBefore && cpAfter
-      ? { started: cpAfter.started - cpBefore.started, buffersWritten: cpAfter.buffersWritten - cpBefore.buffersWritten }
-      : null;
-    details.latency = { ...result, checkpoints };
+    const result = await latencyRun(rx, apiProc.url as string, opts.rate, opts.latencySeconds * 1000, 'latency', sql, latencyMeter(apiProc, worker, rx, sql));
+    details.latency = result;
     // Open loop: if the API cannot take the rate, requests queue and the figure measures the queue.
     const saturated = result.load.achievedPerSecond < opts.rate * 0.95 || result.load.responseMs.p50 > 100;
     fig({
@@ -388,7 +385,7 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
       pass: result.complete ? result.receiver.p99 <= 25 : false,
       note: `p50 ${f0(result.receiver.p50, 1)}, p95 ${f0(result.receiver.p95, 1)}, max ${f0(result.receiver.max, 1)} ms; ` +
         `202 p50 ${f0(result.load.responseMs.p50, 1)} / p99 ${f0(result.load.responseMs.p99, 1)} ms; ${result.delivered}/${result.accepted} delivered` +
-        `${checkpoints ? `; checkpointer during the run: ${checkpoints.started} started, ${f0(checkpoints.buffersWritten)} buffers written` : ''}` +
+        checkpointNote(result.checkpoints) +
         cpuNote(result.cpu) +
         `${saturated ? `; SATURATED: the API accepted ${f0(result.load.achievedPerSecond)}/s of ${f0(opts.rate)}/s offered` : ''}`,
     });
@@ -402,24 +399,33 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
 }
 
 /** Offers POST /trigger at `rate` for `durationMs` (after a short warm-up) and reads the receiver's latency. */
-async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, durationMs: number, label: string, meter?: LatencyMeter) {
+async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, durationMs: number, label: string, sql: Sql | null, meter?: LatencyMeter) {
   const headers = { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' };
   const body = (n: number, sentAt: number) => JSON.stringify({ event_type: BENCH_EVENT_TYPE, data: { ...makeData(opts.payloadBytes, sentAt), seq: n } });
-  log(`${label}: warm-up 2 s at ${f0(rate)}/s`);
+  // null: the embedded default (its Postgres is inside the process under test).
+  const forced = sql ? await checkpointNow(sql) : false;
+  log(`${label}: ${forced ? 'CHECKPOINT, then ' : ''}warm-up 2 s at ${f0(rate)}/s`);
   await offerLoad({ baseUrl, path: '/api/webhooks/trigger', headers, ratePerSecond: rate, durationMs: 2_000, body, connections: opts.connections });
   await sleep(1_000);
   await rx.reset();
   log(`${label}: ${f0(rate)} events/s offered for ${durationMs / 1000} s`);
+  const cpBefore = sql ? await checkpointCounters(sql) : null;
   await meter?.start();
   const load = await offerLoad({ baseUrl, path: '/api/webhooks/trigger', headers, ratePerSecond: rate, durationMs, body, connections: opts.connections });
   const accepted = load.byStatus['202'] ?? 0;
   await until(async () => (await rx.stats()).uniqueIds >= accepted, 30_000, 100);
   const cpu = (await meter?.stop(accepted)) ?? null;
+  const checkpoints = { forcedBefore: forced, ...checkpointDelta(cpBefore, sql ? await checkpointCounters(sql) : null) };
   const s = await rx.stats();
-  return { load, accepted, delivered: s.uniqueIds, duplicates: s.duplicates, complete: s.uniqueIds >= accepted && load.offered === load.sent, receiver: s.latencyMs, cpu };
+  return { load, accepted, delivered: s.uniqueIds, duplicates: s.duplicates, complete: s.uniqueIds >= accepted && load.offered === load.sent, receiver: s.latencyMs, cpu, checkpoints };
 }
 
 type LatencyCpu = { perEventUs: Record<string, number>; machineBusy: number | null };
+
+function checkpointNote(c: { forcedBefore: boolean; started?: number; syncMs?: number }): string {
+  const during = c.started === undefined ? 'not readable' : `${c.started} started, ${f0(c.syncMs ?? 0)} ms of checkpoint fsync`;
+  return `; checkpoints during the window: ${during}${c.forcedBefore ? ' (CHECKPOINT before the warm-up)' : ''}`;
+}
 
 function cpuNote(cpu: LatencyCpu | null): string {
   if (!cpu) return '';
@@ -527,7 +533,9 @@ async function sectionTrigger(rx: ReceiverHandle): Promise<void> {
     fig({ section: 'trigger', name: 'captured rows drained (backlog), 1 worker', value: drainPerSecond, unit: 'deliv/s', note: `${s.uniqueIds}/${expected} delivered` });
 
     // 3. Commit → delivered at a fixed rate of single-row INSERTs (sent_at_ms = when the INSERT is issued).
+    const forced = await checkpointNow(sql);
     await rx.reset();
+    const cpBefore = await checkpointCounters(sql);
     const rate = opts.rate;
     const durationMs = opts.latencySeconds * 1000;
     log(`trigger: commit → delivered, ${f0(rate)} single-row INSERTs/s for ${opts.latencySeconds} s`);
@@ -561,13 +569,14 @@ async function sectionTrigger(rx: ReceiverHandle): Promise<void> {
     const committed = offered - failed;
     await until(async () => (await rx.stats()).uniqueIds >= committed, 30_000, 100);
     const l = await rx.stats();
-    out.latency = { rate, offered, failed, delivered: l.uniqueIds, latencyMs: l.latencyMs };
+    const checkpoints = { forcedBefore: forced, ...checkpointDelta(cpBefore, await checkpointCounters(sql)) };
+    out.latency = { rate, offered, failed, delivered: l.uniqueIds, latencyMs: l.latencyMs, checkpoints };
     fig({
       section: 'trigger',
       name: `INSERT issued → delivered p99 at ${f0(rate)} rows/s (capture trigger)`,
       value: l.latencyMs.p99,
       unit: 'ms',
-      note: `p50 ${f0(l.latencyMs.p50, 1)}, p95 ${f0(l.latencyMs.p95, 1)}, max ${f0(l.latencyMs.max, 1)} ms; ${l.uniqueIds}/${committed} delivered; includes the INSERT's own commit`,
+      note: `p50 ${f0(l.latencyMs.p50, 1)}, p95 ${f0(l.latencyMs.p95, 1)}, max ${f0(l.latencyMs.max, 1)} ms; ${l.uniqueIds}/${committed} delivered; includes the INSERT's own commit${checkpointNote(checkpoints)}`,
     });
     details.trigger = out;
   } finally {
@@ -805,7 +814,7 @@ async function sectionEmbedded(rx: ReceiverHandle): Promise<void> {
       note: `batch ingest alone ${f0(ing.perSecond)}/s (while delivering); ${s.uniqueIds}/${n} delivered${delivered && recorded ? '' : ', INCOMPLETE'}`,
     });
     const rate = Math.min(opts.rate, 200);
-    const lat = await latencyRun(rx, url, rate, Math.min(opts.latencySeconds, 10) * 1000, 'embedded latency');
+    const lat = await latencyRun(rx, url, rate, Math.min(opts.latencySeconds, 10) * 1000, 'embedded latency', null);
     const peak = rss.stop().start ?? 0;
     details.embedded = { events: n, ingest: ing, perSecond, latency: lat, peakRssMb: peak };
     fig({

@@ -364,25 +364,45 @@ export function cpuMs(pid: number): number {
 }
 
 /**
- * The checkpointer's counters: checkpoints started and buffers it has written. A checkpoint's writes
- * (spread over most of checkpoint_timeout) and the full-page images after it are the usual cause of a
- * latency tail on a busy server, so runs that measure latency say how much checkpointing overlapped
- * them. Postgres 17 moved the counters to pg_stat_checkpointer.
+ * The checkpointer's counters: checkpoints started, buffers written, and the time spent in the sync
+ * phase (fsync of every file the checkpoint wrote). That phase is the stall to look for: on this
+ * machine's disk it held every commit's WAL flush for 0.25-0.3 s, and a latency window it falls into
+ * gets its p99 from those few hundred milliseconds (docs/performance.md, "Findings, fourth round").
+ * A checkpoint started before a window can finish inside it, so the sync time, which is counted at
+ * the end, is what says whether one did. Postgres 17 moved the counters to pg_stat_checkpointer.
  */
-export type CheckpointCounters = { started: number; buffersWritten: number };
+export type CheckpointCounters = { started: number; buffersWritten: number; syncMs: number };
 export async function checkpointCounters(sql: Sql): Promise<CheckpointCounters | null> {
-  type Row = { started: string; written: string };
+  type Row = { started: string; written: string; sync_ms: string };
   try {
-    const [r] = await sql<Row[]>`SELECT (num_timed + num_requested)::text AS started, buffers_written::text AS written FROM pg_stat_checkpointer`;
-    return r ? { started: Number(r.started), buffersWritten: Number(r.written) } : null;
+    const [v] = await sql<{ v: string }[]>`SELECT current_setting('server_version_num') AS v`;
+    const rows = Number(v?.v) >= 170000
+      ? await sql<Row[]>`SELECT (num_timed + num_requested)::text AS started, buffers_written::text AS written, sync_time::text AS sync_ms FROM pg_stat_checkpointer`
+      : await sql<Row[]>`SELECT (checkpoints_timed + checkpoints_req)::text AS started, buffers_checkpoint::text AS written, checkpoint_sync_time::text AS sync_ms FROM pg_stat_bgwriter`;
+    const r = rows[0];
+    return r ? { started: Number(r.started), buffersWritten: Number(r.written), syncMs: Number(r.sync_ms) } : null;
   } catch {
-    try {
-      const [r] = await sql<Row[]>`SELECT (checkpoints_timed + checkpoints_req)::text AS started, buffers_checkpoint::text AS written FROM pg_stat_bgwriter`;
-      return r ? { started: Number(r.started), buffersWritten: Number(r.written) } : null;
-    } catch {
-      return null;
-    }
+    return null;
   }
+}
+
+/**
+ * Forces a checkpoint now, so that one begun by an earlier section's writes does not end inside the
+ * next measured window (the window then starts with the checkpointer idle, and the next checkpoint is
+ * minutes of WAL away). Needs a superuser or pg_checkpoint; returns whether it ran.
+ */
+export async function checkpointNow(sql: Sql): Promise<boolean> {
+  try {
+    await sql`CHECKPOINT`;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function checkpointDelta(before: CheckpointCounters | null, after: CheckpointCounters | null) {
+  if (!before || !after) return null;
+  return { started: after.started - before.started, buffersWritten: after.buffersWritten - before.buffersWritten, syncMs: Math.round(after.syncMs - before.syncMs) };
 }
 
 /** Postgres backends (pids) serving connections with this application_name (same host only). */
