@@ -18,6 +18,9 @@ import { withTimeout } from '../util/timeout.ts';
  */
 export const COMMIT_ANSWER_TIMEOUT_MS = 5_000;
 
+/** Events waiting before another commit may start beside one in flight (see pump). */
+const OVERLAP_MIN_EVENTS = 64;
+
 
 export type EventIntake = {
   submit(event: NewEvent): Promise<InsertResult>;
@@ -63,9 +66,19 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
   let queue: Waiting[] = [];
   let committing = 0;
   const drainWaiters: (() => void)[] = [];
+  const queuedEvents = () => {
+    let n = 0;
+    for (const w of queue) if ((n += w.events.length) >= OVERLAP_MIN_EVENTS) break;
+    return n;
+  };
 
   function pump(): void {
     while (committing < opts.maxConcurrentCommits && queue.length) {
+      // A second commit in flight pays its own statement, fan-out trigger and WAL flush; it is worth
+      // that only when enough is waiting to overlap one commit's preparation with another's flush.
+      // Below that the waiting requests join the next group instead (measured at 1,000 single events/s:
+      // Postgres CPU per event 440 → 350 µs with one commit in flight).
+      if (committing > 0 && queuedEvents() < OVERLAP_MIN_EVENTS) break;
       const batch: Waiting[] = [];
       let size = 0;
       while (queue.length && (size === 0 || size + (queue[0] as Waiting).events.length <= opts.maxBatch)) {

@@ -52,4 +52,45 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
       await c.stop();
     }
   });
+
+  test('single requests share one commit at a time; a second commit starts only when enough is waiting', async () => {
+    const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
+    const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    try {
+      const schema = c.env.CARTEIRO_SCHEMA as string;
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holding = holder.begin(async (tx) => {
+        await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
+        locked();
+        await released;
+      });
+      await isLocked;
+      // Commits in flight = Carteiro's event INSERTs waiting for the lock on this schema's events table.
+      const waitingCommits = async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        const [row] = await c.services.ledger.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.relation = ${`${schema}.webhook_events`}::regclass AND NOT l.granted AND a.query LIKE '%INSERT INTO webhook_events%'`;
+        return row?.n;
+      };
+
+      const singles = Array.from({ length: 8 }, (_, i) => c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `group-${i}` } }));
+      assert.equal(await waitingCommits(), 1, 'eight single events: one commit in flight, the rest wait for the next group');
+      const events = Array.from({ length: 100 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `batch-${i}` } }));
+      const batch = c.request('POST', 'events/batch', { events });
+      assert.equal(await waitingCommits(), 2, 'a hundred waiting: a second commit starts beside the first');
+
+      release();
+      await holding;
+      assert.deepEqual((await Promise.all(singles)).map((r) => r.status), Array(8).fill(202));
+      assert.equal((await batch).status, 202);
+    } finally {
+      release();
+      await holder.end({ timeout: 5 });
+      await c.stop();
+    }
+  });
 });
