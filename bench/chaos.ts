@@ -70,6 +70,7 @@ const { values: args } = parseArgs({
     'redis-port': { type: 'string' },
     'drain-timeout': { type: 'string', default: '240' },
     'payload-bytes': { type: 'string', default: '512' },
+    'client-connections': { type: 'string', default: '2048' },
     'log-level': { type: 'string', default: 'warn' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -78,7 +79,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log('usage: npm run chaos -- [--events 20000] [--rate 400] [--kill-every 4] [--workers 2] [--postgres-restart | --private-postgres]\n' +
-    '                         [--postgres-down-seconds 4] [--redis-port P] [--drain-timeout 240] [--out file.json]\nsee docs/performance.md');
+    '                         [--postgres-down-seconds 4] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\nsee docs/performance.md');
   process.exit(0);
 }
 
@@ -89,6 +90,11 @@ const WORKERS = Math.max(1, Number(args.workers));
 const DRAIN_TIMEOUT_MS = Number(args['drain-timeout']) * 1000;
 const PAYLOAD_PAD = 'x'.repeat(Math.max(0, Number(args['payload-bytes']) - 150));
 const CLIENT_TIMEOUT_MS = 10_000;
+// Enough that no request waits in the client for a connection while the API holds requests up to its
+// 5 s answer deadline (at the default rate, ~2,000 outstanding): an answer's time is then the API's.
+// With 64, requests queued in the client behind two rounds of held ones and "the slowest answer" read
+// 10 s where the API had taken 5 (each answer now records how many requests were outstanding).
+const CLIENT_CONNECTIONS = Math.max(1, Number(args['client-connections']));
 const MAX_SUBMITS_PER_EVENT = 30;
 const PRIVATE_PG = args['private-postgres'] === true;
 const RESTART_PG = PRIVATE_PG || args['postgres-restart'] === true;
@@ -163,7 +169,8 @@ function pgCtl(action: 'stop' | 'start'): string {
 
 // --- the producer ----------------------------------------------------------------------------------------
 
-type Submission = { status: number | 'timeout' | 'error'; at: number; ms: number; retryAfter: string | null; code?: string };
+/** `outstanding`: requests already in flight when this one was issued; past the pool's connections it queued in the client first. */
+type Submission = { status: number | 'timeout' | 'error'; at: number; ms: number; retryAfter: string | null; code?: string; outstanding?: number };
 
 class Producer {
   readonly accepted = new Map<number, { eventId: string; at: number }>();
@@ -176,7 +183,7 @@ class Producer {
   #runId: string;
   constructor(baseUrl: string, runId: string) {
     this.#runId = runId;
-    this.#pool = new Pool(baseUrl, { connections: 64, keepAliveTimeout: 60_000 });
+    this.#pool = new Pool(baseUrl, { connections: CLIENT_CONNECTIONS, keepAliveTimeout: 60_000 });
   }
 
   get offered(): number {
@@ -201,11 +208,11 @@ class Producer {
   }
 
   #submit(seq: number, attempt: number): void {
-    const p = this.#post(seq, attempt).finally(() => this.#inflight.delete(p));
+    const p = this.#post(seq, attempt, this.#inflight.size).finally(() => this.#inflight.delete(p));
     this.#inflight.add(p);
   }
 
-  async #post(seq: number, attempt: number): Promise<void> {
+  async #post(seq: number, attempt: number, outstanding: number): Promise<void> {
     const t0 = performance.now();
     const at = nowMs();
     let sub: Submission;
@@ -221,7 +228,7 @@ class Producer {
       });
       const text = await res.body.text();
       const ra = res.headers['retry-after'];
-      sub = { status: res.statusCode, at, ms: performance.now() - t0, retryAfter: typeof ra === 'string' ? ra : null };
+      sub = { status: res.statusCode, at, ms: performance.now() - t0, retryAfter: typeof ra === 'string' ? ra : null, outstanding };
       if (res.statusCode === 202) {
         const body = JSON.parse(text) as { event_id: string };
         const prev = this.accepted.get(seq);
@@ -241,7 +248,7 @@ class Producer {
     } catch (err) {
       if ((err as Error).message.startsWith(`seq ${seq}`)) throw err;
       const timeout = /timeout/i.test((err as Error).name + (err as Error).message);
-      sub = { status: timeout ? 'timeout' : 'error', at, ms: performance.now() - t0, retryAfter: null, code: (err as { code?: string }).code ?? (err as Error).name };
+      sub = { status: timeout ? 'timeout' : 'error', at, ms: performance.now() - t0, retryAfter: null, code: (err as { code?: string }).code ?? (err as Error).name, outstanding };
     }
     this.log.push(sub);
     // 503, timeout or connection error: the same request again later, same Idempotency-Key.
@@ -466,9 +473,12 @@ async function main(): Promise<void> {
     const outageStatus = byStatus(outage);
     const outage503WithoutRetryAfter = outage.filter((x) => x.status === 503 && !x.retryAfter).length;
     const maxOutageMs = outage.reduce((m, x) => Math.max(m, x.ms), 0);
+    // Answers to requests that had a connection of their own at once: the API's own answer time.
+    const unqueued = outage.filter((x) => (x.outstanding ?? 0) < CLIENT_CONNECTIONS);
+    const maxOutageMsUnqueued = unqueued.reduce((m, x) => Math.max(m, x.ms), 0);
     const from = pgOutage.window?.from ?? 0;
     const slowest = [...outage].sort((a, b) => b.ms - a.ms).slice(0, 10)
-      .map((x) => ({ status: x.status, code: x.code, ms: Math.round(x.ms), sentAfterStopMs: Math.round(x.at - from) }));
+      .map((x) => ({ status: x.status, code: x.code, ms: Math.round(x.ms), sentAfterStopMs: Math.round(x.at - from), outstandingWhenIssued: x.outstanding }));
     const codes = outage.filter((x) => x.code).reduce<Record<string, number>>((a, x) => ((a[x.code as string] = (a[x.code as string] ?? 0) + 1), a), {});
 
     const ledger = {
@@ -492,7 +502,7 @@ async function main(): Promise<void> {
     report.faults = faults;
     report.unexpectedWorkerExits = unexpectedExits;
     report.postgresOutage = pgOutage.window
-      ? { window: pgOutage.window, answersByStatus: outageStatus, errorCodes: codes, served503WithoutRetryAfter: outage503WithoutRetryAfter, maxResponseMs: maxOutageMs, slowest, healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))) }
+      ? { window: pgOutage.window, answersByStatus: outageStatus, errorCodes: codes, served503WithoutRetryAfter: outage503WithoutRetryAfter, maxResponseMs: maxOutageMs, clientConnections: CLIENT_CONNECTIONS, queuedInClient: outage.length - unqueued.length, maxResponseMsWithOwnConnection: maxOutageMsUnqueued, slowest, healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))) }
       : 'not exercised (pass --postgres-restart or --private-postgres)';
 
     ok = ledger.lost === 0 && ledger.acceptedButNotInLedger === 0 && ledger.duplicatesWithOtherWebhookId === 0 && ledger.producerGaveUp === 0 &&
