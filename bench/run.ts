@@ -81,6 +81,8 @@ const { values: args } = parseArgs({
     'latency-seconds': { type: 'string' },
     'ingest-seconds': { type: 'string' },
     scale: { type: 'string', default: '1,2,4' },
+    'scale-slow-ms': { type: 'string', default: '200' },
+    'scale-slow-events': { type: 'string' },
     fanout: { type: 'string', default: '1,5' },
     connections: { type: 'string', default: '64' },
     profile: { type: 'boolean', default: false },
@@ -113,6 +115,9 @@ const opts = {
   latencySeconds: num(args['latency-seconds'], quick ? 5 : 30),
   ingestSeconds: num(args['ingest-seconds'], quick ? 3 : 10),
   scale: (args.scale ?? '1,2,4').split(',').map(Number).filter((n) => n > 0),
+  // The scale section's second part: a receiver that takes this long per request (0: skip it).
+  scaleSlowMs: num(args['scale-slow-ms'], 200),
+  scaleSlowEvents: num(args['scale-slow-events'], quick ? 2_000 : 10_000),
   fanout: (args.fanout ?? '1,5').split(',').map(Number).filter((n) => n > 0),
   connections: num(args.connections, 64),
   profile: args.profile === true,
@@ -703,6 +708,38 @@ async function sectionScale(rx: ReceiverHandle): Promise<void> {
       vsSeed: ratio(r.drain.perSecond, seed?.deliveriesPerSecond),
       ...(r.workers === 2 ? { target: '≥ 1.6× one worker (CPU allowing)', pass: x === null ? null : x >= 1.6 } : {}),
       note: `${x ? `${f0(x, 2)}× one worker; ` : ''}steady ${f0(r.drain.steadyPerSecond)}/s, ${r.receiver.uniqueIds}/${r.expected} in ${f0(r.drain.ms / 1000, 1)} s, worker RSS ${r.rssMb.worker} MB${r.drain.timedOut ? ', TIME LIMIT' : ''}`,
+    });
+  }
+  if (opts.scaleSlowMs > 0) await scaleWithSlowReceiver(rx);
+}
+
+/**
+ * Scale-out where the CPU allows it: a receiver that takes --scale-slow-ms to answer each request (an
+ * n8n workflow or a remote API is often that slow). One worker is then bound by how many requests it
+ * keeps open to the origin (CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN), not by the two cores, so this
+ * shows whether more workers claiming from the same ledger add up, or get in each other's way.
+ */
+async function scaleWithSlowReceiver(rx: ReceiverHandle): Promise<void> {
+  await rx.setFlap({ slowRate: 1, slowMs: opts.scaleSlowMs });
+  const results: DrainResult[] = [];
+  try {
+    for (const k of opts.scale) results.push(await drain(rx, `scale ${k} worker(s), receiver answering in ${opts.scaleSlowMs} ms`, opts.scaleSlowEvents, 1, k));
+  } finally {
+    await rx.setFlap({});
+  }
+  details.scaleSlowReceiver = { slowMs: opts.scaleSlowMs, events: opts.scaleSlowEvents, runs: results.map((r) => ({ workers: r.workers, perSecond: r.drain.perSecond })) };
+  // Carteiro's default unless the bench's environment sets it (carteiroEnv passes CARTEIRO_* on).
+  const perOrigin = process.env.CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN ?? '64';
+  const one = results.find((r) => r.workers === 1);
+  for (const r of results) {
+    const x = one && r !== one ? r.drain.perSecond / one.drain.perSecond : null;
+    fig({
+      section: 'scale',
+      name: `${r.workers} worker process${r.workers > 1 ? 'es' : ''}, receiver answering in ${f0(opts.scaleSlowMs)} ms`,
+      value: r.drain.perSecond,
+      unit: 'deliv/s',
+      ...(r.workers === 2 ? { target: '≥ 1.6× one worker (CPU allowing)', pass: x === null ? null : x >= 1.6 } : {}),
+      note: `${x ? `${f0(x, 2)}× one worker; ` : ''}${r.receiver.uniqueIds}/${r.expected} in ${f0(r.drain.ms / 1000, 1)} s; each worker keeps at most ${perOrigin} requests open to the receiver${r.drain.timedOut ? ', TIME LIMIT' : ''}`,
     });
   }
 }
