@@ -9,30 +9,48 @@ import postgres from 'postgres';
 import { BACKEND, DATABASE_URL, startCarteiro } from '../support/carteiro.ts';
 import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
 
+/**
+ * An ACCESS EXCLUSIVE lock on the Carteiro schema's events table, held from a second session until
+ * `release()`: every INSERT (and every read) of that table waits, as it would on a stalled server.
+ */
+async function lockEventsTable(schema: string) {
+  const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((r) => (locked = r));
+  const holding = holder.begin(async (tx) => {
+    await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    /** Lets the waiting statements through; resolves when the lock's transaction has ended. */
+    async release() {
+      release();
+      await holding;
+    },
+    async close() {
+      release();
+      await holder.end({ timeout: 5 });
+    },
+  };
+}
+
 describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGlite has one session: nothing else can hold a lock' }, () => {
   test('queued requests are answered 503 with Retry-After by the deadline too, and retries store each event once', async () => {
     const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
-    const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
+    const schema = c.env.CARTEIRO_SCHEMA as string;
+    const lock = await lockEventsTable(schema);
     try {
-      const schema = c.env.CARTEIRO_SCHEMA as string;
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => (locked = r));
-      const holding = holder.begin(async (tx) => {
-        await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
-        locked();
-        await released;
-      });
-      await isLocked;
 
       // Two commits run at once and wait on the lock; the other six queue behind them. Timed from
       // the commit alone, the queued ones were answered a deadline or more later.
       const send = (i: number) => c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `stall-${i}` } }, { 'idempotency-key': `stall-${i}` });
       const t0 = performance.now();
       const stalled = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i).then((r) => ({ ...r, ms: performance.now() - t0 }))));
-      release();
-      await holding;
+      await lock.release();
 
       for (const r of stalled) {
         assert.equal(r.status, 503, JSON.stringify(r.body));
@@ -47,27 +65,16 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
         SELECT count(*)::int AS events, count(DISTINCT idempotency_key)::int AS keys FROM webhook_events WHERE idempotency_key LIKE 'stall-%'`;
       assert.deepEqual(row, { events: 8, keys: 8 });
     } finally {
-      release();
-      await holder.end({ timeout: 5 });
+      await lock.close();
       await c.stop();
     }
   });
 
   test('single requests share one commit at a time; a second commit starts only when enough is waiting', async () => {
     const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
-    const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
+    const schema = c.env.CARTEIRO_SCHEMA as string;
+    const lock = await lockEventsTable(schema);
     try {
-      const schema = c.env.CARTEIRO_SCHEMA as string;
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => (locked = r));
-      const holding = holder.begin(async (tx) => {
-        await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
-        locked();
-        await released;
-      });
-      await isLocked;
       // Commits in flight = Carteiro's event INSERTs waiting for the lock on this schema's events table.
       const waitingCommits = async () => {
         await new Promise((r) => setTimeout(r, 300));
@@ -83,13 +90,11 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
       const batch = c.request('POST', 'events/batch', { events });
       assert.equal(await waitingCommits(), 2, 'a hundred waiting: a second commit starts beside the first');
 
-      release();
-      await holding;
+      await lock.release();
       assert.deepEqual((await Promise.all(singles)).map((r) => r.status), Array(8).fill(202));
       assert.equal((await batch).status, 202);
     } finally {
-      release();
-      await holder.end({ timeout: 5 });
+      await lock.close();
       await c.stop();
     }
   });
