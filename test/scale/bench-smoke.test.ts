@@ -1,0 +1,67 @@
+/**
+ * `npm run bench` end to end, at toy sizes: the ceiling, a latency window and the scale section
+ * (CPU-bound and against a slow receiver) run against real Postgres, with Carteiro as real processes
+ * and the receiver in its own. This checks the tooling works and its report is whole (every event
+ * delivered, the checkpoint accounting present), never its timings: those are the bench's to print.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DATABASE_URL, REDIS_URL } from '../support/carteiro.ts';
+
+const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+
+type Figure = { section: string; name: string; value: number };
+type Report = {
+  figures: Figure[];
+  /** Sections that could not be measured, with why. */
+  errors: Record<string, string>;
+  details: {
+    latency?: { accepted: number; delivered: number; checkpoints: { forcedBefore: boolean; started?: number; syncMs?: number } };
+    drains?: { expected: number; receiver: { uniqueIds: number }; drain: { timedOut: boolean } }[];
+    scaleSlowReceiver?: { runs: { workers: number; perSecond: number }[] };
+  };
+};
+
+test('npm run bench at toy sizes reports every section it ran, whole', { skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'carteiro-bench-smoke-'));
+  const out = join(dir, 'report.json');
+  try {
+    const args = [
+      RUN, '--quick', '--only', 'ceiling,latency,scale', '--rate', '200', '--latency-seconds', '2', '--sweep-rates', '0',
+      '--events', '2000', '--scale', '1,2', '--scale-slow-ms', '100', '--scale-slow-events', '300', '--out', out,
+    ];
+    const env = { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) };
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => (log = (log + d).slice(-20_000)));
+    child.stderr.on('data', (d) => (log = (log + d).slice(-20_000)));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0, log);
+
+    const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
+    assert.deepEqual(report.errors, {}, log);
+    const named = (section: string, part: string) => report.figures.find((f) => f.section === section && f.name.includes(part));
+    assert.ok((named('ceiling', 'raw undici')?.value ?? 0) > 0, 'a ceiling was measured');
+
+    const latency = report.details.latency;
+    assert.ok(latency && latency.accepted > 0 && latency.delivered === latency.accepted, JSON.stringify(latency));
+    assert.equal(typeof latency.checkpoints.forcedBefore, 'boolean');
+    assert.equal(typeof latency.checkpoints.syncMs, 'number', 'the window says how much checkpoint fsync fell into it');
+
+    const drains = report.details.drains ?? [];
+    assert.equal(drains.length, 4, 'two CPU-bound drains and two against the slow receiver');
+    for (const d of drains) {
+      assert.equal(d.receiver.uniqueIds, d.expected);
+      assert.equal(d.drain.timedOut, false);
+    }
+    assert.deepEqual(report.details.scaleSlowReceiver?.runs.map((r) => r.workers), [1, 2]);
+    assert.ok(named('scale', '2 worker processes, receiver answering in 100 ms'), 'the slow-receiver figure is printed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
