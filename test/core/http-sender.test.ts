@@ -1,5 +1,6 @@
 /**
- * The HTTP sender's deadline: one timeout for the whole exchange, cleared as soon as the exchange ends.
+ * The HTTP sender's deadline (one timeout for the whole exchange, cleared as soon as the exchange ends)
+ * and the response body it keeps for the attempt log (whole up to the limit, cut beyond it).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 
-describe('http sender deadline', () => {
+describe('http sender: deadline and response bodies', () => {
   let server: Server;
   let base: string;
   const trickles = new Set<NodeJS.Timeout>();
@@ -24,6 +25,17 @@ describe('http sender deadline', () => {
           clearInterval(t);
           trickles.delete(t);
         });
+        return;
+      }
+      if (req.url === '/declared') {
+        const body = 'd'.repeat(3000);
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(body.length) }).end(body);
+        return;
+      }
+      if (req.url === '/chunked') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        for (let i = 0; i < 30; i++) res.write('c'.repeat(100));
+        res.end();
         return;
       }
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
@@ -44,6 +56,27 @@ describe('http sender deadline', () => {
       assert.equal(result.kind, 'network-error');
       assert.match(result.kind === 'network-error' ? result.error : '', /timeout after 400 ms/);
       assert.ok(result.durationMs >= 350 && result.durationMs < 2_000, `took ${result.durationMs} ms`);
+    } finally {
+      await sender.close();
+    }
+  });
+
+  test('a response body is kept whole up to the limit and cut beyond it, declared or chunked', async () => {
+    const sender = createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 5_000, responseBodyLimitBytes: 1024 });
+    try {
+      const small = await sender.post(`${base}/ok`, '{}', {});
+      assert.equal(small.kind === 'response' && small.body, 'ok');
+      for (const path of ['/declared', '/chunked']) {
+        const big = await sender.post(`${base}${path}`, '{}', {});
+        assert.equal(big.kind, 'response', path);
+        const body = big.kind === 'response' ? big.body : '';
+        assert.equal(body.slice(0, 1024), (path === '/declared' ? 'd' : 'c').repeat(1024), path);
+        assert.match(body.slice(1024), /^…\[truncated \d+\+ bytes\]$/, path);
+      }
+      const whole = createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 5_000, responseBodyLimitBytes: 3000 });
+      const exact = await whole.post(`${base}/declared`, '{}', {});
+      assert.equal(exact.kind === 'response' && exact.body, 'd'.repeat(3000), 'a declared length equal to the limit is kept whole');
+      await whole.close();
     } finally {
       await sender.close();
     }
