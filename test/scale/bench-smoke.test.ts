@@ -6,11 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runScript } from '../support/processes.ts';
 import { DATABASE_URL, REDIS_URL } from '../support/carteiro.ts';
 
 const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
@@ -32,15 +32,10 @@ test('npm run bench at toy sizes reports every section it ran, whole', { skip: !
   const out = join(dir, 'report.json');
   try {
     const args = [
-      RUN, '--quick', '--only', 'ceiling,latency,scale', '--rate', '200', '--latency-seconds', '2', '--sweep-rates', '0',
+      '--quick', '--only', 'ceiling,latency,scale', '--rate', '200', '--latency-seconds', '2', '--sweep-rates', '0',
       '--events', '2000', '--scale', '1,2', '--scale-slow-ms', '100', '--scale-slow-events', '300', '--out', out,
     ];
-    const env = { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) };
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (d) => (log = (log + d).slice(-20_000)));
-    child.stderr.on('data', (d) => (log = (log + d).slice(-20_000)));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, output: log } = await runScript(RUN, args, { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) });
     assert.equal(code, 0, log);
 
     const report = JSON.parse(readFileSync(out, 'utf8')) as Report;

@@ -7,11 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runScript } from '../support/processes.ts';
 import { DATABASE_URL } from '../support/carteiro.ts';
 import { privatePostgresAvailable } from '../../bench/lib/private-postgres.ts';
 import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
@@ -30,12 +30,8 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
   const out = join(dir, 'report.json');
   const restartPostgres = privatePostgresAvailable();
   try {
-    const args = [CHAOS, '--events', '1500', '--rate', '300', '--kill-every', '2', ...(restartPostgres ? ['--private-postgres'] : []), '--out', out];
-    const child = spawn(process.execPath, args, { env: { ...process.env, DATABASE_URL: DATABASE_URL as string }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (d) => (log = (log + d).slice(-20_000)));
-    child.stderr.on('data', (d) => (log = (log + d).slice(-20_000)));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const args = ['--events', '1500', '--rate', '300', '--kill-every', '2', ...(restartPostgres ? ['--private-postgres'] : []), '--out', out];
+    const { code, output: log } = await runScript(CHAOS, args, { ...process.env, DATABASE_URL: DATABASE_URL as string });
     assert.equal(code, 0, log);
 
     const report = JSON.parse(readFileSync(out, 'utf8')) as Report;

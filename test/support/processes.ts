@@ -1,4 +1,4 @@
-/** Spawns real Carteiro processes (`carteiro worker`, `carteiro api`) for multi-process tests. */
+/** Spawns real Carteiro processes (`carteiro worker`, `carteiro api`) for multi-process tests, and the bench's scripts. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -24,4 +24,14 @@ export function spawnCarteiro(command: 'worker' | 'api' | 'start', env: Record<s
       return exited;
     },
   };
+}
+
+/** Runs a Node script (e.g. bench/run.ts) to its end: its exit code and the last 20 kB it printed. */
+export async function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, output };
 }
