@@ -5,14 +5,15 @@
  */
 import type { Sql } from './connection.ts';
 
+/** Events marked sealed, how many of them had their data rewritten, and new arrivals per organization. */
+export type SealedBatch = { checked: number; rewritten: number; byOrganization: Map<string, number> };
+
 /**
  * Seals up to `limit` unsealed events in one transaction. `seal` gets an event's data as JSON text and
  * returns the text to store instead, or null when there is nothing to seal. Returns how many events
  * were marked sealed, how many of them had their data rewritten, and how many of those written in
  * the last minute per organization (new arrivals, for the live bus).
  */
-export type SealedBatch = { checked: number; rewritten: number; byOrganization: Map<string, number> };
-
 export async function sealStoredEvents(sql: Sql, seal: (dataText: string) => string | null, limit: number): Promise<SealedBatch> {
   return sql.begin(async (tx) => {
     const rows = await tx<{ id: string; organization_id: string; data_text: string; recent: boolean }[]>`
