@@ -137,6 +137,7 @@ const EnvSchema = z.object({
   CARTEIRO_POLL_INTERVAL_MS: int(5).default(250),
   CARTEIRO_LEASE_MS: int(1000).optional(),
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
+  CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
   CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
 
@@ -194,6 +195,8 @@ export type Config = {
     pollIntervalMs: number;
     leaseMs: number;
     flushIntervalMs: number;
+    /** Outcomes a worker may hold unrecorded (delivered, not yet written) before it stops claiming. */
+    maxUnrecorded: number;
   };
   n8n: {
     webhookUrl: string | undefined;
@@ -259,6 +262,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       // A lease must outlive the slowest attempt, or a healthy worker's work would be claimed twice.
       leaseMs: e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000,
       flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
+      maxUnrecorded: e.CARTEIRO_WORKER_MAX_UNRECORDED,
     },
     n8n: {
       webhookUrl: e.N8N_WEBHOOK_URL,

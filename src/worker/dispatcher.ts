@@ -37,6 +37,7 @@ export type DispatcherDeps = {
   prepareData?: (d: ClaimedDispatch) => string;
 };
 
+/** `buffered`: outcomes delivered and not yet recorded (waiting, or in the write under way). */
 export type DispatcherStats = { workerId: string; inFlight: number; buffered: number; delivered: number; failedAttempts: number };
 
 export type Dispatcher = {
@@ -55,7 +56,7 @@ const FLUSH_RETRY_DELAY_MS = 500;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
-  const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs } = config.worker;
+  const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs, maxUnrecorded } = config.worker;
   const policy = config.delivery.retry;
   const userAgent = config.delivery.userAgent;
   const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
@@ -67,6 +68,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let inFlight = 0;
   let buffer: OutcomeRecord[] = [];
   let flushing: Promise<void> | null = null;
+  /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
+  let recording = 0;
+  /** Set when claims stopped because too much was unrecorded: the next recorded batch resumes them. */
+  let claimsHeldBack = false;
   let flushTimer: NodeJS.Timeout | null = null;
   let pollTimer: NodeJS.Timeout | null = null;
   let heartbeatTimer: NodeJS.Timeout | null = null;
@@ -87,7 +92,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       do {
         wantClaim = false;
         while (running) {
-          const room = concurrency - inFlight;
+          // Backpressure from the ledger: every claimed delivery becomes an outcome to record. When
+          // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
+          // piling up outcomes in memory until their leases run out and the work is sent again.
+          const unrecorded = buffer.length + recording + inFlight;
+          const room = Math.min(concurrency - inFlight, maxUnrecorded - unrecorded);
+          if (room <= 0) {
+            claimsHeldBack = inFlight < concurrency;
+            break;
+          }
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
           if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && inFlight > 0) break;
@@ -214,15 +227,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (buffer.length === 0) return Promise.resolve();
     const batch = buffer.slice(0, FLUSH_MAX_BATCH);
     buffer = buffer.slice(batch.length);
+    recording = batch.length;
     flushing = (async () => {
       try {
         const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker: config.circuitBreaker });
+        recording = 0;
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
+        if (claimsHeldBack) {
+          claimsHeldBack = false;
+          void claimLoop();
+        }
       } catch (err) {
         // Keep the outcomes and try again: losing them would mean re-sending work that was delivered.
         log.error({ err, outcomes: batch.length }, 'recording outcomes failed; retrying');
         buffer = batch.concat(buffer);
+        recording = 0;
         await sleep(FLUSH_RETRY_DELAY_MS);
       } finally {
         flushing = null;
@@ -281,7 +301,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       log.info({ workerId, unfinished: inFlight }, 'worker stopped');
     },
     wake: () => void claimLoop(),
-    stats: () => ({ workerId, inFlight, buffered: buffer.length, delivered, failedAttempts }),
+    stats: () => ({ workerId, inFlight, buffered: buffer.length + recording, delivered, failedAttempts }),
   };
 }
 

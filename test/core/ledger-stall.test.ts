@@ -5,44 +5,15 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { BACKEND, DATABASE_URL, startCarteiro } from '../support/carteiro.ts';
+import { BACKEND, startCarteiro } from '../support/carteiro.ts';
 import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
-
-/**
- * An ACCESS EXCLUSIVE lock on the Carteiro schema's events table, held from a second session until
- * `release()`: every INSERT (and every read) of that table waits, as it would on a stalled server.
- */
-async function lockEventsTable(schema: string) {
-  const holder = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((r) => (locked = r));
-  const holding = holder.begin(async (tx) => {
-    await tx`LOCK TABLE ${tx(schema)}.webhook_events IN ACCESS EXCLUSIVE MODE`;
-    locked();
-    await released;
-  });
-  await isLocked;
-  return {
-    /** Lets the waiting statements through; resolves when the lock's transaction has ended. */
-    async release() {
-      release();
-      await holding;
-    },
-    async close() {
-      release();
-      await holder.end({ timeout: 5 });
-    },
-  };
-}
+import { lockTable } from '../support/table-lock.ts';
 
 describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGlite has one session: nothing else can hold a lock' }, () => {
   test('queued requests are answered 503 with Retry-After by the deadline too, and retries store each event once', async () => {
     const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
     const schema = c.env.CARTEIRO_SCHEMA as string;
-    const lock = await lockEventsTable(schema);
+    const lock = await lockTable(schema, 'webhook_events');
     try {
 
       // Two commits run at once and wait on the lock; the other six queue behind them. Timed from
@@ -73,7 +44,7 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
   test('single requests share one commit at a time; a second commit starts only when enough is waiting', async () => {
     const c = await startCarteiro({ env: { CARTEIRO_INGEST_CONCURRENT_COMMITS: '2' } });
     const schema = c.env.CARTEIRO_SCHEMA as string;
-    const lock = await lockEventsTable(schema);
+    const lock = await lockTable(schema, 'webhook_events');
     try {
       // Commits in flight = Carteiro's event INSERTs waiting for the lock on this schema's events table.
       const waitingCommits = async () => {
