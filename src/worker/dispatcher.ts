@@ -53,6 +53,8 @@ const LEASE_SWEEP_EVERY_POLLS = 5;
 const HEARTBEAT_INTERVAL_MS = 5_000;
 const FLUSH_MAX_BATCH = 2000;
 const FLUSH_RETRY_DELAY_MS = 500;
+/** At most one "falling behind" warning this often: a ledger that stays behind would repeat it per batch. */
+const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
@@ -72,6 +74,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let recording = 0;
   /** Set when claims stopped because too much was unrecorded: the next recorded batch resumes them. */
   let claimsHeldBack = false;
+  let heldBackLoggedAt = -Infinity;
   let flushTimer: NodeJS.Timeout | null = null;
   let pollTimer: NodeJS.Timeout | null = null;
   let heartbeatTimer: NodeJS.Timeout | null = null;
@@ -95,12 +98,17 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Backpressure from the ledger: every claimed delivery becomes an outcome to record. When
           // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
           // piling up outcomes in memory until their leases run out and the work is sent again.
-          const unrecorded = buffer.length + recording + inFlight;
-          const room = Math.min(concurrency - inFlight, maxUnrecorded - unrecorded);
-          if (room <= 0) {
-            claimsHeldBack = inFlight < concurrency;
+          const allowance = maxUnrecorded - (buffer.length + recording + inFlight);
+          if (allowance <= 0) {
+            if (!claimsHeldBack && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
+              heldBackLoggedAt = now();
+              log.warn({ unrecorded: buffer.length + recording + inFlight, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
+            }
+            claimsHeldBack = true;
             break;
           }
+          const room = Math.min(concurrency - inFlight, allowance);
+          if (room <= 0) break;
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
           if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && inFlight > 0) break;
