@@ -98,11 +98,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Backpressure from the ledger: every claimed delivery becomes an outcome to record. When
           // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
           // piling up outcomes in memory until their leases run out and the work is sent again.
-          const allowance = maxUnrecorded - (buffer.length + recording + inFlight);
+          const unrecorded = buffer.length + recording + inFlight;
+          const allowance = maxUnrecorded - unrecorded;
           if (allowance <= 0) {
             if (!claimsHeldBack && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
               heldBackLoggedAt = now();
-              log.warn({ unrecorded: buffer.length + recording + inFlight, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
+              log.warn({ unrecorded, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
             }
             claimsHeldBack = true;
             break;
