@@ -258,15 +258,19 @@ export async function createEndpoints(baseUrl: string, receiverUrl: string, coun
   return out;
 }
 
+const INGEST_BATCH_BODY_BYTES = 1024 * 1024 - 1024;
+
 /**
- * Fills the ledger through POST /events/batch (1,000 events a request, a few requests at once),
- * the way a producer would. Returns the accepted count and the rate.
+ * Fills the ledger through POST /events/batch (up to 1,000 events a request, a few requests at
+ * once), the way a producer would. Returns the accepted count and the rate.
  */
 export async function ingestBacklog(
   baseUrl: string,
   o: { events: number; payloadBytes: number; eventType?: string; batch?: number; concurrency?: number; timeoutMs?: number; seqStart?: number },
 ): Promise<{ accepted: number; ms: number; perSecond: number }> {
-  const batch = o.batch ?? 1000;
+  // A batch must fit the API's default body limit (1 MiB) whatever the payload size; an event's JSON
+  // is a little smaller than its payload size (makeData).
+  const batch = o.batch ?? Math.max(1, Math.min(1000, Math.floor(INGEST_BATCH_BODY_BYTES / o.payloadBytes)));
   const pool = new Pool(baseUrl, { connections: o.concurrency ?? 4, keepAliveTimeout: 60_000 });
   const deadline = performance.now() + (o.timeoutMs ?? 600_000);
   const start = performance.now();
@@ -497,7 +501,8 @@ export class RssSampler {
 
   start(intervalMs = 200): this {
     this.sample();
-    this.#timer = setInterval(() => this.sample(), intervalMs);
+    // A sampler must not keep the bench alive when a section fails before stopping it.
+    this.#timer = setInterval(() => this.sample(), intervalMs).unref();
     return this;
   }
 
