@@ -60,3 +60,28 @@ test('npm run bench at toy sizes reports every section it ran, whole', { skip: !
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the bench fills a backlog of large payloads within the API body limit, and a failed section still lets it finish', { skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'carteiro-bench-smoke-'));
+  const env = { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) };
+  try {
+    // 4 KB payloads: 1,000 of them would be a 4 MB request, over the API's 1 MiB body limit.
+    const large = join(dir, 'large.json');
+    const ok = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '1500', '--payload-bytes', '4096', '--out', large], env, { timeoutMs: 150_000 });
+    assert.equal(ok.timedOut, false, ok.output);
+    assert.equal(ok.code, 0, ok.output);
+    const report = JSON.parse(readFileSync(large, 'utf8')) as Report;
+    assert.deepEqual(report.errors, {}, ok.output);
+    const [drain] = report.details.drains ?? [];
+    assert.ok(drain && drain.receiver.uniqueIds === drain.expected && drain.expected === 1500, JSON.stringify(drain));
+
+    // A payload no request can carry: the section fails, and the bench reports it and exits.
+    const failed = join(dir, 'failed.json');
+    const bad = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '3', '--payload-bytes', '2000000', '--out', failed], env, { timeoutMs: 60_000 });
+    assert.equal(bad.timedOut, false, `the bench did not exit after a failed section:\n${bad.output}`);
+    const failedReport = JSON.parse(readFileSync(failed, 'utf8')) as Report;
+    assert.match(failedReport.errors.sustained ?? '', /413/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

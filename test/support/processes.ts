@@ -27,11 +27,20 @@ export function spawnCarteiro(command: 'worker' | 'api' | 'start', env: Record<s
 }
 
 /** Runs a Node script (e.g. bench/run.ts) to its end: its exit code and the last 20 kB it printed. */
-export async function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+/** Runs a script to its end; with `timeoutMs`, one still running then is killed and `timedOut` is set. */
+export async function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number | null; output: string; timedOut: boolean }> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  let timedOut = false;
   child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
   child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
+  const timer = opts.timeoutMs === undefined ? null : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { code, output };
+  if (timer) clearTimeout(timer);
+  return { code, output, timedOut };
 }
