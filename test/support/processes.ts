@@ -26,8 +26,11 @@ export function spawnCarteiro(command: 'worker' | 'api' | 'start', env: Record<s
   };
 }
 
-/** Runs a Node script (e.g. bench/run.ts) to its end: its exit code and the last 20 kB it printed. */
-/** Runs a script to its end; with `timeoutMs`, one still running then is killed and `timedOut` is set. */
+/**
+ * Runs a Node script (e.g. bench/run.ts) to its end: its exit code and the last 20 kB it printed. With
+ * `timeoutMs`, a script still running then is killed (so a hung run fails its test instead of
+ * outliving it) and `timedOut` is set.
+ */
 export async function runScript(
   script: string,
   args: string[],
