@@ -1,4 +1,4 @@
-// Row level security as the second wall (migration 0004): a role that is not the tables' owner sees
+// Row level security as the second wall (migrations 0004 and 0011): a role that is not the tables' owner sees
 // and changes only its organization's rows, whichever way the organization is named — the
 // carteiro.organization_id setting, Supabase's JWT claims (auth.uid() = the `sub` claim, or
 // app_metadata.organization_id), or a login role mapped to one organization. Runs on Postgres and on
@@ -10,10 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { BACKEND, startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
 import type { TxSql } from '../../src/ledger/connection.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
+import { captureTable } from '../../src/ledger/triggers.ts';
 
-const TABLES = ['organizations', 'webhook_endpoints', 'webhook_events', 'webhook_dispatches', 'webhook_deliveries', 'n8n_workflows', 'event_types', 'api_keys', 'audit_log', 'organization_members'];
+const TABLES = ['organizations', 'webhook_endpoints', 'webhook_events', 'webhook_dispatches', 'webhook_deliveries', 'n8n_workflows', 'event_types', 'api_keys', 'audit_log', 'organization_members', 'table_captures'];
 const ROLE = `carteiro_tenant_${randomBytes(4).toString('hex')}`;
 const MAPPED_ROLE = `carteiro_org_${randomBytes(4).toString('hex')}`;
+/** An application schema with a table each organization captures (migration 0002). */
+const APP = `rls_app_${randomBytes(4).toString('hex')}`;
 
 let c: TestCarteiro;
 let A: TestOrg;
@@ -31,6 +34,11 @@ before(async () => {
   }
   const sql = c.services.ledger.sql;
   const schema = c.services.ledger.schema;
+  await sql.unsafe(`CREATE SCHEMA ${APP}`);
+  await sql.unsafe(`CREATE TABLE ${APP}.orders (id uuid PRIMARY KEY, note text)`);
+  for (const org of [A, B]) {
+    await captureTable(sql, { schema: APP, table: 'orders', eventType: 'order.created', organizationId: org.id, triggerName: `orders_${org.name.slice(-1).toLowerCase()}` });
+  }
   await sql.unsafe(`CREATE ROLE ${ROLE} NOLOGIN`);
   await sql.unsafe(`CREATE ROLE ${MAPPED_ROLE} NOLOGIN`);
   for (const role of [ROLE, MAPPED_ROLE]) {
@@ -48,6 +56,7 @@ after(async () => {
     await sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
     await sql.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
   }
+  await sql.unsafe(`DROP SCHEMA IF EXISTS ${APP} CASCADE`).catch(() => {});
   await c.stop();
 });
 
@@ -89,7 +98,7 @@ test('a tenant role with carteiro.organization_id set sees only that organizatio
     assert.ok(seen[table]!.every((org) => org === A.id), `${table}: ${seen[table]}`);
   }
   // Where A has rows, they are visible (the wall is not simply closed).
-  for (const table of ['organizations', 'webhook_endpoints', 'webhook_events', 'event_types', 'api_keys', 'organization_members']) {
+  for (const table of ['organizations', 'webhook_endpoints', 'webhook_events', 'event_types', 'api_keys', 'organization_members', 'table_captures']) {
     assert.deepEqual(seen[table], [A.id], table);
   }
 });
@@ -138,6 +147,38 @@ test('keys, the audit trail, memberships and the organization itself are read-on
   });
 });
 
+test("table captures are the owner's to attach, change and remove; a tenant role can only read its own", async () => {
+  await asRole(ROLE, { 'carteiro.organization_id': A.id }, async (tx) => {
+    // Pointing B's capture at A would hand A every row of B's table as events.
+    assert.equal((await tx`UPDATE table_captures SET organization_id = ${A.id} WHERE organization_id = ${B.id} RETURNING id`).length, 0);
+    assert.equal((await tx`UPDATE table_captures SET event_type = 'renamed' RETURNING id`).length, 0);
+    assert.equal((await tx`DELETE FROM table_captures RETURNING id`).length, 0);
+    await assert.rejects(
+      tx`INSERT INTO table_captures (schema_name, table_name, trigger_name, operations, event_type, organization_id)
+         VALUES (${APP}, 'orders', 'planted', ARRAY['INSERT'], 'order.planted', ${A.id})`,
+      /row-level security/,
+    );
+  });
+  const rows = await c.services.ledger.sql<{ organization_id: string; event_type: string }[]>`
+    SELECT organization_id, event_type FROM table_captures WHERE schema_name = ${APP} ORDER BY trigger_name`;
+  assert.deepEqual(rows.map((r) => [r.organization_id, r.event_type]), [[A.id, 'order.created'], [B.id, 'order.created']]);
+});
+
+test("Carteiro's own bookkeeping (migration history, worker heartbeats) is invisible and untouchable to a tenant role", async () => {
+  const sql = c.services.ledger.sql;
+  const [owner] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
+  assert.ok((owner?.n ?? 0) >= 11, 'the owner sees the migration history');
+  await asRole(ROLE, { 'carteiro.organization_id': A.id }, async (tx) => {
+    assert.equal((await tx`SELECT version FROM schema_migrations`).length, 0);
+    // Deleting the history would make the next start re-run every migration over a live schema.
+    assert.equal((await tx`DELETE FROM schema_migrations RETURNING version`).length, 0);
+    assert.equal((await tx`DELETE FROM worker_heartbeats RETURNING worker_id`).length, 0);
+    await assert.rejects(tx`INSERT INTO worker_heartbeats (worker_id, hostname, pid) VALUES ('w-fake', 'nowhere', 1)`, /row-level security/);
+  });
+  const [after] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
+  assert.equal(after?.n, owner?.n);
+});
+
 test("Supabase: auth.uid() (the JWT's sub claim) reaches its organizations through organization_members", async () => {
   const seen = await asRole(ROLE, { 'request.jwt.claims': JSON.stringify({ sub: 'supabase-user-of-b', role: 'authenticated' }) }, organizationsVisible);
   assert.deepEqual(seen.webhook_endpoints, [B.id]);
@@ -170,12 +211,12 @@ test('a malformed organization in the setting fails closed (an error, not rows)'
   await assert.rejects(asRole(ROLE, { 'carteiro.organization_id': 'not-a-uuid' }, (tx) => tx`SELECT * FROM webhook_endpoints`), /uuid/);
 });
 
-test('row level security is on for every table that holds organization rows', async () => {
+test('row level security is on for every table in the schema, partitions included', async () => {
+  // A table added by a later migration without RLS fails here: a tenant role granted ALL TABLES
+  // (docs/security.md) would see and change all of it.
   const rows = await c.services.ledger.sql<{ relname: string; relrowsecurity: boolean }[]>`
     SELECT c.relname, c.relrowsecurity FROM pg_class c
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'organization_id' AND NOT a.attisdropped
     WHERE c.relnamespace = ${c.services.ledger.schema}::regnamespace AND c.relkind IN ('r', 'p')`; // 'p': webhook_deliveries is partitioned (0006)
-  const without = rows.filter((r) => !r.relrowsecurity).map((r) => r.relname);
-  for (const table of TABLES.filter((t) => t !== 'organizations')) assert.ok(rows.some((r) => r.relname === table && r.relrowsecurity), table);
-  if (without.length) console.log(`# tables with organization_id but no RLS (added by later migrations?): ${without.join(', ')}`);
+  for (const table of [...TABLES, 'schema_migrations', 'worker_heartbeats']) assert.ok(rows.some((r) => r.relname === table), `${table} exists`);
+  assert.deepEqual(rows.filter((r) => !r.relrowsecurity).map((r) => r.relname), []);
 });
