@@ -14,16 +14,22 @@ import { makeData } from './envelope.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /**
- * The V8 flags `npm start` and `npm run carteiro` give a Carteiro process (package.json), measured in
- * docs/performance.md: a larger young generation, so the many short-lived objects of each request die
- * there instead of being promoted (worker CPU per delivery 72-80 → 68 µs, deliveries/s +5-13%), at
- * that size from the start, so a process's footprint does not depend on how much it has handled
- * (the API's peak while ingesting: 1.31-1.50× → 1.12-1.22× from 10k to 100k events, the same peak
- * at 100k); and an old generation allowed to grow by half its live size between full collections
- * instead of up to 4× (worker 1.31-1.61× → 1.08-1.13×), at no measured cost in deliveries/s or
- * latency.
+ * The V8 flags `npm run carteiro` gives a Carteiro process, read from package.json so the bench
+ * measures what production runs. What each is for, measured, is in docs/performance.md: a larger
+ * young generation (worker CPU per delivery 72-80 → 68 µs, deliveries/s +5-13%), at that size from
+ * the start (the API's peak while ingesting: 1.31-1.50× → 1.12-1.22× from 10k to 100k events), and an
+ * old generation allowed to grow by half its live size between full collections instead of up to 4×
+ * (worker 1.31-1.61× → 1.08-1.13×), at no measured cost in deliveries/s or latency.
  */
-export const CARTEIRO_NODE_FLAGS = ['--min-semi-space-size=64', '--max-semi-space-size=64', '--heap-growing-percent=50'];
+export const CARTEIRO_NODE_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const script = pkg.scripts['carteiro'] ?? '';
+  // `node <flags> src/cli/main.ts`: its flags, except the env file (the bench builds each process's
+  // environment itself).
+  const flags = script.split(/\s+/).slice(1).filter((a) => a.startsWith('--') && !a.startsWith('--env-file'));
+  if (!flags.length) throw new Error(`package.json scripts.carteiro gives no node flags: ${script}`);
+  return flags;
+})();
 
 export const BENCH_ADMIN_KEY = 'ck_admin_bench_key_0123456789abcdef';
 export const BENCH_ENCRYPTION_KEYS = `b1:${Buffer.alloc(32, 9).toString('base64')}`;
