@@ -118,6 +118,7 @@ export async function recordOutcomes(
   opts: { circuitBreaker?: CircuitBreakerPolicy | undefined } = {},
 ): Promise<DisabledEndpoint[]> {
   if (outcomes.length === 0) return [];
+  outcomes = outcomes.map(storable);
   const attempted = outcomes.filter((o) => o.attempted);
   const counters = endpointCounters(attempted);
   const disable = outcomes.filter((o) => o.disableEndpointReason);
@@ -251,6 +252,18 @@ export async function recordOutcomes(
     await Promise.all(pipeline);
     return disabled;
   }) as Promise<DisabledEndpoint[]>;
+}
+
+/**
+ * Postgres text cannot hold U+0000, and the receiver chooses what its response body holds: one NUL
+ * byte would fail the whole batch, and again on every retry of it, so a single endpoint could stop a
+ * worker recording anyone's outcomes. The attempt log keeps such a character as U+FFFD instead.
+ */
+function storable(o: OutcomeRecord): OutcomeRecord {
+  const hasNul = (s: string | null) => s !== null && s.includes('\u0000');
+  if (!hasNul(o.responseBody) && !hasNul(o.error)) return o;
+  const clean = (s: string | null) => (s === null ? null : s.replaceAll('\u0000', '\uFFFD'));
+  return { ...o, responseBody: clean(o.responseBody), error: clean(o.error) };
 }
 
 /**

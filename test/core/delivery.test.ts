@@ -87,6 +87,26 @@ describe('fan-out and signed delivery', () => {
     assert.equal(endpoint.body.secret, undefined, 'the secret is shown only once');
   });
 
+  test('a receiver answering NUL bytes gets its attempt logged, and other outcomes in the batch are kept', async (t: TestContext) => {
+    // Postgres text cannot hold NUL: stored as is, the batch failed on every retry and the worker
+    // stopped recording every endpoint's outcomes.
+    const receiver = await startReceiver(() => ({ status: 200, body: 'bin\u0000ary\u0000' }));
+    t.after(() => receiver.close());
+    const ep = await createEndpoint(c, { url: receiver.url, events: ['payment.failed'] });
+    const id = await trigger(c, { event_type: 'payment.failed', data: { payment_id: 'p2', reason: 'card declined' } });
+    await receiver.waitFor(1);
+    const status = await eventually(async () => {
+      const s = await c.request('GET', `events/${id}/status`);
+      return s.body.status === 'completed' ? s.body : null;
+    }, { what: 'event completed' });
+    assert.equal(status.deliveries.length, 2, 'the catch-all endpoint from the first test has its outcome recorded too');
+    assert.ok(status.deliveries.every((d: { status: string }) => d.status === 'succeeded'));
+    const attempts = await c.request('GET', `events/${id}/attempts`);
+    const attempt = attempts.body.data.find((a: { webhook_endpoint_id: string }) => a.webhook_endpoint_id === ep.id);
+    assert.equal(attempt.response_body, 'bin\uFFFDary\uFFFD');
+    assert.equal(receiver.received.length, 1, 'delivered once: the outcome was recorded, so nothing was sent again');
+  });
+
   test('an event no endpoint wants is completed at once, with no deliveries', async () => {
     // Another organization (the admin may act for any): none of its endpoints exist. Organizations
     // must exist to be named (an unknown one is 404), so these two are made first.
