@@ -102,8 +102,10 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
     validateData(type, data) {
       if (type.validate(data)) return;
       const err = type.validate.errors?.[0];
-      const field = err ? `data${err.instancePath.replaceAll('/', '.')}` : 'data';
-      const message = err?.keyword === 'required' ? `data.${(err.params as { missingProperty: string }).missingProperty} is required` : `${field} ${err?.message ?? 'is invalid'}`;
+      const at = err ? `data${err.instancePath.replaceAll('/', '.')}` : 'data';
+      // A missing property is named by its own path, not by the object that lacks it.
+      const field = err?.keyword === 'required' ? `${at}.${(err.params as { missingProperty: string }).missingProperty}` : at;
+      const message = err?.keyword === 'required' ? `${field} is required` : `${field} ${err?.message ?? 'is invalid'}`;
       throw new SchemaViolationError(`${message} (event type ${type.name})`, { field, event_type: type.name });
     },
     async list(organizationId) {

@@ -6,7 +6,7 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import type { EventIntake } from '../ledger/event-intake.ts';
 import { PRIORITY, type InsertResult, type NewEvent } from '../ledger/events.ts';
-import { ValidationError } from '../errors/errors.ts';
+import { CarteiroError, ValidationError } from '../errors/errors.ts';
 
 export type EventInput = {
   event_type: string;
@@ -38,7 +38,10 @@ export function createIngestService(catalog: Catalog, intake: EventIntake, opts:
     try {
       catalog.validateData(type, input.data);
     } catch (err) {
-      if (index !== undefined && err instanceof Error) err.message = `events[${index}]: ${err.message}`;
+      if (index !== undefined && err instanceof Error) {
+        err.message = `events[${index}]: ${err.message}`;
+        if (err instanceof CarteiroError && typeof err.details?.field === 'string') err.details.field = `events[${index}].${err.details.field}`;
+      }
       throw err;
     }
     const dataJson = opts.serializeData ? opts.serializeData(input.data) : JSON.stringify(input.data);

@@ -97,6 +97,17 @@ describe('ingestion', () => {
     });
   }
 
+  test('a missing data field is named by its own path, in a batch with its index', async () => {
+    const single = await c.request('POST', 'trigger', { event_type: 'user.registered', data: { user_id: 'u' } });
+    assert.equal(single.status, 422);
+    assert.equal(single.body.details.field, 'data.email');
+    const wrongType = await c.request('POST', 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p', amount: 'ten' } });
+    assert.equal(wrongType.body.details.field, 'data.amount');
+    const batch = await c.request('POST', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'agent.created', data: {} }] });
+    assert.equal(batch.status, 422);
+    assert.equal(batch.body.details.field, 'events[1].data.agent_id');
+  });
+
   test('without a key every route but health is closed', async () => {
     const open = await c.request('GET', '/api/webhooks/health', undefined, { authorization: '' });
     assert.equal(open.status, 200);
