@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Services } from '../runtime/services.ts';
-import { errorHandler } from './error-handler.ts';
+import { errorHandler, fromRouterError } from './error-handler.ts';
 import { registerAuth } from './auth-hook.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { NotFoundError } from '../errors/errors.ts';
@@ -18,9 +18,13 @@ import { dashboardRoutes } from '../dashboard/routes.ts';
 export const API_PREFIX = '/api/webhooks';
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 export const MAX_HEADER_BYTES = 16 * 1024;
+/** Fastify's default, named so the error for a longer path parameter can state it. */
+const MAX_PARAM_LENGTH = 100;
 
 export async function buildApp(services: Services): Promise<FastifyInstance> {
   const { config } = services;
+  // Filled as routes are added (onRoute below): lets a router error name the parameter it refused.
+  const routePaths: string[] = [];
   const app = Fastify({
     loggerInstance: services.log.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
@@ -39,6 +43,13 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // A malformed percent-escape or an over-long parameter is refused by the router before any route
+    // runs; without this Fastify answers in its own shape, outside the error envelope.
+    frameworkErrors: (err, request, reply) => errorHandler(fromRouterError(err, request.url, routePaths, MAX_PARAM_LENGTH), request, reply),
+  });
+  app.addHook('onRoute', (route) => {
+    routePaths.push(route.url);
   });
 
   // Bodies are checked strictly: a wrong type is an error, never silently coerced, and unknown

@@ -4,13 +4,15 @@
  * with a message naming the field; anything unexpected is a 500 without internals, logged in full.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { CarteiroError, LedgerUnavailableError, RateLimitedError, ValidationError } from '../errors/errors.ts';
+import {
+  BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
+} from '../errors/errors.ts';
 
 export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
 
 const PHRASES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
+  409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
   429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
@@ -23,13 +25,53 @@ export function isLedgerDown(err: unknown): boolean {
 }
 
 /**
- * Postgres class 22 (data exception: out-of-range date or number, NUL byte, bad encoding…) and 54001
- * (nested too deeply). Every query is parameterised, so these come from a value the client sent that
- * got past validation: a 400, not a 500. Logged at warn, in case one ever comes from our own SQL.
+ * Postgres class 22 (data exception: out-of-range date or number, NUL byte, bad encoding…), 54000
+ * (program limit exceeded: a value too large for an index entry) and 54001 (nested too deeply). Every
+ * query is parameterised, so these come from a value the client sent that got past validation: a 400,
+ * not a 500. Logged at warn, in case one ever comes from our own SQL.
  */
 export function isDataException(err: unknown): boolean {
   const e = err as { name?: string; code?: unknown } | null;
-  return e?.name === 'PostgresError' && typeof e.code === 'string' && (e.code.startsWith('22') || e.code === '54001');
+  return e?.name === 'PostgresError' && typeof e.code === 'string' && (e.code.startsWith('22') || e.code === '54000' || e.code === '54001');
+}
+
+/** Fastify's body errors, which know no limit or media type, as Carteiro's that name them. */
+function fromBodyError(err: unknown, request: FastifyRequest): unknown {
+  const code = (err as { code?: unknown })?.code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new BodyTooLargeError(request.routeOptions.bodyLimit);
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new UnsupportedMediaTypeError(request.headers['content-type']);
+  return err;
+}
+
+/**
+ * The router's refusals, raised before any route (and so any schema) runs; given to Fastify as
+ * `frameworkErrors`. `routePaths` (the registered patterns, `/api/webhooks/endpoints/:id`) name the
+ * parameter an over-long segment stands in.
+ */
+export function fromRouterError(err: FastifyError, url: string, routePaths: readonly string[], maxParamLength: number): unknown {
+  const path = url.split('?')[0] ?? '';
+  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+  if (err.code === 'FST_ERR_BAD_URL') {
+    return new ValidationError(`the URL path ${shown} is not valid: check its percent-escapes (each %XX must be part of UTF-8)`, { field: 'url' });
+  }
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    const field = paramAt(path, routePaths, maxParamLength);
+    return new PathParamTooLongError(field, `${field} is longer than ${maxParamLength} characters (in ${shown})`);
+  }
+  return err;
+}
+
+/** `params.<name>` for the first segment of `path` longer than `max`, by the route pattern it matches; else `params`. */
+function paramAt(path: string, routePaths: readonly string[], max: number): string {
+  const segments = path.split('/');
+  const at = segments.findIndex((s) => s.length > max);
+  for (const route of routePaths) {
+    const parts = route.split('/');
+    if (parts.length !== segments.length || !parts.every((p, i) => p.startsWith(':') || p === segments[i])) continue;
+    const name = parts[at];
+    if (name?.startsWith(':')) return `params.${name.slice(1)}`;
+  }
+  return 'params';
 }
 
 export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<string, string> } {
@@ -65,7 +107,7 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
 }
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  const { body, headers } = toErrorBody(err);
+  const { body, headers } = toErrorBody(fromBodyError(err, request));
   if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
   else if (isDataException(err)) request.log.warn({ err }, 'a request value was refused by Postgres');
   reply.code(body.statusCode).headers(headers).send(body);

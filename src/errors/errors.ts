@@ -77,8 +77,9 @@ export class LedgerUnavailableError extends CarteiroError {
 }
 
 export class UnsafeDestinationError extends CarteiroError {
-  constructor(message: string) {
-    super('CARTEIRO_UNSAFE_DESTINATION', 422, message);
+  /** `field`: the request field the URL came from (url, webhook_url, base_url), where there is one. */
+  constructor(message: string, field?: string) {
+    super('CARTEIRO_UNSAFE_DESTINATION', 422, message, field ? { field } : undefined);
   }
 }
 
@@ -100,5 +101,27 @@ export class UnmappedTableError extends CarteiroError {
 export class N8nApiError extends CarteiroError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('CARTEIRO_N8N_API_ERROR', 502, message, details);
+  }
+}
+
+/** A body over the configured limit (CARTEIRO_BODY_LIMIT_BYTES): the message states the limit. */
+export class BodyTooLargeError extends CarteiroError {
+  constructor(limitBytes: number) {
+    super('CARTEIRO_BODY_TOO_LARGE', 413, `request body is too large: the limit is ${limitBytes} bytes`, { field: 'body', limit_bytes: limitBytes });
+  }
+}
+
+/** A body in a media type the API has no parser for: it reads JSON. */
+export class UnsupportedMediaTypeError extends CarteiroError {
+  constructor(contentType: string | undefined) {
+    const sent = contentType ? `"${contentType.slice(0, 100)}"` : 'missing';
+    super('CARTEIRO_UNSUPPORTED_MEDIA_TYPE', 415, `Content-Type ${sent} is not supported: send application/json`, { field: 'headers.content-type' });
+  }
+}
+
+/** A path parameter longer than the router accepts: refused before any route runs, so no schema names it. */
+export class PathParamTooLongError extends CarteiroError {
+  constructor(field: string, message: string) {
+    super('CARTEIRO_PARAM_TOO_LONG', 414, message, { field });
   }
 }

@@ -3,10 +3,18 @@
  * against its schema, and hands the event to the group-commit intake. Anything wrong is thrown
  * before a single byte reaches the ledger, so bad input never leaves half an event behind.
  */
-import type { Catalog } from '../catalog/catalog.ts';
+import type { Catalog, ResolvedEventType } from '../catalog/catalog.ts';
 import type { EventIntake } from '../ledger/event-intake.ts';
 import { PRIORITY, type InsertResult, type NewEvent } from '../ledger/events.ts';
 import { CarteiroError, ValidationError } from '../errors/errors.ts';
+import { shortText } from '../api/schemas.ts';
+
+/**
+ * The top-level user_id's limit (its schema, api/schemas.ts), held also by a user id taken from
+ * data.user_id or a Supabase row: webhook_events.user_id is indexed, and a btree entry holds at most
+ * 2704 bytes, so a longer value would fail at insert time as a 500.
+ */
+export const MAX_USER_ID_LENGTH = shortText.maxLength;
 
 export type EventInput = {
   event_type: string;
@@ -34,18 +42,22 @@ export type IngestOptions = {
 
 export function createIngestService(catalog: Catalog, intake: EventIntake, opts: IngestOptions = {}): IngestService {
   async function prepare(organizationId: string, input: EventInput, index?: number): Promise<NewEvent> {
-    const type = await catalog.resolve(organizationId, input.event_type);
+    let type: ResolvedEventType;
+    let userId: string | null;
+    // Every check that can refuse the event sits in here, so a batch's error says which event.
     try {
-      catalog.validateData(type, input.data);
+      type = await catalog.resolve(organizationId, input.event_type);
+      await catalog.validateData(type, input.data);
+      userId = input.user_id !== undefined ? checkUserId(input.user_id, 'user_id') : dataUserId(input.data);
     } catch (err) {
-      if (index !== undefined && err instanceof Error) {
+      // Client errors only: a failed catalog read may be one error shared by the batch's concurrent lookups.
+      if (index !== undefined && err instanceof CarteiroError) {
         err.message = `events[${index}]: ${err.message}`;
-        if (err instanceof CarteiroError && typeof err.details?.field === 'string') err.details.field = `events[${index}].${err.details.field}`;
+        if (typeof err.details?.field === 'string') err.details.field = `events[${index}].${err.details.field}`;
       }
       throw err;
     }
     const dataJson = opts.serializeData ? opts.serializeData(input.data) : JSON.stringify(input.data);
-    const userId = input.user_id ?? stringField(input.data, 'user_id');
     return {
       organizationId,
       eventType: type.name,
@@ -84,7 +96,15 @@ export function createIngestService(catalog: Catalog, intake: EventIntake, opts:
   };
 }
 
-function stringField(data: Record<string, unknown>, field: string): string | null {
-  const v = data[field];
-  return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
+/** The event's user id from its data (`data.user_id`, a string or number), or null; too long is a 400. */
+export function dataUserId(data: Record<string, unknown>): string | null {
+  const v = data.user_id;
+  return typeof v === 'string' || typeof v === 'number' ? checkUserId(String(v), 'data.user_id') : null;
+}
+
+function checkUserId(userId: string, field: string): string {
+  if (userId.length > MAX_USER_ID_LENGTH) {
+    throw new ValidationError(`${field} must be at most ${MAX_USER_ID_LENGTH} characters (it is ${userId.length}); it is stored as the event's user id`, { field });
+  }
+  return userId;
 }

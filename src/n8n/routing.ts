@@ -12,6 +12,7 @@
  */
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { SEED_PATH_EVENTS } from './seed-workflows.ts';
+import { ValidationError } from '../errors/errors.ts';
 
 export const WEBHOOK_NODE_TYPE = 'n8n-nodes-base.webhook';
 export const ROUTING_TAG_PREFIXES = ['on:', 'carteiro:'] as const;
@@ -82,10 +83,31 @@ export function productionUrl(base: string, path: string): string {
   return `${n8nBaseUrl(base)}/webhook/${path}`;
 }
 
-/** The path of an n8n production URL (`…/webhook/<path>`), or null. */
+/**
+ * The stored path's bound, in UTF-8 bytes: it is indexed (n8n_workflows_path), and a btree entry holds
+ * at most 2704 bytes. Any ASCII path a webhook_url (≤ 2048 characters) can carry fits; only long
+ * non-ASCII paths, three bytes a character, get past it.
+ */
+export const MAX_WEBHOOK_PATH_BYTES = 2048;
+
+/**
+ * The path of an n8n production URL (`…/webhook/<path>`), decoded, or null. Throws ValidationError
+ * naming webhook_url for a path that does not decode (`%ZZ`, a cut UTF-8 sequence) or is too long to store.
+ */
 export function pathOfUrl(webhookUrl: string): string | null {
   const i = webhookUrl.lastIndexOf('/webhook/');
   if (i < 0) return null;
-  const path = webhookUrl.slice(i + '/webhook/'.length).split(/[?#]/)[0] ?? '';
-  return path ? decodeURIComponent(path) : null;
+  const raw = webhookUrl.slice(i + '/webhook/'.length).split(/[?#]/)[0] ?? '';
+  if (!raw) return null;
+  let path: string;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    throw new ValidationError('webhook_url: the path after /webhook/ has a malformed percent-escape (each % must start a UTF-8 byte as %XX)', { field: 'webhook_url' });
+  }
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > MAX_WEBHOOK_PATH_BYTES) {
+    throw new ValidationError(`webhook_url: the path after /webhook/ is ${bytes} bytes in UTF-8; at most ${MAX_WEBHOOK_PATH_BYTES} can be stored`, { field: 'webhook_url' });
+  }
+  return path;
 }

@@ -9,6 +9,7 @@ import type { Services } from '../runtime/services.ts';
 import { findN8nWorkflowsByPath, insertDirectedEvent, listN8nWorkflowPaths, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
 import { getEventAttempts, getEventDispatches, PRIORITY, type DispatchState } from '../ledger/events.ts';
 import { ConflictError, NotFoundError } from '../errors/errors.ts';
+import { dataUserId } from '../ingest/ingest-service.ts';
 
 export const SYNC_EVENT_TYPE = 'n8n.sync';
 const POLL_MAX_INTERVAL_MS = 250;
@@ -29,6 +30,8 @@ export type SyncResult = {
 
 export async function syncToWorkflow(services: Services, r: SyncRequest): Promise<SyncResult> {
   const sql = services.ledger.sql;
+  // Checked first: bad input is refused whatever the sync_type finds.
+  const userId = dataUserId(r.data);
   const [workflow] = await findN8nWorkflowsByPath(sql, r.organizationId, r.syncType);
   if (!workflow) {
     const known = await listN8nWorkflowPaths(sql, r.organizationId);
@@ -37,13 +40,12 @@ export async function syncToWorkflow(services: Services, r: SyncRequest): Promis
   if (!n8nWorkflowActive(workflow) || !workflow.webhook_endpoint_id) {
     throw new ConflictError(`n8n workflow ${workflow.workflow_id} ("${workflow.name}") for sync_type ${r.syncType} is inactive${workflow.disabled_reason ? `: ${workflow.disabled_reason}` : ''}`);
   }
-  const userId = r.data.user_id;
   const event = await insertDirectedEvent(sql, {
     organizationId: r.organizationId,
     endpointId: workflow.webhook_endpoint_id,
     eventType: SYNC_EVENT_TYPE,
     recordId: r.syncType,
-    userId: typeof userId === 'string' || typeof userId === 'number' ? String(userId) : null,
+    userId,
     dataJson: services.dataProtection.sealData(r.data),
     // Someone is waiting for the answer.
     priority: PRIORITY.high,

@@ -34,8 +34,8 @@ export type Services = {
   /** The worker running in this process, if any. */
   dispatcher: Dispatcher | null;
   adminKey: string;
-  /** Throws UnsafeDestinationError for a URL webhooks must not be sent to. */
-  checkDestination: (url: string) => Promise<void>;
+  /** Throws UnsafeDestinationError for a URL webhooks must not be sent to, naming `field` (default `url`). */
+  checkDestination: (url: string, field?: string) => Promise<void>;
   /** Personal fields of event data sealed at rest; `reveal` opens them for display. */
   dataProtection: DataProtection;
 };

@@ -203,8 +203,11 @@ export type Resolver = (hostname: string) => Promise<{ address: string; family: 
 export const systemResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
 export type DestinationGuard = {
-  /** Registration check: http(s), no credentials, and every address the host resolves to allowed. */
-  checkUrl(url: string): Promise<void>;
+  /**
+   * Registration check: http(s), no credentials, and every address the host resolves to allowed.
+   * `field` is the request field the URL came from (default `url`), named in the error.
+   */
+  checkUrl(url: string, field?: string): Promise<void>;
   /** For undici's `connect` options: a DNS lookup that drops blocked answers, failing when none is left. */
   lookup: LookupFunction;
   /** The reason a URL with an IP-literal host must not be sent to; null for allowed IPs and for host names. */
@@ -220,12 +223,12 @@ export function createDestinationGuard(opts: { allow: readonly string[]; resolve
   const resolve = opts.resolve ?? systemResolver;
   const reasonFor = (address: string) => blockedReason(address, allow);
 
-  async function checkUrl(url: string): Promise<void> {
-    await checkUrlShape(url);
+  async function checkUrl(url: string, field = 'url'): Promise<void> {
+    await checkUrlShape(url, field);
     const host = urlHost(url) as string;
     if (isIP(host)) {
       const reason = reasonFor(host);
-      if (reason) throw new UnsafeDestinationError(`url host ${host} is a blocked address (${reason})`);
+      if (reason) throw new UnsafeDestinationError(`${field} host ${host} is a blocked address (${reason})`, field);
       return;
     }
     let addresses: { address: string }[];
@@ -233,12 +236,12 @@ export function createDestinationGuard(opts: { allow: readonly string[]; resolve
       addresses = await withTimeout(resolve(host), RESOLVE_TIMEOUT_MS, () => Object.assign(new Error(`resolving ${host} timed out`), { code: 'ETIMEOUT' }));
     } catch (err) {
       const code = (err as { code?: string }).code;
-      throw new UnsafeDestinationError(`url host "${host}" does not resolve${code ? ` (${code})` : ''}`);
+      throw new UnsafeDestinationError(`${field} host "${host}" does not resolve${code ? ` (${code})` : ''}`, field);
     }
-    if (addresses.length === 0) throw new UnsafeDestinationError(`url host "${host}" does not resolve`);
+    if (addresses.length === 0) throw new UnsafeDestinationError(`${field} host "${host}" does not resolve`, field);
     for (const a of addresses) {
       const reason = reasonFor(a.address);
-      if (reason) throw new UnsafeDestinationError(`url host "${host}" resolves to a blocked address: ${a.address} (${reason})`);
+      if (reason) throw new UnsafeDestinationError(`${field} host "${host}" resolves to a blocked address: ${a.address} (${reason})`, field);
     }
   }
 

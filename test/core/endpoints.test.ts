@@ -47,6 +47,16 @@ describe('endpoints', () => {
     assert.equal(after?.n, before?.n);
   });
 
+  test('a refused destination names its field, url, in the message and details.field', async () => {
+    for (const url of ['ftp://example.test/hook', 'not a url at all', 'http://user:pw@127.0.0.1:9/']) {
+      const res = await c.request('POST', 'endpoints', { name: 'x', url });
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.code, 'CARTEIRO_UNSAFE_DESTINATION');
+      assert.equal(res.body.details?.field, 'url', JSON.stringify(res.body));
+      assert.match(res.body.message, /^url /);
+    }
+  });
+
   test('update, unknown ids and delete', async () => {
     const ep = await createEndpoint(c, { url: 'http://127.0.0.1:9/a', events: ['*'] });
     const patched = await c.request('PATCH', `endpoints/${ep.id}`, { events: ['payment.*'], name: 'payments' });
@@ -56,6 +66,11 @@ describe('endpoints', () => {
     assert.equal(missing.status, 404);
     const badId = await c.request('GET', 'endpoints/not-a-uuid');
     assert.equal(badId.status, 400);
+    // Longer than the router takes: refused before the route's schema, still in the error envelope.
+    const longId = await c.request('GET', `endpoints/${'a'.repeat(120)}`);
+    assert.equal(longId.status, 414);
+    assert.deepEqual([longId.body.code, longId.body.error, longId.body.details], ['CARTEIRO_PARAM_TOO_LONG', 'URI Too Long', { field: 'params.id' }]);
+    assert.match(longId.body.message, /params\.id is longer than 100 characters/);
     assert.equal((await c.request('DELETE', `endpoints/${ep.id}`)).status, 204);
     assert.equal((await c.request('GET', `endpoints/${ep.id}`)).status, 404);
   });
@@ -145,7 +160,27 @@ describe('endpoints', () => {
     assert.equal(attempts.at(-1).success, true);
     assert.equal(attempts.at(-1).attempt_number, attempts.length, 'attempt numbers keep counting across a replay');
 
+    // An endpoint that does not exist is a 404 naming it; one that exists but has nothing finished for the event, 409.
     const again = await c.request('POST', `events/${a}/replay`, { endpoint_id: '01a22a71-0000-7000-8000-000000000000' });
-    assert.equal(again.status, 409);
+    assert.equal(again.status, 404, JSON.stringify(again.body));
+    assert.equal(again.body.details.field, 'endpoint_id');
+    assert.match(again.body.message, /endpoint_id/);
+    const unrelated = await createEndpoint(c, { url: 'http://127.0.0.1:9/unrelated', events: ['agent.created'] });
+    assert.equal((await c.request('POST', `events/${a}/replay`, { endpoint_id: unrelated.id })).status, 409);
+  });
+
+  test('a bulk replay that cannot match anything is refused instead of run as a job', async () => {
+    const missing = await c.request('POST', 'replay', { endpoint_id: '01a22a71-0000-7000-8000-000000000000' });
+    assert.equal(missing.status, 404, JSON.stringify(missing.body));
+    assert.equal(missing.body.details.field, 'endpoint_id');
+    assert.match(missing.body.message, /endpoint_id/);
+    const backwards = await c.request('POST', 'replay', { since: '2025-01-02T00:00:00Z', until: '2025-01-01T00:00:00Z' });
+    assert.equal(backwards.status, 400, JSON.stringify(backwards.body));
+    assert.equal(backwards.body.details.field, 'until');
+    assert.match(backwards.body.message, /until must be later than since/);
+    const empty = await c.request('POST', 'replay', { since: '2025-01-01T00:00:00Z', until: '2025-01-01T00:00:00Z' });
+    assert.equal(empty.status, 400);
+    const ok = await c.request('POST', 'replay', { since: '2025-01-01T00:00:00Z', until: '2025-01-02T00:00:00Z' });
+    assert.equal(ok.status, 202);
   });
 });

@@ -4,7 +4,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
+import { toErrorBody } from '../../src/api/error-handler.ts';
 
 async function countEvents(c: TestCarteiro): Promise<number> {
   const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events`;
@@ -106,6 +108,61 @@ describe('ingestion', () => {
     const batch = await c.request('POST', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'agent.created', data: {} }] });
     assert.equal(batch.status, 422);
     assert.equal(batch.body.details.field, 'events[1].data.agent_id');
+  });
+
+  test('a user id taken from data.user_id is held to the top-level limit: 400 naming it, in a batch with its index', async () => {
+    assert.equal((await c.request('POST', 'event-types', { name: 'acme.thing', schema: { type: 'object' } })).status, 201);
+    const before = await countEvents(c);
+    // Random, so Postgres cannot compress it into the index entry: 8,000 characters overflow its 2,704 bytes.
+    const long = randomBytes(4000).toString('hex');
+    const single = await c.request('POST', 'trigger', { event_type: 'acme.thing', data: { user_id: long } });
+    assert.equal(single.status, 400, JSON.stringify(single.body));
+    assert.equal(single.body.details.field, 'data.user_id');
+    assert.match(single.body.message, /data\.user_id must be at most 200 characters/);
+    const batch = await c.request('POST', 'events/batch', { events: [{ event_type: 'acme.thing', data: {} }, { event_type: 'acme.thing', data: { user_id: long } }] });
+    assert.equal(batch.status, 400, JSON.stringify(batch.body));
+    assert.equal(batch.body.details.field, 'events[1].data.user_id');
+    assert.match(batch.body.message, /^events\[1\]: data\.user_id/);
+    assert.equal(await countEvents(c), before);
+    // At the limit it is stored; a top-level user_id wins over data's, which is then not checked.
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'acme.thing', data: { user_id: 'u'.repeat(200) } })).status, 202);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'acme.thing', user_id: 'u1', data: { user_id: long } })).status, 202);
+  });
+
+  test('a Postgres program-limit error (54000, e.g. an index row too large) that gets past validation is a 400, not a 500', () => {
+    const err = Object.assign(new Error('index row size 8016 exceeds btree version 4 maximum 2704'), { name: 'PostgresError', code: '54000' });
+    const { body } = toErrorBody(err);
+    assert.equal(body.statusCode, 400);
+    assert.equal(body.code, 'CARTEIRO_INVALID_INPUT');
+    assert.doesNotMatch(body.message, /btree/, 'no internals');
+  });
+
+  test("an unknown event type in a batch is named with the event's index", async () => {
+    const res = await c.request('POST', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'nope.nope', data: {} }] });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.code, 'CARTEIRO_UNKNOWN_EVENT_TYPE');
+    assert.match(res.body.message, /^events\[1\]: event_type "nope\.nope" is not in the catalog/);
+  });
+
+  test("the router's and the body parser's refusals come in the error envelope, naming what to fix", async () => {
+    const badUrl = await c.request('GET', 'events/%ff%fe');
+    assert.equal(badUrl.status, 400);
+    assert.deepEqual([badUrl.body.code, badUrl.body.error, badUrl.body.details], ['CARTEIRO_INVALID_INPUT', 'Bad Request', { field: 'url' }]);
+    assert.match(badUrl.body.message, /%ff%fe.*not valid/);
+
+    const before = await countEvents(c);
+    const tooLarge = await c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: 'a', blob: 'x'.repeat(70_000) } });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(tooLarge.body.code, 'CARTEIRO_BODY_TOO_LARGE');
+    assert.equal(tooLarge.body.details.field, 'body');
+    assert.match(tooLarge.body.message, /too large.*65536 bytes/);
+
+    const xml = await c.request('POST', 'trigger', '<event/>', { 'content-type': 'application/xml' });
+    assert.equal(xml.status, 415);
+    assert.equal(xml.body.code, 'CARTEIRO_UNSUPPORTED_MEDIA_TYPE');
+    assert.equal(xml.body.details.field, 'headers.content-type');
+    assert.match(xml.body.message, /application\/xml.*send application\/json/);
+    assert.equal(await countEvents(c), before);
   });
 
   test('without a key every route but health is closed', async () => {

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { startCarteiro, createEndpoint, eventually, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
@@ -279,6 +280,50 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     assert.equal((await c.request('GET', 'n8n/workflows/crm0000000000001')).status, 404);
     const rows = await c.services.ledger.sql`SELECT count(*)::int AS n FROM webhook_endpoints WHERE id = ${created.body.webhook_endpoint_id}`;
     assert.equal(rows[0]?.n, 0, 'its endpoint went with it');
+  });
+
+  test('a webhook_url or sync data that cannot be stored is a 4xx naming its field, and changes nothing', async () => {
+    const count = async (table: 'n8n_workflows' | 'webhook_events') =>
+      (await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM ${c.services.ledger.sql(table)}`)[0]?.n;
+    const workflowsBefore = await count('n8n_workflows');
+    // Random CJK, three UTF-8 bytes each: 1,900 of them fit the URL's 2,048 characters but not the path index.
+    const cjk = Array.from({ length: 1900 }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20000))).join('');
+    const refused: [Record<string, unknown>, number, RegExp][] = [
+      [{ workflow_id: 'wf-pct', name: 'w', webhook_url: `${fake.url}/webhook/%ZZ` }, 400, /^webhook_url: .*percent-escape/],
+      [{ workflow_id: 'wf-cjk', name: 'w', webhook_url: `${fake.url}/webhook/${cjk}` }, 400, /^webhook_url: .*5700 bytes.*at most 2048/],
+      [{ workflow_id: 'wf-ftp', name: 'w', webhook_url: 'ftp://127.0.0.1:3199/webhook/x' }, 422, /^webhook_url must use http or https/],
+    ];
+    for (const [body, status, message] of refused) {
+      const res = await c.request('POST', 'n8n/workflows', body);
+      assert.equal(res.status, status, JSON.stringify(res.body).slice(0, 300));
+      assert.equal(res.body.details?.field, 'webhook_url');
+      assert.match(res.body.message, message);
+    }
+    assert.equal(await count('n8n_workflows'), workflowsBefore);
+
+    const stored = async () => {
+      const w = await workflow('dkbY8I5uombxmvgj');
+      return [w.webhook_url, w.path, w.updated_at];
+    };
+    const current = await stored();
+    for (const webhook_url of [`${fake.url}/webhook/%E0%A4%A`, `${fake.url}/webhook/${cjk}`]) {
+      const res = await c.request('PATCH', 'n8n/workflows/dkbY8I5uombxmvgj', { webhook_url });
+      assert.equal(res.status, 400, JSON.stringify(res.body).slice(0, 300));
+      assert.equal(res.body.details.field, 'webhook_url');
+    }
+    assert.deepEqual(await stored(), current);
+
+    const seed = await c.request('POST', 'n8n/workflows/seed', { base_url: 'ftp://127.0.0.1:3199' });
+    assert.equal(seed.status, 422);
+    assert.equal(seed.body.details?.field, 'base_url');
+    assert.match(seed.body.message, /^base_url must use http or https/);
+
+    const eventsBefore = await count('webhook_events');
+    const sync = await c.request('POST', 'n8n/sync', { sync_type: 'user-registration', data: { user_id: randomBytes(4000).toString('hex') } });
+    assert.equal(sync.status, 400, JSON.stringify(sync.body));
+    assert.equal(sync.body.details.field, 'data.user_id');
+    assert.match(sync.body.message, /data\.user_id must be at most 200 characters/);
+    assert.equal(await count('webhook_events'), eventsBefore);
   });
 
   test('health says n8n is configured when only N8N_WEBHOOK_URL is set', async () => {

@@ -119,17 +119,17 @@ test("B cannot write into A: naming A's organization is refused without saying w
     // Same answer for an organization that exists and one that does not: nothing to learn.
     assert.equal(viaBody.body.message, (await asB('POST', 'trigger', { event_type: 'user.registered', organization_id: unknownOrg, data: { user_id: 'x', email: 'x@example.com', name: 'x' } })).body.message);
   }
-  // B replaying its own event "to" A's endpoint requeues nothing of A's.
-  const cross = await asB('POST', `events/${b.event}/replay`, { endpoint_id: a.endpoint });
-  assert.equal(cross.status, 409);
-  // A bulk replay by B that names A's endpoint finds nothing.
-  const job = await asB('POST', 'replay', { status: 'completed', endpoint_id: a.endpoint });
-  assert.equal(job.status, 202);
-  const done = await eventually(async () => {
-    const r = await asB('GET', `jobs/${job.body.job_id}`);
-    return r.body.state === 'completed' ? r.body : null;
-  });
-  assert.deepEqual(done.result, { events: 0, dispatches: 0 });
+  // B replaying its own event "to" A's endpoint, alone or in bulk, is a 404 as for an endpoint that
+  // does not exist: the same answer but for the id B sent, so it learns nothing.
+  const noEndpoint = '01900000-0000-7000-8000-00000000beef';
+  for (const [path, body] of [[`events/${b.event}/replay`, {}], ['replay', { status: 'completed' }]] as const) {
+    const cross = await asB('POST', path, { ...body, endpoint_id: a.endpoint });
+    assert.equal(cross.status, 404, `${path}: ${JSON.stringify(cross.body)}`);
+    assert.equal(cross.body.details.field, 'endpoint_id');
+    const missing = await asB('POST', path, { ...body, endpoint_id: noEndpoint });
+    assert.equal(missing.status, 404);
+    assert.deepEqual({ ...cross.body, message: cross.body.message.replace(a.endpoint, '<id>') }, { ...missing.body, message: missing.body.message.replace(noEndpoint, '<id>') });
+  }
   // Erasing "A's user" with B's key erases in B's organization only.
   const erased = await asB('DELETE', `users/${a.user}/data`);
   assert.ok(erased.status < 500);

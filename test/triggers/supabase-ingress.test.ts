@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { startCarteiro, createEndpoint, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, type TestReceiver } from '../support/receiver.ts';
 
@@ -147,6 +148,19 @@ describe('Supabase Database Webhooks ingress', () => {
     const unknownType = await post({ type: 'UPDATE', table: 'invoices', schema: 'billing', record: invoice, old_record: { ...invoice, status: 'open' } });
     assert.equal(unknownType.status, 422);
     assert.equal(unknownType.body.code, 'CARTEIRO_UNKNOWN_EVENT_TYPE');
+    assert.equal(await eventCount(), before);
+  });
+
+  test("a row whose user id is longer than the API's user_id limit is a 400 naming user_id, and stores nothing", async () => {
+    const registered = await c.request('POST', 'event-types', { name: 'order.created', description: 'Pedido criado' });
+    assert.ok(registered.status === 201 || registered.status === 409, JSON.stringify(registered.body));
+    const before = await eventCount();
+    // Random, so Postgres cannot compress it into the user_id index entry (at most 2,704 bytes).
+    const order = { id: 8, user_id: randomBytes(4000).toString('hex'), total: 1 };
+    const res = await post({ type: 'INSERT', table: 'orders', schema: 'public', record: order, old_record: null });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.details.field, 'user_id');
+    assert.match(res.body.message, /user_id must be at most 200 characters/);
     assert.equal(await eventCount(), before);
   });
 

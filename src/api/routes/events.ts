@@ -8,6 +8,7 @@ import { idParams, isoDate, pageQuery, parseDate, shortText, triggerBody, uuid }
 import { BUILTIN_EVENT_TYPES, kebabName } from '../../catalog/builtin-event-types.ts';
 import { getEvent, getEventAttempts, getEventDispatches, listEvents, type InsertResult } from '../../ledger/events.ts';
 import { requeueEventDispatches } from '../../ledger/dispatches.ts';
+import { findEndpoint } from '../../ledger/endpoints.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
 import type { EventInput } from '../../ingest/ingest-service.ts';
 import type { Sql } from '../../ledger/connection.ts';
@@ -181,7 +182,12 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
     },
     async (request, reply) => {
       const event = await loadEvent(request);
-      const requeued = await requeueEventDispatches(ledger.sql, event.id, { endpointId: request.body?.endpoint_id });
+      const endpointId = request.body?.endpoint_id;
+      // An endpoint that is not the event's organization's is as unknown as one that does not exist.
+      if (endpointId && !(await findEndpoint(ledger.sql, event.organization_id, endpointId))) {
+        throw new NotFoundError('endpoint_id: endpoint', endpointId, { field: 'endpoint_id' });
+      }
+      const requeued = await requeueEventDispatches(ledger.sql, event.id, { endpointId });
       if (requeued === 0) throw new ConflictError('nothing to replay: the event has no finished deliveries (they may still be in progress)');
       reply.code(202);
       return { event_id: event.id, requeued };

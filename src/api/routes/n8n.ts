@@ -130,7 +130,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
         webhookUrl = productionUrl(config.n8n.webhookUrl, b.path);
       }
       checkTestUrl(webhookUrl, b.use_test_url);
-      await services.checkDestination(webhookUrl);
+      const path = b.path ?? pathOfUrl(webhookUrl);
+      await services.checkDestination(webhookUrl, 'webhook_url');
       const secret = requestedSecret(b);
       let row: N8nWorkflowRow;
       try {
@@ -139,7 +140,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
           workflowId: b.workflow_id as string,
           name: b.name as string,
           webhookUrl,
-          path: b.path ?? pathOfUrl(webhookUrl),
+          path,
           eventTypes: b.event_types ?? [],
           isActive: b.is_active ?? true,
           inactiveReason: 'disabled through the API',
@@ -174,7 +175,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     async (request) => {
       const baseUrl = request.body?.base_url ?? config.n8n.webhookUrl;
       // Every seed URL shares this host: one check covers the seven.
-      if (baseUrl) await services.checkDestination(productionUrl(baseUrl, 'user-registration'));
+      if (baseUrl) await services.checkDestination(productionUrl(baseUrl, 'user-registration'), 'base_url');
       return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl }) };
     },
   );
@@ -190,7 +191,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       checkEventTypes(b.event_types);
       const webhookUrl = b.webhook_url ?? (b.path && config.n8n.webhookUrl ? productionUrl(config.n8n.webhookUrl, b.path) : undefined);
       if (b.path && !webhookUrl && !b.webhook_url) throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
-      if (webhookUrl) await services.checkDestination(webhookUrl);
+      if (webhookUrl) await services.checkDestination(webhookUrl, 'webhook_url');
       checkTestUrl(webhookUrl ?? current.webhook_url, b.use_test_url ?? current.use_test_url);
       const secret = requestedSecret(b);
       const changes: N8nWorkflowChanges = {};

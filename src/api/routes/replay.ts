@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { isoDate, parseDate, shortText, uuid } from '../schemas.ts';
-import { NotFoundError } from '../../errors/errors.ts';
+import { NotFoundError, ValidationError } from '../../errors/errors.ts';
+import { findEndpoint } from '../../ledger/endpoints.ts';
 import type { JobCatalog } from '../../jobs/job-catalog.ts';
 
 type ReplayBody = { status?: 'failed' | 'completed'; event_type?: string; since?: string; until?: string; endpoint_id?: string };
@@ -23,12 +24,21 @@ export async function replayRoutes(app: FastifyInstance, services: Services): Pr
     },
     async (request, reply) => {
       const b = request.body ?? {};
+      const organizationId = request.tenant.readOrganizationId;
+      const since = parseDate('since', b.since);
+      const until = parseDate('until', b.until);
+      // A job that can match nothing is a mistake in the request, not a job to run.
+      if (since && until && until <= since) throw new ValidationError('until must be later than since (the range is since ≤ created_at < until)', { field: 'until' });
+      // Another organization's endpoint answers as one that does not exist: nothing to learn either way.
+      if (b.endpoint_id && !(await findEndpoint(services.ledger.sql, organizationId, b.endpoint_id))) {
+        throw new NotFoundError('endpoint_id: endpoint', b.endpoint_id, { field: 'endpoint_id' });
+      }
       const payload: JobCatalog['bulk-replay']['payload'] = {
-        organizationId: request.tenant.readOrganizationId,
+        organizationId,
         status: b.status ?? 'failed',
         eventType: b.event_type,
-        since: parseDate('since', b.since)?.toISOString(),
-        until: parseDate('until', b.until)?.toISOString(),
+        since: since?.toISOString(),
+        until: until?.toISOString(),
         endpointId: b.endpoint_id,
       };
       const job = await services.jobs.enqueue('bulk-replay', payload);
