@@ -8,15 +8,23 @@
  * every request that found the entry expired re-read and recompiled it, ingest stalled for 100-300 ms
  * every 5 s under load: compiling a schema costs milliseconds of CPU, and ajv kept each copy.)
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Sql } from '../ledger/connection.ts';
 import { PRIORITY, type PriorityValue } from '../ledger/events.ts';
 import { BUILTIN_EVENT_TYPES, type EventTypeDefinition, type JsonSchema, type Priority } from './builtin-event-types.ts';
 import { findCustomEventType, insertCustomEventType, listCustomEventTypes } from '../ledger/event-types.ts';
 import { ConflictError, SchemaViolationError, UnknownEventTypeError, ValidationError } from '../errors/errors.ts';
-import { assertSafePatterns } from './schema-patterns.ts';
+import { assertRunnableSchema, compileCustomSchema, customSchemaAjvOptions, runsInline } from './custom-schema.ts';
+import { createIsolatedValidator } from './isolated-validator.ts';
 
-export type ResolvedEventType = EventTypeDefinition & { builtin: boolean; priorityValue: PriorityValue; validate: ValidateFunction };
+export type ResolvedEventType = EventTypeDefinition & {
+  builtin: boolean;
+  priorityValue: PriorityValue;
+  /** The validator, where the schema runs inline (built-in, or plain); null: it runs isolated. */
+  validate: ValidateFunction | null;
+  /** Names the schema to the isolated validator (custom-schema.ts says which run there). */
+  isolatedKey: number;
+};
 
 const CUSTOM_TTL_MS = 5_000;
 /** Answers for unknown names are cached too, so the cache is bounded: random type names cannot grow it. */
@@ -24,19 +32,34 @@ const CUSTOM_CACHE_LIMIT = 10_000;
 
 export type Catalog = {
   resolve(organizationId: string, eventType: string): Promise<ResolvedEventType>;
-  /** Throws SchemaViolationError naming the first offending field. */
-  validateData(type: ResolvedEventType, data: unknown): void;
+  /**
+   * Throws (or rejects with) SchemaViolationError naming the first offending field. Synchronous for
+   * schemas that run inline; a promise for those validated on the isolated thread.
+   */
+  validateData(type: ResolvedEventType, data: unknown): void | Promise<void>;
   list(organizationId: string | null): Promise<(EventTypeDefinition & { builtin: boolean })[]>;
   register(organizationId: string, def: EventTypeDefinition): Promise<EventTypeDefinition>;
   builtin(): readonly EventTypeDefinition[];
+  close(): Promise<void>;
 };
 
-export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Catalog {
+/** The validation thread's heap: far above any event's needs (events are at most the body limit). */
+const ISOLATED_HEAP_LIMIT_MB = 128;
+/** Compiling a schema of the largest size accepted takes about a second. */
+const COMPILE_DEADLINE_MS = 3_000;
+const DEFAULT_VALIDATION_DEADLINE_MS = 250;
+
+export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validationDeadlineMs?: number } = {}): Catalog {
   const ttlMs = opts.customTtlMs ?? CUSTOM_TTL_MS;
-  const ajv = new Ajv({ allErrors: false, strict: false });
+  const deadlineMs = opts.validationDeadlineMs ?? DEFAULT_VALIDATION_DEADLINE_MS;
+  const isolated = createIsolatedValidator({ validateDeadlineMs: deadlineMs, compileDeadlineMs: COMPILE_DEADLINE_MS, heapLimitMb: ISOLATED_HEAP_LIMIT_MB });
+  let isolatedKeys = 0;
+  const builtinAjv = new Ajv({ allErrors: false, strict: false });
   const builtins = new Map<string, ResolvedEventType>(
-    BUILTIN_EVENT_TYPES.map((t) => [t.name, { ...t, builtin: true, priorityValue: PRIORITY[t.priority], validate: ajv.compile(t.schema) }]),
+    BUILTIN_EVENT_TYPES.map((t) => [t.name, { ...t, builtin: true, priorityValue: PRIORITY[t.priority], validate: builtinAjv.compile(t.schema), isolatedKey: 0 }]),
   );
+  // Organizations' schemas get an instance of their own (custom-schema.ts).
+  const ajv = new Ajv(customSchemaAjvOptions());
   type Entry = { at: number; type: ResolvedEventType | null; schemaText: string | null };
   const custom = new Map<string, Entry>();
   const loading = new Map<string, Promise<Entry>>();
@@ -44,6 +67,12 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
   let registrations = 0;
 
   function compileCustom(row: { name: string; description: string | null; schema: JsonSchema; priority: Priority }): ResolvedEventType {
+    try {
+      assertRunnableSchema(row.schema);
+    } catch (err) {
+      // Stored before the bound existed: its events are refused rather than validated slowly.
+      throw new SchemaViolationError(`event type ${row.name} has a schema Carteiro no longer runs (${(err as Error).message}); register the type again under a new name`, { field: 'event_type', event_type: row.name });
+    }
     return {
       name: row.name,
       description: row.description ?? '',
@@ -51,12 +80,13 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
       schema: row.schema,
       builtin: false,
       priorityValue: PRIORITY[row.priority],
-      validate: ajv.compile(row.schema),
+      validate: runsInline(row.schema) ? compileCustomSchema(ajv, row.schema) : null,
+      isolatedKey: ++isolatedKeys,
     };
   }
 
   function forget(entry: Entry | undefined): void {
-    if (entry?.type) ajv.removeSchema(entry.type.schema);
+    if (entry?.type?.validate) ajv.removeSchema(entry.type.validate.schema);
   }
 
   /** Reads a custom type, one read per key at a time; concurrent callers share it. */
@@ -100,13 +130,18 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
       return entry.type;
     },
     validateData(type, data) {
-      if (type.validate(data)) return;
-      const err = type.validate.errors?.[0];
-      const at = err ? `data${err.instancePath.replaceAll('/', '.')}` : 'data';
-      // A missing property is named by its own path, not by the object that lacks it.
-      const field = err?.keyword === 'required' ? `${at}.${(err.params as { missingProperty: string }).missingProperty}` : at;
-      const message = err?.keyword === 'required' ? `${field} is required` : `${field} ${err?.message ?? 'is invalid'}`;
-      throw new SchemaViolationError(`${message} (event type ${type.name})`, { field, event_type: type.name });
+      if (type.validate) {
+        if (type.validate(data)) return;
+        throw violation(type, type.validate.errors?.[0]);
+      }
+      return isolated.validate(type.isolatedKey, type.schema, data).then((verdict) => {
+        if (verdict.kind === 'valid') return;
+        if (verdict.kind === 'invalid') throw violation(type, verdict.error ?? undefined);
+        throw new SchemaViolationError(
+          `data could not be validated against event type ${type.name}: ${verdict.reason}; its schema is too costly for this data`,
+          { field: 'data', event_type: type.name },
+        );
+      });
     },
     async list(organizationId) {
       const rows = organizationId ? await listCustomEventTypes(sql, organizationId) : [];
@@ -117,12 +152,18 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
     },
     async register(organizationId, def) {
       if (builtins.has(def.name)) throw new ConflictError(`event type ${def.name} is built in`);
-      assertSafePatterns(def.schema);
-      try {
-        ajv.compile(def.schema);
-        ajv.removeSchema(def.schema); // only checked here; resolve() compiles what it reads back
-      } catch (err) {
-        throw new ValidationError(`schema is not a valid JSON schema: ${(err as Error).message}`, { field: 'schema' });
+      assertRunnableSchema(def.schema);
+      // Only checked here; resolve() compiles what it reads back.
+      if (runsInline(def.schema)) {
+        try {
+          ajv.removeSchema(compileCustomSchema(ajv, def.schema).schema);
+        } catch (err) {
+          throw new ValidationError(`schema is not a valid JSON schema: ${(err as Error).message}`, { field: 'schema' });
+        }
+      } else {
+        const verdict = await isolated.check(def.schema);
+        if (verdict.kind === 'invalid-schema') throw new ValidationError(`schema is not a valid JSON schema: ${verdict.message}`, { field: 'schema' });
+        if (verdict.kind === 'too-costly') throw new ValidationError(`schema cannot be used: ${verdict.reason}; simplify it`, { field: 'schema' });
       }
       const created = await insertCustomEventType(sql, organizationId, def);
       if (!created) throw new ConflictError(`event type ${def.name} already exists`);
@@ -134,5 +175,15 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number } = {}): Ca
       return def;
     },
     builtin: () => BUILTIN_EVENT_TYPES,
+    close: () => isolated.close(),
   };
+}
+
+/** The error for data that breaks its type's schema, naming the first offending field. */
+function violation(type: ResolvedEventType, err: ErrorObject | undefined): SchemaViolationError {
+  const at = err ? `data${err.instancePath.replaceAll('/', '.')}` : 'data';
+  // A missing property is named by its own path, not by the object that lacks it.
+  const field = err?.keyword === 'required' ? `${at}.${(err.params as { missingProperty: string }).missingProperty}` : at;
+  const message = err?.keyword === 'required' ? `${field} is required` : `${field} ${err?.message ?? 'is invalid'}`;
+  return new SchemaViolationError(`${message} (event type ${type.name})`, { field, event_type: type.name });
 }

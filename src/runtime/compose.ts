@@ -60,7 +60,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     ? createBullmqJobRunner(config.redis.url, `${config.redis.prefix}:${ledger.schema}`, log)
     : createLocalJobRunner(log);
 
-  const catalog = createCatalog(ledger.sql);
+  const catalog = createCatalog(ledger.sql, { validationDeadlineMs: config.ingress.schemaValidationTimeoutMs });
   const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
   const announceAccepted = createAcceptedAnnouncer(liveBus);
   const intake = createEventIntake(ledger.sql, {
@@ -147,6 +147,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
       await stopSealing();
       await services.dispatcher?.stop();
       await intake.drain();
+      await catalog.close();
       await jobs.close();
       await liveBus.close();
       await sender?.close();

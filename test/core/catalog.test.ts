@@ -97,30 +97,45 @@ describe('event catalog cache', () => {
   });
 });
 
-describe('event-type schemas with regular expressions', () => {
+describe('event-type schemas: validation cost is bounded', () => {
   let c: TestCarteiro;
   before(async () => {
-    c = await startCarteiro();
+    c = await startCarteiro({ env: { CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: '1000' } });
   });
   after(async () => {
     await c?.stop();
   });
 
-  test('a pattern that could take exponential time is refused with 400 naming where it is; safe ones are kept', async () => {
-    const unsafe = await c.request('POST', 'event-types', {
-      name: 'regex.unsafe',
-      schema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a+)+$' } } },
-    });
-    assert.equal(unsafe.status, 400, JSON.stringify(unsafe.body));
-    assert.equal(unsafe.body.details?.field, 'schema.properties.code.pattern');
-    const keyed = await c.request('POST', 'event-types', { name: 'regex.keys', schema: { type: 'object', patternProperties: { '^(x|x?)+$': {} } } });
-    assert.equal(keyed.status, 400);
-    assert.match(keyed.body.details?.field ?? '', /patternProperties/);
-    const invalid = await c.request('POST', 'event-types', { name: 'regex.invalid', schema: { type: 'string', pattern: '(' } });
-    assert.equal(invalid.status, 400);
-    // Nothing refused was stored.
+  test('patterns run in linear time: backtracking patterns are kept and answer at once', { timeout: 30_000 }, async () => {
+    // With a backtracking engine each of these strings takes hours and stalls every request.
+    const nested = await c.request('POST', 'event-types', { name: 'regex.nested', schema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a+)+$' } } } });
+    assert.equal(nested.status, 201, JSON.stringify(nested.body));
+    const alternation = await c.request('POST', 'event-types', { name: 'regex.alternation', schema: { type: 'object', patternProperties: { '^(x|x)*$': { type: 'integer' } } } });
+    assert.equal(alternation.status, 201, JSON.stringify(alternation.body));
+    const slow = await c.request('POST', 'trigger', { event_type: 'regex.nested', data: { code: `${'a'.repeat(60)}b` } });
+    assert.equal(slow.status, 422);
+    assert.equal(slow.body.details.field, 'data.code');
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'regex.nested', data: { code: 'a'.repeat(60) } })).status, 202);
+    const keyed = await c.request('POST', 'trigger', { event_type: 'regex.alternation', data: { [`${'x'.repeat(60)}`]: 'not an integer', [`${'x'.repeat(60)}y`]: 'free' } });
+    assert.equal(keyed.status, 422, JSON.stringify(keyed.body));
+    assert.equal((await c.request('GET', 'health')).status, 200);
+  });
+
+  test('patterns the linear-time engine cannot run are refused with 400 naming where they are; nothing is stored', async () => {
+    const refused: [string, unknown, string | RegExp][] = [
+      ['regex.lookbehind', { type: 'object', properties: { code: { type: 'string', pattern: '(?<=a)b' } } }, 'schema.properties.code.pattern'],
+      ['regex.backref', { type: 'object', patternProperties: { '^(a)\\1$': {} } }, /patternProperties/],
+      ['regex.invalid', { type: 'string', pattern: '(' }, 'schema.pattern'],
+    ];
+    for (const [name, schema, field] of refused) {
+      const res = await c.request('POST', 'event-types', { name, schema });
+      assert.equal(res.status, 400, `${name}: ${JSON.stringify(res.body)}`);
+      if (typeof field === 'string') assert.equal(res.body.details?.field, field);
+      else assert.match(res.body.details?.field ?? '', field);
+      assert.match(res.body.message, /linear-time engine/);
+    }
     const names = (await c.request('GET', 'event-types')).body.data.map((t: { name: string }) => t.name);
-    assert.ok(!names.some((n: string) => n.startsWith('regex.')), names.join(','));
+    assert.ok(!refused.some(([name]) => names.includes(name)), names.join(','));
 
     const safe = await c.request('POST', 'event-types', {
       name: 'regex.safe',
@@ -130,5 +145,89 @@ describe('event-type schemas with regular expressions', () => {
     assert.equal((await c.request('POST', 'trigger', { event_type: 'regex.safe', data: { cpf: '123.456.789-09' } })).status, 202);
     const wrong = await c.request('POST', 'trigger', { event_type: 'regex.safe', data: { cpf: '12345678909' } });
     assert.equal(wrong.status, 422);
+  });
+
+  test('what can never run is refused at registration, naming where it is; nothing is stored', async () => {
+    const refused: [string, unknown, string][] = [
+      ['schema.async', { $async: true, type: 'object', required: ['x'] }, 'schema.$async'],
+      ['schema.async.nested', { type: 'object', properties: { a: { anyOf: [{ $async: true }] } } }, 'schema.properties.a.anyOf[0].$async'],
+      ['schema.huge', { type: 'object', description: 'x'.repeat(70_000) }, 'schema'],
+    ];
+    for (const [name, schema, field] of refused) {
+      const res = await c.request('POST', 'event-types', { name, schema });
+      assert.equal(res.status, 400, `${name}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.details?.field, field, name);
+    }
+    const names = (await c.request('GET', 'event-types')).body.data.map((t: { name: string }) => t.name);
+    assert.ok(!refused.some(([name]) => names.includes(name)), names.join(','));
+  });
+
+  test('a schema too costly for its data refuses that event with 422; the API keeps answering meanwhile', { timeout: 60_000 }, async () => {
+    // Each branch of the anyOf re-applies the whole schema: 2^depth validations in one thread.
+    const recursive = { type: 'object', properties: { a: { anyOf: [{ $ref: '#' }, { $ref: '#' }] }, b: { type: 'string' } } };
+    assert.equal((await c.request('POST', 'event-types', { name: 'costly.recursive', schema: recursive })).status, 201);
+    let deep: Record<string, unknown> = { b: 1 };
+    for (let i = 0; i < 40; i++) deep = { a: deep };
+    const slow = c.request('POST', 'trigger', { event_type: 'costly.recursive', data: deep });
+    let slowDone = false;
+    void slow.then(() => { slowDone = true; });
+    await sleep(50);
+    const health = await c.request('GET', 'health');
+    assert.equal(health.status, 200);
+    assert.equal(slowDone, false, 'health answered while the costly validation was still running');
+    const refused = await slow;
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.equal(refused.body.details.field, 'data');
+    assert.match(refused.body.message, /costly\.recursive.*took longer than 1000 ms/);
+    // The thread that ran it was replaced: the same type still validates what it can.
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'costly.recursive', data: { a: { a: { b: 'ok' } } } })).status, 202);
+    const wrong = await c.request('POST', 'trigger', { event_type: 'costly.recursive', data: { b: 7 } });
+    assert.equal(wrong.status, 422);
+    assert.equal(wrong.body.details.field, 'data.b');
+
+    // Memory too: many branches each walking a long array (in one thread with no limit, 4 GB ran out).
+    const branches: unknown[] = [];
+    while (JSON.stringify(branches).length < 30_000) branches.push({ items: { type: 'integer' }, contains: { const: branches.length + 1e6 } });
+    assert.equal((await c.request('POST', 'event-types', { name: 'costly.branches', schema: { type: 'object', properties: { d: { anyOf: branches } } } })).status, 201);
+    const big = await c.request('POST', 'trigger', { event_type: 'costly.branches', data: { d: Array.from({ length: 150_000 }, (_, k) => k % 10) } });
+    assert.equal(big.status, 422, JSON.stringify(big.body));
+    assert.match(big.body.message, /too costly/);
+    const small = await c.request('POST', 'trigger', { event_type: 'costly.branches', data: { d: [1e6 + 1] } });
+    assert.equal(small.status, 202, JSON.stringify(small.body));
+
+    // Pairwise uniqueness over objects is quadratic: small arrays are checked, large ones refused.
+    assert.equal((await c.request('POST', 'event-types', { name: 'costly.unique', schema: { type: 'object', properties: { l: { type: 'array', uniqueItems: true } } } })).status, 201);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: [[1], [2]] } })).status, 202);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: [[1], [1]] } })).status, 422);
+    const pairs = await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: Array.from({ length: 60_000 }, (_, k) => [k]) } });
+    assert.equal(pairs.status, 422, JSON.stringify(pairs.body));
+    assert.equal((await c.request('GET', 'health')).status, 200);
+  });
+
+  test('a type stored before the bound existed is refused at trigger with 422, not run', async () => {
+    const org = (await c.request('POST', 'organizations', { name: 'legacy' })).body.id as string;
+    await c.services.ledger.sql`
+      INSERT INTO event_types (organization_id, name, description, schema, priority)
+      VALUES (${org}, 'legacy.async', NULL, ${c.services.ledger.sql.json({ $async: true, type: 'object' } as never)}, 'normal')`;
+    const res = await c.request('POST', 'trigger', { event_type: 'legacy.async', data: { a: {} } }, { 'x-organization-id': org });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.match(res.body.message, /legacy\.async.*no longer runs.*\$async/);
+    assert.equal(res.body.details.field, 'event_type');
+  });
+
+  test('two organizations may use the same $id; format is an annotation', async () => {
+    const [orgA, orgB] = await Promise.all(['id-a', 'id-b'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string));
+    const schema = { $id: 'https://schemas.example/order', type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' }, email: { type: 'string', format: 'email' } } };
+    for (const org of [orgA, orgB]) {
+      const res = await c.request('POST', 'event-types', { name: 'order.placed', schema }, { 'x-organization-id': org as string });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+    }
+    for (const org of [orgA, orgB]) {
+      const ok = await c.request('POST', 'trigger', { event_type: 'order.placed', data: { order_id: 'o1', email: 'not checked' } }, { 'x-organization-id': org as string });
+      assert.equal(ok.status, 202, JSON.stringify(ok.body));
+      const bad = await c.request('POST', 'trigger', { event_type: 'order.placed', data: {} }, { 'x-organization-id': org as string });
+      assert.equal(bad.status, 422);
+      assert.equal(bad.body.details.field, 'data.order_id');
+    }
   });
 });
