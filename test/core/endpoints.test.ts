@@ -48,7 +48,7 @@ describe('endpoints', () => {
   });
 
   test('a refused destination names its field, url, in the message and details.field', async () => {
-    for (const url of ['ftp://example.test/hook', 'not a url at all', 'http://user:pw@127.0.0.1:9/']) {
+    for (const url of ['ftp://example.test/hook', 'not a url at all', 'http://user:pw@127.0.0.1:9/', 'http://127.0.0.1:0/hook']) {
       const res = await c.request('POST', 'endpoints', { name: 'x', url });
       assert.equal(res.status, 422, JSON.stringify(res.body));
       assert.equal(res.body.code, 'CARTEIRO_UNSAFE_DESTINATION');
