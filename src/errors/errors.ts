@@ -41,8 +41,8 @@ export class NotFoundError extends CarteiroError {
 }
 
 export class ConflictError extends CarteiroError {
-  constructor(message: string) {
-    super('CARTEIRO_CONFLICT', 409, message);
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_CONFLICT', 409, message, details);
   }
 }
 

@@ -6,6 +6,7 @@
  * the functions here run inside that same transaction.
  */
 import type { Sql, TxSql } from './connection.ts';
+import { OPERATIONS_ORGANIZATION_ID } from './organizations.ts';
 
 type Db = Sql | TxSql;
 
@@ -27,8 +28,6 @@ export type DisabledEndpoint = {
 };
 
 export const ENDPOINT_DISABLED_EVENT = 'endpoint.disabled';
-/** Where operational events go when no operations endpoint exists (the admin's organization). */
-const DEFAULT_ORGANIZATION_ID = '00000000-0000-7000-8000-000000000000';
 
 /**
  * Disables, among `endpointIds` (endpoints that just failed), the active ones past a threshold, and
@@ -61,8 +60,9 @@ export async function tripCircuitBreakers(tx: Db, endpointIds: string[], policy:
 
 /**
  * Records one `endpoint.disabled` event per disabled endpoint (event_source 'system') in the
- * organization of the operations endpoint, so it is delivered, signed and retried like any webhook
- * to whatever endpoints there subscribe to it: the operations endpoint does.
+ * operations organization, so it is delivered, signed and retried like any webhook to the operations
+ * endpoint. Not in the disabled endpoint's organization's sight nor any other's: the event names
+ * endpoints of every organization.
  */
 export async function emitEndpointDisabled(tx: Db, disabled: DisabledEndpoint[]): Promise<void> {
   if (disabled.length === 0) return;
@@ -81,22 +81,21 @@ export async function emitEndpointDisabled(tx: Db, disabled: DisabledEndpoint[])
   );
   await tx`
     INSERT INTO webhook_events (organization_id, event_type, event_source, data, priority, data_sealed)
-    SELECT coalesce((SELECT organization_id FROM webhook_endpoints WHERE system_role = 'operations'), ${DEFAULT_ORGANIZATION_ID}::uuid),
-           ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, 1, true -- Carteiro's own operational data
+    SELECT ${OPERATIONS_ORGANIZATION_ID}::uuid, ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, 1, true -- Carteiro's own operational data
     FROM unnest(${data}::text[]) AS t(d)`;
 }
 
 /**
- * Creates or updates the operations endpoint (in the default organization, subscribed to
+ * Creates or updates the operations endpoint (in the operations organization, subscribed to
  * endpoint.disabled). Safe when several processes start at once.
  */
 export async function upsertOperationsEndpoint(sql: Db, e: { url: string; secretCiphertext: string | null }): Promise<{ id: string }> {
   const [row] = await sql<{ id: string }[]>`
     INSERT INTO webhook_endpoints (organization_id, name, url, events, secret, kind, description, system_role)
-    VALUES (${DEFAULT_ORGANIZATION_ID}, 'Carteiro operations', ${e.url}, ${[ENDPOINT_DISABLED_EVENT]}::text[], ${e.secretCiphertext}, 'endpoint',
+    VALUES (${OPERATIONS_ORGANIZATION_ID}, 'Carteiro operations', ${e.url}, ${[ENDPOINT_DISABLED_EVENT]}::text[], ${e.secretCiphertext}, 'endpoint',
             'Operational events (CARTEIRO_OPERATIONS_WEBHOOK_URL); managed by Carteiro, changes are overwritten at start', 'operations')
     ON CONFLICT (system_role) WHERE system_role IS NOT NULL
-    DO UPDATE SET url = excluded.url, secret = excluded.secret, updated_at = now()
+    DO UPDATE SET url = excluded.url, secret = excluded.secret, organization_id = excluded.organization_id, updated_at = now()
     RETURNING id`;
   return row as { id: string };
 }

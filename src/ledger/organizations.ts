@@ -1,6 +1,12 @@
 /** Organizations: the tenants. Only the admin key manages them (api/routes/organizations.ts). */
 import type { Sql } from './connection.ts';
 
+/**
+ * Holds Carteiro's own operational events, which describe endpoints of every organization: no API
+ * key or database role may act for it (migration 0012), so only the admin key reads it.
+ */
+export const OPERATIONS_ORGANIZATION_ID = '00000000-0000-7000-8000-00000000000f';
+
 export type OrganizationRow = { id: string; name: string; created_at: Date; updated_at: Date };
 
 export async function insertOrganization(sql: Sql, name: string): Promise<OrganizationRow> {

@@ -9,6 +9,8 @@ import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro }
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 
 const OPS_SECRET = 'whsec_b3BzLXNlY3JldC1mb3ItdGVzdHMtMTIzNDU2';
+const OPERATIONS_ORG = '00000000-0000-7000-8000-00000000000f';
+const DEFAULT_ORG = '00000000-0000-7000-8000-000000000000';
 
 describe('circuit breaker', () => {
   let c: TestCarteiro;
@@ -41,10 +43,10 @@ describe('circuit breaker', () => {
     }, { what: `event ${id} to finish` });
   const opsEvents = () => ops.received.map((r) => JSON.parse(r.body));
 
-  test('the operations endpoint is set up from config, in the default organization, for endpoint.disabled', async () => {
+  test('the operations endpoint is set up from config, in the operations organization, for endpoint.disabled', async () => {
     const rows = await c.services.ledger.sql<{ url: string; events: string[]; system_role: string; organization_id: string }[]>`
       SELECT url, events, system_role, organization_id FROM webhook_endpoints WHERE system_role IS NOT NULL`;
-    assert.deepEqual(rows.map((r) => ({ ...r })), [{ url: `${ops.url}/ops`, events: ['endpoint.disabled'], system_role: 'operations', organization_id: '00000000-0000-7000-8000-000000000000' }]);
+    assert.deepEqual(rows.map((r) => ({ ...r })), [{ url: `${ops.url}/ops`, events: ['endpoint.disabled'], system_role: 'operations', organization_id: OPERATIONS_ORG }]);
   });
 
   test('N deliveries in a row failing all retries disable the endpoint and notify operations', async () => {
@@ -75,6 +77,31 @@ describe('circuit breaker', () => {
     assert.equal(enabled.body.consecutive_failures, 0);
     assert.equal(enabled.body.failing_since, null);
     assert.equal(enabled.body.disabled_reason, null);
+  });
+
+  test("operational events stay out of every organization's sight, the default one included; the operations organization takes no keys", async () => {
+    const note = await eventually(() => opsEvents().find((e) => e.type === 'endpoint.disabled') ?? null, { what: 'an endpoint.disabled webhook' });
+    // A key of the default organization (an ordinary tenant) neither lists the event nor reads it.
+    const made = await c.request('POST', `organizations/${DEFAULT_ORG}/keys`, { name: 'default-tenant' });
+    assert.equal(made.status, 201);
+    const asDefault = { authorization: `Bearer ${made.body.key}` };
+    const listed = await c.request('GET', 'events?event_type=endpoint.disabled', undefined, asDefault);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.data, []);
+    assert.equal((await c.request('GET', `events/${note.id}`, undefined, asDefault)).status, 404);
+    // The admin reads it in the operations organization.
+    const asOps = { 'x-organization-id': OPERATIONS_ORG };
+    const admin = await c.request('GET', `events/${note.id}`, undefined, asOps);
+    assert.equal(admin.status, 200);
+    assert.equal(admin.body.organization_id, OPERATIONS_ORG);
+    const refused = await c.request('POST', `organizations/${OPERATIONS_ORG}/keys`, { name: 'nope' });
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match(refused.body.message, /operations organization takes no keys/);
+    // Nor through the database.
+    await assert.rejects(
+      c.services.ledger.sql`INSERT INTO api_keys (organization_id, name, key_hash, prefix) VALUES (${OPERATIONS_ORG}, 'sql', 'h', 'p')`,
+      /api_keys_not_for_operations/,
+    );
   });
 
   test("a receiver's 410 Gone disables its endpoint at once and notifies operations too", async (t) => {

@@ -6,11 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { idParams, pageQuery, shortText, uuid } from '../schemas.ts';
-import { findOrganization, insertOrganization, listOrganizations, type OrganizationRow } from '../../ledger/organizations.ts';
+import { findOrganization, insertOrganization, listOrganizations, OPERATIONS_ORGANIZATION_ID, type OrganizationRow } from '../../ledger/organizations.ts';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../../ledger/api-keys.ts';
 import { generateApiKey } from '../../security/tenancy/api-keys.ts';
 import { requireAdmin } from '../../security/tenancy/admin-only.ts';
-import { NotFoundError } from '../../errors/errors.ts';
+import { ConflictError, NotFoundError } from '../../errors/errors.ts';
 
 const presentOrganization = (o: OrganizationRow) => ({ id: o.id, name: o.name, created_at: o.created_at, updated_at: o.updated_at });
 const presentKey = (k: ApiKeyRow) => ({
@@ -64,6 +64,9 @@ export async function organizationRoutes(app: FastifyInstance, services: Service
     },
     async (request, reply) => {
       const org = await loadOrganization(request.params.id);
+      if (org.id === OPERATIONS_ORGANIZATION_ID) {
+        throw new ConflictError('the operations organization takes no keys: its events describe endpoints of every organization, so only the admin key reads it', { field: 'id' });
+      }
       const made = generateApiKey();
       const row = await insertApiKey(ledger.sql, { organizationId: org.id, name: request.body?.name ?? 'default', keyHash: made.keyHash, prefix: made.prefix });
       reply.code(201);
