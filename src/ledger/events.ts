@@ -91,6 +91,8 @@ export type EventDetail = {
   record_id: string | null;
   user_id: string | null;
   data: unknown;
+  /** Whether Carteiro sealed the data (migration 0010): only then are its enc:v1 values Carteiro's own. */
+  data_sealed: boolean;
   priority: number;
   status: string;
   retry_count: number;

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { BACKEND, startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
+import { BACKEND, eventually, startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
 import type { TxSql } from '../../src/ledger/connection.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
 import { captureTable } from '../../src/ledger/triggers.ts';
@@ -219,4 +219,30 @@ test('row level security is on for every table in the schema, partitions include
     WHERE c.relnamespace = ${c.services.ledger.schema}::regnamespace AND c.relkind IN ('r', 'p')`; // 'p': webhook_deliveries is partitioned (0006)
   for (const table of [...TABLES, 'schema_migrations', 'worker_heartbeats']) assert.ok(rows.some((r) => r.relname === table), `${table} exists`);
   assert.deepEqual(rows.filter((r) => !r.relrowsecurity).map((r) => r.relname), []);
+});
+
+test("a tenant role cannot mark data as sealed: another organization's ciphertext copied into its own event stays ciphertext", async () => {
+  const sql = c.services.ledger.sql;
+  const [theirs] = await sql<{ email: string }[]>`
+    SELECT data->>'email' AS email FROM webhook_events WHERE organization_id = ${B.id} AND event_type = 'user.registered' LIMIT 1`;
+  assert.match(theirs!.email, /^enc:v1:/, "B's email is sealed at rest");
+  // Committed, as a tenant role of A would: INSERT with data_sealed = true, holding B's ciphertext.
+  const [row] = await sql.begin(async (tx) => {
+    await tx`SELECT set_config('carteiro.organization_id', ${A.id}, true)`;
+    await tx.unsafe(`SET LOCAL ROLE ${ROLE}`);
+    return tx<{ id: string; data_sealed: boolean }[]>`
+      INSERT INTO webhook_events (organization_id, event_type, data, data_sealed, status)
+      VALUES (${A.id}, 'user.updated', ${sql.json({ user_id: 'oracle', note: theirs!.email })}, true, 'completed')
+      RETURNING id, data_sealed`;
+  });
+  assert.equal(row!.data_sealed, false, 'the mark is refused');
+  const read = () => withKey(c, A.key)('GET', `events/${row!.id}`);
+  const before = await read();
+  assert.equal(before.status, 200);
+  assert.match(before.body.data.note, /^enc:v1:/, 'not opened: Carteiro did not seal it');
+  // Carteiro's sealing pass seals it, the copied ciphertext once more: it still reads as ciphertext.
+  await eventually(async () => (await sql<{ s: boolean }[]>`SELECT data_sealed AS s FROM webhook_events WHERE id = ${row!.id}`)[0]?.s || null, { what: 'the sealing pass' });
+  const after = await read();
+  assert.equal(after.body.data.note, theirs!.email);
+  assert.notEqual(after.body.data.note, 'u@example.com');
 });

@@ -53,8 +53,9 @@ function accepted(r: InsertResult) {
 
 export async function eventRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ingest, ledger } = services;
-  // Personal fields are sealed at rest; authorised callers see them opened (docs/security.md).
-  const reveal = <E extends { data: unknown }>(e: E): E => ({ ...e, data: services.dataProtection.reveal(e.data) });
+  // Personal fields are sealed at rest; authorised callers see them opened (docs/security.md). Only
+  // data Carteiro sealed is opened: an enc:v1 value in other data was put there by someone else.
+  const reveal = <E extends { data: unknown; data_sealed: boolean }>(e: E): E => (e.data_sealed ? { ...e, data: services.dataProtection.reveal(e.data) } : e);
 
   app.post<{ Body: EventInput }>('/trigger', { schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
     const body = request.body;
