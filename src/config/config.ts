@@ -154,7 +154,7 @@ const EnvSchema = z.object({
   /** How often the retention purge runs, in minutes (0 = never scheduled). */
   CARTEIRO_RETENTION_INTERVAL_MINUTES: int(0).default(60),
   /** Event-data keys sealed at rest (AES-256-GCM) wherever they appear; "none" seals nothing. */
-  CARTEIRO_PII_FIELDS: z.string().default('email,phone,name,cpf,document'),
+  CARTEIRO_PII_FIELDS: z.string().default('email,phone,phone_number,name,cpf,document'),
   /** Circuit breaker: disable an endpoint after this many deliveries in a row failed all retries (0 = off). */
   CARTEIRO_CIRCUIT_BREAKER_FAILURES: int(0).default(5),
   /** Circuit breaker: disable an endpoint whose every attempt failed for this many hours (0 = off). */

@@ -188,6 +188,13 @@ describe('through Carteiro', () => {
     assert.deepEqual(list.body.data[0].data, data);
   });
 
+  test("by default the seed's own personal keys are sealed: the WhatsApp number under phone_number too", async () => {
+    const id = await trigger(c, { event_type: 'integration.whatsapp.connected', data: { user_id: 'u-wa', integration_id: 'i-wa', phone_number: '+55 11 98888-7777' } });
+    const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
+    assert.ok(!row!.text.includes('98888-7777'), row!.text);
+    assert.equal((await c.request('GET', `events/${id}`)).body.data.phone_number, '+55 11 98888-7777');
+  });
+
   test('events written straight into the database get their personal fields sealed shortly after commit', async () => {
     const sql = c.services.ledger.sql;
     const ep = await createEndpoint(c, { url: `${receiver.url}/captured`, events: ['user.registered'] });
