@@ -95,6 +95,8 @@ export type OutcomeRecord = {
   success: boolean;
   statusCode: number | null;
   responseBody: string | null;
+  /** Whether responseBody is sealed (data protection): only then is it opened for display. */
+  responseSealed: boolean;
   durationMs: number;
   error: string | null;
   nextStatus: 'succeeded' | 'pending' | 'failed' | 'paused';
@@ -118,7 +120,7 @@ export async function recordOutcomes(
   opts: { circuitBreaker?: CircuitBreakerPolicy | undefined } = {},
 ): Promise<DisabledEndpoint[]> {
   if (outcomes.length === 0) return [];
-  outcomes = outcomes.map(storable);
+  outcomes = outcomes.map(storableOutcome);
   const attempted = outcomes.filter((o) => o.attempted);
   const counters = endpointCounters(attempted);
   const disable = outcomes.filter((o) => o.disableEndpointReason);
@@ -148,16 +150,17 @@ export async function recordOutcomes(
       WITH attempts AS (
         INSERT INTO webhook_deliveries
           (organization_id, webhook_event_id, webhook_endpoint_id, dispatch_id, attempt_number, success,
-           status_code, response_body, delivery_duration_ms, error)
+           status_code, response_body, response_sealed, delivery_duration_ms, error)
         SELECT org::uuid, event_id::uuid, endpoint_id::uuid, dispatch_id::uuid, attempt::int, success::bool,
-               status_code::int, response_body, duration::int, error
+               status_code::int, response_body, response_sealed::bool, duration::int, error
         FROM unnest(
           ${txt(attempted, (o) => o.organizationId)}::text[], ${txt(attempted, (o) => o.eventId)}::text[],
           ${txt(attempted, (o) => o.endpointId)}::text[], ${txt(attempted, (o) => o.dispatchId)}::text[],
           ${txt(attempted, (o) => o.attemptNumber)}::text[], ${txt(attempted, (o) => o.success)}::text[],
           ${txt(attempted, (o) => o.statusCode)}::text[], ${txt(attempted, (o) => o.responseBody)}::text[],
+          ${txt(attempted, (o) => o.responseSealed)}::text[],
           ${txt(attempted, (o) => o.durationMs)}::text[], ${txt(attempted, (o) => o.error)}::text[]
-        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, duration, error)
+        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, response_sealed, duration, error)
       )
       UPDATE webhook_dispatches d
          SET status = CASE
@@ -257,9 +260,10 @@ export async function recordOutcomes(
 /**
  * Postgres text cannot hold U+0000, and the receiver chooses what its response body holds: one NUL
  * byte would fail the whole batch, and again on every retry of it, so a single endpoint could stop a
- * worker recording anyone's outcomes. The attempt log keeps such a character as U+FFFD instead.
+ * worker recording anyone's outcomes. The attempt log keeps such a character as U+FFFD instead. (A
+ * sealed body is base64 and keeps the receiver's bytes exactly; this covers unsealed text.)
  */
-function storable(o: OutcomeRecord): OutcomeRecord {
+export function storableOutcome(o: OutcomeRecord): OutcomeRecord {
   const hasNul = (s: string | null) => s !== null && s.includes('\u0000');
   if (!hasNul(o.responseBody) && !hasNul(o.error)) return o;
   const clean = (s: string | null) => (s === null ? null : s.replaceAll('\u0000', '\uFFFD'));

@@ -52,7 +52,8 @@ export async function syncToWorkflow(services: Services, r: SyncRequest): Promis
     idempotencyKey: r.idempotencyKey ?? null,
   });
   const dispatch = await awaitOutcome(services, event.id, r.waitMs);
-  const last = dispatch && dispatch.attempts > 0 ? (await getEventAttempts(sql, event.id)).at(-1) : undefined;
+  const lastRow = dispatch && dispatch.attempts > 0 ? (await getEventAttempts(sql, event.id)).at(-1) : undefined;
+  const last = lastRow && services.dataProtection.openAttempt(lastRow);
   return {
     event_id: event.id,
     sync_type: r.syncType,

@@ -125,6 +125,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
       gate: createEgressGate({ redis, keyPrefix: `${config.redis.prefix}:${ledger.schema}:egress`, log }),
       log: log.child({ component: 'worker' }),
       prepareData: dataProtection.prepareDispatchData,
+      sealResponseBody: dataProtection.sealResponseBody,
       // One message per organization in the batch, so each tenant's live stream sees only its own.
       onRecorded: (outcomes) => {
         const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);

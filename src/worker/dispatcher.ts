@@ -35,6 +35,8 @@ export type DispatcherDeps = {
    * personal fields and applies the endpoint's allow-list here, before signing.
    */
   prepareData?: (d: ClaimedDispatch) => string;
+  /** Seals a receiver's response body for the attempt log (data protection); default: stored as read. */
+  sealResponseBody?: (body: string) => string;
 };
 
 /** `buffered`: outcomes delivered and not yet recorded (waiting, or in the write under way). */
@@ -177,7 +179,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       attemptNumber: d.attempts,
       attempted: true,
       statusCode: result.kind === 'response' ? result.statusCode : null,
-      responseBody: result.kind === 'response' ? result.body : null,
+      ...responseBodyRecord(result),
       durationMs: result.durationMs,
       disableEndpointReason: null,
     };
@@ -200,6 +202,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /** An empty body holds nothing to protect, and is by far the commonest: it is not sealed. */
+  function responseBodyRecord(result: SendResult): { responseBody: string | null; responseSealed: boolean } {
+    if (result.kind !== 'response') return { responseBody: null, responseSealed: false };
+    if (!result.body || !deps.sealResponseBody) return { responseBody: result.body, responseSealed: false };
+    return { responseBody: deps.sealResponseBody(result.body), responseSealed: true };
+  }
+
   function deferred(d: ClaimedDispatch, waitMs: number): OutcomeRecord {
     scheduleRetryWake(now() + waitMs);
     return {
@@ -213,6 +222,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       success: false,
       statusCode: null,
       responseBody: null,
+      responseSealed: false,
       durationMs: 0,
       error: null,
       nextStatus: 'pending',

@@ -6,6 +6,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
+import { storableOutcome, type OutcomeRecord } from '../../src/ledger/dispatches.ts';
 
 describe('fan-out and signed delivery', () => {
   let c: TestCarteiro;
@@ -89,7 +90,7 @@ describe('fan-out and signed delivery', () => {
 
   test('a receiver answering NUL bytes gets its attempt logged, and other outcomes in the batch are kept', async (t: TestContext) => {
     // Postgres text cannot hold NUL: stored as is, the batch failed on every retry and the worker
-    // stopped recording every endpoint's outcomes.
+    // stopped recording every endpoint's outcomes. Sealed whole, the body keeps its bytes exactly.
     const receiver = await startReceiver(() => ({ status: 200, body: 'bin\u0000ary\u0000' }));
     t.after(() => receiver.close());
     const ep = await createEndpoint(c, { url: receiver.url, events: ['payment.failed'] });
@@ -103,8 +104,17 @@ describe('fan-out and signed delivery', () => {
     assert.ok(status.deliveries.every((d: { status: string }) => d.status === 'succeeded'));
     const attempts = await c.request('GET', `events/${id}/attempts`);
     const attempt = attempts.body.data.find((a: { webhook_endpoint_id: string }) => a.webhook_endpoint_id === ep.id);
-    assert.equal(attempt.response_body, 'bin\uFFFDary\uFFFD');
+    assert.equal(attempt.response_body, 'bin\u0000ary\u0000');
     assert.equal(receiver.received.length, 1, 'delivered once: the outcome was recorded, so nothing was sent again');
+  });
+
+  test('unsealed text with NUL bytes is stored with U+FFFD in their place', () => {
+    const outcome = { responseBody: 'a\u0000b', responseSealed: false, error: 'x\u0000', dispatchId: 'd' } as unknown as OutcomeRecord;
+    const stored = storableOutcome(outcome);
+    assert.equal(stored.responseBody, 'a\uFFFDb');
+    assert.equal(stored.error, 'x\uFFFD');
+    const clean = { responseBody: 'ok', error: null } as unknown as OutcomeRecord;
+    assert.equal(storableOutcome(clean), clean, 'clean outcomes are not copied');
   });
 
   test('an event no endpoint wants is completed at once, with no deliveries', async () => {

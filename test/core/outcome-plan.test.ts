@@ -22,7 +22,7 @@ function nodesOf(node: PlanNode): PlanNode[] {
 function delivered(d: ClaimedDispatch): OutcomeRecord {
   return {
     dispatchId: d.id, eventId: d.webhook_event_id, endpointId: d.webhook_endpoint_id, organizationId: d.organization_id,
-    destinationKind: d.kind, attemptNumber: d.attempts, attempted: true, success: true, statusCode: 200, responseBody: 'ok',
+    destinationKind: d.kind, attemptNumber: d.attempts, attempted: true, success: true, statusCode: 200, responseBody: 'ok', responseSealed: false,
     durationMs: 3, error: null, nextStatus: 'succeeded', nextAttemptAt: null, disableEndpointReason: null,
   };
 }

@@ -43,6 +43,22 @@ describe('personal fields sealed at rest', () => {
     assert.deepEqual(dp.reveal(stored), data);
   });
 
+  test('response bodies: sealed whole; equal short ones share a ciphertext, long ones never do; all open back', () => {
+    const keys = box(K1);
+    const p = createDataProtection(keys, { piiFields: DEFAULT_PII });
+    const ok = p.sealResponseBody('ok');
+    assert.match(ok, /^enc:v1:k1:/);
+    assert.equal(p.sealResponseBody('ok'), ok);
+    assert.equal(keys.open(ok), 'ok');
+    const long = 'x'.repeat(300);
+    assert.notEqual(p.sealResponseBody(long), p.sealResponseBody(long));
+    assert.equal(keys.open(p.sealResponseBody(long)), long);
+    for (let i = 0; i < 300; i++) p.sealResponseBody(`other ${i}`); // pushes 'ok' out of the bounded cache
+    assert.equal(keys.open(p.sealResponseBody('ok')), 'ok');
+    assert.deepEqual(p.openAttempt({ response_body: ok, response_sealed: true, id: 1 }), { response_body: 'ok', id: 1 });
+    assert.deepEqual(p.openAttempt({ response_body: ok, response_sealed: false, id: 2 }), { response_body: ok, id: 2 });
+  });
+
   test('numbers, objects and arrays under a personal key come back as they were', () => {
     const data = { phone: 5511900000000, name: { first: 'Ana', last: 'Souza' }, document: ['RG', 123], email: '' };
     const stored = JSON.parse(dp.sealData(data));
@@ -193,6 +209,37 @@ describe('through Carteiro', () => {
     const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
     assert.ok(!row!.text.includes('98888-7777'), row!.text);
     assert.equal((await c.request('GET', `events/${id}`)).body.data.phone_number, '+55 11 98888-7777');
+  });
+
+  test("receivers' response bodies are sealed at rest and opened for display; a copied ciphertext is shown as sent", async (t) => {
+    const sql = c.services.ledger.sql;
+    const [other] = await sql<{ email: string }[]>`SELECT data->>'email' AS email FROM webhook_events WHERE data ? 'email' AND data->>'email' LIKE 'enc:v1:%' LIMIT 1`;
+    assert.ok(other, 'a sealed value to copy');
+    // One receiver echoes the event (an n8n workflow answering with its last node does); the other
+    // answers with a ciphertext it got from elsewhere.
+    const echo = await startReceiver((r) => ({ status: 200, body: r.body }));
+    const copier = await startReceiver(() => ({ status: 200, body: other!.email }));
+    t.after(() => Promise.all([echo.close(), copier.close()]));
+    const epEcho = await createEndpoint(c, { url: `${echo.url}/echo`, events: ['user.updated'] });
+    const epCopy = await createEndpoint(c, { url: `${copier.url}/copy`, events: ['user.updated'] });
+    const id = await trigger(c, { event_type: 'user.updated', data: { user_id: 'u-echo', email: 'echo@example.com' } });
+    const rows = await eventually(async () => {
+      const r = await sql<{ webhook_endpoint_id: string; response_body: string; response_sealed: boolean }[]>`
+        SELECT webhook_endpoint_id, response_body, response_sealed FROM webhook_deliveries WHERE webhook_event_id = ${id}`;
+      return r.length === 2 ? r : null;
+    }, { what: 'both attempts recorded' });
+    for (const r of rows) {
+      assert.equal(r.response_sealed, true);
+      assert.match(r.response_body, /^enc:v1:t1:/);
+      assert.ok(!r.response_body.includes('echo@example.com'));
+    }
+    const shown = (await c.request('GET', `events/${id}/attempts`)).body.data as { webhook_endpoint_id: string; response_body: string; response_sealed?: unknown }[];
+    const byEndpoint = new Map(shown.map((a) => [a.webhook_endpoint_id, a]));
+    assert.equal(JSON.parse(byEndpoint.get(epEcho.id)!.response_body).data.email, 'echo@example.com');
+    assert.equal(byEndpoint.get(epCopy.id)!.response_body, other!.email, 'the copied ciphertext is shown as the receiver sent it, not opened');
+    assert.equal(byEndpoint.get(epEcho.id)!.response_sealed, undefined, 'the mark stays internal');
+    const listed = (await c.request('GET', `endpoints/${epEcho.id}/attempts`)).body.data;
+    assert.equal(JSON.parse(listed[0].response_body).data.email, 'echo@example.com');
   });
 
   test('events written straight into the database get their personal fields sealed shortly after commit', async () => {

@@ -161,7 +161,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     async (request) => {
       const endpoint = await load(request);
       const rows = await listEndpointAttempts(ledger.sql, endpoint.id, request.query.cursor, request.query.limit);
-      return { data: rows, next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+      return { data: rows.map(services.dataProtection.openAttempt), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
     },
   );
 }

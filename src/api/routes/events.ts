@@ -169,7 +169,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
 
   app.get<{ Params: { id: string } }>('/events/:id/attempts', { schema: { tags: ['events'], params: idParams } }, async (request) => {
     const event = await loadEvent(request);
-    return { data: await getEventAttempts(ledger.sql, event.id) };
+    return { data: (await getEventAttempts(ledger.sql, event.id)).map(services.dataProtection.openAttempt) };
   });
 
   app.post<{ Params: { id: string }; Body: { endpoint_id?: string } | undefined }>(

@@ -245,7 +245,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     async (request) => {
       const w = await load(request);
       const rows = w.webhook_endpoint_id ? await listEndpointAttempts(ledger.sql, w.webhook_endpoint_id, request.query.cursor, request.query.limit) : [];
-      return { data: rows, next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
+      return { data: rows.map(services.dataProtection.openAttempt), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
     },
   );
 
