@@ -48,6 +48,10 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       }
     }
     if (requested !== undefined && principal.kind === 'admin' && !(await organizationExists(services.ledger.sql, requested))) {
+      // Refused at a target, so audited: as the admin acting for no organization (the entry must not
+      // be attributed to one that does not exist), with the id it asked for as the target.
+      request.tenant = tenantFor(principal, undefined);
+      request.auditTargetId = requested;
       throw new NotFoundError('organization', requested);
     }
     request.tenant = tenantFor(principal, requested as string | undefined);

@@ -1,4 +1,7 @@
-/** The audit log of management actions (written by security/tenancy/audit-trail.ts), read by the admin. */
+/**
+ * The audit log of management actions (written by security/tenancy/audit-trail.ts), read by the admin.
+ * Entries are never deleted; an erasure replaces the erased user's id in them by a pseudonym.
+ */
 import type { Sql } from './connection.ts';
 
 export type AuditEntry = {
@@ -41,6 +44,48 @@ export async function insertAuditEntry(sql: Sql, e: AuditEntry): Promise<void> {
                            target_id, status_code, ip, user_agent, request_id)
     VALUES (${e.organizationId}, ${e.actorKind}, ${e.actorKeyId}, ${e.actorOrganizationId}, ${e.action}, ${e.method}, ${e.route},
             ${e.path}, ${e.targetId}, ${e.statusCode}, ${e.ip}, ${e.userAgent}, ${e.requestId})`;
+}
+
+/** Percent-decoded, or as it is when it is not valid percent-encoding. */
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * The path with each segment that is `value` (as sent: percent-encoded or not) replaced by
+ * `replacement`. Whole segments only: a short user id must not match inside another id.
+ */
+export function replacePathSegment(path: string, value: string, replacement: string): string {
+  return path.split('/').map((s) => (s !== '' && decodedSegment(s) === value ? replacement : s)).join('/');
+}
+
+/**
+ * Erasure: earlier entries that name the user — target_id is the user id, or a path segment is —
+ * get the pseudonym in its place, in the organization (every organization when null). The entries
+ * stay (who did what, when); only the user id goes. Returns how many were rewritten.
+ */
+export async function pseudonymizeAuditEntries(sql: Sql, organizationId: string | null, userId: string, pseudonym: string): Promise<number> {
+  // Candidates: the id as a whole segment, as sent or percent-encoded (either case of hex digits), so
+  // that a short id ("1") does not fetch every row; replacePathSegment then decides on decoded segments.
+  const rows = await sql<{ id: string; path: string; target_id: string | null }[]>`
+    SELECT id, path, target_id FROM audit_log
+    WHERE (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      AND (target_id = ${userId}
+           OR strpos(path || '/', ${`/${userId}/`}) > 0
+           OR strpos(lower(path) || '/', ${`/${encodeURIComponent(userId)}/`.toLowerCase()}) > 0)`;
+  const changed = rows
+    .map((r) => ({ id: r.id, path: replacePathSegment(r.path, userId, pseudonym), target: r.target_id === userId ? pseudonym : r.target_id, was: r }))
+    .filter((r) => r.path !== r.was.path || r.target !== r.was.target_id);
+  if (changed.length === 0) return 0;
+  await sql`
+    UPDATE audit_log a SET path = r.path, target_id = r.target_id
+    FROM unnest(${changed.map((r) => r.id)}::uuid[], ${changed.map((r) => r.path)}::text[], ${changed.map((r) => r.target)}::text[]) AS r(id, path, target_id)
+    WHERE a.id = r.id`;
+  return changed.length;
 }
 
 export type AuditFilter = {

@@ -6,13 +6,16 @@
  *   - the user's own endpoints (webhook_endpoints.user_id, kind 'endpoint'), with their attempt rows;
  *     other events' unfinished deliveries to them are cancelled first so those events settle;
  *   - endpoints of other kinds (n8n workflow links) only lose the link (user_id set to NULL), since
- *     the n8n integration owns them.
+ *     the n8n integration owns them;
+ *   - audit log entries naming the user (target or path) keep who did what and when, but name the
+ *     user only by a pseudonym the caller gives (security/erasure-pseudonym.ts).
  * Events are deleted a batch at a time (one short transaction each).
  */
 import type { Sql } from './connection.ts';
 import { deleteDoomedEvents, doomedEventCounts } from './event-deletion.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
 import { refreshEventStatuses } from './dispatches.ts';
+import { pseudonymizeAuditEntries } from './audit-log.ts';
 
 export type ErasureCounts = {
   events_deleted: number;
@@ -21,6 +24,7 @@ export type ErasureCounts = {
   attempts_deleted: number;
   endpoints_deleted: number;
   endpoints_unlinked: number;
+  audit_entries_pseudonymized: number;
 };
 
 export type ErasureResult = ErasureCounts & {
@@ -29,10 +33,13 @@ export type ErasureResult = ErasureCounts & {
   inFlightEndpointIds: string[];
 };
 
-export async function eraseUserData(sql: Sql, organizationId: string | null, userId: string, opts: { batchSize?: number } = {}): Promise<ErasureResult> {
+export async function eraseUserData(
+  sql: Sql, organizationId: string | null, userId: string, opts: { auditPseudonym: string; batchSize?: number },
+): Promise<ErasureResult> {
   const limit = opts.batchSize ?? 1000;
   const r: ErasureResult = {
     events_deleted: 0, deliveries_cancelled: 0, dispatches_deleted: 0, attempts_deleted: 0, endpoints_deleted: 0, endpoints_unlinked: 0,
+    audit_entries_pseudonymized: 0,
     inFlightEventIds: [], inFlightEndpointIds: [],
   };
 
@@ -107,6 +114,7 @@ export async function eraseUserData(sql: Sql, organizationId: string | null, use
     WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
     RETURNING 1`;
   r.endpoints_unlinked = unlinked.length;
+  r.audit_entries_pseudonymized = await pseudonymizeAuditEntries(sql, organizationId, userId, opts.auditPseudonym);
   return r;
 }
 

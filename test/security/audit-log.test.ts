@@ -129,6 +129,20 @@ test('reads, event ingestion and malformed requests are not recorded; refusals a
   assert.equal(after[2]?.target_id, foreign);
 });
 
+test('the admin naming an organization that does not exist is refused (404) and recorded, attributed to no organization', async () => {
+  const missing = '11111111-1111-7111-8111-111111111111';
+  const res = await c.request('POST', 'endpoints', { name: 'nowhere', url: 'http://127.0.0.1:9/n' }, { 'x-organization-id': missing });
+  assert.equal(res.status, 404);
+  const [entry, ...more] = await audit(`target_id=${missing}`);
+  assert.equal(more.length, 0);
+  assert.equal(entry?.action, 'endpoints.create');
+  assert.equal(entry?.status_code, 404);
+  assert.equal(entry?.actor.kind, 'admin');
+  assert.equal(entry?.actor.key_id, null);
+  assert.equal(entry?.organization_id, null);
+  assert.equal(entry?.path, '/api/webhooks/endpoints');
+});
+
 test('revoking a key is recorded; filters by action prefix, actor and time; pages newest first', async () => {
   const spare = await c.request('POST', `organizations/${org.id}/keys`, { name: 'spare' });
   assert.equal((await c.request('DELETE', `organizations/${org.id}/keys/${spare.body.id}`)).status, 200);

@@ -5,12 +5,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, testEnv, dropSchema, TEST_ADMIN_KEY, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { scrubLateAttempts } from '../../src/ledger/erasure.ts';
-import { randomUUID } from 'node:crypto';
+import { userPseudonymizer } from '../../src/security/erasure-pseudonym.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { compose } from '../../src/runtime/compose.ts';
+import { buildApp } from '../../src/api/app.ts';
+import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import pino from 'pino';
 
 const OTHER_ORG = '0190aaaa-0000-7000-8000-00000000e4a5';
+const DEFAULT_ORG = '00000000-0000-7000-8000-000000000000';
 
 describe('erasure', () => {
   let c: TestCarteiro;
@@ -120,4 +127,75 @@ describe('erasure', () => {
     assert.equal(res.body.events_deleted, 1);
     assert.equal((await c.request('GET', `events/${id}`)).status, 404);
   });
+
+  test('the audit log keeps the erasure (who, when, which organization) but names the user only by a keyed pseudonym', async () => {
+    const user = 'eva@example.com';
+    const pseudonym = userPseudonymizer(TEST_ADMIN_KEY)(user);
+    await trigger(c, { event_type: 'onboarding.completed', data: { user_id: user } });
+    // Entries that name the user, written before the erasure (as earlier releases wrote them).
+    type Row = { id: string; path: string; target_id: string | null };
+    const earlier = async (org: string, path: string, target: string) => (await sql()<Row[]>`
+      INSERT INTO audit_log (organization_id, actor_kind, action, method, route, path, target_id, status_code)
+      VALUES (${org}, 'admin', 'users.data.delete', 'DELETE', '/api/webhooks/users/:user_id/data', ${path}, ${target}, 200)
+      RETURNING id, path, target_id`)[0]!;
+    const inDefault = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com/data', user);
+    const inPathOnly = await earlier(DEFAULT_ORG, `/api/webhooks/things/${user}/x`, 'thing-1');
+    const inOther = await earlier(OTHER_ORG, '/api/webhooks/users/eva%40example.com/data', user);
+    const lookalike = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com.br/data', 'eva@example.com.br');
+    const now = async (r: Row) => (await sql()<Row[]>`SELECT id, path, target_id FROM audit_log WHERE id = ${r.id}`)[0];
+
+    const scoped = await c.request('DELETE', `users/${encodeURIComponent(user)}/data`, undefined, { 'x-organization-id': DEFAULT_ORG });
+    assert.equal(scoped.status, 200);
+    assert.equal(scoped.body.user_pseudonym, pseudonym);
+    assert.equal(scoped.body.audit_entries_pseudonymized, 2);
+    assert.deepEqual(await now(inDefault), { id: inDefault.id, path: `/api/webhooks/users/${pseudonym}/data`, target_id: pseudonym });
+    assert.deepEqual(await now(inPathOnly), { id: inPathOnly.id, path: `/api/webhooks/things/${pseudonym}/x`, target_id: 'thing-1' });
+    assert.deepEqual(await now(inOther), inOther, "another organization's entries stay until that organization's erasure");
+    assert.deepEqual(await now(lookalike), lookalike, 'another user whose id merely contains this one');
+
+    // The erasure's own entry, found by computing the pseudonym: who, when, which organization.
+    const found = await c.request('GET', `audit-log?action=users.data.delete&target_id=${encodeURIComponent(pseudonym)}`);
+    const entry = found.body.data.find((e: { request_id: string | null; status_code: number }) => e.status_code === 200 && e.request_id !== null);
+    assert.ok(entry, JSON.stringify(found.body));
+    assert.equal(entry.actor.kind, 'admin');
+    assert.equal(entry.organization_id, DEFAULT_ORG);
+    assert.equal(entry.path, `/api/webhooks/users/${pseudonym}/data`);
+    assert.ok(!Number.isNaN(Date.parse(entry.at)));
+
+    const everywhere = await c.request('DELETE', `users/${encodeURIComponent(user)}/data`);
+    assert.equal(everywhere.body.audit_entries_pseudonymized, 1);
+    const [left] = await sql()<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM audit_log
+      WHERE target_id = ${user} OR strpos(path, ${`/${user}/`}) > 0 OR strpos(path, ${`/${encodeURIComponent(user)}/`}) > 0`;
+    assert.equal(left!.n, 0, 'nothing in the audit log names the user');
+  });
+});
+
+test('the pseudonym is the same for the same user id, and needs the admin key to compute', () => {
+  const pseudonymize = userPseudonymizer(TEST_ADMIN_KEY);
+  assert.equal(pseudonymize('eva'), pseudonymize('eva'));
+  assert.notEqual(pseudonymize('eva'), pseudonymize('eve'));
+  assert.notEqual(userPseudonymizer('ck_admin_another_key_0123456789abcdef')('eva'), pseudonymize('eva'));
+  // What docs/security.md tells an operator to compute.
+  const key = Buffer.from(hkdfSync('sha256', TEST_ADMIN_KEY, '', 'carteiro audit-log user pseudonym v1', 32));
+  assert.equal(pseudonymize('eva'), `user-hmac:${createHmac('sha256', key).update('eva').digest('hex')}`);
+});
+
+test("the request log shows the erasure route's URL with the pseudonym, not the user id", async () => {
+  const lines: string[] = [];
+  const env = testEnv();
+  const composed = await compose(loadConfig(env), 'api', { log: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }) });
+  const app = await buildApp(composed.services);
+  try {
+    const res = await app.inject({ method: 'DELETE', url: `/api/webhooks/users/${encodeURIComponent('fe@example.com')}/data`, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    assert.equal(res.statusCode, 200);
+    const incoming = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'incoming request');
+    assert.equal(incoming?.req?.url, `/api/webhooks/users/${userPseudonymizer(TEST_ADMIN_KEY)('fe@example.com')}/data`);
+    assert.ok(!lines.some((l) => l.includes('fe@example.com') || l.includes('fe%40example.com')), lines.join(''));
+  } finally {
+    await app.close();
+    await composed.dispose();
+    await dropSchema(env);
+    if (env.CARTEIRO_DATA_DIR) rmSync(env.CARTEIRO_DATA_DIR, { recursive: true, force: true });
+  }
 });

@@ -3,15 +3,30 @@
  * (ledger/erasure.ts says exactly what) in the caller's organization, or in every organization for
  * the admin without X-Organization-Id, and answers with what it did.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { eraseUserData, scrubLateAttempts } from '../../ledger/erasure.ts';
+import { replacePathSegment } from '../../ledger/audit-log.ts';
+import { userPseudonymizer, type Pseudonymizer } from '../../security/erasure-pseudonym.ts';
 
 /** A worker may record an attempt it had in flight until its lease ends; scrub after that. */
 const LATE_SCRUB_MARGIN_MS = 2_000;
 
+/**
+ * Fastify's request log lines ("incoming request", server errors) carry the URL: for this route it is
+ * logged with the user id replaced by its pseudonym, as in the audit log.
+ */
+function requestWithoutUserId(pseudonymize: Pseudonymizer) {
+  return (req: FastifyRequest) => {
+    const userId = (req.params as { user_id?: unknown } | undefined)?.user_id;
+    const url = typeof userId === 'string' ? replacePathSegment(req.url.split('?')[0] ?? '', userId, pseudonymize(userId)) : '(user data route)';
+    return { method: req.method, url, host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+  };
+}
+
 export async function userDataRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ledger, log, config } = services;
+  const pseudonymize = userPseudonymizer(services.adminKey);
 
   app.delete<{ Params: { user_id: string } }>(
     '/users/:user_id/data',
@@ -21,11 +36,14 @@ export async function userDataRoutes(app: FastifyInstance, services: Services): 
         summary: 'Erase everything Carteiro holds about a user (LGPD)',
         params: { type: 'object', required: ['user_id'], additionalProperties: false, properties: { user_id: { type: 'string', minLength: 1, maxLength: 200 } } },
       },
+      config: { auditPseudonymParam: 'user_id' },
+      logSerializers: { req: requestWithoutUserId(pseudonymize) },
     },
     async (request) => {
       const organizationId = request.tenant.readOrganizationId;
       const userId = request.params.user_id;
-      const r = await eraseUserData(ledger.sql, organizationId, userId);
+      const userPseudonym = pseudonymize(userId);
+      const r = await eraseUserData(ledger.sql, organizationId, userId, { auditPseudonym: userPseudonym });
       let lateScrubAt: string | null = null;
       if (r.inFlightEventIds.length || r.inFlightEndpointIds.length) {
         const delay = config.worker.leaseMs + LATE_SCRUB_MARGIN_MS;
@@ -45,9 +63,14 @@ export async function userDataRoutes(app: FastifyInstance, services: Services): 
         attempts_deleted: r.attempts_deleted,
         endpoints_deleted: r.endpoints_deleted,
         endpoints_unlinked: r.endpoints_unlinked,
+        audit_entries_pseudonymized: r.audit_entries_pseudonymized,
       };
-      log.info({ organization: organizationId, ...counts }, 'user data erased');
-      return { user_id: userId, organization_id: organizationId, ...counts, late_attempts_scrub_at: lateScrubAt, erased_at: new Date().toISOString() };
+      // request.log: its reqId is the audit entry's request_id, which ties these counts to that entry.
+      request.log.info({ organization: organizationId, user_pseudonym: userPseudonym, ...counts }, 'user data erased');
+      return {
+        user_id: userId, user_pseudonym: userPseudonym, organization_id: organizationId, ...counts,
+        late_attempts_scrub_at: lateScrubAt, erased_at: new Date().toISOString(),
+      };
     },
   );
 }

@@ -13,10 +13,15 @@
  * nothing and would only let a noisy client flood the log. The row is written before the response
  * leaves, so a client that has its answer can find the entry; a failed write is logged, not thrown:
  * the action itself has already happened.
+ *
+ * A path parameter that names a person (`config: { auditPseudonymParam: 'user_id' }`) is recorded
+ * only as its pseudonym (security/erasure-pseudonym.ts), in the target and in the path: the user may
+ * be erased, and the log must then hold nothing that re-identifies them.
  */
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
-import { insertAuditEntry, type AuditEntry } from '../../ledger/audit-log.ts';
+import { insertAuditEntry, replacePathSegment, type AuditEntry } from '../../ledger/audit-log.ts';
+import { userPseudonymizer, type Pseudonymizer } from '../erasure-pseudonym.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -24,6 +29,15 @@ declare module 'fastify' {
     audit?: boolean;
     /** The action's name in the audit log, e.g. "organizations.keys.create". */
     auditAction?: string;
+    /** A path parameter naming a person (a user id): recorded only as its pseudonym. */
+    auditPseudonymParam?: string;
+  }
+  interface FastifyRequest {
+    /**
+     * What a request was refused at before the tenant was known, set by the hook that refused it
+     * (an organization named in X-Organization-Id that does not exist); the target of its entry.
+     */
+    auditTargetId: string | null;
   }
 }
 
@@ -71,7 +85,7 @@ function idsFromPayload(reply: FastifyReply, payload: unknown): { id?: string; o
   }
 }
 
-export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payload: unknown, prefix: string): AuditEntry | null {
+export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payload: unknown, prefix: string, pseudonymize: Pseudonymizer): AuditEntry | null {
   const tenant = request.tenant;
   const config = request.routeOptions.config;
   const fullRoute = request.routeOptions.url;
@@ -85,6 +99,11 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
   // The organization acted on: named in the path, or the one just created.
   const orgParam = route.startsWith('/organizations/:id') && typeof params.id === 'string' ? params.id : route === '/organizations' ? fromBody.id : undefined;
   const lastParam = Object.values(params).filter((v): v is string => typeof v === 'string').at(-1);
+  const targetId = request.auditTargetId ?? (route.split('/').at(-1)?.startsWith(':') ? lastParam : undefined) ?? fromBody.id ?? lastParam ?? null;
+  const path = request.url.split('?')[0] ?? '';
+  // A person's id (auditPseudonymParam) is replaced by its pseudonym wherever it would appear.
+  const person = config?.auditPseudonymParam !== undefined ? params[config.auditPseudonymParam] : undefined;
+  const hidden = typeof person === 'string' ? { id: person, pseudonym: pseudonymize(person) } : null;
   const userAgent = request.headers['user-agent'];
   return {
     organizationId: principal.kind === 'organization' ? principal.organizationId : (orgParam ?? tenant.readOrganizationId ?? fromBody.organizationId ?? null),
@@ -94,8 +113,8 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
     action: config?.auditAction ?? auditActionFor(request.method, route),
     method: request.method,
     route: fullRoute,
-    path: (request.url.split('?')[0] ?? '').slice(0, PATH_MAX),
-    targetId: (route.split('/').at(-1)?.startsWith(':') ? lastParam : undefined) ?? fromBody.id ?? lastParam ?? null,
+    path: (hidden ? replacePathSegment(path, hidden.id, hidden.pseudonym) : path).slice(0, PATH_MAX),
+    targetId: hidden && targetId === hidden.id ? hidden.pseudonym : targetId,
     statusCode: reply.statusCode,
     ip: request.ip ?? null,
     userAgent: typeof userAgent === 'string' ? userAgent.slice(0, USER_AGENT_MAX) : null,
@@ -104,8 +123,10 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
 }
 
 export function registerAuditTrail(app: FastifyInstance, services: Services, prefix: string): void {
+  const pseudonymize = userPseudonymizer(services.adminKey);
+  app.decorateRequest('auditTargetId', null);
   app.addHook('onSend', async (request, reply, payload) => {
-    const entry = auditEntryFor(request, reply, payload, prefix);
+    const entry = auditEntryFor(request, reply, payload, prefix, pseudonymize);
     if (entry) {
       try {
         await insertAuditEntry(services.ledger.sql, entry);
