@@ -35,8 +35,10 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     keepAliveTimeout: 30_000,
     headersTimeout: opts.timeoutMs,
     bodyTimeout: opts.timeoutMs,
-    ...(opts.connect ? { connect: opts.connect } : {}),
+    // Connecting is part of the attempt: without this undici allows 10 s whatever the timeout.
+    connect: typeof opts.connect === 'function' ? opts.connect : { timeout: opts.timeoutMs, ...opts.connect },
   });
+  const lanes = createOriginLanes(opts.connectionsPerOrigin);
 
   // Every delivery to an endpoint has the same URL: parse it once, not once per request.
   const targets = new Map<string, Target>();
@@ -56,12 +58,17 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
   }
 
   async function post(url: string, body: string | Buffer, headers: Record<string, string>): Promise<SendResult> {
-    const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
     const t = target(url);
     if (!t) return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+    // The attempt (its deadline, its duration) starts when a connection is free for it: time spent
+    // queued behind the origin's other requests is ours, not the receiver's (measured before: most
+    // attempts logged as timeouts at a slow receiver had never been sent).
+    const queued = lanes.enter(t.origin);
+    if (queued) await queued;
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
     // One deadline for the whole exchange (a receiver that trickles its body never trips undici's
     // per-chunk timeouts). Not AbortSignal.timeout(): its timer outlives the request by the full
     // timeout, so a worker at thousands of deliveries/s kept ~timeout × rate timers alive (measured:
@@ -90,10 +97,39 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
       return { kind: 'network-error', error: describeNetworkError(err, opts.timeoutMs), durationMs: elapsed() };
     } finally {
       clearTimeout(timer);
+      lanes.leave(t.origin);
     }
   }
 
   return { post, close: () => agent.close() };
+}
+
+/**
+ * At most `width` requests per origin are handed to undici (one per pooled connection); the rest
+ * wait here, in arrival order. `enter` returns null when a place is free at once (no promise, no
+ * microtask: the common case), else a promise that resolves when one is handed over by `leave`.
+ */
+function createOriginLanes(width: number) {
+  const lanes = new Map<string, { active: number; waiting: (() => void)[] }>();
+  return {
+    enter(origin: string): Promise<void> | null {
+      let lane = lanes.get(origin);
+      if (!lane) lanes.set(origin, (lane = { active: 0, waiting: [] }));
+      if (lane.active < width) {
+        lane.active++;
+        return null;
+      }
+      const waiting = lane.waiting;
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    leave(origin: string): void {
+      const lane = lanes.get(origin);
+      if (!lane) return;
+      const next = lane.waiting.shift();
+      if (next) next(); // the place passes straight to the next request
+      else if (--lane.active === 0) lanes.delete(origin);
+    },
+  };
 }
 
 /** Keeps the first `limit` bytes of a response body; stops reading past that. */

@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 
 describe('http sender: deadline and response bodies', () => {
@@ -94,5 +95,49 @@ describe('http sender: deadline and response bodies', () => {
     } finally {
       await sender.close();
     }
+  });
+});
+
+describe('http sender: an attempt is the time on the wire', () => {
+  test('requests queued behind an origin\'s busy connections are not timed until they are sent', async (t) => {
+    const answered: number[] = [];
+    const slow = createServer((req, res) => {
+      req.resume();
+      setTimeout(() => {
+        answered.push(Date.now());
+        res.end('ok');
+      }, 300);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => slow.close(() => r())));
+    // One connection, a 500 ms deadline, three at once: the third waits 600 ms for the connection.
+    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 500, responseBodyLimitBytes: 100 });
+    t.after(() => sender.close());
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
+    const results = await Promise.all([0, 1, 2].map((i) => sender.post(url, `{"n":${i}}`, {})));
+    assert.deepEqual(results.map((r) => r.kind === 'response' && r.statusCode), [200, 200, 200], JSON.stringify(results));
+    for (const r of results) assert.ok(r.durationMs >= 250 && r.durationMs < 500, `duration ${r.durationMs} ms is the exchange's own`);
+    assert.equal(answered.length, 3);
+  });
+
+  test('connecting counts against the deadline: a receiver that never accepts fails at the timeout, not at 10 s', { timeout: 30_000 }, async (t) => {
+    // A listening socket that never accepts, its backlog filled, so further connection attempts get
+    // no answer (Node accepts every connection itself, hence a small Python listener).
+    const holder = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)']);
+    t.after(() => { holder.kill('SIGKILL'); });
+    const port = await new Promise<number>((resolve, reject) => {
+      holder.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      holder.once('error', reject);
+    });
+    const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}));
+    t.after(() => { for (const f of fillers) f.destroy(); });
+    await new Promise((r) => setTimeout(r, 200));
+    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 1_000, responseBodyLimitBytes: 100 });
+    t.after(() => sender.close());
+    const started = Date.now();
+    const result = await sender.post(`http://127.0.0.1:${port}/x`, '{}', {});
+    const took = Date.now() - started;
+    assert.equal(result.kind, 'network-error', JSON.stringify(result));
+    assert.ok(took < 5_000, `gave up after ${took} ms`);
   });
 });
