@@ -1,14 +1,22 @@
 /**
  * SSRF: address classification (pure), the registration check, the connect-time lookup (DNS
  * rebinding), blocked IP literals, and redirects never followed — unit level and through a running
- * Carteiro whose allow-list is empty.
+ * Carteiro whose allow-list is empty. Also DNS resolution itself, against a DNS server on loopback:
+ * one name's dead DNS must not delay other names (tenant isolation).
  */
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { access, open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  blockedReason, classifyAddress, createDestinationGuard, embeddedIPv4, guardSender, ipv6Bytes, parseAllowList, parseCidr, urlHost,
-  type Resolver,
+  blockedReason, classifyAddress, createDestinationGuard, createDnsResolver, embeddedIPv4, guardSender, ipv6Bytes, parseAllowList, parseCidr,
+  urlHost, type Resolver,
 } from '../../src/security/ssrf.ts';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 import { UnsafeDestinationError } from '../../src/errors/errors.ts';
@@ -294,5 +302,202 @@ describe('redirects', () => {
     assert.match(status.deliveries[0].last_error, /HTTP 302/);
     assert.equal(redirector.received.length, 1);
     assert.equal(target.received.length, 0);
+  });
+});
+
+// --- DNS resolution ------------------------------------------------------------------------------
+
+type Zone = Record<string, { a?: string[]; aaaa?: string[]; ttl?: number } | 'drop'>;
+type DnsServer = { servers: string[]; queries(name: string, type: 'A' | 'AAAA'): number; close(): Promise<void> };
+
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
+
+/**
+ * A DNS server on 127.0.0.1 (UDP, random port): answers the zone's names, NXDOMAIN for others, and
+ * silently drops queries for names marked 'drop' — a customer's dead DNS. Counts the queries it sees.
+ */
+async function startDnsServer(zone: Zone): Promise<DnsServer> {
+  const seen = new Map<string, number>();
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (query, peer) => {
+    const { name, type, questionEnd } = parseQuestion(query);
+    const key = `${name}/${type === TYPE_A ? 'A' : type === TYPE_AAAA ? 'AAAA' : type}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+    const entry = zone[name];
+    if (entry === 'drop') return;
+    const addresses = entry === undefined ? [] : (type === TYPE_A ? entry.a : type === TYPE_AAAA ? entry.aaaa : undefined) ?? [];
+    socket.send(dnsResponse(query, questionEnd, entry === undefined, type, addresses, entry?.ttl ?? 30), peer.port, peer.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return {
+    servers: [`127.0.0.1:${socket.address().port}`],
+    queries: (name, type) => seen.get(`${name}/${type}`) ?? 0,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+function parseQuestion(msg: Buffer): { name: string; type: number; questionEnd: number } {
+  const labels: string[] = [];
+  let at = 12;
+  while (msg[at]) {
+    const length = msg[at] as number;
+    labels.push(msg.subarray(at + 1, at + 1 + length).toString('latin1'));
+    at += length + 1;
+  }
+  return { name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(at + 1), questionEnd: at + 5 };
+}
+
+function dnsResponse(query: Buffer, questionEnd: number, nxdomain: boolean, type: number, addresses: string[], ttl: number): Buffer {
+  const header = Buffer.alloc(12);
+  query.copy(header, 0, 0, 2); // the query's id
+  header.writeUInt16BE(nxdomain ? 0x8183 : 0x8180, 2); // response, recursion desired+available, NXDOMAIN or NOERROR
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(addresses.length, 6);
+  const answers = addresses.map((address) => {
+    const rdata = Buffer.from(type === TYPE_A ? address.split('.').map(Number) : (ipv6Bytes(address) as number[]));
+    const rr = Buffer.alloc(12);
+    rr.writeUInt16BE(0xc00c, 0); // the name: a pointer to the question's
+    rr.writeUInt16BE(type, 2);
+    rr.writeUInt16BE(1, 4); // class IN
+    rr.writeUInt32BE(ttl, 6);
+    rr.writeUInt16BE(rdata.length, 10);
+    return Buffer.concat([rr, rdata]);
+  });
+  return Buffer.concat([header, query.subarray(12, questionEnd), ...answers]);
+}
+
+/** The guard's connect-time lookup as a promise of its callback's arguments. */
+function lookupVia(guard: { lookup: unknown }, host: string, options: object = { all: true }): Promise<unknown[]> {
+  return new Promise((resolve) => (guard.lookup as (h: string, o: object, cb: (...a: unknown[]) => void) => void)(host, options, (...args) => resolve(args)));
+}
+
+/** Settles with `work`'s result, or with 'still waiting' after `ms`, so a stuck lookup fails an assertion instead of hanging. */
+function within<T>(work: Promise<T>, ms: number): Promise<T | 'still waiting'> {
+  return Promise.race([work, sleep(ms, 'still waiting' as const)]);
+}
+
+describe('DNS resolution (c-ares, against a DNS server on loopback)', () => {
+  let dns: DnsServer;
+  before(async () => {
+    const zone: Zone = {
+      'good.test': { a: ['93.184.216.34'], aaaa: ['2606:2800:220:1:248:1893:25c8:1946'], ttl: 30 },
+      'shared.test': { a: ['93.184.216.34'], aaaa: ['2606:2800:220:1:248:1893:25c8:1946'], ttl: 30 },
+      'uncached.test': { a: ['93.184.216.35'], ttl: 0 },
+      'private.test': { a: ['93.184.216.34', '10.0.0.7'] },
+    };
+    for (let i = 1; i <= 8; i++) zone[`dead${i}.test`] = 'drop';
+    dns = await startDnsServer(zone);
+  });
+  after(() => dns.close());
+
+  test("names whose DNS drops queries delay only themselves, and fail within a bounded time", async () => {
+    const guard = createDestinationGuard({ allow: [], resolve: createDnsResolver({ servers: dns.servers }) });
+    const started = performance.now();
+    // Eight endpoints with dead DNS (as in the audit), each looked up several times at once.
+    const dead = Array.from({ length: 8 }, (_, i) => [1, 2, 3].map(() => guard.checkUrl(`https://dead${i + 1}.test/hook`).then(
+      () => assert.fail('a dead name resolved'),
+      (err: Error) => ({ err, ms: performance.now() - started }),
+    ))).flat();
+    await sleep(200); // all of them outstanding
+    assert.ok(dns.queries('dead8.test', 'A') >= 1, 'the dead names were asked');
+
+    const t = performance.now();
+    await guard.checkUrl('https://good.test/hook'); // registration
+    const [err, addresses] = await lookupVia(guard, 'good.test'); // connect time
+    const goodMs = performance.now() - t;
+    assert.equal(err, null);
+    assert.deepEqual(addresses, [{ address: '93.184.216.34', family: 4 }, { address: '2606:2800:220:1:248:1893:25c8:1946', family: 6 }]);
+    assert.ok(goodMs < 300, `a healthy name answered in ${goodMs.toFixed(0)} ms while dead lookups were pending`);
+
+    for (const { err: deadErr, ms } of await Promise.all(dead)) {
+      assert.ok(deadErr instanceof UnsafeDestinationError);
+      assert.match(deadErr.message, /does not resolve \(ETIMEOUT\)/);
+      // Bounded by the resolver (3 s), well before the registration check's own 5 s give-up.
+      assert.ok(ms < 4_000, `a dead lookup failed after ${ms.toFixed(0)} ms`);
+    }
+    // Three concurrent lookups of a dead name made one lookup: at most its two tries reached the server.
+    assert.ok(dns.queries('dead1.test', 'A') <= 2, `dead1.test asked ${dns.queries('dead1.test', 'A')} times`);
+    // …and its failure is remembered briefly: asking again fails at once, without a query.
+    const asked = dns.queries('dead1.test', 'A');
+    const again = performance.now();
+    const [cached] = await lookupVia(guard, 'dead1.test');
+    assert.equal((cached as { code: string }).code, 'ETIMEOUT');
+    assert.ok(performance.now() - again < 100);
+    assert.equal(dns.queries('dead1.test', 'A'), asked);
+  });
+
+  test('concurrent lookups of a name share one query; answers are cached for their TTL', async () => {
+    const resolve = createDnsResolver({ servers: dns.servers });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => resolve('shared.test')));
+    assert.equal(dns.queries('shared.test', 'A'), 1);
+    assert.equal(dns.queries('shared.test', 'AAAA'), 1);
+    for (const a of answers) assert.deepEqual(a.map((x) => x.address), ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946']);
+    await resolve('SHARED.test.'); // same name: cached (TTL 30 s)
+    assert.equal(dns.queries('shared.test', 'A'), 1);
+
+    await resolve('uncached.test'); // TTL 0: not kept
+    await resolve('uncached.test');
+    assert.equal(dns.queries('uncached.test', 'A'), 2);
+
+    for (let i = 0; i < 2; i++) await assert.rejects(resolve('missing.test'), { code: 'ENOTFOUND' }); // NXDOMAIN, remembered
+    assert.equal(dns.queries('missing.test', 'A'), 1);
+  });
+
+  test('every resolved address is still judged', async () => {
+    const guard = createDestinationGuard({ allow: [], resolve: createDnsResolver({ servers: dns.servers }) });
+    await assert.rejects(guard.checkUrl('https://private.test/'), /resolves to a blocked address: 10\.0\.0\.7 \(private/);
+    const [err, addresses] = await lookupVia(guard, 'private.test');
+    assert.equal(err, null);
+    assert.deepEqual(addresses, [{ address: '93.184.216.34', family: 4 }], 'the blocked answer is dropped at connect time');
+  });
+
+  test('hosts-file names, localhost and IP literals resolve without asking DNS', async (t: TestContext) => {
+    const dir = mkdtempSync(join(tmpdir(), 'carteiro-hosts-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const hostsFile = join(dir, 'hosts');
+    writeFileSync(hostsFile, '# comment\n10.1.2.3   intranet.test  Alias.test # trailing\n::1 intranet.test\n\nnot-an-ip bogus.test\n');
+    const resolve = createDnsResolver({ servers: dns.servers, hostsFile });
+    assert.deepEqual(await resolve('intranet.test'), [{ address: '10.1.2.3', family: 4 }, { address: '::1', family: 6 }]);
+    assert.deepEqual(await resolve('alias.test'), [{ address: '10.1.2.3', family: 4 }]);
+    const loopback = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+    assert.deepEqual(await resolve('localhost'), loopback, 'not in this hosts file: loopback all the same (RFC 6761)');
+    assert.deepEqual(await resolve('api.LOCALHOST.'), loopback);
+    assert.deepEqual(await resolve('93.184.216.34'), [{ address: '93.184.216.34', family: 4 }]);
+    await assert.rejects(resolve('bogus.test'), { code: 'ENOTFOUND' });
+    for (const name of ['intranet.test', 'alias.test', 'localhost', 'api.localhost', '93.184.216.34']) assert.equal(dns.queries(name, 'A'), 0, name);
+
+    const guard = createDestinationGuard({ allow: [], resolve });
+    await assert.rejects(guard.checkUrl('http://intranet.test/'), /10\.1\.2\.3 \(private/);
+    await assert.rejects(guard.checkUrl('http://localhost:9/'), /127\.0\.0\.1 \(loopback\)/);
+  });
+});
+
+describe('lookups and the libuv threadpool', () => {
+  // The audit's failure: getaddrinfo calls stuck on dead DNS held all of libuv's threads, so every
+  // other lookup queued behind them. Here the threads are held by opens of a FIFO nobody writes to.
+  test('a lookup through the default resolver answers while every threadpool thread is busy', async (t: TestContext) => {
+    const dir = mkdtempSync(join(tmpdir(), 'carteiro-pool-'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+    const held = Array.from({ length: threads }, () => open(fifo, 'r'));
+    t.after(async () => {
+      // A writer (opened on this thread: the pool is busy) releases every blocked open.
+      const writer = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      for (const handle of await Promise.all(held)) await handle.close();
+      closeSync(writer);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await sleep(100);
+    assert.equal(await within(access(dir).then(() => 'done'), 300), 'still waiting', 'the threadpool is saturated');
+
+    const guard = createDestinationGuard({ allow: [] }); // production's resolver: system DNS, /etc/hosts
+    const lookedUp = await within(lookupVia(guard, 'localhost'), 1_000);
+    assert.notEqual(lookedUp, 'still waiting', 'the lookup queued behind the busy threadpool');
+    const [err] = lookedUp as unknown[];
+    assert.match((err as Error).message, /destination resolves to a blocked address: localhost → 127\.0\.0\.1 \(loopback\)/);
+    const checked = await within(guard.checkUrl('http://localhost:9/hook').then(() => 'passed', (e: Error) => e.message), 1_000);
+    assert.match(checked, /localhost.*127\.0\.0\.1 \(loopback\)/);
   });
 });
