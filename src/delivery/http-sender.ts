@@ -152,6 +152,9 @@ function describeNetworkError(err: unknown, timeoutMs: number): string {
     return `timeout after ${timeoutMs} ms`;
   }
   const code = e?.code ?? e?.cause?.code;
+  // undici asserts some protocol invariants (a status of at least 100, an Upgrade header with 101):
+  // what the attempt log shows the endpoint's owner is what the receiver did, not the assertion.
+  if (code === 'ERR_ASSERTION') return 'invalid HTTP response: the receiver broke the protocol (an impossible status or upgrade)';
   const message = e?.cause?.message ?? e?.message ?? String(err);
   return code ? `${code}: ${message}` : message;
 }

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 
@@ -139,5 +139,22 @@ describe('http sender: an attempt is the time on the wire', () => {
     const took = Date.now() - started;
     assert.equal(result.kind, 'network-error', JSON.stringify(result));
     assert.ok(took < 5_000, `gave up after ${took} ms`);
+  });
+});
+
+describe('http sender: protocol violations', () => {
+  test('a status under 100 is recorded as what the receiver did, not as an internal assertion', async (t) => {
+    const raw = createNetServer((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 000 Nothing\r\ncontent-length: 0\r\n\r\n'));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => raw.close(() => r())));
+    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 2_000, responseBodyLimitBytes: 100 });
+    t.after(() => sender.close());
+    const result = await sender.post(`http://127.0.0.1:${(raw.address() as AddressInfo).port}/`, '{}', {});
+    assert.equal(result.kind, 'network-error', JSON.stringify(result));
+    assert.match((result as { error: string }).error, /^invalid HTTP response/);
+    assert.doesNotMatch((result as { error: string }).error, /assert|ERR_ASSERTION/);
   });
 });
