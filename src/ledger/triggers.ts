@@ -105,8 +105,8 @@ export async function uncaptureTable(sql: Sql, target: { table: string; schema?:
 export async function listCaptures(sql: Sql): Promise<CaptureListing[]> {
   return sql.unsafe<CaptureListing[]>(`
     SELECT ${captureColumns('c.')},
-           EXISTS (SELECT 1 FROM pg_trigger t
-                   WHERE t.tgrelid = to_regclass(format('%I.%I', c.schema_name, c.table_name)) AND t.tgname = c.trigger_name) AS attached
+           -- By the capture id its trigger carries, not by name: a renamed table keeps its trigger (migration 0015).
+           EXISTS (SELECT 1 FROM pg_trigger t WHERE capture_trigger_of(t, c.id)) AS attached
     FROM table_captures c
     ORDER BY c.schema_name, c.table_name, c.trigger_name`);
 }

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
-import { captureTable, installSeedTriggers } from '../../src/ledger/triggers.ts';
+import { captureTable, installSeedTriggers, listCaptures, uncaptureTable } from '../../src/ledger/triggers.ts';
 import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
 import { appSchemaName, capturedEvents, dropAppSchema } from './app-tables.ts';
 
@@ -145,6 +145,74 @@ describe('capture failure rules', () => {
     await sql().unsafe(`INSERT INTO "${app}".tickets (organization_id, title) VALUES ('${unknown}', 'fixed')`);
     const [last] = (await capturedEvents(sql(), { table: 'tickets' })).slice(-1);
     assert.deepEqual([last?.data.title, last?.organization_id, outcome(last)], ['fixed', known, 'ok']);
+  });
+
+  test('6. a user id too long for the ledger fails its event, not the write; a failed event keeps only the configured columns', async () => {
+    await sql().unsafe(`CREATE TABLE "${app}".profiles (id serial PRIMARY KEY, user_id text, name text, ssn text)`);
+    await captureTable(sql(), { schema: app, table: 'profiles', eventType: 'profile.created', columns: ['id', 'user_id', 'name'] });
+    // Random, so Postgres cannot compress it into an index entry (at most 2,704 bytes).
+    const huge = randomBytes(1600).toString('hex');
+    await sql().unsafe(`INSERT INTO "${app}".profiles (user_id, name, ssn) VALUES ('u-ok', 'ok', '111'), ('${huge}', 'big', '999-99-9999')`);
+    const [row] = await sql().unsafe(`SELECT count(*)::int AS n FROM "${app}".profiles`);
+    assert.equal(row?.n, 2, 'both rows are committed');
+    const events = await capturedEvents(sql(), { table: 'profiles' });
+    assert.deepEqual(events.map((e) => outcome(e)).sort(), ['failed', 'ok']);
+    const failed = events.find((e) => e.status === 'failed')!;
+    assert.match(failed.error_message ?? '', /user id is 3200 characters long; at most 200/);
+    assert.equal(failed.user_id, null);
+    assert.deepEqual(Object.keys(failed.data.record).sort(), ['id', 'name', 'user_id'], 'ssn is not a configured column');
+  });
+
+  test('7. a partitioned table: rows written into a partition directly, or copied, make their events too', async () => {
+    await sql().unsafe(`
+      CREATE TABLE "${app}".parts (id int, region text, v text) PARTITION BY LIST (region);
+      CREATE TABLE "${app}".parts_eu PARTITION OF "${app}".parts FOR VALUES IN ('eu');
+      CREATE TABLE "${app}".parts_us PARTITION OF "${app}".parts FOR VALUES IN ('us')`);
+    await captureTable(sql(), { schema: app, table: 'parts', eventType: 'part.{op}' });
+    await sql().unsafe(`CREATE TABLE "${app}".parts_br PARTITION OF "${app}".parts FOR VALUES IN ('br')`); // after the capture
+    await sql().unsafe(`INSERT INTO "${app}".parts VALUES (1, 'eu', 'via parent')`);
+    await sql().unsafe(`INSERT INTO "${app}".parts_us VALUES (2, 'us', 'direct')`);
+    await sql().unsafe(`INSERT INTO "${app}".parts_br VALUES (3, 'br', 'new partition')`);
+    const events = await capturedEvents(sql(), { table: 'parts' });
+    assert.deepEqual(events.map((e) => [e.data.id, e.event_type, outcome(e)]).sort(), [[1, 'part.created', 'ok'], [2, 'part.created', 'ok'], [3, 'part.created', 'ok']]);
+  });
+
+  test('8. a renamed table: its capture is still listed as attached, and removing it removes its trigger', async () => {
+    await sql().unsafe(`CREATE TABLE "${app}".inv (id serial PRIMARY KEY, v text)`);
+    const capture = await captureTable(sql(), { schema: app, table: 'inv', eventType: 'inv.{op}' });
+    await sql().unsafe(`ALTER TABLE "${app}".inv RENAME TO invoices`);
+    const listed = (await listCaptures(sql())).find((x) => x.id === capture.id);
+    assert.equal(listed?.attached, true);
+    assert.equal(await uncaptureTable(sql(), { schema: app, table: 'inv' }), 1);
+    await sql().unsafe(`INSERT INTO "${app}".invoices (v) VALUES ('after removal')`);
+    assert.deepEqual(await capturedEvents(sql(), { table: 'invoices' }), [], 'no trigger is left firing');
+  });
+
+  test('9. a table named with multi-byte characters gets a trigger name that is its own, and can be re-configured', async () => {
+    const name = 'é'.repeat(30);
+    await sql().unsafe(`CREATE TABLE "${app}"."${name}" (id serial PRIMARY KEY, v text)`);
+    const first = await captureTable(sql(), { schema: app, table: name, eventType: 'acc.{op}' });
+    assert.ok(Buffer.byteLength(first.trigger_name) <= 63, first.trigger_name);
+    assert.equal((await listCaptures(sql())).find((x) => x.id === first.id)?.attached, true);
+    const again = await captureTable(sql(), { schema: app, table: name, eventType: 'acc.{op}', columns: ['id'] });
+    assert.equal(again.id, first.id, 're-configured, not a second capture');
+    await sql().unsafe(`INSERT INTO "${app}"."${name}" (v) VALUES ('x')`);
+    const events = await capturedEvents(sql(), { table: name });
+    assert.deepEqual(events.map((e) => e.data), [{ id: 1 }]);
+  });
+
+  test('10. a row naming the operations organization is refused like an unknown one', async () => {
+    await sql().unsafe(`CREATE TABLE "${app}".alerts (id serial PRIMARY KEY, organization_id uuid, v text)`);
+    await captureTable(sql(), { schema: app, table: 'alerts', eventType: 'alert.created' });
+    await sql().unsafe(`INSERT INTO "${app}".alerts (organization_id, v) VALUES ('00000000-0000-7000-8000-00000000000f', 'forged')`);
+    const [event] = await capturedEvents(sql(), { table: 'alerts' });
+    assert.equal(event?.status, 'failed');
+    assert.equal(event?.organization_id, DEFAULT_ORGANIZATION_ID);
+    assert.match(event?.error_message ?? '', /not a Carteiro organization/);
+    await assert.rejects(
+      captureTable(sql(), { schema: app, table: 'alerts', eventType: 'alert.created', triggerName: 'ops', organizationId: '00000000-0000-7000-8000-00000000000f' }),
+      /operations organization/,
+    );
   });
 
   test('5. a role without any right on Carteiro’s schema writes a captured table and its event is recorded', async (t) => {
