@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
+import type { AddressInfo } from 'node:net';
 import { createEndpoint, eventually, startCarteiro, TEST_ADMIN_KEY, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { openSse, type SseClient } from './sse-client.ts';
@@ -323,6 +324,60 @@ describe('live route unit', () => {
         return res.status === 200;
       }, { what: 'a freed slot' });
       b.abort();
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('a client gone before the stream starts holds no slot (its socket closed while the hooks ran)', async () => {
+    const bus = createLocalLiveBus();
+    const app = Fastify({ forceCloseConnections: true });
+    app.decorateRequest('tenant', null as never);
+    app.addHook('onRequest', async (request) => {
+      await new Promise((r) => setTimeout(r, 50)); // as a key lookup does
+      request.tenant = { principal: { kind: 'admin' }, readOrganizationId: null, writeOrganizationId: DEFAULT_ORGANIZATION_ID };
+    });
+    await app.register(async (scope) => createLiveRoutes({ maxStreamsPerKey: 2 })(scope, { liveBus: bus } as Services), { prefix: '/api/webhooks' });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    try {
+      const { connect } = await import('node:net');
+      for (let i = 0; i < 4; i++) {
+        const socket = connect(port, '127.0.0.1');
+        await new Promise<void>((r) => socket.once('connect', () => r()));
+        socket.write('GET /api/webhooks/live HTTP/1.1\r\nhost: x\r\n\r\n');
+        await new Promise((r) => setTimeout(r, 2));
+        socket.destroy();
+      }
+      await new Promise((r) => setTimeout(r, 150)); // the hooks finish for every one of them
+      const a = await openSse(`http://127.0.0.1:${port}/api/webhooks/live`, {});
+      const b = await openSse(`http://127.0.0.1:${port}/api/webhooks/live`, {});
+      assert.deepEqual([a.status, b.status], [200, 200], 'both slots are free');
+      a.abort();
+      b.abort();
+    } finally {
+      await app.close();
+    }
+  });
+
+  test("a revoked organization key's open stream ends at its next heartbeat", { timeout: 10_000 }, async () => {
+    const bus = createLocalLiveBus();
+    let valid = true;
+    const app = Fastify({ forceCloseConnections: true });
+    app.decorateRequest('tenant', null as never);
+    app.addHook('onRequest', async (request) => {
+      request.tenant = { principal: { kind: 'organization', keyId: 'k1', organizationId: 'o1' }, readOrganizationId: 'o1', writeOrganizationId: 'o1' } as never;
+    });
+    const services = { liveBus: bus, authenticate: async (token: string) => (valid && token === 'org-key' ? { kind: 'organization' } : null) } as unknown as Services;
+    await app.register(async (scope) => createLiveRoutes({ heartbeatMs: 40 })(scope, services), { prefix: '/api/webhooks' });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    try {
+      const s = await openSse(`http://127.0.0.1:${port}/api/webhooks/live`, { authorization: 'Bearer org-key' });
+      await s.waitFor((f) => f.comment?.startsWith('heartbeat') ?? false, 3_000, 'a heartbeat while the key stands');
+      valid = false;
+      await s.ended;
+      bus.publish({ type: 'events.accepted', organization_id: 'o1', count: 1 });
     } finally {
       await app.close();
     }

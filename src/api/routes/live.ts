@@ -42,6 +42,14 @@ export function createLiveRoutes(options: LiveRouteOptions = {}) {
   return async function liveRoutes(app: FastifyInstance, services: Services): Promise<void> {
     const open = new Set<() => void>();
     const perKey = new Map<string, number>();
+    const stillAuthorized = async (bearer: string | undefined) => {
+      if (!bearer) return false;
+      try {
+        return (await services.authenticate(bearer)) !== null;
+      } catch {
+        return true; // the ledger is unreachable: keep the stream; the next heartbeat asks again
+      }
+    };
 
     // Before the server waits for in-flight requests: without this, close() would wait on every stream.
     app.addHook('preClose', async () => {
@@ -90,7 +98,15 @@ export function createLiveRoutes(options: LiveRouteOptions = {}) {
         const unsubscribe = services.liveBus.subscribe((m) => {
           if (visibleTo(org, m)) write(sseFrame(m));
         });
-        const heartbeat = setInterval(() => write(`: heartbeat ${new Date().toISOString()}\n\n`), opts.heartbeatMs);
+        // Each heartbeat also asks whether the key still stands: a revoked key's stream ends within one.
+        const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+        const heartbeat = setInterval(() => {
+          // The admin key is configuration, not revocable: only organization keys are asked again.
+          void (tenant.principal.kind === 'admin' ? Promise.resolve(true) : stillAuthorized(bearer)).then((ok) => {
+            if (ok) write(`: heartbeat ${new Date().toISOString()}\n\n`);
+            else end();
+          });
+        }, opts.heartbeatMs);
         heartbeat.unref();
 
         const cleanup = () => {
@@ -110,6 +126,12 @@ export function createLiveRoutes(options: LiveRouteOptions = {}) {
         open.add(end);
         res.on('close', cleanup);
         res.on('error', cleanup);
+        // A client gone while the hooks ran (its socket closed before these listeners existed) emits
+        // no 'close' now: without this its slot, subscription and timer were held for ever.
+        if (res.destroyed || request.raw.destroyed || request.raw.socket?.destroyed) {
+          end();
+          return;
+        }
 
         write(`retry: 3000\n${sseFrame({ type: 'ready', organization_id: org, heartbeat_ms: opts.heartbeatMs })}`);
       },
