@@ -20,9 +20,11 @@ export type HttpSenderOptions = {
 export type HttpSender = {
   /**
    * `body` as sent: a Buffer is the encoded bytes (the worker signs exactly those). `headers` is the
-   * request's own object: content-type and content-length are set on it rather than on a copy.
+   * request's own object (content-type and content-length are set on it rather than on a copy), or
+   * a function that makes it when the request is handed to a connection: signatures made then carry
+   * that moment's timestamp and secrets, however long the request waited behind its origin's others.
    */
-  post(url: string, body: string | Buffer, headers: Record<string, string>): Promise<SendResult>;
+  post(url: string, body: string | Buffer, headers: Record<string, string> | (() => Record<string, string>)): Promise<SendResult>;
   close(): Promise<void>;
 };
 
@@ -57,16 +59,23 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     return t;
   }
 
-  async function post(url: string, body: string | Buffer, headers: Record<string, string>): Promise<SendResult> {
+  async function post(url: string, body: string | Buffer, makeHeaders: Record<string, string> | (() => Record<string, string>)): Promise<SendResult> {
     const t = target(url);
     if (!t) return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     // The attempt (its deadline, its duration) starts when a connection is free for it: time spent
     // queued behind the origin's other requests is ours, not the receiver's (measured before: most
     // attempts logged as timeouts at a slow receiver had never been sent).
     const queued = lanes.enter(t.origin);
     if (queued) await queued;
+    let headers: Record<string, string>;
+    try {
+      headers = typeof makeHeaders === 'function' ? makeHeaders() : makeHeaders;
+    } catch (err) {
+      lanes.leave(t.origin);
+      throw err;
+    }
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     // One deadline for the whole exchange (a receiver that trickles its body never trips undici's

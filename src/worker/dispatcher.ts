@@ -155,15 +155,20 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
       if (waitMs > 0) return deferred(d, waitMs);
     }
-    const sentAt = now();
-    const timestamp = Math.floor(sentAt / 1000);
     // Encoded once: these bytes are signed (twice) and sent.
     const body = Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text));
-    const signing = secrets(d, sentAt);
-    const headers: Record<string, string> = signing
-      ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
-      : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
-    headers['user-agent'] = userAgent;
+    // Signed when a connection takes the request, not before it queues for one: a secret rotated
+    // meanwhile (its overlap over) must not sign, and the timestamp must be the sending moment's.
+    const headers = () => {
+      const sentAt = now();
+      const timestamp = Math.floor(sentAt / 1000);
+      const signing = secrets(d, sentAt);
+      const h: Record<string, string> = signing
+        ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
+        : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
+      h['user-agent'] = userAgent;
+      return h;
+    };
     const result = await sender.post(d.url, body, headers);
     return outcomeRecord(d, result, now());
   }

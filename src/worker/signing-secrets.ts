@@ -16,7 +16,9 @@ export function createSecretResolver(box: SecretBox, fallbackSecret: string | un
   return (d, now) => {
     const version = d.endpoint_updated_at.getTime();
     let entry = cache.get(d.webhook_endpoint_id);
-    if (!entry || entry.version !== version) {
+    // The newest version seen wins: a dispatch claimed before a rotation, signed after a later claim
+    // brought the new secret, signs with the new one (signing happens when a connection takes it).
+    if (!entry || entry.version < version) {
       // n8n workflows have no secret of their own in the seed: they are signed with WEBHOOK_SECRET.
       const current = d.secret ? box.open(d.secret) : fallbackSecret;
       const previous = d.previous_secret ? box.open(d.previous_secret) : null;

@@ -158,3 +158,26 @@ describe('http sender: protocol violations', () => {
     assert.doesNotMatch((result as { error: string }).error, /assert|ERR_ASSERTION/);
   });
 });
+
+describe('http sender: headers made when the request is sent', () => {
+  test('a request queued behind its origin gets its headers (signature, timestamp) when a connection takes it', async (t) => {
+    const seen: string[] = [];
+    const slow = createServer((req, res) => {
+      seen.push(String(req.headers['x-made-at']));
+      req.resume();
+      setTimeout(() => res.end('ok'), 300);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => slow.close(() => r())));
+    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 2_000, responseBodyLimitBytes: 100 });
+    t.after(() => sender.close());
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`;
+    const asked = Date.now();
+    const made = () => ({ 'x-made-at': String(Date.now()) });
+    const results = await Promise.all([sender.post(url, '{}', made), sender.post(url, '{}', made)]);
+    assert.deepEqual(results.map((r) => r.kind), ['response', 'response']);
+    const [first, second] = seen.map(Number) as [number, number];
+    assert.ok(first - asked < 200, 'the first is made at once');
+    assert.ok(second - first >= 250, `the second is made when the connection is free (${second - first} ms later)`);
+  });
+});

@@ -6,6 +6,8 @@ import { generateWebhookSecret, signatureHeaders, verifySeedSignature } from '..
 import { createSecretBox, generateKeyringSpec, parseKeyring } from '../../src/crypto/secret-box.ts';
 import { matchingPatterns, isValidEventFilter } from '../../src/catalog/patterns.ts';
 import { buildEnvelope } from '../../src/delivery/envelope.ts';
+import { createSecretResolver } from '../../src/worker/signing-secrets.ts';
+import type { ClaimedDispatch } from '../../src/ledger/dispatches.ts';
 
 test("the seed's signature is sha256=hex(HMAC(secret, '{timestamp}.{body}'))", () => {
   const secret = generateWebhookSecret();
@@ -57,4 +59,20 @@ test('event filters match exact names, prefix wildcards and *', () => {
 test('the envelope is {id, type, timestamp, data} with data spliced verbatim', () => {
   const body = buildEnvelope('e1', 'agent.created', new Date('2026-01-02T03:04:05.000Z'), '{"name": "Jo\\u00e3o"}');
   assert.deepEqual(JSON.parse(body), { id: 'e1', type: 'agent.created', timestamp: '2026-01-02T03:04:05.000Z', data: { name: 'João' } });
+});
+
+test('a dispatch claimed before a rotation, signed after a newer claim, signs with the newer secret', () => {
+  const box = createSecretBox(parseKeyring(generateKeyringSpec()));
+  const resolve = createSecretResolver(box, undefined);
+  const [oldSecret, newSecret] = [generateWebhookSecret(), generateWebhookSecret()];
+  const claim = (secret: string, at: number) => ({
+    webhook_endpoint_id: 'ep-1', secret: box.seal(secret), previous_secret: null, previous_secret_expires_at: null, endpoint_updated_at: new Date(at),
+  }) as unknown as ClaimedDispatch;
+  const before = claim(oldSecret, 1_000);
+  const after = claim(newSecret, 2_000);
+  const sign = (keys: ReturnType<typeof resolve>) => signatureHeaders(keys!, 'evt', 1, Buffer.from('{}'))['webhook-signature'];
+  const oldSignature = sign(resolve(before, 0));
+  const newSignature = sign(resolve(after, 0));
+  assert.notEqual(oldSignature, newSignature);
+  assert.equal(sign(resolve(before, 0)), newSignature, 'the older claim now signs with the newest secret');
 });
