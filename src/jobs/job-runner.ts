@@ -11,6 +11,8 @@ import { connectRedis } from '../conveyor/redis.ts';
 export type JobRunner = {
   register<N extends JobName>(name: N, handler: JobHandler<N>): void;
   enqueue<N extends JobName>(name: N, payload: JobCatalog[N]['payload'], opts?: { repeatEveryMs?: number }): Promise<{ id: string }>;
+  /** Stops a job that `enqueue` scheduled to repeat (with Redis the schedule outlives processes: a later start with the job turned off must remove it). */
+  unschedule(name: JobName): Promise<void>;
   get(id: string): Promise<JobState | undefined>;
   /** Start executing jobs in this process. API-only processes enqueue and never call this. */
   startProcessing(): Promise<void>;
@@ -46,6 +48,9 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
       }
       const job = await queue.add(name, payload, { ...jobOpts, jobId: randomUUID() });
       return { id: job.id as string };
+    },
+    async unschedule(name) {
+      await queue.removeJobScheduler(`${name}-schedule`);
     },
     async get(id) {
       // State first, then the job: the job finishing between the two reads would otherwise pair
@@ -91,7 +96,7 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
 export function createLocalJobRunner(log: Logger): JobRunner {
   const handlers = new Map<JobName, JobHandler<JobName>>();
   const jobs = new Map<string, JobState>();
-  const timers: NodeJS.Timeout[] = [];
+  const timers = new Map<JobName, NodeJS.Timeout>();
   let processing = false;
   const backlog: { id: string; name: JobName; payload: unknown }[] = [];
 
@@ -122,9 +127,10 @@ export function createLocalJobRunner(log: Logger): JobRunner {
     },
     async enqueue(name, payload, opts) {
       if (opts?.repeatEveryMs) {
+        clearInterval(timers.get(name));
         const t = setInterval(() => schedule(randomUUID(), name, payload), opts.repeatEveryMs);
         t.unref();
-        timers.push(t);
+        timers.set(name, t);
         return { id: `${name}-schedule` };
       }
       const id = randomUUID();
@@ -134,12 +140,16 @@ export function createLocalJobRunner(log: Logger): JobRunner {
     async get(id) {
       return jobs.get(id);
     },
+    async unschedule(name) {
+      clearInterval(timers.get(name));
+      timers.delete(name);
+    },
     async startProcessing() {
       processing = true;
       for (const j of backlog.splice(0)) setImmediate(() => void run(j.id, j.name, j.payload));
     },
     async close() {
-      timers.forEach(clearInterval);
+      timers.forEach((t) => clearInterval(t));
     },
   };
 }

@@ -47,9 +47,9 @@ export function registerRetentionJob(services: Services): void {
   });
 }
 
-/** Schedules the periodic purge (no-op when the interval is 0). */
+/** Schedules the periodic purge; an interval of 0 removes a schedule an earlier start left (with Redis it outlives processes). */
 export async function scheduleRetention(services: Services): Promise<void> {
   const { config, jobs } = services;
-  if (config.dataProtection.retentionIntervalMs <= 0) return;
+  if (config.dataProtection.retentionIntervalMs <= 0) return jobs.unschedule('retention-purge');
   await jobs.enqueue('retention-purge', { olderThanDays: config.retentionDays }, { repeatEveryMs: config.dataProtection.retentionIntervalMs });
 }

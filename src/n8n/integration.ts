@@ -21,7 +21,8 @@ export function registerN8n(services: Services): void {
 /** Schedules periodic discovery where jobs run, when N8N_DISCOVERY_INTERVAL_MS and N8N_API_URL are set. */
 export async function scheduleN8nDiscovery(services: Services): Promise<void> {
   const { n8n } = services.config;
-  if (n8n.discoveryIntervalMs <= 0 || !n8n.apiUrl) return;
+  // Off: remove a schedule an earlier start left (with Redis it outlives processes).
+  if (n8n.discoveryIntervalMs <= 0 || !n8n.apiUrl) return services.jobs.unschedule('n8n-discovery');
   await services.jobs.enqueue('n8n-discovery', { organizationId: n8n.discoveryOrganizationId ?? DEFAULT_ORGANIZATION_ID }, { repeatEveryMs: n8n.discoveryIntervalMs });
 }
 

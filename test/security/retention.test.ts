@@ -6,7 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, uniqueSchema, REDIS_URL, type TestCarteiro } from '../support/carteiro.ts';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { purgeExpired } from '../../src/ledger/retention.ts';
 
@@ -96,5 +98,26 @@ describe('retention purge', () => {
     assert.equal(result.attempts, 2);
     assert.equal(result.older_than_days, 30);
     assert.equal(await count('webhook_events', 'id', ids), 1);
+  });
+});
+
+describe('retention schedule', () => {
+  test('turning the purge off (interval 0) removes the schedule an earlier start left in Redis', { skip: !REDIS_URL && 'the schedule outlives processes only in Redis' }, async () => {
+    const schema = uniqueSchema();
+    const first = await startCarteiro({ schema, env: { CARTEIRO_RETENTION_INTERVAL_MINUTES: '60' } });
+    const connection = new Redis(REDIS_URL as string, { maxRetriesPerRequest: null });
+    const queue = new Queue('carteiro-jobs', { connection, prefix: `{${first.config.redis.prefix}:${schema}}` });
+    try {
+      assert.deepEqual((await queue.getJobSchedulers()).map((s) => s.key), ['retention-purge-schedule']);
+      await first.stop({ keepSchema: true });
+      // Before: the schedule stayed, and kept purging with the days it was created with.
+      const second = await startCarteiro({ schema, env: { CARTEIRO_RETENTION_INTERVAL_MINUTES: '0' } });
+      assert.deepEqual(await queue.getJobSchedulers(), []);
+      await second.stop();
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+      connection.disconnect();
+    }
   });
 });
