@@ -11,6 +11,8 @@ export type JobCatalog = {
       since?: string | undefined;
       until?: string | undefined;
       endpointId?: string | undefined;
+      /** When the replay was asked for: only deliveries finished before then are requeued, so a run retried after a crash requeues nothing twice. */
+      requestedAt?: string | undefined;
     };
     result: { events: number; dispatches: number };
   };
@@ -21,7 +23,11 @@ export type JobCatalog = {
 export type JobName = keyof JobCatalog;
 export const JOB_NAMES = ['bulk-replay', 'retention-purge', 'n8n-discovery'] as const satisfies readonly JobName[];
 
-export type JobContext = { progress(value: number | Record<string, unknown>): Promise<void> };
+export type JobContext = {
+  progress(value: number | Record<string, unknown>): Promise<void>;
+  /** The progress an earlier run of this same job recorded before it stopped (a retry after a crash), else null. */
+  resumed: Record<string, unknown> | null;
+};
 export type JobHandler<N extends JobName> = (payload: JobCatalog[N]['payload'], ctx: JobContext) => Promise<JobCatalog[N]['result']>;
 
 export type JobState = {

@@ -77,7 +77,8 @@ export function createBullmqJobRunner(redisUrl: string, prefix: string, log: Log
         async (job: Job) => {
           const handler = handlers.get(job.name as JobName);
           if (!handler) throw new Error(`no handler for job ${job.name}`);
-          return handler(job.data, { progress: (p) => job.updateProgress(p) });
+          const resumed = job.attemptsMade > 0 && typeof job.progress === 'object' && job.progress !== null ? (job.progress as Record<string, unknown>) : null;
+          return handler(job.data, { progress: (p) => job.updateProgress(p), resumed });
         },
         { connection: workerConnection, prefix: bullPrefix, concurrency: 2 },
       );
@@ -106,7 +107,7 @@ export function createLocalJobRunner(log: Logger): JobRunner {
     state.state = 'active';
     try {
       if (!handler) throw new Error(`no handler for job ${name}`);
-      state.result = await handler(payload as never, { progress: async (p) => void (state.progress = p) });
+      state.result = await handler(payload as never, { progress: async (p) => void (state.progress = p), resumed: null });
       state.state = 'completed';
     } catch (err) {
       state.state = 'failed';

@@ -346,7 +346,7 @@ function endpointCounters(outcomes: OutcomeRecord[]): EndpointCounter[] {
 export async function requeueEventDispatches(
   sql: Sql,
   eventId: string,
-  opts: { endpointId?: string | undefined; onlyFailed?: boolean },
+  opts: { endpointId?: string | undefined; onlyFailed?: boolean; finishedBefore?: Date | undefined },
 ): Promise<number> {
   return sql.begin(async (tx) => {
     const rows = await tx`
@@ -358,6 +358,8 @@ export async function requeueEventDispatches(
          AND (${opts.endpointId ?? null}::uuid IS NULL OR d.webhook_endpoint_id = ${opts.endpointId ?? null}::uuid)
          AND d.status IN ('succeeded', 'failed', 'cancelled')
          AND (NOT ${opts.onlyFailed ?? false} OR d.status IN ('failed', 'cancelled'))
+         -- A bulk replay run again (its job retried) must not requeue what it already replayed.
+         AND (${opts.finishedBefore ?? null}::timestamptz IS NULL OR coalesce(d.completed_at, d.updated_at) <= ${opts.finishedBefore ?? null}::timestamptz)
       RETURNING d.id`;
     if (rows.length) {
       await tx`SELECT id FROM webhook_events WHERE id = ${eventId} FOR NO KEY UPDATE`;

@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks } from '../support/receiver.ts';
+import { registerCoreJobs } from '../../src/jobs/core-jobs.ts';
+import type { Services } from '../../src/runtime/services.ts';
 
 describe('endpoints', () => {
   let c: TestCarteiro;
@@ -167,6 +169,37 @@ describe('endpoints', () => {
     assert.match(again.body.message, /endpoint_id/);
     const unrelated = await createEndpoint(c, { url: 'http://127.0.0.1:9/unrelated', events: ['agent.created'] });
     assert.equal((await c.request('POST', `events/${a}/replay`, { endpoint_id: unrelated.id })).status, 409);
+  });
+
+  test('a bulk replay run again (its job retried after a crash) requeues nothing twice, and resumes its counts', async (t) => {
+    const receiver = await startReceiver();
+    t.after(() => receiver.close());
+    await createEndpoint(c, { url: `${receiver.url}/again`, events: ['template.applied'] });
+    const ids: string[] = [];
+    for (const template of ['r1', 'r2', 'r3']) ids.push(await trigger(c, { event_type: 'template.applied', data: { template_id: template, agent_id: 'a1' } }));
+    const completed = () => eventually(async () => {
+      const rows = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events WHERE id = ANY(${ids}::uuid[]) AND status = 'completed'`;
+      return rows[0]?.n === 3 || null;
+    }, { what: 'the three events completed' });
+    await receiver.waitFor(3);
+    await completed();
+    // The job's handler, run as the job runner runs it (with BullMQ a crashed run is retried).
+    const handlers = new Map<string, (p: unknown, ctx: unknown) => Promise<unknown>>();
+    registerCoreJobs({ ...c.services, jobs: { register: (name: string, h: never) => handlers.set(name, h) } } as unknown as Services);
+    const replay = handlers.get('bulk-replay')!;
+    const payload = { organizationId: null, status: 'completed', eventType: 'template.applied', requestedAt: new Date().toISOString() };
+    const progress: Record<string, unknown>[] = [];
+    const ctx = (resumed: Record<string, unknown> | null) => ({ progress: async (p: Record<string, unknown>) => void progress.push(p), resumed });
+    assert.deepEqual(await replay(payload, ctx(null)), { events: 3, dispatches: 3 });
+    await receiver.waitFor(6);
+    await completed();
+    // Retried from the start (its progress lost): everything it replayed finished after it was asked for.
+    assert.deepEqual(await replay(payload, ctx(null)), { events: 0, dispatches: 0 });
+    // Retried where its progress said it was: the counts carry on.
+    const last = progress[0]!;
+    assert.deepEqual(await replay(payload, ctx(last)), { events: 3, dispatches: 3 });
+    await new Promise((r) => setTimeout(r, 300)); // room for a wrong extra delivery
+    assert.equal(receiver.received.length, 6, 'each event re-delivered once');
   });
 
   test('a bulk replay that cannot match anything is refused instead of run as a job', async () => {

@@ -40,6 +40,7 @@ export async function replayRoutes(app: FastifyInstance, services: Services): Pr
         since: since?.toISOString(),
         until: until?.toISOString(),
         endpointId: b.endpoint_id,
+        requestedAt: new Date().toISOString(),
       };
       const job = await services.jobs.enqueue('bulk-replay', payload);
       reply.code(202);
