@@ -24,7 +24,7 @@ import type { AnySchema, Ajv, CodeOptions, Options, ValidateFunction } from 'ajv
 import { ValidationError } from '../errors/errors.ts';
 
 /** Large enough for any event's description. */
-export const MAX_SCHEMA_BYTES = 64 * 1024;
+const MAX_SCHEMA_BYTES = 64 * 1024;
 /** Plain schemas up to this size compile in a few milliseconds (30 properties: 6 ms). */
 const INLINE_SCHEMA_BYTES = 4 * 1024;
 

@@ -14,7 +14,7 @@ import { shortText } from '../api/schemas.ts';
  * data.user_id or a Supabase row: webhook_events.user_id is indexed, and a btree entry holds at most
  * 2704 bytes, so a longer value would fail at insert time as a 500.
  */
-export const MAX_USER_ID_LENGTH = shortText.maxLength;
+const MAX_USER_ID_LENGTH = shortText.maxLength;
 
 export type EventInput = {
   event_type: string;

@@ -88,7 +88,7 @@ export function productionUrl(base: string, path: string): string {
  * at most 2704 bytes. Any ASCII path a webhook_url (≤ 2048 characters) can carry fits; only long
  * non-ASCII paths, three bytes a character, get past it.
  */
-export const MAX_WEBHOOK_PATH_BYTES = 2048;
+const MAX_WEBHOOK_PATH_BYTES = 2048;
 
 /**
  * The path of an n8n production URL (`…/webhook/<path>`), decoded, or null. Throws ValidationError

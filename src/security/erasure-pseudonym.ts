@@ -13,7 +13,7 @@ import { createHmac, hkdfSync } from 'node:crypto';
 
 /** HKDF `info`: keys derived from the admin key for other purposes never coincide with this one. */
 const LABEL = 'carteiro audit-log user pseudonym v1';
-export const PSEUDONYM_PREFIX = 'user-hmac:';
+const PSEUDONYM_PREFIX = 'user-hmac:';
 
 export type Pseudonymizer = (userId: string) => string;
 

@@ -330,7 +330,7 @@ function readHostsFile(path: string): Map<string, ResolvedAddress[]> {
 }
 
 /** `address name [alias…]` lines, `#` comments; every address a name is listed with, in file order. */
-export function parseHosts(text: string): Map<string, ResolvedAddress[]> {
+function parseHosts(text: string): Map<string, ResolvedAddress[]> {
   const byName = new Map<string, ResolvedAddress[]>();
   for (const line of text.split('\n')) {
     const [address = '', ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
