@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import postgres from 'postgres';
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { compose } from '../../src/runtime/compose.ts';
@@ -122,12 +123,36 @@ export async function startCarteiro(opts: TestEnvOptions & { role?: Role; listen
 }
 
 export async function dropSchema(env: Record<string, string>): Promise<void> {
+  await dropRedisKeys(env);
   if (!env.DATABASE_URL) return;
   const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(`DROP SCHEMA IF EXISTS "${env.CARTEIRO_SCHEMA}" CASCADE`);
   } finally {
     await sql.end();
+  }
+}
+
+/** The instance's keys in Redis (its job queue, limits, live bus), which would otherwise outlive every run. */
+async function dropRedisKeys(env: Record<string, string>): Promise<void> {
+  const url = env.REDIS_URL ?? REDIS_URL;
+  if (!url || url.startsWith('redis+cluster:')) return;
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const prefix = `${env.CARTEIRO_REDIS_PREFIX ?? 'carteiro'}:${env.CARTEIRO_SCHEMA}`;
+    for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        if (keys.length) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
+  } catch {
+    /* best effort: a test's own checks have already run */
+  } finally {
+    redis.disconnect();
   }
 }
 
