@@ -79,6 +79,12 @@ export function presentEndpoint(e: EndpointRow) {
     failure_count: Number(e.failure_count),
     consecutive_failures: e.consecutive_failures ?? 0,
     failing_since: e.failing_since ?? null,
+    max_in_flight: e.max_in_flight ?? null,
+    failed_attempts_in_row: e.failed_attempts_in_row ?? 0,
+    // 'failing': past the warning threshold (an `endpoint.failing` was sent); 'disabled': not delivered
+    // to, with next_probe_at when the circuit breaker will try it again by itself.
+    health: !e.is_active ? 'disabled' : e.failing_notified_at ? 'failing' : 'healthy',
+    next_probe_at: e.is_active ? null : e.probe_at ?? null,
     previous_secret_expires_at: e.previous_secret && e.previous_secret_expires_at && e.previous_secret_expires_at > new Date() ? e.previous_secret_expires_at : null,
     created_at: e.created_at,
     updated_at: e.updated_at,

@@ -143,6 +143,20 @@ const EnvSchema = z.object({
   CARTEIRO_LEASE_MS: int(1000).optional(),
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
   CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
+  /** A request unanswered this long stops counting against the worker's concurrency (it is parked). */
+  CARTEIRO_WORKER_PARK_AFTER_MS: int(50, 600_000).default(1000),
+  /** Parked requests a worker may hold (waiting on slow or silent receivers) before it stops claiming. */
+  CARTEIRO_WORKER_MAX_PARKED: int(1, 1_000_000).default(10_000),
+  /** Requests in flight to one endpoint, per worker, at most (each endpoint may set its own). */
+  CARTEIRO_ENDPOINT_MAX_IN_FLIGHT: int(1, 1000).default(64),
+  /** Where adaptive concurrency starts for an endpoint a worker has not sent to yet. */
+  CARTEIRO_ENDPOINT_START_IN_FLIGHT: int(1, 1000).default(8),
+  /** Failed attempts in a row that put an endpoint in the slow lane (one request in flight; 0 = never). */
+  CARTEIRO_SLOW_LANE_AFTER_FAILURES: int(0).default(3),
+  /** Failed attempts in a row after which `endpoint.failing` is emitted (0 = never). */
+  CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES: int(0).default(10),
+  /** Connecting to a receiver may take this long (the whole exchange: WEBHOOK_TIMEOUT_MS). */
+  WEBHOOK_CONNECT_TIMEOUT_MS: int(1).default(5000),
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
   CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
 
@@ -159,6 +173,8 @@ const EnvSchema = z.object({
   CARTEIRO_CIRCUIT_BREAKER_FAILURES: int(0).default(5),
   /** Circuit breaker: disable an endpoint whose every attempt failed for this many hours (0 = off). */
   CARTEIRO_CIRCUIT_BREAKER_HOURS: z.coerce.number().min(0).default(24),
+  /** An endpoint the circuit breaker disabled gets one trial delivery after this cool-off (doubling, up to 24 h; 0 = never). */
+  CARTEIRO_PROBE_COOLOFF_MS: int(0).default(300_000),
   /** Where operational events (endpoint.disabled) are delivered, as a webhook from the default organization. */
   CARTEIRO_OPERATIONS_WEBHOOK_URL: z.string().url().optional(),
   /** Signing secret for the operations webhook (default: WEBHOOK_SECRET). */
@@ -192,6 +208,7 @@ export type Config = {
     retry: RetryPolicy;
     responseBodyLimitBytes: number;
     connectionsPerOrigin: number;
+    connectTimeoutMs: number;
     allowPrivateNetworks: string[];
   };
   worker: {
@@ -202,7 +219,11 @@ export type Config = {
     flushIntervalMs: number;
     /** Outcomes a worker may hold unrecorded (delivered, not yet written) before it stops claiming. */
     maxUnrecorded: number;
+    parkAfterMs: number;
+    maxParked: number;
   };
+  /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
+  isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; failingAfterFailures: number; probeCooloffMs: number };
   n8n: {
     webhookUrl: string | undefined;
     apiUrl: string | undefined;
@@ -258,6 +279,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       },
       responseBodyLimitBytes: e.WEBHOOK_RESPONSE_BODY_LIMIT_BYTES,
       connectionsPerOrigin: e.CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN,
+      connectTimeoutMs: Math.min(e.WEBHOOK_CONNECT_TIMEOUT_MS, e.WEBHOOK_TIMEOUT_MS),
       allowPrivateNetworks: e.CARTEIRO_ALLOW_PRIVATE_NETWORKS.split(',').map((s) => s.trim()).filter(Boolean),
     },
     worker: {
@@ -268,6 +290,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000,
       flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
       maxUnrecorded: e.CARTEIRO_WORKER_MAX_UNRECORDED,
+      parkAfterMs: e.CARTEIRO_WORKER_PARK_AFTER_MS,
+      maxParked: e.CARTEIRO_WORKER_MAX_PARKED,
+    },
+    isolation: {
+      maxInFlight: e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT,
+      startInFlight: Math.min(e.CARTEIRO_ENDPOINT_START_IN_FLIGHT, e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT),
+      slowLaneAfterFailures: e.CARTEIRO_SLOW_LANE_AFTER_FAILURES,
+      failingAfterFailures: e.CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES,
+      probeCooloffMs: e.CARTEIRO_PROBE_COOLOFF_MS,
     },
     n8n: {
       webhookUrl: e.N8N_WEBHOOK_URL,

@@ -12,6 +12,8 @@ export type SendResult =
 export type HttpSenderOptions = {
   connectionsPerOrigin: number;
   timeoutMs: number;
+  /** Connecting may take this long, within timeoutMs: an unreachable host fails fast. */
+  connectTimeoutMs?: number;
   responseBodyLimitBytes: number;
   /** Hook for connect-time checks (the SSRF guard): undici's `connect` options. */
   connect?: Agent.Options['connect'];
@@ -37,8 +39,9 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     keepAliveTimeout: 30_000,
     headersTimeout: opts.timeoutMs,
     bodyTimeout: opts.timeoutMs,
-    // Connecting is part of the attempt: without this undici allows 10 s whatever the timeout.
-    connect: typeof opts.connect === 'function' ? opts.connect : { timeout: opts.timeoutMs, ...opts.connect },
+    // Connecting is part of the attempt, with a deadline of its own: a host that never answers the
+    // handshake fails in seconds rather than holding its slot for the whole exchange's timeout.
+    connect: typeof opts.connect === 'function' ? opts.connect : { timeout: Math.min(opts.connectTimeoutMs ?? opts.timeoutMs, opts.timeoutMs), ...opts.connect },
   });
   const lanes = createOriginLanes(opts.connectionsPerOrigin);
 

@@ -5,7 +5,7 @@
  */
 import type postgres from 'postgres';
 import type { Sql } from './connection.ts';
-import { emitEndpointDisabled, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
+import { emitEndpointDisabled, emitEndpointFailing, reenableProbedEndpoints, takeProbeDeliveries, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
 import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type ClaimedDispatch = {
@@ -30,41 +30,134 @@ export type ClaimedDispatch = {
   endpoint_updated_at: Date;
   /** The endpoint's allow-list of data fields (null: all of them). */
   include_fields: IncludeFields | null;
+  /** The endpoint's cap on requests in flight per worker (its own, or the default). */
+  max_in_flight: number;
+};
+
+/** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
+export type WorkerEndpointView = { endpointIds: string[]; inFlight: number[]; limits: number[] };
+
+export type ClaimBounds = {
+  /** Per-endpoint cap when the endpoint sets none (CARTEIRO_ENDPOINT_MAX_IN_FLIGHT). */
+  defaultMaxInFlight: number;
+  /** The limit for an endpoint this worker has no view of yet (CARTEIRO_ENDPOINT_START_IN_FLIGHT). */
+  startInFlight: number;
+  /** Failed attempts in a row that put an endpoint in the slow lane: cap 1 (0 = never). */
+  slowLaneAfterFailures: number;
 };
 
 /**
+ * Claims up to `limit` due dispatches, fairly, under a lease.
+ *
+ * Isolation (docs/architecture.md): the claim visits the active endpoints and takes from each at most
+ * its room, which is its cap (the endpoint's max_in_flight, lowered by this worker's adaptive limit,
+ * and 1 in the slow lane) less what this worker already has in flight to it. Within an endpoint, high
+ * priority goes before normal and then due time, each read by one range scan of
+ * webhook_dispatches_endpoint_due with a LIMIT: the statement reads only rows it may take, whatever
+ * the backlog's size or the planner's statistics, and never steps over retries not yet due. Across
+ * endpoints the candidates are dealt round-robin per organization (each organization's first, then
+ * each one's second, ...; its endpoints in turn within it), so when the batch is smaller than the
+ * offer, a busy organization or endpoint takes no more turns than a quiet one.
+ *
+ * The chosen rows are then locked with SKIP LOCKED (another worker may have taken some: this claim
+ * returns fewer) and re-checked as pending, so the no-loss and exactly-one-holder rules are as before.
+ *
  * Claims commit asynchronously (`synchronous_commit = off` for the claim's own transaction): a claim
  * lost in a crash only leaves its rows pending, to be claimed again, and the outcome commit that
  * follows every delivery is synchronous and flushes the claim's WAL with its own. So a claim does not
  * wait for a WAL flush behind the API's commits, which is latency on every delivery.
  */
-export async function claimDueDispatches(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedDispatch[]> {
+export async function claimDueDispatches(
+  sql: Sql,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+  bounds: ClaimBounds,
+  view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
+): Promise<ClaimedDispatch[]> {
   return sql<ClaimedDispatch[]>`
     WITH lazy_commit AS (
       SELECT set_config('synchronous_commit', 'off', true)
+    ), mine AS (
+      SELECT * FROM unnest(${view.endpointIds}::uuid[], ${view.inFlight}::int[], ${view.limits}::int[]) AS m(endpoint_id, in_flight, lim)
+    ), room AS (
+      SELECT ep.id AS endpoint_id, ep.organization_id,
+             CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
+                  ELSE LEAST(coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int), coalesce(m.lim, ${bounds.startInFlight}::int)) END
+             - coalesce(m.in_flight, 0) AS room
+      FROM webhook_endpoints ep LEFT JOIN mine m ON m.endpoint_id = ep.id
+      WHERE ep.is_active
+    ), offered AS (
+      SELECT r.organization_id, r.endpoint_id, c.id, c.turn
+      FROM room r CROSS JOIN LATERAL (
+        SELECT x.id, row_number() OVER () AS turn FROM (
+          (SELECT d.id FROM webhook_dispatches d
+            WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 1 AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, ${limit}::int))
+          UNION ALL
+          (SELECT d.id FROM webhook_dispatches d
+            WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 0 AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, ${limit}::int))
+          LIMIT LEAST(r.room, ${limit}::int)
+        ) x
+      ) c
+      WHERE r.room > 0
+    ), dealt AS (
+      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, random()) AS org_turn FROM offered
+    ), chosen AS (
+      SELECT id FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
     ), due AS (
-      SELECT id FROM webhook_dispatches
-      WHERE status = 'pending' AND next_attempt_at <= now()
-      ORDER BY priority DESC, next_attempt_at
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED
+      SELECT d.id FROM webhook_dispatches d
+      WHERE d.id IN (SELECT id FROM chosen) AND d.status = 'pending'
+      FOR UPDATE OF d SKIP LOCKED
     ), claimed AS (
       UPDATE webhook_dispatches d
          SET status = 'in_flight', leased_by = ${workerId},
              lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
              attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now()
         FROM due WHERE d.id = due.id
-      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority
+      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at
     )
+    ${claimedRows(sql, bounds)}
+    CROSS JOIN lazy_commit
+    ORDER BY c.priority DESC, c.next_attempt_at`;
+}
+
+/** What a claim returns for the rows of its `claimed` CTE: the dispatch, its event and its endpoint. */
+function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
+  return sql`
     SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts,
            e.event_type, e.created_at AS event_created_at, e.data::text AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
-           ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields
+           ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
+           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
-    JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id
-    CROSS JOIN lazy_commit
-    ORDER BY c.priority DESC`;
+    JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;
+}
+
+/**
+ * Half-open probes (circuit-breaker.ts, takeProbeDeliveries): leases one delivery of each disabled
+ * endpoint whose probe is due to `workerId`, as a claim does. A delivery that had failed for good
+ * starts a new round of attempts.
+ */
+export async function claimProbeDispatches(sql: Sql, workerId: string, leaseMs: number, cooloffMs: number, bounds: ClaimBounds): Promise<ClaimedDispatch[]> {
+  return sql.begin(async (tx) => {
+    const ids = await takeProbeDeliveries(tx, cooloffMs);
+    if (ids.length === 0) return [];
+    return tx<ClaimedDispatch[]>`
+      WITH claimed AS (
+        UPDATE webhook_dispatches d
+           SET status = 'in_flight', leased_by = ${workerId},
+               lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+               attempts = d.attempts + 1,
+               round_attempts = CASE WHEN d.status = 'failed' THEN 1 ELSE d.round_attempts + 1 END,
+               completed_at = NULL, updated_at = now()
+         WHERE d.id = ANY(${ids}::uuid[]) AND d.status IN ('paused', 'failed')
+        RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts
+      )
+      ${claimedRows(tx, bounds)}`;
+  }) as Promise<ClaimedDispatch[]>;
 }
 
 /**
@@ -117,7 +210,7 @@ export async function recordOutcomes(
   sql: Sql,
   workerId: string,
   outcomes: OutcomeRecord[],
-  opts: { circuitBreaker?: CircuitBreakerPolicy | undefined } = {},
+  opts: { circuitBreaker?: CircuitBreakerPolicy | undefined; failingAfterFailures?: number | undefined } = {},
 ): Promise<DisabledEndpoint[]> {
   if (outcomes.length === 0) return [];
   outcomes = outcomes.map(storableOutcome);
@@ -204,18 +297,27 @@ export async function recordOutcomes(
       const exhausted = counters.map((c) => String(c.exhaustedSinceSuccess));
       const reset = counters.map((c) => String(c.sawSuccess));
       const failing = counters.map((c) => String(c.failingSinceSuccess));
+      const failedInRow = counters.map((c) => String(c.failedSinceSuccess));
       // Circuit-breaker state: a success in the batch resets it; failed attempts after the last
       // success extend it (consecutive exhausted deliveries, and since when every attempt failed).
+      // failed_attempts_in_row drives the slow lane and `endpoint.failing` (isolation).
       send(tx`
         UPDATE webhook_endpoints ep
            SET success_count = ep.success_count + c.ok, failure_count = ep.failure_count + c.bad,
                consecutive_failures = CASE WHEN c.reset THEN c.exhausted ELSE ep.consecutive_failures + c.exhausted END,
                failing_since = CASE WHEN NOT c.failing THEN CASE WHEN c.reset THEN NULL ELSE ep.failing_since END
-                                    WHEN c.reset THEN now() ELSE coalesce(ep.failing_since, now()) END
-          FROM (SELECT id, ok::int AS ok, bad::int AS bad, exhausted::int AS exhausted, reset::bool AS reset, failing::bool AS failing
-                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${exhausted}::text[], ${reset}::text[], ${failing}::text[])
-                  AS t(id, ok, bad, exhausted, reset, failing)) c
+                                    WHEN c.reset THEN now() ELSE coalesce(ep.failing_since, now()) END,
+               failed_attempts_in_row = CASE WHEN c.reset THEN c.failed_in_row ELSE ep.failed_attempts_in_row + c.failed_in_row END,
+               failing_notified_at = CASE WHEN c.reset THEN NULL ELSE ep.failing_notified_at END
+          FROM (SELECT id, ok::int AS ok, bad::int AS bad, exhausted::int AS exhausted, reset::bool AS reset, failing::bool AS failing,
+                       failed_in_row::int AS failed_in_row
+                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${exhausted}::text[], ${reset}::text[], ${failing}::text[], ${failedInRow}::text[])
+                  AS t(id, ok, bad, exhausted, reset, failing, failed_in_row)) c
          WHERE ep.id = c.id`);
+      const stillFailing = counters.filter((c) => c.failingSinceSuccess).map((c) => c.endpointId);
+      if (stillFailing.length && (opts.failingAfterFailures ?? 0) > 0) send(emitEndpointFailing(tx, stillFailing, opts.failingAfterFailures ?? 0));
+      const recoveredIds = counters.filter((c) => c.sawSuccess).map((c) => c.endpointId);
+      if (recoveredIds.length) send(reenableProbedEndpoints(tx, recoveredIds));
       if (attempted.some((o) => o.destinationKind === 'n8n')) send(tx`
         UPDATE n8n_workflows w
            SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad,
@@ -316,6 +418,8 @@ type EndpointCounter = {
   sawSuccess: boolean;
   exhaustedSinceSuccess: number;
   failingSinceSuccess: boolean;
+  /** Attempts that failed after the batch's last success (all of them when it had none). */
+  failedSinceSuccess: number;
   /** The batch's last attempt for this endpoint (n8n workflow state). */
   lastStatusCode: number | null;
   lastError: string | null;
@@ -324,15 +428,17 @@ type EndpointCounter = {
 function endpointCounters(outcomes: OutcomeRecord[]): EndpointCounter[] {
   const byEndpoint = new Map<string, EndpointCounter>();
   for (const o of outcomes) {
-    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0, sawSuccess: false, exhaustedSinceSuccess: 0, failingSinceSuccess: false, lastStatusCode: null, lastError: null };
+    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0, sawSuccess: false, exhaustedSinceSuccess: 0, failingSinceSuccess: false, failedSinceSuccess: 0, lastStatusCode: null, lastError: null };
     if (o.success) {
       c.success++;
       c.sawSuccess = true;
       c.exhaustedSinceSuccess = 0;
       c.failingSinceSuccess = false;
+      c.failedSinceSuccess = 0;
     } else {
       c.failure++;
       c.failingSinceSuccess = true;
+      c.failedSinceSuccess++;
       if (o.nextStatus === 'failed') c.exhaustedSinceSuccess++;
     }
     c.lastStatusCode = o.statusCode;

@@ -33,6 +33,11 @@ export type EndpointRow = {
   /** Circuit breaker: deliveries in a row that failed all retries, and since when every attempt failed. */
   consecutive_failures: number;
   failing_since: Date | null;
+  /** Isolation (migration 0020): its own in-flight cap, the slow lane's counter, the failing mark, probes. */
+  max_in_flight: number | null;
+  failed_attempts_in_row: number;
+  failing_notified_at: Date | null;
+  probe_at: Date | null;
   /** Set on endpoints Carteiro manages itself ('operations'). */
   system_role: string | null;
 };
@@ -50,16 +55,17 @@ export type NewEndpoint = {
   rateLimitPerSecond: number | null;
   isActive: boolean;
   includeFields?: IncludeFields | null;
+  maxInFlight?: number | null;
 };
 
 type Db = Sql | TxSql;
 
 export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointRow> {
   const [row] = await sql<EndpointRow[]>`
-    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields)
+    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
-            ${e.includeFields ? sql.json(e.includeFields as never) : null})
+            ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -92,6 +98,7 @@ export type EndpointChanges = Partial<{
   rate_limit_per_second: number | null;
   user_id: string | null;
   include_fields: IncludeFields | null;
+  max_in_flight: number | null;
 }>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
@@ -167,7 +174,11 @@ export async function setEndpointActiveIn(
     UPDATE webhook_endpoints SET is_active = ${active}, disabled_reason = ${active ? null : reason}, updated_at = now(),
            -- enabling closes the circuit breaker: its failure history starts over
            consecutive_failures = CASE WHEN ${active} THEN 0 ELSE consecutive_failures END,
-           failing_since = CASE WHEN ${active} THEN NULL ELSE failing_since END
+           failing_since = CASE WHEN ${active} THEN NULL ELSE failing_since END,
+           failed_attempts_in_row = CASE WHEN ${active} THEN 0 ELSE failed_attempts_in_row END,
+           failing_notified_at = CASE WHEN ${active} THEN NULL ELSE failing_notified_at END,
+           -- an endpoint disabled by hand stays disabled: it is never probed
+           probe_at = NULL, probes = 0
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
     RETURNING *`;
   if (!row) return undefined;
@@ -200,4 +211,44 @@ export async function rotateEndpointSecret(
      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
      RETURNING *`;
   return row;
+}
+
+/**
+ * Recovery after a disabled period (docs/architecture.md, "Isolation"): events of the endpoint's
+ * organization created from `since` (up to `until`) that its filters match and that it was never
+ * given (they arrived while it was disabled, or before it existed) get a delivery to it now. Pending
+ * if the endpoint is active, held (paused) until it is enabled otherwise. At most `limit` per call,
+ * oldest first: `truncated` says to call again. Returns how many were queued.
+ */
+export async function recoverEndpointEvents(
+  sql: Sql,
+  organizationId: string | null,
+  id: string,
+  window: { since: Date; until: Date | null; limit: number },
+): Promise<{ recovered: number; truncated: boolean } | undefined> {
+  return retryOnDeadlock(() => sql.begin(async (tx) => {
+    const [ep] = await tx<{ id: string }[]>`
+      SELECT id FROM webhook_endpoints
+      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid) FOR NO KEY UPDATE`;
+    if (!ep) return undefined;
+    const rows = await tx<{ webhook_event_id: string }[]>`
+      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status)
+      SELECT e.organization_id, e.id, ep.id, e.priority, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END
+      FROM webhook_endpoints ep
+      JOIN webhook_events e ON e.organization_id = ep.organization_id
+      WHERE ep.id = ${id}
+        AND e.created_at >= ${window.since} AND (${window.until}::timestamptz IS NULL OR e.created_at < ${window.until}::timestamptz)
+        AND ep.events && event_type_patterns(e.event_type)
+        AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ep.id)
+      ORDER BY e.created_at
+      LIMIT ${window.limit}
+      RETURNING webhook_event_id`;
+    const eventIds = [...new Set(rows.map((r) => r.webhook_event_id))].sort();
+    if (eventIds.length) {
+      await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+      await refreshEventStatuses(tx as unknown as Sql, eventIds);
+      await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
+    }
+    return { recovered: rows.length, truncated: rows.length === window.limit };
+  }) as Promise<{ recovered: number; truncated: boolean } | undefined>);
 }

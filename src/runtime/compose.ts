@@ -114,6 +114,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     sender = guardSender(createHttpSender({
       connectionsPerOrigin: config.delivery.connectionsPerOrigin,
       timeoutMs: config.delivery.retry.timeoutMs,
+      connectTimeoutMs: config.delivery.connectTimeoutMs,
       responseBodyLimitBytes: config.delivery.responseBodyLimitBytes,
       connect: { lookup: destinations.lookup },
     }), destinations);

@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Ledger } from '../ledger/connection.ts';
-import { claimDueDispatches, recordOutcomes, releaseExpiredLeases, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
+import { claimDueDispatches, claimProbeDispatches, recordOutcomes, releaseExpiredLeases, type ClaimBounds, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
+import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
 import { buildEnvelope } from '../delivery/envelope.ts';
 import { signatureHeaders } from '../delivery/signature.ts';
 import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
@@ -39,8 +40,12 @@ export type DispatcherDeps = {
   sealResponseBody?: (body: string) => string;
 };
 
-/** `buffered`: outcomes delivered and not yet recorded (waiting, or in the write under way). */
-export type DispatcherStats = { workerId: string; inFlight: number; buffered: number; delivered: number; failedAttempts: number };
+/**
+ * `buffered`: outcomes delivered and not yet recorded (waiting, or in the write under way).
+ * `parked`: requests in flight past CARTEIRO_WORKER_PARK_AFTER_MS (slow or silent receivers), which no
+ * longer count against the worker's concurrency.
+ */
+export type DispatcherStats = { workerId: string; inFlight: number; parked: number; buffered: number; delivered: number; failedAttempts: number };
 
 export type Dispatcher = {
   readonly workerId: string;
@@ -60,7 +65,15 @@ const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
-  const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs, maxUnrecorded } = config.worker;
+  const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs, maxUnrecorded, parkAfterMs, maxParked } = config.worker;
+  const isolation = config.isolation;
+  const bounds: ClaimBounds = {
+    defaultMaxInFlight: isolation.maxInFlight,
+    startInFlight: isolation.startInFlight,
+    slowLaneAfterFailures: isolation.slowLaneAfterFailures,
+  };
+  const circuitBreaker = { ...config.circuitBreaker, probeCooloffMs: isolation.probeCooloffMs };
+  const limits = createEndpointLimits(isolation.startInFlight);
   const policy = config.delivery.retry;
   const userAgent = config.delivery.userAgent;
   const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
@@ -68,8 +81,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let running = false;
   let claiming = false;
   let wantClaim = false;
-  let lastClaimWasFull = false;
+  let lastClaimFoundWork = false;
   let inFlight = 0;
+  /**
+   * Deliveries under way that count against `concurrency`, oldest first. One that has waited
+   * parkAfterMs for its receiver leaves this set (it is parked): a silent receiver then holds a socket
+   * and a timer, not one of the slots every other endpoint's work needs.
+   */
+  const active = new Set<Slot>();
+  let parked = 0;
   let buffer: OutcomeRecord[] = [];
   let flushing: Promise<void> | null = null;
   /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
@@ -100,23 +120,28 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Backpressure from the ledger: every claimed delivery becomes an outcome to record. When
           // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
           // piling up outcomes in memory until their leases run out and the work is sent again.
-          const unrecorded = buffer.length + recording + inFlight;
-          const allowance = maxUnrecorded - unrecorded;
+          const unrecorded = buffer.length + recording + active.size;
+          const allowance = parked >= maxParked ? 0 : maxUnrecorded - unrecorded;
           if (allowance <= 0) {
             if (!claimsHeldBack && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
               heldBackLoggedAt = now();
-              log.warn({ unrecorded, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
+              if (parked >= maxParked) log.warn({ parked, maxParked }, 'too many requests wait on slow receivers: claiming paused until some answer or time out');
+              else log.warn({ unrecorded, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
             }
             claimsHeldBack = true;
             break;
           }
-          const room = Math.min(concurrency - inFlight, allowance);
+          const room = Math.min(concurrency - active.size, allowance);
           if (room <= 0) break;
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
-          if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && inFlight > 0) break;
-          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs);
-          lastClaimWasFull = batch.length === want;
+          if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && active.size > 0) break;
+          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view());
+          const full = batch.length === want;
+          // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
+          // (A claim can come back short because endpoints are at their caps, not only when nothing
+          // is due: waiting for the next poll would throttle a capped endpoint to its cap per poll.)
+          lastClaimFoundWork = batch.length > 0;
           for (const d of batch) startDelivery(d);
           // Each row now belongs to its delivery alone, so empty the claim's array. It stayed reachable
           // through young-generation collections until the next full one (the promises that resolved
@@ -124,7 +149,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // long after the row's delivery ended. Measured over 100,000 deliveries of 4 KB: 500 MB
           // promoted to the old generation without this, 155 MB with it (docs/performance.md).
           batch.length = 0;
-          if (!lastClaimWasFull) break;
+          if (!full) break;
         }
       } while (wantClaim && running);
     } catch (err) {
@@ -136,7 +161,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function startDelivery(d: ClaimedDispatch): void {
     inFlight++;
-    deliver(d)
+    const slot: Slot = { startedAt: now(), parked: false, signal: 'neutral' };
+    active.add(slot);
+    limits.started(d.webhook_endpoint_id, d.max_in_flight);
+    deliver(d, slot)
       .catch((err): OutcomeRecord => {
         // Unexpected (e.g. a secret that no key opens): record it as a failed attempt, never drop it.
         log.error({ err, dispatch: d.id }, 'delivery crashed');
@@ -144,13 +172,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       })
       .then((record) => {
         inFlight--;
+        if (slot.parked) parked--;
+        else active.delete(slot);
+        limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight);
         pushOutcome(record);
         if (inFlight === 0) idleWaiters.forEach((w) => w());
-        if (lastClaimWasFull || wantClaim) void claimLoop();
+        if (lastClaimFoundWork || wantClaim) void claimLoop();
       });
   }
 
-  async function deliver(d: ClaimedDispatch): Promise<OutcomeRecord> {
+  async function deliver(d: ClaimedDispatch, slot: Slot): Promise<OutcomeRecord> {
     if (d.rate_limit_per_second) {
       const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
       if (waitMs > 0) return deferred(d, waitMs);
@@ -170,6 +201,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       return h;
     };
     const result = await sender.post(d.url, body, headers);
+    slot.signal = loadSignal(result);
     return outcomeRecord(d, result, now());
   }
 
@@ -260,7 +292,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     recording = batch.length;
     flushing = (async () => {
       try {
-        const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker: config.circuitBreaker });
+        const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures });
         recording = 0;
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
@@ -282,8 +314,35 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return flushing;
   }
 
+  /** Moves deliveries that have waited parkAfterMs for their receiver out of the active slots. */
+  function parkSlowDeliveries(): void {
+    const cutoff = now() - parkAfterMs;
+    // Oldest first (insertion order): stop at the first one still young.
+    for (const slot of active) {
+      if (slot.startedAt > cutoff) break;
+      active.delete(slot);
+      slot.parked = true;
+      parked++;
+    }
+  }
+
+  /** Half-open probes: one trial delivery to each endpoint the circuit breaker disabled, when due. */
+  async function probeDisabledEndpoints(): Promise<void> {
+    if (isolation.probeCooloffMs <= 0) return;
+    try {
+      const probes = await claimProbeDispatches(ledger.sql, workerId, leaseMs, isolation.probeCooloffMs, bounds);
+      for (const d of probes) {
+        log.info({ endpoint: d.webhook_endpoint_id, dispatch: d.id }, 'probing a disabled endpoint with one delivery');
+        startDelivery(d);
+      }
+    } catch (err) {
+      log.error({ err }, 'probing disabled endpoints failed');
+    }
+  }
+
   async function poll(): Promise<void> {
     polls++;
+    parkSlowDeliveries();
     if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
       try {
         const released = await releaseExpiredLeases(ledger.sql);
@@ -291,6 +350,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       } catch (err) {
         log.error({ err }, 'lease sweep failed');
       }
+      if (running) await probeDisabledEndpoints();
     }
     await claimLoop();
   }
@@ -331,9 +391,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       log.info({ workerId, unfinished: inFlight }, 'worker stopped');
     },
     wake: () => void claimLoop(),
-    stats: () => ({ workerId, inFlight, buffered: buffer.length + recording, delivered, failedAttempts }),
+    stats: () => ({ workerId, inFlight, parked, buffered: buffer.length + recording, delivered, failedAttempts }),
   };
 }
+
+type Slot = { startedAt: number; parked: boolean; signal: LoadSignal };
 
 const now = () => Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -63,7 +63,7 @@ describe('recording a batch of outcomes', { skip: BACKEND !== 'postgres' && 'rea
     // made without the batch's values: that is the plan that has to hold up.
     await sql`SET plan_cache_mode = force_generic_plan`;
 
-    const claimed = await claimDueDispatches(sql, 'w-plan-test', 500, 60_000);
+    const claimed = await claimDueDispatches(sql, "w-plan-test", 500, 60_000, { defaultMaxInFlight: 1000, startInFlight: 1000, slowLaneAfterFailures: 0 });
     assert.equal(claimed.length, BATCH);
     await recordOutcomes(sql, 'w-plan-test', claimed.map(delivered));
 

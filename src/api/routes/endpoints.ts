@@ -4,10 +4,10 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
-import { idParams, pageQuery, shortText } from '../schemas.ts';
+import { idParams, isoDate, pageQuery, parseDate, shortText } from '../schemas.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import {
-  deleteEndpoint, findEndpoint, insertEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, updateEndpoint,
+  deleteEndpoint, findEndpoint, insertEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, recoverEndpointEvents, updateEndpoint,
   type EndpointChanges,
 } from '../../ledger/endpoints.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
@@ -25,6 +25,7 @@ const endpointFields = {
   description: { type: ['string', 'null'], maxLength: 2000 },
   metadata: { type: 'object' },
   rate_limit_per_second: { type: ['integer', 'null'], minimum: 1, maximum: 100_000 },
+  max_in_flight: { type: ['integer', 'null'], minimum: 1, maximum: 1000 },
   user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
   include_fields: includeFieldsSchema,
 } as const;
@@ -36,10 +37,14 @@ type EndpointBody = {
   description?: string | null;
   metadata?: Record<string, unknown>;
   rate_limit_per_second?: number | null;
+  max_in_flight?: number | null;
   user_id?: string | null;
   is_active?: boolean;
   include_fields?: IncludeFields | null;
 };
+
+/** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
+const RECOVER_LIMIT = 10_000;
 
 function checkFilters(events: string[] | undefined): void {
   const bad = events?.find((e) => !isValidEventFilter(e));
@@ -85,6 +90,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         rateLimitPerSecond: b.rate_limit_per_second ?? null,
         isActive: b.is_active ?? true,
         includeFields: b.include_fields ?? null,
+        maxInFlight: b.max_in_flight ?? null,
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -135,6 +141,29 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
       },
     );
   }
+
+  app.post<{ Params: { id: string }; Body: { since: string; until?: string } }>(
+    '/endpoints/:id/recover',
+    {
+      schema: {
+        tags,
+        params: idParams,
+        body: {
+          type: 'object', required: ['since'], additionalProperties: false,
+          properties: { since: isoDate, until: isoDate },
+        },
+      },
+    },
+    async (request) => {
+      await load(request);
+      const since = parseDate('since', request.body.since) as Date;
+      const until = parseDate('until', request.body.until) ?? null;
+      if (until && until <= since) throw new ValidationError('until: must be after since', { field: 'until' });
+      const result = await recoverEndpointEvents(ledger.sql, request.tenant.readOrganizationId, request.params.id, { since, until, limit: RECOVER_LIMIT });
+      if (!result) throw new NotFoundError('endpoint', request.params.id);
+      return result;
+    },
+  );
 
   app.post<{ Params: { id: string }; Body: { overlap_seconds?: number } | undefined }>(
     '/endpoints/:id/rotate-secret',

@@ -1,0 +1,215 @@
+/**
+ * Isolation between endpoints and organizations: a receiver that hangs, or one with a deep backlog,
+ * never holds up anyone else's webhooks. Behaviour, not timings: states in the ledger and what the
+ * receivers saw, with deadlines only to stop a hang.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startReceiver, type TestReceiver } from '../support/receiver.ts';
+import { createOrgWithKey, withKey } from '../security/tenancy-helpers.ts';
+
+/**
+ * A receiver that takes every request and answers none of them until released. `open` counts the
+ * requests it holds whose connection is still open (a sender that gives up closes it).
+ */
+async function startHangingReceiver() {
+  const held: ServerResponse[] = [];
+  const received: string[] = [];
+  let open = 0;
+  let maxOpen = 0;
+  let answer: number | null = null;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received.push(String(req.headers['webhook-id']));
+      if (answer !== null) return void res.writeHead(answer).end('ok');
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      res.on('close', () => open--);
+      held.push(res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    get open() { return open; },
+    get maxOpen() { return maxOpen; },
+    resetMax() { maxOpen = open; },
+    /** Answers what it holds, and everything from now on, with `status`. */
+    release(status = 200) {
+      answer = status;
+      for (const res of held.splice(0)) if (!res.writableEnded && !res.destroyed) res.writeHead(status).end('ok');
+    },
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/** Answers every request after `delayMs`; `maxOpen` is the most it held at once. */
+async function startSlowReceiver(delayMs: number) {
+  let open = 0;
+  let maxOpen = 0;
+  const rx = await startReceiver(async () => {
+    open++;
+    maxOpen = Math.max(maxOpen, open);
+    await new Promise((r) => setTimeout(r, delayMs));
+    open--;
+    return { status: 200 };
+  });
+  return Object.assign(rx, { get maxOpen() { return maxOpen; } });
+}
+
+async function dispatchStates(c: TestCarteiro, endpointId: string): Promise<Record<string, number>> {
+  const rows = await c.services.ledger.sql<{ status: string; n: number }[]>`
+    SELECT status, count(*)::int AS n FROM webhook_dispatches WHERE webhook_endpoint_id = ${endpointId} GROUP BY status`;
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+async function batch(c: TestCarteiro, events: Record<string, unknown>[], headers?: Record<string, string>): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < events.length; i += 500) {
+    const res = await c.request('POST', 'events/batch', { events: events.slice(i, i + 500) }, headers);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    ids.push(...res.body.events.map((e: { event_id: string }) => e.event_id));
+  }
+  return ids;
+}
+
+describe('isolation: hanging receivers', () => {
+  let c: TestCarteiro;
+  let healthy: TestReceiver;
+  const hanging: Awaited<ReturnType<typeof startHangingReceiver>>[] = [];
+  before(async () => {
+    healthy = await startReceiver();
+    for (let i = 0; i < 12; i++) hanging.push(await startHangingReceiver());
+    c = await startCarteiro({
+      env: {
+        // Few slots, so that without per-endpoint bounds a dozen silent receivers would hold them all;
+        // a long timeout, so none of their requests ends while the test runs.
+        CARTEIRO_WORKER_CONCURRENCY: '16',
+        CARTEIRO_WORKER_PARK_AFTER_MS: '200',
+        WEBHOOK_TIMEOUT_MS: '120000',
+        CARTEIRO_LEASE_MS: '150000',
+      },
+    });
+  });
+  after(async () => {
+    await Promise.all(hanging.map((h) => h.close()));
+    await c.stop();
+    await healthy.close();
+  });
+
+  test('a healthy endpoint is delivered to while hanging endpoints have work, and none holds more than its cap', async () => {
+    // (the ledger's in_flight count also holds outcomes not yet recorded; the receivers count the wire)
+    const silent = [];
+    for (const [i, h] of hanging.entries()) {
+      silent.push(await createEndpoint(c, { url: `${h.url}/hang-${i}`, events: ['agent.created'], max_in_flight: 3 }));
+    }
+    // A backlog for every hanging endpoint: 40 events each go to all twelve.
+    await batch(c, Array.from({ length: 40 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `h-${i}` } })));
+    await eventually(() => hanging.every((h) => h.open === 3), { what: 'every hanging receiver to hold its cap', timeoutMs: 30_000 });
+
+    // Another organization's endpoint, beside them, gets its events.
+    const org = await createOrgWithKey(c, 'Quiet org');
+    const asQuiet = withKey(c, org.key);
+    const ep = await asQuiet('POST', 'endpoints', { name: 'healthy', url: `${healthy.url}/ok`, events: ['user.registered'] });
+    assert.equal(ep.status, 201, JSON.stringify(ep.body));
+    const ids = await batch(c, Array.from({ length: 30 }, (_, i) => ({ event_type: 'user.registered', data: { user_id: `u-${i}`, email: `u${i}@example.com`, name: 'U' } })), { authorization: `Bearer ${org.key}` });
+    await eventually(() => ids.every((id) => healthy.received.some((r) => r.headers['webhook-id'] === id)), { what: 'all healthy deliveries', timeoutMs: 30_000 });
+
+    // Meanwhile no hanging endpoint held more than its cap, in the ledger or on the wire.
+    for (const [i, h] of hanging.entries()) {
+      assert.equal(h.maxOpen, 3, `hanging receiver ${i} saw at most its cap at once`);
+      const states = await dispatchStates(c, silent[i]!.id);
+      assert.equal(states.in_flight, 3, JSON.stringify(states));
+      assert.equal(states.pending, 37, JSON.stringify(states));
+    }
+    // And once they answer, their backlogs drain: nothing was lost while they hung.
+    for (const h of hanging) h.release();
+    for (const s of silent) {
+      await eventually(async () => (await dispatchStates(c, s.id)).succeeded === 40, { what: `endpoint ${s.id} to drain`, timeoutMs: 60_000 });
+    }
+  });
+});
+
+describe('isolation: slow lane', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    c = await startCarteiro({ env: { WEBHOOK_TIMEOUT_MS: '300', WEBHOOK_MAX_RETRIES: '20', WEBHOOK_RETRY_BASE_DELAY_MS: '10', WEBHOOK_RETRY_MAX_DELAY_MS: '20' } });
+  });
+  after(() => c.stop());
+
+  test('after repeated timeouts an endpoint gets one request at a time until it answers again', async (t) => {
+    const h = await startHangingReceiver();
+    t.after(() => h.close());
+    const ep = await createEndpoint(c, { url: `${h.url}/slow`, events: ['agent.updated'] });
+    await batch(c, Array.from({ length: 30 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `s-${i}` } })));
+    // The first requests time out (at most the start limit at once) ...
+    await eventually(async () => {
+      const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT failed_attempts_in_row AS n FROM webhook_endpoints WHERE id = ${ep.id}`;
+      return row!.n >= 3;
+    }, { what: 'three timeouts in a row', timeoutMs: 30_000 });
+    // ... then it is in the slow lane: once the requests sent before are given up, one at a time.
+    await eventually(() => h.open <= 1, { what: 'the earlier requests to time out', timeoutMs: 30_000 });
+    h.resetMax();
+    const seenBefore = h.received.length;
+    await eventually(() => h.received.length >= seenBefore + 6, { what: 'six more attempts', timeoutMs: 30_000 });
+    assert.ok(h.maxOpen <= 1, `at most one request open in the slow lane, saw ${h.maxOpen}`);
+    assert.ok((await c.request('GET', `endpoints/${ep.id}`)).body.failed_attempts_in_row >= 3);
+
+    // It answers again: the first success takes it out of the slow lane.
+    h.release();
+    await eventually(async () => (await dispatchStates(c, ep.id)).succeeded === 30, { what: 'the backlog to drain', timeoutMs: 60_000 });
+    assert.equal((await c.request('GET', `endpoints/${ep.id}`)).body.failed_attempts_in_row, 0);
+  });
+});
+
+describe('isolation: backlogs', () => {
+  let c: TestCarteiro;
+  let slow: Awaited<ReturnType<typeof startSlowReceiver>>;
+  let fresh: TestReceiver;
+  before(async () => {
+    // 100 ms an answer: an endpoint capped at 4 drains 40/s, so its backlog outlives the test.
+    slow = await startSlowReceiver(100);
+    fresh = await startReceiver();
+    c = await startCarteiro();
+  });
+  after(async () => {
+    await c.stop();
+    await Promise.all([slow.close(), fresh.close()]);
+  });
+
+  test('an endpoint with a deep backlog does not delay a fresh one, of its own organization or another', async () => {
+    const big = await createEndpoint(c, { url: `${slow.url}/big`, events: ['agent.created'], max_in_flight: 4 });
+    await batch(c, Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `b-${i}` } })));
+    await eventually(() => slow.received.length > 0, { what: 'the backlog to start draining' });
+
+    const sameOrg = await createEndpoint(c, { url: `${fresh.url}/same`, events: ['agent.deleted'] });
+    const org = await createOrgWithKey(c, 'Small org');
+    const asSmall = withKey(c, org.key);
+    assert.equal((await asSmall('POST', 'endpoints', { name: 'small', url: `${fresh.url}/other`, events: ['agent.deleted'] })).status, 201);
+    const mine = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'x' } }]);
+    const theirs = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'y' } }], { authorization: `Bearer ${org.key}` });
+    await eventually(() => [...mine, ...theirs].every((id) => fresh.received.some((r) => r.headers['webhook-id'] === id)), { what: 'the fresh endpoints to be delivered to', timeoutMs: 30_000 });
+
+    // Delivered while most of the backlog still waits: they were not queued behind it.
+    const states = await dispatchStates(c, big.id);
+    assert.ok((states.pending ?? 0) > 2000, `the backlog was still there: ${JSON.stringify(states)}`);
+    assert.ok(slow.maxOpen <= 4, `the backlog held at most its cap on the wire, saw ${slow.maxOpen}`);
+    await eventually(async () => (await dispatchStates(c, sameOrg.id)).succeeded === 1, { what: 'the fresh delivery to be recorded' });
+  });
+
+  test('within an endpoint, high priority still goes first', async () => {
+    const ep = await createEndpoint(c, { url: `${slow.url}/prio`, events: ['agent.updated'], max_in_flight: 1 });
+    await batch(c, Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `n-${i}` } })));
+    const [urgent] = await batch(c, [{ event_type: 'agent.updated', priority: 'high', data: { agent_id: 'urgent' } }]);
+    await eventually(() => slow.received.some((r) => r.headers['webhook-id'] === urgent), { what: 'the urgent event', timeoutMs: 30_000 });
+    const order = slow.received.filter((r) => r.path === '/prio').map((r) => r.headers['webhook-id']);
+    // At most the ones already claimed (one in flight, cap 1) can precede it.
+    assert.ok(order.indexOf(urgent!) <= 1, `urgent delivered at position ${order.indexOf(urgent!)}`);
+    assert.ok((await dispatchStates(c, ep.id)).pending! > 10);
+  });
+});
