@@ -14,6 +14,7 @@ import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
 import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
 import { registerInputHardening } from '../security/hardening/input-hardening.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
+import { addIdNormalization } from './id-normalization.ts';
 
 export const API_PREFIX = '/api/webhooks';
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
@@ -57,6 +58,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   // so there a number written as "10" is coerced.
   const bodyAjv = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
   const queryAjv = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  for (const ajv of [bodyAjv, queryAjv]) addIdNormalization(ajv);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
 
   // A POST without a body (curl -X POST …/enable) means "no options": validate it as {}.
