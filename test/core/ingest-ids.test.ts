@@ -60,6 +60,15 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
     assert.deepEqual(await storedIds(org.id), [res.body.events[0].event_id]);
   });
 
+  test('an Idempotency-Key header on a batch is refused (400 naming it) rather than ignored, and nothing is stored', async () => {
+    const org = await createOrgWithKey(c, 'Retrier');
+    const body = { events: [{ event_type: 'agent.created', data: { agent_id: 'r1' } }] };
+    const res = await c.request('POST', 'events/batch', body, { 'x-organization-id': org.id, 'idempotency-key': 'batch-retry-1' });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.details.field, 'headers.idempotency-key');
+    assert.deepEqual(await storedIds(org.id), []);
+  });
+
   test('the group commit stores each event once even when the ledger is handed an id in upper case', async () => {
     const org = await createOrgWithKey(c, 'Direct');
     const ev = (key: string | null, n: number): NewEvent => ({
