@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/config.ts';
 import { compose } from '../../src/runtime/compose.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { redactedUrl } from '../../src/security/log-redaction.ts';
+import { errorHandler } from '../../src/api/error-handler.ts';
 
 test('a key or a user id in a query string never reaches the request log', async () => {
   const lines: string[] = [];
@@ -62,4 +63,18 @@ test('query values are shown only for parameters that name no one and hold no se
   // A parameter no route knows may itself be the secret (?ck_live_…): its name goes too.
   assert.equal(redactedUrl('/x?ck_live_abc123=1&limit=2'), '/x?[redacted]&limit=2');
   assert.equal(redactedUrl('/x?user%5Fid=ana'), '/x?user%5Fid=[redacted]');
+});
+
+test("a client value Postgres refused is logged by its error code, never by Postgres's message quoting the value", () => {
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const err = Object.assign(new Error('invalid input syntax for type json'), {
+    name: 'PostgresError', code: '22P02', detail: 'Token "ana@example.com" is invalid.', where: 'JSON data, line 1: ana@example.com', routine: 'json_errsave_error',
+  });
+  const sent: { status?: number; body?: unknown } = {};
+  const reply = { code(s: number) { sent.status = s; return this; }, headers() { return this; }, send(b: unknown) { sent.body = b; return this; } };
+  errorHandler(err, { log } as never, reply as never);
+  assert.equal(sent.status, 400);
+  assert.ok(lines.length === 1 && lines[0]!.includes('22P02'), lines.join(''));
+  assert.ok(!lines.join('').includes('ana@example.com'), lines.join(''));
 });
