@@ -47,6 +47,13 @@ function refusalFacts(err: unknown): Record<string, unknown> {
   return facts;
 }
 
+/** A Postgres error as logged: its message, code and stack, without the detail and context that quote row values. */
+function withoutQuotedValues(err: unknown): unknown {
+  const e = err as { name?: unknown; message?: unknown; stack?: unknown } | null;
+  if (e?.name !== 'PostgresError') return err;
+  return { type: 'PostgresError', message: e.message, stack: e.stack, ...refusalFacts(err) };
+}
+
 /** Fastify's body errors, which know no limit or media type, as Carteiro's that name them. */
 function fromBodyError(err: unknown, request: FastifyRequest): unknown {
   const code = (err as { code?: unknown })?.code;
@@ -120,7 +127,7 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { body, headers } = toErrorBody(fromBodyError(err, request));
-  if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
+  if (body.statusCode >= 500) request.log.error({ err: withoutQuotedValues(err) }, 'request failed');
   else if (isDataException(err)) request.log.warn({ pg: refusalFacts(err) }, 'a request value was refused by Postgres');
   reply.code(body.statusCode).headers(headers).send(body);
 }

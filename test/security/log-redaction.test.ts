@@ -78,3 +78,16 @@ test("a client value Postgres refused is logged by its error code, never by Post
   assert.ok(lines.length === 1 && lines[0]!.includes('22P02'), lines.join(''));
   assert.ok(!lines.join('').includes('ana@example.com'), lines.join(''));
 });
+
+test("an unexpected Postgres error is logged with its message and code, not with the detail that quotes row values", () => {
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const err = Object.assign(new Error('duplicate key value violates unique constraint "x"'), {
+    name: 'PostgresError', code: '23505', detail: 'Key (user_id)=(ana@example.com) already exists.', constraint_name: 'x',
+  });
+  const reply = { code() { return this; }, headers() { return this; }, send() { return this; } };
+  errorHandler(err, { log } as never, reply as never);
+  const logged = lines.join('');
+  assert.ok(logged.includes('23505') && logged.includes('duplicate key value'), logged);
+  assert.ok(!logged.includes('ana@example.com'), logged);
+});
