@@ -14,6 +14,8 @@ import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
 import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
 import { registerInputHardening } from '../security/hardening/input-hardening.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
+import { addIdNormalization } from './id-normalization.ts';
+import { redactedRequest } from '../security/log-redaction.ts';
 
 export const API_PREFIX = '/api/webhooks';
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
@@ -26,7 +28,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   // Filled as routes are added (onRoute below): lets a router error name the parameter it refused.
   const routePaths: string[] = [];
   const app = Fastify({
-    loggerInstance: services.log.child({ component: 'api' }) as FastifyBaseLogger,
+    // Request lines carry the URL: its query string is redacted (keys, user ids; security/log-redaction.ts).
+    loggerInstance: services.log.child({ component: 'api' }, { serializers: { req: redactedRequest } }) as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
     // Slow or stalled clients are cut off instead of holding sockets forever.
     requestTimeout: config.http.requestTimeoutMs,
@@ -57,6 +60,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   // so there a number written as "10" is coerced.
   const bodyAjv = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
   const queryAjv = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  for (const ajv of [bodyAjv, queryAjv]) addIdNormalization(ajv);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
 
   // A POST without a body (curl -X POST …/enable) means "no options": validate it as {}.

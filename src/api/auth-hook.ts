@@ -8,6 +8,7 @@ import { tenantFor, type Tenant } from './tenant.ts';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
 import { organizationExists } from '../security/tenancy/organization-check.ts';
 import { createAuthFailureLimit } from '../security/tenancy/auth-failure-limit.ts';
+import { isUuid, normalizeId } from './id-normalization.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,8 +18,6 @@ declare module 'fastify' {
     public?: boolean;
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('tenant', null as unknown as Tenant);
@@ -38,9 +37,13 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       await failures?.fail(request.ip);
       throw new UnauthorizedError('invalid API key');
     }
-    const requested = request.headers['x-organization-id'];
+    const orgHeader = request.headers['x-organization-id'];
+    if (orgHeader !== undefined && (typeof orgHeader !== 'string' || !isUuid(orgHeader))) {
+      throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });
+    }
+    // Compared with the key's organization and the ledger's rows as text: one spelling (lower case).
+    const requested = orgHeader === undefined ? undefined : normalizeId(orgHeader);
     if (requested !== undefined) {
-      if (typeof requested !== 'string' || !UUID.test(requested)) throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });
       if (principal.kind === 'organization' && requested !== principal.organizationId) {
         // Known caller, refused: the tenant rides on the request so the audit trail records the attempt.
         request.tenant = tenantFor(principal, undefined);
@@ -54,6 +57,6 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       request.auditTargetId = requested;
       throw new NotFoundError('organization', requested);
     }
-    request.tenant = tenantFor(principal, requested as string | undefined);
+    request.tenant = tenantFor(principal, requested);
   });
 }

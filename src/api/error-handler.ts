@@ -35,6 +35,25 @@ export function isDataException(err: unknown): boolean {
   return e?.name === 'PostgresError' && typeof e.code === 'string' && (e.code.startsWith('22') || e.code === '54000' || e.code === '54001');
 }
 
+/**
+ * What a data exception's log line keeps: which check refused what kind of value, where. Not Postgres's
+ * message, detail or context, which quote the value itself (`Token "ana@example.com" is invalid`):
+ * a client's personal data or secret would land in the log, out of every erasure's reach.
+ */
+function refusalFacts(err: unknown): Record<string, unknown> {
+  const e = err as Record<string, unknown>;
+  const facts: Record<string, unknown> = {};
+  for (const k of ['code', 'routine', 'schema_name', 'table_name', 'column_name', 'data_type', 'constraint_name']) if (e[k] !== undefined) facts[k] = e[k];
+  return facts;
+}
+
+/** A Postgres error as logged: its message, code and stack, without the detail and context that quote row values. */
+function withoutQuotedValues(err: unknown): unknown {
+  const e = err as { name?: unknown; message?: unknown; stack?: unknown } | null;
+  if (e?.name !== 'PostgresError') return err;
+  return { type: 'PostgresError', message: e.message, stack: e.stack, ...refusalFacts(err) };
+}
+
 /** Fastify's body errors, which know no limit or media type, as Carteiro's that name them. */
 function fromBodyError(err: unknown, request: FastifyRequest): unknown {
   const code = (err as { code?: unknown })?.code;
@@ -108,7 +127,7 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { body, headers } = toErrorBody(fromBodyError(err, request));
-  if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
-  else if (isDataException(err)) request.log.warn({ err }, 'a request value was refused by Postgres');
+  if (body.statusCode >= 500) request.log.error({ err: withoutQuotedValues(err) }, 'request failed');
+  else if (isDataException(err)) request.log.warn({ pg: refusalFacts(err) }, 'a request value was refused by Postgres');
   reply.code(body.statusCode).headers(headers).send(body);
 }

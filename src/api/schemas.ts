@@ -1,7 +1,13 @@
 /** JSON-schema pieces shared by the routes. */
 import { EVENT_TYPE_NAME_PATTERN } from '../catalog/builtin-event-types.ts';
+import { LOWERCASE_UUID } from './id-normalization.ts';
 
-export const uuid = { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' } as const;
+/** Either case is accepted, and the value is lower-cased as it is validated (api/id-normalization.ts). */
+export const uuid = {
+  type: 'string',
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  [LOWERCASE_UUID]: true,
+} as const;
 export const idParams = { type: 'object', required: ['id'], properties: { id: uuid }, additionalProperties: false } as const;
 export const eventTypeName = { type: 'string', minLength: 3, maxLength: 200, pattern: EVENT_TYPE_NAME_PATTERN } as const;
 export const shortText = { type: 'string', minLength: 1, maxLength: 200 } as const;

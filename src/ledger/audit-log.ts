@@ -1,6 +1,8 @@
 /**
  * The audit log of management actions (written by security/tenancy/audit-trail.ts), read by the admin.
- * Entries are never deleted; an erasure replaces the erased user's id in them by a pseudonym.
+ * Append-only: entries are never deleted, and never changed by what a caller sends. The one rewrite is
+ * an erasure's, in entries whose subject (subject_user, migration 0017) is the erased user's id in
+ * clear: only entries from before 0017 can hold one, since entries are now written with the pseudonym.
  */
 import type { Sql } from './connection.ts';
 
@@ -14,6 +16,8 @@ export type AuditEntry = {
   route: string;
   path: string;
   targetId: string | null;
+  /** The person the action is about (a route's user id parameter), as its pseudonym. */
+  subjectUser: string | null;
   statusCode: number;
   ip: string | null;
   userAgent: string | null;
@@ -31,6 +35,7 @@ export type AuditRow = {
   route: string;
   path: string;
   target_id: string | null;
+  subject_user: string | null;
   status_code: number;
   ip: string | null;
   user_agent: string | null;
@@ -41,10 +46,13 @@ export type AuditRow = {
 export async function insertAuditEntry(sql: Sql, e: AuditEntry): Promise<void> {
   await sql`
     INSERT INTO audit_log (organization_id, actor_kind, actor_key_id, actor_organization_id, action, method, route, path,
-                           target_id, status_code, ip, user_agent, request_id)
+                           target_id, subject_user, status_code, ip, user_agent, request_id)
     VALUES (${e.organizationId}, ${e.actorKind}, ${e.actorKeyId}, ${e.actorOrganizationId}, ${e.action}, ${e.method}, ${e.route},
-            ${e.path}, ${e.targetId}, ${e.statusCode}, ${e.ip}, ${e.userAgent}, ${e.requestId})`;
+            ${e.path}, ${e.targetId}, ${e.subjectUser}, ${e.statusCode}, ${e.ip}, ${e.userAgent}, ${e.requestId})`;
 }
+
+/** The route parameter that names a person (the routes' `auditPseudonymParam`). */
+export const USER_ID_PARAM = 'user_id';
 
 /** Percent-decoded, or as it is when it is not valid percent-encoding. */
 function decodedSegment(segment: string): string {
@@ -56,35 +64,40 @@ function decodedSegment(segment: string): string {
 }
 
 /**
- * The path with each segment that is `value` (as sent: percent-encoded or not) replaced by
- * `replacement`. Whole segments only: a short user id must not match inside another id.
+ * The path with the segment that stands for route parameter `param` (by position in the route
+ * pattern, e.g. `/api/webhooks/users/:user_id/data`) replaced by `replacement`, when that segment is
+ * `value` (as sent: percent-encoded or not). By position, never by matching text elsewhere: a user id
+ * "users" or "data" must not rename the route's own words.
  */
-export function replacePathSegment(path: string, value: string, replacement: string): string {
-  return path.split('/').map((s) => (s !== '' && decodedSegment(s) === value ? replacement : s)).join('/');
+export function replaceRouteParam(route: string, path: string, param: string, value: string, replacement: string): string {
+  const names = route.split('/');
+  const segments = path.split('/');
+  if (names.length !== segments.length) return path;
+  return segments.map((s, i) => (names[i] === `:${param}` && decodedSegment(s) === value ? replacement : s)).join('/');
 }
 
 /**
- * Erasure: earlier entries that name the user — target_id is the user id, or a path segment is —
- * get the pseudonym in its place, in the organization (every organization when null). The entries
- * stay (who did what, when); only the user id goes. Returns how many were rewritten.
+ * Erasure: entries whose subject is the user (subject_user holds the id in clear: entries from
+ * before migration 0017) get the pseudonym in its place — in subject_user, in target_id when that is
+ * the user id, and in the path segment of the route's user id parameter — in the organization (every
+ * organization when null). Who did what, when, stays. Nothing is chosen by matching text in paths or
+ * targets: an id that merely looks like the user's (an endpoint id, a word of a route) touches no
+ * entry. Returns how many were rewritten.
  */
 export async function pseudonymizeAuditEntries(sql: Sql, organizationId: string | null, userId: string, pseudonym: string): Promise<number> {
-  // Candidates: the id as a whole segment, as sent or percent-encoded (either case of hex digits), so
-  // that a short id ("1") does not fetch every row; replacePathSegment then decides on decoded segments.
-  const rows = await sql<{ id: string; path: string; target_id: string | null }[]>`
-    SELECT id, path, target_id FROM audit_log
-    WHERE (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-      AND (target_id = ${userId}
-           OR strpos(path || '/', ${`/${userId}/`}) > 0
-           OR strpos(lower(path) || '/', ${`/${encodeURIComponent(userId)}/`.toLowerCase()}) > 0)`;
-  const changed = rows
-    .map((r) => ({ id: r.id, path: replacePathSegment(r.path, userId, pseudonym), target: r.target_id === userId ? pseudonym : r.target_id, was: r }))
-    .filter((r) => r.path !== r.was.path || r.target !== r.was.target_id);
-  if (changed.length === 0) return 0;
+  const rows = await sql<{ id: string; route: string; path: string; target_id: string | null }[]>`
+    SELECT id, route, path, target_id FROM audit_log
+    WHERE subject_user = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+  if (rows.length === 0) return 0;
+  const changed = rows.map((r) => ({
+    id: r.id,
+    path: replaceRouteParam(r.route, r.path, USER_ID_PARAM, userId, pseudonym),
+    target: r.target_id === userId ? pseudonym : r.target_id,
+  }));
   await sql`
-    UPDATE audit_log a SET path = r.path, target_id = r.target_id
+    UPDATE audit_log a SET subject_user = ${pseudonym}, path = r.path, target_id = r.target_id
     FROM unnest(${changed.map((r) => r.id)}::uuid[], ${changed.map((r) => r.path)}::text[], ${changed.map((r) => r.target)}::text[]) AS r(id, path, target_id)
-    WHERE a.id = r.id`;
+    WHERE a.id = r.id AND a.subject_user = ${userId}`;
   return changed.length;
 }
 

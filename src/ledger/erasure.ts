@@ -7,8 +7,9 @@
  *     other events' unfinished deliveries to them are cancelled first so those events settle;
  *   - endpoints of other kinds (n8n workflow links) only lose the link (user_id set to NULL), since
  *     the n8n integration owns them;
- *   - audit log entries naming the user (target or path) keep who did what and when, but name the
- *     user only by a pseudonym the caller gives (security/erasure-pseudonym.ts).
+ *   - audit log entries about the user (their subject_user field, migration 0017; only entries from
+ *     before it hold a user id in clear) keep who did what and when, but name the user only by a
+ *     pseudonym the caller gives (security/erasure-pseudonym.ts). No other entry is touched.
  * Events are deleted a batch at a time (one short transaction each).
  */
 import type { Sql } from './connection.ts';

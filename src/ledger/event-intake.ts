@@ -8,6 +8,7 @@ import type { Sql } from './connection.ts';
 import { insertEvents, type InsertResult, type NewEvent } from './events.ts';
 import { LedgerUnavailableError } from '../errors/errors.ts';
 import { withTimeout } from '../util/timeout.ts';
+import { isLedgerDown } from '../api/error-handler.ts';
 
 /**
  * While Postgres restarts, postgres.js keeps queries waiting through its reconnect backoff. A client
@@ -108,9 +109,13 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
         offset += w.events.length;
       }
     } catch (err) {
-      // One bad request must not fail its neighbours: retry each alone when a shared batch fails
-      // (unless the ledger itself is down, which would fail each of them alike).
-      if (batch.length === 1 || err instanceof LedgerUnavailableError) batch.forEach((w) => w.reject(err));
+      // One bad request must not fail its neighbours: retry each alone when a shared batch fails.
+      // That is safe only because insertEvents is one transaction, so a failed group left nothing
+      // committed. Not so when the connection dropped (did the COMMIT land?) or the answer deadline
+      // passed (it may land yet): a retry could store the group's events twice, so each request is
+      // told "unavailable" instead, and a retry with its Idempotency-Key finds what did land.
+      const outcomeUnknown = err instanceof LedgerUnavailableError || isLedgerDown(err);
+      if (batch.length === 1 || outcomeUnknown) batch.forEach((w) => w.reject(err));
       else await Promise.all(batch.map((w) => commit([w])));
     }
   }

@@ -4,6 +4,7 @@
  */
 import { v7 as uuidv7 } from 'uuid';
 import type { Sql } from './connection.ts';
+import { retryOnDeadlock } from './deadlock-retry.ts';
 
 export const PRIORITY = { normal: 0, high: 1 } as const;
 export type PriorityValue = (typeof PRIORITY)[keyof typeof PRIORITY];
@@ -35,9 +36,22 @@ export type InsertResult = StoredEvent & { duplicate: boolean };
 /**
  * Inserts a batch; an idempotency key seen before (in this batch or earlier) returns the first event.
  * Results are in input order.
+ *
+ * All or nothing: the insert and the lookup of the events that lost an idempotency race share one
+ * transaction, so a batch that cannot be answered leaves nothing committed. The group commit retries
+ * the requests of a failed group one by one; had the insert committed on its own, that retry would
+ * store the group's events a second time (under new ids, which receivers cannot de-duplicate).
  */
 export async function insertEvents(sql: Sql, events: NewEvent[], opts: { deferNotify?: boolean } = {}): Promise<InsertResult[]> {
   if (events.length === 0) return [];
+  // Two groups taking the same keys in opposite orders can deadlock; rolled back whole, each runs again.
+  return retryOnDeadlock(async () => (await sql.begin((tx) => insertInTransaction(tx as unknown as Sql, events, opts))) as InsertResult[]);
+}
+
+/** A row's organization and key as one map key; the organization as Postgres writes a uuid (lower case). */
+const keyOf = (organizationId: string, idempotencyKey: string | null) => `${organizationId.toLowerCase()}/${idempotencyKey}`;
+
+async function insertInTransaction(sql: Sql, events: NewEvent[], opts: { deferNotify?: boolean }): Promise<InsertResult[]> {
   // Ids are made here (time-ordered v7) so each input maps to its row without trusting RETURNING order.
   const ids = events.map(() => uuidv7());
   const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
@@ -60,16 +74,19 @@ export async function insertEvents(sql: Sql, events: NewEvent[], opts: { deferNo
   // Whatever was not inserted lost an idempotency race: to a row from an earlier request, or to an
   // earlier input in this same batch. Either way the first event with that key is the answer.
   const firstWithKey = new Map<string, StoredEvent>();
-  for (const row of inserted) if (row.idempotency_key) firstWithKey.set(`${row.organization_id}/${row.idempotency_key}`, row);
-  const unresolved = events.filter((e, i) => !byId.has(ids[i] as string) && !firstWithKey.has(`${e.organizationId}/${e.idempotencyKey}`));
+  for (const row of inserted) if (row.idempotency_key) firstWithKey.set(keyOf(row.organization_id, row.idempotency_key), row);
+  const unresolved = events.filter((e, i) => !byId.has(ids[i] as string) && !firstWithKey.has(keyOf(e.organizationId, e.idempotencyKey)));
   if (unresolved.length) {
+    // A new statement: in READ COMMITTED it sees the row of the transaction the conflict waited for.
     const rows = await findByIdempotencyKeys(sql, unresolved.map((e) => ({ org: e.organizationId, key: e.idempotencyKey as string })));
-    for (const row of rows) firstWithKey.set(`${row.organization_id}/${row.idempotency_key}`, row);
+    for (const row of rows) firstWithKey.set(keyOf(row.organization_id, row.idempotency_key), row);
   }
   return events.map((e, i) => {
     const own = byId.get(ids[i] as string);
     if (own) return { ...own, duplicate: false };
-    const first = firstWithKey.get(`${e.organizationId}/${e.idempotencyKey}`);
+    const first = firstWithKey.get(keyOf(e.organizationId, e.idempotencyKey));
+    // The row it conflicted with is gone (erased or deleted by retention since): throwing rolls this
+    // batch back, and the intake's retry then stores it afresh.
     if (!first) throw new Error(`event with idempotency key ${e.idempotencyKey} was neither inserted nor found`);
     return { ...first, duplicate: true };
   });

@@ -7,9 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, trigger, eventually, testEnv, dropSchema, TEST_ADMIN_KEY, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
+import { createOrgWithKey, withKey } from './tenancy-helpers.ts';
 import { scrubLateAttempts } from '../../src/ledger/erasure.ts';
 import { userPseudonymizer } from '../../src/security/erasure-pseudonym.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { listMigrations } from '../../src/ledger/migrate.ts';
 import { compose } from '../../src/runtime/compose.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
@@ -132,24 +134,30 @@ describe('erasure', () => {
     const user = 'eva@example.com';
     const pseudonym = userPseudonymizer(TEST_ADMIN_KEY)(user);
     await trigger(c, { event_type: 'onboarding.completed', data: { user_id: user } });
-    // Entries that name the user, written before the erasure (as earlier releases wrote them).
+    // Entries that name the user, written before the erasure (as releases before migration 0017 wrote them).
     type Row = { id: string; path: string; target_id: string | null };
     const earlier = async (org: string, path: string, target: string) => (await sql()<Row[]>`
       INSERT INTO audit_log (organization_id, actor_kind, action, method, route, path, target_id, status_code)
       VALUES (${org}, 'admin', 'users.data.delete', 'DELETE', '/api/webhooks/users/:user_id/data', ${path}, ${target}, 200)
       RETURNING id, path, target_id`)[0]!;
     const inDefault = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com/data', user);
-    const inPathOnly = await earlier(DEFAULT_ORG, `/api/webhooks/things/${user}/x`, 'thing-1');
     const inOther = await earlier(OTHER_ORG, '/api/webhooks/users/eva%40example.com/data', user);
     const lookalike = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com.br/data', 'eva@example.com.br');
+    // Not about the user: the id only appears in its path.
+    const inPathOnly = (await sql()<Row[]>`
+      INSERT INTO audit_log (organization_id, actor_kind, action, method, route, path, target_id, status_code)
+      VALUES (${DEFAULT_ORG}, 'admin', 'things.x.update', 'POST', '/api/webhooks/things/:id/x', ${`/api/webhooks/things/${user}/x`}, 'thing-1', 200)
+      RETURNING id, path, target_id`)[0]!;
+    // Migration 0017 gives such entries their subject; it is idempotent, so run it again for these rows.
+    await sql().unsafe(listMigrations().find((m) => m.version === '0017')!.sql);
     const now = async (r: Row) => (await sql()<Row[]>`SELECT id, path, target_id FROM audit_log WHERE id = ${r.id}`)[0];
 
     const scoped = await c.request('DELETE', `users/${encodeURIComponent(user)}/data`, undefined, { 'x-organization-id': DEFAULT_ORG });
     assert.equal(scoped.status, 200);
     assert.equal(scoped.body.user_pseudonym, pseudonym);
-    assert.equal(scoped.body.audit_entries_pseudonymized, 2);
+    assert.equal(scoped.body.audit_entries_pseudonymized, 1);
     assert.deepEqual(await now(inDefault), { id: inDefault.id, path: `/api/webhooks/users/${pseudonym}/data`, target_id: pseudonym });
-    assert.deepEqual(await now(inPathOnly), { id: inPathOnly.id, path: `/api/webhooks/things/${pseudonym}/x`, target_id: 'thing-1' });
+    assert.deepEqual(await now(inPathOnly), inPathOnly, 'an entry about something else is never rewritten');
     assert.deepEqual(await now(inOther), inOther, "another organization's entries stay until that organization's erasure");
     assert.deepEqual(await now(lookalike), lookalike, 'another user whose id merely contains this one');
 
@@ -166,8 +174,32 @@ describe('erasure', () => {
     assert.equal(everywhere.body.audit_entries_pseudonymized, 1);
     const [left] = await sql()<{ n: number }[]>`
       SELECT count(*)::int AS n FROM audit_log
-      WHERE target_id = ${user} OR strpos(path, ${`/${user}/`}) > 0 OR strpos(path, ${`/${encodeURIComponent(user)}/`}) > 0`;
+      WHERE subject_user = ${user} OR target_id = ${user} OR strpos(path, ${`/users/${encodeURIComponent(user)}/`}) > 0`;
     assert.equal(left!.n, 0, 'nothing in the audit log names the user');
+  });
+
+  test("a tenant's erasure cannot rewrite its audit trail: ids that are not the user's, or path words, touch no entry", async () => {
+    const org = await createOrgWithKey(c, 'Rewriter');
+    const asOrg = withKey(c, org.key);
+    const ep = await asOrg('POST', 'endpoints', { name: 'mine', url: `${ok.url}/mine` });
+    assert.equal(ep.status, 201);
+    assert.equal((await asOrg('PATCH', `endpoints/${ep.body.id}`, { name: 'still mine' })).status, 200);
+    // The admin's action on the tenant's endpoint: the tenant must not be able to touch its record.
+    assert.equal((await c.request('POST', `endpoints/${ep.body.id}/rotate-secret`, {}, { 'x-organization-id': org.id })).status, 200);
+    type Row = { id: string; path: string; target_id: string | null; route: string; action: string };
+    const trail = async () => [...await sql()<Row[]>`SELECT id, path, target_id, route, action FROM audit_log WHERE organization_id = ${org.id} ORDER BY id`];
+    const before = await trail();
+    const aboutEndpoint = await c.request('GET', `audit-log?target_id=${ep.body.id}`);
+    assert.equal(aboutEndpoint.body.data.length, 3, JSON.stringify(aboutEndpoint.body));
+
+    for (const userId of [ep.body.id, 'endpoints', 'api', 'webhooks', org.id]) {
+      const res = await asOrg('DELETE', `users/${userId}/data`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.audit_entries_pseudonymized, 0, `erasing "${userId}" rewrote entries`);
+    }
+    const after = await trail();
+    assert.deepEqual(after.slice(0, before.length), before, 'every earlier entry is as it was');
+    assert.equal((await c.request('GET', `audit-log?target_id=${ep.body.id}`)).body.data.length, 3);
   });
 });
 

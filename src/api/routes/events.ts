@@ -81,6 +81,11 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
       },
     },
     async (request, reply) => {
+      // A retried batch with one key for the whole request would look idempotent and store every
+      // event again: each event carries its own idempotency_key instead.
+      if (request.headers['idempotency-key'] !== undefined) {
+        throw new ValidationError('Idempotency-Key does not apply to a batch: give each event its own idempotency_key', { field: 'headers.idempotency-key' });
+      }
       const orgs = await Promise.all(request.body.events.map((e) => writeOrganization(request, e.organization_id, ledger.sql)));
       if (new Set(orgs).size > 1) throw new ValidationError('a batch must belong to one organization', { field: 'events.organization_id' });
       const results = await ingest.ingestMany(orgs[0] as string, request.body.events);

@@ -22,9 +22,12 @@ import { pathOfUrl, productionUrl } from '../../n8n/routing.ts';
 import { seedN8nWorkflows } from '../../n8n/seed.ts';
 import { syncToWorkflow } from '../../n8n/sync.ts';
 import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
+import { isUuid, LOWERCASE_UUID } from '../id-normalization.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const workflowParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
+/** Carteiro's id (a UUID, lower-cased like every other) or n8n's own workflow id (kept as sent). */
+const workflowParams = {
+  type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1, maxLength: 200, [LOWERCASE_UUID]: true } },
+} as const;
 const webhookPath = { type: 'string', minLength: 1, maxLength: 500, pattern: '^[A-Za-z0-9_~.-][A-Za-z0-9_~./-]*$' } as const;
 const workflowFields = {
   workflow_id: { type: 'string', minLength: 1, maxLength: 200 },
@@ -100,7 +103,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
 
   async function load(request: FastifyRequest<{ Params: { id: string } }>): Promise<N8nWorkflowRow> {
     const id = request.params.id;
-    const row = await findN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, UUID.test(id) ? { id } : { workflowId: id });
+    const row = await findN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, isUuid(id) ? { id } : { workflowId: id });
     if (!row) throw new NotFoundError('n8n workflow', id);
     return row;
   }

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { isoDate, parseDate, shortText, uuid } from '../schemas.ts';
+import { LOWERCASE_UUID } from '../id-normalization.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { findEndpoint } from '../../ledger/endpoints.ts';
 import type { JobCatalog } from '../../jobs/job-catalog.ts';
@@ -50,7 +51,8 @@ export async function replayRoutes(app: FastifyInstance, services: Services): Pr
 
   app.get<{ Params: { id: string } }>(
     '/jobs/:id',
-    { schema: { tags, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } } },
+    // Job ids are UUIDs: lower-cased like every other id the API takes.
+    { schema: { tags, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100, [LOWERCASE_UUID]: true } } } } },
     async (request) => {
       const job = await services.jobs.get(request.params.id);
       const owner = (job?.payload as { organizationId?: string | null } | undefined)?.organizationId ?? null;

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { eraseUserData, scrubLateAttempts } from '../../ledger/erasure.ts';
-import { replacePathSegment } from '../../ledger/audit-log.ts';
+import { replaceRouteParam, USER_ID_PARAM } from '../../ledger/audit-log.ts';
 import { userPseudonymizer, type Pseudonymizer } from '../../security/erasure-pseudonym.ts';
 
 /** A worker may record an attempt it had in flight until its lease ends; scrub after that. */
@@ -19,7 +19,9 @@ const LATE_SCRUB_MARGIN_MS = 2_000;
 function requestWithoutUserId(pseudonymize: Pseudonymizer) {
   return (req: FastifyRequest) => {
     const userId = (req.params as { user_id?: unknown } | undefined)?.user_id;
-    const url = typeof userId === 'string' ? replacePathSegment(req.url.split('?')[0] ?? '', userId, pseudonymize(userId)) : '(user data route)';
+    const url = typeof userId === 'string'
+      ? replaceRouteParam(req.routeOptions.url ?? '', req.url.split('?')[0] ?? '', USER_ID_PARAM, userId, pseudonymize(userId))
+      : '(user data route)';
     return { method: req.method, url, host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
   };
 }
@@ -36,7 +38,7 @@ export async function userDataRoutes(app: FastifyInstance, services: Services): 
         summary: 'Erase everything Carteiro holds about a user (LGPD)',
         params: { type: 'object', required: ['user_id'], additionalProperties: false, properties: { user_id: { type: 'string', minLength: 1, maxLength: 200 } } },
       },
-      config: { auditPseudonymParam: 'user_id' },
+      config: { auditPseudonymParam: USER_ID_PARAM },
       logSerializers: { req: requestWithoutUserId(pseudonymize) },
     },
     async (request) => {

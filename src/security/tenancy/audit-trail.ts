@@ -15,12 +15,13 @@
  * the action itself has already happened.
  *
  * A path parameter that names a person (`config: { auditPseudonymParam: 'user_id' }`) is recorded
- * only as its pseudonym (security/erasure-pseudonym.ts), in the target and in the path: the user may
- * be erased, and the log must then hold nothing that re-identifies them.
+ * only as its pseudonym (security/erasure-pseudonym.ts), in the target and in the path, and as the
+ * entry's subject (subject_user): the user may be erased, and the log must then hold nothing that
+ * re-identifies them.
  */
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
-import { insertAuditEntry, replacePathSegment, type AuditEntry } from '../../ledger/audit-log.ts';
+import { insertAuditEntry, replaceRouteParam, type AuditEntry } from '../../ledger/audit-log.ts';
 import { userPseudonymizer, type Pseudonymizer } from '../erasure-pseudonym.ts';
 
 declare module 'fastify' {
@@ -103,7 +104,9 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
   const path = request.url.split('?')[0] ?? '';
   // A person's id (auditPseudonymParam) is replaced by its pseudonym wherever it would appear.
   const person = config?.auditPseudonymParam !== undefined ? params[config.auditPseudonymParam] : undefined;
-  const hidden = typeof person === 'string' ? { id: person, pseudonym: pseudonymize(person) } : null;
+  const hidden = typeof person === 'string' && config?.auditPseudonymParam !== undefined
+    ? { param: config.auditPseudonymParam, id: person, pseudonym: pseudonymize(person) }
+    : null;
   const userAgent = request.headers['user-agent'];
   return {
     organizationId: principal.kind === 'organization' ? principal.organizationId : (orgParam ?? tenant.readOrganizationId ?? fromBody.organizationId ?? null),
@@ -113,8 +116,10 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
     action: config?.auditAction ?? auditActionFor(request.method, route),
     method: request.method,
     route: fullRoute,
-    path: (hidden ? replacePathSegment(path, hidden.id, hidden.pseudonym) : path).slice(0, PATH_MAX),
+    path: (hidden ? replaceRouteParam(fullRoute, path, hidden.param, hidden.id, hidden.pseudonym) : path).slice(0, PATH_MAX),
     targetId: hidden && targetId === hidden.id ? hidden.pseudonym : targetId,
+    // The field an erasure goes by (ledger/audit-log.ts): never a match on path text.
+    subjectUser: hidden?.pseudonym ?? null,
     statusCode: reply.statusCode,
     ip: request.ip ?? null,
     userAgent: typeof userAgent === 'string' ? userAgent.slice(0, USER_AGENT_MAX) : null,
