@@ -187,7 +187,7 @@ describe('self-healing: half-open probes and recovery', () => {
 
   test('a disabled endpoint is probed after a cool-off and re-enabled by itself when it answers; recover re-sends what it missed', async () => {
     const ep = await createEndpoint(c, { url: `${rx.url}/heal`, events: ['agent.created'] });
-    const failed = [];
+    const failed: string[] = [];
     for (let i = 0; i < 2; i++) {
       const id = await trigger(c, { event_type: 'agent.created', data: { agent_id: `f-${i}` } });
       failed.push(id);
