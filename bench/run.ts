@@ -135,7 +135,7 @@ const opts = {
   isolationHanging: [...new Set((args['isolation-hanging'] ?? '0,1,20,200').split(',').map(Number).filter((n) => n >= 0))].sort((a, b) => a - b),
   isolationKinds: (args['isolation-kinds'] ?? 'hang,slow,refuse').split(',').map((s) => s.trim()).filter(Boolean) as NoisyKind[],
   isolationModes: (args['isolation-modes'] ?? 'spread,fanout').split(',').map((s) => s.trim()).filter(Boolean) as IsolationMode[],
-  isolationSeconds: num(args['isolation-seconds'], quick ? 4 : 10),
+  isolationSeconds: num(args['isolation-seconds'], quick ? 4 : 8),
   isolationGraceSeconds: num(args['isolation-grace'], quick ? 4 : 10),
   isolationBacklog: num(args['isolation-backlog'], quick ? 10_000 : 100_000),
   profile: args.profile === true,
