@@ -5,6 +5,7 @@
 //   DATABASE_URL=postgres://… npm run chaos -- --postgres-restart # + a restart of THAT Postgres mid-run
 //   npm run chaos -- --private-postgres                           # own throw-away cluster, restarted mid-run
 //   npm run chaos -- --events 5000 --rate 250                     # smaller
+//   npm run chaos -- --noisy-only                                 # only the noisy-neighbour phase
 //
 // Carteiro runs as real processes (1 API, 2 workers) in a fresh schema on the given Postgres, with
 // REDIS_URL pointed at a redis-server this script starts on a spare loopback port (it is flushed
@@ -25,6 +26,14 @@
 // a second event for the same payload would be a conflict), lost (accepted, never delivered: must
 // be 0), time to recover after each fault, and the API's answers while Postgres was down (503 with
 // Retry-After, never a 500, never a hang).
+//
+// Then a noisy-neighbour phase (skipped with --noisy-events 0): healthy endpoints beside endpoints
+// that hang, answer slowly (under the timeout) or refuse connections, each on its own loopback port,
+// all subscribed to every event of the phase; `--noisy-events` more events at `--noisy-rate`, a
+// worker SIGKILLed halfway. Its ledger: every accepted event has a dispatch for every endpoint; every
+// healthy dispatch delivered (the receiver saw each event at each healthy path) and succeeded; every
+// slow one succeeded or still owed; hanging and refusing ones still owed (pending, in flight, held)
+// or given up after the retry budget with their attempts recorded — none missing.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +42,8 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { Redis } from 'ioredis';
 import { nowMs } from './lib/envelope.ts';
-import { startReceiver, type FlapConfig } from './lib/receiver.ts';
+import { startReceiver, type FlapConfig, type ReceiverHandle } from './lib/receiver.ts';
+import { startNoisyReceivers, type NoisyKind, type NoisyReceivers, type NoisyStats } from './lib/noisy-receivers.ts';
 import { redisServerVersion, startRedisServer, type OwnRedis } from './lib/redis-server.ts';
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from './lib/private-postgres.ts';
 import {
@@ -72,6 +82,10 @@ const { values: args } = parseArgs({
     'payload-bytes': { type: 'string', default: '512' },
     'client-connections': { type: 'string', default: '2048' },
     'log-level': { type: 'string', default: 'warn' },
+    'noisy-events': { type: 'string', default: '1000' },
+    'noisy-rate': { type: 'string', default: '100' },
+    'noisy-per-kind': { type: 'string', default: '3' },
+    'noisy-only': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -79,11 +93,21 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log('usage: npm run chaos -- [--events 20000] [--rate 400] [--kill-every 4] [--workers 2] [--postgres-restart | --private-postgres]\n' +
-    '                         [--postgres-down-seconds 4] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\nsee docs/performance.md');
+    '                         [--postgres-down-seconds 4] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\n' +
+    '                         [--noisy-events 1000] [--noisy-rate 100] [--noisy-per-kind 3] [--noisy-only]\nsee docs/performance.md');
   process.exit(0);
 }
 
-const EVENTS = Number(args.events);
+const NOISY_ONLY = args['noisy-only'] === true;
+// --noisy-only: the fault phase offers nothing and injects nothing; the noisy-neighbour phase runs alone.
+const EVENTS = NOISY_ONLY ? 0 : Number(args.events);
+const NOISY_EVENTS = Math.max(0, Number(args['noisy-events']));
+const NOISY_RATE = Math.max(1, Number(args['noisy-rate']));
+const NOISY_PER_KIND = Math.max(1, Number(args['noisy-per-kind']));
+const NOISY_HEALTHY = 2;
+const NOISY_EVENT_TYPE = 'chaos.noisy';
+// Slow receivers answer under the chaos timeout (WEBHOOK_TIMEOUT_MS 2000): slow, not failing.
+const NOISY_SLOW_MS = 1_500;
 const RATE = Number(args.rate);
 const KILL_EVERY_MS = Number(args['kill-every']) * 1000;
 const WORKERS = Math.max(1, Number(args.workers));
@@ -181,8 +205,10 @@ class Producer {
   #retryTimers = new Set<NodeJS.Timeout>();
   #offered = 0;
   #runId: string;
-  constructor(baseUrl: string, runId: string) {
+  #eventType: string;
+  constructor(baseUrl: string, runId: string, eventType = BENCH_EVENT_TYPE) {
     this.#runId = runId;
+    this.#eventType = eventType;
     this.#pool = new Pool(baseUrl, { connections: CLIENT_CONNECTIONS, keepAliveTimeout: 60_000 });
   }
 
@@ -222,7 +248,7 @@ class Producer {
         method: 'POST',
         path: '/api/webhooks/trigger',
         headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': `${this.#runId}-${seq}` },
-        body: JSON.stringify({ event_type: BENCH_EVENT_TYPE, data: { seq, sent_at_ms: at, pad: PAYLOAD_PAD } }),
+        body: JSON.stringify({ event_type: this.#eventType, data: { seq, sent_at_ms: at, pad: PAYLOAD_PAD } }),
         headersTimeout: CLIENT_TIMEOUT_MS,
         bodyTimeout: CLIENT_TIMEOUT_MS,
       });
@@ -329,7 +355,7 @@ async function main(): Promise<void> {
     const offerMs = (EVENTS / RATE) * 1000;
     const t0 = performance.now();
     const at = (fraction: number) => t0 + offerMs * fraction;
-    let stopFaults = false;
+    let stopFaults = NOISY_ONLY;
 
     // Worker kills, every KILL_EVERY_MS while events are offered.
     const killer = (async () => {
@@ -507,8 +533,30 @@ async function main(): Promise<void> {
 
     ok = ledger.lost === 0 && ledger.acceptedButNotInLedger === 0 && ledger.duplicatesWithOtherWebhookId === 0 && ledger.producerGaveUp === 0 &&
       counts.failed === 0 && !!drained && (!pgOutage.window || (!outageStatus['500'] && !outageStatus.timeout && outage503WithoutRetryAfter === 0));
-    printLedger(ledger, faults, report.postgresOutage);
+    if (NOISY_ONLY) console.log('\nfault phase skipped (--noisy-only)');
+    else printLedger(ledger, faults, report.postgresOutage);
     if (unexpectedExits.length) console.log(`\nworkers that exited on their own (restarted by the harness): ${unexpectedExits.map((e) => `${e.pid} (${e.how})`).join(', ')}`);
+
+    if (NOISY_EVENTS > 0) {
+      const noisy = await noisyNeighbourPhase({
+        apiUrl,
+        sql,
+        runId,
+        killOne: async () => {
+          const victim = workers.find((w) => ready.has(w) && !w.exited());
+          if (!victim) return null;
+          workers.splice(workers.indexOf(victim), 1);
+          retired.push(victim);
+          await victim.kill();
+          await sleep(300);
+          void spawnWorker();
+          return victim.pid;
+        },
+        workersReady: () => until(async () => workers.every((w) => ready.has(w) || w.exited()), 60_000, 100).then(() => {}),
+      });
+      report.noisyNeighbour = noisy;
+      ok = ok && noisy.ok;
+    }
   } finally {
     supervising = false;
     await producer?.close();
@@ -527,6 +575,148 @@ async function main(): Promise<void> {
   writeFileSync(out, JSON.stringify({ ok, ...report }, null, 2));
   console.log(`\n${ok ? 'PASS' : 'FAIL'}: results in ${out}`);
   process.exitCode = ok ? 0 : 1;
+}
+
+// --- the noisy-neighbour phase ------------------------------------------------------------------------------
+
+type NoisyPhaseContext = {
+  apiUrl: string;
+  sql: Sql;
+  runId: string;
+  /** SIGKILLs one running worker and starts another in its place; its pid, or null when none was up. */
+  killOne(): Promise<number | null>;
+  workersReady(): Promise<void>;
+};
+
+type NoisyEndpointKind = NoisyKind | 'healthy';
+
+async function noisyNeighbourPhase(c: NoisyPhaseContext) {
+  const kinds: NoisyKind[] = ['hang', 'slow', 'refuse'];
+  const endpointCount = NOISY_HEALTHY + kinds.length * NOISY_PER_KIND;
+  log(`noisy neighbours: ${NOISY_HEALTHY} healthy endpoints beside ${NOISY_PER_KIND} hanging, ${NOISY_PER_KIND} slow (${NOISY_SLOW_MS} ms) and ` +
+    `${NOISY_PER_KIND} refusing, each on its own port; ${NOISY_EVENTS.toLocaleString('en-US')} events at ${NOISY_RATE}/s to all ${endpointCount}`);
+  let healthyRx: ReceiverHandle | null = null;
+  const noisy = new Map<NoisyKind, NoisyReceivers>();
+  let producer: Producer | null = null;
+  try {
+    healthyRx = await startReceiver();
+    for (const k of kinds) noisy.set(k, await startNoisyReceivers(k, NOISY_PER_KIND, { slowMs: NOISY_SLOW_MS }));
+    await registerBenchEventType(c.apiUrl, NOISY_EVENT_TYPE);
+    const healthyPaths: string[] = [];
+    const endpoints: { name: string; url: string; kind: NoisyEndpointKind }[] = [];
+    for (let i = 1; i <= NOISY_HEALTHY; i++) {
+      endpoints.push({ name: `noisy-healthy-${i}`, url: `${healthyRx.url}/n${i}`, kind: 'healthy' });
+      healthyPaths.push(`${new URL(healthyRx.url).pathname}/n${i}`);
+    }
+    for (const k of kinds) (noisy.get(k) as NoisyReceivers).urls.forEach((url, i) => endpoints.push({ name: `noisy-${k}-${i + 1}`, url, kind: k }));
+    const kindById = new Map<string, NoisyEndpointKind>();
+    for (const e of endpoints) {
+      const r = await api(c.apiUrl, 'POST', 'endpoints', { name: e.name, url: e.url, events: [NOISY_EVENT_TYPE] });
+      if (r.status !== 201) throw new Error(`endpoint ${e.name}: ${r.status} ${JSON.stringify(r.body)}`);
+      kindById.set(r.body.id as string, e.kind);
+    }
+    await c.workersReady();
+
+    producer = new Producer(c.apiUrl, `${c.runId}-noisy`, NOISY_EVENT_TYPE);
+    const offerMs = (NOISY_EVENTS / NOISY_RATE) * 1000;
+    const killer = (async () => {
+      await sleep(offerMs / 2);
+      const pid = await c.killOne();
+      if (pid !== null) log(`noisy neighbours: SIGKILL worker ${pid} halfway; starting a new one`);
+      return pid;
+    })();
+    await producer.run(NOISY_EVENTS, NOISY_RATE, offerMs + 120_000);
+    const killed = await killer;
+    await c.workersReady();
+    const accepted = producer.accepted.size;
+    log(`noisy neighbours: offered ${producer.offered}, accepted ${accepted}; waiting for the healthy endpoints (≤ ${DRAIN_TIMEOUT_MS / 1000} s), then the slow ones (≤ 60 s)`);
+    const t0 = nowMs();
+    const rx = healthyRx;
+    const healthyDone = await until(async () => ((await rx.stats()).uniqueIds >= accepted * NOISY_HEALTHY ? true : null), DRAIN_TIMEOUT_MS, 250);
+    const healthyMs = nowMs() - t0;
+    // The slow endpoints' deliveries finished, and the healthy ones recorded (the ledger is written a
+    // moment after the receiver answers).
+    const slowIds = [...kindById].filter(([, k]) => k === 'slow').map(([id]) => id);
+    const healthyIds = [...kindById].filter(([, k]) => k === 'healthy').map(([id]) => id);
+    await until(async () => {
+      const [r] = await c.sql<{ owed: number; healthy: number }[]>`
+        SELECT count(*) FILTER (WHERE webhook_endpoint_id = ANY(${slowIds}::uuid[]) AND status NOT IN ('succeeded', 'failed'))::int AS owed,
+               count(*) FILTER (WHERE webhook_endpoint_id = ANY(${healthyIds}::uuid[]) AND status = 'succeeded')::int AS healthy
+        FROM webhook_dispatches`;
+      return r && r.owed === 0 && r.healthy >= accepted * NOISY_HEALTHY ? true : null;
+    }, 60_000, 500);
+
+    // --- the ledger of the phase ---
+    const rxStats = await rx.stats();
+    const seen = new Set(await rx.ids());
+    const eventIds = [...producer.accepted.values()].map((a) => a.eventId);
+    let healthyMissing = 0;
+    for (const id of eventIds) for (const p of healthyPaths) if (!seen.has(`${p} ${id}`)) healthyMissing++;
+    const rows = await c.sql<{ endpoint: string; status: string; n: number; attempted: number }[]>`
+      SELECT d.webhook_endpoint_id::text AS endpoint, d.status::text AS status, count(*)::int AS n, count(*) FILTER (WHERE d.attempts > 0)::int AS attempted
+      FROM webhook_dispatches d JOIN webhook_events e ON e.id = d.webhook_event_id
+      WHERE e.event_type = ${NOISY_EVENT_TYPE}
+      GROUP BY 1, 2`;
+    const byKind: Record<string, Record<string, number>> = {};
+    const failedUnattempted: Record<string, number> = {};
+    for (const r of rows) {
+      const k = kindById.get(r.endpoint) ?? 'unknown';
+      (byKind[k] ??= {})[r.status] = (byKind[k]?.[r.status] ?? 0) + r.n;
+      if (r.status === 'failed' && r.attempted < r.n) failedUnattempted[k] = (failedUnattempted[k] ?? 0) + (r.n - r.attempted);
+    }
+    const [missing] = await c.sql<{ events: number; without: number }[]>`
+      SELECT count(*)::int AS events, count(*) FILTER (WHERE (SELECT count(*) FROM webhook_dispatches d WHERE d.webhook_event_id = e.id) <> ${endpointCount})::int AS without
+      FROM webhook_events e WHERE e.event_type = ${NOISY_EVENT_TYPE}`;
+    const dbIds = new Set((await c.sql<{ id: string }[]>`SELECT id FROM webhook_events WHERE event_type = ${NOISY_EVENT_TYPE}`).map((r) => r.id));
+    const acceptedNotStored = eventIds.filter((id) => !dbIds.has(id)).length;
+    const noisyStats: Record<string, NoisyStats> = {};
+    for (const [k, h] of noisy) noisyStats[k] = await h.stats();
+    const total = (k: string) => Object.values(byKind[k] ?? {}).reduce((a, b) => a + b, 0);
+    const owed = (k: string) => total(k) - (byKind[k]?.succeeded ?? 0) - (byKind[k]?.failed ?? 0);
+    const ledger = {
+      offered: producer.offered,
+      accepted,
+      producerGaveUp: producer.gaveUp.size,
+      acceptedButNotInLedger: acceptedNotStored,
+      eventsWithoutEveryDispatch: missing?.without ?? 0,
+      healthy: { expected: accepted * NOISY_HEALTHY, delivered: rxStats.uniqueIds, missing: healthyMissing, duplicates: rxStats.duplicates, duplicatesWithOtherWebhookId: rxStats.seqConflicts, allDeliveredAfterOfferMs: healthyDone ? healthyMs : null, latencyMs: rxStats.latencyMs },
+      dispatches: byKind,
+      owed: Object.fromEntries(['healthy', ...kinds].map((k) => [k, owed(k)])),
+      failedWithoutAttempt: failedUnattempted,
+      noisyReceivers: noisyStats,
+      workerKilled: killed,
+    };
+    const healthyRows = total('healthy');
+    const healthyOk = healthyMissing === 0 && (byKind.healthy?.succeeded ?? 0) === accepted * NOISY_HEALTHY && healthyRows === accepted * NOISY_HEALTHY;
+    const slowOk = (byKind.slow?.failed ?? 0) === 0 && (byKind.slow?.succeeded ?? 0) <= noisyStats.slow!.answered;
+    const noneLost = acceptedNotStored === 0 && (missing?.without ?? 0) === 0 && (missing?.events ?? 0) === accepted && Object.keys(failedUnattempted).length === 0 &&
+      ['healthy', ...kinds].every((k) => total(k) === accepted * (k === 'healthy' ? NOISY_HEALTHY : NOISY_PER_KIND));
+    const phaseOk = healthyOk && slowOk && noneLost && producer.gaveUp.size === 0 && rxStats.seqConflicts === 0;
+    printNoisyLedger(ledger, phaseOk);
+    return { ok: phaseOk, ...ledger };
+  } finally {
+    await producer?.close();
+    for (const h of noisy.values()) await h.stop();
+    await healthyRx?.stop();
+  }
+}
+
+function printNoisyLedger(l: Record<string, any>, ok: boolean): void {
+  const row = (k: string, v: unknown, note = '') => console.log(`  ${k.padEnd(34)} ${String(v).padStart(10)}  ${note}`);
+  const lat = l.healthy.latencyMs;
+  console.log('\nnoisy neighbours');
+  row('events offered', l.offered);
+  row('accepted (202)', l.accepted, l.producerGaveUp ? `${l.producerGaveUp} never accepted` : '');
+  row('accepted but not in the ledger', l.acceptedButNotInLedger, 'must be 0');
+  row('events missing a dispatch', l.eventsWithoutEveryDispatch, 'must be 0');
+  row('healthy deliveries', `${l.healthy.delivered}/${l.healthy.expected}`, `missing ${l.healthy.missing} (must be 0), dup ${l.healthy.duplicates}, under another id ${l.healthy.duplicatesWithOtherWebhookId}; ` +
+    `all in ${l.healthy.allDeliveredAfterOfferMs === null ? 'NOT within the drain timeout' : `${(l.healthy.allDeliveredAfterOfferMs / 1000).toFixed(1)} s after the last 202`}; p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`);
+  for (const k of ['healthy', 'slow', 'hang', 'refuse']) row(`dispatches: ${k}`, JSON.stringify(l.dispatches[k] ?? {}), `still owed ${l.owed[k]}`);
+  if (Object.keys(l.failedWithoutAttempt).length) row('given up without an attempt', JSON.stringify(l.failedWithoutAttempt), 'must be none');
+  for (const [k, s] of Object.entries(l.noisyReceivers as Record<string, NoisyStats>)) {
+    if (k !== 'refuse') row(`${k} receivers`, `${s.requests} req`, `${s.answered} answered, ${s.openSockets} sockets open (peak ${s.peakOpenSockets})`);
+  }
+  console.log(`  ${ok ? 'PASS' : 'FAIL'}: healthy all delivered, slow succeeded or owed, hanging/refusing owed or given up with attempts, none missing`);
 }
 
 function printLedger(l: Record<string, any>, fs: Fault[], pg: unknown): void {

@@ -21,6 +21,8 @@
 //   memory     peak RSS of API and worker, small backlog vs large
 //   retries    receiver failing 30% of requests: deliveries/s and correctness
 //   embedded   `carteiro start` on embedded PGlite (no servers)
+//   isolation  a healthy endpoint's latency beside 0/1/20/200 hanging, slow or refusing endpoints,
+//              and a small organization's beside another draining a 100,000-event backlog
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +37,8 @@ import { runSeedBaseline, type SeedBaselineResult } from './baseline/seed-design
 import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
+import { kindWord, runNoisyCase, runOrganizations, type IsolationMode, type IsolationOptions, type NoisyCaseResult, type OrganizationsResult, type Percentiles } from './lib/isolation.ts';
+import type { NoisyKind } from './lib/noisy-receivers.ts';
 import {
   BENCH_ADMIN_KEY,
   BENCH_EVENT_TYPE,
@@ -63,7 +67,7 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded'] as const;
+const SECTIONS = ['ceiling', 'seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -85,6 +89,12 @@ const { values: args } = parseArgs({
     'scale-slow-events': { type: 'string' },
     fanout: { type: 'string', default: '1,5' },
     connections: { type: 'string', default: '64' },
+    'isolation-hanging': { type: 'string', default: '0,1,20,200' },
+    'isolation-kinds': { type: 'string', default: 'hang,slow,refuse' },
+    'isolation-modes': { type: 'string', default: 'spread,fanout' },
+    'isolation-seconds': { type: 'string' },
+    'isolation-grace': { type: 'string' },
+    'isolation-backlog': { type: 'string' },
     profile: { type: 'boolean', default: false },
     analyze: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
@@ -120,6 +130,14 @@ const opts = {
   scaleSlowEvents: num(args['scale-slow-events'], quick ? 2_000 : 10_000),
   fanout: (args.fanout ?? '1,5').split(',').map(Number).filter((n) => n > 0),
   connections: num(args.connections, 64),
+  // The isolation section: noisy-endpoint counts and kinds, which runs, the spread run's window (the
+  // fan-out run's is twice as long: a tenth of the events), the grace for late deliveries, the backlog.
+  isolationHanging: [...new Set((args['isolation-hanging'] ?? '0,1,20,200').split(',').map(Number).filter((n) => n >= 0))].sort((a, b) => a - b),
+  isolationKinds: (args['isolation-kinds'] ?? 'hang,slow,refuse').split(',').map((s) => s.trim()).filter(Boolean) as NoisyKind[],
+  isolationModes: (args['isolation-modes'] ?? 'spread,fanout').split(',').map((s) => s.trim()).filter(Boolean) as IsolationMode[],
+  isolationSeconds: num(args['isolation-seconds'], quick ? 4 : 8),
+  isolationGraceSeconds: num(args['isolation-grace'], quick ? 4 : 10),
+  isolationBacklog: num(args['isolation-backlog'], quick ? 10_000 : 100_000),
   profile: args.profile === true,
   analyze: args.analyze === true,
   logLevel: args['log-level'] ?? 'warn',
@@ -130,6 +148,8 @@ const REDIS_URL = process.env.REDIS_URL || undefined;
 const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
 const skip = new Set((args.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 for (const s of [...(only ?? []), ...skip]) if (!(SECTIONS as readonly string[]).includes(s)) fail(`unknown section "${s}" (sections: ${SECTIONS.join(', ')})`);
+for (const k of opts.isolationKinds) if (!['hang', 'slow', 'refuse'].includes(k)) fail(`unknown --isolation-kinds "${k}" (hang, slow, refuse)`);
+for (const m of opts.isolationModes) if (!['spread', 'fanout'].includes(m)) fail(`unknown --isolation-modes "${m}" (spread, fanout)`);
 const wanted = (s: Section): boolean => (only ? only.has(s) : true) && !skip.has(s);
 
 function fail(msg: string): never {
@@ -141,6 +161,8 @@ function readHeader(): string {
   return 'usage: npm run bench -- [--quick] [--only a,b] [--skip a,b] [--events N] [--seed-events N] [--retry-events N]\n' +
     '                         [--embedded-events N] [--rate N] [--sweep-rates 250,500] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
     '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
+    '                         [--isolation-hanging 0,1,20,200] [--isolation-kinds hang,slow,refuse] [--isolation-modes spread,fanout]\n' +
+    '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N]\n' +
     `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`;
 }
 
@@ -867,6 +889,123 @@ async function sectionEmbedded(rx: ReceiverHandle): Promise<void> {
   }
 }
 
+/**
+ * Isolation (bench/lib/isolation.ts): the healthy endpoint's accepted → delivered p50/p95/p99 beside
+ * 0, 1, 20 and 200 hanging, slow (5 s) and refusing endpoints, at the default 30 s timeout, in two
+ * runs (100 events/s spread over the noisy endpoints; 10 events/s to all of them), each as a ratio
+ * to the same run with no noisy endpoint; then a small organization's latency while another drains
+ * a backlog, against its latency alone. Each case is a fresh schema and fresh Carteiro processes.
+ */
+async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
+  const io: IsolationOptions = {
+    databaseUrl: DATABASE_URL as string,
+    redisUrl: REDIS_URL,
+    logLevel: opts.logLevel,
+    payloadBytes: opts.payloadBytes,
+    spreadRate: 100,
+    fanoutRate: 10,
+    warmupMs: (quick ? 2 : 3) * 1000,
+    spreadMs: opts.isolationSeconds * 1000,
+    fanoutMs: opts.isolationSeconds * 2 * 1000,
+    graceMs: opts.isolationGraceSeconds * 1000,
+    slowMs: 5_000,
+    orgBacklog: opts.isolationBacklog,
+    orgRate: 10,
+    orgMs: opts.isolationSeconds * 2 * 1000,
+    log,
+  };
+  const started = performance.now();
+  const cases: NoisyCaseResult[] = [];
+  const out: { cases: NoisyCaseResult[]; organizations?: OrganizationsResult; ms?: number } = { cases };
+  details.isolation = out;
+  const ms = (v: number, lower: boolean) => `${lower ? '≥ ' : ''}${f0(v, 1)}`;
+  const pct = (p: Percentiles) => `p50 ${ms(p.p50, p.lowerBound.p50)}, p95 ${ms(p.p95, p.lowerBound.p95)}, p99 ${ms(p.p99, p.lowerBound.p99)} ms`;
+  const caseTime = (c: NoisyCaseResult) => `window ${f0(c.windowMs / 1000)} s, case ${f0(c.ms.total / 1000, 1)} s`;
+  const undelivered = (p: Percentiles) => (p.delivered < p.accepted ? `, ${p.accepted - p.delivered} NOT DELIVERED within ${f0(opts.isolationGraceSeconds)} s (counted at their wait so far)` : '');
+  for (const mode of opts.isolationModes) {
+    const rate = mode === 'spread' ? io.spreadRate : io.fanoutRate;
+    const runName = mode === 'spread' ? `${rate} ev/s, each also to 1 noisy endpoint in turn` : `${rate} ev/s, fan-out to every noisy endpoint`;
+    // The 0-noisy run is the same whatever the kind: measured once per mode.
+    let base: NoisyCaseResult | null = null;
+    if (opts.isolationHanging.includes(0)) {
+      try {
+        base = await runNoisyCase(rx, io, mode, 'hang', 0);
+        cases.push(base);
+        fig({
+          section: 'isolation',
+          name: `${runName}: healthy p99, 0 noisy endpoints`,
+          value: base.latency.p99,
+          unit: 'ms',
+          note: `${pct(base.latency)}; ${base.latency.delivered}/${base.latency.accepted} delivered${undelivered(base.latency)}; ${caseTime(base)}`,
+        });
+      } catch (err) {
+        errors[`isolation ${mode} 0`] = (err as Error).stack ?? String(err);
+        log(`isolation ${mode} 0 FAILED: ${(err as Error).message}`);
+      }
+    }
+    for (const kind of opts.isolationKinds) {
+      for (const n of opts.isolationHanging.filter((x) => x > 0)) {
+        let c: NoisyCaseResult;
+        try {
+          c = await runNoisyCase(rx, io, mode, kind, n);
+        } catch (err) {
+          errors[`isolation ${mode} ${kind} ${n}`] = (err as Error).stack ?? String(err);
+          log(`isolation ${mode} ${kind} ${n} FAILED: ${(err as Error).message}`);
+          continue;
+        }
+        cases.push(c);
+        const b = base?.latency;
+        const r = (k: 'p50' | 'p95' | 'p99') => (b ? `${f0(c.latency[k] / Math.max(b[k], 0.001), 2)}×` : '—');
+        const complete = c.latency.delivered === c.latency.accepted && c.latency.accepted > 0;
+        const pass = !b ? null : complete && c.latency.p99 <= 2 * b.p99 && c.latency.p99 <= 250;
+        const s = c.noisyStats;
+        fig({
+          section: 'isolation',
+          name: `${runName}: healthy p99, ${n} ${kindWord(kind)}`,
+          value: c.latency.p99,
+          unit: 'ms',
+          target: `≤ 2× 0-noisy${b ? ` (${f0(2 * b.p99, 1)} ms)` : ''} and ≤ 250 ms`,
+          pass,
+          note: `${pct(c.latency)}; vs 0 noisy: p50 ${r('p50')}, p95 ${r('p95')}, p99 ${r('p99')}; ${c.latency.delivered}/${c.latency.accepted} delivered${undelivered(c.latency)}` +
+            `${s ? `; noisy receivers got ${s.requests} requests on ${s.serversHit}/${n} ports, ${s.openSockets} sockets open at the end (peak ${s.peakOpenSockets})` : ''}` +
+            `${c.offered.errors || c.offered.dropped ? `; POST errors ${c.offered.errors}, dropped ${c.offered.dropped}` : ''}; ${caseTime(c)}`,
+        });
+      }
+    }
+  }
+  try {
+    const org = await runOrganizations(rx, io);
+    out.organizations = org;
+    const u = org.unloaded;
+    const l = org.loaded;
+    const complete = l.delivered === l.accepted && l.accepted > 0;
+    const ratio3 = (k: 'p50' | 'p95' | 'p99') => `${f0(l[k] / Math.max(u[k], 0.001), 2)}×`;
+    fig({
+      section: 'isolation',
+      name: `small organization, ${org.rate} ev/s alone: p99`,
+      value: u.p99,
+      unit: 'ms',
+      note: `${pct(u)}; ${u.delivered}/${u.accepted} delivered${undelivered(u)}`,
+    });
+    fig({
+      section: 'isolation',
+      name: `small organization, ${org.rate} ev/s while another drains ${f0(org.backlog)}: p99`,
+      value: l.p99,
+      unit: 'ms',
+      target: `≤ 2× alone (${f0(2 * u.p99, 1)} ms)`,
+      pass: complete && l.p99 <= 2 * u.p99,
+      note: `${pct(l)}; vs alone: p50 ${ratio3('p50')}, p95 ${ratio3('p95')}, p99 ${ratio3('p99')}; ${l.delivered}/${l.accepted} delivered${undelivered(l)} (events sent while the backlog drained); ` +
+        `backlog ${org.backlogDrainedMs === null ? `NOT drained within the window (${f0(org.backlogDeliveredAtEnd)} delivered)` : `drained in ${f0(org.backlogDrainedMs / 1000, 1)} s`}, ` +
+        `ingested at ${f0(org.ingest.perSecond)}/s; case ${f0(org.ms.total / 1000, 1)} s`,
+    });
+  } catch (err) {
+    errors['isolation organizations'] = (err as Error).stack ?? String(err);
+    log(`isolation organizations FAILED: ${(err as Error).message}`);
+  }
+  out.ms = performance.now() - started;
+  log(`isolation: ${f0(out.ms / 1000)} s in all`);
+}
+
 // --- run ---------------------------------------------------------------------------------------------
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -916,7 +1055,7 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries'];
+  const needsPostgres: Section[] = ['seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation'];
   if (!DATABASE_URL) {
     for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
     console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
@@ -942,6 +1081,7 @@ async function main(): Promise<void> {
       ['memory', sectionMemory],
       ['retries', sectionRetries],
       ['embedded', sectionEmbedded],
+      ['isolation', sectionIsolation],
     ];
     for (const [name, run] of order) {
       if (!runnable.includes(name)) continue;

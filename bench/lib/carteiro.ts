@@ -234,10 +234,11 @@ export async function cleanRedis(redisUrl: string | undefined, schema: string): 
 
 export type ApiAnswer<T = any> = { status: number; body: T; headers: Record<string, string | string[] | undefined> };
 
-export async function api<T = any>(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<ApiAnswer<T>> {
+/** `headers`: extra request headers, e.g. `x-organization-id` for the admin key to act for one organization. */
+export async function api<T = any>(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
   const res = await request(`${baseUrl}/api/webhooks/${path}`, {
     method: method as 'GET',
-    headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: { ...headers, authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
@@ -252,8 +253,8 @@ export async function api<T = any>(baseUrl: string, method: string, path: string
   return { status: res.statusCode, body: parsed as T, headers: res.headers };
 }
 
-export async function registerBenchEventType(baseUrl: string, name = BENCH_EVENT_TYPE): Promise<void> {
-  const r = await api(baseUrl, 'POST', 'event-types', { name, schema: { type: 'object' } });
+export async function registerBenchEventType(baseUrl: string, name = BENCH_EVENT_TYPE, headers: Record<string, string> = {}): Promise<void> {
+  const r = await api(baseUrl, 'POST', 'event-types', { name, schema: { type: 'object' } }, 30_000, headers);
   if (r.status !== 201 && r.status !== 409) throw new Error(`event type ${name}: ${r.status} ${JSON.stringify(r.body)}`);
 }
 
@@ -277,7 +278,7 @@ const INGEST_BATCH_BODY_BYTES = 1024 * 1024 - 1024;
  */
 export async function ingestBacklog(
   baseUrl: string,
-  o: { events: number; payloadBytes: number; eventType?: string; batch?: number; concurrency?: number; timeoutMs?: number; seqStart?: number },
+  o: { events: number; payloadBytes: number; eventType?: string; batch?: number; concurrency?: number; timeoutMs?: number; seqStart?: number; headers?: Record<string, string> },
 ): Promise<{ accepted: number; ms: number; perSecond: number }> {
   // A batch must fit the API's default body limit (1 MiB) whatever the payload size; an event's JSON
   // is a little smaller than its payload size (makeData).
@@ -300,7 +301,7 @@ export async function ingestBacklog(
       const res = await pool.request({
         method: 'POST',
         path: '/api/webhooks/events/batch',
-        headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' },
+        headers: { ...o.headers, authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' },
         body: JSON.stringify({ events }),
         headersTimeout: 60_000,
         bodyTimeout: 60_000,

@@ -20,6 +20,8 @@ export type OfferedLoadOptions = {
   timeoutMs?: number;
   /** Beyond this many requests outstanding, due requests are dropped (counted) instead of queued. */
   maxOutstanding?: number;
+  /** Called with each request's status once answered (null: no answer, a timeout or connection error). */
+  onAnswer?(n: number, status: number | null): void;
 };
 
 export type OfferedLoadResult = {
@@ -55,8 +57,10 @@ export async function offerLoad(o: OfferedLoadOptions): Promise<OfferedLoadResul
       const res = await pool.request({ method: 'POST', path: o.path, headers: o.headers, body: o.body(n, sentAt), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       await res.body.dump();
       byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1;
+      o.onAnswer?.(n, res.statusCode);
     } catch {
       errors++;
+      o.onAnswer?.(n, null);
     }
     samples.push(performance.now() - t0);
   };
