@@ -6,47 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { startReceiver, type TestReceiver } from '../support/receiver.ts';
+import { startHangingReceiver, startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { createOrgWithKey, withKey } from '../security/tenancy-helpers.ts';
-
-/**
- * A receiver that takes every request and answers none of them until released. `open` counts the
- * requests it holds whose connection is still open (a sender that gives up closes it).
- */
-async function startHangingReceiver() {
-  const held: ServerResponse[] = [];
-  const received: string[] = [];
-  let open = 0;
-  let maxOpen = 0;
-  let answer: number | null = null;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received.push(String(req.headers['webhook-id']));
-      if (answer !== null) return void res.writeHead(answer).end('ok');
-      open++;
-      maxOpen = Math.max(maxOpen, open);
-      res.on('close', () => open--);
-      held.push(res);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    received,
-    get open() { return open; },
-    get maxOpen() { return maxOpen; },
-    resetMax() { maxOpen = open; },
-    /** Answers what it holds, and everything from now on, with `status`. */
-    release(status = 200) {
-      answer = status;
-      for (const res of held.splice(0)) if (!res.writableEnded && !res.destroyed) res.writeHead(status).end('ok');
-    },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
 
 /** Answers every request after `delayMs`; `maxOpen` is the most it held at once. */
 async function startSlowReceiver(delayMs: number) {

@@ -55,7 +55,7 @@
 
   const TONES = {
     healthy: 'ok', completed: 'ok', succeeded: 'ok', delivered: 'ok', active: 'ok', configured: 'info', reachable: 'ok',
-    degraded: 'warn', pending: 'warn', retry: 'warn', no_workers: 'warn', idle: 'warn', waiting: 'warn', delayed: 'warn', paused: 'neutral',
+    degraded: 'warn', failing: 'warn', pending: 'warn', retry: 'warn', no_workers: 'warn', idle: 'warn', waiting: 'warn', delayed: 'warn', paused: 'neutral',
     processing: 'info', in_flight: 'info',
     unhealthy: 'bad', failed: 'bad', unreachable: 'bad', disabled: 'bad',
     not_configured: 'neutral', cancelled: 'neutral',
@@ -595,7 +595,11 @@
     return h('tr', { 'data-endpoint-id': e.id },
       h('td', null, h('div', { class: 'strong' }, e.name), h('div', { class: 'mono muted small ellipsis', title: e.url }, e.url)),
       h('td', null, h('div', { class: 'chips' }, (e.events || []).slice(0, 4).map((f) => h('span', { class: 'chip mono' }, f)), e.events && e.events.length > 4 ? h('span', { class: 'chip' }, `+${e.events.length - 4}`) : null)),
-      h('td', null, e.is_active ? badge('active') : badge('disabled'), !e.is_active && e.disabled_reason ? h('div', { class: 'muted small' }, e.disabled_reason) : null),
+      h('td', null,
+        !e.is_active ? badge('disabled') : e.health === 'failing' ? badge('failing') : badge('active'),
+        !e.is_active && e.disabled_reason ? h('div', { class: 'muted small' }, e.disabled_reason) : null,
+        e.is_active && e.health === 'failing' ? h('div', { class: 'muted small' }, fmtNum(e.failed_attempts_in_row) + ' failed attempts in a row') : null,
+        !e.is_active && e.next_probe_at ? h('div', { class: 'muted small' }, 'next probe ' + fmtDate(e.next_probe_at)) : null),
       h('td', { class: 'nowrap' }, h('span', { class: 'ok-text' }, fmtNum(e.success_count) + ' ok'), ' · ', h('span', { class: e.failure_count ? 'bad-text' : 'muted' }, fmtNum(e.failure_count) + ' failed')),
       h('td', null, meter, h('span', { class: 'small muted' }, pct === null ? '—' : pct.toFixed(1) + '%')),
       h('td', { class: 'num' }, e.consecutive_failures ? h('span', { class: 'bad-text', title: e.failing_since ? 'failing since ' + fmtDate(e.failing_since) : '' }, fmtNum(e.consecutive_failures)) : '0'),
