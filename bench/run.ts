@@ -37,6 +37,8 @@ import { runSeedBaseline, type SeedBaselineResult } from './baseline/seed-design
 import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { claimStatement } from '../src/ledger/dispatches.ts';
 import { kindWord, runNoisyCase, runOrganizations, type IsolationMode, type IsolationOptions, type NoisyCaseResult, type OrganizationsResult, type Percentiles } from './lib/isolation.ts';
 import type { NoisyKind } from './lib/noisy-receivers.ts';
 import {
@@ -347,26 +349,10 @@ async function explainClaim(sql: Sql): Promise<string[]> {
   const rows: { 'QUERY PLAN': string }[] = [];
   await sql
     .begin(async (tx) => {
-      const plan = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`
-        EXPLAIN (ANALYZE, BUFFERS)
-        WITH due AS (
-          SELECT id FROM webhook_dispatches
-          WHERE status = 'pending' AND next_attempt_at <= now()
-          ORDER BY priority DESC, next_attempt_at
-          LIMIT 500
-          FOR UPDATE SKIP LOCKED
-        ), claimed AS (
-          UPDATE webhook_dispatches d
-             SET status = 'in_flight', leased_by = 'explain', lease_expires_at = now() + interval '60 seconds',
-                 attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now()
-            FROM due WHERE d.id = due.id
-          RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority
-        )
-        SELECT c.id, e.event_type, e.data::text AS data_text, ep.url, ep.secret
-        FROM claimed c
-        JOIN webhook_events e ON e.id = c.webhook_event_id
-        JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id
-        ORDER BY c.priority DESC`);
+      // The worker's own statement, as it runs with the bench's defaults (a fresh worker: no view yet).
+      const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://unused' });
+      const bounds = { defaultMaxInFlight: config.isolation.maxInFlight, startInFlight: config.isolation.startInFlight, slowLaneAfterFailures: config.isolation.slowLaneAfterFailures };
+      const plan = await tx<{ 'QUERY PLAN': string }[]>`EXPLAIN (ANALYZE, BUFFERS) ${claimStatement(tx, 'explain', 500, 60_000, bounds)}`;
       rows.push(...plan);
       throw new RollbackExplain();
     })

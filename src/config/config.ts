@@ -144,7 +144,7 @@ const EnvSchema = z.object({
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
   CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
   /** A request unanswered this long stops counting against the worker's concurrency (it is parked). */
-  CARTEIRO_WORKER_PARK_AFTER_MS: int(50, 600_000).default(1000),
+  CARTEIRO_WORKER_PARK_AFTER_MS: int(50, 600_000).default(250),
   /** Parked requests a worker may hold (waiting on slow or silent receivers) before it stops claiming. */
   CARTEIRO_WORKER_MAX_PARKED: int(1, 1_000_000).default(10_000),
   /** Requests in flight to one endpoint, per worker, at most (each endpoint may set its own). */

@@ -75,6 +75,21 @@ export async function claimDueDispatches(
   bounds: ClaimBounds,
   view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
 ): Promise<ClaimedDispatch[]> {
+  return claimStatement(sql, workerId, limit, leaseMs, bounds, view);
+}
+
+/**
+ * The claim as a statement not yet sent, so that it can also be explained (the bench's `--profile`
+ * and the plan test: sql`EXPLAIN (ANALYZE) ${claimStatement(...)}`, which claims for real).
+ */
+export function claimStatement(
+  sql: Sql | postgres.TransactionSql,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+  bounds: ClaimBounds,
+  view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
+) {
   return sql<ClaimedDispatch[]>`
     WITH lazy_commit AS (
       SELECT set_config('synchronous_commit', 'off', true)

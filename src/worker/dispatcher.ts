@@ -131,6 +131,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
             claimsHeldBack = true;
             break;
           }
+          // Slots held by requests that have waited parkAfterMs are given back before counting room:
+          // checked here too, not only on the poll, so a burst to silent receivers frees its slots
+          // as soon as they are due, not up to a poll later.
+          if (active.size >= concurrency) parkSlowDeliveries();
           const room = Math.min(concurrency - active.size, allowance);
           if (room <= 0) break;
           const want = Math.min(room, batchSize);
