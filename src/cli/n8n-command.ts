@@ -7,7 +7,7 @@
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
@@ -39,11 +39,16 @@ type Action = (ctx: { sql: Sql; config: Config; organizationId: string; v: Value
 export const n8nCommand: CliCommand = {
   name: 'n8n',
   summary: 'n8n workflows as destinations: seed|discover|list',
+  usage: N8N_USAGE,
   run: (config, args) => runN8n(config, args, CONSOLE),
 };
 
 /** The command with its output injectable (tests). Exit codes: 0 done, 1 refused (ledger or n8n), 2 usage. */
 export async function runN8n(config: Config, args: string[], io: Output, opts: { signal?: AbortSignal } = {}): Promise<number> {
+  if (wantsHelp(args)) {
+    io.out(N8N_USAGE);
+    return 0;
+  }
   let action: string;
   let values: Values;
   let everyMs = 0;

@@ -7,7 +7,7 @@
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import {
@@ -52,11 +52,16 @@ type Values = OptionValues<typeof OPTIONS>;
 export const triggersCommand: CliCommand = {
   name: 'triggers',
   summary: 'capture table rows as events: add|remove|list|install-seed|uninstall-seed',
+  usage: TRIGGERS_USAGE,
   run: (config, args) => runTriggers(config, args, CONSOLE),
 };
 
 /** The command with its output injectable (tests). Exit codes: 0 done, 1 refused by the ledger, 2 usage. */
 export async function runTriggers(config: Config, args: string[], io: Output): Promise<number> {
+  if (wantsHelp(args)) {
+    io.out(TRIGGERS_USAGE);
+    return 0;
+  }
   let action: string;
   let values: Values;
   try {
