@@ -12,6 +12,7 @@ import { runMigrate, runPrintSql } from './migrate-commands.ts';
 import { EXTRA_COMMANDS, type CliCommand } from './commands.ts';
 import { wantsHelp } from './sub-command.ts';
 import { isLedgerDown } from '../api/error-handler.ts';
+import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 
 const CORE_COMMANDS: Record<string, string> = {
   start: 'API and worker in one process (the default)',
@@ -78,7 +79,7 @@ main(process.argv.slice(2)).then(
     if (code !== -1) process.exitCode = code;
   },
   (err) => {
-    if (err instanceof ConfigError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DataFolderInUseError) console.error(err.message);
     else if (isLedgerDown(err)) console.error(`cannot reach the ledger (${describeDatabase()}): ${(err as Error).message}`);
     else console.error(err);
     process.exitCode = 1;

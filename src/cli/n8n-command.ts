@@ -2,13 +2,14 @@
  * carteiro n8n <seed|discover|list>: the n8n registry from the command line (docs/n8n.md). Each run
  * opens the ledger, applies pending migrations and works through the same functions as the API.
  *
- * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first (or use
- * the API: POST /api/webhooks/n8n/workflows/seed, POST /api/webhooks/n8n/discover).
+ * Embedded mode: the data folder is locked by the process that has it open (ledger/data-folder-lock.ts),
+ * so while `carteiro start` runs these refuse, naming its PID and the API route that does the same.
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
 import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
-import { openLedger, type Sql } from '../ledger/connection.ts';
+import { openLedger, type Ledger, type Sql } from '../ledger/connection.ts';
+import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
 import { CarteiroError } from '../errors/errors.ts';
@@ -24,6 +25,13 @@ export const N8N_USAGE = `usage:
       --every 5m keeps running, discovering every 5 minutes (ms, or a number with s, m or h)
   carteiro n8n list [--organization UUID] [--json]`;
 
+
+/** What each action is on a running server's API, for when the data folder is in use. */
+const API_EQUIVALENT: Record<string, string> = {
+  seed: 'POST /api/webhooks/n8n/workflows/seed',
+  discover: 'POST /api/webhooks/n8n/discover',
+  list: 'GET /api/webhooks/n8n/workflows',
+};
 
 const OPTIONS = {
   organization: { type: 'string' },
@@ -64,7 +72,14 @@ export async function runN8n(config: Config, args: string[], io: Output, opts: {
     return 2;
   }
   const organizationId = values.organization ?? DEFAULT_ORGANIZATION_ID;
-  const ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-n8n' });
+  let ledger: Ledger;
+  try {
+    ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-n8n' });
+  } catch (err) {
+    if (!(err instanceof DataFolderInUseError)) throw err;
+    io.err(`carteiro n8n ${action}: ${err.message}\n  The running server does the same: ${API_EQUIVALENT[action]}`);
+    return 1;
+  }
   try {
     await migrate(ledger.sql, ledger.schema);
     const run = () => (ACTIONS[action] as Action)({ sql: ledger.sql, config, organizationId, v: values, io });

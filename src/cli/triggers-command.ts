@@ -3,7 +3,8 @@
  * line (docs/triggers.md). Each run opens the ledger, applies pending migrations (the capture functions
  * live there) and calls the SQL API through ledger/triggers.ts.
  *
- * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first.
+ * Embedded mode: the data folder is locked by the process that has it open (ledger/data-folder-lock.ts),
+ * so while `carteiro start` runs this refuses, naming its PID: stop it first.
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
