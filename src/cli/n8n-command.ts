@@ -16,6 +16,9 @@ import { CarteiroError } from '../errors/errors.ts';
 import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
 import { seedN8nWorkflows } from '../n8n/seed.ts';
 import { discoverN8nWorkflows } from '../n8n/discovery.ts';
+import { createWorkflowSecrets, type WorkflowSecrets } from '../n8n/workflow-secrets.ts';
+import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
+import { resolveKeys } from '../runtime/local-keys.ts';
 
 export const N8N_USAGE = `usage:
   carteiro n8n seed [--base-url URL] [--organization UUID]
@@ -128,13 +131,17 @@ async function repeat(run: () => Promise<void>, everyMs: number, io: Output, sig
 
 const ACTIONS: Record<string, Action> = {
   async seed({ sql, config, organizationId, v, io }) {
-    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl });
-    for (const o of outcomes) io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl, secrets: workflowSecrets(config) });
+    for (const o of outcomes) {
+      io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+      // Shown this once, as the API does: n8n needs it to verify the signature.
+      if (o.secret) io.out(`          signing secret (shown once): ${o.secret}`);
+    }
   },
 
   async discover({ sql, config, organizationId, v, io }) {
     const pageSize = v['page-size'] !== undefined ? Number(v['page-size']) : undefined;
-    const r = await discoverN8nWorkflows({ sql, config }, { organizationId, pageSize });
+    const r = await discoverN8nWorkflows({ sql, config, secrets: workflowSecrets(config) }, { organizationId, pageSize });
     io.out(`n8n discovery: ${r.listed} workflow(s) in ${r.pages} page(s), ${r.webhook_workflows} with a POST Webhook trigger: `
       + `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.deactivated} deactivated, ${r.reactivated} reactivated`);
   },
@@ -152,6 +159,11 @@ const ACTIONS: Record<string, Action> = {
     }
   },
 };
+
+/** Secrets for the workflows a run creates; the encryption keys are read only if one is sealed. */
+function workflowSecrets(config: Config): WorkflowSecrets {
+  return createWorkflowSecrets(() => createSecretBox(parseKeyring(resolveKeys(config).encryptionKeys)), config.keys.webhookSecret);
+}
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
