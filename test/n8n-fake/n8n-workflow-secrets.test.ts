@@ -9,17 +9,19 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { rmSync } from 'node:fs';
 import pino from 'pino';
-import { loadConfig } from '../../src/config/config.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
 import { compose, type Composed } from '../../src/runtime/compose.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { dropSchema, eventually, TEST_ADMIN_KEY, testEnv } from '../support/carteiro.ts';
 import { startReceiver, type Received, type TestReceiver } from '../support/receiver.ts';
 import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
+import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
 
 describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its own', () => {
-  const env = testEnv({ env: { WEBHOOK_SECRET: '', LOG_LEVEL: 'trace' } });
-  const config = loadConfig(env);
+  let env: Record<string, string>;
+  let config: Config;
+  let fake: FakeN8n;
   let logs = '';
   const log = pino({ level: 'trace' }, new Writable({ write(chunk, _enc, done) { logs += chunk; done(); } }));
   let composed: Composed;
@@ -57,8 +59,11 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
   }
 
   before(async () => {
-    assert.equal(config.keys.webhookSecret, undefined);
     receiver = await startReceiver();
+    fake = await startFakeN8n();
+    env = testEnv({ env: { WEBHOOK_SECRET: '', LOG_LEVEL: 'trace', N8N_API_URL: fake.url, N8N_API_KEY: fake.apiKey } });
+    config = loadConfig(env);
+    assert.equal(config.keys.webhookSecret, undefined);
     composed = await compose(config, 'all', { log });
     app = await buildApp(composed.services);
     await app.ready();
@@ -67,6 +72,7 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     await app.close();
     await composed.dispose();
     await receiver.close();
+    await fake.close();
     await dropSchema(env);
     if (env.CARTEIRO_DATA_DIR) rmSync(env.CARTEIRO_DATA_DIR, { recursive: true, force: true });
   });
@@ -128,6 +134,19 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     assert.deepEqual(verifyDelivery(registration.secret, hit.body, hit.headers), { seed: true, standard: true });
     const list = await request('GET', 'n8n/workflows');
     for (const w of list.body.data) assert.equal(w.signing, 'workflow_secret', w.workflow_id);
+  });
+
+  test('a workflow found by discovery gets a secret of its own too (seen by rotating it)', async () => {
+    fake.addWebhookWorkflow({ id: 'discoveredWf0001', name: 'Found [agent.created]', path: 'found' });
+    const found = await request('POST', 'n8n/discover', {});
+    assert.equal(found.status, 200, JSON.stringify(found.body));
+    assert.equal(found.body.created, 1);
+    const w = (await request('GET', 'n8n/workflows/discoveredWf0001')).body;
+    assert.equal(w.signing, 'workflow_secret');
+    assert.equal(w.secret, undefined);
+    const rotated = await request('POST', 'n8n/workflows/discoveredWf0001/rotate-secret', { overlap_seconds: 0 });
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    showOnce(rotated.body.secret);
   });
 
   test('going back to WEBHOOK_SECRET is refused while it is unset', async () => {
