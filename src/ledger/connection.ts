@@ -106,7 +106,9 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const dir = resolve(dataDir);
-  mkdirSync(dir, { recursive: true });
+  // Private, as Postgres insists for its data directory: the database files (events, sealed secrets) and,
+  // beside them, the generated keys. The socket takes no password, so its folder is private too.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Before PGlite touches the folder: a second instance there would not refuse, it would break both.
   const lock = lockDataFolder(dir);
   const socketDir = join(dir, 'run');
@@ -117,7 +119,7 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
     db = opened = await PGlite.create(join(dir, 'pglite'));
     // One backend serves every socket connection, so session settings made here apply to all of them.
     await db.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}", public;`);
-    mkdirSync(socketDir, { recursive: true });
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
     const socketPath = join(socketDir, '.s.PGSQL.5432');
     // A crashed run leaves its socket file behind; we hold the folder's lock, so it is no one else's.
     if (existsSync(socketPath)) rmSync(socketPath);

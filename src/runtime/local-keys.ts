@@ -37,7 +37,8 @@ export function resolveKeys(config: Config): ResolvedKeys {
 function readOrCreate(dir: string, name: string, make: () => string): string {
   const file = join(dir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dir, { recursive: true });
+  // Private: it holds the keys and the embedded database (see ledger/connection.ts).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const value = make();
   try {
     // Exclusive create: of two processes starting at once on a new folder, both must end up with the

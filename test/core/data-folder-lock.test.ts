@@ -6,11 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, runCarteiro, spawnCarteiro } from '../support/processes.ts';
 import { eventually } from '../support/carteiro.ts';
+import { LOCK_FILE } from '../../src/ledger/data-folder-lock.ts';
 
 test('a second command on a running server\'s data folder is refused with the holder\'s PID; a dead holder\'s lock is taken over', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-lock-'));
@@ -43,4 +44,14 @@ test('a second command on a running server\'s data folder is refused with the ho
   const after = await runCarteiro(['n8n', 'list'], env, { timeoutMs: 60_000 });
   assert.equal(after.code, 0, after.stdout + after.stderr);
   assert.match(after.stdout, /no n8n workflows/);
+});
+
+test('a new data folder is private to its owner, like a Postgres data directory', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'carteiro-lock-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const dataDir = join(base, 'data');
+  const r = await runCarteiro(['migrate'], { CARTEIRO_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, { timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(statSync(dataDir).mode & 0o077, 0, `mode ${(statSync(dataDir).mode & 0o777).toString(8)}: the database files and keys are readable by others`);
+  assert.equal(existsSync(join(dataDir, LOCK_FILE)), false, 'the lock is gone once the command ends');
 });
