@@ -4,6 +4,12 @@ import { triggersCommand } from './triggers-command.ts';
 import { n8nCommand } from './n8n-command.ts';
 import { keysCommand } from '../security/reencrypt-command.ts';
 
-export type CliCommand = { name: string; summary: string; run(config: Config, args: string[]): Promise<number> };
+export type CliCommand = {
+  name: string;
+  summary: string;
+  /** Printed for `carteiro <name> --help` (and with usage errors). */
+  usage: string;
+  run(config: Config, args: string[]): Promise<number>;
+};
 
 export const EXTRA_COMMANDS: CliCommand[] = [triggersCommand, n8nCommand, keysCommand];

@@ -9,19 +9,52 @@
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { runServer } from './serve.ts';
 import { runMigrate, runPrintSql } from './migrate-commands.ts';
-import { EXTRA_COMMANDS } from './commands.ts';
+import { EXTRA_COMMANDS, type CliCommand } from './commands.ts';
+import { wantsHelp } from './sub-command.ts';
 import { isLedgerDown } from '../api/error-handler.ts';
+import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 
-const USAGE = `usage: carteiro <start|api|worker|migrate|sql${EXTRA_COMMANDS.map((c) => '|' + c.name).join('')}> [options]`;
+const CORE_COMMANDS: Record<string, string> = {
+  start: 'API and worker in one process (the default)',
+  api: 'the HTTP API only',
+  worker: 'the delivery worker only',
+  migrate: "apply the ledger's migrations and exit",
+  sql: 'print every migration as one SQL script',
+};
+
+const USAGE = `usage: carteiro <${[...Object.keys(CORE_COMMANDS), ...EXTRA_COMMANDS.map((c) => c.name)].join('|')}> [options]
+       carteiro <command> --help`;
+
+function printOverview(): void {
+  console.log(USAGE);
+  for (const [name, summary] of Object.entries(CORE_COMMANDS)) console.log(`  ${name.padEnd(10)}${summary}`);
+  for (const c of EXTRA_COMMANDS) console.log(`  ${c.name.padEnd(10)}${c.summary}`);
+}
 
 let loaded: Config | undefined;
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'start', ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
-    console.log(USAGE);
-    for (const c of EXTRA_COMMANDS) console.log(`  ${c.name.padEnd(10)}${c.summary}`);
+    printOverview();
     return 0;
+  }
+  const extra = EXTRA_COMMANDS.find((c) => c.name === command);
+  const core = Object.hasOwn(CORE_COMMANDS, command);
+  if (!extra && !core) {
+    console.error(`unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+  // Help is answered before the configuration is read: it must work with any environment, and must
+  // never open the ledger, make the data folder or listen.
+  if (wantsHelp(rest)) {
+    console.log(extra ? extra.usage : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`);
+    return 0;
+  }
+  if (core && rest.length) {
+    // Anything after a core command was a mistake (a misspelt option): better refused than ignored.
+    console.error(`carteiro ${command} takes no arguments (got ${rest.join(' ')}); it is configured by environment variables\n${USAGE}`);
+    return 2;
   }
   const config = loadConfig();
   loaded = config;
@@ -36,12 +69,8 @@ async function main(argv: string[]): Promise<number> {
       return runMigrate(config);
     case 'sql':
       return runPrintSql(config);
-    default: {
-      const extra = EXTRA_COMMANDS.find((c) => c.name === command);
-      if (extra) return extra.run(config, rest);
-      console.error(USAGE);
-      return 2;
-    }
+    default:
+      return (extra as CliCommand).run(config, rest);
   }
 }
 
@@ -50,7 +79,7 @@ main(process.argv.slice(2)).then(
     if (code !== -1) process.exitCode = code;
   },
   (err) => {
-    if (err instanceof ConfigError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DataFolderInUseError) console.error(err.message);
     else if (isLedgerDown(err)) console.error(`cannot reach the ledger (${describeDatabase()}): ${(err as Error).message}`);
     else console.error(err);
     process.exitCode = 1;

@@ -2,19 +2,23 @@
  * carteiro n8n <seed|discover|list>: the n8n registry from the command line (docs/n8n.md). Each run
  * opens the ledger, applies pending migrations and works through the same functions as the API.
  *
- * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first (or use
- * the API: POST /api/webhooks/n8n/workflows/seed, POST /api/webhooks/n8n/discover).
+ * Embedded mode: the data folder is locked by the process that has it open (ledger/data-folder-lock.ts),
+ * so while `carteiro start` runs these refuse, naming its PID and the API route that does the same.
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
-import { openLedger, type Sql } from '../ledger/connection.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
+import { openLedger, type Ledger, type Sql } from '../ledger/connection.ts';
+import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
 import { CarteiroError } from '../errors/errors.ts';
 import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
 import { seedN8nWorkflows } from '../n8n/seed.ts';
 import { discoverN8nWorkflows } from '../n8n/discovery.ts';
+import { createWorkflowSecrets, type WorkflowSecrets } from '../n8n/workflow-secrets.ts';
+import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
+import { resolveKeys } from '../runtime/local-keys.ts';
 
 export const N8N_USAGE = `usage:
   carteiro n8n seed [--base-url URL] [--organization UUID]
@@ -24,6 +28,13 @@ export const N8N_USAGE = `usage:
       --every 5m keeps running, discovering every 5 minutes (ms, or a number with s, m or h)
   carteiro n8n list [--organization UUID] [--json]`;
 
+
+/** What each action is on a running server's API, for when the data folder is in use. */
+const API_EQUIVALENT: Record<string, string> = {
+  seed: 'POST /api/webhooks/n8n/workflows/seed',
+  discover: 'POST /api/webhooks/n8n/discover',
+  list: 'GET /api/webhooks/n8n/workflows',
+};
 
 const OPTIONS = {
   organization: { type: 'string' },
@@ -39,11 +50,16 @@ type Action = (ctx: { sql: Sql; config: Config; organizationId: string; v: Value
 export const n8nCommand: CliCommand = {
   name: 'n8n',
   summary: 'n8n workflows as destinations: seed|discover|list',
+  usage: N8N_USAGE,
   run: (config, args) => runN8n(config, args, CONSOLE),
 };
 
 /** The command with its output injectable (tests). Exit codes: 0 done, 1 refused (ledger or n8n), 2 usage. */
 export async function runN8n(config: Config, args: string[], io: Output, opts: { signal?: AbortSignal } = {}): Promise<number> {
+  if (wantsHelp(args)) {
+    io.out(N8N_USAGE);
+    return 0;
+  }
   let action: string;
   let values: Values;
   let everyMs = 0;
@@ -59,7 +75,14 @@ export async function runN8n(config: Config, args: string[], io: Output, opts: {
     return 2;
   }
   const organizationId = values.organization ?? DEFAULT_ORGANIZATION_ID;
-  const ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-n8n' });
+  let ledger: Ledger;
+  try {
+    ledger = await openLedger(config, { poolSize: 2, applicationName: 'carteiro-n8n' });
+  } catch (err) {
+    if (!(err instanceof DataFolderInUseError)) throw err;
+    io.err(`carteiro n8n ${action}: ${err.message}\n  The running server does the same: ${API_EQUIVALENT[action]}`);
+    return 1;
+  }
   try {
     await migrate(ledger.sql, ledger.schema);
     const run = () => (ACTIONS[action] as Action)({ sql: ledger.sql, config, organizationId, v: values, io });
@@ -108,13 +131,17 @@ async function repeat(run: () => Promise<void>, everyMs: number, io: Output, sig
 
 const ACTIONS: Record<string, Action> = {
   async seed({ sql, config, organizationId, v, io }) {
-    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl });
-    for (const o of outcomes) io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl, secrets: workflowSecrets(config) });
+    for (const o of outcomes) {
+      io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+      // Shown this once, as the API does: n8n needs it to verify the signature.
+      if (o.secret) io.out(`          signing secret (shown once): ${o.secret}`);
+    }
   },
 
   async discover({ sql, config, organizationId, v, io }) {
     const pageSize = v['page-size'] !== undefined ? Number(v['page-size']) : undefined;
-    const r = await discoverN8nWorkflows({ sql, config }, { organizationId, pageSize });
+    const r = await discoverN8nWorkflows({ sql, config, secrets: workflowSecrets(config) }, { organizationId, pageSize });
     io.out(`n8n discovery: ${r.listed} workflow(s) in ${r.pages} page(s), ${r.webhook_workflows} with a POST Webhook trigger: `
       + `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.deactivated} deactivated, ${r.reactivated} reactivated`);
   },
@@ -132,6 +159,11 @@ const ACTIONS: Record<string, Action> = {
     }
   },
 };
+
+/** Secrets for the workflows a run creates; the encryption keys are read only if one is sealed. */
+function workflowSecrets(config: Config): WorkflowSecrets {
+  return createWorkflowSecrets(() => createSecretBox(parseKeyring(resolveKeys(config).encryptionKeys)), config.keys.webhookSecret);
+}
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());

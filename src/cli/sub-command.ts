@@ -19,3 +19,9 @@ export function parseAction<O extends ParseArgsOptionsConfig>(args: string[], op
   if (!Object.hasOwn(actions, action)) throw new UsageError(`unknown action "${action}"`);
   return { action, values: parsed.values as OptionValues<O> };
 }
+
+/** `--help` or `-h` anywhere before a `--`: the command prints its usage and does nothing else. */
+export function wantsHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}

@@ -3,11 +3,12 @@
  * line (docs/triggers.md). Each run opens the ledger, applies pending migrations (the capture functions
  * live there) and calls the SQL API through ledger/triggers.ts.
  *
- * Embedded mode: PGlite allows one process per data folder, so stop `carteiro start` first.
+ * Embedded mode: the data folder is locked by the process that has it open (ledger/data-folder-lock.ts),
+ * so while `carteiro start` runs this refuses, naming its PID: stop it first.
  */
 import type { Config } from '../config/config.ts';
 import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, type OptionValues, type Output } from './sub-command.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import {
@@ -52,11 +53,16 @@ type Values = OptionValues<typeof OPTIONS>;
 export const triggersCommand: CliCommand = {
   name: 'triggers',
   summary: 'capture table rows as events: add|remove|list|install-seed|uninstall-seed',
+  usage: TRIGGERS_USAGE,
   run: (config, args) => runTriggers(config, args, CONSOLE),
 };
 
 /** The command with its output injectable (tests). Exit codes: 0 done, 1 refused by the ledger, 2 usage. */
 export async function runTriggers(config: Config, args: string[], io: Output): Promise<number> {
+  if (wantsHelp(args)) {
+    io.out(TRIGGERS_USAGE);
+    return 0;
+  }
   let action: string;
   let values: Values;
   try {

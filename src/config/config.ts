@@ -256,6 +256,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  // Every destination is signed; the operations endpoint has no secret to generate and show once.
+  if (e.CARTEIRO_OPERATIONS_WEBHOOK_URL && !e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET && !e.WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration: CARTEIRO_OPERATIONS_WEBHOOK_URL needs CARTEIRO_OPERATIONS_WEBHOOK_SECRET (or WEBHOOK_SECRET) to sign its webhooks with');
+  }
   return {
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS },

@@ -14,6 +14,7 @@
 import { mkdirSync, rmSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
+import { lockDataFolder } from './data-folder-lock.ts';
 import type { Config } from '../config/config.ts';
 
 export type Sql = postgres.Sql<{}>;
@@ -105,17 +106,30 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const dir = resolve(dataDir);
-  mkdirSync(dir, { recursive: true });
-  const db = await PGlite.create(join(dir, 'pglite'));
-  // One backend serves every socket connection, so session settings made here apply to all of them.
-  await db.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}", public;`);
+  // Private, as Postgres insists for its data directory: the database files (events, sealed secrets) and,
+  // beside them, the generated keys. The socket takes no password, so its folder is private too.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Before PGlite touches the folder: a second instance there would not refuse, it would break both.
+  const lock = lockDataFolder(dir);
   const socketDir = join(dir, 'run');
-  mkdirSync(socketDir, { recursive: true });
-  const socketPath = join(socketDir, '.s.PGSQL.5432');
-  // A crashed run leaves its socket file behind; the data folder is ours alone, so it is safe to remove.
-  if (existsSync(socketPath)) rmSync(socketPath);
-  const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 4 });
-  await server.start();
+  let opened: InstanceType<typeof PGlite> | undefined;
+  let db: InstanceType<typeof PGlite>;
+  let server: InstanceType<typeof PGLiteSocketServer>;
+  try {
+    db = opened = await PGlite.create(join(dir, 'pglite'));
+    // One backend serves every socket connection, so session settings made here apply to all of them.
+    await db.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}", public;`);
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    const socketPath = join(socketDir, '.s.PGSQL.5432');
+    // A crashed run leaves its socket file behind; we hold the folder's lock, so it is no one else's.
+    if (existsSync(socketPath)) rmSync(socketPath);
+    server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 4 });
+    await server.start();
+  } catch (err) {
+    await opened?.close().catch(() => {});
+    lock.release();
+    throw err;
+  }
 
   const handlers: NotifyHandlers = new Map();
   const sql = postgres({
@@ -148,6 +162,7 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
       await sql.end({ timeout: 5 });
       await server.stop();
       await db.close();
+      lock.release();
     },
   };
 }

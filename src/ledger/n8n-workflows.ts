@@ -243,6 +243,24 @@ export async function updateN8nWorkflowIn(tx: TxSql, current: N8nWorkflowRow, c:
   return (await findN8nWorkflow(tx, null, { id: row.id })) as N8nWorkflowRow;
 }
 
+/** The n8n endpoints with no secret of their own (signed with WEBHOOK_SECRET, when it is set). */
+export async function listN8nEndpointsWithoutSecret(db: Db): Promise<{ endpoint_id: string; workflow_id: string }[]> {
+  return db<{ endpoint_id: string; workflow_id: string }[]>`
+    SELECT ep.id AS endpoint_id, coalesce(w.workflow_id, ep.name) AS workflow_id
+    FROM webhook_endpoints ep LEFT JOIN n8n_workflows w ON w.webhook_endpoint_id = ep.id
+    WHERE ep.kind = 'n8n' AND ep.secret IS NULL
+    ORDER BY ep.id`;
+}
+
+/** Gives an n8n endpoint its own secret (ciphertext) unless it got one meanwhile (another process). */
+export async function setN8nEndpointSecretIfUnset(db: Db, endpointId: string, secretCiphertext: string): Promise<boolean> {
+  const rows = await db`
+    UPDATE webhook_endpoints SET secret = ${secretCiphertext}, updated_at = now()
+    WHERE id = ${endpointId} AND kind = 'n8n' AND secret IS NULL
+    RETURNING id`;
+  return rows.length > 0;
+}
+
 /**
  * Deletes the workflow and its endpoint (with the endpoint's pending deliveries; the attempt log stays,
  * as for any deleted endpoint).

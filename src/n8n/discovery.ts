@@ -23,6 +23,7 @@ import {
 import { FeatureDisabledError, N8nApiError } from '../errors/errors.ts';
 import { createN8nApi, type N8nApi, type N8nApiWorkflow } from './n8n-api.ts';
 import { n8nBaseUrl, productionUrl, routeWorkflow, webhookPathOf, type RoutingSource } from './routing.ts';
+import type { WorkflowSecrets } from './workflow-secrets.ts';
 
 export const INACTIVE_IN_N8N = 'n8n: the workflow is inactive in n8n';
 export const GONE_FROM_N8N = 'n8n: the workflow is gone from n8n (deleted, archived, or without a POST Webhook trigger)';
@@ -53,7 +54,8 @@ export type DiscoveredWorkflow = {
   routing: RoutingSource;
 };
 
-export type DiscoveryDeps = { sql: Sql; config: Config; log?: Logger | undefined; api?: N8nApi | undefined };
+/** `secrets`: what a new workflow is signed with (its own secret without WEBHOOK_SECRET; nobody sees it until rotated). */
+export type DiscoveryDeps = { sql: Sql; config: Config; secrets: WorkflowSecrets; log?: Logger | undefined; api?: N8nApi | undefined };
 
 export async function discoverN8nWorkflows(deps: DiscoveryDeps, opts: { organizationId: string; pageSize?: number | undefined }): Promise<DiscoveryResult> {
   const { config } = deps;
@@ -63,7 +65,7 @@ export async function discoverN8nWorkflows(deps: DiscoveryDeps, opts: { organiza
   const { workflows, pages } = await readAllWorkflows(api, opts.pageSize ?? config.n8n.discoveryPageSize);
   const base = n8nBaseUrl(config.n8n.webhookUrl ?? apiUrl);
   const found = workflows.map((w) => describeWorkflow(w, base)).filter((w): w is DiscoveredWorkflow => w !== null);
-  const counts = await applyDiscovery(deps.sql, opts.organizationId, found, new Set(workflows.map((w) => w.id)));
+  const counts = await applyDiscovery(deps.sql, deps.secrets, opts.organizationId, found, new Set(workflows.map((w) => w.id)));
   const result: DiscoveryResult = { pages, listed: workflows.length, webhook_workflows: found.length, skipped: workflows.length - found.length, ...counts };
   deps.log?.info({ organization: opts.organizationId, ...result }, 'n8n discovery finished');
   return result;
@@ -106,7 +108,7 @@ export function describeWorkflow(w: N8nApiWorkflow, base: string): DiscoveredWor
 
 type Counts = Pick<DiscoveryResult, 'created' | 'updated' | 'unchanged' | 'deactivated' | 'reactivated'>;
 
-async function applyDiscovery(sql: Sql, organizationId: string, found: DiscoveredWorkflow[], listedIds: Set<string>): Promise<Counts> {
+async function applyDiscovery(sql: Sql, secrets: WorkflowSecrets, organizationId: string, found: DiscoveredWorkflow[], listedIds: Set<string>): Promise<Counts> {
   return sql.begin(async (tx) => {
     const counts: Counts = { created: 0, updated: 0, unchanged: 0, deactivated: 0, reactivated: 0 };
     await lockN8nRegistryIn(tx, organizationId);
@@ -127,7 +129,7 @@ async function applyDiscovery(sql: Sql, organizationId: string, found: Discovere
           isActive: f.active,
           inactiveReason: INACTIVE_IN_N8N,
           source: 'discovery',
-          secretCiphertext: null,
+          secretCiphertext: secrets.forNewWorkflow()?.ciphertext ?? null,
           state: f.active ? 'active' : 'inactive',
           discovered: true,
         });

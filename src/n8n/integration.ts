@@ -1,12 +1,14 @@
 /**
  * Wires the n8n integration into a Carteiro process (runtime/compose.ts): the 'n8n-discovery' job, its
- * optional schedule (N8N_DISCOVERY_INTERVAL_MS), and n8n's line in /health.
+ * optional schedule (N8N_DISCOVERY_INTERVAL_MS), n8n's line in /health, and a secret for every
+ * workflow when WEBHOOK_SECRET is unset.
  */
 import type { Services } from '../runtime/services.ts';
 import { healthContributors, type HealthContributor } from '../runtime/health.ts';
 import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
 import { discoverN8nWorkflows } from './discovery.ts';
 import { createN8nApi } from './n8n-api.ts';
+import { createWorkflowSecrets, signUnsignedWorkflows, type WorkflowSecrets } from './workflow-secrets.ts';
 
 const HEALTH_TIMEOUT_MS = 2_000;
 /** Load balancers poll /health often; n8n is asked at most this often per process. */
@@ -14,8 +16,21 @@ const HEALTH_CACHE_MS = 2_000;
 
 export function registerN8n(services: Services): void {
   services.jobs.register('n8n-discovery', async (p) =>
-    discoverN8nWorkflows({ sql: services.ledger.sql, config: services.config, log: services.log.child({ job: 'n8n-discovery' }) }, { organizationId: p.organizationId }));
+    discoverN8nWorkflows(
+      { sql: services.ledger.sql, config: services.config, secrets: workflowSecretsOf(services), log: services.log.child({ job: 'n8n-discovery' }) },
+      { organizationId: p.organizationId },
+    ));
   if (!healthContributors.includes(n8nHealth)) healthContributors.push(n8nHealth);
+}
+
+/** What signs this process's workflows: WEBHOOK_SECRET, or (unset) a secret of each one's own. */
+export function workflowSecretsOf(services: Services): WorkflowSecrets {
+  return createWorkflowSecrets(() => services.secretBox, services.config.keys.webhookSecret);
+}
+
+/** At start, before any delivery: without WEBHOOK_SECRET, no workflow is left without a secret. */
+export async function signN8nWorkflows(services: Services): Promise<void> {
+  await signUnsignedWorkflows(services.ledger.sql, workflowSecretsOf(services), services.log.child({ component: 'n8n' }));
 }
 
 /** Schedules periodic discovery where jobs run, when N8N_DISCOVERY_INTERVAL_MS and N8N_API_URL are set. */

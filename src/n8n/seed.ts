@@ -6,16 +6,30 @@
  * name, event types and activation are left as the user set them. One whose webhook URL some other
  * row already has (discovery found it under this n8n's own id) is not added again, or every event
  * would arrive twice.
+ *
+ * Without WEBHOOK_SECRET each workflow created gets a secret of its own, in the outcome (shown once).
  */
 import type { Sql } from '../ledger/connection.ts';
 import { insertN8nWorkflowIn, lockN8nRegistryIn, lockN8nWorkflowsIn, updateN8nWorkflowIn } from '../ledger/n8n-workflows.ts';
 import { FeatureDisabledError } from '../errors/errors.ts';
 import { productionUrl } from './routing.ts';
 import { SEED_WORKFLOWS } from './seed-workflows.ts';
+import type { WorkflowSecrets } from './workflow-secrets.ts';
 
-export type SeedOutcome = { workflow_id: string; name: string; path: string; webhook_url: string; result: 'created' | 'updated' | 'unchanged' | 'present' };
+export type SeedOutcome = {
+  workflow_id: string;
+  name: string;
+  path: string;
+  webhook_url: string;
+  result: 'created' | 'updated' | 'unchanged' | 'present';
+  /** A created workflow's own secret (WEBHOOK_SECRET unset): in this answer only, never again. */
+  secret?: string;
+};
 
-export async function seedN8nWorkflows(sql: Sql, opts: { organizationId: string; baseUrl: string | undefined }): Promise<SeedOutcome[]> {
+export async function seedN8nWorkflows(
+  sql: Sql,
+  opts: { organizationId: string; baseUrl: string | undefined; secrets: WorkflowSecrets },
+): Promise<SeedOutcome[]> {
   const base = opts.baseUrl;
   if (!base) throw new FeatureDisabledError('the seed workflows live at N8N_WEBHOOK_URL/webhook/<path>: set N8N_WEBHOOK_URL (or pass a base URL)');
   return sql.begin(async (tx) => {
@@ -33,6 +47,7 @@ export async function seedN8nWorkflows(sql: Sql, opts: { organizationId: string;
       } else if (rows.some((r) => r.webhook_url === url)) {
         outcomes.push({ ...out, result: 'present' });
       } else {
+        const own = opts.secrets.forNewWorkflow();
         await insertN8nWorkflowIn(tx, {
           organizationId: opts.organizationId,
           workflowId: s.workflowId,
@@ -42,9 +57,9 @@ export async function seedN8nWorkflows(sql: Sql, opts: { organizationId: string;
           eventTypes: [...s.eventTypes],
           isActive: true,
           source: 'seed',
-          secretCiphertext: null,
+          secretCiphertext: own?.ciphertext ?? null,
         });
-        outcomes.push({ ...out, result: 'created' });
+        outcomes.push({ ...out, result: 'created', ...(own ? { secret: own.secret } : {}) });
       }
     }
     return outcomes;

@@ -31,7 +31,7 @@ import { ensureOperationsEndpoint } from '../security/circuit-breaker.ts';
 import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.ts';
 import { startAttemptPartitionUpkeep } from '../jobs/attempt-partition-upkeep.ts';
 import { startStoredEventSealing } from '../jobs/stored-event-sealing.ts';
-import { registerN8n, scheduleN8nDiscovery } from '../n8n/integration.ts';
+import { registerN8n, scheduleN8nDiscovery, signN8nWorkflows } from '../n8n/integration.ts';
 import type { Role, Services } from './services.ts';
 
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
@@ -107,6 +107,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   const stopPartitionUpkeep = role !== 'api' || !config.redis.url ? await startAttemptPartitionUpkeep(services) : () => {};
   await scheduleRetention(services);
   await scheduleN8nDiscovery(services);
+  await signN8nWorkflows(services);
   await ensureOperationsEndpoint(services);
 
   if (role !== 'api') {

@@ -37,8 +37,16 @@ export function resolveKeys(config: Config): ResolvedKeys {
 function readOrCreate(dir: string, name: string, make: () => string): string {
   const file = join(dir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dir, { recursive: true });
+  // Private: it holds the keys and the embedded database (see ledger/connection.ts).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const value = make();
-  writeFileSync(file, value + '\n', { mode: 0o600 });
+  try {
+    // Exclusive create: of two processes starting at once on a new folder, both must end up with the
+    // same key, the first one's, rather than the second overwriting a key the first already uses.
+    writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readFileSync(file, 'utf8').trim();
+  }
   return value;
 }

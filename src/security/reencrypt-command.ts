@@ -23,12 +23,17 @@ export function reencryptWith(sql: Sql, box: SecretBox): Promise<ReencryptCounts
   });
 }
 
+const KEYS_USAGE = `usage:
+  carteiro keys reencrypt
+      re-seal every endpoint secret and sealed personal field under the first key of CARTEIRO_ENCRYPTION_KEYS`;
+
 export const keysCommand: CliCommand = {
   name: 'keys',
   summary: 'keys reencrypt: re-seal endpoint secrets and personal data under the newest encryption key',
+  usage: KEYS_USAGE,
   async run(config: Config, args: string[]): Promise<number> {
-    if (args[0] !== 'reencrypt') {
-      console.error('usage: carteiro keys reencrypt');
+    if (args[0] !== 'reencrypt' || args.length > 1) {
+      console.error(KEYS_USAGE);
       return 2;
     }
     const box = createSecretBox(parseKeyring(resolveKeys(config).encryptionKeys));

@@ -12,6 +12,7 @@ import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
 import { discoverN8nWorkflows, GONE_FROM_N8N, INACTIVE_IN_N8N } from '../../src/n8n/discovery.ts';
 import { createN8nApi } from '../../src/n8n/n8n-api.ts';
 import { runN8n } from '../../src/cli/n8n-command.ts';
+import { workflowSecretsOf } from '../../src/n8n/integration.ts';
 import { startFakeN8n, webhookNode, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
 
@@ -171,13 +172,13 @@ describe('n8n discovery (fake n8n)', () => {
   test('n8n refusing the key, or not answering, is a clear 502 and changes nothing', async () => {
     const before = await rows();
     const wrongKey = { ...c.config, n8n: { ...c.config.n8n, apiKey: 'wrong' } };
-    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: wrongKey }, { organizationId: DEFAULT_ORGANIZATION_ID }), (err: Error & { statusCode?: number }) => {
+    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: wrongKey, secrets: workflowSecretsOf(c.services) }, { organizationId: DEFAULT_ORGANIZATION_ID }), (err: Error & { statusCode?: number }) => {
       assert.equal(err.statusCode, 502);
       assert.match(err.message, /refused the key/);
       return true;
     });
     const nowhere = { ...c.config, n8n: { ...c.config.n8n, apiUrl: 'http://127.0.0.1:9', apiTimeoutMs: 500 } };
-    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: nowhere }, { organizationId: DEFAULT_ORGANIZATION_ID }), /did not answer/);
+    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: nowhere, secrets: workflowSecretsOf(c.services) }, { organizationId: DEFAULT_ORGANIZATION_ID }), /did not answer/);
     assert.deepEqual(await rows(), before);
   });
 

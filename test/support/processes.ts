@@ -47,3 +47,37 @@ export async function runScript(
   if (timer) clearTimeout(timer);
   return { code, output, timedOut };
 }
+
+/**
+ * Runs one `carteiro …` command to its end: exit code, stdout and stderr. A command still running
+ * after `timeoutMs` is killed and reported with `timedOut` (a `--help` that started a server, say).
+ */
+export async function runCarteiro(
+  args: string[],
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  child.stdout?.on('data', (d) => (stdout = (stdout + d).slice(-50_000)));
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-50_000)));
+  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 60_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, stdout, stderr, timedOut };
+}
+
+/** A TCP port nothing listens on right now (the OS picks it), for a spawned server. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -1,6 +1,7 @@
 /**
  * n8n workflows as destinations (docs/n8n.md):
  *   /n8n/workflows            CRUD; each workflow is delivered to through its own endpoint of kind 'n8n'
+ *   /n8n/workflows/:id/rotate-secret  a new secret of its own, shown once (as for endpoints)
  *   /n8n/workflows/seed       the seed's seven workflows at N8N_WEBHOOK_URL (admin)
  *   /n8n/sync                 the seed's direct send to one workflow, by path, through the ledger
  *   /n8n/discover             read n8n's API and bring the registry in line (admin)
@@ -23,6 +24,8 @@ import { seedN8nWorkflows } from '../../n8n/seed.ts';
 import { syncToWorkflow } from '../../n8n/sync.ts';
 import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
 import { isUuid, LOWERCASE_UUID } from '../id-normalization.ts';
+import { workflowSecretsOf } from '../../n8n/integration.ts';
+import { rotateEndpointSecret } from '../../ledger/endpoints.ts';
 
 /** Carteiro's id (a UUID, lower-cased like every other) or n8n's own workflow id (kept as sent). */
 const workflowParams = {
@@ -98,8 +101,9 @@ function idempotencyKey(request: FastifyRequest): string | undefined {
 }
 
 export async function n8nRoutes(app: FastifyInstance, services: Services): Promise<void> {
-  const { ledger, secretBox, config } = services;
+  const { ledger, config } = services;
   const tags = ['n8n'];
+  const secrets = workflowSecretsOf(services);
 
   async function load(request: FastifyRequest<{ Params: { id: string } }>): Promise<N8nWorkflowRow> {
     const id = request.params.id;
@@ -108,10 +112,17 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     return row;
   }
 
-  /** The secret a body asks for: undefined = unchanged, null = WEBHOOK_SECRET, else the plain secret. */
-  function requestedSecret(b: WorkflowBody): string | null | undefined {
+  /**
+   * The secret a body asks for: undefined = unchanged, null = WEBHOOK_SECRET, else the plain secret
+   * (`shown`: generated here, so it goes in the answer, once).
+   */
+  function requestedSecret(b: WorkflowBody): { secret: string | null | undefined; shown: boolean } {
     if (b.generate_secret && b.secret !== undefined) throw new ValidationError('send secret or generate_secret, not both', { field: 'secret' });
-    return b.generate_secret ? generateWebhookSecret() : b.secret;
+    // Without WEBHOOK_SECRET a workflow without its own secret would be delivered to unsigned.
+    if (b.secret === null && !secrets.sharedSecretSet) {
+      throw new ValidationError('secret: null would leave the workflow unsigned, since WEBHOOK_SECRET is not set; rotate its secret instead', { field: 'secret' });
+    }
+    return b.generate_secret ? { secret: generateWebhookSecret(), shown: true } : { secret: b.secret, shown: false };
   }
 
   function checkTestUrl(webhookUrl: string, useTestUrl: boolean | undefined): void {
@@ -135,7 +146,11 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       checkTestUrl(webhookUrl, b.use_test_url);
       const path = b.path ?? pathOfUrl(webhookUrl);
       await services.checkDestination(webhookUrl, 'webhook_url');
-      const secret = requestedSecret(b);
+      const requested = requestedSecret(b);
+      // No secret asked for: WEBHOOK_SECRET signs, or (unset) the workflow gets one of its own, shown now.
+      const own = requested.secret === undefined || requested.secret === null ? secrets.forNewWorkflow() : null;
+      const secret = own?.secret ?? requested.secret ?? null;
+      const shown = requested.shown || own !== null;
       let row: N8nWorkflowRow;
       try {
         row = await createN8nWorkflow(ledger.sql, {
@@ -148,7 +163,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
           isActive: b.is_active ?? true,
           inactiveReason: 'disabled through the API',
           source: 'api',
-          secretCiphertext: secret ? secretBox.seal(secret) : null,
+          secretCiphertext: own?.ciphertext ?? (secret ? services.secretBox.seal(secret) : null),
           useTestUrl: b.use_test_url ?? false,
         });
       } catch (err) {
@@ -156,7 +171,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
         throw err;
       }
       reply.code(201);
-      return { ...presentN8nWorkflow(row), ...(b.generate_secret ? { secret } : {}) };
+      return { ...presentN8nWorkflow(row), ...(shown ? { secret } : {}) };
     },
   );
 
@@ -179,7 +194,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       const baseUrl = request.body?.base_url ?? config.n8n.webhookUrl;
       // Every seed URL shares this host: one check covers the seven.
       if (baseUrl) await services.checkDestination(productionUrl(baseUrl, 'user-registration'), 'base_url');
-      return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl }) };
+      return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl, secrets }) };
     },
   );
 
@@ -196,7 +211,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       if (b.path && !webhookUrl && !b.webhook_url) throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
       if (webhookUrl) await services.checkDestination(webhookUrl, 'webhook_url');
       checkTestUrl(webhookUrl ?? current.webhook_url, b.use_test_url ?? current.use_test_url);
-      const secret = requestedSecret(b);
+      const { secret, shown } = requestedSecret(b);
       const changes: N8nWorkflowChanges = {};
       if (b.workflow_id !== undefined) changes.workflowId = b.workflow_id;
       if (b.name !== undefined) changes.name = b.name;
@@ -206,7 +221,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       }
       if (b.event_types !== undefined) changes.eventTypes = b.event_types;
       if (b.use_test_url !== undefined) changes.useTestUrl = b.use_test_url;
-      if (secret !== undefined) changes.secretCiphertext = secret === null ? null : secretBox.seal(secret);
+      if (secret !== undefined) changes.secretCiphertext = secret === null ? null : services.secretBox.seal(secret);
       if (b.is_active !== undefined && b.is_active !== n8nWorkflowActive(current)) changes.active = { isActive: b.is_active, reason: 'disabled through the API' };
       let row: N8nWorkflowRow | undefined;
       try {
@@ -216,7 +231,30 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
         throw err;
       }
       if (!row) throw new NotFoundError('n8n workflow', request.params.id);
-      return { ...presentN8nWorkflow(row), ...(b.generate_secret ? { secret } : {}) };
+      return { ...presentN8nWorkflow(row), ...(shown ? { secret } : {}) };
+    },
+  );
+
+  // As for an endpoint: a new secret, in this answer only; the old one keeps signing alongside for the
+  // overlap (default CARTEIRO_SECRET_ROTATION_OVERLAP_MS), so n8n can be switched over without a gap.
+  app.post<{ Params: { id: string }; Body: { overlap_seconds?: number } | undefined }>(
+    '/n8n/workflows/:id/rotate-secret',
+    {
+      schema: {
+        tags,
+        params: workflowParams,
+        body: { type: 'object', additionalProperties: false, properties: { overlap_seconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600 } } },
+      },
+    },
+    async (request) => {
+      const current = await load(request);
+      if (!current.webhook_endpoint_id) throw new ConflictError('this workflow has lost its delivery endpoint; update it (PATCH) to make a new one, then rotate');
+      const fresh = secrets.generate();
+      const overlapMs = request.body?.overlap_seconds !== undefined ? request.body.overlap_seconds * 1000 : config.keys.rotationOverlapMs;
+      const rotated = await rotateEndpointSecret(ledger.sql, request.tenant.readOrganizationId, current.webhook_endpoint_id, fresh.ciphertext, overlapMs);
+      const row = rotated && (await findN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, { id: current.id }));
+      if (!row) throw new NotFoundError('n8n workflow', request.params.id);
+      return { ...presentN8nWorkflow(row), secret: fresh.secret };
     },
   );
 
@@ -288,7 +326,7 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     },
     async (request) => {
       const organizationId = request.tenant.writeOrganizationId;
-      const result = await discoverN8nWorkflows({ sql: ledger.sql, config, log: services.log }, { organizationId, pageSize: request.body?.page_size });
+      const result = await discoverN8nWorkflows({ sql: ledger.sql, config, secrets, log: services.log }, { organizationId, pageSize: request.body?.page_size });
       return { organization_id: organizationId, ...result };
     },
   );
