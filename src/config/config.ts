@@ -145,10 +145,10 @@ const EnvSchema = z.object({
   CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
   /** A request unanswered this long stops counting against the worker's concurrency (it is parked). */
   CARTEIRO_WORKER_PARK_AFTER_MS: int(50, 600_000).default(250),
-  /** Parked requests a worker may hold (waiting on slow or silent receivers) before it stops claiming. */
+  /** Parked requests a worker may hold (waiting on slow or silent receivers) before their endpoints get no more work. */
   CARTEIRO_WORKER_MAX_PARKED: int(1, 1_000_000).default(10_000),
   /** Requests in flight to one endpoint, per worker, at most (each endpoint may set its own). */
-  CARTEIRO_ENDPOINT_MAX_IN_FLIGHT: int(1, 1000).default(64),
+  CARTEIRO_ENDPOINT_MAX_IN_FLIGHT: int(1, 1000).default(256),
   /** Where adaptive concurrency starts for an endpoint a worker has not sent to yet. */
   CARTEIRO_ENDPOINT_START_IN_FLIGHT: int(1, 1000).default(8),
   /** Failed attempts in a row that put an endpoint in the slow lane (one request in flight; 0 = never). */

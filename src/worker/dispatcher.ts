@@ -121,12 +121,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
           // piling up outcomes in memory until their leases run out and the work is sent again.
           const unrecorded = buffer.length + recording + active.size;
-          const allowance = parked >= maxParked ? 0 : maxUnrecorded - unrecorded;
+          const allowance = maxUnrecorded - unrecorded;
           if (allowance <= 0) {
             if (!claimsHeldBack && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
               heldBackLoggedAt = now();
-              if (parked >= maxParked) log.warn({ parked, maxParked }, 'too many requests wait on slow receivers: claiming paused until some answer or time out');
-              else log.warn({ unrecorded, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
+              log.warn({ unrecorded, maxUnrecorded }, 'recording outcomes is falling behind: claiming paused until it catches up');
             }
             claimsHeldBack = true;
             break;
@@ -140,7 +139,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
           if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && active.size > 0) break;
-          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view());
+          // Short of room for parked requests: endpoints that have some get nothing more until they
+          // answer or time out; endpoints that answer promptly go on.
+          const holdParked = parked >= maxParked;
+          if (holdParked && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
+            heldBackLoggedAt = now();
+            log.warn({ parked, maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
+          }
+          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view({ holdParked }));
           const full = batch.length === want;
           // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
           // (A claim can come back short because endpoints are at their caps, not only when nothing
@@ -165,7 +171,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function startDelivery(d: ClaimedDispatch): void {
     inFlight++;
-    const slot: Slot = { startedAt: now(), parked: false, signal: 'neutral' };
+    const slot: Slot = { endpointId: d.webhook_endpoint_id, startedAt: now(), parked: false, signal: 'neutral' };
     active.add(slot);
     limits.started(d.webhook_endpoint_id, d.max_in_flight);
     deliver(d, slot)
@@ -178,7 +184,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         inFlight--;
         if (slot.parked) parked--;
         else active.delete(slot);
-        limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight);
+        limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         pushOutcome(record);
         if (inFlight === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
@@ -327,6 +333,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       active.delete(slot);
       slot.parked = true;
       parked++;
+      limits.parked(slot.endpointId);
     }
   }
 
@@ -399,7 +406,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   };
 }
 
-type Slot = { startedAt: number; parked: boolean; signal: LoadSignal };
+type Slot = { endpointId: string; startedAt: number; parked: boolean; signal: LoadSignal };
 
 const now = () => Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

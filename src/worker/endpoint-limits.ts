@@ -11,7 +11,7 @@
 import type { WorkerEndpointView } from '../ledger/dispatches.ts';
 import type { SendResult } from '../delivery/http-sender.ts';
 
-type EndpointState = { inFlight: number; limit: number };
+type EndpointState = { inFlight: number; limit: number; parked: number };
 
 /** What an attempt's result says about the receiver's capacity. */
 export type LoadSignal = 'ok' | 'overload' | 'neutral';
@@ -30,11 +30,18 @@ const MAX_REMEMBERED = 10_000;
 
 export type EndpointLimits = {
   started(endpointId: string, cap: number): void;
-  finished(endpointId: string, signal: LoadSignal, cap: number): void;
+  /** One of the endpoint's requests has waited long enough to be parked. */
+  parked(endpointId: string): void;
+  finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
   inFlight(endpointId: string): number;
   limit(endpointId: string): number;
-  /** The endpoints the claim must hear about: those with work in flight or a limit off the start value. */
-  view(): WorkerEndpointView;
+  /**
+   * The endpoints the claim must hear about: those with work in flight or a limit off the start
+   * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
+   * has in flight): when the worker is short of room for parked requests, the slow endpoints wait
+   * and the others go on.
+   */
+  view(opts?: { holdParked: boolean }): WorkerEndpointView;
 };
 
 export function createEndpointLimits(startLimit: number): EndpointLimits {
@@ -44,7 +51,7 @@ export function createEndpointLimits(startLimit: number): EndpointLimits {
     let s = states.get(endpointId);
     if (!s) {
       if (states.size >= MAX_REMEMBERED) forgetIdle();
-      s = { inFlight: 0, limit: startLimit };
+      s = { inFlight: 0, limit: startLimit, parked: 0 };
       states.set(endpointId, s);
     }
     return s;
@@ -60,23 +67,27 @@ export function createEndpointLimits(startLimit: number): EndpointLimits {
       s.inFlight++;
       if (s.limit > cap) s.limit = cap;
     },
-    finished(endpointId, signal, cap) {
+    parked(endpointId) {
+      state(endpointId).parked++;
+    },
+    finished(endpointId, signal, cap, wasParked) {
       const s = state(endpointId);
       s.inFlight = Math.max(0, s.inFlight - 1);
+      if (wasParked) s.parked = Math.max(0, s.parked - 1);
       if (signal === 'ok') s.limit = Math.min(cap, s.limit + 1);
       else if (signal === 'overload') s.limit = Math.max(1, Math.floor(s.limit / 2));
       if (s.inFlight === 0 && s.limit === startLimit) states.delete(endpointId);
     },
     inFlight: (endpointId) => states.get(endpointId)?.inFlight ?? 0,
     limit: (endpointId) => states.get(endpointId)?.limit ?? startLimit,
-    view() {
+    view(opts) {
       const endpointIds: string[] = [];
       const inFlight: number[] = [];
       const limits: number[] = [];
       for (const [id, s] of states) {
         endpointIds.push(id);
         inFlight.push(s.inFlight);
-        limits.push(s.limit);
+        limits.push(opts?.holdParked && s.parked > 0 ? Math.max(1, s.inFlight) : s.limit);
       }
       return { endpointIds, inFlight, limits };
     },
