@@ -69,7 +69,7 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation'] as const;
+const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -97,6 +97,7 @@ const { values: args } = parseArgs({
     'isolation-seconds': { type: 'string' },
     'isolation-grace': { type: 'string' },
     'isolation-backlog': { type: 'string' },
+    'backlog-sizes': { type: 'string' },
     profile: { type: 'boolean', default: false },
     analyze: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
@@ -140,6 +141,8 @@ const opts = {
   isolationSeconds: num(args['isolation-seconds'], quick ? 4 : 8),
   isolationGraceSeconds: num(args['isolation-grace'], quick ? 4 : 10),
   isolationBacklog: num(args['isolation-backlog'], quick ? 10_000 : 100_000),
+  // The backlog section: drains of these sizes (fan-out 1, one worker), the largest against the smallest.
+  backlogSizes: (args['backlog-sizes'] ?? (quick ? '2000,20000,100000' : '10000,100000,1000000')).split(',').map((v) => num(v, 0)).filter((n) => n > 0),
   profile: args.profile === true,
   analyze: args.analyze === true,
   logLevel: args['log-level'] ?? 'warn',
@@ -164,7 +167,7 @@ function readHeader(): string {
     '                         [--embedded-events N] [--rate N] [--sweep-rates 250,500] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
     '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
     '                         [--isolation-hanging 0,1,20,200] [--isolation-kinds hang,slow,refuse] [--isolation-modes spread,fanout]\n' +
-    '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N]\n' +
+    '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N] [--backlog-sizes 10000,100000,1000000]\n' +
     `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`;
 }
 
@@ -213,7 +216,7 @@ async function sectionCeiling(rx: ReceiverHandle): Promise<void> {
     name: `raw undici POST/s (${opts.connections} conns, signed, ${ceiling.bodyBytes} B)`,
     value: ceiling.requestsPerSecond,
     unit: 'req/s',
-    note: `p50 ${f0(ceiling.p50, 2)} ms, p99 ${f0(ceiling.p99, 2)} ms${ceiling.timedOut ? ', TIME LIMIT' : ''}${ceiling.errors + ceiling.non2xx ? `, ${ceiling.errors + ceiling.non2xx} errors` : ''}`,
+    note: `p50 ${f0(ceiling.p50, 2)} ms, p99 ${f0(ceiling.p99, 2)} ms, client CPU ${f0(ceiling.clientCpuUsPerRequest)} µs/request${ceiling.timedOut ? ', TIME LIMIT' : ''}${ceiling.errors + ceiling.non2xx ? `, ${ceiling.errors + ceiling.non2xx} errors` : ''}`,
   });
 }
 
@@ -273,8 +276,39 @@ function drainFigure(section: Section, name: string, r: DrainResult, target?: { 
       `${r.receiver.uniqueIds}/${r.expected} delivered in ${f0(r.drain.ms / 1000, 1)} s (first after ${f0(r.drain.firstDeliveryMs)} ms)` +
       `${r.drain.steadyPerSecond ? `, steady ${f0(r.drain.steadyPerSecond)}/s` : ''}, record lag ${f0(r.drain.recordLagMs)} ms, ` +
       `${r.ledger.attemptRows} attempt rows, dup ${r.receiver.duplicates}; CPU/delivery worker ${r.cpu.perDeliveryUs.worker} µs, ` +
-      `Postgres ${r.cpu.perDeliveryUs.postgres} µs${r.drain.timedOut ? ', TIME LIMIT' : ''}${ok ? '' : ', INCOMPLETE'}`,
+      `Postgres ${r.cpu.perDeliveryUs.postgres} µs${cpuVsClient(r)}${r.drain.timedOut ? ', TIME LIMIT' : ''}${ok ? '' : ', INCOMPLETE'}`,
   });
+}
+
+/** Worker + Postgres CPU per delivery against the ceiling client's CPU per request, measured in this run. */
+function cpuVsClient(r: DrainResult): string {
+  const client = ceiling?.clientCpuUsPerRequest;
+  if (!client) return '';
+  const ours = r.cpu.perDeliveryUs.worker + r.cpu.perDeliveryUs.postgres;
+  return ` (= ${f0(ours / client, 2)}× the ceiling client's ${f0(client)} µs/request)`;
+}
+
+/** Drains of growing backlogs: does the cost per delivery grow with the backlog? */
+async function sectionBacklog(rx: ReceiverHandle): Promise<void> {
+  const results: DrainResult[] = [];
+  for (const size of opts.backlogSizes) {
+    const r = await drain(rx, `backlog ${f0(size)}`, size, 1, 1);
+    results.push(r);
+    drainFigure('backlog', `drain of a ${f0(size)}-delivery backlog, fan-out 1, 1 worker`, r);
+  }
+  const [first, last] = [results[0], results[results.length - 1]];
+  if (first && last && results.length > 1) {
+    const rel = ratio(last.drain.perSecond, first.drain.perSecond);
+    fig({
+      section: 'backlog',
+      name: `deliveries/s draining ${f0(last.expected)} vs ${f0(first.expected)}`,
+      value: rel,
+      unit: '×',
+      target: '≥ 0.9×',
+      pass: rel === null ? null : rel >= 0.9,
+      note: `Postgres CPU per delivery ${f0(first.cpu.perDeliveryUs.postgres)} → ${f0(last.cpu.perDeliveryUs.postgres)} µs, worker ${f0(first.cpu.perDeliveryUs.worker)} → ${f0(last.cpu.perDeliveryUs.worker)} µs`,
+    });
+  }
 }
 
 async function drain(rx: ReceiverHandle, label: string, events: number, fanout: number, workers: number, extra: Partial<Parameters<typeof runDrain>[0]> = {}): Promise<DrainResult> {
@@ -1041,7 +1075,7 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation'];
+  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation'];
   if (!DATABASE_URL) {
     for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
     console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
@@ -1060,6 +1094,7 @@ async function main(): Promise<void> {
       ['ceiling', sectionCeiling],
       ['seed', sectionSeed],
       ['sustained', sectionSustained],
+      ['backlog', sectionBacklog],
       ['latency', sectionLatency],
       ['trigger', sectionTrigger],
       ['ingest', sectionIngest],

@@ -41,6 +41,8 @@ export interface CeilingResult {
   timedOut: boolean;
   connections: number;
   bodyBytes: number;
+  /** CPU the client process spent per request in the measured phase (user + system), µs. */
+  clientCpuUsPerRequest: number;
 }
 
 export async function measureCeiling(opts: CeilingOptions): Promise<CeilingResult> {
@@ -100,9 +102,11 @@ export async function measureCeiling(opts: CeilingOptions): Promise<CeilingResul
     if (warmup > 0) await phase(warmup, performance.now() + Math.min(10_000, durationLimitMs), null);
     const latencies = new Float64Array(count);
     const start = performance.now();
+    const cpuBefore = process.cpuUsage();
     const deadline = start + durationLimitMs;
     const r = await phase(count, deadline, latencies);
     const elapsedMs = performance.now() - start;
+    const cpu = process.cpuUsage(cpuBefore);
     const latencyMs = summarize(latencies.subarray(0, r.done));
     return {
       requestsPerSecond: (r.done / elapsedMs) * 1000,
@@ -117,6 +121,7 @@ export async function measureCeiling(opts: CeilingOptions): Promise<CeilingResul
       timedOut: r.done < count,
       connections,
       bodyBytes: Buffer.byteLength(envelopeBody('msg_ceil_size_probe', payloadBytes)),
+      clientCpuUsPerRequest: r.done ? (cpu.user + cpu.system) / r.done : 0,
     };
   } finally {
     await pool.close();
