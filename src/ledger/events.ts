@@ -15,7 +15,10 @@ export type NewEvent = {
   tableName: string | null;
   recordId: string | null;
   userId: string | null;
-  /** The event's data as JSON text: parsed once at the edge, never re-serialised on the way in. */
+  /**
+   * The event's data as compact JSON text (JSON.stringify of what the client sent, keys in its order):
+   * parsed once at the edge, never re-serialised on the way in, and sent as it is (migration 0016).
+   */
   dataJson: string;
   priority: PriorityValue;
   idempotencyKey: string | null;
@@ -43,8 +46,8 @@ export async function insertEvents(sql: Sql, events: NewEvent[], opts: { deferNo
   const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
   const inserted = await sql<StoredEvent[]>`
     INSERT INTO webhook_events
-      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key, data_sealed)
-    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, priority::smallint, idempotency_key,
+      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, data_json, priority, idempotency_key, data_sealed)
+    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, data, priority::smallint, idempotency_key,
            true -- sealed at ingestion (migration 0010)
     FROM unnest(
       ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
