@@ -204,8 +204,19 @@ function forEachSchemaObject(value: unknown, at: string, visit: (s: Record<strin
   visit(s, at);
   for (const [key, sub] of Object.entries(s)) {
     if (DATA_VALUED.has(key)) continue;
-    forEachSchemaObject(sub, /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${at}.${key}` : `${at}["${key.slice(0, 60)}"]`, visit);
+    const path = `${at}${member(key)}`;
+    // A map of names to schemas: its keys are names (a property may be called "$id"), its values schemas.
+    if ((SCHEMA_MAPS.includes(key) || key === 'dependencies') && sub !== null && typeof sub === 'object' && !Array.isArray(sub)) {
+      for (const [name, inner] of Object.entries(sub)) forEachSchemaObject(inner, `${path}${member(name)}`, visit);
+    } else {
+      forEachSchemaObject(sub, path, visit);
+    }
   }
+}
+
+/** `.name`, or `["name"]` where the name is not an identifier. */
+function member(name: string): string {
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `["${name.slice(0, 60)}"]`;
 }
 
 function checkPattern(pattern: string, field: string): void {

@@ -319,6 +319,11 @@ describe('event-type schemas: one organization cannot affect another', () => {
       assert.equal(res.body.details.field, field, JSON.stringify(res.body));
     }
     const listed = (await c.request('GET', 'event-types')).body.data as { name: string }[];
+    // Names of data properties are not identifiers: a property may be called "$id" or "$ref".
+    const named = await c.request('POST', 'event-types', { name: 'named.props', schema: { type: 'object', required: ['$id'], properties: { $id: { type: 'string' }, $ref: { type: 'integer' } } } });
+    assert.equal(named.status, 201, JSON.stringify(named.body));
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $id: 'x', $ref: 1 } })).status, 202);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $ref: 1 } })).status, 422);
     assert.ok(!listed.some((t) => t.name === 'refused.id'), 'nothing refused is stored');
   });
 });
