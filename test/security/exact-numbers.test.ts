@@ -69,4 +69,23 @@ describe('numbers the API cannot keep exact are refused', () => {
     assert.equal(data.big, 1e300);
     assert.match(hit.body, /"max":9007199254740991,/);
   });
+
+  test('the API shows stored data exactly: a big integer written in the database, and the client\'s key order', async () => {
+    const sql = c.services.ledger.sql;
+    const [ep] = await sql<{ organization_id: string }[]>`SELECT organization_id FROM webhook_endpoints LIMIT 1`;
+    const [row] = await sql<{ id: string }[]>`
+      INSERT INTO webhook_events (organization_id, event_type, event_source, data)
+      VALUES (${ep!.organization_id}, 'user.registered', 'supabase', ${'{"user_id": "u2", "big": 1234567890123456789}'}::text::jsonb) RETURNING id`;
+    const auth = { authorization: 'Bearer ck_admin_test_key_0123456789abcdef' };
+    const one = await c.app.inject({ method: 'GET', url: `/api/webhooks/events/${row!.id}`, headers: auth });
+    assert.equal(one.statusCode, 200);
+    assert.match(one.body, /"big":1234567890123456789[,}]/, one.body);
+    const listed = await c.app.inject({ method: 'GET', url: '/api/webhooks/events?limit=5', headers: auth });
+    assert.match(listed.body, /"big":1234567890123456789[,}]/);
+
+    const id = (await post('trigger', `{"event_type":"user.registered","data":{"zeta":1,${USER},"alpha":2}}`)).body.event_id;
+    const shown = await c.app.inject({ method: 'GET', url: `/api/webhooks/events/${id}`, headers: auth });
+    assert.deepEqual(Object.keys(JSON.parse(shown.body).data), ['zeta', 'user_id', 'email', 'name', 'alpha']);
+    assert.equal(JSON.parse(shown.body).data.name, 'Maria', 'sealed fields are shown opened');
+  });
 });
