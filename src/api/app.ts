@@ -6,10 +6,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Services } from '../runtime/services.ts';
-import { errorHandler, fromRouterError } from './error-handler.ts';
+import { errorHandler, fromRouterError, toErrorBody } from './error-handler.ts';
+import { answerExpectContinue } from './oversized-body.ts';
 import { registerAuth } from './auth-hook.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
-import { NotFoundError } from '../errors/errors.ts';
+import { BodyTooLargeError, NotFoundError } from '../errors/errors.ts';
 import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
 import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
 import { registerInputHardening } from '../security/hardening/input-hardening.ts';
@@ -50,6 +51,11 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     // A malformed percent-escape or an over-long parameter is refused by the router before any route
     // runs; without this Fastify answers in its own shape, outside the error envelope.
     frameworkErrors: (err, request, reply) => errorHandler(fromRouterError(err, request.url, routePaths, MAX_PARAM_LENGTH), request, reply),
+  });
+  // An oversized body announced with Expect: 100-continue is refused before it is sent.
+  answerExpectContinue(app.server, config.http.bodyLimitBytes, () => {
+    const { body } = toErrorBody(new BodyTooLargeError(config.http.bodyLimitBytes));
+    return { status: body.statusCode, text: JSON.stringify(body) };
   });
   app.addHook('onRoute', (route) => {
     routePaths.push(route.url);

@@ -4,6 +4,7 @@
  * with a message naming the field; anything unexpected is a 500 without internals, logged in full.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { answerThenDrain } from './oversized-body.ts';
 import {
   BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
 } from '../errors/errors.ts';
@@ -129,5 +130,11 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
   const { body, headers } = toErrorBody(fromBodyError(err, request));
   if (body.statusCode >= 500) request.log.error({ err: withoutQuotedValues(err) }, 'request failed');
   else if (isDataException(err)) request.log.warn({ pg: refusalFacts(err) }, 'a request value was refused by Postgres');
+  if (body.statusCode === 413 && !request.raw.complete) {
+    // The client is still sending: answer, then read the rest, so it can read the 413 (oversized-body.ts).
+    reply.hijack();
+    answerThenDrain(request.raw, reply.raw, 413, JSON.stringify(body));
+    return;
+  }
   reply.code(body.statusCode).headers(headers).send(body);
 }

@@ -14,7 +14,7 @@ import { PRIORITY, type PriorityValue } from '../ledger/events.ts';
 import { BUILTIN_EVENT_TYPES, type EventTypeDefinition, type JsonSchema, type Priority } from './builtin-event-types.ts';
 import { findCustomEventType, insertCustomEventType, listCustomEventTypes } from '../ledger/event-types.ts';
 import { ConflictError, SchemaViolationError, UnknownEventTypeError, ValidationError } from '../errors/errors.ts';
-import { assertRunnableSchema, compileCustomSchema, customSchemaAjvOptions, runsInline } from './custom-schema.ts';
+import { assertRunnableSchema, compileCustomSchema, runsInline } from './custom-schema.ts';
 import { createIsolatedValidator } from './isolated-validator.ts';
 
 export type ResolvedEventType = EventTypeDefinition & {
@@ -58,8 +58,8 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
   const builtins = new Map<string, ResolvedEventType>(
     BUILTIN_EVENT_TYPES.map((t) => [t.name, { ...t, builtin: true, priorityValue: PRIORITY[t.priority], validate: builtinAjv.compile(t.schema), isolatedKey: 0 }]),
   );
-  // Organizations' schemas get an instance of their own (custom-schema.ts).
-  const ajv = new Ajv(customSchemaAjvOptions());
+  // Each organization's schema is compiled in an ajv instance of its own (custom-schema.ts): the
+  // built-ins' instance never sees one, and dropping a validator is leaving it to the collector.
   type Entry = { at: number; type: ResolvedEventType | null; schemaText: string | null };
   const custom = new Map<string, Entry>();
   const loading = new Map<string, Promise<Entry>>();
@@ -80,13 +80,9 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
       schema: row.schema,
       builtin: false,
       priorityValue: PRIORITY[row.priority],
-      validate: runsInline(row.schema) ? compileCustomSchema(ajv, row.schema) : null,
+      validate: runsInline(row.schema) ? compileCustomSchema(row.schema) : null,
       isolatedKey: ++isolatedKeys,
     };
-  }
-
-  function forget(entry: Entry | undefined): void {
-    if (entry?.type?.validate) ajv.removeSchema(entry.type.validate.schema);
   }
 
   /** Reads a custom type, one read per key at a time; concurrent callers share it. */
@@ -100,11 +96,7 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
       const schemaText = row ? JSON.stringify([row.schema, row.priority, row.description]) : null;
       let type: ResolvedEventType | null = null;
       if (row) type = previous?.type && previous.schemaText === schemaText ? previous.type : compileCustom(row);
-      if (previous?.type && previous.type !== type) forget(previous);
-      if (custom.size >= CUSTOM_CACHE_LIMIT && !custom.has(key)) {
-        for (const e of custom.values()) forget(e);
-        custom.clear();
-      }
+      if (custom.size >= CUSTOM_CACHE_LIMIT && !custom.has(key)) custom.clear();
       const entry = { at: Date.now(), type, schemaText };
       if (type || registrations === registrationsBefore) custom.set(key, entry);
       return entry;
@@ -156,7 +148,7 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
       // Only checked here; resolve() compiles what it reads back.
       if (runsInline(def.schema)) {
         try {
-          ajv.removeSchema(compileCustomSchema(ajv, def.schema).schema);
+          compileCustomSchema(def.schema);
         } catch (err) {
           throw new ValidationError(`schema is not a valid JSON schema: ${(err as Error).message}`, { field: 'schema' });
         }
@@ -170,7 +162,6 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
       // An unknown-type answer cached for this name must not outlive the registration.
       registrations++;
       const key = `${organizationId}/${def.name}`;
-      forget(custom.get(key));
       custom.delete(key);
       return def;
     },

@@ -20,7 +20,7 @@
  * RE2 has no lookaround and no backreferences.
  */
 import { RE2JS } from 're2js';
-import type { AnySchema, Ajv, CodeOptions, Options, ValidateFunction } from 'ajv';
+import { Ajv, type AnySchema, type CodeOptions, type Options, type ValidateFunction } from 'ajv';
 import { ValidationError } from '../errors/errors.ts';
 
 /** Large enough for any event's description. */
@@ -64,21 +64,47 @@ export const linearRegExp: NonNullable<CodeOptions['regExp']> = Object.assign(
 
 /**
  * One ajv configuration for organizations' schemas, inline or on the validation thread: patterns on
- * the linear-time engine; an `$id` is not registered instance-wide (two organizations may use the
- * same one, and neither learns of the other's); `format` is an annotation, as JSON Schema defines it
- * by default, not a check.
+ * the linear-time engine; nothing compiled is registered instance-wide (`addUsedSchema`); `format` is
+ * an annotation, as JSON Schema defines it by default, not a check; the schema was checked against
+ * the meta-schema already (checkAgainstMetaSchema), so the instance does not look the meta-schema up.
  */
 export function customSchemaAjvOptions(): Options {
-  return { allErrors: false, strict: false, addUsedSchema: false, validateFormats: false, code: { regExp: linearRegExp } };
+  return { allErrors: false, strict: false, addUsedSchema: false, validateFormats: false, validateSchema: false, code: { regExp: linearRegExp } };
+}
+
+/** Draft-07's meta-schema, the one ajv's default class runs, under both spellings of its URI. */
+const DRAFT_07_URIS = new Set(['http://json-schema.org/draft-07/schema#', 'http://json-schema.org/draft-07/schema']);
+/** Identifiers no organization may declare or refer to: meta-schemas, and the id lent to a root below. */
+const RESERVED_ID = /^(?:https?:\/\/json-schema\.org\/|urn:carteiro:)/i;
+/** Keywords whose value is data, not schemas: identifiers inside them mean nothing. */
+const DATA_VALUED = new Set(['enum', 'const', 'default', 'examples', 'required']);
+
+/**
+ * Checks schemas against draft-07's meta-schema. It never compiles an organization's schema, so what
+ * one registers cannot change how another's is checked (when organizations' schemas were compiled in a
+ * shared instance, removing one whose `$id` was the meta-schema's URI removed the meta-schema itself,
+ * and every later registration in that process failed).
+ */
+const metaAjv = new Ajv({ strict: false });
+const checkMeta = metaAjv.getSchema('http://json-schema.org/draft-07/schema') as ValidateFunction;
+
+/** Throws a plain Error (as ajv does) saying where `schema` breaks the meta-schema. */
+function checkAgainstMetaSchema(schema: unknown): void {
+  if (checkMeta(schema)) return;
+  const err = checkMeta.errors?.[0];
+  throw new Error(`schema${err ? `${err.instancePath.replaceAll('/', '.')} ${err.message ?? 'is invalid'}` : ' is invalid'}`);
 }
 
 /**
- * Compiles an organization's schema. Without `$id` instance-wide, ajv resolves a reference to the
- * root (`"$ref": "#"`) only against a root that has an `$id` of its own, so one is lent to it.
+ * Compiles an organization's schema in an ajv instance of its own, dropped with the validator: no
+ * `$id`, `$anchor` or `$ref` of one schema can be seen by, or replace, anything another one uses.
+ * Without `$id` instance-wide, ajv resolves a reference to the root (`"$ref": "#"`) only against a
+ * root that has an `$id` of its own, so one is lent to it.
  */
-export function compileCustomSchema(ajv: Ajv, schema: unknown): ValidateFunction {
+export function compileCustomSchema(schema: unknown): ValidateFunction {
+  checkAgainstMetaSchema(schema);
   const rooted = schema !== null && typeof schema === 'object' && !Array.isArray(schema) && !('$id' in schema) ? { $id: 'urn:carteiro:event-type', ...schema } : schema;
-  return ajv.compile(rooted as AnySchema);
+  return new Ajv(customSchemaAjvOptions()).compile(rooted as AnySchema);
 }
 
 /** Throws ValidationError naming the first part of `schema` that can never run. */
@@ -86,6 +112,7 @@ export function assertRunnableSchema(schema: unknown, field = 'schema'): void {
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) {
     throw new ValidationError(`${field} is larger than ${MAX_SCHEMA_BYTES} bytes`, { field });
   }
+  assertSelfContained(schema, field);
   forEachSubschema(schema, field, (s, at) => {
     if ('$async' in s) refuse(`${at}.$async`, 'asynchronous schemas are not supported: events are validated as they arrive');
     if (typeof s.pattern === 'string') checkPattern(s.pattern, `${at}.pattern`);
@@ -136,6 +163,60 @@ function forEachSubschema(schema: unknown, at: string, visit: (s: Record<string,
   if (deps !== null && typeof deps === 'object' && !Array.isArray(deps)) {
     for (const [name, sub] of Object.entries(deps)) if (!Array.isArray(sub)) forEachSubschema(sub, `${at}.dependencies["${name.slice(0, 60)}"]`, visit);
   }
+}
+
+/**
+ * Refuses identifiers that reach outside the schema: a `$schema` other than draft-07, an `$id` that
+ * names a meta-schema (or the id Carteiro lends a root), a `$ref` to anything but the schema's own parts.
+ * Looked for under every keyword ajv walks, unknown ones too (it collects `$id`s there as well).
+ */
+function assertSelfContained(schema: unknown, field: string): void {
+  const declared = new Set<string>();
+  const refs: [string, unknown][] = [];
+  forEachSchemaObject(schema, field, (s, at) => {
+    if ('$schema' in s && !(typeof s.$schema === 'string' && DRAFT_07_URIS.has(s.$schema))) {
+      refuse(`${at}.$schema`, 'Carteiro runs draft-07 schemas: $schema may only be http://json-schema.org/draft-07/schema#');
+    }
+    if ('$id' in s) {
+      if (typeof s.$id !== 'string') refuse(`${at}.$id`, 'must be a string');
+      if (RESERVED_ID.test(s.$id)) refuse(`${at}.$id`, 'names a JSON Schema meta-schema or an identifier Carteiro reserves; use an identifier of your own');
+      declared.add(s.$id.split('#')[0]!);
+    }
+    if ('$ref' in s) refs.push([`${at}.$ref`, s.$ref]);
+  });
+  for (const [at, ref] of refs) {
+    if (typeof ref !== 'string') refuse(at, 'must be a string');
+    if (ref.startsWith('#')) continue;
+    if (RESERVED_ID.test(ref) || !declared.has(ref.split('#')[0]!)) {
+      refuse(at, 'refers outside this schema: a $ref may name only this schema\'s own parts ("#/…") or an $id it declares');
+    }
+  }
+}
+
+/** Calls `visit` with every object under `schema` that ajv may take for a schema, and its path. */
+function forEachSchemaObject(value: unknown, at: string, visit: (s: Record<string, unknown>, at: string) => void): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => forEachSchemaObject(item, `${at}[${i}]`, visit));
+    return;
+  }
+  const s = value as Record<string, unknown>;
+  visit(s, at);
+  for (const [key, sub] of Object.entries(s)) {
+    if (DATA_VALUED.has(key)) continue;
+    const path = `${at}${member(key)}`;
+    // A map of names to schemas: its keys are names (a property may be called "$id"), its values schemas.
+    if ((SCHEMA_MAPS.includes(key) || key === 'dependencies') && sub !== null && typeof sub === 'object' && !Array.isArray(sub)) {
+      for (const [name, inner] of Object.entries(sub)) forEachSchemaObject(inner, `${path}${member(name)}`, visit);
+    } else {
+      forEachSchemaObject(sub, path, visit);
+    }
+  }
+}
+
+/** `.name`, or `["name"]` where the name is not an identifier. */
+function member(name: string): string {
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? `.${name}` : `["${name.slice(0, 60)}"]`;
 }
 
 function checkPattern(pattern: string, field: string): void {

@@ -4,20 +4,19 @@
  * validators.
  */
 import { parentPort } from 'node:worker_threads';
-import { Ajv, type ValidateFunction } from 'ajv';
-import { compileCustomSchema, customSchemaAjvOptions } from './custom-schema.ts';
+import type { ValidateFunction } from 'ajv';
+import { compileCustomSchema } from './custom-schema.ts';
 import type { ThreadReply, ThreadRequest } from './isolated-validator.ts';
 
-const ajv = new Ajv(customSchemaAjvOptions());
 const validators = new Map<number, ValidateFunction>();
 
 parentPort?.on('message', (m: ThreadRequest) => {
   let reply: ThreadReply;
   try {
     if (m.kind === 'compile') {
-      const validate = compileCustomSchema(ajv, m.schema);
+      // Each schema in an ajv instance of its own (custom-schema.ts): one kept is one instance kept.
+      const validate = compileCustomSchema(m.schema);
       if (m.keep) validators.set(m.key, validate);
-      else ajv.removeSchema(validate.schema);
       reply = { id: m.id, kind: 'compiled' };
     } else {
       const validate = validators.get(m.key);

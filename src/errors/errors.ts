@@ -111,6 +111,17 @@ export class BodyTooLargeError extends CarteiroError {
   }
 }
 
+/**
+ * A number in a JSON body that would be stored altered: JSON numbers are read as doubles, so an
+ * integer beyond 2^53 or a decimal with more digits than a double keeps would change silently.
+ */
+export class InexactNumberError extends CarteiroError {
+  constructor(field: string, source: string) {
+    const shown = source.length > 40 ? `${source.slice(0, 40)}…` : source;
+    super('CARTEIRO_INEXACT_NUMBER', 422, `${field} is ${shown}, a number that cannot be stored exactly (integers must be within ±2^53, decimals within 15 significant digits); send it as a string`, { field });
+  }
+}
+
 /** A body in a media type the API has no parser for: it reads JSON. */
 export class UnsupportedMediaTypeError extends CarteiroError {
   constructor(contentType: string | undefined) {

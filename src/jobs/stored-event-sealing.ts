@@ -8,6 +8,7 @@
  */
 import type { Services } from '../runtime/services.ts';
 import { sealStoredEvents } from '../ledger/unsealed-events.ts';
+import { parseKeepingNumbers } from '../util/exact-json.ts';
 
 const SEAL_INTERVAL_MS = 1000;
 const SEAL_BATCH = 500;
@@ -20,8 +21,9 @@ const SEAL_BATCH = 500;
 export function startStoredEventSealing(services: Services, announce: (organizationId: string, count: number) => void): () => Promise<void> {
   const { ledger, log, dataProtection } = services;
   // null when sealing changes nothing (Postgres's jsonb text and JSON.stringify space differently).
+  // Numbers a double cannot hold (a bigint column) are kept as written.
   const seal = (dataText: string): string | null => {
-    const data = JSON.parse(dataText) as Record<string, unknown>;
+    const data = parseKeepingNumbers(dataText) as Record<string, unknown>;
     const sealed = dataProtection.sealData(data);
     return sealed === JSON.stringify(data) ? null : sealed;
   };

@@ -89,8 +89,8 @@ export async function emitEndpointDisabled(tx: Db, disabled: DisabledEndpoint[])
     }),
   );
   await tx`
-    INSERT INTO webhook_events (organization_id, event_type, event_source, data, priority, data_sealed)
-    SELECT ${OPERATIONS_ORGANIZATION_ID}::uuid, ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, 1, true -- Carteiro's own operational data
+    INSERT INTO webhook_events (organization_id, event_type, event_source, data, data_json, priority, data_sealed)
+    SELECT ${OPERATIONS_ORGANIZATION_ID}::uuid, ${ENDPOINT_DISABLED_EVENT}, 'system', d::jsonb, d, 1, true -- Carteiro's own operational data
     FROM unnest(${data}::text[]) AS t(d)`;
 }
 

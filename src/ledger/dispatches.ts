@@ -17,7 +17,10 @@ export type ClaimedDispatch = {
   round_attempts: number;
   event_type: string;
   event_created_at: Date;
-  /** jsonb as text, spliced into the envelope as is: no parse and re-serialise per delivery. */
+  /**
+   * The data's compact JSON text (migration 0016), spliced into the envelope as is: no parse and
+   * re-serialise per delivery. Rows from before 0016 have it rendered from jsonb by the claim.
+   */
   data_text: string;
   /** Whether the data went through sealing (migration 0010): only then can it hold Carteiro's ciphertext. */
   data_sealed: boolean;
@@ -142,7 +145,7 @@ export function claimStatement(
 function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
   return sql`
     SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts,
-           e.event_type, e.created_at AS event_created_at, e.data::text AS data_text, e.data_sealed,
+           e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
            coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight

@@ -5,6 +5,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Sql } from './connection.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
+import { parseKeepingNumbers } from '../util/exact-json.ts';
 
 export const PRIORITY = { normal: 0, high: 1 } as const;
 export type PriorityValue = (typeof PRIORITY)[keyof typeof PRIORITY];
@@ -16,7 +17,10 @@ export type NewEvent = {
   tableName: string | null;
   recordId: string | null;
   userId: string | null;
-  /** The event's data as JSON text: parsed once at the edge, never re-serialised on the way in. */
+  /**
+   * The event's data as compact JSON text (JSON.stringify of what the client sent, keys in its order):
+   * parsed once at the edge, never re-serialised on the way in, and sent as it is (migration 0016).
+   */
   dataJson: string;
   priority: PriorityValue;
   idempotencyKey: string | null;
@@ -57,8 +61,8 @@ async function insertInTransaction(sql: Sql, events: NewEvent[], opts: { deferNo
   const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
   const inserted = await sql<StoredEvent[]>`
     INSERT INTO webhook_events
-      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key, data_sealed)
-    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, priority::smallint, idempotency_key,
+      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, data_json, priority, idempotency_key, data_sealed)
+    SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, data, priority::smallint, idempotency_key,
            true -- sealed at ingestion (migration 0010)
     FROM unnest(
       ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
@@ -120,11 +124,24 @@ export type EventDetail = {
   processed_at: Date | null;
 };
 
+/**
+ * An event's columns, its data as the text stored to be sent (migration 0016): read from it, the data
+ * keeps the client's key order, and numbers a double cannot hold (a bigint column captured in the
+ * database) stay exact instead of being rounded by the jsonb parse.
+ */
+type EventRow = Omit<EventDetail, 'data'> & { data_text: string };
+
+function withData({ data_text, ...row }: EventRow): EventDetail {
+  return { ...row, data: parseKeepingNumbers(data_text) };
+}
+
 export async function getEvent(sql: Sql, organizationId: string | null, id: string): Promise<EventDetail | undefined> {
-  const [row] = await sql<EventDetail[]>`
-    SELECT * FROM webhook_events
+  const [row] = await sql<EventRow[]>`
+    SELECT id, organization_id, event_type, event_source, table_name, record_id, user_id, coalesce(data_json, data::text) AS data_text,
+           data_sealed, priority, status, retry_count, error_message, idempotency_key, created_at, updated_at, processed_at
+    FROM webhook_events
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
-  return row;
+  return row && withData(row);
 }
 
 export type DispatchState = {
@@ -191,8 +208,10 @@ export type EventListFilter = {
 };
 
 export async function listEvents(sql: Sql, f: EventListFilter): Promise<EventDetail[]> {
-  return sql<EventDetail[]>`
-    SELECT * FROM webhook_events
+  const rows = await sql<EventRow[]>`
+    SELECT id, organization_id, event_type, event_source, table_name, record_id, user_id, coalesce(data_json, data::text) AS data_text,
+           data_sealed, priority, status, retry_count, error_message, idempotency_key, created_at, updated_at, processed_at
+    FROM webhook_events
     WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
       AND (${f.eventType ?? null}::text IS NULL OR event_type = ${f.eventType ?? null})
       AND (${f.status ?? null}::text IS NULL OR status = ${f.status ?? null})
@@ -202,4 +221,5 @@ export async function listEvents(sql: Sql, f: EventListFilter): Promise<EventDet
       AND (${f.before ?? null}::uuid IS NULL OR id < ${f.before ?? null}::uuid)
     ORDER BY id DESC
     LIMIT ${f.limit}`;
+  return rows.map(withData);
 }

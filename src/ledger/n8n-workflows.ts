@@ -295,8 +295,8 @@ export async function insertDirectedEvent(
 ): Promise<{ id: string; created_at: Date; duplicate: boolean }> {
   return sql.begin(async (tx) => {
     const [inserted] = await tx<{ id: string; created_at: Date }[]>`
-      INSERT INTO webhook_events (organization_id, event_type, event_source, record_id, user_id, data, priority, idempotency_key, data_sealed)
-      VALUES (${e.organizationId}, ${e.eventType}, 'n8n', ${e.recordId}, ${e.userId}, ${e.dataJson}::text::jsonb, ${e.priority}, ${e.idempotencyKey}, true)
+      INSERT INTO webhook_events (organization_id, event_type, event_source, record_id, user_id, data, data_json, priority, idempotency_key, data_sealed)
+      VALUES (${e.organizationId}, ${e.eventType}, 'n8n', ${e.recordId}, ${e.userId}, ${e.dataJson}::text::jsonb, ${e.dataJson}::text, ${e.priority}, ${e.idempotencyKey}, true)
       ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, created_at`;
     if (!inserted) {

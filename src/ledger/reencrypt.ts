@@ -5,6 +5,7 @@
  * Carteiro runs, and again (it only touches what an older key sealed).
  */
 import type { Sql } from './connection.ts';
+import { parseKeepingNumbers } from '../util/exact-json.ts';
 
 export type Resealer = {
   primaryKeyId: string;
@@ -39,16 +40,18 @@ export async function reencryptLedger(sql: Sql, r: Resealer, opts: { batchSize?:
 
   let after: string | null = null;
   for (;;) {
-    type Row = { id: string; data: unknown };
+    // From the text sent (migration 0016), so its key order survives, and numbers a double cannot
+    // hold are kept as written.
+    type Row = { id: string; data_text: string };
     const rows: Row[] = await sql<Row[]>`
-      SELECT id, data FROM webhook_events
+      SELECT id, coalesce(data_json, data::text) AS data_text FROM webhook_events
       WHERE data::text LIKE '%"enc:v1:%' AND (${after}::uuid IS NULL OR id > ${after}::uuid)
       ORDER BY id LIMIT ${limit}`;
     if (rows.length === 0) break;
     const ids: string[] = [];
     const texts: string[] = [];
     for (const row of rows) {
-      const { value, changed } = r.resealValue(row.data);
+      const { value, changed } = r.resealValue(parseKeepingNumbers(row.data_text));
       if (changed === 0) continue;
       ids.push(row.id);
       texts.push(JSON.stringify(value));
@@ -56,7 +59,7 @@ export async function reencryptLedger(sql: Sql, r: Resealer, opts: { batchSize?:
     }
     if (ids.length) {
       await sql`
-        UPDATE webhook_events e SET data = u.data::jsonb
+        UPDATE webhook_events e SET data = u.data::jsonb, data_json = u.data
         FROM unnest(${ids}::uuid[], ${texts}::text[]) AS u(id, data) WHERE e.id = u.id`;
       counts.events += ids.length;
     }

@@ -17,15 +17,16 @@ export type SealedBatch = { checked: number; rewritten: number; byOrganization: 
 export async function sealStoredEvents(sql: Sql, seal: (dataText: string) => string | null, limit: number): Promise<SealedBatch> {
   return sql.begin(async (tx) => {
     const rows = await tx<{ id: string; organization_id: string; data_text: string; recent: boolean }[]>`
-      SELECT id, organization_id, data::text AS data_text, created_at > now() - interval '1 minute' AS recent FROM webhook_events
+      SELECT id, organization_id, coalesce(data_json, data::text) AS data_text, created_at > now() - interval '1 minute' AS recent FROM webhook_events
       WHERE NOT data_sealed
       ORDER BY id LIMIT ${limit}
       FOR NO KEY UPDATE SKIP LOCKED`;
     if (rows.length === 0) return { checked: 0, rewritten: 0, byOrganization: new Map() };
-    // One new row version each: the data where sealing changed it, and the mark.
+    // One new row version each: the data where sealing changed it (both copies: jsonb and the text
+    // sent, migration 0016), and the mark.
     const sealed = rows.map((r) => seal(r.data_text));
     await tx`
-      UPDATE webhook_events e SET data = coalesce(s.data::jsonb, e.data), data_sealed = true
+      UPDATE webhook_events e SET data = coalesce(s.data::jsonb, e.data), data_json = coalesce(s.data, e.data_json), data_sealed = true
         FROM unnest(${rows.map((r) => r.id)}::uuid[], ${sealed}::text[]) AS s(id, data)
        WHERE e.id = s.id`;
     const byOrganization = new Map<string, number>();

@@ -12,6 +12,7 @@
  */
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { pickFields, selectIncludeFields, setOwn, type IncludeFields } from './minimal-payload.ts';
+import { isRawJson, parseKeepingNumbers } from '../util/exact-json.ts';
 
 export const SEALED_PREFIX = 'enc:v1:';
 const SEALED_IN_JSON = `"${SEALED_PREFIX}`;
@@ -73,7 +74,7 @@ export function createDataProtection(box: SecretBox, opts: { piiFields: readonly
   function mapSealed(value: unknown, f: (sealed: string) => unknown): unknown {
     if (isSealed(value)) return f(value);
     if (Array.isArray(value)) return value.map((v) => mapSealed(v, f));
-    if (value !== null && typeof value === 'object') {
+    if (value !== null && typeof value === 'object' && !isRawJson(value)) {
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value)) setOwn(out, k, mapSealed(v, f));
       return out;
@@ -107,7 +108,8 @@ export function createDataProtection(box: SecretBox, opts: { piiFields: readonly
       const include = selectIncludeFields(d.include_fields, d.event_type);
       const mayHoldSealed = d.data_sealed !== false && d.data_text.includes(SEALED_IN_JSON);
       if (include === null && !mayHoldSealed) return d.data_text;
-      let data = JSON.parse(d.data_text) as unknown;
+      // Numbers a double cannot hold (a bigint column captured in the database) are kept as written.
+      let data = parseKeepingNumbers(d.data_text);
       // Open first, then pick: a path may reach inside a value that was sealed whole.
       if (mayHoldSealed) data = mapSealed(data, open);
       if (include !== null) data = pickFields(data, include);

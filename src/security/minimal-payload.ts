@@ -14,6 +14,7 @@
  */
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { ValidationError } from '../errors/errors.ts';
+import { isRawJson } from '../util/exact-json.ts';
 
 export type IncludeFields = string[] | Record<string, string[]>;
 
@@ -95,7 +96,7 @@ export function pickFields(data: unknown, paths: readonly string[]): Record<stri
 
 function pick(value: unknown, tree: PathTree): unknown {
   if (Array.isArray(value)) return value.map((v) => pick(v, tree)).filter((v) => v !== undefined);
-  if (value === null || typeof value !== 'object') return undefined;
+  if (value === null || typeof value !== 'object' || isRawJson(value)) return undefined;
   const out: Record<string, unknown> = {};
   for (const [key, sub] of Object.entries(tree)) {
     if (!Object.hasOwn(value, key)) continue;

@@ -231,3 +231,99 @@ describe('event-type schemas: validation cost is bounded', () => {
     }
   });
 });
+
+describe('event-type schemas: one organization cannot affect another', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    c = await startCarteiro();
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
+  /** Identifiers that name something shared: the meta-schemas, the id Carteiro lends a root, another organization's. */
+  const HOSTILE_IDS = [DRAFT_07, 'http://json-schema.org/draft-07/schema', 'https://json-schema.org/draft/2020-12/schema', 'urn:carteiro:event-type', 'https://victim.example/order', 'http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger'];
+
+  /** Hostile schemas: each identifier in each place a schema can carry one, inline and on the isolated thread. */
+  function hostileSchemas(): { what: string; schema: Record<string, unknown> }[] {
+    const out: { what: string; schema: Record<string, unknown> }[] = [];
+    for (const id of HOSTILE_IDS) {
+      out.push({ what: `root $id ${id}`, schema: { $id: id, type: 'object' } });
+      out.push({ what: `nested $id ${id}`, schema: { type: 'object', properties: { a: { $id: id, type: 'string' } } } });
+      out.push({ what: `$defs $id ${id}`, schema: { type: 'object', $defs: { x: { $id: id } }, definitions: { y: { $id: id, type: 'integer' } } } });
+      out.push({ what: `$ref ${id}`, schema: { type: 'object', properties: { a: { $ref: id } } } });
+      out.push({ what: `$schema ${id}`, schema: { $schema: id, type: 'object' } });
+      out.push({ what: `isolated root $id ${id}`, schema: { $id: id, type: 'object', anyOf: [{ required: ['a'] }, { required: ['b'] }] } });
+      out.push({ what: `isolated $ref ${id}`, schema: { type: 'object', anyOf: [{ $ref: id }, { required: ['b'] }] } });
+      out.push({ what: `unknown keyword holding $id ${id}`, schema: { type: 'object', x_custom: { $id: id } } });
+    }
+    out.push({ what: 'the draft-07 meta-schema itself, by its $id', schema: { $id: DRAFT_07, $schema: DRAFT_07, type: ['object', 'boolean'] } });
+    out.push({ what: '$anchor', schema: { type: 'object', properties: { a: { $anchor: 'order' } } } });
+    out.push({ what: '$ref to an $anchor', schema: { type: 'object', properties: { a: { $ref: '#order' } } } });
+    return out;
+  }
+
+  test('hostile $id, $schema, $ref, $anchor and $defs from one organization leave every other organization\'s types working', { timeout: 120_000 }, async () => {
+    const [victim, attacker] = (await Promise.all(['victim', 'attacker'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string))) as [string, string];
+    const as = (org: string) => ({ 'x-organization-id': org });
+    const victimSchema = { $id: 'https://victim.example/order', type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' } } };
+    assert.equal((await c.request('POST', 'event-types', { name: 'order.placed', schema: victimSchema }, as(victim))).status, 201);
+    const isolatedSchema = { type: 'object', anyOf: [{ required: ['a'] }, { required: ['b'] }] };
+    assert.equal((await c.request('POST', 'event-types', { name: 'order.either', schema: isolatedSchema }, as(victim))).status, 201);
+
+    let n = 0;
+    const victimStillWorks = async (after: string) => {
+      const ok = await c.request('POST', 'trigger', { event_type: 'order.placed', data: { order_id: 'o1' } }, as(victim));
+      assert.equal(ok.status, 202, `${after}: ${JSON.stringify(ok.body)}`);
+      const bad = await c.request('POST', 'trigger', { event_type: 'order.placed', data: {} }, as(victim));
+      assert.equal(bad.status, 422, `${after}: ${JSON.stringify(bad.body)}`);
+      assert.equal(bad.body.details.field, 'data.order_id');
+      assert.equal((await c.request('POST', 'trigger', { event_type: 'order.either', data: { b: 1 } }, as(victim))).status, 202, after);
+      assert.equal((await c.request('POST', 'trigger', { event_type: 'order.either', data: { c: 1 } }, as(victim))).status, 422, after);
+      const fresh = await c.request('POST', 'event-types', { name: `plain.t${++n}`, schema: { type: 'object', required: ['x'] } }, as(victim));
+      assert.equal(fresh.status, 201, `${after}: ${JSON.stringify(fresh.body)}`);
+      assert.equal((await c.request('POST', 'trigger', { event_type: `plain.t${n}`, data: {} }, as(victim))).status, 422, after);
+    };
+
+    for (const [i, { what, schema }] of hostileSchemas().entries()) {
+      const res = await c.request('POST', 'event-types', { name: `hostile.t${i}`, schema }, as(attacker));
+      assert.ok(res.status === 201 || res.status === 400, `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status === 400) assert.match(String(res.body.details?.field), /^schema/, `${what}: the refusal names the field`);
+      else {
+        const t = await c.request('POST', 'trigger', { event_type: `hostile.t${i}`, data: { a: 'x' } }, as(attacker));
+        assert.ok(t.status === 202 || t.status === 422, `${what}: trigger answered ${t.status} ${JSON.stringify(t.body)}`);
+      }
+      await victimStillWorks(`after ${what}`);
+    }
+
+    // Names: another organization's and a built-in one.
+    const sameName = { $id: 'https://victim.example/order', type: 'object', required: ['z'] };
+    assert.equal((await c.request('POST', 'event-types', { name: 'order.placed', schema: sameName }, as(attacker))).status, 201);
+    assert.equal((await c.request('POST', 'event-types', { name: 'user.registered', schema: { type: 'object', required: ['z'] } }, as(attacker))).status, 409);
+    await victimStillWorks('after the victim\'s name was used');
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'order.placed', data: { z: 1 } }, as(attacker))).status, 202);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'order.placed', data: { order_id: 'o1' } }, as(attacker))).status, 422);
+  });
+
+  test('refused identifiers are named in a 400', async () => {
+    const refused: [unknown, string][] = [
+      [{ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object' }, 'schema.$schema'],
+      [{ type: 'object', properties: { a: { $id: DRAFT_07 } } }, 'schema.properties.a.$id'],
+      [{ type: 'object', properties: { a: { $ref: 'https://elsewhere.example/x' } } }, 'schema.properties.a.$ref'],
+      [{ type: 'object', properties: { a: { $ref: DRAFT_07 } } }, 'schema.properties.a.$ref'],
+    ];
+    for (const [schema, field] of refused) {
+      const res = await c.request('POST', 'event-types', { name: 'refused.id', schema });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.details.field, field, JSON.stringify(res.body));
+    }
+    const listed = (await c.request('GET', 'event-types')).body.data as { name: string }[];
+    // Names of data properties are not identifiers: a property may be called "$id" or "$ref".
+    const named = await c.request('POST', 'event-types', { name: 'named.props', schema: { type: 'object', required: ['$id'], properties: { $id: { type: 'string' }, $ref: { type: 'integer' } } } });
+    assert.equal(named.status, 201, JSON.stringify(named.body));
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $id: 'x', $ref: 1 } })).status, 202);
+    assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $ref: 1 } })).status, 422);
+    assert.ok(!listed.some((t) => t.name === 'refused.id'), 'nothing refused is stored');
+  });
+});

@@ -290,10 +290,11 @@ describe('through Carteiro', () => {
     assert.match(phone, /^enc:v1:t1:/);
   });
 
-  test('events with nothing sealed keep the no-parse path: data arrives exactly as Postgres stores it', async () => {
+  test('events with nothing sealed keep the no-parse path: data arrives exactly as stored, the compact text the client sent', async () => {
     await createEndpoint(c, { url: `${receiver.url}/fast`, events: ['agent.deleted'] });
     const id = await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a1', user_id: 'u9' } });
-    const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
+    const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data_json AS text FROM webhook_events WHERE id = ${id}`;
+    assert.equal(row!.text, '{"agent_id":"a1","user_id":"u9"}');
     const [got] = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/fast'); return r.length ? r : null; });
     assert.ok(got!.body.endsWith(`"data":${row!.text}}`), `${got!.body} carries ${row!.text} verbatim`);
   });

@@ -6,7 +6,8 @@
  *     JSON.stringify, Ajv and Postgres recurse: a 10,000-level body was a 500);
  *   - no string (key or value) with U+0000 or a lone surrogate: Postgres text and jsonb cannot hold
  *     them, so they would fail at insert time as a 500;
- *   - no number outside the double range (1e400 parses as Infinity and would be stored as null);
+ *   - no number that reading it as a double changes (1234567890123456789 would be stored as
+ *     1234567890123456800, 1e400 as null): a 422 naming where it is (exact-number.ts);
  *   - no `__proto__` key and no `constructor.prototype` (prototype-poisoning payloads), as Fastify's
  *     own onProtoPoisoning/onConstructorPoisoning: 'error' settings refuse them.
  * Each check is one iterative walk (an explicit stack: no recursion to overflow), bounded by the body
@@ -14,7 +15,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isUtf8 } from 'node:buffer';
-import { CarteiroError, ValidationError } from '../../errors/errors.ts';
+import { CarteiroError, InexactNumberError, ValidationError } from '../../errors/errors.ts';
+import { findInexactNumber } from './exact-number.ts';
 
 /** Deep enough for any real event (Supabase rows with JSON columns included), shallow enough to be safe. */
 export const MAX_JSON_DEPTH = 64;
@@ -72,6 +74,8 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined): unk
   } catch (err) {
     throw invalid(`body is not valid JSON: ${(err as Error).message.slice(0, 200)}`);
   }
+  const inexact = findInexactNumber(text, 'body');
+  if (inexact) throw new InexactNumberError(inexact.path, inexact.source);
   checkJsonValue(value);
   return value;
 }
