@@ -278,7 +278,7 @@ function drainFigure(section: Section, name: string, r: DrainResult, target?: { 
 }
 
 async function drain(rx: ReceiverHandle, label: string, events: number, fanout: number, workers: number, extra: Partial<Parameters<typeof runDrain>[0]> = {}): Promise<DrainResult> {
-  // --analyze: fresh statistics on the backlog before the drain (see docs/performance.md, "the claim plan").
+  // --analyze: fresh statistics on the backlog before the drain (see docs/operations.md, "Autovacuum").
   const before = extra.beforeWorkers;
   const beforeWorkers = opts.analyze
     ? async (sql: Sql) => {
