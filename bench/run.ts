@@ -312,7 +312,7 @@ async function sectionBacklog(rx: ReceiverHandle): Promise<void> {
 }
 
 async function drain(rx: ReceiverHandle, label: string, events: number, fanout: number, workers: number, extra: Partial<Parameters<typeof runDrain>[0]> = {}): Promise<DrainResult> {
-  // --analyze: fresh statistics on the backlog before the drain (see docs/performance.md, "the claim plan").
+  // --analyze: fresh statistics on the backlog before the drain (see docs/operations.md, "Autovacuum").
   const before = extra.beforeWorkers;
   const beforeWorkers = opts.analyze
     ? async (sql: Sql) => {

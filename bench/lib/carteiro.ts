@@ -383,7 +383,7 @@ export function cpuMs(pid: number): number {
  * The checkpointer's counters: checkpoints started, buffers written, and the time spent in the sync
  * phase (fsync of every file the checkpoint wrote). That phase is the stall to look for: on this
  * machine's disk it held every commit's WAL flush for 0.25-0.3 s, and a latency window it falls into
- * gets its p99 from those few hundred milliseconds (docs/performance.md, "Findings, fourth round").
+ * gets its p99 from those few hundred milliseconds (docs/performance.md, "Results").
  * A checkpoint started before a window can finish inside it, so the sync time, which is counted at
  * the end, is what says whether one did. Postgres 17 moved the counters to pg_stat_checkpointer.
  */

@@ -1,7 +1,8 @@
 /**
- * Forward-only plain-SQL migrations (ledger/migrations/NNNN_name.sql), each applied once in its own
- * transaction. An advisory lock serialises concurrent starters (several API and worker processes may
- * boot at once); the version row is written in the same transaction as the migration.
+ * Forward-only plain-SQL migrations (ledger/migrations/NNNN_name.sql), each applied once. All pending
+ * migrations run in one transaction, in order, each followed by its version row: if any fails, none
+ * of them is applied. An advisory lock serialises concurrent starters (several API and worker
+ * processes may boot at once).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
