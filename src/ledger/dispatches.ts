@@ -105,21 +105,33 @@ export function claimStatement(
              - coalesce(m.in_flight, 0) AS room
       FROM webhook_endpoints ep LEFT JOIN mine m ON m.endpoint_id = ep.id
       WHERE ep.is_active
+    ), ready AS (
+      -- Endpoints with room and due work, and each one's share of the batch: the candidates stay
+      -- O(batch) however many endpoints are backlogged (at least 16 each, so a few busy endpoints
+      -- among many still claim in useful batches).
+      SELECT r.*, GREATEST(16, ceil(${limit}::numeric / count(*) OVER ()))::int AS share
+      FROM room r
+      -- A probe per endpoint (LATERAL with LIMIT 1, never a semi-join the planner could turn into a
+      -- scan of the whole due set).
+      CROSS JOIN LATERAL (
+        SELECT 1 FROM webhook_dispatches d
+         WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority IN (0, 1) AND d.next_attempt_at <= now()
+         LIMIT 1) has_due
+      WHERE r.room > 0
     ), offered AS (
       SELECT r.organization_id, r.endpoint_id, c.id, c.turn
-      FROM room r CROSS JOIN LATERAL (
+      FROM ready r CROSS JOIN LATERAL (
         SELECT x.id, row_number() OVER () AS turn FROM (
           (SELECT d.id FROM webhook_dispatches d
             WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 1 AND d.next_attempt_at <= now()
-            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, ${limit}::int))
+            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, r.share, ${limit}::int))
           UNION ALL
           (SELECT d.id FROM webhook_dispatches d
             WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 0 AND d.next_attempt_at <= now()
-            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, ${limit}::int))
-          LIMIT LEAST(r.room, ${limit}::int)
+            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, r.share, ${limit}::int))
+          LIMIT LEAST(r.room, r.share, ${limit}::int)
         ) x
       ) c
-      WHERE r.room > 0
     ), dealt AS (
       SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, random()) AS org_turn FROM offered
     ), chosen AS (

@@ -47,6 +47,9 @@ describe('claiming from a large backlog', () => {
     const readFromDispatches = nodes
       .filter((n) => n['Relation Name'] === 'webhook_dispatches')
       .reduce((sum, n) => sum + (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1), 0);
-    assert.ok(readFromDispatches <= 4 * LIMIT, `the claim read ${readFromDispatches} dispatch rows for a batch of ${LIMIT}`);
+    // Each claimed row is met a few times (found by the range scan, locked, updated, returned): a
+    // constant factor of the batch. The walk of one global due order read the 5,000 retries, or the
+    // whole due set for a sort, on top.
+    assert.ok(readFromDispatches <= 6 * LIMIT, `the claim read ${readFromDispatches} dispatch rows for a batch of ${LIMIT}`);
   });
 });
