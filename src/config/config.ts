@@ -153,6 +153,8 @@ const EnvSchema = z.object({
   CARTEIRO_ENDPOINT_START_IN_FLIGHT: int(1, 1000).default(8),
   /** Failed attempts in a row that put an endpoint in the slow lane (one request in flight; 0 = never). */
   CARTEIRO_SLOW_LANE_AFTER_FAILURES: int(0).default(3),
+  /** In the slow lane, at most one attempt per endpoint and worker this often. */
+  CARTEIRO_SLOW_LANE_INTERVAL_MS: int(0, 3_600_000).default(1000),
   /** Failed attempts in a row after which `endpoint.failing` is emitted (0 = never). */
   CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES: int(0).default(10),
   /** Connecting to a receiver may take this long (the whole exchange: WEBHOOK_TIMEOUT_MS). */
@@ -223,7 +225,7 @@ export type Config = {
     maxParked: number;
   };
   /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
-  isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; failingAfterFailures: number; probeCooloffMs: number };
+  isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; slowLaneIntervalMs: number; failingAfterFailures: number; probeCooloffMs: number };
   n8n: {
     webhookUrl: string | undefined;
     apiUrl: string | undefined;
@@ -301,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxInFlight: e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT,
       startInFlight: Math.min(e.CARTEIRO_ENDPOINT_START_IN_FLIGHT, e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT),
       slowLaneAfterFailures: e.CARTEIRO_SLOW_LANE_AFTER_FAILURES,
+      slowLaneIntervalMs: e.CARTEIRO_SLOW_LANE_INTERVAL_MS,
       failingAfterFailures: e.CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES,
       probeCooloffMs: e.CARTEIRO_PROBE_COOLOFF_MS,
     },

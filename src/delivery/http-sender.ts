@@ -26,8 +26,16 @@ export type HttpSender = {
    * a function that makes it when the request is handed to a connection: signatures made then carry
    * that moment's timestamp and secrets, however long the request waited behind its origin's others.
    */
-  post(url: string, body: string | Buffer, headers: Record<string, string> | (() => Record<string, string>)): Promise<SendResult>;
+  post(url: string, body: string | Buffer, headers: Record<string, string> | (() => Record<string, string>), opts?: PostOptions): Promise<SendResult>;
   close(): Promise<void>;
+};
+
+export type PostOptions = {
+  /**
+   * Who the request is for (the endpoint): requests waiting for one origin's connections are served
+   * round-robin across these, so one endpoint's queue never holds up another's at a shared origin.
+   */
+  queueKey?: string;
 };
 
 type Target = { origin: string; path: string } | null;
@@ -62,13 +70,13 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     return t;
   }
 
-  async function post(url: string, body: string | Buffer, makeHeaders: Record<string, string> | (() => Record<string, string>)): Promise<SendResult> {
+  async function post(url: string, body: string | Buffer, makeHeaders: Record<string, string> | (() => Record<string, string>), postOpts?: PostOptions): Promise<SendResult> {
     const t = target(url);
     if (!t) return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
     // The attempt (its deadline, its duration) starts when a connection is free for it: time spent
     // queued behind the origin's other requests is ours, not the receiver's (measured before: most
     // attempts logged as timeouts at a slow receiver had never been sent).
-    const queued = lanes.enter(t.origin);
+    const queued = lanes.enter(t.origin, postOpts?.queueKey ?? '');
     if (queued) await queued;
     let headers: Record<string, string>;
     try {
@@ -118,28 +126,42 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
 
 /**
  * At most `width` requests per origin are handed to undici (one per pooled connection); the rest
- * wait here, in arrival order. `enter` returns null when a place is free at once (no promise, no
- * microtask: the common case), else a promise that resolves when one is handed over by `leave`.
+ * wait here. Waiting requests are kept per queue key (the endpoint) and a freed place goes to the
+ * keys in turn, each key's own requests in arrival order: endpoints of different tenants often share
+ * an origin (an n8n or Zapier host, a chat service), and one of them with hundreds of requests queued
+ * must not put the others' behind them. `enter` returns null when a place is free at once (no
+ * promise, no microtask: the common case), else a promise that resolves when one is handed over by
+ * `leave`.
  */
 function createOriginLanes(width: number) {
-  const lanes = new Map<string, { active: number; waiting: (() => void)[] }>();
+  type Lane = { active: number; waiting: number; queues: Map<string, (() => void)[]> };
+  const lanes = new Map<string, Lane>();
   return {
-    enter(origin: string): Promise<void> | null {
+    enter(origin: string, key: string): Promise<void> | null {
       let lane = lanes.get(origin);
-      if (!lane) lanes.set(origin, (lane = { active: 0, waiting: [] }));
+      if (!lane) lanes.set(origin, (lane = { active: 0, waiting: 0, queues: new Map() }));
       if (lane.active < width) {
         lane.active++;
         return null;
       }
-      const waiting = lane.waiting;
-      return new Promise<void>((resolve) => waiting.push(resolve));
+      let queue = lane.queues.get(key);
+      if (!queue) lane.queues.set(key, (queue = []));
+      lane.waiting++;
+      const q = queue;
+      return new Promise<void>((resolve) => q.push(resolve));
     },
     leave(origin: string): void {
       const lane = lanes.get(origin);
       if (!lane) return;
-      const next = lane.waiting.shift();
-      if (next) next(); // the place passes straight to the next request
-      else if (--lane.active === 0) lanes.delete(origin);
+      if (lane.waiting > 0) {
+        // The key first in the map is served, then moved to the back: round-robin in O(1).
+        const [key, queue] = lane.queues.entries().next().value as [string, (() => void)[]];
+        const next = queue.shift() as () => void;
+        lane.queues.delete(key);
+        if (queue.length) lane.queues.set(key, queue);
+        lane.waiting--;
+        next(); // the place passes straight to that request
+      } else if (--lane.active === 0) lanes.delete(origin);
     },
   };
 }

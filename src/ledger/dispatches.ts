@@ -100,8 +100,9 @@ export function claimStatement(
       SELECT * FROM unnest(${view.endpointIds}::uuid[], ${view.inFlight}::int[], ${view.limits}::int[]) AS m(endpoint_id, in_flight, lim)
     ), room AS (
       SELECT ep.id AS endpoint_id, ep.organization_id,
-             CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
-                  ELSE LEAST(coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int), coalesce(m.lim, ${bounds.startInFlight}::int)) END
+             LEAST(CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
+                        ELSE coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) END,
+                   coalesce(m.lim, ${bounds.startInFlight}::int))
              - coalesce(m.in_flight, 0) AS room
       FROM webhook_endpoints ep LEFT JOIN mine m ON m.endpoint_id = ep.id
       WHERE ep.is_active

@@ -441,10 +441,10 @@ export function guardSender(sender: HttpSender, guard: DestinationGuard): HttpSe
     return reason;
   };
   return {
-    async post(url, body, headers) {
+    async post(url, body, headers, opts) {
       const reason = literalVerdict(url);
       if (reason) return { kind: 'network-error', error: `${BLOCKED_ERROR_CODE}: ${reason}`, durationMs: 0 };
-      return sender.post(url, body, headers);
+      return sender.post(url, body, headers, opts);
     },
     close: () => sender.close(),
   };

@@ -73,7 +73,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     slowLaneAfterFailures: isolation.slowLaneAfterFailures,
   };
   const circuitBreaker = { ...config.circuitBreaker, probeCooloffMs: isolation.probeCooloffMs };
-  const limits = createEndpointLimits(isolation.startInFlight);
+  const limits = createEndpointLimits(isolation.startInFlight, { afterFailures: isolation.slowLaneAfterFailures, intervalMs: isolation.slowLaneIntervalMs });
   const policy = config.delivery.retry;
   const userAgent = config.delivery.userAgent;
   const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
@@ -171,7 +171,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function startDelivery(d: ClaimedDispatch): void {
     inFlight++;
-    const slot: Slot = { endpointId: d.webhook_endpoint_id, startedAt: now(), parked: false, signal: 'neutral' };
+    const slot: Slot = { endpointId: d.webhook_endpoint_id, startedAt: now(), parked: false, signal: 'none' };
     active.add(slot);
     limits.started(d.webhook_endpoint_id, d.max_in_flight);
     deliver(d, slot)
@@ -210,7 +210,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       h['user-agent'] = userAgent;
       return h;
     };
-    const result = await sender.post(d.url, body, headers);
+    const result = await sender.post(d.url, body, headers, { queueKey: d.webhook_endpoint_id });
     slot.signal = loadSignal(result);
     return outcomeRecord(d, result, now());
   }

@@ -11,10 +11,14 @@
 import type { WorkerEndpointView } from '../ledger/dispatches.ts';
 import type { SendResult } from '../delivery/http-sender.ts';
 
-type EndpointState = { inFlight: number; limit: number; parked: number };
+type EndpointState = { inFlight: number; limit: number; parked: number; failedInRow: number; holdUntil: number };
 
-/** What an attempt's result says about the receiver's capacity. */
-export type LoadSignal = 'ok' | 'overload' | 'neutral';
+/**
+ * What an attempt's result says about the receiver: it answered 2xx (`ok`), it is overloaded or
+ * unreachable (`overload`), it answered with another failure (`failure`), or nothing was attempted
+ * (`none`: handed back by a rate limit).
+ */
+export type LoadSignal = 'ok' | 'overload' | 'failure' | 'none';
 
 /** Standard Webhooks asks senders to slow down on 429, 502 and 504; 503 says the same. */
 const OVERLOAD_STATUS = new Set([429, 502, 503, 504]);
@@ -22,7 +26,7 @@ const OVERLOAD_STATUS = new Set([429, 502, 503, 504]);
 export function loadSignal(result: SendResult): LoadSignal {
   if (result.kind === 'network-error') return 'overload';
   if (result.statusCode >= 200 && result.statusCode < 300) return 'ok';
-  return OVERLOAD_STATUS.has(result.statusCode) ? 'overload' : 'neutral';
+  return OVERLOAD_STATUS.has(result.statusCode) ? 'overload' : 'failure';
 }
 
 /** Endpoints idle at the start value are forgotten; past this many states, idle ones are dropped. */
@@ -44,22 +48,31 @@ export type EndpointLimits = {
   view(opts?: { holdParked: boolean }): WorkerEndpointView;
 };
 
-export function createEndpointLimits(startLimit: number): EndpointLimits {
+export type SlowLane = {
+  /** Failed attempts in a row after which the endpoint gets one request at a time (0 = never). */
+  afterFailures: number;
+  /** ...and at most one attempt per this interval: a receiver that fails fast is not hammered. */
+  intervalMs: number;
+};
+
+export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { afterFailures: 0, intervalMs: 0 }, clock: () => number = Date.now): EndpointLimits {
   const states = new Map<string, EndpointState>();
 
   function state(endpointId: string): EndpointState {
     let s = states.get(endpointId);
     if (!s) {
       if (states.size >= MAX_REMEMBERED) forgetIdle();
-      s = { inFlight: 0, limit: startLimit, parked: 0 };
+      s = { inFlight: 0, limit: startLimit, parked: 0, failedInRow: 0, holdUntil: 0 };
       states.set(endpointId, s);
     }
     return s;
   }
 
   function forgetIdle(): void {
-    for (const [id, s] of states) if (s.inFlight === 0) states.delete(id);
+    for (const [id, s] of states) if (s.inFlight === 0 && s.holdUntil <= clock()) states.delete(id);
   }
+
+  const inSlowLane = (s: EndpointState) => slowLane.afterFailures > 0 && s.failedInRow >= slowLane.afterFailures;
 
   return {
     started(endpointId, cap) {
@@ -76,7 +89,15 @@ export function createEndpointLimits(startLimit: number): EndpointLimits {
       if (wasParked) s.parked = Math.max(0, s.parked - 1);
       if (signal === 'ok') s.limit = Math.min(cap, s.limit + 1);
       else if (signal === 'overload') s.limit = Math.max(1, Math.floor(s.limit / 2));
-      if (s.inFlight === 0 && s.limit === startLimit) states.delete(endpointId);
+      if (signal === 'ok') {
+        s.failedInRow = 0;
+        s.holdUntil = 0;
+      } else if (signal === 'overload' || signal === 'failure') {
+        s.failedInRow++;
+        // The slow lane, as this worker sees it: one at a time, one attempt per interval.
+        if (inSlowLane(s)) s.holdUntil = clock() + slowLane.intervalMs;
+      }
+      if (s.inFlight === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },
     inFlight: (endpointId) => states.get(endpointId)?.inFlight ?? 0,
     limit: (endpointId) => states.get(endpointId)?.limit ?? startLimit,
@@ -84,10 +105,13 @@ export function createEndpointLimits(startLimit: number): EndpointLimits {
       const endpointIds: string[] = [];
       const inFlight: number[] = [];
       const limits: number[] = [];
+      const now = clock();
       for (const [id, s] of states) {
         endpointIds.push(id);
         inFlight.push(s.inFlight);
-        limits.push(opts?.holdParked && s.parked > 0 ? Math.max(1, s.inFlight) : s.limit);
+        // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
+        const held = (opts?.holdParked && s.parked > 0) || s.holdUntil > now;
+        limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : s.limit);
       }
       return { endpointIds, inFlight, limits };
     },

@@ -99,9 +99,32 @@ describe('isolation: hanging receivers', () => {
 describe('isolation: slow lane', () => {
   let c: TestCarteiro;
   before(async () => {
-    c = await startCarteiro({ env: { WEBHOOK_TIMEOUT_MS: '300', WEBHOOK_MAX_RETRIES: '20', WEBHOOK_RETRY_BASE_DELAY_MS: '10', WEBHOOK_RETRY_MAX_DELAY_MS: '20' } });
+    c = await startCarteiro({
+      env: { WEBHOOK_TIMEOUT_MS: '300', WEBHOOK_MAX_RETRIES: '20', WEBHOOK_RETRY_BASE_DELAY_MS: '10', WEBHOOK_RETRY_MAX_DELAY_MS: '20', CARTEIRO_SLOW_LANE_INTERVAL_MS: '200' },
+    });
   });
   after(() => c.stop());
+
+  test('an endpoint refusing connections is tried about once per slow-lane interval, not once per event', async () => {
+    const refusing = await startReceiver();
+    const url = `${refusing.url}/gone`;
+    await refusing.close(); // nothing listens there any more: connections are refused at once
+    const ep = await createEndpoint(c, { url, events: ['agent.deleted'] });
+    await batch(c, Array.from({ length: 200 }, (_, i) => ({ event_type: 'agent.deleted', data: { agent_id: `r-${i}` } })));
+    const attempts = async () => {
+      const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_endpoint_id = ${ep.id}`;
+      return row!.n;
+    };
+    // The first claim sends up to the start limit (8) at once; past those, the slow lane holds.
+    await eventually(async () => (await attempts()) >= 9, { what: 'the first refused attempts', timeoutMs: 30_000 });
+    const from = await attempts();
+    const startedAt = Date.now();
+    await eventually(async () => (await attempts()) >= from + 3, { what: 'three more attempts', timeoutMs: 30_000 });
+    // Three attempts need at least two intervals between them (a slower machine only waits longer).
+    assert.ok(Date.now() - startedAt >= 2 * 200 - 50, `three attempts in ${Date.now() - startedAt} ms`);
+    const states = await dispatchStates(c, ep.id);
+    assert.ok((states.pending ?? 0) > 150, `most deliveries wait untried in the ledger: ${JSON.stringify(states)}`);
+  });
 
   test('after repeated timeouts an endpoint gets one request at a time until it answers again', async (t) => {
     const h = await startHangingReceiver();
@@ -125,6 +148,32 @@ describe('isolation: slow lane', () => {
     h.release();
     await eventually(async () => (await dispatchStates(c, ep.id)).succeeded === 30, { what: 'the backlog to drain', timeoutMs: 60_000 });
     assert.equal((await c.request('GET', `endpoints/${ep.id}`)).body.failed_attempts_in_row, 0);
+  });
+});
+
+describe('isolation: a shared origin', () => {
+  let c: TestCarteiro;
+  let shared: Awaited<ReturnType<typeof startSlowReceiver>>;
+  before(async () => {
+    // Both endpoints at one origin with two connections: the backlog's requests queue for them.
+    shared = await startSlowReceiver(50);
+    c = await startCarteiro({ env: { CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN: '2' } });
+  });
+  after(async () => {
+    await c.stop();
+    await shared.close();
+  });
+
+  test("requests queued for a busy origin are served round-robin across endpoints: one endpoint's queue does not hold up another's", async () => {
+    await createEndpoint(c, { url: `${shared.url}/big`, events: ['agent.created'], max_in_flight: 200 });
+    await createEndpoint(c, { url: `${shared.url}/small`, events: ['agent.deleted'] });
+    await batch(c, Array.from({ length: 400 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `q-${i}` } })));
+    // Let the big endpoint's queue build up at the origin before the small one's event arrives.
+    await eventually(() => shared.received.filter((r) => r.path === '/big').length >= 10, { what: 'the backlog to start' });
+    const [small] = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'small' } }]);
+    await eventually(() => shared.received.some((r) => r.headers['webhook-id'] === small), { what: 'the small endpoint to be served', timeoutMs: 60_000 });
+    const bigBefore = shared.received.findIndex((r) => r.headers['webhook-id'] === small);
+    assert.ok(bigBefore < 100, `the small endpoint's request went out after ${bigBefore} of the backlog's, not behind all of it`);
   });
 });
 
