@@ -170,8 +170,8 @@ describe('Prometheus metrics', () => {
     await scrape(`${c.url}/metrics`, METRICS_KEY);
     await scrape(`${c.url}/metrics`, TEST_ADMIN_KEY);
 
-    const listener = c.services.metricsServer?.url;
-    assert.ok(listener?.startsWith('http://127.0.0.1:'), `metrics listener at ${listener}`);
+    const listener = c.services.metricsServer?.url ?? '';
+    assert.ok(listener.startsWith('http://127.0.0.1:'), `metrics listener at ${listener}`);
     assert.equal((await fetch(listener)).status, 401);
     assert.equal((await fetch(listener.replace(/\/metrics$/, '/health'), { headers: { authorization: `Bearer ${METRICS_KEY}` } })).status, 404);
     const s = await scrape(listener, METRICS_KEY);
@@ -181,8 +181,8 @@ describe('Prometheus metrics', () => {
   test('a worker-only process without a metrics key serves its metrics on its own loopback listener', async (t: TestContext) => {
     const worker = await startCarteiro({ role: 'worker', env: { CARTEIRO_METRICS_PORT: '0' } });
     t.after(() => worker.stop());
-    const listener = worker.services.metricsServer?.url;
-    assert.ok(listener?.startsWith('http://127.0.0.1:'));
+    const listener = worker.services.metricsServer?.url ?? '';
+    assert.ok(listener.startsWith('http://127.0.0.1:'));
     const s: Scrape = await scrape(listener, null);
     assert.equal(s.value('carteiro_info', { role: 'worker' }), 1);
     assert.ok(s.families.has('carteiro_worker_claim_batch_size'));
