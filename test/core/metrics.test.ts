@@ -44,7 +44,7 @@ describe('Prometheus metrics', () => {
     const metric = c.services.metrics.registry.getSingleMetric(name);
     assert.ok(metric, `${name} is registered`);
     const { values } = await metric.get();
-    const found = values.filter((v) => v.metricName === `${name}${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+    const found = (values as { metricName?: string; labels: Record<string, string | number>; value: number }[]).filter((v) => v.metricName === `${name}${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l));
     assert.equal(found.length, 1, `${name}${suffix} ${JSON.stringify(labels)}`);
     return found[0]?.value ?? NaN;
   }
