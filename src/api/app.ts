@@ -17,6 +17,7 @@ import { registerInputHardening } from '../security/hardening/input-hardening.ts
 import { dashboardRoutes } from '../dashboard/routes.ts';
 import { addIdNormalization } from './id-normalization.ts';
 import { redactedRequest } from '../security/log-redaction.ts';
+import { registerMetricsRoute } from '../observability/metrics-http.ts';
 
 export const API_PREFIX = '/api/webhooks';
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
@@ -74,7 +75,10 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
   });
 
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler((err, request, reply) => {
+    const body = errorHandler(err, request, reply);
+    if (request.routeOptions.config?.ingest) services.metrics.refused(body.code);
+  });
   app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
 
   await app.register(swagger, {
@@ -91,6 +95,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
 
   for (const mod of ROUTE_MODULES) await app.register(async (scope) => mod(scope, services), { prefix: API_PREFIX });
   app.get(`${API_PREFIX}/openapi.json`, { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  registerMetricsRoute(app, services.metrics, { adminKey: services.adminKey, metricsKey: config.metrics.key });
   await dashboardRoutes(app);
   return app;
 }

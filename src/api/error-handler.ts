@@ -126,7 +126,8 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
   return { body: { statusCode: 500, code: 'CARTEIRO_INTERNAL', error: PHRASES[500] as string, message: 'internal error; see the server log' }, headers: {} };
 }
 
-export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+/** Answers with the error envelope, and returns it (metrics count ingest refusals by its code). */
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): ErrorBody {
   const { body, headers } = toErrorBody(fromBodyError(err, request));
   if (body.statusCode >= 500) request.log.error({ err: withoutQuotedValues(err) }, 'request failed');
   else if (isDataException(err)) request.log.warn({ pg: refusalFacts(err) }, 'a request value was refused by Postgres');
@@ -137,4 +138,5 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
     return;
   }
   reply.code(body.statusCode).headers(headers).send(body);
+  return body;
 }

@@ -181,6 +181,17 @@ const EnvSchema = z.object({
   CARTEIRO_OPERATIONS_WEBHOOK_URL: z.string().url().optional(),
   /** Signing secret for the operations webhook (default: WEBHOOK_SECRET). */
   CARTEIRO_OPERATIONS_WEBHOOK_SECRET: z.string().min(8).optional(),
+
+  // --- Metrics (docs/observability.md)
+  /** A key that may read /metrics (besides the admin key); also required on the metrics listener when set. */
+  CARTEIRO_METRICS_KEY: z.string().min(16).optional(),
+  /** A separate listener for /metrics only (worker processes serve no API); unset = none. */
+  CARTEIRO_METRICS_PORT: int(0, 65535).optional(),
+  CARTEIRO_METRICS_HOST: z.string().default('127.0.0.1'),
+  /** Endpoints shown by id in carteiro_endpoint_failed_attempts_in_row: the N failing most (0 = none). */
+  CARTEIRO_METRICS_FAILING_ENDPOINTS: int(0, 1000).default(10),
+  /** Queue and endpoint gauges are read from the ledger at most this often, however often scrapes come. */
+  CARTEIRO_METRICS_LEDGER_CACHE_MS: int(0, 600_000).default(5_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -242,6 +253,7 @@ export type Config = {
   dataProtection: { piiFields: string[]; retentionIntervalMs: number };
   circuitBreaker: { consecutiveFailures: number; failingHours: number };
   operations: { webhookUrl: string | undefined; webhookSecret: string | undefined };
+  metrics: { key: string | undefined; host: string; port: number | undefined; failingEndpoints: number; ledgerCacheMs: number };
   quiet: boolean;
 };
 
@@ -326,6 +338,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     circuitBreaker: { consecutiveFailures: e.CARTEIRO_CIRCUIT_BREAKER_FAILURES, failingHours: e.CARTEIRO_CIRCUIT_BREAKER_HOURS },
     operations: { webhookUrl: e.CARTEIRO_OPERATIONS_WEBHOOK_URL, webhookSecret: e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET },
+    metrics: {
+      key: e.CARTEIRO_METRICS_KEY,
+      host: e.CARTEIRO_METRICS_HOST,
+      port: e.CARTEIRO_METRICS_PORT,
+      failingEndpoints: e.CARTEIRO_METRICS_FAILING_ENDPOINTS,
+      ledgerCacheMs: e.CARTEIRO_METRICS_LEDGER_CACHE_MS,
+    },
     quiet: e.CARTEIRO_QUIET,
   };
 }

@@ -61,7 +61,10 @@ function createWakeNotifier(sql: Sql, channel: string): () => void {
   };
 }
 
-export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurrentCommits: number; wakeChannel: string }): EventIntake {
+export function createEventIntake(
+  sql: Sql,
+  opts: { maxBatch: number; maxConcurrentCommits: number; wakeChannel: string; onCommitted?: (events: number, ms: number) => void },
+): EventIntake {
   const wakeWorkers = createWakeNotifier(sql, opts.wakeChannel);
   let queue: Waiting[] = [];
   let committing = 0;
@@ -97,11 +100,13 @@ export function createEventIntake(sql: Sql, opts: { maxBatch: number; maxConcurr
 
   async function commit(batch: Waiting[]): Promise<void> {
     try {
+      const startedAt = performance.now();
       const results = await withTimeout(
         insertEvents(sql, batch.flatMap((w) => w.events), { deferNotify: true }),
         COMMIT_ANSWER_TIMEOUT_MS,
         () => new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`)),
       );
+      opts.onCommitted?.(results.length, performance.now() - startedAt);
       if (results.some((r) => !r.duplicate)) wakeWorkers();
       let offset = 0;
       for (const w of batch) {

@@ -45,3 +45,48 @@ export async function pingLedger(sql: Sql, timeoutMs: number): Promise<boolean> 
   const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
   return Promise.race([ping, timeout]);
 }
+
+/** The queue across every organization, for metrics: readQueueStats's figures and how late the oldest due work is. */
+export type QueueGauges = QueueStats & { oldest_due_seconds: number };
+
+/**
+ * One pass over the unfinished dispatches (the partial indexes hold only those). Metrics read it at
+ * scrape time through a cache (observability/metrics.ts), so scrapes cannot add up to load.
+ */
+export async function readQueueGauges(sql: Sql): Promise<QueueGauges> {
+  const [row] = await sql<QueueGauges[]>`
+    SELECT
+      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now() AND priority > 0)::int AS high_priority,
+      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now() AND priority = 0)::int AS normal_priority,
+      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > now())::int AS retry,
+      count(*) FILTER (WHERE status = 'paused')::int AS paused,
+      count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
+      coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= now())), 0)::float8 AS oldest_due_seconds
+    FROM webhook_dispatches
+    WHERE status IN ('pending', 'in_flight', 'paused')`;
+  return row as QueueGauges;
+}
+
+export type FailingEndpoint = { id: string; organization_id: string; kind: string; failed_attempts_in_row: number; failing_seconds: number; is_active: boolean };
+export type EndpointHealth = { failing: number; disabled: number; top: FailingEndpoint[] };
+
+/**
+ * Endpoints whose latest attempts failed: how many, how many are disabled, and the `limit` with the
+ * longest run of failed attempts (a bounded set of label values for metrics).
+ */
+export async function readEndpointHealth(sql: Sql, limit: number): Promise<EndpointHealth> {
+  const [counts] = await sql<{ failing: number; disabled: number }[]>`
+    SELECT count(*) FILTER (WHERE failed_attempts_in_row > 0)::int AS failing,
+           count(*) FILTER (WHERE NOT is_active)::int AS disabled
+      FROM webhook_endpoints`;
+  const top = limit > 0
+    ? await sql<FailingEndpoint[]>`
+        SELECT id, organization_id, kind, failed_attempts_in_row, is_active,
+               coalesce(extract(epoch FROM now() - failing_since), 0)::float8 AS failing_seconds
+          FROM webhook_endpoints
+         WHERE failed_attempts_in_row > 0
+         ORDER BY failed_attempts_in_row DESC, id
+         LIMIT ${limit}`
+    : [];
+  return { failing: counts?.failing ?? 0, disabled: counts?.disabled ?? 0, top: [...top] };
+}

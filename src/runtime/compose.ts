@@ -32,6 +32,8 @@ import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.t
 import { startAttemptPartitionUpkeep } from '../jobs/attempt-partition-upkeep.ts';
 import { startStoredEventSealing } from '../jobs/stored-event-sealing.ts';
 import { registerN8n, scheduleN8nDiscovery, signN8nWorkflows } from '../n8n/integration.ts';
+import { createMetrics } from '../observability/metrics.ts';
+import { startMetricsServer } from '../observability/metrics-http.ts';
 import type { Role, Services } from './services.ts';
 
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
@@ -60,6 +62,13 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     ? createBullmqJobRunner(config.redis.url, `${config.redis.prefix}:${ledger.schema}`, log)
     : createLocalJobRunner(log);
 
+  const metrics = createMetrics({
+    sql: ledger.sql,
+    role,
+    log: log.child({ component: 'metrics' }),
+    failingEndpoints: config.metrics.failingEndpoints,
+    ledgerCacheMs: config.metrics.ledgerCacheMs,
+  });
   const catalog = createCatalog(ledger.sql, { validationDeadlineMs: config.ingress.schemaValidationTimeoutMs });
   const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
   const announceAccepted = createAcceptedAnnouncer(liveBus);
@@ -68,13 +77,17 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     // Leave the pool room for everything else the API reads and writes.
     maxConcurrentCommits: Math.max(1, Math.min(config.ingress.concurrentCommits, config.database.poolSize - 1)),
     wakeChannel: `${ledger.schema}_dispatch`,
+    onCommitted: metrics.committed,
   });
   const dataProtection = createDataProtection(secretBox, { piiFields: config.dataProtection.piiFields });
   const destinations = createDestinationGuard({ allow: config.delivery.allowPrivateNetworks });
   const ingest = createIngestService(catalog, intake, {
     serializeData: dataProtection.sealData,
     // Live updates (dashboard): new events, after their commit; duplicates stored nothing new.
-    onAccepted: (organizationId, results) => announceAccepted(organizationId, results.filter((r) => !r.duplicate).length),
+    onAccepted: (organizationId, results) => {
+      metrics.accepted(results);
+      announceAccepted(organizationId, results.filter((r) => !r.duplicate).length);
+    },
   });
 
   let sender: HttpSender | null = null;
@@ -96,6 +109,8 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
     adminKey: keys.adminKey,
     checkDestination: destinations.checkUrl,
     dataProtection,
+    metrics,
+    metricsServer: null,
   };
 
   registerCoreJobs(services);
@@ -128,6 +143,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
       log: log.child({ component: 'worker' }),
       prepareData: dataProtection.prepareDispatchData,
       sealResponseBody: dataProtection.sealResponseBody,
+      metrics,
       // One message per organization in the batch, so each tenant's live stream sees only its own.
       onRecorded: (outcomes) => {
         const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);
@@ -136,26 +152,44 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
         }
       },
     });
+    const dispatcher = services.dispatcher;
+    metrics.watchWorker(() => dispatcher.stats());
     await services.dispatcher.start();
   }
   // Personal fields of events written straight into the database, sealed (and the events announced)
   // where deliveries are made.
   const stopSealing = role !== 'api' ? startStoredEventSealing(services, announceAccepted) : async () => {};
 
-  return {
-    services,
-    generatedAdminKey: keys.generatedAdminKey,
-    async dispose() {
-      stopPartitionUpkeep();
-      await stopSealing();
-      await services.dispatcher?.stop();
-      await intake.drain();
-      await catalog.close();
-      await jobs.close();
-      await liveBus.close();
-      await sender?.close();
-      redis?.disconnect();
-      await ledger.close();
-    },
-  };
+  async function dispose(): Promise<void> {
+    await services.metricsServer?.close();
+    stopPartitionUpkeep();
+    await stopSealing();
+    await services.dispatcher?.stop();
+    await intake.drain();
+    await catalog.close();
+    await jobs.close();
+    await liveBus.close();
+    await sender?.close();
+    redis?.disconnect();
+    await ledger.close();
+  }
+
+  // Metrics on a listener of their own: the only way to scrape a worker-only process.
+  if (config.metrics.port !== undefined) {
+    try {
+      services.metricsServer = await startMetricsServer(metrics, {
+        host: config.metrics.host,
+        port: config.metrics.port,
+        metricsKey: config.metrics.key,
+        adminKey: keys.adminKey,
+        log,
+      });
+      log.info({ url: services.metricsServer.url }, 'metrics listening');
+    } catch (err) {
+      await dispose().catch(() => {});
+      throw err;
+    }
+  }
+
+  return { services, generatedAdminKey: keys.generatedAdminKey, dispose };
 }

@@ -13,6 +13,8 @@ import type { LiveBus } from '../conveyor/live-bus.ts';
 import type { Dispatcher } from '../worker/dispatcher.ts';
 import type { EventIntake } from '../ledger/event-intake.ts';
 import type { DataProtection } from '../security/data-protection.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { MetricsServer } from '../observability/metrics-http.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -38,4 +40,8 @@ export type Services = {
   checkDestination: (url: string, field?: string) => Promise<void>;
   /** Personal fields of event data sealed at rest; `reveal` opens them for display. */
   dataProtection: DataProtection;
+  /** This process's Prometheus metrics (observability/metrics.ts). */
+  metrics: Metrics;
+  /** The metrics listener of its own (CARTEIRO_METRICS_PORT), when configured. */
+  metricsServer: MetricsServer | null;
 };

@@ -21,6 +21,7 @@ import { decideOutcome } from '../delivery/outcome.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { EgressGate } from './egress-gate.ts';
 import { removeWorker, touchWorker } from '../ledger/workers.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export type DispatcherDeps = {
   config: Config;
@@ -38,6 +39,8 @@ export type DispatcherDeps = {
   prepareData?: (d: ClaimedDispatch) => string;
   /** Seals a receiver's response body for the attempt log (data protection); default: stored as read. */
   sealResponseBody?: (body: string) => string;
+  /** Prometheus metrics (observability/metrics.ts): claims, attempts, recorded outcomes, lease expiries. */
+  metrics?: Pick<Metrics, 'claimed' | 'attempted' | 'recorded' | 'leasesExpired'>;
 };
 
 /**
@@ -147,6 +150,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
             log.warn({ parked, maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
           }
           const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view({ holdParked }));
+          deps.metrics?.claimed(batch.length);
           const full = batch.length === want;
           // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
           // (A claim can come back short because endpoints are at their caps, not only when nothing
@@ -185,6 +189,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         if (slot.parked) parked--;
         else active.delete(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
+        deps.metrics?.attempted(d, record);
         pushOutcome(record);
         if (inFlight === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
@@ -302,8 +307,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     recording = batch.length;
     flushing = (async () => {
       try {
+        const startedAt = performance.now();
         const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures });
         recording = 0;
+        deps.metrics?.recorded(batch, performance.now() - startedAt);
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
         if (claimsHeldBack) {
@@ -357,6 +364,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
       try {
         const released = await releaseExpiredLeases(ledger.sql);
+        deps.metrics?.leasesExpired(released);
         if (released) log.warn({ released }, 'released deliveries whose worker lease expired');
       } catch (err) {
         log.error({ err }, 'lease sweep failed');

@@ -57,7 +57,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
   // data Carteiro sealed is opened: an enc:v1 value in other data was put there by someone else.
   const reveal = <E extends { data: unknown; data_sealed: boolean }>(e: E): E => (e.data_sealed ? { ...e, data: services.dataProtection.reveal(e.data) } : e);
 
-  app.post<{ Body: EventInput }>('/trigger', { schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
+  app.post<{ Body: EventInput }>('/trigger', { config: { ingest: true }, schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
     const body = request.body;
     const result = await ingest.ingest(await writeOrganization(request, body.organization_id, ledger.sql), {
       ...body,
@@ -70,6 +70,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
   app.post<{ Body: { events: EventInput[] } }>(
     '/events/batch',
     {
+      config: { ingest: true },
       schema: {
         tags: ['events'],
         body: {
@@ -98,6 +99,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
   app.post<{ Params: { name: string }; Body: Record<string, unknown> }>(
     '/events/:name',
     {
+      config: { ingest: true },
       schema: {
         tags: ['events'],
         params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,199}$' } } },

@@ -21,7 +21,7 @@ export async function supabaseRoutes(app: FastifyInstance, services: Services): 
   app.post<{ Body: SupabasePayload }>(
     '/supabase',
     {
-      config: { public: true },
+      config: { public: true, ingest: true },
       schema: { tags: ['supabase'], security: [], body: SUPABASE_PAYLOAD_SCHEMA },
       onRequest: async (request) => ingress.authenticate(request.headers[SUPABASE_SECRET_HEADER]),
     },
