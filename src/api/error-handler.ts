@@ -135,7 +135,7 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
     // The client is still sending: answer, then read the rest, so it can read the 413 (oversized-body.ts).
     reply.hijack();
     answerThenDrain(request.raw, reply.raw, 413, JSON.stringify(body));
-    return;
+    return body;
   }
   reply.code(body.statusCode).headers(headers).send(body);
   return body;
