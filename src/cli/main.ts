@@ -9,9 +9,9 @@
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { runServer } from './serve.ts';
 import { runMigrate, runPrintSql } from './migrate-commands.ts';
-import { EXTRA_COMMANDS, type CliCommand } from './commands.ts';
-import { wantsHelp } from './sub-command.ts';
-import { isLedgerDown } from '../api/error-handler.ts';
+import { EXTRA_COMMANDS } from './commands.ts';
+import { wantsHelp, type CliCommand } from './sub-command.ts';
+import { isLedgerDown } from '../ledger/connection.ts';
 import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 
 const CORE_COMMANDS: Record<string, string> = {
