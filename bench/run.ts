@@ -45,7 +45,6 @@ import {
   BENCH_ADMIN_KEY,
   BENCH_EVENT_TYPE,
   api,
-  attemptCounts,
   benchSchema,
   benchSql,
   carteiroEnv,

@@ -8,6 +8,7 @@ import { answerThenDrain } from './oversized-body.ts';
 import {
   BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
 } from '../errors/errors.ts';
+import { isLedgerDown } from '../ledger/connection.ts';
 
 export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
 
@@ -16,14 +17,6 @@ const PHRASES: Record<number, string> = {
   409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
   429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
-
-/** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
-const LEDGER_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
-
-export function isLedgerDown(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code !== undefined && LEDGER_DOWN_CODES.has(code);
-}
 
 /**
  * Postgres class 22 (data exception: out-of-range date or number, NUL byte, bad encoding…), 54000

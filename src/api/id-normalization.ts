@@ -7,7 +7,9 @@
  */
 import type { Ajv } from 'ajv';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A UUID in either case, as a JSON-schema `pattern` (no flags there) and as the test below. */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const UUID = new RegExp(UUID_PATTERN);
 
 /**
  * The schema keyword that lower-cases a string holding a UUID (and leaves any other string as it is:

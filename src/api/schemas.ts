@@ -1,11 +1,11 @@
 /** JSON-schema pieces shared by the routes. */
 import { EVENT_TYPE_NAME_PATTERN } from '../catalog/builtin-event-types.ts';
-import { LOWERCASE_UUID } from './id-normalization.ts';
+import { LOWERCASE_UUID, UUID_PATTERN } from './id-normalization.ts';
 
 /** Either case is accepted, and the value is lower-cased as it is validated (api/id-normalization.ts). */
 export const uuid = {
   type: 'string',
-  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  pattern: UUID_PATTERN,
   [LOWERCASE_UUID]: true,
 } as const;
 export const idParams = { type: 'object', required: ['id'], properties: { id: uuid }, additionalProperties: false } as const;
@@ -29,17 +29,6 @@ export const triggerBody = {
     organization_id: uuid,
     priority,
     idempotency_key: shortText,
-  },
-} as const;
-
-export const errorResponse = {
-  type: 'object',
-  properties: {
-    statusCode: { type: 'integer' },
-    code: { type: 'string' },
-    error: { type: 'string' },
-    message: { type: 'string' },
-    details: { type: 'object', additionalProperties: true },
   },
 } as const;
 

@@ -9,10 +9,11 @@
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { runServer } from './serve.ts';
 import { runMigrate, runPrintSql } from './migrate-commands.ts';
-import { EXTRA_COMMANDS, type CliCommand } from './commands.ts';
-import { wantsHelp } from './sub-command.ts';
-import { isLedgerDown } from '../api/error-handler.ts';
+import { EXTRA_COMMANDS } from './commands.ts';
+import { wantsHelp, type CliCommand } from './sub-command.ts';
+import { isLedgerDown } from '../ledger/connection.ts';
 import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
+import { SchemaNewerThanCodeError } from '../ledger/migrate.ts';
 
 const CORE_COMMANDS: Record<string, string> = {
   start: 'API and worker in one process (the default)',
@@ -79,7 +80,7 @@ main(process.argv.slice(2)).then(
     if (code !== -1) process.exitCode = code;
   },
   (err) => {
-    if (err instanceof ConfigError || err instanceof DataFolderInUseError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DataFolderInUseError || err instanceof SchemaNewerThanCodeError) console.error(err.message);
     else if (isLedgerDown(err)) console.error(`cannot reach the ledger (${describeDatabase()}): ${(err as Error).message}`);
     else console.error(err);
     process.exitCode = 1;

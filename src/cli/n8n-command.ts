@@ -6,8 +6,7 @@
  * so while `carteiro start` runs these refuse, naming its PID and the API route that does the same.
  */
 import type { Config } from '../config/config.ts';
-import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type CliCommand, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Ledger, type Sql } from '../ledger/connection.ts';
 import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 import { migrate } from '../ledger/migrate.ts';

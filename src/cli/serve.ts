@@ -6,7 +6,7 @@
 import pino from 'pino';
 import type { Config } from '../config/config.ts';
 import { compose, type Composed } from '../runtime/compose.ts';
-import { isLedgerDown } from '../api/error-handler.ts';
+import { isLedgerDown } from '../ledger/connection.ts';
 import { buildApp } from '../api/app.ts';
 import type { Role } from '../runtime/services.ts';
 import { printBanner } from './banner.ts';

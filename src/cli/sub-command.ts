@@ -3,6 +3,15 @@
  * tests can capture, usage errors, and "exactly one known action, then options" parsing.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import type { Config } from '../config/config.ts';
+
+export type CliCommand = {
+  name: string;
+  summary: string;
+  /** Printed for `carteiro <name> --help` (and with usage errors). */
+  usage: string;
+  run(config: Config, args: string[]): Promise<number>;
+};
 
 export type Output = { out(line: string): void; err(line: string): void };
 export const CONSOLE: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };

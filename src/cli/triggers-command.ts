@@ -7,8 +7,7 @@
  * so while `carteiro start` runs this refuses, naming its PID: stop it first.
  */
 import type { Config } from '../config/config.ts';
-import type { CliCommand } from './commands.ts';
-import { CONSOLE, parseAction, UsageError, wantsHelp, type OptionValues, type Output } from './sub-command.ts';
+import { CONSOLE, parseAction, UsageError, wantsHelp, type CliCommand, type OptionValues, type Output } from './sub-command.ts';
 import { openLedger, type Sql } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import {

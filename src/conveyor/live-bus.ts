@@ -31,7 +31,6 @@ export function createLocalLiveBus(): LiveBus {
 export function createRedisLiveBus(publisher: Redis, url: string, channel: string): LiveBus {
   const local = createLocalLiveBus();
   let subscriber: Redis | null = null;
-  let subscribers = 0;
   return {
     publish(m) {
       publisher.publish(channel, JSON.stringify(m)).catch(() => {});
@@ -52,11 +51,9 @@ export function createRedisLiveBus(publisher: Redis, url: string, channel: strin
           }
         });
       }
-      subscribers++;
       const off = local.subscribe(fn);
       return () => {
         off();
-        subscribers--;
       };
     },
     async close() {

@@ -12,7 +12,7 @@ export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): R
   const options: RedisOptions = {
     // BullMQ workers block on Redis and must never give up a command; elsewhere fail fast.
     maxRetriesPerRequest: opts.forBullmq ? null : 2,
-    enableOfflineQueue: opts.forBullmq ? true : false,
+    enableOfflineQueue: opts.forBullmq === true,
     lazyConnect: false,
     connectTimeout: 5_000,
   };

@@ -9,7 +9,6 @@
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export const SECRET_PREFIX = 'whsec_';
-export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
 
 export function generateWebhookSecret(): string {
   return SECRET_PREFIX + randomBytes(24).toString('base64');

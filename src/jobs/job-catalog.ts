@@ -21,7 +21,6 @@ export type JobCatalog = {
 };
 
 export type JobName = keyof JobCatalog;
-export const JOB_NAMES = ['bulk-replay', 'retention-purge', 'n8n-discovery'] as const satisfies readonly JobName[];
 
 export type JobContext = {
   progress(value: number | Record<string, unknown>): Promise<void>;

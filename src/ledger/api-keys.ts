@@ -37,13 +37,6 @@ export async function listApiKeys(sql: Sql, organizationId: string, f: { after?:
     ORDER BY id LIMIT ${f.limit}`;
 }
 
-export async function findApiKey(sql: Sql, organizationId: string, id: string): Promise<ApiKeyRow | undefined> {
-  const [row] = await sql<ApiKeyRow[]>`
-    SELECT id, organization_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
-    WHERE organization_id = ${organizationId} AND id = ${id}`;
-  return row;
-}
-
 /** Revokes a key of this organization; revoking twice keeps the first time. Undefined if there is no such key. */
 export async function revokeApiKey(sql: Sql, organizationId: string, id: string): Promise<ApiKeyRow | undefined> {
   const [row] = await sql<ApiKeyRow[]>`

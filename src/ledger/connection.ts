@@ -166,3 +166,11 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
     },
   };
 }
+
+/** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
+const LEDGER_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
+
+export function isLedgerDown(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code !== undefined && LEDGER_DOWN_CODES.has(code);
+}

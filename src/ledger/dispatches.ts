@@ -6,7 +6,9 @@
 import type postgres from 'postgres';
 import type { Sql } from './connection.ts';
 import { emitEndpointDisabled, emitEndpointFailing, reenableProbedEndpoints, takeProbeDeliveries, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
-import type { IncludeFields } from '../security/minimal-payload.ts';
+
+/** An endpoint's allow-list of data fields: paths for every event type, or per event-type filter (security/minimal-payload.ts applies it). */
+export type IncludeFields = string[] | Record<string, string[]>;
 
 export type ClaimedDispatch = {
   id: string;

@@ -4,9 +4,8 @@
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
  */
 import type { Sql, TxSql } from './connection.ts';
-import { refreshEventStatuses } from './dispatches.ts';
+import { refreshEventStatuses, type IncludeFields } from './dispatches.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
-import type { IncludeFields } from '../security/minimal-payload.ts';
 
 export type EndpointRow = {
   id: string;

@@ -4,11 +4,10 @@
  * idle a lone event commits at once. Every caller still gets its 202 only after its own row and
  * fan-out are committed.
  */
-import type { Sql } from './connection.ts';
+import { isLedgerDown, type Sql } from './connection.ts';
 import { insertEvents, type InsertResult, type NewEvent } from './events.ts';
 import { LedgerUnavailableError } from '../errors/errors.ts';
 import { withTimeout } from '../util/timeout.ts';
-import { isLedgerDown } from '../api/error-handler.ts';
 
 /**
  * While Postgres restarts, postgres.js keeps queries waiting through its reconnect backoff. A client
@@ -66,7 +65,7 @@ export function createEventIntake(
   opts: { maxBatch: number; maxConcurrentCommits: number; wakeChannel: string; onCommitted?: (events: number, ms: number) => void },
 ): EventIntake {
   const wakeWorkers = createWakeNotifier(sql, opts.wakeChannel);
-  let queue: Waiting[] = [];
+  const queue: Waiting[] = [];
   let committing = 0;
   const drainWaiters: (() => void)[] = [];
   const queuedEvents = () => {

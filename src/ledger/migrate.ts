@@ -2,7 +2,8 @@
  * Forward-only plain-SQL migrations (ledger/migrations/NNNN_name.sql), each applied once. All pending
  * migrations run in one transaction, in order, each followed by its version row: if any fails, none
  * of them is applied. An advisory lock serialises concurrent starters (several API and worker
- * processes may boot at once).
+ * processes may boot at once). A schema migrated past this code's newest migration is refused
+ * (SchemaNewerThanCodeError).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,24 @@ const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 const MIGRATION_LOCK_KEY = 7_405_114_220;
 
 export type Migration = { version: string; name: string; sql: string };
+
+/**
+ * The ledger was migrated by a newer Carteiro than this one: its code may not know the tables, columns
+ * or triggers that schema now has, so it refuses to start rather than write rows the newer code misreads.
+ */
+export class SchemaNewerThanCodeError extends Error {
+  readonly schemaVersion: string;
+  readonly codeVersion: string;
+  constructor(schema: string, applied: { version: string; name: string }, newest: Migration | undefined) {
+    super(
+      `the ledger's schema "${schema}" is at migration ${applied.version} (${applied.name}), newer than this Carteiro's newest,` +
+        ` ${newest ? `${newest.version} (${newest.name})` : 'none'}: it was migrated by a newer Carteiro. Run that version (or a later one); Carteiro migrates forward only.`,
+    );
+    this.name = 'SchemaNewerThanCodeError';
+    this.schemaVersion = applied.version;
+    this.codeVersion = newest?.version ?? '';
+  }
+}
 
 export function listMigrations(): Migration[] {
   return readdirSync(MIGRATIONS_DIR)
@@ -36,8 +55,13 @@ export async function migrate(sql: Sql, schema: string): Promise<string[]> {
     await tx.unsafe(`SET LOCAL search_path TO "${schema}", public`);
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
-    const done = new Set((await tx<{ version: string }[]>`SELECT version FROM schema_migrations`).map((r) => r.version));
-    for (const m of listMigrations()) {
+    const rows = await tx<{ version: string; name: string }[]>`SELECT version, name FROM schema_migrations ORDER BY version`;
+    const migrations = listMigrations();
+    const newest = migrations.at(-1);
+    const latest = rows.at(-1);
+    if (latest && (!newest || latest.version > newest.version)) throw new SchemaNewerThanCodeError(schema, latest, newest);
+    const done = new Set(rows.map((r) => r.version));
+    for (const m of migrations) {
       if (done.has(m.version)) continue;
       await tx.unsafe(m.sql);
       await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;

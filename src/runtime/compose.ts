@@ -44,7 +44,14 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   const secretBox = createSecretBox(parseKeyring(keys.encryptionKeys));
 
   const ledger = await openLedger(config, { applicationName: `carteiro-${role}` });
-  const applied = await migrate(ledger.sql, ledger.schema);
+  let applied: string[];
+  try {
+    applied = await migrate(ledger.sql, ledger.schema);
+  } catch (err) {
+    // A refused or failed migration (e.g. a schema newer than this code) must not leave the ledger open.
+    await ledger.close();
+    throw err;
+  }
   if (applied.length) log.info({ applied, schema: ledger.schema }, 'migrations applied');
   // Row level security (migration 0004) binds every role but the owner: as anything else Carteiro would see no rows.
   const rls = await ledgerRoleSeesAllRows(ledger.sql);

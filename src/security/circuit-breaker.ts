@@ -8,8 +8,6 @@
 import type { Services } from '../runtime/services.ts';
 import { upsertOperationsEndpoint } from '../ledger/circuit-breaker.ts';
 
-export { ENDPOINT_DISABLED_EVENT } from '../ledger/circuit-breaker.ts';
-
 /**
  * Creates or updates the operations endpoint from config. Without CARTEIRO_OPERATIONS_WEBHOOK_URL an
  * existing one is left as it is (an operator may disable or delete it through the API).

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createSecretBox, parseKeyring, type SecretBox } from '../../src/crypto/secret-box.ts';
 import { createDataProtection } from '../../src/security/data-protection.ts';
 import { pickFields, selectIncludeFields, validateIncludeFields } from '../../src/security/minimal-payload.ts';
-import { reencryptWith } from '../../src/security/reencrypt-command.ts';
+import { reencryptWith } from '../../src/security/reencryption.ts';
 import { ValidationError } from '../../src/errors/errors.ts';
 import { startCarteiro, createEndpoint, trigger, eventually, uniqueSchema, TEST_ENCRYPTION_KEYS, DATABASE_URL, dropSchema, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';

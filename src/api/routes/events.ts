@@ -14,18 +14,10 @@ import type { EventInput } from '../../ingest/ingest-service.ts';
 import type { Sql } from '../../ledger/connection.ts';
 import { organizationExists } from '../../security/tenancy/organization-check.ts';
 import { presentEvent, presentEventStatus } from '../presenters.ts';
+import { idempotencyKey } from '../idempotency-key.ts';
 
 const MAX_BATCH_EVENTS = 1000;
 const BUILTIN_BY_KEBAB = new Map(BUILTIN_EVENT_TYPES.map((t) => [kebabName(t.name), t.name]));
-
-function idempotencyKey(request: FastifyRequest, fromBody: string | undefined): string | undefined {
-  const header = request.headers['idempotency-key'];
-  if (header === undefined) return fromBody;
-  if (typeof header !== 'string' || header.length === 0 || header.length > 200) {
-    throw new ValidationError('Idempotency-Key must be 1 to 200 characters', { field: 'headers.idempotency-key' });
-  }
-  return header;
-}
 
 /** The organization an event is written to: the tenant's, or for the admin the one the body names. */
 async function writeOrganization(request: FastifyRequest, bodyOrg: string | undefined, sql: Sql): Promise<string> {

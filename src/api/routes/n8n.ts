@@ -24,6 +24,7 @@ import { seedN8nWorkflows } from '../../n8n/seed.ts';
 import { syncToWorkflow } from '../../n8n/sync.ts';
 import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
 import { isUuid, LOWERCASE_UUID } from '../id-normalization.ts';
+import { idempotencyKey } from '../idempotency-key.ts';
 import { workflowSecretsOf } from '../../n8n/integration.ts';
 import { rotateEndpointSecret } from '../../ledger/endpoints.ts';
 
@@ -89,15 +90,6 @@ export function presentN8nWorkflow(w: N8nWorkflowRow) {
 function checkEventTypes(list: string[] | undefined): void {
   const bad = list?.find((e) => !isValidEventFilter(e));
   if (bad !== undefined) throw new ValidationError(`event_types: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*)`, { field: 'event_types' });
-}
-
-function idempotencyKey(request: FastifyRequest): string | undefined {
-  const header = request.headers['idempotency-key'];
-  if (header === undefined) return undefined;
-  if (typeof header !== 'string' || header.length === 0 || header.length > 200) {
-    throw new ValidationError('Idempotency-Key must be 1 to 200 characters', { field: 'headers.idempotency-key' });
-  }
-  return header;
 }
 
 export async function n8nRoutes(app: FastifyInstance, services: Services): Promise<void> {

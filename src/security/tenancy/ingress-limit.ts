@@ -47,7 +47,7 @@ export function registerIngressLimit(app: FastifyInstance, services: Services): 
   app.addHook('onRequest', async (request, reply) => {
     const principal = request.tenant?.principal;
     if (!principal || (principal.kind === 'admin' && !limitAdmin)) return;
-    let verdict;
+    let verdict: Awaited<ReturnType<IngressLimiter['consume']>>;
     try {
       verdict = await limiter.consume(principal.kind === 'admin' ? 'admin' : principal.keyId);
     } catch (err) {

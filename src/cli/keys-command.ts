@@ -4,24 +4,12 @@
  * Once it reports nothing left, the old keys can be dropped from the list.
  */
 import type { Config } from '../config/config.ts';
-import type { CliCommand } from '../cli/commands.ts';
+import type { CliCommand } from './sub-command.ts';
 import { openLedger } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
-import { reencryptLedger, type ReencryptCounts } from '../ledger/reencrypt.ts';
-import type { Sql } from '../ledger/connection.ts';
-import { createSecretBox, parseKeyring, type SecretBox } from '../crypto/secret-box.ts';
+import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
 import { resolveKeys } from '../runtime/local-keys.ts';
-import { createDataProtection } from './data-protection.ts';
-
-/** Re-seals the ledger's ciphertexts under `box`'s newest key. */
-export function reencryptWith(sql: Sql, box: SecretBox): Promise<ReencryptCounts> {
-  const data = createDataProtection(box, { piiFields: [] });
-  return reencryptLedger(sql, {
-    primaryKeyId: box.primaryKeyId,
-    resealString: (sealed) => box.seal(box.open(sealed)),
-    resealValue: (value) => data.reseal(value),
-  });
-}
+import { reencryptWith } from '../security/reencryption.ts';
 
 const KEYS_USAGE = `usage:
   carteiro keys reencrypt
