@@ -15,7 +15,7 @@ import type { ClaimedDispatch, OutcomeRecord } from '../ledger/dispatches.ts';
 import type { InsertResult } from '../ledger/events.ts';
 import { readEndpointHealth, readQueueGauges, type EndpointHealth, type QueueGauges } from '../ledger/stats.ts';
 import { countLiveWorkers } from '../ledger/workers.ts';
-import type { DispatcherStats } from '../worker/dispatcher.ts';
+import type { DispatcherMetrics, DispatcherStats } from '../worker/dispatcher.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -31,16 +31,8 @@ export type Outcome = (typeof OUTCOMES)[number];
 /** A worker's heartbeat within this is a live worker (the heartbeat runs every 5 s). */
 const LIVE_WORKER_WITHIN_MS = 15_000;
 
-export type Metrics = {
+export type Metrics = DispatcherMetrics & {
   readonly registry: Registry;
-  /** A claim statement returned `count` dispatches (0 included: a claim loop that runs). */
-  claimed(count: number): void;
-  /** The lease sweep handed back `count` dispatches whose worker's lease ran out. */
-  leasesExpired(count: number): void;
-  /** One dispatch's attempt ended (before it is recorded): attempt duration, accepted-to-delivered latency. */
-  attempted(d: ClaimedDispatch, record: OutcomeRecord): void;
-  /** A batch of outcomes committed to the ledger in `ms`. */
-  recorded(batch: readonly OutcomeRecord[], ms: number): void;
   /** Events committed by ingest (duplicates are stored nothing new). */
   accepted(results: readonly InsertResult[]): void;
   /** An ingest request refused, by its error code. */

@@ -21,7 +21,14 @@ import { decideOutcome } from '../delivery/outcome.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { EgressGate } from './egress-gate.ts';
 import { removeWorker, touchWorker } from '../ledger/workers.ts';
-import type { Metrics } from '../observability/metrics.ts';
+
+/** What the worker reports as it goes (observability/metrics.ts implements it). */
+export type DispatcherMetrics = {
+  claimed(count: number): void;
+  leasesExpired(count: number): void;
+  attempted(d: ClaimedDispatch, record: OutcomeRecord): void;
+  recorded(batch: readonly OutcomeRecord[], ms: number): void;
+};
 
 export type DispatcherDeps = {
   config: Config;
@@ -40,7 +47,7 @@ export type DispatcherDeps = {
   /** Seals a receiver's response body for the attempt log (data protection); default: stored as read. */
   sealResponseBody?: (body: string) => string;
   /** Prometheus metrics (observability/metrics.ts): claims, attempts, recorded outcomes, lease expiries. */
-  metrics?: Pick<Metrics, 'claimed' | 'attempted' | 'recorded' | 'leasesExpired'>;
+  metrics?: DispatcherMetrics;
 };
 
 /**

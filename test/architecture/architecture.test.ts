@@ -27,7 +27,7 @@ const LAYERS: string[][] = [
   ['ledger'],
   ['catalog', 'delivery', 'conveyor'],
   ['ingest', 'worker', 'jobs'],
-  ['security', 'triggers', 'n8n', 'dashboard'],
+  ['security', 'triggers', 'n8n', 'dashboard', 'observability'],
   ['api'],
   ['runtime'],
   ['cli'],
