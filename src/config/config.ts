@@ -142,6 +142,10 @@ const EnvSchema = z.object({
   CARTEIRO_POLL_INTERVAL_MS: int(5).default(250),
   CARTEIRO_LEASE_MS: int(1000).optional(),
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
+  // A worker with due work that has neither claimed nor recorded for this long is stalled (default: the larger of 60 s and twice WEBHOOK_TIMEOUT_MS).
+  CARTEIRO_WORKER_STALL_MS: int(1000).optional(),
+  // SIGTERM: how long in-flight deliveries may run on before they are cut and recorded as failed attempts (retried).
+  CARTEIRO_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
   CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
@@ -202,6 +206,12 @@ export type Config = {
     flushIntervalMs: number;
     /** Outcomes a worker may hold unrecorded (delivered, not yet written) before it stops claiming. */
     maxUnrecorded: number;
+    /** No claim and no record for this long while work is due: the worker is stalled (health, self-recovery). */
+    stallMs: number;
+    /** How long a claim or a record may take before it is given up and the ledger pool replaced. */
+    ledgerDeadlineMs: number;
+    /** On shutdown, in-flight deliveries are cut after this long and recorded as failed attempts. */
+    shutdownGraceMs: number;
   };
   n8n: {
     webhookUrl: string | undefined;
@@ -268,6 +278,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000,
       flushIntervalMs: e.CARTEIRO_FLUSH_INTERVAL_MS,
       maxUnrecorded: e.CARTEIRO_WORKER_MAX_UNRECORDED,
+      // Longer than any attempt (a worker whose every slot waits on a slow receiver neither claims nor records).
+      stallMs: workerStallMs(e.CARTEIRO_WORKER_STALL_MS, e.WEBHOOK_TIMEOUT_MS),
+      // A claim or a record batch takes milliseconds to seconds; a third of the stall window is a hang, not load.
+      ledgerDeadlineMs: Math.max(500, Math.floor(workerStallMs(e.CARTEIRO_WORKER_STALL_MS, e.WEBHOOK_TIMEOUT_MS) / 3)),
+      shutdownGraceMs: e.CARTEIRO_SHUTDOWN_GRACE_MS,
     },
     n8n: {
       webhookUrl: e.N8N_WEBHOOK_URL,
@@ -290,4 +305,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     operations: { webhookUrl: e.CARTEIRO_OPERATIONS_WEBHOOK_URL, webhookSecret: e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET },
     quiet: e.CARTEIRO_QUIET,
   };
+}
+
+function workerStallMs(configured: number | undefined, webhookTimeoutMs: number): number {
+  return configured ?? Math.max(60_000, 2 * webhookTimeoutMs);
 }

@@ -36,7 +36,13 @@ import type { Role, Services } from './services.ts';
 
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
 
-export async function compose(config: Config, role: Role, opts: { log?: Logger } = {}): Promise<Composed> {
+export type ComposeOptions = {
+  log?: Logger;
+  /** The worker stayed stalled after replacing its ledger pool (serve exits, for a supervisor to restart it). */
+  onWorkerStalled?: (reason: string) => void;
+};
+
+export async function compose(config: Config, role: Role, opts: ComposeOptions = {}): Promise<Composed> {
   const log = opts.log ?? pino({ level: config.logLevel, base: { role } });
   const keys = resolveKeys(config);
   const secretBox = createSecretBox(parseKeyring(keys.encryptionKeys));
@@ -126,6 +132,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
       log: log.child({ component: 'worker' }),
       prepareData: dataProtection.prepareDispatchData,
       sealResponseBody: dataProtection.sealResponseBody,
+      ...(opts.onWorkerStalled ? { onStalled: opts.onWorkerStalled } : {}),
       // One message per organization in the batch, so each tenant's live stream sees only its own.
       onRecorded: (outcomes) => {
         const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);

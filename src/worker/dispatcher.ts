@@ -19,7 +19,9 @@ import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
 import { decideOutcome } from '../delivery/outcome.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { EgressGate } from './egress-gate.ts';
-import { removeWorker, touchWorker } from '../ledger/workers.ts';
+import { hasDueWork, removeWorker, touchWorker } from '../ledger/workers.ts';
+import { createLedgerDeadline } from './ledger-deadline.ts';
+import { createProgressWatch } from './progress-watch.ts';
 
 export type DispatcherDeps = {
   config: Config;
@@ -37,6 +39,8 @@ export type DispatcherDeps = {
   prepareData?: (d: ClaimedDispatch) => string;
   /** Seals a receiver's response body for the attempt log (data protection); default: stored as read. */
   sealResponseBody?: (body: string) => string;
+  /** The worker stayed stalled after replacing its ledger pool: the process should exit and be restarted. */
+  onStalled?: (reason: string) => void;
 };
 
 /** `buffered`: outcomes delivered and not yet recorded (waiting, or in the write under way). */
@@ -85,6 +89,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let delivered = 0;
   let failedAttempts = 0;
   const idleWaiters = new Set<() => void>();
+  // Lifecycle: every ledger call has a deadline, and progress is watched (see the two modules).
+  const withinDeadline = createLedgerDeadline(ledger, config.worker.ledgerDeadlineMs, log);
+  const progress = createProgressWatch({
+    stallMs: config.worker.stallMs,
+    hasDueWork: () => withinDeadline(hasDueWork(ledger.sql, config.worker.stallMs), 'due-work check'),
+    reconnect: (reason) => ledger.reconnect(reason),
+    onGiveUp: (reason) => deps.onStalled?.(reason),
+    log,
+  });
 
   async function claimLoop(): Promise<void> {
     if (!running) return;
@@ -115,7 +128,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
           if (want < Math.min(batchSize, Math.ceil(concurrency / 4)) && inFlight > 0) break;
-          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs);
+          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs), 'claim');
+          progress.progressed();
           lastClaimWasFull = batch.length === want;
           for (const d of batch) startDelivery(d);
           // Each row now belongs to its delivery alone, so empty the claim's array. It stayed reachable
@@ -260,8 +274,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     recording = batch.length;
     flushing = (async () => {
       try {
-        const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker: config.circuitBreaker });
+        const disabled = await withinDeadline(recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker: config.circuitBreaker }), 'record');
         recording = 0;
+        progress.progressed();
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
         if (claimsHeldBack) {
@@ -282,11 +297,25 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return flushing;
   }
 
+  /** Resolves when nothing is in flight, or after `ms`. */
+  function idle(ms: number): Promise<void> {
+    if (inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        idleWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      idleWaiters.add(done);
+    });
+  }
+
   async function poll(): Promise<void> {
     polls++;
     if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
       try {
-        const released = await releaseExpiredLeases(ledger.sql);
+        const released = await withinDeadline(releaseExpiredLeases(ledger.sql), 'lease sweep');
         if (released) log.warn({ released }, 'released deliveries whose worker lease expired');
       } catch (err) {
         log.error({ err }, 'lease sweep failed');
@@ -302,7 +331,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       await ledger.listen(`${ledger.schema}_dispatch`, () => void claimLoop());
       pollTimer = setInterval(() => void poll(), pollIntervalMs);
       pollTimer.unref();
-      const heartbeat = () => touchWorker(ledger.sql, workerId).catch((err) => log.warn({ err }, 'worker heartbeat failed'));
+      // The heartbeat carries progress, and checks it: alive is not the same as delivering.
+      const heartbeat = () => withinDeadline(touchWorker(ledger.sql, workerId, progress.msSinceProgress()), 'heartbeat')
+        .catch((err) => log.warn({ err }, 'worker heartbeat failed'))
+        .then(() => (running ? progress.check() : undefined))
+        .catch((err) => log.warn({ err }, 'progress check failed'));
       await heartbeat();
       heartbeatTimer = setInterval(heartbeat, HEARTBEAT_INTERVAL_MS);
       heartbeatTimer.unref();
