@@ -49,7 +49,10 @@ export type DispatcherStats = { workerId: string; inFlight: number; buffered: nu
 export type Dispatcher = {
   readonly workerId: string;
   start(): Promise<void>;
-  /** Stops claiming, lets in-flight attempts finish (up to graceMs), records them, hands back the rest. */
+  /**
+   * Stops claiming, lets in-flight attempts finish for up to graceMs, then cuts the rest (each a failed
+   * attempt, "cancelled at shutdown", retried later) and records every outcome before resolving.
+   */
   stop(graceMs?: number): Promise<void>;
   wake(): void;
   stats(): DispatcherStats;
@@ -61,6 +64,8 @@ const FLUSH_MAX_BATCH = 2000;
 const FLUSH_RETRY_DELAY_MS = 500;
 /** At most one "falling behind" warning this often: a ledger that stays behind would repeat it per batch. */
 const HELD_BACK_LOG_INTERVAL_MS = 10_000;
+/** How long stop() waits for cancelled requests to end (they end at once; this only bounds a surprise). */
+const CANCEL_SETTLE_MS = 5_000;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
@@ -343,7 +348,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       await releaseExpiredLeases(ledger.sql).catch(() => 0);
       void claimLoop();
     },
-    async stop(graceMs = policy.timeoutMs + 1000) {
+    async stop(graceMs = config.worker.shutdownGraceMs) {
       running = false;
       if (pollTimer) clearInterval(pollTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
@@ -351,16 +356,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
       while (claiming) await sleep(5);
+      if (inFlight > 0) await idle(graceMs);
       if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, graceMs);
-          idleWaiters.add(() => { clearTimeout(t); resolve(); });
-        });
+        // Receivers that hang must not hold shutdown past its deadline, nor lose their attempts: cut
+        // the requests; each becomes an outcome (a failed attempt, retried later) recorded below,
+        // before the ledger closes. Unrecorded, they would only be sent again when the lease ran out.
+        log.warn({ inFlight, graceMs }, 'shutdown: cutting deliveries still in flight');
+        sender.cancelAll('cancelled at shutdown');
+        await idle(CANCEL_SETTLE_MS);
       }
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
-      while (flushing || buffer.length) await flush();
-      await removeWorker(ledger.sql, workerId).catch(() => {});
+      // Recording retries while the ledger is away, but not for ever: a stop must end.
+      const recordUntil = now() + Math.max(5_000, config.worker.ledgerDeadlineMs * 2);
+      while ((flushing || buffer.length) && now() < recordUntil) await flush();
+      if (buffer.length) log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
+      await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
       log.info({ workerId, unfinished: inFlight }, 'worker stopped');
     },
     wake: () => void claimLoop(),
