@@ -8,6 +8,8 @@ import { Ajv } from 'ajv';
 import type { Services } from '../runtime/services.ts';
 import { errorHandler, fromRouterError } from './error-handler.ts';
 import { registerAuth } from './auth-hook.ts';
+import { registerAnswerDeadline } from './answer-deadline.ts';
+import { COMMIT_ANSWER_TIMEOUT_MS } from '../ledger/event-intake.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { NotFoundError } from '../errors/errors.ts';
 import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
@@ -65,6 +67,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler(errorHandler);
+  // Before every other hook (auth reads the ledger too): the deadline runs from arrival.
+  registerAnswerDeadline(app, COMMIT_ANSWER_TIMEOUT_MS);
   app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
 
   await app.register(swagger, {

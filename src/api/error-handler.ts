@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
+  AnswerDeadlineError, BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
 } from '../errors/errors.ts';
 
 export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
@@ -17,7 +17,7 @@ const PHRASES: Record<number, string> = {
 };
 
 /** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
-const LEDGER_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
+const LEDGER_DOWN_CODES = new Set(['CARTEIRO_LEDGER_DEADLINE', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
 
 export function isLedgerDown(err: unknown): boolean {
   const code = (err as { code?: string })?.code;
@@ -79,7 +79,7 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
   if (isDataException(err)) err = new ValidationError('a value in the request is out of range or cannot be stored');
   if (err instanceof CarteiroError) {
     const headers: Record<string, string> = {};
-    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError) headers['retry-after'] = String(err.retryAfterSeconds);
+    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError || err instanceof AnswerDeadlineError) headers['retry-after'] = String(err.retryAfterSeconds);
     const body: ErrorBody = { statusCode: err.statusCode, code: err.code, error: PHRASES[err.statusCode] ?? 'Error', message: err.message };
     if (err.details) body.details = err.details;
     return { body, headers };
