@@ -108,11 +108,18 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
   registerRetentionJob(services);
   registerN8n(services);
   // Jobs run where work is done; without Redis there is no shared queue, so every process runs its own.
-  if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+  // With Redis, starting them and their schedules waits for Redis (BullMQ queues its commands until it
+  // answers): that happens beside the rest, never before it, so a process started while Redis is down
+  // delivers and serves at once and its jobs begin when Redis is back.
+  const startJobs = async () => {
+    if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+    await scheduleRetention(services);
+    await scheduleN8nDiscovery(services);
+  };
+  if (config.redis.url) void startJobs().catch((err) => log.error({ err }, 'starting background jobs failed'));
+  else await startJobs();
   // The attempt log's partitions ahead, where attempts are written (and wherever jobs run).
   const stopPartitionUpkeep = role !== 'api' || !config.redis.url ? await startAttemptPartitionUpkeep(services) : () => {};
-  await scheduleRetention(services);
-  await scheduleN8nDiscovery(services);
   await ensureOperationsEndpoint(services);
 
   if (role !== 'api') {
