@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from '../config/config.ts';
 import { swappableSql } from './swappable-sql.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 export type Sql = postgres.Sql<{}>;
 export type TxSql = postgres.TransactionSql<{}>;
@@ -96,11 +97,18 @@ export async function openLedger(config: Config, opts: { poolSize?: number; appl
  * a second of its socket closing and its transaction rolls back.
  */
 const CLIENT_CHECK_INTERVAL_MS = 1000;
+const PROBE_DEADLINE_MS = 10_000;
 
 async function sessionSettings(url: string): Promise<Record<string, string>> {
   const probe = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
   try {
-    const [row] = await probe<{ v: number }[]>`SELECT current_setting('server_version_num')::int AS v`;
+    // Bounded like every other call at a restart (a query can stay unsettled in postgres.js); the
+    // error counts as "ledger down", so a starting process retries.
+    const [row] = await withTimeout(
+      probe<{ v: number }[]>`SELECT current_setting('server_version_num')::int AS v`,
+      PROBE_DEADLINE_MS,
+      () => Object.assign(new Error(`no answer from Postgres within ${PROBE_DEADLINE_MS} ms`), { code: 'CONNECT_TIMEOUT' }),
+    );
     return (row?.v ?? 0) >= 140000 ? { client_connection_check_interval: String(CLIENT_CHECK_INTERVAL_MS) } : {};
   } finally {
     await probe.end({ timeout: 1 }).catch(() => {});
