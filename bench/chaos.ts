@@ -17,7 +17,9 @@
 //   * Redis gets FLUSHALL and is restarted;
 //   * the receiver flaps the whole run (500s, resets, hangs past the timeout, slow bodies) and
 //     answers nothing but 500 for a few seconds once;
-//   * with --postgres-restart only: Postgres is restarted (pg_ctlcluster). It is the machine's
+//   * with --postgres-restart only: Postgres is restarted `--postgres-restarts` times (default 3) at
+//     random moments of the run, so at random points of the workers' cycle (claiming, sending,
+//     recording, idle), each down for a random 1..2 × `--postgres-down-seconds` (pg_ctlcluster). It is the machine's
 //     shared server: every other client of it sees the restart too. --private-postgres instead runs
 //     the whole scenario on a cluster of its own (initdb in a temporary folder, a spare port), which
 //     it restarts freely and removes at the end.
@@ -77,6 +79,7 @@ const { values: args } = parseArgs({
     'postgres-restart': { type: 'boolean', default: false },
     'private-postgres': { type: 'boolean', default: false },
     'postgres-down-seconds': { type: 'string', default: '4' },
+    'postgres-restarts': { type: 'string', default: '3' },
     'redis-port': { type: 'string' },
     'drain-timeout': { type: 'string', default: '240' },
     'payload-bytes': { type: 'string', default: '512' },
@@ -93,7 +96,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log('usage: npm run chaos -- [--events 20000] [--rate 400] [--kill-every 4] [--workers 2] [--postgres-restart | --private-postgres]\n' +
-    '                         [--postgres-down-seconds 4] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\n' +
+    '                         [--postgres-down-seconds 4] [--postgres-restarts 3] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\n' +
     '                         [--noisy-events 1000] [--noisy-rate 100] [--noisy-per-kind 3] [--noisy-only]\nsee docs/performance.md');
   process.exit(0);
 }
@@ -317,7 +320,7 @@ async function main(): Promise<void> {
   const retired: CarteiroProc[] = [];
   let apiProc: CarteiroProc | null = null;
   let producer: Producer | null = null;
-  const pgOutage = { window: null as null | { from: number; to: number }, responses: [] as Submission[], healthDuring: [] as number[] };
+  const pgOutage = { windows: [] as { from: number; to: number }[], responses: [] as Submission[], healthDuring: [] as number[] };
   const report: Record<string, unknown> = { runId, schema, options: { ...args, events: EVENTS, rate: RATE }, chaosEnv: CHAOS_ENV, flap: { ...FLAP, errorRate: FLAP_500_RATE } };
   let ok = false;
 
@@ -413,29 +416,34 @@ async function main(): Promise<void> {
       faults.push({ kind: 'receiver-outage', startedAt, endedAt: nowMs(), detail: { durationMs: 4_000 } });
     })();
 
-    // Postgres restart (only when asked: it is the shared server).
+    // Postgres restarts (only when asked: it may be the shared server), at random moments, so at
+    // random points of the workers' cycle; one at a time, each down for a random while.
     const pgFault = (async () => {
       if (!RESTART_PG) return;
-      await sleep(Math.max(0, at(0.65) - performance.now()));
-      if (stopFaults) return;
-      const downMs = Number(args['postgres-down-seconds']) * 1000;
-      const startedAt = nowMs();
-      const probe = setInterval(() => {
-        void api(apiUrl, 'GET', 'health', undefined, 5_000).then((h) => pgOutage.healthDuring.push(h.status), () => pgOutage.healthDuring.push(0));
-      }, 250);
-      const cluster = pgCtl('stop');
-      log(`Postgres ${cluster}: stopped (fast); starting again in ${downMs / 1000} s`);
-      await sleep(downMs);
-      pgCtl('start');
-      const endedAt = nowMs();
-      log('Postgres: started');
-      pgOutage.window = { from: startedAt, to: endedAt };
-      const accepting = await until(async () => {
-        const hit = producer?.log.find((s) => s.at >= endedAt && s.status === 202);
-        return hit ? hit.at + hit.ms : null;
-      }, 60_000, 100);
-      clearInterval(probe);
-      faults.push({ kind: 'postgres-restart', startedAt, endedAt, detail: { cluster, downMs }, specificRecoverMs: accepting ? accepting - endedAt : null, specificWhat: 'first 202 after Postgres is back' });
+      const restarts = Math.max(1, Number(args['postgres-restarts']));
+      const moments = Array.from({ length: restarts }, () => 0.15 + Math.random() * 0.75).sort((a, b) => a - b);
+      for (const moment of moments) {
+        await sleep(Math.max(0, at(moment) - performance.now()));
+        if (stopFaults) return;
+        const downMs = Math.round(Number(args['postgres-down-seconds']) * 1000 * (1 + Math.random()));
+        const startedAt = nowMs();
+        const probe = setInterval(() => {
+          void api(apiUrl, 'GET', 'health', undefined, 5_000).then((h) => pgOutage.healthDuring.push(h.status), () => pgOutage.healthDuring.push(0));
+        }, 250);
+        const cluster = pgCtl('stop');
+        log(`Postgres ${cluster}: stopped (fast); starting again in ${(downMs / 1000).toFixed(1)} s`);
+        await sleep(downMs);
+        pgCtl('start');
+        const endedAt = nowMs();
+        log('Postgres: started');
+        pgOutage.windows.push({ from: startedAt, to: endedAt });
+        const accepting = await until(async () => {
+          const hit = producer?.log.find((s) => s.at >= endedAt && s.status === 202);
+          return hit ? hit.at + hit.ms : null;
+        }, 60_000, 100);
+        clearInterval(probe);
+        faults.push({ kind: 'postgres-restart', startedAt, endedAt, detail: { cluster, downMs }, specificRecoverMs: accepting ? accepting - endedAt : null, specificWhat: 'first 202 after Postgres is back' });
+      }
     })();
 
     log(`offering ${EVENTS.toLocaleString('en-US')} events`);
@@ -491,9 +499,8 @@ async function main(): Promise<void> {
       }
     }
 
-    const outage = pgOutage.window
-      ? producer.log.filter((x) => x.at >= (pgOutage.window as { from: number }).from && x.at <= (pgOutage.window as { to: number }).to)
-      : [];
+    const inOutage = (x: Submission) => pgOutage.windows.some((w) => x.at >= w.from && x.at <= w.to);
+    const outage = producer.log.filter(inOutage);
     const byStatus = (list: Submission[]) => list.reduce<Record<string, number>>((a, x) => ((a[String(x.status)] = (a[String(x.status)] ?? 0) + 1), a), {});
     const all = byStatus(producer.log);
     const outageStatus = byStatus(outage);
@@ -502,9 +509,9 @@ async function main(): Promise<void> {
     // Answers to requests that had a connection of their own at once: the API's own answer time.
     const unqueued = outage.filter((x) => (x.outstanding ?? 0) < CLIENT_CONNECTIONS);
     const maxOutageMsUnqueued = unqueued.reduce((m, x) => Math.max(m, x.ms), 0);
-    const from = pgOutage.window?.from ?? 0;
+    const stopOf = (x: Submission) => pgOutage.windows.find((w) => x.at >= w.from && x.at <= w.to)?.from ?? 0;
     const slowest = [...outage].sort((a, b) => b.ms - a.ms).slice(0, 10)
-      .map((x) => ({ status: x.status, code: x.code, ms: Math.round(x.ms), sentAfterStopMs: Math.round(x.at - from), outstandingWhenIssued: x.outstanding }));
+      .map((x) => ({ status: x.status, code: x.code, ms: Math.round(x.ms), sentAfterStopMs: Math.round(x.at - stopOf(x)), outstandingWhenIssued: x.outstanding }));
     const codes = outage.filter((x) => x.code).reduce<Record<string, number>>((a, x) => ((a[x.code as string] = (a[x.code as string] ?? 0) + 1), a), {});
 
     const ledger = {
@@ -527,12 +534,12 @@ async function main(): Promise<void> {
     report.ledger = ledger;
     report.faults = faults;
     report.unexpectedWorkerExits = unexpectedExits;
-    report.postgresOutage = pgOutage.window
-      ? { window: pgOutage.window, answersByStatus: outageStatus, errorCodes: codes, served503WithoutRetryAfter: outage503WithoutRetryAfter, maxResponseMs: maxOutageMs, clientConnections: CLIENT_CONNECTIONS, queuedInClient: outage.length - unqueued.length, maxResponseMsWithOwnConnection: maxOutageMsUnqueued, slowest, healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))) }
+    report.postgresOutage = pgOutage.windows.length
+      ? { windows: pgOutage.windows, answersByStatus: outageStatus, errorCodes: codes, served503WithoutRetryAfter: outage503WithoutRetryAfter, maxResponseMs: maxOutageMs, clientConnections: CLIENT_CONNECTIONS, queuedInClient: outage.length - unqueued.length, maxResponseMsWithOwnConnection: maxOutageMsUnqueued, slowest, healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))) }
       : 'not exercised (pass --postgres-restart or --private-postgres)';
 
     ok = ledger.lost === 0 && ledger.acceptedButNotInLedger === 0 && ledger.duplicatesWithOtherWebhookId === 0 && ledger.producerGaveUp === 0 &&
-      counts.failed === 0 && !!drained && (!pgOutage.window || (!outageStatus['500'] && !outageStatus.timeout && outage503WithoutRetryAfter === 0));
+      counts.failed === 0 && !!drained && (!pgOutage.windows.length || (!outageStatus['500'] && !outageStatus.timeout && outage503WithoutRetryAfter === 0));
     if (NOISY_ONLY) console.log('\nfault phase skipped (--noisy-only)');
     else printLedger(ledger, faults, report.postgresOutage);
     if (unexpectedExits.length) console.log(`\nworkers that exited on their own (restarted by the harness): ${unexpectedExits.map((e) => `${e.pid} (${e.how})`).join(', ')}`);

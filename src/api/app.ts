@@ -9,6 +9,8 @@ import type { Services } from '../runtime/services.ts';
 import { errorHandler, fromRouterError, toErrorBody } from './error-handler.ts';
 import { answerExpectContinue } from './oversized-body.ts';
 import { registerAuth } from './auth-hook.ts';
+import { registerAnswerDeadline } from './answer-deadline.ts';
+import { COMMIT_ANSWER_TIMEOUT_MS } from '../ledger/event-intake.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { BodyTooLargeError, NotFoundError } from '../errors/errors.ts';
 import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
@@ -79,6 +81,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     const body = errorHandler(err, request, reply);
     if (request.routeOptions.config?.ingest) services.metrics.refused(body.code);
   });
+  // Before every other hook (auth reads the ledger too): the deadline runs from arrival.
+  registerAnswerDeadline(app, COMMIT_ANSWER_TIMEOUT_MS);
   app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
 
   await app.register(swagger, {

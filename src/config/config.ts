@@ -142,6 +142,10 @@ const EnvSchema = z.object({
   CARTEIRO_POLL_INTERVAL_MS: int(5).default(250),
   CARTEIRO_LEASE_MS: int(1000).optional(),
   CARTEIRO_FLUSH_INTERVAL_MS: int(0, 1000).default(10),
+  // A worker with due work that has neither claimed nor recorded for this long is stalled (default: the larger of 60 s and twice WEBHOOK_TIMEOUT_MS).
+  CARTEIRO_WORKER_STALL_MS: int(1000).optional(),
+  // SIGTERM: how long in-flight deliveries may run on before they are cut and recorded as failed attempts (retried).
+  CARTEIRO_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   CARTEIRO_WORKER_MAX_UNRECORDED: int(1, 1_000_000).default(4000),
   /** A request unanswered this long stops counting against the worker's concurrency (it is parked). */
   CARTEIRO_WORKER_PARK_AFTER_MS: int(50, 600_000).default(250),
@@ -234,6 +238,12 @@ export type Config = {
     maxUnrecorded: number;
     parkAfterMs: number;
     maxParked: number;
+    /** No claim and no record for this long while work is due: the worker is stalled (health, self-recovery). */
+    stallMs: number;
+    /** How long a claim or a record may take before it is given up and the ledger pool replaced. */
+    ledgerDeadlineMs: number;
+    /** On shutdown, in-flight deliveries are cut after this long and recorded as failed attempts. */
+    shutdownGraceMs: number;
   };
   /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
   isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; slowLaneIntervalMs: number; failingAfterFailures: number; probeCooloffMs: number };
@@ -310,6 +320,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxUnrecorded: e.CARTEIRO_WORKER_MAX_UNRECORDED,
       parkAfterMs: e.CARTEIRO_WORKER_PARK_AFTER_MS,
       maxParked: e.CARTEIRO_WORKER_MAX_PARKED,
+      // Longer than any attempt (a worker whose every slot waits on a slow receiver neither claims nor records).
+      stallMs: workerStallMs(e.CARTEIRO_WORKER_STALL_MS, e.WEBHOOK_TIMEOUT_MS),
+      // A claim or a record batch takes milliseconds to seconds; a third of the stall window is a hang, not load.
+      ledgerDeadlineMs: Math.max(500, Math.floor(workerStallMs(e.CARTEIRO_WORKER_STALL_MS, e.WEBHOOK_TIMEOUT_MS) / 3)),
+      shutdownGraceMs: e.CARTEIRO_SHUTDOWN_GRACE_MS,
     },
     isolation: {
       maxInFlight: e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT,
@@ -347,4 +362,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     quiet: e.CARTEIRO_QUIET,
   };
+}
+
+function workerStallMs(configured: number | undefined, webhookTimeoutMs: number): number {
+  return configured ?? Math.max(60_000, 2 * webhookTimeoutMs);
 }

@@ -27,6 +27,12 @@ export type HttpSender = {
    * that moment's timestamp and secrets, however long the request waited behind its origin's others.
    */
   post(url: string, body: string | Buffer, headers: Record<string, string> | (() => Record<string, string>), opts?: PostOptions): Promise<SendResult>;
+  /**
+   * Cuts every request in flight or queued for a connection, now and from now on: each ends as a
+   * network error `reason` (a failed attempt, retried by policy). For shutdown, so that requests to
+   * receivers that hang end at a deadline and are recorded before the ledger closes.
+   */
+  cancelAll(reason: string): void;
   close(): Promise<void>;
 };
 
@@ -37,6 +43,9 @@ export type PostOptions = {
    */
   queueKey?: string;
 };
+
+/** The abort reason of a cancelled request (told apart from its timeout). */
+const CANCELLED = new DOMException('cancelled', 'AbortError');
 
 type Target = { origin: string; path: string } | null;
 const TARGET_CACHE_LIMIT = 10_000;
@@ -52,6 +61,8 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     connect: typeof opts.connect === 'function' ? opts.connect : { timeout: Math.min(opts.connectTimeoutMs ?? opts.timeoutMs, opts.timeoutMs), ...opts.connect },
   });
   const lanes = createOriginLanes(opts.connectionsPerOrigin);
+  const inFlight = new Set<AbortController>();
+  let cancelled: string | null = null;
 
   // Every delivery to an endpoint has the same URL: parse it once, not once per request.
   const targets = new Map<string, Target>();
@@ -76,8 +87,13 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     // The attempt (its deadline, its duration) starts when a connection is free for it: time spent
     // queued behind the origin's other requests is ours, not the receiver's (measured before: most
     // attempts logged as timeouts at a slow receiver had never been sent).
+    if (cancelled) return { kind: 'network-error', error: cancelled, durationMs: 0 };
     const queued = lanes.enter(t.origin, postOpts?.queueKey ?? '');
     if (queued) await queued;
+    if (cancelled) {
+      lanes.leave(t.origin);
+      return { kind: 'network-error', error: cancelled, durationMs: 0 };
+    }
     let headers: Record<string, string>;
     try {
       headers = typeof makeHeaders === 'function' ? makeHeaders() : makeHeaders;
@@ -95,6 +111,7 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     // 21k Timeout/WeakRef pairs in a heap snapshot mid-drain, the live set growing with the drain).
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DOMException(`timeout after ${opts.timeoutMs} ms`, 'TimeoutError')), opts.timeoutMs);
+    inFlight.add(deadline);
     try {
       const res = await agent.request({
         origin: t.origin,
@@ -114,14 +131,21 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
       };
     } catch (err) {
+      if (cancelled && deadline.signal.aborted && deadline.signal.reason === CANCELLED) return { kind: 'network-error', error: cancelled, durationMs: elapsed() };
       return { kind: 'network-error', error: describeNetworkError(err, opts.timeoutMs), durationMs: elapsed() };
     } finally {
+      inFlight.delete(deadline);
       clearTimeout(timer);
       lanes.leave(t.origin);
     }
   }
 
-  return { post, close: () => agent.close() };
+  function cancelAll(reason: string): void {
+    cancelled = reason;
+    for (const c of inFlight) c.abort(CANCELLED);
+  }
+
+  return { post, cancelAll, close: () => agent.close() };
 }
 
 /**

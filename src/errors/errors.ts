@@ -76,6 +76,18 @@ export class LedgerUnavailableError extends CarteiroError {
   }
 }
 
+/**
+ * A request not answered within the commit deadline (every route has it; see api/answer-deadline.ts):
+ * what it waits on, nearly always the ledger, is unavailable or stalled. The client should try again.
+ */
+export class AnswerDeadlineError extends CarteiroError {
+  readonly retryAfterSeconds: number;
+  constructor(deadlineMs: number) {
+    super('CARTEIRO_ANSWER_DEADLINE', 503, `no answer within ${deadlineMs} ms: the ledger (Postgres) is unavailable or slow; retry later (with the same Idempotency-Key a retry never stores an event twice)`);
+    this.retryAfterSeconds = 2;
+  }
+}
+
 export class UnsafeDestinationError extends CarteiroError {
   /** `field`: the request field the URL came from (url, webhook_url, base_url), where there is one. */
   constructor(message: string, field?: string) {

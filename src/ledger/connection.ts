@@ -16,6 +16,8 @@ import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import { lockDataFolder } from './data-folder-lock.ts';
 import type { Config } from '../config/config.ts';
+import { swappableSql } from './swappable-sql.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 export type Sql = postgres.Sql<{}>;
 export type TxSql = postgres.TransactionSql<{}>;
@@ -26,6 +28,13 @@ export type Ledger = {
   embedded: boolean;
   /** Calls `onNotify` for every notification on `channel`; resolves once listening. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<void>;
+  /**
+   * Replaces the connection pool with a fresh one (Postgres only; the embedded ledger has no
+   * server to lose). The old pool's sockets are destroyed, so a transaction still open on them rolls
+   * back, and its queries fail instead of hanging; listeners are moved to the new pool. Resolves
+   * false when it did nothing (embedded, closed, or another reconnect is under way).
+   */
+  reconnect(reason: string): Promise<boolean>;
   close(): Promise<void>;
 };
 
@@ -81,23 +90,69 @@ export async function openLedger(config: Config, opts: { poolSize?: number; appl
   return openEmbedded(config.database.dataDir, schema);
 }
 
+/**
+ * Postgres 14+ can check, while a statement runs or waits for a lock, that its client is still
+ * connected. Without it, a backend whose client gave up (a pool replaced after a deadline) went on
+ * waiting for a lock while holding its own, and the retry queued behind it: records of one endpoint
+ * waited for each other for as long as the first lock was held. With it, such a backend ends within
+ * a second of its socket closing and its transaction rolls back.
+ */
+const CLIENT_CHECK_INTERVAL_MS = 1000;
+const PROBE_DEADLINE_MS = 10_000;
+
+async function sessionSettings(url: string): Promise<Record<string, string>> {
+  const probe = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    // Bounded like every other call at a restart (a query can stay unsettled in postgres.js); the
+    // error counts as "ledger down", so a starting process retries.
+    const [row] = await withTimeout(
+      probe<{ v: number }[]>`SELECT current_setting('server_version_num')::int AS v`,
+      PROBE_DEADLINE_MS,
+      () => Object.assign(new Error(`no answer from Postgres within ${PROBE_DEADLINE_MS} ms`), { code: 'CONNECT_TIMEOUT' }),
+    );
+    return (row?.v ?? 0) >= 140000 ? { client_connection_check_interval: String(CLIENT_CHECK_INTERVAL_MS) } : {};
+  } finally {
+    await probe.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
 async function openPostgres(url: string, schema: string, max: number, applicationName: string): Promise<Ledger> {
-  const sql = postgres(url, {
+  const settings = await sessionSettings(url);
+  const connect = () => withSafeTransactions(postgres(url, {
     ...COMMON_OPTIONS,
     max,
-    connection: { search_path: `${schema},public`, application_name: applicationName },
+    connection: { search_path: `${schema},public`, application_name: applicationName, ...settings },
     connect_timeout: 5,
-  }) as unknown as Sql;
-  withSafeTransactions(sql);
+  }) as unknown as Sql);
+  const pool = swappableSql(connect());
+  const listeners: [string, (payload: string) => void][] = [];
+  let closed = false;
+  let reconnecting = false;
   return {
-    sql,
+    sql: pool.sql,
     schema,
     embedded: false,
     async listen(channel, onNotify) {
-      await sql.listen(channel, onNotify);
+      listeners.push([channel, onNotify]);
+      await pool.current().listen(channel, onNotify);
+    },
+    async reconnect() {
+      if (closed || reconnecting) return false;
+      reconnecting = true;
+      try {
+        const old = pool.swap(connect());
+        // Not awaited: a connection stuck in postgres.js may never finish ending; timeout 0 destroys it.
+        void old.end({ timeout: 0 }).catch(() => {});
+        // LISTEN again on the new pool (it connects when Postgres is back; postgres.js retries).
+        for (const [channel, onNotify] of listeners) void pool.current().listen(channel, onNotify).catch(() => {});
+        return true;
+      } finally {
+        reconnecting = false;
+      }
     },
     async close() {
-      await sql.end({ timeout: 5 });
+      closed = true;
+      await pool.current().end({ timeout: 5 });
     },
   };
 }
@@ -158,6 +213,8 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
       }
       set.add(onNotify);
     },
+    // One in-process database: nothing to reconnect to.
+    reconnect: async () => false,
     async close() {
       await sql.end({ timeout: 5 });
       await server.stop();
@@ -168,7 +225,7 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
 }
 
 /** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
-const LEDGER_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
+const LEDGER_DOWN_CODES = new Set(['CARTEIRO_LEDGER_DEADLINE', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
 
 export function isLedgerDown(err: unknown): boolean {
   const code = (err as { code?: string })?.code;

@@ -38,7 +38,13 @@ import type { Role, Services } from './services.ts';
 
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
 
-export async function compose(config: Config, role: Role, opts: { log?: Logger } = {}): Promise<Composed> {
+export type ComposeOptions = {
+  log?: Logger;
+  /** The worker stayed stalled after replacing its ledger pool (serve exits, for a supervisor to restart it). */
+  onWorkerStalled?: (reason: string) => void;
+};
+
+export async function compose(config: Config, role: Role, opts: ComposeOptions = {}): Promise<Composed> {
   const log = opts.log ?? pino({ level: config.logLevel, base: { role } });
   const keys = resolveKeys(config);
   const secretBox = createSecretBox(parseKeyring(keys.encryptionKeys));
@@ -124,11 +130,18 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
   registerRetentionJob(services);
   registerN8n(services);
   // Jobs run where work is done; without Redis there is no shared queue, so every process runs its own.
-  if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+  // With Redis, starting them and their schedules waits for Redis (BullMQ queues its commands until it
+  // answers): that happens beside the rest, never before it, so a process started while Redis is down
+  // delivers and serves at once and its jobs begin when Redis is back.
+  const startJobs = async () => {
+    if (role !== 'api' || !config.redis.url) await jobs.startProcessing();
+    await scheduleRetention(services);
+    await scheduleN8nDiscovery(services);
+  };
+  if (config.redis.url) void startJobs().catch((err) => log.error({ err }, 'starting background jobs failed'));
+  else await startJobs();
   // The attempt log's partitions ahead, where attempts are written (and wherever jobs run).
   const stopPartitionUpkeep = role !== 'api' || !config.redis.url ? await startAttemptPartitionUpkeep(services) : () => {};
-  await scheduleRetention(services);
-  await scheduleN8nDiscovery(services);
   await signN8nWorkflows(services);
   await ensureOperationsEndpoint(services);
 
@@ -151,6 +164,7 @@ export async function compose(config: Config, role: Role, opts: { log?: Logger }
       prepareData: dataProtection.prepareDispatchData,
       sealResponseBody: dataProtection.sealResponseBody,
       metrics,
+      ...(opts.onWorkerStalled ? { onStalled: opts.onWorkerStalled } : {}),
       // One message per organization in the batch, so each tenant's live stream sees only its own.
       onRecorded: (outcomes) => {
         const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);

@@ -5,13 +5,17 @@
  */
 import type { Services } from './services.ts';
 import { pingLedger } from '../ledger/stats.ts';
-import { countLiveWorkers } from '../ledger/workers.ts';
+import { readWorkerLiveness } from '../ledger/workers.ts';
 import { pingRedis } from '../conveyor/redis.ts';
 
 const CHECK_TIMEOUT_MS = 2_000;
-const WORKER_FRESH_MS = 30_000;
+export const WORKER_FRESH_MS = 30_000;
 
-export type ServiceState = 'healthy' | 'unhealthy' | 'not_configured' | 'configured' | 'reachable' | 'unreachable' | 'no_workers';
+/**
+ * `stalled` (webhook_manager): deliveries have been due for longer than CARTEIRO_WORKER_STALL_MS and a
+ * live worker has neither claimed nor recorded in that time (its heartbeat goes on, its work does not).
+ */
+export type ServiceState = 'healthy' | 'unhealthy' | 'not_configured' | 'configured' | 'reachable' | 'unreachable' | 'no_workers' | 'stalled';
 
 export type HealthReport = {
   overall_status: 'healthy' | 'degraded' | 'unhealthy';
@@ -29,10 +33,12 @@ export const healthContributors: HealthContributor[] = [];
 
 export async function readHealth(services: Services): Promise<HealthReport> {
   const ledgerUp = await pingLedger(services.ledger.sql, CHECK_TIMEOUT_MS);
-  const workers = ledgerUp ? await countLiveWorkers(services.ledger.sql, WORKER_FRESH_MS).catch(() => 0) : 0;
+  const workers = ledgerUp
+    ? await readWorkerLiveness(services.ledger.sql, WORKER_FRESH_MS, services.config.worker.stallMs).catch(() => ({ live: 0, stalled: 0 }))
+    : { live: 0, stalled: 0 };
   const redis: ServiceState = services.redis ? ((await pingRedis(services.redis, CHECK_TIMEOUT_MS)) ? 'healthy' : 'unhealthy') : 'not_configured';
   const report: HealthReport['services'] = {
-    webhook_manager: workers > 0 || services.dispatcher ? 'healthy' : 'no_workers',
+    webhook_manager: workers.stalled > 0 ? 'stalled' : workers.live > 0 || services.dispatcher ? 'healthy' : 'no_workers',
     redis,
     supabase: ledgerUp ? 'healthy' : 'unhealthy',
     n8n: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'configured' : 'not_configured',

@@ -446,6 +446,7 @@ export function guardSender(sender: HttpSender, guard: DestinationGuard): HttpSe
       if (reason) return { kind: 'network-error', error: `${BLOCKED_ERROR_CODE}: ${reason}`, durationMs: 0 };
       return sender.post(url, body, headers, opts);
     },
+    cancelAll: (reason) => sender.cancelAll(reason),
     close: () => sender.close(),
   };
 }

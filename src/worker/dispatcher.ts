@@ -20,7 +20,9 @@ import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
 import { decideOutcome } from '../delivery/outcome.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { EgressGate } from './egress-gate.ts';
-import { removeWorker, touchWorker } from '../ledger/workers.ts';
+import { hasDueWork, removeWorker, touchWorker } from '../ledger/workers.ts';
+import { createLedgerDeadline } from './ledger-deadline.ts';
+import { createProgressWatch } from './progress-watch.ts';
 
 /** What the worker reports as it goes (observability/metrics.ts implements it). */
 export type DispatcherMetrics = {
@@ -48,6 +50,8 @@ export type DispatcherDeps = {
   sealResponseBody?: (body: string) => string;
   /** Prometheus metrics (observability/metrics.ts): claims, attempts, recorded outcomes, lease expiries. */
   metrics?: DispatcherMetrics;
+  /** The worker stayed stalled after replacing its ledger pool: the process should exit and be restarted. */
+  onStalled?: (reason: string) => void;
 };
 
 /**
@@ -60,7 +64,10 @@ export type DispatcherStats = { workerId: string; inFlight: number; parked: numb
 export type Dispatcher = {
   readonly workerId: string;
   start(): Promise<void>;
-  /** Stops claiming, lets in-flight attempts finish (up to graceMs), records them, hands back the rest. */
+  /**
+   * Stops claiming, lets in-flight attempts finish for up to graceMs, then cuts the rest (each a failed
+   * attempt, "cancelled at shutdown", retried later) and records every outcome before resolving.
+   */
   stop(graceMs?: number): Promise<void>;
   wake(): void;
   stats(): DispatcherStats;
@@ -72,6 +79,8 @@ const FLUSH_MAX_BATCH = 2000;
 const FLUSH_RETRY_DELAY_MS = 500;
 /** At most one "falling behind" warning this often: a ledger that stays behind would repeat it per batch. */
 const HELD_BACK_LOG_INTERVAL_MS = 10_000;
+/** How long stop() waits for cancelled requests to end (they end at once; this only bounds a surprise). */
+const CANCEL_SETTLE_MS = 5_000;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
@@ -115,6 +124,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let delivered = 0;
   let failedAttempts = 0;
   const idleWaiters = new Set<() => void>();
+  // Lifecycle: every ledger call has a deadline, and progress is watched (see the two modules).
+  const withinDeadline = createLedgerDeadline(ledger, config.worker.ledgerDeadlineMs, log);
+  const progress = createProgressWatch({
+    stallMs: config.worker.stallMs,
+    hasDueWork: () => withinDeadline(hasDueWork(ledger.sql, config.worker.stallMs), 'due-work check'),
+    reconnect: (reason) => ledger.reconnect(reason),
+    onGiveUp: (reason) => deps.onStalled?.(reason),
+    log,
+  });
 
   async function claimLoop(): Promise<void> {
     if (!running) return;
@@ -156,7 +174,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
             heldBackLoggedAt = now();
             log.warn({ parked, maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
           }
-          const batch = await claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view({ holdParked }));
+          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view({ holdParked })), 'claim');
+          progress.progressed();
           deps.metrics?.claimed(batch.length);
           const full = batch.length === want;
           // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
@@ -315,8 +334,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     flushing = (async () => {
       try {
         const startedAt = performance.now();
-        const disabled = await recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures });
+        const disabled = await withinDeadline(
+          recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures }),
+          'record',
+        );
         recording = 0;
+        progress.progressed();
         deps.metrics?.recorded(batch, performance.now() - startedAt);
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
@@ -365,12 +388,26 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /** Resolves when nothing is in flight, or after `ms`. */
+  function idle(ms: number): Promise<void> {
+    if (inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        idleWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      idleWaiters.add(done);
+    });
+  }
+
   async function poll(): Promise<void> {
     polls++;
     parkSlowDeliveries();
     if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
       try {
-        const released = await releaseExpiredLeases(ledger.sql);
+        const released = await withinDeadline(releaseExpiredLeases(ledger.sql), 'lease sweep');
         deps.metrics?.leasesExpired(released);
         if (released) log.warn({ released }, 'released deliveries whose worker lease expired');
       } catch (err) {
@@ -388,7 +425,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       await ledger.listen(`${ledger.schema}_dispatch`, () => void claimLoop());
       pollTimer = setInterval(() => void poll(), pollIntervalMs);
       pollTimer.unref();
-      const heartbeat = () => touchWorker(ledger.sql, workerId).catch((err) => log.warn({ err }, 'worker heartbeat failed'));
+      // The heartbeat carries progress, and checks it: alive is not the same as delivering.
+      const heartbeat = () => withinDeadline(touchWorker(ledger.sql, workerId, progress.msSinceProgress()), 'heartbeat')
+        .catch((err) => log.warn({ err }, 'worker heartbeat failed'))
+        .then(() => (running ? progress.check() : undefined))
+        .catch((err) => log.warn({ err }, 'progress check failed'));
       await heartbeat();
       heartbeatTimer = setInterval(heartbeat, HEARTBEAT_INTERVAL_MS);
       heartbeatTimer.unref();
@@ -396,7 +437,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       await releaseExpiredLeases(ledger.sql).catch(() => 0);
       void claimLoop();
     },
-    async stop(graceMs = policy.timeoutMs + 1000) {
+    async stop(graceMs = config.worker.shutdownGraceMs) {
       running = false;
       if (pollTimer) clearInterval(pollTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
@@ -404,16 +445,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
       while (claiming) await sleep(5);
+      if (inFlight > 0) await idle(graceMs);
       if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, graceMs);
-          idleWaiters.add(() => { clearTimeout(t); resolve(); });
-        });
+        // Receivers that hang must not hold shutdown past its deadline, nor lose their attempts: cut
+        // the requests; each becomes an outcome (a failed attempt, retried later) recorded below,
+        // before the ledger closes. Unrecorded, they would only be sent again when the lease ran out.
+        log.warn({ inFlight, graceMs }, 'shutdown: cutting deliveries still in flight');
+        sender.cancelAll('cancelled at shutdown');
+        await idle(CANCEL_SETTLE_MS);
       }
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
-      while (flushing || buffer.length) await flush();
-      await removeWorker(ledger.sql, workerId).catch(() => {});
+      // Recording retries while the ledger is away, but not for ever: a stop must end.
+      const recordUntil = now() + Math.max(5_000, config.worker.ledgerDeadlineMs * 2);
+      while ((flushing || buffer.length) && now() < recordUntil) await flush();
+      if (buffer.length) log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
+      await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
       log.info({ workerId, unfinished: inFlight }, 'worker stopped');
     },
     wake: () => void claimLoop(),

@@ -4,9 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
-import { readHealth } from '../../runtime/health.ts';
+import { readHealth, WORKER_FRESH_MS } from '../../runtime/health.ts';
 import { readQueueStats, readRecentTotals } from '../../ledger/stats.ts';
-import { countLiveWorkers } from '../../ledger/workers.ts';
+import { readWorkerLiveness } from '../../ledger/workers.ts';
 
 export async function healthRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const health = async (_req: unknown, reply: import('fastify').FastifyReply) => {
@@ -21,17 +21,19 @@ export async function healthRoutes(app: FastifyInstance, services: Services): Pr
     const [queues, totals, workers, supported] = await Promise.all([
       readQueueStats(services.ledger.sql, org),
       readRecentTotals(services.ledger.sql, org),
-      countLiveWorkers(services.ledger.sql, 30_000),
+      readWorkerLiveness(services.ledger.sql, WORKER_FRESH_MS, services.config.worker.stallMs),
       services.catalog.list(request.tenant.writeOrganizationId),
     ]);
     return {
-      status: workers > 0 ? 'active' : 'idle',
+      // `stalled`: a live worker has made no progress while work has been due (see runtime/health.ts).
+      status: workers.stalled > 0 ? 'stalled' : workers.live > 0 ? 'active' : 'idle',
       queues: { high_priority: queues.high_priority, normal_priority: queues.normal_priority, retry: queues.retry },
       processing_tasks: queues.in_flight,
       supported_events: supported.map((t) => t.name),
       n8n_integration: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'active' : 'not_configured',
       paused: queues.paused,
-      workers,
+      workers: workers.live,
+      stalled_workers: workers.stalled,
       last_hour: totals,
       ledger: services.ledger.embedded ? 'pglite' : 'postgres',
     };

@@ -285,8 +285,9 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
   app.post<{ Body: { sync_type: string; data?: Record<string, unknown>; wait_ms?: number } }>(
     '/n8n/sync',
     {
-      // Data, not a management action: left out of the audit trail like event ingestion.
-      config: { audit: false },
+      // Data, not a management action: left out of the audit trail like event ingestion. It waits for
+      // its delivery by design (wait_ms, up to a minute): no answer deadline.
+      config: { audit: false, answerDeadlineMs: false },
       schema: {
         tags,
         body: {
@@ -313,6 +314,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
   app.post<{ Body: { page_size?: number } | undefined }>(
     '/n8n/discover',
     {
+      // Pages through n8n's API, each call bounded by N8N_API_TIMEOUT_MS: no answer deadline.
+      config: { answerDeadlineMs: false },
       preHandler: requireAdmin,
       schema: { tags, body: { type: 'object', additionalProperties: false, properties: { page_size: { type: 'integer', minimum: 1, maximum: 250 } } } },
     },
