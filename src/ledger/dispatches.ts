@@ -138,7 +138,7 @@ export function claimStatement(
     ), dealt AS (
       SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, random()) AS org_turn FROM offered
     ), chosen AS (
-      SELECT id FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
+      SELECT id, org_turn FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
     ), due AS (
       SELECT d.id FROM webhook_dispatches d
       WHERE d.id IN (SELECT id FROM chosen) AND d.status = 'pending'
@@ -152,8 +152,11 @@ export function claimStatement(
       RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at
     )
     ${claimedRows(sql, bounds)}
+    JOIN chosen ch ON ch.id = c.id
     CROSS JOIN lazy_commit
-    ORDER BY c.priority DESC, c.next_attempt_at`;
+    -- Started in this order: high priority first, then in turns, so each endpoint's first request
+    -- goes out before anyone's second however large the batch.
+    ORDER BY c.priority DESC, ch.org_turn, c.next_attempt_at`;
 }
 
 /** What a claim returns for the rows of its `claimed` CTE: the dispatch, its event and its endpoint. */
