@@ -34,7 +34,7 @@ test('one command starts the service on PGlite, and the README walkthrough works
   });
   t.after(() => proc.kill('SIGKILL'));
   const base = `http://127.0.0.1:${port}/api/webhooks`;
-  await eventually(async () => (await fetch(`${base}/health`)).ok, { timeoutMs: 30_000, what: `the service to answer (${proc.output()})` });
+  await eventually(async () => (await fetch(`${base}/health`)).ok, { timeoutMs: 120_000, what: `the service to answer (${proc.output()})` });
 
   // The generated admin key is printed in the banner and kept in the data folder.
   const key = readFileSync(join(dataDir, 'admin-key'), 'utf8').trim();
