@@ -53,7 +53,9 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A malformed percent-escape or an over-long parameter is refused by the router before any route
     // runs; without this Fastify answers in its own shape, outside the error envelope.
-    frameworkErrors: (err, request, reply) => errorHandler(fromRouterError(err, request.url, routePaths, MAX_PARAM_LENGTH), request, reply),
+    frameworkErrors: (err, request, reply) => {
+      errorHandler(fromRouterError(err, request.url, routePaths, MAX_PARAM_LENGTH), request, reply);
+    },
   });
   // An oversized body announced with Expect: 100-continue is refused before it is sent.
   answerExpectContinue(app.server, config.http.bodyLimitBytes, () => {
@@ -83,7 +85,11 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   });
   // Before every other hook (auth reads the ledger too): the deadline runs from arrival.
   registerAnswerDeadline(app, COMMIT_ANSWER_TIMEOUT_MS);
-  app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
+  // A block, not an expression: errorHandler returns the body it sent, and a handler that returns a
+  // value has Fastify send it again.
+  app.setNotFoundHandler((request, reply) => {
+    errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply);
+  });
 
   await app.register(swagger, {
     openapi: {

@@ -142,7 +142,7 @@ export function claimStatement(
     ), due AS (
       SELECT d.id FROM webhook_dispatches d
       WHERE d.id IN (SELECT id FROM chosen) AND d.status = 'pending'
-      FOR UPDATE OF d SKIP LOCKED
+      FOR UPDATE SKIP LOCKED
     ), claimed AS (
       UPDATE webhook_dispatches d
          SET status = 'in_flight', leased_by = ${workerId},
