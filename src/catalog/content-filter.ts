@@ -104,6 +104,8 @@ export function compileContentFilter(filter: unknown, sealedFields: ReadonlySet<
     if (typeof value === 'string' && value.length > FILTER_LIMITS.stringLength) {
       throw new InvalidFilterError(field, `a string in a filter has at most ${FILTER_LIMITS.stringLength} characters`);
     }
+    // Postgres's jsonb holds no NUL character, so no event's data could equal such a string.
+    if (typeof value === 'string' && value.includes('\u0000')) throw new InvalidFilterError(field, 'a string in a filter cannot hold a NUL character (\\u0000)');
     return value;
   }
 
