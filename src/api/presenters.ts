@@ -75,6 +75,7 @@ export function presentEndpoint(e: EndpointRow) {
     metadata: e.metadata,
     rate_limit_per_second: e.rate_limit_per_second,
     include_fields: e.include_fields ?? null,
+    filter: e.filter ?? null,
     success_count: Number(e.success_count),
     failure_count: Number(e.failure_count),
     consecutive_failures: e.consecutive_failures ?? 0,

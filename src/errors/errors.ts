@@ -28,6 +28,13 @@ export class SchemaViolationError extends CarteiroError {
   }
 }
 
+/** An endpoint's content filter that Carteiro cannot apply: `field` is the part that is wrong (`filter.amount.gte`). */
+export class InvalidFilterError extends CarteiroError {
+  constructor(field: string, message: string) {
+    super('CARTEIRO_INVALID_FILTER', 422, `${field}: ${message}`, { field });
+  }
+}
+
 export class UnknownEventTypeError extends CarteiroError {
   constructor(eventType: string) {
     super('CARTEIRO_UNKNOWN_EVENT_TYPE', 422, `event_type "${eventType}" is not in the catalog`, { event_type: eventType });

@@ -39,6 +39,16 @@ export type EndpointRow = {
   probe_at: Date | null;
   /** Set on endpoints Carteiro manages itself ('operations'). */
   system_role: string | null;
+} & EndpointFilterColumns;
+
+/**
+ * Content filter (migration 0021, catalog/content-filter.ts): the filter as given, its jsonpath
+ * predicate over the event's data, and the values of that predicate's variables. All null, or all set.
+ */
+export type EndpointFilterColumns = {
+  filter: Record<string, unknown> | null;
+  filter_jsonpath: string | null;
+  filter_vars: Record<string, unknown> | null;
 };
 
 export type NewEndpoint = {
@@ -55,16 +65,22 @@ export type NewEndpoint = {
   isActive: boolean;
   includeFields?: IncludeFields | null;
   maxInFlight?: number | null;
+  /** The filter's columns (absent or null: no filter). */
+  contentFilter?: Partial<EndpointFilterColumns>;
 };
 
 type Db = Sql | TxSql;
 
 export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointRow> {
+  const filter = e.contentFilter;
   const [row] = await sql<EndpointRow[]>`
-    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight)
+    INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight,
+                                   filter, filter_jsonpath, filter_vars)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
-            ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null})
+            ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null},
+            ${filter?.filter ? sql.json(filter.filter as never) : null}, ${filter?.filter_jsonpath ?? null}::jsonpath,
+            ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -98,7 +114,7 @@ export type EndpointChanges = Partial<{
   user_id: string | null;
   include_fields: IncludeFields | null;
   max_in_flight: number | null;
-}>;
+}> & Partial<EndpointFilterColumns>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
   const columns = Object.keys(changes) as (keyof EndpointChanges)[];
@@ -106,6 +122,8 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
   const values = { ...changes, updated_at: new Date() } as Record<string, unknown>;
   if (changes.metadata) values.metadata = sql.json(changes.metadata as never);
   if (changes.include_fields) values.include_fields = sql.json(changes.include_fields as never);
+  if (changes.filter) values.filter = sql.json(changes.filter as never);
+  if (changes.filter_vars) values.filter_vars = sql.json(changes.filter_vars as never);
   const [row] = await sql<EndpointRow[]>`
     UPDATE webhook_endpoints SET ${sql(values as never, ...([...columns, 'updated_at'] as never[]))}
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
@@ -214,7 +232,7 @@ export async function rotateEndpointSecret(
 
 /**
  * Recovery after a disabled period (docs/architecture.md, "Isolation"): events of the endpoint's
- * organization created from `since` (up to `until`) that its filters match and that it was never
+ * organization created from `since` (up to `until`) that its event types and content filter match and that it was never
  * given (they arrived while it was disabled, or before it existed) get a delivery to it now. Pending
  * if the endpoint is active, held (paused) until it is enabled otherwise. At most `limit` per call,
  * oldest first: `truncated` says to call again. Returns how many were queued.
@@ -238,6 +256,8 @@ export async function recoverEndpointEvents(
       WHERE ep.id = ${id}
         AND e.created_at >= ${window.since} AND (${window.until}::timestamptz IS NULL OR e.created_at < ${window.until}::timestamptz)
         AND ep.events && event_type_patterns(e.event_type)
+        -- the endpoint's content filter, as fan-out applies it (migration 0021)
+        AND (ep.filter_jsonpath IS NULL OR jsonb_path_match(e.data, ep.filter_jsonpath, ep.filter_vars, true))
         AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ep.id)
       ORDER BY e.created_at
       LIMIT ${window.limit}

@@ -15,6 +15,7 @@ import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { presentEndpoint } from '../presenters.ts';
 import { includeFieldsSchema, validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
+import { contentFilterColumns, contentFilterSchema } from '../../catalog/content-filter.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -28,6 +29,7 @@ const endpointFields = {
   max_in_flight: { type: ['integer', 'null'], minimum: 1, maximum: 1000 },
   user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
   include_fields: includeFieldsSchema,
+  filter: contentFilterSchema,
 } as const;
 
 type EndpointBody = {
@@ -41,6 +43,7 @@ type EndpointBody = {
   user_id?: string | null;
   is_active?: boolean;
   include_fields?: IncludeFields | null;
+  filter?: Record<string, unknown> | null;
 };
 
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
@@ -75,6 +78,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
       const b = request.body;
       checkFilters(b.events);
       validateIncludeFields(b.include_fields);
+      const contentFilter = contentFilterColumns(b.filter, services.dataProtection.piiFields);
       await services.checkDestination(b.url);
       const secret = generateWebhookSecret();
       const row = await insertEndpoint(ledger.sql, {
@@ -91,6 +95,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         isActive: b.is_active ?? true,
         includeFields: b.include_fields ?? null,
         maxInFlight: b.max_in_flight ?? null,
+        contentFilter,
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -108,15 +113,16 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
 
   app.get<{ Params: { id: string } }>('/endpoints/:id', { schema: { tags, params: idParams } }, async (request) => presentEndpoint(await load(request)));
 
-  app.patch<{ Params: { id: string }; Body: EndpointChanges }>(
+  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars'> }>(
     '/endpoints/:id',
     { schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: endpointFields } } },
     async (request) => {
       await load(request);
       checkFilters(request.body.events);
       validateIncludeFields(request.body.include_fields);
+      const changes: EndpointChanges = { ...request.body, ...contentFilterColumns(request.body.filter, services.dataProtection.piiFields) };
       if (request.body.url) await services.checkDestination(request.body.url);
-      const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, request.body);
+      const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, changes);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);
     },
