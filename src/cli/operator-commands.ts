@@ -299,9 +299,9 @@ export const tailCommand: CliCommand = fromCommander('tail', 'follow deliveries 
       print(line);
       if (o.count !== undefined && ++printed >= o.count) abort.abort();
     };
-    console.error(`following deliveries at ${c.baseUrl}/live (Ctrl-C to stop)`);
     try {
       await c.stream('/live', (type, data) => {
+        if (type === 'ready') console.error(`following deliveries at ${c.baseUrl}/live (Ctrl-C to stop)`);
         let m: { deliveries?: LiveDelivery[]; count?: number };
         try {
           m = JSON.parse(data);
