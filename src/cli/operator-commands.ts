@@ -105,17 +105,17 @@ export const eventsCommand: CliCommand = fromCommander('events', 'list events, o
       const path = `/events/${encodeURIComponent(id)}`;
       const [event, status, attempts] = await Promise.all([
         c.request<EventRow & { data: unknown }>('GET', path),
-        c.request<{ destinations?: Record<string, unknown>[] }>('GET', `${path}/status`),
+        c.request<{ deliveries?: Record<string, unknown>[] }>('GET', `${path}/status`),
         c.request<{ attempts?: Record<string, unknown>[]; data?: Record<string, unknown>[] }>('GET', `${path}/attempts`),
       ]);
       if (o.json) return printJson({ event, status, attempts });
       print(`${event.id}  ${event.event_type}  ${event.status}  created ${when(event.created_at)}`);
       if (event.error_message) print(`error: ${event.error_message}`);
       print(`data: ${JSON.stringify(event.data, null, 2)}`);
-      const destinations = status.destinations ?? [];
-      if (destinations.length) {
+      const deliveries = status.deliveries ?? [];
+      if (deliveries.length) {
         print('\ndeliveries:');
-        print(table(destinations.map((d) => [String(d.endpoint_id ?? d.destination_id ?? d.id ?? '-'), String(d.name ?? ''), String(d.status ?? ''), `attempts ${d.attempts ?? d.attempt_count ?? '-'}`])));
+        print(table(deliveries.map((d) => [String(d.endpoint_id), String(d.endpoint_name ?? '-'), String(d.status), `attempts ${d.attempts}`, `last ${d.last_status_code ?? d.last_error ?? '-'}`])));
       }
       const list = attempts.attempts ?? attempts.data ?? [];
       if (list.length) {

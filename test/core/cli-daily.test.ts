@@ -158,6 +158,7 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   const shown = await cli('events', eventId);
   assert.match(shown, /"user_id": "u-1"/);
   assert.match(shown, /attempts:\n.*#1\s+200/);
+  assert.match(shown, new RegExp(`deliveries:\\n(.*\\n)*${id}\\s+main\\s+succeeded\\s+attempts 1\\s+last 200`));
 
   // endpoints test: a webhook.test event to this endpoint only, whatever its filters.
   const beforeOther = other.received.length;
