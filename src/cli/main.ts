@@ -5,10 +5,10 @@
  *   worker    the delivery worker only
  *   migrate   apply the ledger's migrations and exit
  *   sql       print every migration as one SQL script (for psql -f or supabase/migrations/)
+ * and the sub-commands of commands.ts (triggers, n8n, keys, and the operator's send, tail, events,
+ * endpoints, replay, recover, verify, listen).
  */
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
-import { runServer } from './serve.ts';
-import { runMigrate, runPrintSql } from './migrate-commands.ts';
 import { EXTRA_COMMANDS } from './commands.ts';
 import { wantsHelp, type CliCommand } from './sub-command.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
   // Help is answered before the configuration is read: it must work with any environment, and must
   // never open the ledger, make the data folder or listen.
   if (wantsHelp(rest)) {
-    console.log(extra ? extra.usage : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`);
+    console.log(extra ? (extra.helpFor?.(rest) ?? extra.usage) : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`);
     return 0;
   }
   if (core && rest.length) {
@@ -59,17 +59,17 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig();
   loaded = config;
+  // The server and migration code is loaded only for the commands that run it: the operator's API
+  // commands (send, events, …) start faster without it.
   switch (command) {
     case 'start':
-      return runServer(config, 'all');
     case 'api':
-      return runServer(config, 'api');
     case 'worker':
-      return runServer(config, 'worker');
+      return (await import('./serve.ts')).runServer(config, command === 'start' ? 'all' : command);
     case 'migrate':
-      return runMigrate(config);
+      return (await import('./migrate-commands.ts')).runMigrate(config);
     case 'sql':
-      return runPrintSql(config);
+      return (await import('./migrate-commands.ts')).runPrintSql(config);
     default:
       return (extra as CliCommand).run(config, rest);
   }

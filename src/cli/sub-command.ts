@@ -10,6 +10,8 @@ export type CliCommand = {
   summary: string;
   /** Printed for `carteiro <name> --help` (and with usage errors). */
   usage: string;
+  /** The help for `carteiro <name> <args…> --help` when it depends on the action named (default: usage). */
+  helpFor?(args: string[]): string;
   run(config: Config, args: string[]): Promise<number>;
 };
 

@@ -87,6 +87,12 @@ const EnvSchema = z.object({
    */
   CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: int(10, 60_000).default(250),
 
+  // --- The operator CLI (carteiro send, events, endpoints, tail, …): which Carteiro it talks to, with what key
+  /** The API's base URL, e.g. https://hooks.example.com/api/webhooks (default: http://127.0.0.1:$PORT/api/webhooks). */
+  CARTEIRO_URL: z.string().url().optional(),
+  /** The key the CLI sends (default: CARTEIRO_ADMIN_KEY, then the embedded default's generated admin key). */
+  CARTEIRO_API_KEY: z.string().optional(),
+
   // --- Ledger (Postgres). No DATABASE_URL: embedded PGlite in CARTEIRO_DATA_DIR.
   DATABASE_URL: z.string().optional(),
   CARTEIRO_DATA_DIR: z.string().default('.carteiro-data'),
@@ -265,6 +271,8 @@ export type Config = {
   operations: { webhookUrl: string | undefined; webhookSecret: string | undefined };
   metrics: { key: string | undefined; host: string; port: number | undefined; failingEndpoints: number; ledgerCacheMs: number };
   quiet: boolean;
+  /** Where the operator CLI's API commands go (CARTEIRO_URL, CARTEIRO_API_KEY). */
+  client: { url: string | undefined; apiKey: string | undefined };
 };
 
 export class ConfigError extends Error {
@@ -361,6 +369,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ledgerCacheMs: e.CARTEIRO_METRICS_LEDGER_CACHE_MS,
     },
     quiet: e.CARTEIRO_QUIET,
+    client: { url: e.CARTEIRO_URL, apiKey: e.CARTEIRO_API_KEY },
   };
 }
 

@@ -66,3 +66,64 @@ export function verifySeedSignature(secret: string, timestamp: string, body: str
   const given = Buffer.from(signature);
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
+
+/** Constant-time comparison of two signature strings. */
+function sameSignature(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The Standard Webhooks check: whether any `v1,` entry of a `webhook-signature` header (entries are
+ * space-separated; two during a rotation) is this secret's signature of `{id}.{timestamp}.{body}`.
+ */
+export function verifyStandardSignature(secret: string, msgId: string, timestamp: string, body: string | Buffer, header: string): boolean {
+  const expected = standardSignature(standardKey(secret), msgId, Number(timestamp), body);
+  return header.split(' ').some((entry) => entry.startsWith('v1,') && sameSignature(expected, entry));
+}
+
+/** How one scheme came out: signed with this secret, signed but not with it, or not signed at all. */
+export type SchemeVerdict = 'valid' | 'invalid' | 'missing';
+
+export type WebhookVerification = {
+  seed: SchemeVerdict;
+  standard: SchemeVerdict;
+  /** Seconds between the request's timestamp and now (positive: in the past); null without one. */
+  ageSeconds: number | null;
+  /** The timestamp is further from now than the tolerance allows. */
+  stale: boolean;
+  /** At least one scheme is signed, every signed one verifies, and the timestamp is fresh. */
+  ok: boolean;
+};
+
+/**
+ * Checks a received request's signatures, both schemes, as a receiver would: `headers` with lower-case
+ * names, `body` the raw bytes. `toleranceSeconds` bounds the timestamp's distance from `now` (0: not
+ * checked). The seed's scheme also accepts `x-webhook-signature-previous` (a rotation's old secret).
+ */
+export function verifyWebhook(
+  secret: string,
+  headers: Record<string, string | undefined>,
+  body: string | Buffer,
+  opts: { toleranceSeconds?: number; nowMs?: number } = {},
+): WebhookVerification {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  const seedTs = headers['x-webhook-timestamp'];
+  const seedSigs = [headers['x-webhook-signature'], headers['x-webhook-signature-previous']].filter((s): s is string => !!s);
+  let seed: SchemeVerdict = 'missing';
+  if (seedSigs.length) {
+    seed = seedTs && /^\d+$/.test(seedTs) && seedSigs.some((s) => verifySeedSignature(secret, seedTs, text, s)) ? 'valid' : 'invalid';
+  }
+  const id = headers['webhook-id'];
+  const stdTs = headers['webhook-timestamp'];
+  const stdSig = headers['webhook-signature'];
+  let standard: SchemeVerdict = 'missing';
+  if (stdSig) standard = id && stdTs && /^\d+$/.test(stdTs) && verifyStandardSignature(secret, id, stdTs, body, stdSig) ? 'valid' : 'invalid';
+  const ts = stdTs ?? seedTs;
+  const ageSeconds = ts && /^\d+$/.test(ts) ? Math.round((opts.nowMs ?? Date.now()) / 1000 - Number(ts)) : null;
+  const tolerance = opts.toleranceSeconds ?? 0;
+  const stale = tolerance > 0 && (ageSeconds === null || Math.abs(ageSeconds) > tolerance);
+  const signed = [seed, standard].filter((v) => v !== 'missing');
+  return { seed, standard, ageSeconds, stale, ok: signed.length > 0 && signed.every((v) => v === 'valid') && !stale };
+}

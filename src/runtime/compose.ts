@@ -36,6 +36,9 @@ import { createMetrics } from '../observability/metrics.ts';
 import { startMetricsServer } from '../observability/metrics-http.ts';
 import type { Role, Services } from './services.ts';
 
+/** Attempts listed in one `deliveries.recorded` live message at most (its counts cover them all). */
+const LIVE_DELIVERIES_PER_MESSAGE = 200;
+
 export type Composed = { services: Services; generatedAdminKey: boolean; dispose(): Promise<void> };
 
 export type ComposeOptions = {
@@ -169,7 +172,23 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
       onRecorded: (outcomes) => {
         const byOrg = Map.groupBy(outcomes, (o) => o.organizationId);
         for (const [organizationId, list] of byOrg) {
-          liveBus.publish({ type: 'deliveries.recorded', organization_id: organizationId, count: list.length, delivered: list.filter((o) => o.success).length });
+          liveBus.publish({
+            type: 'deliveries.recorded',
+            organization_id: organizationId,
+            count: list.length,
+            delivered: list.filter((o) => o.success).length,
+            // Each attempt, for followers such as `carteiro tail` (capped: a message stays small).
+            deliveries: list.filter((o) => o.attempted).slice(0, LIVE_DELIVERIES_PER_MESSAGE).map((o) => ({
+              event_id: o.eventId,
+              endpoint_id: o.endpointId,
+              attempt: o.attemptNumber,
+              success: o.success,
+              status_code: o.statusCode,
+              duration_ms: o.durationMs,
+              error: o.error,
+              next_status: o.nextStatus,
+            })),
+          });
         }
       },
     });

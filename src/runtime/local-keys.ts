@@ -50,3 +50,16 @@ function readOrCreate(dir: string, name: string, make: () => string): string {
   }
   return value;
 }
+
+/**
+ * The admin key the embedded default generated, if this data folder has one: read only, never made.
+ * The operator CLI uses it so `carteiro send` works against a local `npm start` with no flags.
+ */
+export function readLocalAdminKey(config: Config): string | undefined {
+  const file = join(resolve(config.database.dataDir), 'admin-key');
+  try {
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -45,6 +45,7 @@ const EXCEPTIONS: Exception[] = [
   ['src/api/app.ts', 'src/runtime/services.ts', SERVICES_BAG],
   ['src/api/auth-hook.ts', 'src/runtime/services.ts', SERVICES_BAG],
   ['src/api/routes/audit-log.ts', 'src/runtime/services.ts', SERVICES_BAG],
+  ['src/api/routes/endpoint-tools.ts', 'src/runtime/services.ts', SERVICES_BAG],
   ['src/api/routes/endpoints.ts', 'src/runtime/services.ts', SERVICES_BAG],
   ['src/api/routes/event-types.ts', 'src/runtime/services.ts', SERVICES_BAG],
   ['src/api/routes/events.ts', 'src/runtime/services.ts', SERVICES_BAG],

@@ -49,18 +49,20 @@ export async function runScript(
 }
 
 /**
- * Runs one `carteiro …` command to its end: exit code, stdout and stderr. A command still running
+ * Runs one `carteiro …` command to its end (fed `input` on standard input, if given): exit code, stdout and stderr. A command still running
  * after `timeoutMs` is killed and reported with `timedOut` (a `--help` that started a server, say).
  */
 export async function runCarteiro(
   args: string[],
   env: Record<string, string>,
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; input?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   const child = spawn(process.execPath, [MAIN, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  // Given input goes to its standard input, then end of file.
+  if (opts.input !== undefined) child.stdin?.end(opts.input);
   let stdout = '';
   let stderr = '';
   let timedOut = false;
