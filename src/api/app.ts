@@ -2,7 +2,7 @@
  * Builds the HTTP API (does not listen): Fastify with JSON-schema routes under /api/webhooks,
  * bearer-key auth on everything but health and the API description, and one error handler.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
@@ -28,6 +28,21 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** Fastify's default, named so the error for a longer path parameter can state it. */
 const MAX_PARAM_LENGTH = 100;
 
+/** Fastify's per-request lines, at debug instead of info; a request that failed stays at error. */
+class DebugRequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request');
+  }
+  override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+  override routeNotFound(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'route not found');
+  }
+}
+
 export async function buildApp(services: Services): Promise<FastifyInstance> {
   const { config } = services;
   // Filled as routes are added (onRoute below): lets a router error name the parameter it refused.
@@ -51,6 +66,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    // Fastify logs every request twice at info: Carteiro at debug (LOG_LEVEL=debug shows them).
+    logController: new DebugRequestLog(),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A malformed percent-escape or an over-long parameter is refused by the router before any route
     // runs; without this Fastify answers in its own shape, outside the error envelope.

@@ -3,7 +3,7 @@
  * the API stops accepting (answering 503 while closing), the worker stops claiming and lets
  * in-flight attempts finish and record, and only then do connections close.
  */
-import pino from 'pino';
+import { createLogger } from '../util/logger.ts';
 import type { Config } from '../config/config.ts';
 import { compose, type Composed } from '../runtime/compose.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
@@ -24,7 +24,7 @@ function isPostgresClientSocketBug(err: unknown): boolean {
 
 /** A process started while Postgres is down waits for it (with backoff) instead of exiting. */
 async function composeWhenLedgerIsUp(config: Config, role: Role): Promise<Composed> {
-  const log = pino({ level: config.logLevel, base: { role } });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { role } });
   for (let attempt = 1; ; attempt++) {
     try {
       return await compose(config, role, { log });
@@ -58,7 +58,7 @@ export async function runServer(config: Config, role: Role): Promise<number> {
   }
   const address = app ? app.server.address() : null;
   const port = address && typeof address === 'object' ? address.port : config.http.port;
-  printBanner({ config, role, port, adminKey: services.adminKey, showKey: composed.generatedAdminKey || !config.database.url, embedded: services.ledger.embedded });
+  printBanner({ config, role, port, adminKey: services.adminKey, showKey: composed.generatedAdminKey || !config.database.url, embedded: services.ledger.embedded, log: services.log });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
