@@ -105,7 +105,11 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     const body = errorHandler(err, request, reply);
     if (request.routeOptions.config?.ingest) services.metrics.refused(body.code);
   });
-  app.setNotFoundHandler((request, reply) => errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply));
+  // Returns nothing: a sync handler's return value is sent again, which failed the answer being sent
+  // (a 500 with "Reply was already sent" logged, the URL and its query string in the warning).
+  app.setNotFoundHandler((request, reply) => {
+    errorHandler(new NotFoundError('route', `${request.method} ${request.url.split('?')[0]}`), request, reply);
+  });
 
   await app.register(swagger, {
     openapi: {
