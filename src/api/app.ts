@@ -2,8 +2,9 @@
  * Builds the HTTP API (does not listen): Fastify with JSON-schema routes under /api/webhooks,
  * bearer-key auth on everything but health and the API description, and one error handler.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { Services } from '../runtime/services.ts';
 import { errorHandler, fromRouterError, toErrorBody } from './error-handler.ts';
@@ -20,12 +21,29 @@ import { dashboardRoutes } from '../dashboard/routes.ts';
 import { addIdNormalization } from './id-normalization.ts';
 import { redactedRequest } from '../security/log-redaction.ts';
 import { registerMetricsRoute } from '../observability/metrics-http.ts';
+import { documentRoute, errorEnvelope } from './openapi-docs.ts';
 
 export const API_PREFIX = '/api/webhooks';
+const DOCS_PREFIX = '/docs';
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 export const MAX_HEADER_BYTES = 16 * 1024;
 /** Fastify's default, named so the error for a longer path parameter can state it. */
 const MAX_PARAM_LENGTH = 100;
+
+/** Fastify's per-request lines, at debug instead of info; a request that failed stays at error. */
+class DebugRequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request');
+  }
+  override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+  override routeNotFound(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'route not found');
+  }
+}
 
 export async function buildApp(services: Services): Promise<FastifyInstance> {
   const { config } = services;
@@ -50,6 +68,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    // Fastify logs every request twice at info: Carteiro at debug (LOG_LEVEL=debug shows them).
+    logController: new DebugRequestLog(),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A malformed percent-escape or an over-long parameter is refused by the router before any route
     // runs; without this Fastify answers in its own shape, outside the error envelope.
@@ -64,7 +84,13 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   });
   app.addHook('onRoute', (route) => {
     routePaths.push(route.url);
+    // Summary, auth, examples and response schemas (api/openapi-docs.ts): the description, and how
+    // responses are serialized.
+    documentRoute(route, API_PREFIX);
+    // The docs page and its assets are public, like the document they read.
+    if (route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) route.config = { ...route.config, public: true };
   });
+  app.addSchema(errorEnvelope);
 
   // Bodies are checked strictly: a wrong type is an error, never silently coerced, and unknown
   // fields are rejected where a schema closes its object. Query strings and path params are text,
@@ -93,11 +119,21 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Carteiro', version: '0.1.0', description: 'Webhook delivery: events in, signed webhooks out.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      openapi: '3.1.0',
+      info: { title: 'Carteiro', version: '0.1.0', description: 'Webhook delivery: events in, signed webhooks out. Every error answers with one envelope (ErrorEnvelope).' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An organization API key, or the admin key (CARTEIRO_ADMIN_KEY).' },
+          supabaseSecret: { type: 'apiKey', in: 'header', name: 'X-Supabase-Webhook-Secret' },
+        },
+      },
       security: [{ bearer: [] }],
     },
+    // Shared schemas keep their own names (components.schemas.ErrorEnvelope) instead of def-0.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
+  // The interactive description at /docs, public like the document it reads.
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, uiConfig: { persistAuthorization: true } });
   registerInputHardening(app);
   registerAuth(app, services);
   registerIngressLimit(app, services);
@@ -107,5 +143,17 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   app.get(`${API_PREFIX}/openapi.json`, { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, services.metrics, { adminKey: services.adminKey, metricsKey: config.metrics.key });
   await dashboardRoutes(app);
+  // The root leads somewhere: a browser to the dashboard, anything else to an index of where things are.
+  app.get('/', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
+    if ((request.headers.accept ?? '').includes('text/html')) return reply.redirect('/dashboard');
+    return {
+      name: 'Carteiro',
+      dashboard: '/dashboard',
+      docs: DOCS_PREFIX,
+      openapi: `${API_PREFIX}/openapi.json`,
+      api: API_PREFIX,
+      health: `${API_PREFIX}/health`,
+    };
+  });
   return app;
 }

@@ -3,7 +3,8 @@
  * the API stops accepting (answering 503 while closing), the worker stops claiming and lets
  * in-flight attempts finish and record, and only then do connections close.
  */
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../util/logger.ts';
 import type { Config } from '../config/config.ts';
 import { compose, type Composed } from '../runtime/compose.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
@@ -51,7 +52,7 @@ async function composeWhenLedgerIsUp(config: Config, role: Role, log: Logger, on
 }
 
 export async function runServer(config: Config, role: Role): Promise<number> {
-  const log = pino({ level: config.logLevel, base: { role } });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { role } });
   let composed: Composed | null = null;
   // Installed before anything connects: the postgres.js socket error also comes while a process
   // starts during a Postgres restart (a worker exited on it, uncaught, before this was up).
@@ -85,7 +86,7 @@ export async function runServer(config: Config, role: Role): Promise<number> {
   }
   const address = app ? app.server.address() : null;
   const port = address && typeof address === 'object' ? address.port : config.http.port;
-  printBanner({ config, role, port, adminKey: services.adminKey, showKey: ready.generatedAdminKey || !config.database.url, embedded: services.ledger.embedded });
+  printBanner({ config, role, port, adminKey: services.adminKey, showKey: ready.generatedAdminKey || !config.database.url, embedded: services.ledger.embedded, log: services.log });
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -172,7 +172,8 @@ const EnvSchema = z.object({
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
   CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
 
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  CARTEIRO_LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   CARTEIRO_RETENTION_DAYS: int(1).default(30),
   CARTEIRO_QUIET: bool.default(false),
 
@@ -264,7 +265,10 @@ export type Config = {
     syncWaitMs: number;
   };
   supabase: { webhookSecret: string | undefined; eventMap: SupabaseEventMap };
-  logLevel: Env['LOG_LEVEL'];
+  /** LOG_LEVEL; unset: info for JSON logs, warn on a terminal (the banner says the rest). */
+  logLevel: NonNullable<Env['LOG_LEVEL']>;
+  /** CARTEIRO_LOG_FORMAT; auto: JSON when stdout is not a terminal, short lines for a person when it is. */
+  logFormat: 'pretty' | 'json';
   retentionDays: number;
   dataProtection: { piiFields: string[]; retentionIntervalMs: number };
   circuitBreaker: { consecutiveFailures: number; failingHours: number };
@@ -292,6 +296,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.CARTEIRO_OPERATIONS_WEBHOOK_URL && !e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET && !e.WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration: CARTEIRO_OPERATIONS_WEBHOOK_URL needs CARTEIRO_OPERATIONS_WEBHOOK_SECRET (or WEBHOOK_SECRET) to sign its webhooks with');
   }
+  const logFormat = e.CARTEIRO_LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.CARTEIRO_LOG_FORMAT;
   return {
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS },
@@ -353,7 +358,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       syncWaitMs: e.N8N_SYNC_WAIT_MS,
     },
     supabase: { webhookSecret: e.SUPABASE_WEBHOOK_SECRET, eventMap: (e.SUPABASE_WEBHOOK_EVENT_MAP ?? {}) as SupabaseEventMap },
-    logLevel: e.LOG_LEVEL,
+    logLevel: e.LOG_LEVEL ?? (logFormat === 'json' ? 'info' : 'warn'),
+    logFormat,
     retentionDays: e.CARTEIRO_RETENTION_DAYS,
     dataProtection: {
       piiFields: e.CARTEIRO_PII_FIELDS.trim().toLowerCase() === 'none' ? [] : e.CARTEIRO_PII_FIELDS.split(',').map((s) => s.trim()).filter(Boolean),

@@ -3,7 +3,8 @@
  * catalog, intake, background jobs and, for the worker role, the dispatcher. `dispose` undoes it
  * in reverse order. The HTTP server is built separately (api/app.ts), so tests can inject requests.
  */
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../util/logger.ts';
 import type { Config } from '../config/config.ts';
 import { openLedger } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
@@ -48,7 +49,7 @@ export type ComposeOptions = {
 };
 
 export async function compose(config: Config, role: Role, opts: ComposeOptions = {}): Promise<Composed> {
-  const log = opts.log ?? pino({ level: config.logLevel, base: { role } });
+  const log = opts.log ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { role } });
   const keys = resolveKeys(config);
   const secretBox = createSecretBox(parseKeyring(keys.encryptionKeys));
 

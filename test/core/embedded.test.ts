@@ -30,6 +30,8 @@ test('one command starts the service on PGlite, and the README walkthrough works
     CARTEIRO_DATA_DIR: dataDir,
     PORT: String(port),
     LOG_LEVEL: 'warn',
+    // As on a person's terminal (piped, the default is JSON logs, where the banner is one line without the key).
+    CARTEIRO_LOG_FORMAT: 'pretty',
     CARTEIRO_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
   });
   t.after(() => proc.kill('SIGKILL'));

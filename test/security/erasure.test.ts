@@ -216,7 +216,7 @@ test('the pseudonym is the same for the same user id, and needs the admin key to
 test("the request log shows the erasure route's URL with the pseudonym, not the user id", async () => {
   const lines: string[] = [];
   const env = testEnv();
-  const composed = await compose(loadConfig(env), 'api', { log: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }) });
+  const composed = await compose(loadConfig(env), 'api', { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }) });
   const app = await buildApp(composed.services);
   try {
     const res = await app.inject({ method: 'DELETE', url: `/api/webhooks/users/${encodeURIComponent('fe@example.com')}/data`, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });

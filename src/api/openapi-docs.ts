@@ -1,0 +1,482 @@
+/**
+ * The API description of every route: its summary, auth, success code and response schema, and the
+ * error envelope for its 4xx and 5xx. Kept apart from the routes (which own their request schemas) and
+ * attached as each route is added (documentRoute, an onRoute hook in api/app.ts).
+ *
+ * Response schemas are also what Fastify serializes with. Every object is open
+ * (`additionalProperties: true`): a field a handler returns that is missing here still goes out, never
+ * silently dropped; test/core/openapi.test.ts checks each real response against these schemas with
+ * every object closed, so such a field fails the test instead.
+ */
+import type { RouteOptions } from 'fastify';
+
+type Schema = Record<string, unknown>;
+
+const str = { type: 'string' } as const;
+const nstr = { type: ['string', 'null'] } as const;
+const int = { type: 'integer' } as const;
+const nint = { type: ['integer', 'null'] } as const;
+const bool = { type: 'boolean' } as const;
+const date = { type: 'string', format: 'date-time' } as const;
+const ndate = { type: ['string', 'null'], format: 'date-time' } as const;
+/** A part whose shape is the caller's (event data, metadata). */
+const freeObject = { type: 'object', additionalProperties: true } as const;
+/** A value of any JSON type (a job's progress or result). */
+const anyValue = {} as const;
+const strings = { type: 'array', items: str } as const;
+
+/** An open object: every property listed, all of them required unless named in `optional`. */
+function obj(properties: Record<string, Schema>, optional: string[] = [], description?: string): Schema {
+  return {
+    type: 'object',
+    ...(description ? { description } : {}),
+    required: Object.keys(properties).filter((k) => !optional.includes(k)),
+    properties,
+    additionalProperties: true,
+  };
+}
+
+const page = (item: Schema): Schema => obj({ data: { type: 'array', items: item }, next_cursor: { ...nstr, description: 'Pass as `cursor` for the next page; null on the last.' } });
+const list = (item: Schema): Schema => obj({ data: { type: 'array', items: item } });
+
+export const ERROR_ENVELOPE_ID = 'ErrorEnvelope';
+
+/** The one shape of every 4xx and 5xx (api/error-handler.ts). */
+export const errorEnvelope: Schema = {
+  $id: ERROR_ENVELOPE_ID,
+  type: 'object',
+  description: 'The error envelope of every 4xx and 5xx answer.',
+  required: ['statusCode', 'code', 'error', 'message'],
+  properties: {
+    statusCode: { ...int, examples: [404] },
+    code: { ...str, description: 'Stable machine-readable code (CARTEIRO_…).', examples: ['CARTEIRO_NOT_FOUND'] },
+    error: { ...str, description: 'The HTTP reason phrase.', examples: ['Not Found'] },
+    message: { ...str, description: 'What went wrong, for a person.', examples: ['event 0190c3a4-… not found'] },
+    details: { ...freeObject, description: 'Facts about the error, such as the `field` it concerns.' },
+  },
+  additionalProperties: true,
+};
+
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Invalid input: the envelope names the field (details.field).',
+  401: 'No valid API key (Authorization: Bearer …).',
+  403: 'The key may not do this (admin key only, or another organization).',
+  404: 'Not found (or not visible to this key).',
+  409: 'Conflicts with the current state.',
+  413: 'Body larger than CARTEIRO_BODY_LIMIT_BYTES.',
+  415: 'Content-Type is not application/json.',
+  422: 'Well-formed but refused: an unknown event type, data that breaks its schema, or an unsafe destination URL.',
+  429: 'Rate limited: retry after Retry-After seconds.',
+  500: 'Unexpected error; details are in the server log only.',
+  503: 'The ledger is unavailable (Retry-After), or the server is shutting down.',
+};
+
+// ---- The shapes (api/presenters.ts and the handlers) ------------------------------------------------
+
+const eventExample = {
+  id: '0190c3a4-5b6e-7c8d-9e0f-112233445566',
+  organization_id: '00000000-0000-0000-0000-000000000000',
+  event_type: 'agent.created',
+  event_source: 'api',
+  table_name: null,
+  record_id: null,
+  user_id: 'uuid-user-id',
+  data: { agent_id: 'uuid-agent-id', name: 'Assistente de Vendas', user_id: 'uuid-user-id' },
+  priority: 'normal',
+  status: 'completed',
+  retry_count: 0,
+  error_message: null,
+  idempotency_key: null,
+  created_at: '2025-01-15T12:00:00.000Z',
+  processed_at: '2025-01-15T12:00:00.120Z',
+};
+
+const event = {
+  ...obj({
+    id: str, organization_id: str, event_type: str, event_source: nstr, table_name: nstr, record_id: nstr, user_id: nstr,
+    data: { ...freeObject, description: 'The event data as sent (personal fields opened for the caller).' },
+    priority: { type: 'string', enum: ['high', 'normal'] },
+    status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
+    retry_count: int, error_message: nstr, idempotency_key: nstr, created_at: date, processed_at: ndate,
+  }),
+  examples: [eventExample],
+};
+
+const accepted = {
+  ...obj({
+    event_id: str, event_type: str, status: str, created_at: date,
+    duplicate: { ...bool, description: 'True when the Idempotency-Key was seen before: this is the first event, not a new one.' },
+    status_url: str,
+  }),
+  examples: [{
+    event_id: eventExample.id, event_type: 'agent.created', status: 'pending', created_at: eventExample.created_at, duplicate: false,
+    status_url: `/api/webhooks/events/${eventExample.id}/status`,
+  }],
+};
+
+const delivery = obj({
+  endpoint_id: nstr, endpoint_name: nstr, destination: { ...nstr, description: 'endpoint or n8n' },
+  status: { type: 'string', enum: ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'] },
+  attempts: int, last_status_code: nint, last_error: nstr, next_attempt_at: ndate, completed_at: ndate,
+});
+
+const eventStatus = {
+  ...obj({
+    event_id: str, event_type: str, status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
+    retry_count: int, error_message: nstr, created_at: date, processed_at: ndate,
+    deliveries: { type: 'array', items: delivery, description: 'One per destination the event fans out to.' },
+  }),
+  examples: [{
+    event_id: eventExample.id, event_type: 'agent.created', status: 'completed', retry_count: 0, error_message: null,
+    created_at: eventExample.created_at, processed_at: eventExample.processed_at,
+    deliveries: [{
+      endpoint_id: '0190c3a4-0000-7000-8000-000000000001', endpoint_name: 'CRM', destination: 'endpoint', status: 'delivered', attempts: 1,
+      last_status_code: 200, last_error: null, next_attempt_at: null, completed_at: eventExample.processed_at,
+    }],
+  }],
+};
+
+const attempt = obj({
+  id: str, webhook_event_id: str, webhook_endpoint_id: nstr, attempt_number: int, success: bool, status_code: nint,
+  response_body: { ...nstr, description: "The receiver's answer, truncated." }, delivery_duration_ms: int, error: nstr, created_at: date,
+}, ['webhook_event_id']);
+
+const stringListMap = { type: 'object', additionalProperties: strings } as const;
+const endpointFields = {
+  id: str, organization_id: str, user_id: nstr, name: str, url: str,
+  events: { ...strings, description: 'Event types or wildcards (user.registered, integration.*, *).' },
+  is_active: bool, disabled_reason: nstr, description: nstr, metadata: freeObject, rate_limit_per_second: nint,
+  include_fields: { anyOf: [{ type: 'null' }, strings, stringListMap], description: 'Minimal payload: the data paths delivered (null: all).' },
+  success_count: int, failure_count: int, consecutive_failures: int, failing_since: ndate,
+  max_in_flight: { ...nint, description: 'Deliveries to this endpoint in flight at once (null: the default).' },
+  failed_attempts_in_row: int,
+  health: { type: 'string', enum: ['healthy', 'failing', 'disabled'] },
+  next_probe_at: { ...ndate, description: 'When a disabled endpoint is next tried by the circuit breaker.' },
+  previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
+  created_at: date, updated_at: date,
+};
+const endpointExample = {
+  id: '0190c3a4-0000-7000-8000-000000000001', organization_id: eventExample.organization_id, user_id: null, name: 'CRM',
+  url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
+  metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
+  consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
+  previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+};
+const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
+const endpointWithSecret = {
+  ...obj({ ...endpointFields, secret: { ...str, description: 'The signing secret (whsec_…): shown in this answer only, never again.' } }),
+  examples: [{ ...endpointExample, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }],
+};
+
+const eventType = obj({
+  name: str, description: str, priority: { type: 'string', enum: ['high', 'normal'] },
+  schema: { ...freeObject, description: "JSON Schema the event's data must satisfy." }, builtin: bool,
+}, ['builtin']);
+
+const organization = obj({ id: str, name: str, created_at: date, updated_at: date });
+const apiKeyFields = { id: str, organization_id: str, name: str, prefix: str, created_at: date, last_used_at: ndate, revoked_at: ndate, active: bool };
+const apiKey = obj(apiKeyFields);
+const apiKeyWithSecret = obj({ ...apiKeyFields, key: { ...str, description: 'The key itself: shown in this answer only, never again.' } });
+
+const auditEntry = obj({
+  id: str, at: date,
+  actor: obj({ kind: { type: 'string', enum: ['admin', 'organization'] }, key_id: nstr, organization_id: nstr }),
+  organization_id: nstr, action: str, method: str, route: str, path: str, target_id: nstr, status_code: int, ip: nstr, user_agent: nstr,
+  request_id: nstr,
+});
+
+const serviceState = { type: 'string', enum: ['healthy', 'unhealthy', 'not_configured', 'configured', 'reachable', 'unreachable', 'no_workers'] };
+const health = {
+  ...obj({
+    overall_status: { type: 'string', enum: ['healthy', 'degraded', 'unhealthy'] },
+    services: obj({ webhook_manager: serviceState, redis: serviceState, supabase: { ...serviceState, description: 'The ledger.' }, n8n: serviceState }),
+    ledger: { type: 'string', enum: ['postgres', 'pglite'] },
+    timestamp: date,
+  }),
+  examples: [{
+    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'not_configured' },
+    ledger: 'pglite', timestamp: eventExample.created_at,
+  }],
+};
+
+const stats = obj({
+  status: { type: 'string', enum: ['active', 'idle'] },
+  queues: obj({ high_priority: int, normal_priority: int, retry: int }),
+  processing_tasks: int,
+  supported_events: strings,
+  n8n_integration: { type: 'string', enum: ['active', 'not_configured'] },
+  paused: int,
+  workers: int,
+  last_hour: obj({ events: int, delivered: int, failed_attempts: int }),
+  ledger: { type: 'string', enum: ['postgres', 'pglite'] },
+});
+
+const workflowFields = {
+  id: str, organization_id: str, workflow_id: str, name: str, path: nstr, webhook_url: str, test_url: nstr, use_test_url: bool,
+  delivery_url: nstr, event_types: strings, is_active: bool, inactive_reason: nstr, state: nstr, state_changed_at: ndate, last_error: nstr,
+  last_error_at: ndate, success_count: int, failure_count: int, signing: { type: 'string', enum: ['workflow_secret', 'webhook_secret'] },
+  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate, created_at: date, updated_at: date,
+};
+const workflow = obj(workflowFields);
+const workflowMaybeSecret = obj({ ...workflowFields, secret: { ...nstr, description: 'A generated secret: in this answer only.' } }, ['secret']);
+const workflowWithSecret = obj({ ...workflowFields, secret: str });
+
+const seedOutcome = obj({ workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] }, secret: str }, ['secret']);
+
+const syncResult = {
+  ...obj({
+    event_id: str, sync_type: str, duplicate: bool,
+    workflow: obj({ id: str, workflow_id: str, name: str, url: nstr }),
+    status: { type: 'string', enum: ['delivered', 'failed', 'pending', 'retrying', 'paused'] },
+    delivery: {
+      anyOf: [{ type: 'null' }, obj({ attempts: int, status_code: nint, error: nstr, response_body: nstr, duration_ms: nint, next_attempt_at: ndate })],
+    },
+    status_url: str,
+  }),
+};
+
+const discovery = obj({
+  organization_id: str, pages: int, listed: int, webhook_workflows: int, created: int, updated: int, unchanged: int, deactivated: int,
+  reactivated: int, skipped: int,
+});
+
+const job = obj({
+  id: str, name: str, state: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed', 'delayed', 'unknown'] },
+  progress: anyValue, result: anyValue, error: nstr,
+});
+
+const erasure = obj({
+  user_id: str, user_pseudonym: str, organization_id: nstr, events_deleted: int, deliveries_cancelled: int, dispatches_deleted: int,
+  attempts_deleted: int, endpoints_deleted: int, endpoints_unlinked: int, audit_entries_pseudonymized: int, late_attempts_scrub_at: ndate,
+  erased_at: date,
+});
+
+const noContent = { type: 'null', description: 'No content.' };
+
+// ---- The routes -------------------------------------------------------------------------------------
+
+/** public: no key; key: an organization key or the admin key; admin: the admin key only; supabase: its shared secret header. */
+type Auth = 'public' | 'key' | 'admin' | 'supabase';
+
+type RouteDoc = {
+  summary: string;
+  description?: string;
+  auth?: Auth;
+  /** Success codes and their schemas (text/event-stream routes describe theirs in `description`). */
+  ok: Record<number, Schema>;
+  /** Error codes beyond those every route of its auth can answer. */
+  errors?: number[];
+  /** Examples of the request body. */
+  bodyExamples?: unknown[];
+};
+
+const triggerExample = {
+  event_type: 'agent.created',
+  data: { agent_id: 'uuid-agent-id', name: 'Assistente de Vendas', user_id: 'uuid-user-id' },
+  user_id: 'uuid-user-id',
+};
+
+const INGEST_ERRORS = [413, 415, 422];
+
+/** Keyed by "METHOD path", the path below /api/webhooks. */
+export const ROUTE_DOCS: Record<string, RouteDoc> = {
+  'GET /health': {
+    summary: 'Health of the ledger, workers, Redis and n8n',
+    description: '200 when healthy or degraded; 503 (same body) when the ledger is down, so load balancers take the process out.',
+    auth: 'public',
+    ok: { 200: health, 503: health },
+  },
+  'GET /stats': { summary: 'Queue depths, workers and the last hour of deliveries', ok: { 200: stats } },
+
+  'POST /trigger': {
+    summary: 'Send an event',
+    description: 'Answers 202 once the event and its fan-out are committed. An Idempotency-Key header (or `idempotency_key`) returns the first event for a repeated request.',
+    ok: { 202: accepted },
+    errors: [403, 404, ...INGEST_ERRORS],
+    bodyExamples: [triggerExample],
+  },
+  'POST /events/batch': {
+    summary: 'Send up to 1000 events in one request',
+    description: 'All of one organization; each event may carry its own idempotency_key (the Idempotency-Key header is refused here).',
+    ok: { 202: obj({ events: { type: 'array', items: accepted } }) },
+    errors: [403, 404, ...INGEST_ERRORS],
+    bodyExamples: [{ events: [triggerExample, { event_type: 'user.registered', data: { user_id: 'test-user-123', email: 'test@example.com', name: 'Test User' } }] }],
+  },
+  'POST /events/:name': {
+    summary: 'Send an event of one type, the body being its data',
+    description: 'The seed\'s per-type routes: `POST /events/user-registered` with the data as the body (kebab-case of the type\'s name).',
+    ok: { 202: accepted },
+    errors: [404, ...INGEST_ERRORS],
+    bodyExamples: [{ user_id: 'uuid-user-id', email: 'user@example.com', name: 'João Silva', metadata: { source: 'landing_page' } }],
+  },
+  'GET /events': { summary: 'List events, newest first', ok: { 200: page(event) } },
+  'GET /events/:id': { summary: 'One event with its data', ok: { 200: event }, errors: [404] },
+  'GET /events/:id/status': { summary: "An event's status and its deliveries", ok: { 200: eventStatus }, errors: [404] },
+  'GET /events/:id/attempts': { summary: 'Every delivery attempt of an event', ok: { 200: list(attempt) }, errors: [404] },
+  'POST /events/:id/replay': {
+    summary: "Deliver an event again (all its finished deliveries, or one endpoint's)",
+    ok: { 202: obj({ event_id: str, requeued: int }) },
+    errors: [404, 409],
+    bodyExamples: [{}, { endpoint_id: endpointExample.id }],
+  },
+
+  'POST /endpoints': {
+    summary: 'Create an endpoint; its signing secret is in this answer only',
+    ok: { 201: endpointWithSecret },
+    errors: [422],
+    bodyExamples: [{ name: 'CRM', url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'] }],
+  },
+  'GET /endpoints': { summary: 'List endpoints', ok: { 200: page(endpoint) } },
+  'GET /endpoints/:id': { summary: 'One endpoint, with its health', ok: { 200: endpoint }, errors: [404] },
+  'PATCH /endpoints/:id': {
+    summary: 'Change an endpoint',
+    ok: { 200: endpoint },
+    errors: [404, 422],
+    bodyExamples: [{ events: ['*'], rate_limit_per_second: 50 }],
+  },
+  'DELETE /endpoints/:id': { summary: 'Delete an endpoint', ok: { 204: noContent }, errors: [404] },
+  'POST /endpoints/:id/enable': { summary: 'Enable an endpoint (held deliveries resume)', ok: { 200: endpoint }, errors: [404] },
+  'POST /endpoints/:id/disable': {
+    summary: 'Disable an endpoint (its deliveries are held, not dropped)',
+    ok: { 200: endpoint },
+    errors: [404],
+    bodyExamples: [{ reason: 'receiver under maintenance' }],
+  },
+  'POST /endpoints/:id/recover': {
+    summary: "Queue again the events an endpoint missed in a time window",
+    description: 'At most 10 000 per call; `truncated: true` says to call again for the rest.',
+    ok: { 200: obj({ recovered: int, truncated: bool }) },
+    errors: [404],
+    bodyExamples: [{ since: '2025-01-15T00:00:00Z' }],
+  },
+  'POST /endpoints/:id/rotate-secret': {
+    summary: 'Rotate the signing secret; the new one is in this answer only',
+    description: 'The previous secret keeps signing alongside for `overlap_seconds` (default CARTEIRO_SECRET_ROTATION_OVERLAP_MS).',
+    ok: { 200: endpointWithSecret },
+    errors: [404],
+    bodyExamples: [{ overlap_seconds: 3600 }],
+  },
+  'GET /endpoints/:id/attempts': { summary: "An endpoint's delivery attempts, newest first", ok: { 200: page(attempt) }, errors: [404] },
+
+  'GET /event-types': { summary: 'The event catalog: built-in types and your own', ok: { 200: list(eventType) } },
+  'POST /event-types': {
+    summary: 'Register an event type with a JSON Schema for its data',
+    ok: { 201: eventType },
+    errors: [409, 422],
+    bodyExamples: [{ name: 'invoice.paid', description: 'An invoice was paid', schema: { type: 'object', required: ['invoice_id'], properties: { invoice_id: { type: 'string' } } } }],
+  },
+
+  'POST /replay': {
+    summary: 'Replay many events as a background job',
+    ok: { 202: obj({ job_id: str, status_url: str }) },
+    errors: [404],
+    bodyExamples: [{ status: 'failed', since: '2025-01-15T00:00:00Z' }],
+  },
+  'GET /jobs/:id': { summary: "A background job's state and progress", ok: { 200: job }, errors: [404] },
+
+  'DELETE /users/:user_id/data': { summary: 'Erase everything Carteiro holds about a user (LGPD)', ok: { 200: erasure } },
+
+  'POST /organizations': { summary: 'Create an organization', auth: 'admin', ok: { 201: organization }, bodyExamples: [{ name: 'Acme' }] },
+  'GET /organizations': { summary: 'List organizations', auth: 'admin', ok: { 200: page(organization) } },
+  'GET /organizations/:id': { summary: 'One organization', auth: 'admin', ok: { 200: organization }, errors: [404] },
+  'POST /organizations/:id/keys': {
+    summary: "Create an organization's API key; the key is in this answer only",
+    auth: 'admin',
+    ok: { 201: apiKeyWithSecret },
+    errors: [404, 409],
+    bodyExamples: [{ name: 'backend' }],
+  },
+  'GET /organizations/:id/keys': { summary: "List an organization's API keys", auth: 'admin', ok: { 200: page(apiKey) }, errors: [404] },
+  'DELETE /organizations/:id/keys/:keyId': { summary: 'Revoke an API key', auth: 'admin', ok: { 200: apiKey }, errors: [404] },
+
+  'GET /audit-log': { summary: 'The audit log of management actions, newest first', auth: 'admin', ok: { 200: page(auditEntry) } },
+
+  'POST /supabase': {
+    summary: 'Receive a Supabase Database Webhook',
+    description: '202 with the stored event; 200 with `ignored: true` for a change that makes no event.',
+    auth: 'supabase',
+    ok: {
+      202: accepted,
+      200: obj({ event_id: { type: 'null' }, ignored: { type: 'boolean', enum: [true] }, reason: str }),
+    },
+    errors: [...INGEST_ERRORS],
+    bodyExamples: [{ type: 'INSERT', table: 'users', schema: 'public', record: { id: 'uuid-user-id', email: 'user@example.com' }, old_record: null }],
+  },
+
+  'POST /n8n/workflows': {
+    summary: 'Register an n8n workflow as a destination',
+    ok: { 201: workflowMaybeSecret },
+    errors: [409, 422],
+    bodyExamples: [{ workflow_id: 'wf-1', name: 'User registration', path: 'user-registration', event_types: ['user.registered'] }],
+  },
+  'GET /n8n/workflows': { summary: 'List n8n workflows', ok: { 200: page(workflow) } },
+  'POST /n8n/workflows/seed': {
+    summary: "Register the seed's seven workflows at N8N_WEBHOOK_URL",
+    auth: 'admin',
+    ok: { 200: list(seedOutcome) },
+    errors: [422],
+  },
+  'GET /n8n/workflows/:id': { summary: 'One n8n workflow (by Carteiro id or n8n workflow id)', ok: { 200: workflow }, errors: [404] },
+  'PATCH /n8n/workflows/:id': { summary: 'Change an n8n workflow', ok: { 200: workflowMaybeSecret }, errors: [404, 409, 422] },
+  'DELETE /n8n/workflows/:id': { summary: 'Delete an n8n workflow', ok: { 204: noContent }, errors: [404] },
+  'POST /n8n/workflows/:id/rotate-secret': { summary: "Rotate an n8n workflow's secret; the new one is in this answer only", ok: { 200: workflowWithSecret }, errors: [404, 409] },
+  'POST /n8n/workflows/:id/enable': { summary: 'Enable an n8n workflow', ok: { 200: workflow }, errors: [404] },
+  'POST /n8n/workflows/:id/disable': { summary: 'Disable an n8n workflow', ok: { 200: workflow }, errors: [404] },
+  'GET /n8n/workflows/:id/attempts': { summary: "An n8n workflow's delivery attempts, newest first", ok: { 200: page(attempt) }, errors: [404] },
+  'POST /n8n/sync': {
+    summary: 'Send data to one n8n workflow by its path, and wait briefly for the outcome',
+    description: '200 once delivered or failed within `wait_ms`; 202 while still pending or retrying (follow status_url).',
+    ok: { 200: syncResult, 202: syncResult },
+    errors: [404, 422],
+    bodyExamples: [{ sync_type: 'user-registration', data: { user_id: 'test-123', email: 'test@example.com' } }],
+  },
+  'POST /n8n/discover': { summary: "Read n8n's API and bring the workflow registry in line", auth: 'admin', ok: { 200: discovery }, errors: [422, 502] },
+
+  'GET /live': {
+    summary: 'Live updates as Server-Sent Events',
+    description: 'text/event-stream: `event: <type>` with the message as JSON `data:` (deliveries.recorded, events.accepted, …), and a heartbeat comment every 15 s.',
+    ok: { 200: { description: 'A stream that lasts until the client or the server closes it.', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
+  },
+};
+
+function errorCodes(doc: RouteDoc): number[] {
+  const base = doc.auth === 'public' ? [400, 500] : [400, 401, 429, 500, 503];
+  if (doc.auth === 'admin') base.push(403);
+  return [...new Set([...base, ...(doc.errors ?? [])])].sort((a, b) => a - b);
+}
+
+const SECURITY: Record<Auth, unknown[]> = { public: [], key: [{ bearer: [] }], admin: [{ bearer: [] }], supabase: [{ supabaseSecret: [] }] };
+const AUTH_TEXT: Record<Auth, string> = {
+  public: 'No key needed.',
+  key: 'An organization key, or the admin key (with X-Organization-Id to act for one organization).',
+  admin: 'The admin key only; an organization key gets 403.',
+  supabase: 'The X-Supabase-Webhook-Secret header (SUPABASE_WEBHOOK_SECRET), checked before the body is read.',
+};
+
+/** The doc for a route as registered (full URL), or undefined for routes outside the API (dashboard, metrics). */
+export function routeDocFor(method: string, url: string, prefix: string): RouteDoc | undefined {
+  if (!url.startsWith(prefix)) return undefined;
+  return ROUTE_DOCS[`${method} ${url.slice(prefix.length)}`];
+}
+
+/** An onRoute hook: adds summary, auth, examples and responses to the route's schema. */
+export function documentRoute(route: RouteOptions, prefix: string): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  const doc = routeDocFor(String(methods[0]), route.url ?? '', prefix);
+  if (!doc) return;
+  const auth = doc.auth ?? 'key';
+  const schema: Record<string, unknown> = { ...(route.schema ?? {}) };
+  const response: Record<string, unknown> = {};
+  for (const [code, s] of Object.entries(doc.ok)) response[code] = { description: (s.description as string | undefined) ?? 'Success.', ...s };
+  for (const code of errorCodes(doc)) {
+    if (response[code]) continue;
+    response[code] = { description: ERROR_TEXT[code] ?? 'Error.', $ref: `${ERROR_ENVELOPE_ID}#` };
+  }
+  schema.summary ??= doc.summary;
+  schema.description = [doc.description, `Auth: ${AUTH_TEXT[auth]}`].filter(Boolean).join('\n\n');
+  schema.security = SECURITY[auth];
+  schema.response = response;
+  const body = schema.body as Schema | undefined;
+  if (body && doc.bodyExamples) schema.body = { ...body, examples: doc.bodyExamples };
+  route.schema = schema;
+}
