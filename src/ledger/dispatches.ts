@@ -95,7 +95,8 @@ export function claimStatement(
   bounds: ClaimBounds,
   view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
 ) {
-  return sql<ClaimedDispatch[]>`
+  // The leading comment names the statement in pg_stat_activity, whose text is cut at 1 kB.
+  return sql<ClaimedDispatch[]>`/* carteiro: claim */
     WITH lazy_commit AS (
       SELECT set_config('synchronous_commit', 'off', true)
     ), mine AS (

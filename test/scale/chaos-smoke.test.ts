@@ -30,7 +30,7 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
   const out = join(dir, 'report.json');
   const restartPostgres = privatePostgresAvailable();
   try {
-    const args = ['--events', '1500', '--rate', '300', '--kill-every', '2', ...(restartPostgres ? ['--private-postgres'] : []), '--out', out];
+    const args = ['--events', '1500', '--rate', '300', '--kill-every', '2', '--noisy-events', '300', ...(restartPostgres ? ['--private-postgres'] : []), '--out', out];
     const { code, output: log } = await runScript(CHAOS, args, { ...process.env, DATABASE_URL: DATABASE_URL as string });
     assert.equal(code, 0, log);
 

@@ -190,7 +190,7 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
       await new Promise(() => {}); // held until Postgres stops
     }).catch(() => {});
     trace('lock taken');
-    await eventually(async () => (await workerLockWaits(sql)).some((q) => /FOR UPDATE SKIP LOCKED/.test(q)), { timeoutMs: HANG_MS, what: 'a claim waiting' });
+    await eventually(async () => (await workerLockWaits(sql)).some((q) => /carteiro: claim/.test(q)), { timeoutMs: HANG_MS, what: 'a claim waiting' });
     trace('claim waiting; restarting');
     await restartPostgres();
     trace('restarted');
