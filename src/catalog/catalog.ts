@@ -45,14 +45,14 @@ export type Catalog = {
 
 /** The validation thread's heap: far above any event's needs (events are at most the body limit). */
 const ISOLATED_HEAP_LIMIT_MB = 128;
-/** Compiling a schema of the largest size accepted takes about a second. */
-const COMPILE_DEADLINE_MS = 3_000;
+/** Compiling a schema of the largest size accepted takes about a second (CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS). */
+const DEFAULT_COMPILE_DEADLINE_MS = 3_000;
 const DEFAULT_VALIDATION_DEADLINE_MS = 250;
 
-export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validationDeadlineMs?: number } = {}): Catalog {
+export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validationDeadlineMs?: number; compileDeadlineMs?: number } = {}): Catalog {
   const ttlMs = opts.customTtlMs ?? CUSTOM_TTL_MS;
   const deadlineMs = opts.validationDeadlineMs ?? DEFAULT_VALIDATION_DEADLINE_MS;
-  const isolated = createIsolatedValidator({ validateDeadlineMs: deadlineMs, compileDeadlineMs: COMPILE_DEADLINE_MS, heapLimitMb: ISOLATED_HEAP_LIMIT_MB });
+  const isolated = createIsolatedValidator({ validateDeadlineMs: deadlineMs, compileDeadlineMs: opts.compileDeadlineMs ?? DEFAULT_COMPILE_DEADLINE_MS, heapLimitMb: ISOLATED_HEAP_LIMIT_MB });
   let isolatedKeys = 0;
   const builtinAjv = new Ajv({ allErrors: false, strict: false });
   const builtins = new Map<string, ResolvedEventType>(

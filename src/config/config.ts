@@ -86,6 +86,8 @@ const EnvSchema = z.object({
    * not plain enough to run inline (src/catalog/custom-schema.ts); past it the event is refused.
    */
   CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: int(10, 60_000).default(250),
+  /** How long compiling an organization's schema may take (at registration, and before its first event). */
+  CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS: int(100, 600_000).default(3000),
 
   // --- The operator CLI (carteiro send, events, endpoints, tail, …): which Carteiro it talks to, with what key
   /** The API's base URL, e.g. https://hooks.example.com/api/webhooks (default: http://127.0.0.1:$PORT/api/webhooks). */
@@ -218,7 +220,7 @@ export type RetryPolicy = {
 
 export type Config = {
   http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; trustProxy: TrustProxy };
-  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number };
+  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number; schemaCompileTimeoutMs: number };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
   keys: {
@@ -299,7 +301,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const logFormat = e.CARTEIRO_LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.CARTEIRO_LOG_FORMAT;
   return {
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
-    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS },
+    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS, schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {

@@ -86,7 +86,10 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     failingEndpoints: config.metrics.failingEndpoints,
     ledgerCacheMs: config.metrics.ledgerCacheMs,
   });
-  const catalog = createCatalog(ledger.sql, { validationDeadlineMs: config.ingress.schemaValidationTimeoutMs });
+  const catalog = createCatalog(ledger.sql, {
+    validationDeadlineMs: config.ingress.schemaValidationTimeoutMs,
+    compileDeadlineMs: config.ingress.schemaCompileTimeoutMs,
+  });
   const apiKeys = createApiKeyAuthenticator(ledger.sql, log.child({ component: 'api-keys' }));
   const announceAccepted = createAcceptedAnnouncer(liveBus);
   const intake = createEventIntake(ledger.sql, {

@@ -100,7 +100,9 @@ describe('event catalog cache', () => {
 describe('event-type schemas: validation cost is bounded', () => {
   let c: TestCarteiro;
   before(async () => {
-    c = await startCarteiro({ env: { CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: '1000' } });
+    // The compile deadline far away: what these tests tell apart is validation cost, and a loaded
+    // machine must not turn a slow compile into a refusal.
+    c = await startCarteiro({ env: { CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: '1000', CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS: '60000' } });
   });
   after(async () => {
     await c?.stop();
