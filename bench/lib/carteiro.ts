@@ -24,9 +24,10 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export const CARTEIRO_NODE_FLAGS: string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   const script = pkg.scripts['carteiro'] ?? '';
-  // `node <flags> src/cli/main.ts`: its flags, except the env file (the bench builds each process's
-  // environment itself).
-  const flags = script.split(/\s+/).slice(1).filter((a) => a.startsWith('--') && !a.startsWith('--env-file'));
+  // `node <flags> src/cli/main.ts`: its V8 flags, not what loads the .env file (`--import <file>`,
+  // `--env-file…`): the bench builds each process's environment itself.
+  const words = script.split(/\s+/).slice(1);
+  const flags = words.filter((a, i) => a.startsWith('--') && !a.startsWith('--env-file') && a !== '--import' && words[i - 1] !== '--import');
   if (!flags.length) throw new Error(`package.json scripts.carteiro gives no node flags: ${script}`);
   return flags;
 })();
