@@ -1,7 +1,9 @@
 /**
  * Test harness: a real Carteiro (real Postgres + Redis when DATABASE_URL / REDIS_URL are set, as in
  * CI; embedded PGlite otherwise), each instance in its own schema so test files never see each
- * other's rows. Requests go through Fastify's inject (no socket) unless `listen` is asked for.
+ * other's rows. An embedded instance gets its own data folder instead, copied from a migrated
+ * template (pglite-template.ts), so it does not boot and migrate a new PGlite database itself.
+ * Requests go through Fastify's inject (no socket) unless `listen` is asked for.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { compose } from '../../src/runtime/compose.ts';
+import { TEMPLATE_SCHEMA, copyTemplateInto } from './pglite-template.ts';
 import { buildApp } from '../../src/api/app.ts';
 import type { Role, Services } from '../../src/runtime/services.ts';
 
@@ -49,9 +52,14 @@ export type TestEnvOptions = { env?: Record<string, string>; embedded?: boolean;
 
 /** The environment a test instance runs with (also handed to spawned worker processes). */
 export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
+  const postgresLedger = !opts.embedded && !!DATABASE_URL;
+  const withRedis = !opts.embedded && !!REDIS_URL;
+  // A fresh embedded folder starts as a copy of the migrated template (see pglite-template.ts). Its
+  // schema name is fixed, so not with Redis, whose keys are named after the schema and shared by all.
+  const fromTemplate = !postgresLedger && !opts.dataDir && !withRedis && (opts.schema ?? TEMPLATE_SCHEMA) === TEMPLATE_SCHEMA;
   const env: Record<string, string> = {
     ...FAST_RETRY_ENV,
-    CARTEIRO_SCHEMA: opts.schema ?? uniqueSchema(),
+    CARTEIRO_SCHEMA: opts.schema ?? (fromTemplate ? TEMPLATE_SCHEMA : uniqueSchema()),
     CARTEIRO_ADMIN_KEY: TEST_ADMIN_KEY,
     CARTEIRO_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     WEBHOOK_SECRET: 'seed-webhook-secret-for-tests',
@@ -61,9 +69,12 @@ export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
     // No repeating retention schedule per test instance: each would leave its scheduler keys in Redis.
     CARTEIRO_RETENTION_INTERVAL_MINUTES: '0',
   };
-  if (!opts.embedded && DATABASE_URL) env.DATABASE_URL = DATABASE_URL;
-  else env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
-  if (!opts.embedded && REDIS_URL) env.REDIS_URL = REDIS_URL;
+  if (postgresLedger) env.DATABASE_URL = DATABASE_URL as string;
+  else {
+    env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
+    if (fromTemplate) copyTemplateInto(env.CARTEIRO_DATA_DIR);
+  }
+  if (withRedis) env.REDIS_URL = REDIS_URL as string;
   return { ...env, ...opts.env };
 }
 
