@@ -167,11 +167,16 @@ async function dropRedisKeys(env: Record<string, string>): Promise<void> {
   }
 }
 
-/** Polls until `check` returns a truthy value or the time runs out. */
+/**
+ * Polls until `check` returns a truthy value or the time runs out. The default deadline is generous:
+ * it only stops a hang, and a busy machine must not fail a test that would pass on an idle one.
+ */
 export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
 
+export const HANG_TIMEOUT_MS = 60_000;
+
 export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<Truthy<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? HANG_TIMEOUT_MS);
   let last: unknown;
   for (;;) {
     try {
@@ -196,4 +201,28 @@ export async function trigger(c: TestCarteiro, body: Record<string, unknown>, he
   const res = await c.request('POST', 'trigger', body, headers);
   if (res.status !== 202) throw new Error(`trigger failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.event_id;
+}
+
+export type SettledLedger = { dispatches: number; attempts: number; byStatus: Record<string, number> };
+
+/**
+ * Waits until the ledger has nothing left to send: no dispatch pending or in flight (fan-out happens
+ * in the same statement as the event's insert, so every accepted event already has its dispatches).
+ * Then the attempt counts are final and no further request can go out, so a test can assert that
+ * nothing extra arrived instead of sleeping "long enough" for a wrong one to show up. `endpointId` and
+ * `eventIds` narrow it to some dispatches.
+ */
+export async function settled(c: TestCarteiro, opts: { endpointId?: string; eventIds?: string[] } = {}): Promise<SettledLedger> {
+  const sql = c.services.ledger.sql;
+  return eventually(async () => {
+    const rows = await sql<{ status: string; n: number; attempts: number }[]>`
+      SELECT status, count(*)::int AS n, coalesce(sum(attempts), 0)::int AS attempts
+        FROM webhook_dispatches
+       WHERE (${opts.endpointId ?? null}::uuid IS NULL OR webhook_endpoint_id = ${opts.endpointId ?? null}::uuid)
+         AND (${opts.eventIds ?? null}::uuid[] IS NULL OR webhook_event_id = ANY(${opts.eventIds ?? null}::uuid[]))
+       GROUP BY status`;
+    const byStatus = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+    if (byStatus.pending || byStatus.in_flight) return null;
+    return { dispatches: rows.reduce((n, r) => n + r.n, 0), attempts: rows.reduce((n, r) => n + r.attempts, 0), byStatus };
+  }, { what: 'every dispatch to settle (none pending or in flight)' });
 }
