@@ -271,11 +271,6 @@ describe('through Carteiro', () => {
     assert.ok(verifiesWithStandardWebhooks(ep.secret, got!));
     assert.deepEqual((await c.request('GET', `events/${id}`)).body.data, data);
 
-    // Sealed once: a later pass leaves it alone.
-    await new Promise((r) => setTimeout(r, 1500));
-    const [again] = await sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
-    assert.equal(again!.text, row.text);
-
     // An older row marked for the pass by an operator (docs/security.md) is sealed the same way.
     const older = { user_id: 'u-old', phone: '+55 81 98888-7777' };
     const [old] = await sql<{ id: string }[]>`
@@ -288,6 +283,9 @@ describe('through Carteiro', () => {
       return r?.sealed ? r.phone : null;
     }, { what: 'the older row sealed' });
     assert.match(phone, /^enc:v1:t1:/);
+    // Sealed once: the later pass that sealed the older row left the first one alone.
+    const [again] = await sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
+    assert.equal(again!.text, row.text);
   });
 
   test('events with nothing sealed keep the no-parse path: data arrives exactly as Postgres stores it', async () => {

@@ -212,7 +212,7 @@ export type SettledLedger = { dispatches: number; attempts: number; byStatus: Re
  * nothing extra arrived instead of sleeping "long enough" for a wrong one to show up. `endpointId` and
  * `eventIds` narrow it to some dispatches.
  */
-export async function settled(c: TestCarteiro, opts: { endpointId?: string; eventIds?: string[] } = {}): Promise<SettledLedger> {
+export async function settled(c: Pick<TestCarteiro, 'services'>, opts: { endpointId?: string; eventIds?: string[] } = {}): Promise<SettledLedger> {
   const sql = c.services.ledger.sql;
   return eventually(async () => {
     const rows = await sql<{ status: string; n: number; attempts: number }[]>`

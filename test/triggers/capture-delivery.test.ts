@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
-import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 import { installSeedTriggers } from '../../src/ledger/triggers.ts';
 import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
@@ -65,8 +65,8 @@ describe('table capture → delivery', () => {
       }),
       /roll back/,
     );
-    // Several poll intervals and lease sweeps: nothing may show up, ever.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing may show up, ever: once nothing is left to send, nothing more was sent.
+    await settled(c);
     assert.equal(receiver.received.length, before);
     const events = await capturedEvents(sql, { table: 'users' });
     assert.equal(events.filter((e) => e.data.email === 'rollback@example.com').length, 0);
