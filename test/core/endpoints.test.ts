@@ -142,7 +142,7 @@ describe('endpoints', () => {
     const a = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r1', provider: 'whatsapp' } });
     const b = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r2', provider: 'openai' } });
     const isFailed = async (id: string) => (await c.request('GET', `events/${id}/status`)).body.status === 'failed';
-    await eventually(async () => (await isFailed(a)) && (await isFailed(b)), { timeoutMs: 15_000, what: 'both failed' });
+    await eventually(async () => (await isFailed(a)) && (await isFailed(b)), { what: 'both failed' });
     failing = false;
 
     const one = await c.request('POST', `events/${a}/replay`);

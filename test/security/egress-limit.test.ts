@@ -145,7 +145,7 @@ test('an endpoint without a rate is not slowed down', async () => {
   await c.request('POST', 'events/batch', {
     events: Array.from({ length: n }, (_, i) => ({ event_type: 'user.registered', data: { user_id: `u${i}`, email: `u${i}@example.com`, name: `n${i}` } })),
   });
-  const got = await receiver.waitFor(n, 10_000);
+  const got = await receiver.waitFor(n);
   const times = got.map((r) => r.at);
   assert.ok(Math.max(...times) - Math.min(...times) < 1_500);
 });
