@@ -34,7 +34,8 @@ test('one command starts the service on PGlite, and the README walkthrough works
   });
   t.after(() => proc.kill('SIGKILL'));
   const base = `http://127.0.0.1:${port}/api/webhooks`;
-  await eventually(async () => (await fetch(`${base}/health`)).ok, { what: `the service to answer (${proc.output()})` });
+  // A first start creates the database and runs every migration: the deadline only stops a hang.
+  await eventually(async () => (await fetch(`${base}/health`)).ok, { timeoutMs: 170_000, what: `the service to answer (${proc.output()})` });
 
   // The generated admin key is printed in the banner and kept in the data folder.
   const key = readFileSync(join(dataDir, 'admin-key'), 'utf8').trim();
