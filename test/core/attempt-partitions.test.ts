@@ -246,7 +246,7 @@ describe('attempt partitions', () => {
       await new Promise((res) => setTimeout(res, 50));
       const started = Date.now();
       const id = await insertAttempt(sql, randomUUID(), null);
-      assert.ok(Date.now() - started < 5000);
+      assert.ok(Date.now() - started < 20_000); // a lock timeout or two (300 ms), not the reader's whole transaction
       assert.equal((await partitionsOf(sql, [id])).get(id), partitionName(new Date()));
       assert.deepEqual(await dropping, { dropped: [], busy: true });
       assert.ok((await listAttemptPartitions(sql)).some((p) => p.name === expired), 'left for a later run');
