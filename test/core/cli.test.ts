@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testEnv, dropSchema } from '../support/carteiro.ts';
+import { copyTemplateInto } from '../support/pglite-template.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
 
 const run = promisify(execFile);
@@ -18,7 +19,9 @@ const carteiro = (args: string[], env: Record<string, string>) =>
 
 test('carteiro migrate applies every migration once, then reports the schema up to date', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-cli-'));
+  // On PGlite, a database just created (a copy: creating one takes seconds) with nothing migrated yet.
   const env = testEnv({ dataDir });
+  if (env.CARTEIRO_DATA_DIR) copyTemplateInto(dataDir, 'blank');
   t.after(async () => {
     await dropSchema(env);
     rmSync(dataDir, { recursive: true, force: true });

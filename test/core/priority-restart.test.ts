@@ -4,15 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCarteiro, createEndpoint, uniqueSchema, dropSchema, eventually, BACKEND } from '../support/carteiro.ts';
+import { rmSync } from 'node:fs';
+import { startCarteiro, createEndpoint, restartableLedger, dropSchema, eventually, BACKEND } from '../support/carteiro.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 test(`a backlog survives a restart and high priority is delivered first (${BACKEND})`, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-restart-'));
-  const schema = uniqueSchema('prio');
+  const { dataDir, schema } = restartableLedger('prio');
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const receiver = await startReceiver();
   t.after(() => receiver.close());

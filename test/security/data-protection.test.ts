@@ -5,15 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { createSecretBox, parseKeyring, type SecretBox } from '../../src/crypto/secret-box.ts';
 import { createDataProtection } from '../../src/security/data-protection.ts';
 import { pickFields, selectIncludeFields, validateIncludeFields } from '../../src/security/minimal-payload.ts';
 import { reencryptWith } from '../../src/security/reencrypt-command.ts';
 import { ValidationError } from '../../src/errors/errors.ts';
-import { startCarteiro, createEndpoint, trigger, eventually, uniqueSchema, TEST_ENCRYPTION_KEYS, DATABASE_URL, dropSchema, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, restartableLedger, TEST_ENCRYPTION_KEYS, DATABASE_URL, dropSchema, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 
 const K1 = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
@@ -333,8 +331,10 @@ describe('through Carteiro', () => {
 
 describe('key rotation through Carteiro, and keys reencrypt', () => {
   test('after rotating to k2,t1 old secrets and fields still open; reencrypt moves everything to k2; then t1 can go', async (t: TestContext) => {
-    const schema = uniqueSchema('rot');
-    const dataDir = DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'carteiro-rot-'));
+    const ledger = restartableLedger('rot');
+    const schema = ledger.schema;
+    const dataDir = DATABASE_URL ? undefined : ledger.dataDir;
+    if (DATABASE_URL) rmSync(ledger.dataDir, { recursive: true, force: true });
     const receiver = await startReceiver();
     t.after(async () => {
       await receiver.close();

@@ -48,6 +48,18 @@ export function uniqueSchema(prefix = 't'): string {
   return `${prefix}_${randomBytes(5).toString('hex')}`;
 }
 
+/**
+ * A ledger for several instances in turn (a restart test): a data folder to pass as `dataDir` (on
+ * embedded PGlite, a copy of the migrated template) and the schema to pass with it. The caller
+ * removes the folder.
+ */
+export function restartableLedger(prefix = 't'): { dataDir: string; schema: string } {
+  const dataDir = mkdtempSync(join(tmpdir(), `carteiro-${prefix}-`));
+  if (DATABASE_URL || REDIS_URL) return { dataDir, schema: uniqueSchema(prefix) };
+  copyTemplateInto(dataDir);
+  return { dataDir, schema: TEMPLATE_SCHEMA };
+}
+
 export type TestEnvOptions = { env?: Record<string, string>; embedded?: boolean; schema?: string; dataDir?: string };
 
 /** The environment a test instance runs with (also handed to spawned worker processes). */

@@ -35,39 +35,43 @@ function templateKey(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-let cached: string | null = null;
+/** 'migrated': the ledger in TEMPLATE_SCHEMA, every migration applied. 'blank': a database just created, for tests of a first migration. */
+export type TemplateKind = 'migrated' | 'blank';
 
-/** The template's folder (its `pglite/` is the migrated database), built first if needed. */
-export function pgliteTemplate(): string {
-  if (cached) return cached;
+const cached = new Map<TemplateKind, string>();
+
+/** The template's folder (its `pglite/` is the database), built first if needed. */
+export function pgliteTemplate(kind: TemplateKind = 'migrated'): string {
+  const known = cached.get(kind);
+  if (known) return known;
   const root = join(tmpdir(), 'carteiro-test-templates');
-  const final = join(root, templateKey());
+  const final = join(root, `${kind}-${templateKey()}`);
   if (!existsSync(final)) {
     mkdirSync(root, { recursive: true });
     const lock = acquire(`${final}.lock`, () => existsSync(final));
     try {
-      if (!existsSync(final)) build(final);
+      if (!existsSync(final)) build(final, kind === 'migrated' ? TEMPLATE_SCHEMA : '-');
     } finally {
       lock?.();
     }
   }
-  cached = final;
+  cached.set(kind, final);
   return final;
 }
 
-/** A fresh data folder holding a copy of the migrated template ledger (for TEMPLATE_SCHEMA). */
-export function copyTemplateInto(dataDir: string): void {
+/** Puts a copy of a template's database into `dataDir` (created if needed) as its `pglite/`. */
+export function copyTemplateInto(dataDir: string, kind: TemplateKind = 'migrated'): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  cpSync(join(pgliteTemplate(), 'pglite'), join(dataDir, 'pglite'), { recursive: true });
+  cpSync(join(pgliteTemplate(kind), 'pglite'), join(dataDir, 'pglite'), { recursive: true });
 }
 
-function build(final: string): void {
+function build(final: string, schema: string): void {
   const scratch = `${final}.build-${process.pid}`;
   rmSync(scratch, { recursive: true, force: true });
   try {
     // A child process: the caller may be synchronous (testEnv), and the child's PGlite is closed
     // cleanly, with everything on disk, once it exits.
-    execFileSync(process.execPath, [BUILDER, scratch, TEMPLATE_SCHEMA], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [BUILDER, scratch, schema], { stdio: ['ignore', 'ignore', 'inherit'] });
     renameSync(scratch, final);
   } catch (err) {
     rmSync(scratch, { recursive: true, force: true });
