@@ -187,8 +187,9 @@ export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
 
 export const HANG_TIMEOUT_MS = 60_000;
 
+// The deadline is read from the monotonic clock: a test may mock Date (see catalog.test.ts).
 export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<Truthy<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? HANG_TIMEOUT_MS);
+  const deadline = performance.now() + (opts.timeoutMs ?? HANG_TIMEOUT_MS);
   let last: unknown;
   for (;;) {
     try {
@@ -198,7 +199,7 @@ export async function eventually<T>(check: () => Promise<T> | T, opts: { timeout
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
   }
 }
