@@ -29,7 +29,7 @@ describe('backpressure from the ledger', { skip: BACKEND !== 'postgres' && 'PGli
       const events = Array.from({ length: EVENTS }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `bp-${i}` } }));
       assert.equal((await c.request('POST', 'events/batch', { events })).status, 202);
 
-      await eventually(() => receiver.received.length >= MAX_UNRECORDED / 2, { timeoutMs: 10_000, what: 'deliveries to start' });
+      await eventually(() => receiver.received.length >= MAX_UNRECORDED / 2, { what: 'deliveries to start' });
       await sleep(1_500);
       const whileStuck = receiver.received.length;
       assert.ok(whileStuck <= MAX_UNRECORDED, `delivered ${whileStuck} while nothing could be recorded (allowance ${MAX_UNRECORDED})`);
@@ -44,7 +44,7 @@ describe('backpressure from the ledger', { skip: BACKEND !== 'postgres' && 'PGli
       const [row] = await c.services.ledger.sql<{ done: number }[]>`
         SELECT count(*)::int AS done FROM webhook_dispatches WHERE status = 'succeeded'`;
       return row?.done === EVENTS;
-    }, { timeoutMs: 30_000, what: 'every delivery recorded after the lock is released' });
+    }, { what: 'every delivery recorded after the lock is released' });
     const ids = receiver.received.map((r) => r.headers['webhook-id']);
     assert.equal(new Set(ids).size, EVENTS, 'every event delivered');
     assert.equal(ids.length, EVENTS, 'none sent twice');

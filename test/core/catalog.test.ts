@@ -5,14 +5,24 @@
  * Two catalogs on one ledger stand for two API processes. Postgres with DATABASE_URL, else PGlite.
  */
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { createCatalog, type Catalog } from '../../src/catalog/catalog.ts';
 import type { Sql } from '../../src/ledger/connection.ts';
 import { UnknownEventTypeError } from '../../src/errors/errors.ts';
 
-const TTL_MS = 150;
+const TTL_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The catalog's clock (Date) in the test's hands: the TTL passes when the test says so, never while a
+ * busy machine runs a step slowly. Timers are left real, so the ledger's I/O goes on as usual.
+ */
+function clock(t: TestContext): { pass(ms: number): void } {
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  return { pass: (ms) => t.mock.timers.tick(ms) };
+}
 
 /** The ledger's sql, counting the queries sent through it. */
 function counting(sql: Sql): { sql: Sql; queries: () => number } {
@@ -41,13 +51,14 @@ describe('event catalog cache', () => {
     await c?.stop();
   });
 
-  test('an expired known type is served at once, re-read once in the background, and not recompiled', async () => {
+  test('an expired known type is served at once, re-read once in the background, and not recompiled', async (t) => {
+    const time = clock(t);
     const counted = counting(sql);
     const catalog = createCatalog(counted.sql, { customTtlMs: TTL_MS });
     await catalog.register(org, { name: 'cache.known', description: '', priority: 'normal', schema: { type: 'object', required: ['n'] } });
     const first = await catalog.resolve(org, 'cache.known');
     const readsAfterFirst = counted.queries();
-    await sleep(TTL_MS + 50);
+    time.pass(TTL_MS + 1);
 
     // Expired: every concurrent caller gets the cached type without waiting, and one read goes out.
     const served = await Promise.all(Array.from({ length: 25 }, () => catalog.resolve(org, 'cache.known')));
@@ -61,7 +72,8 @@ describe('event catalog cache', () => {
     assert.throws(() => catalog.validateData(after, {}), /data\.n is required/);
   });
 
-  test('a type registered through another process is usable after the TTL; waiting lookups share one read', async () => {
+  test('a type registered through another process is usable after the TTL; waiting lookups share one read', async (t) => {
+    const time = clock(t);
     const elsewhere: Catalog = createCatalog(sql, { customTtlMs: TTL_MS });
     const counted = counting(sql);
     const here = createCatalog(counted.sql, { customTtlMs: TTL_MS });
@@ -73,13 +85,14 @@ describe('event catalog cache', () => {
     await assert.rejects(here.resolve(org, 'cache.later'), UnknownEventTypeError);
     assert.equal(counted.queries(), before);
 
-    await sleep(TTL_MS + 50);
+    time.pass(TTL_MS + 1);
     const found = await Promise.all(Array.from({ length: 25 }, () => here.resolve(org, 'cache.later')));
     assert.equal(counted.queries(), before + 1, 'lookups waiting on the same unknown type share one read');
     assert.ok(found.every((t) => t === found[0] && t.name === 'cache.later' && t.priority === 'high'));
   });
 
-  test('a changed schema is recompiled and used after the TTL', async () => {
+  test('a changed schema is recompiled and used after the TTL', async (t) => {
+    const time = clock(t);
     const catalog = createCatalog(sql, { customTtlMs: TTL_MS });
     await catalog.register(org, { name: 'cache.changed', description: '', priority: 'normal', schema: { type: 'object' } });
     const v1 = await catalog.resolve(org, 'cache.changed');
@@ -87,7 +100,7 @@ describe('event catalog cache', () => {
 
     // No API changes a registered type; an operator's SQL can, and the cache must not pin the old one.
     await sql`UPDATE event_types SET schema = ${sql.json({ type: 'object', required: ['order_id'] })} WHERE organization_id = ${org} AND name = 'cache.changed'`;
-    await sleep(TTL_MS + 50);
+    time.pass(TTL_MS + 1);
     await catalog.resolve(org, 'cache.changed'); // stale answer; starts the refresh
     const v2 = await eventually(async () => {
       const t = await catalog.resolve(org, 'cache.changed');

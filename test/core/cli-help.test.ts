@@ -38,9 +38,9 @@ test('--help and -h on every command print its usage and do nothing else', async
   const failures: string[] = [];
   await Promise.all([0, 1].map(async () => {
     for (let args = queue.shift(); args; args = queue.shift()) {
-      const r = await runCarteiro(args, env, { timeoutMs: 30_000 });
+      const r = await runCarteiro(args, env, { timeoutMs: 60_000 });
       const name = `carteiro ${args.join(' ')}`;
-      if (r.timedOut) failures.push(`${name}: still running after 30 s (${r.stdout.slice(0, 200)})`);
+      if (r.timedOut) failures.push(`${name}: still running after 60 s (${r.stdout.slice(0, 200)})`);
       else if (r.code !== 0) failures.push(`${name}: exit code ${r.code} (${r.stderr.slice(0, 300)})`);
       else if (!/usage:/i.test(r.stdout)) failures.push(`${name}: no usage printed (${r.stdout.slice(0, 200)})`);
       else if (/CREATE|applied:|Admin key|API:/.test(r.stdout)) failures.push(`${name}: did more than print help (${r.stdout.slice(0, 200)})`);
@@ -58,7 +58,7 @@ test('an unknown option to a server command is a usage error, not a start', asyn
   const base = mkdtempSync(join(tmpdir(), 'carteiro-help-'));
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const dataDir = join(base, 'data');
-  const r = await runCarteiro(['start', '--prot', '8080'], { CARTEIRO_DATA_DIR: dataDir, PORT: String(await freePort()) }, { timeoutMs: 30_000 });
+  const r = await runCarteiro(['start', '--prot', '8080'], { CARTEIRO_DATA_DIR: dataDir, PORT: String(await freePort()) }, { timeoutMs: 60_000 });
   assert.equal(r.timedOut, false, 'it did not start a server');
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /usage:/);

@@ -8,16 +8,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testEnv, dropSchema } from '../support/carteiro.ts';
+import { copyTemplateInto } from '../support/pglite-template.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const carteiro = (args: string[], env: Record<string, string>) =>
-  run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
+  // The deadline only stops a hang: a first `migrate` on a new embedded folder creates the database too.
+  run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 170_000 });
 
 test('carteiro migrate applies every migration once, then reports the schema up to date', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-cli-'));
+  // On PGlite, a database just created (a copy: creating one takes seconds) with nothing migrated yet.
   const env = testEnv({ dataDir });
+  if (env.CARTEIRO_DATA_DIR) copyTemplateInto(dataDir, 'blank');
   t.after(async () => {
     await dropSchema(env);
     rmSync(dataDir, { recursive: true, force: true });

@@ -11,13 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, runCarteiro, spawnCarteiro } from '../support/processes.ts';
 import { eventually } from '../support/carteiro.ts';
+import { TEMPLATE_SCHEMA, copyTemplateInto } from '../support/pglite-template.ts';
 import { LOCK_FILE } from '../../src/ledger/data-folder-lock.ts';
 
 test('a second command on a running server\'s data folder is refused with the holder\'s PID; a dead holder\'s lock is taken over', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-lock-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // A migrated ledger to start with: this test is about the lock, not a first start.
+  copyTemplateInto(dataDir);
   const port = await freePort();
-  const env = { CARTEIRO_DATA_DIR: dataDir, LOG_LEVEL: 'warn', CARTEIRO_QUIET: 'true' };
+  const env = { CARTEIRO_DATA_DIR: dataDir, CARTEIRO_SCHEMA: TEMPLATE_SCHEMA, LOG_LEVEL: 'warn', CARTEIRO_QUIET: 'true' };
   const server = spawnCarteiro('start', { ...env, PORT: String(port) });
   t.after(() => server.kill('SIGKILL'));
   const health = `http://127.0.0.1:${port}/api/webhooks/health`;
@@ -50,7 +53,8 @@ test('a new data folder is private to its owner, like a Postgres data directory'
   const base = mkdtempSync(join(tmpdir(), 'carteiro-lock-'));
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const dataDir = join(base, 'data');
-  const r = await runCarteiro(['migrate'], { CARTEIRO_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, { timeoutMs: 120_000 });
+  // A first run: PGlite creates its database, then every migration runs (slow on a busy machine).
+  const r = await runCarteiro(['migrate'], { CARTEIRO_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, { timeoutMs: 170_000 });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal(statSync(dataDir).mode & 0o077, 0, `mode ${(statSync(dataDir).mode & 0o777).toString(8)}: the database files and keys are readable by others`);
   assert.equal(existsSync(join(dataDir, LOCK_FILE)), false, 'the lock is gone once the command ends');

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 import { storableOutcome, type OutcomeRecord } from '../../src/ledger/dispatches.ts';
 
@@ -33,7 +33,10 @@ describe('fan-out and signed delivery', () => {
     await all.waitFor(3);
     await integrations.waitFor(1);
     await agents.waitFor(1);
-    await new Promise((r) => setTimeout(r, 200)); // room for a wrong extra delivery to show up
+    // Every dispatch settled: the requests above are all there will be.
+    const ledger = await settled(c, { eventIds: [whatsapp, agent, updated] });
+    assert.equal(ledger.dispatches, 5, 'one dispatch per matching endpoint');
+    assert.equal(ledger.attempts, 5);
     assert.deepEqual(all.received.map((r) => r.headers['webhook-id']).sort(), [whatsapp, agent, updated].sort());
     assert.deepEqual(integrations.received.map((r) => r.headers['webhook-id']), [whatsapp]);
     assert.deepEqual(agents.received.map((r) => r.headers['webhook-id']), [agent]);

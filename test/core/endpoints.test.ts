@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks } from '../support/receiver.ts';
 import { registerCoreJobs } from '../../src/jobs/core-jobs.ts';
 import type { Services } from '../../src/runtime/services.ts';
@@ -142,7 +142,7 @@ describe('endpoints', () => {
     const a = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r1', provider: 'whatsapp' } });
     const b = await trigger(c, { event_type: 'integration.disconnected', data: { user_id: 'r2', provider: 'openai' } });
     const isFailed = async (id: string) => (await c.request('GET', `events/${id}/status`)).body.status === 'failed';
-    await eventually(async () => (await isFailed(a)) && (await isFailed(b)), { timeoutMs: 15_000, what: 'both failed' });
+    await eventually(async () => (await isFailed(a)) && (await isFailed(b)), { what: 'both failed' });
     failing = false;
 
     const one = await c.request('POST', `events/${a}/replay`);
@@ -198,7 +198,9 @@ describe('endpoints', () => {
     // Retried where its progress said it was: the counts carry on.
     const last = progress[0]!;
     assert.deepEqual(await replay(payload, ctx(last)), { events: 3, dispatches: 3 });
-    await new Promise((r) => setTimeout(r, 300)); // room for a wrong extra delivery
+    // Every requeued dispatch settled: no further request can go out.
+    const ledger = await settled(c, { eventIds: ids });
+    assert.equal(ledger.attempts, 6, 'each event delivered, then re-delivered once');
     assert.equal(receiver.received.length, 6, 'each event re-delivered once');
   });
 

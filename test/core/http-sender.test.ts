@@ -56,7 +56,7 @@ describe('http sender: deadline and response bodies', () => {
       const result = await sender.post(`${base}/trickle`, '{}', {});
       assert.equal(result.kind, 'network-error');
       assert.match(result.kind === 'network-error' ? result.error : '', /timeout after 400 ms/);
-      assert.ok(result.durationMs >= 350 && result.durationMs < 2_000, `took ${result.durationMs} ms`);
+      assert.ok(result.durationMs >= 350 && result.durationMs < 10_000, `took ${result.durationMs} ms`); // cut off, not read for ever
     } finally {
       await sender.close();
     }
@@ -106,17 +106,19 @@ describe('http sender: an attempt is the time on the wire', () => {
       setTimeout(() => {
         answered.push(Date.now());
         res.end('ok');
-      }, 300);
+      }, 600);
     });
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
     t.after(() => new Promise<void>((r) => slow.close(() => r())));
-    // One connection, a 500 ms deadline, three at once: the third waits 600 ms for the connection.
-    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 500, responseBodyLimitBytes: 100 });
+    // One connection, a 1.5 s deadline, three at once: the third waits 1.2 s for the connection, so
+    // timed from the call it would fail (1.8 s); each exchange alone leaves a busy machine 900 ms.
+    const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 1_500, responseBodyLimitBytes: 100 });
     t.after(() => sender.close());
     const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
     const results = await Promise.all([0, 1, 2].map((i) => sender.post(url, `{"n":${i}}`, {})));
     assert.deepEqual(results.map((r) => r.kind === 'response' && r.statusCode), [200, 200, 200], JSON.stringify(results));
-    for (const r of results) assert.ok(r.durationMs >= 250 && r.durationMs < 500, `duration ${r.durationMs} ms is the exchange's own`);
+    // Timed from the call, the second and third would take 1.2 s and 1.8 s.
+    for (const r of results) assert.ok(r.durationMs >= 550 && r.durationMs < 1_200, `duration ${r.durationMs} ms is the exchange's own`);
     assert.equal(answered.length, 3);
   });
 
@@ -131,14 +133,15 @@ describe('http sender: an attempt is the time on the wire', () => {
     });
     const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}));
     t.after(() => { for (const f of fillers) f.destroy(); });
-    await new Promise((r) => setTimeout(r, 200));
+    // The backlog is full once one filler is in it (listen(0)); the others' attempts go unanswered.
+    while (!fillers.some((f) => !f.connecting)) await new Promise((r) => setTimeout(r, 10));
     const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 1_000, responseBodyLimitBytes: 100 });
     t.after(() => sender.close());
     const started = Date.now();
     const result = await sender.post(`http://127.0.0.1:${port}/x`, '{}', {});
     const took = Date.now() - started;
     assert.equal(result.kind, 'network-error', JSON.stringify(result));
-    assert.ok(took < 5_000, `gave up after ${took} ms`);
+    assert.ok(took < 8_000, `gave up after ${took} ms`); // at the 1 s deadline, with room for a busy machine
   });
 });
 
@@ -177,7 +180,7 @@ describe('http sender: headers made when the request is sent', () => {
     const results = await Promise.all([sender.post(url, '{}', made), sender.post(url, '{}', made)]);
     assert.deepEqual(results.map((r) => r.kind), ['response', 'response']);
     const [first, second] = seen.map(Number) as [number, number];
-    assert.ok(first - asked < 200, 'the first is made at once');
+    assert.ok(second - asked >= 250 && first - asked < second - asked, 'the first is made at once, before the connection frees');
     assert.ok(second - first >= 250, `the second is made when the connection is free (${second - first} ms later)`);
   });
 });

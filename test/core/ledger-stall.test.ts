@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKEND, startCarteiro } from '../support/carteiro.ts';
+import { BACKEND, eventually, startCarteiro } from '../support/carteiro.ts';
 import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
 import { lockTable } from '../support/table-lock.ts';
 
@@ -28,7 +28,9 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
         assert.ok(r.headers['retry-after'], 'a 503 says when to retry');
         // The commit's deadline or the route's answer deadline, whichever fires first: both say "retry".
         assert.ok(['CARTEIRO_LEDGER_UNAVAILABLE', 'CARTEIRO_ANSWER_DEADLINE'].includes(r.body.error?.code ?? r.body.code), JSON.stringify(r.body));
-        assert.ok(r.ms < COMMIT_ANSWER_TIMEOUT_MS + 2_000, `answered after ${Math.round(r.ms)} ms`);
+        // Timed from the commit instead, a queued one is answered two deadlines late (10 s or more): the
+        // margin is room for a busy machine, not a measure of speed.
+        assert.ok(r.ms < COMMIT_ANSWER_TIMEOUT_MS + 4_000, `answered after ${Math.round(r.ms)} ms`);
       }
 
       const retried = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i)));
@@ -48,19 +50,23 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
     const lock = await lockTable(schema, 'webhook_events');
     try {
       // Commits in flight = Carteiro's event INSERTs waiting for the lock on this schema's events table.
-      const waitingCommits = async () => {
-        await new Promise((r) => setTimeout(r, 300));
+      const countWaiting = async () => {
         const [row] = await c.services.ledger.sql<{ n: number }[]>`
           SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.relation = ${`${schema}.webhook_events`}::regclass AND NOT l.granted AND a.query LIKE '%INSERT INTO webhook_events%'`;
-        return row?.n;
+        return row?.n ?? 0;
+      };
+      // Until as many commits as expected reach the lock (however long a busy machine takes), then the count again.
+      const waitingCommits = async (expected: number) => {
+        await eventually(async () => (await countWaiting()) >= expected, { what: `${expected} commits waiting on the lock` });
+        return countWaiting();
       };
 
       const singles = Array.from({ length: 8 }, (_, i) => c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `group-${i}` } }));
-      assert.equal(await waitingCommits(), 1, 'eight single events: one commit in flight, the rest wait for the next group');
+      assert.equal(await waitingCommits(1), 1, 'eight single events: one commit in flight, the rest wait for the next group');
       const events = Array.from({ length: 100 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `batch-${i}` } }));
       const batch = c.request('POST', 'events/batch', { events });
-      assert.equal(await waitingCommits(), 2, 'a hundred waiting: a second commit starts beside the first');
+      assert.equal(await waitingCommits(2), 2, 'a hundred waiting: a second commit starts beside the first');
 
       await lock.release();
       assert.deepEqual((await Promise.all(singles)).map((r) => r.status), Array(8).fill(202));

@@ -4,15 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCarteiro, createEndpoint, uniqueSchema, dropSchema, eventually, BACKEND } from '../support/carteiro.ts';
+import { rmSync } from 'node:fs';
+import { startCarteiro, createEndpoint, restartableLedger, dropSchema, eventually, BACKEND } from '../support/carteiro.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 test(`a backlog survives a restart and high priority is delivered first (${BACKEND})`, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-restart-'));
-  const schema = uniqueSchema('prio');
+  const { dataDir, schema } = restartableLedger('prio');
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const receiver = await startReceiver();
   t.after(() => receiver.close());
@@ -43,7 +40,7 @@ test(`a backlog survives a restart and high priority is delivered first (${BACKE
     await all.stop({ keepSchema: true });
     await dropSchema(all.env);
   });
-  await receiver.waitFor(50, 20_000);
+  await receiver.waitFor(50);
   const types = receiver.received.map((r) => JSON.parse(r.body).type as string);
   assert.deepEqual(types.slice(0, 10), Array(10).fill('payment.confirmed'), `order: ${types.join(',')}`);
   assert.equal(new Set(receiver.received.map((r) => r.headers['webhook-id'])).size, 50);

@@ -5,14 +5,14 @@
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, trigger, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, trigger, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, type Reply } from '../support/receiver.ts';
 
 async function finalStatus(c: TestCarteiro, id: string, wanted: string[] = ['completed', 'failed']) {
   return eventually(async () => {
     const s = await c.request('GET', `events/${id}/status`);
     return wanted.includes(s.body.status) ? s.body : null;
-  }, { timeoutMs: 15_000, what: `event ${id} to finish` });
+  }, { what: `event ${id} to finish` });
 }
 
 describe('retries', () => {
@@ -78,9 +78,10 @@ describe('retries', () => {
     const endpoint = (await c.request('GET', `endpoints/${ep.id}`)).body;
     assert.equal(endpoint.is_active, false);
     assert.match(endpoint.disabled_reason, /410/);
-    // A disabled endpoint gets no new events.
-    await trigger(c, { event_type: 'template.applied', data: { template_id: 't2', agent_id: 'a1' } });
-    await new Promise((r) => setTimeout(r, 300));
+    // A disabled endpoint gets no new events: the new one has no dispatch for it, so it can never be sent.
+    const later = await trigger(c, { event_type: 'template.applied', data: { template_id: 't2', agent_id: 'a1' } });
+    assert.equal((await settled(c, { endpointId: ep.id })).dispatches, 1);
+    assert.equal((await settled(c, { eventIds: [later] })).dispatches, 0);
     assert.equal(receiver.received.length, 1);
   });
 
@@ -110,7 +111,7 @@ describe('retries', () => {
     assert.equal(off.body.disabled_reason, 'maintenance');
     // Events created while disabled are not routed to it (like Svix): fan-out uses active endpoints.
     await trigger(c, { event_type: 'user.registered', data: { user_id: 'u1', email: 'a@b.c' } });
-    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await settled(c, { endpointId: ep.id })).dispatches, 0, 'nothing was routed to it, so nothing can be sent');
     assert.equal(receiver.received.length, 0);
     const on = await c.request('POST', `endpoints/${ep.id}/enable`);
     assert.equal(on.body.is_active, true);

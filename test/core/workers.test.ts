@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, createEndpoint, eventually, DATABASE_URL, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, eventually, settled, DATABASE_URL, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, type TestReceiver } from '../support/receiver.ts';
 import { spawnCarteiro, type CarteiroProcess } from '../support/processes.ts';
 
@@ -48,13 +48,13 @@ describe('worker processes', { skip }, () => {
 
     const first = spawnCarteiro('worker', { ...c.env, CARTEIRO_WORKER_CONCURRENCY: '64' });
     procs.push(first);
-    await eventually(() => receiver.received.length >= 200, { timeoutMs: 20_000, what: 'the first worker to be mid-run' });
+    await eventually(() => receiver.received.length >= 200, { what: 'the first worker to be mid-run' });
     assert.ok(receiver.received.length < ids.length, 'killed before it finished');
     await first.kill('SIGKILL');
     const second = spawnCarteiro('worker', { ...c.env });
     procs.push(second);
 
-    await eventually(() => ids.every((id) => delivered(receiver).has(id)), { timeoutMs: 30_000, what: 'every event delivered' });
+    await eventually(() => ids.every((id) => delivered(receiver).has(id)), { what: 'every event delivered' });
     const counts = delivered(receiver);
     const duplicates = [...counts.values()].reduce((a, n) => a + n - 1, 0);
     t.diagnostic(`delivered ${counts.size} unique, ${duplicates} duplicates (same webhook-id)`);
@@ -65,7 +65,7 @@ describe('worker processes', { skip }, () => {
       const r = await c.services.ledger.sql<{ status: string; n: number }[]>`
         SELECT status, count(*)::int AS n FROM webhook_dispatches GROUP BY status`;
       return r.length === 1 && r[0]?.status === 'succeeded' ? r : null;
-    }, { timeoutMs: 15_000, what: 'all dispatches succeeded' });
+    }, { what: 'all dispatches succeeded' });
     assert.equal(rows[0]?.n, ids.length);
     await second.kill('SIGTERM');
   });
@@ -83,8 +83,9 @@ describe('worker processes', { skip }, () => {
     const workers = [spawnCarteiro('worker', env), spawnCarteiro('worker', env)];
     procs.push(...workers);
     const ids = await ingest(c, 2000, 'pair');
-    await eventually(() => receiver.received.length >= ids.length, { timeoutMs: 30_000, what: 'all delivered' });
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually(() => receiver.received.length >= ids.length, { what: 'all delivered' });
+    // Every dispatch settled: a second send of any of them would have happened by now.
+    assert.equal((await settled(c, { eventIds: ids })).attempts, ids.length, 'one attempt per event');
     const counts = delivered(receiver);
     assert.equal(counts.size, ids.length);
     assert.equal(receiver.received.length, ids.length, 'no event was sent twice');

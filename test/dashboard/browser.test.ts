@@ -75,7 +75,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
     await trigger(c, { event_type: 'user.registered', data: { user_id: `u-${i}`, email: `user${i}@example.com.br`, name } });
   }
   const paymentId = await trigger(c, { event_type: 'payment.confirmed', data: { payment_id: 'p_42', amount: 199.9, currency: 'BRL' } });
-  await eventually(async () => (await c.request('GET', `events/${paymentId}/status`)).body.status === 'failed', { timeoutMs: 20_000, what: 'the payment to fail after its retries' });
+  await eventually(async () => (await c.request('GET', `events/${paymentId}/status`)).body.status === 'failed', { what: 'the payment to fail after its retries' });
   await ok.waitFor(3);
 
   // Sign in.
@@ -104,12 +104,12 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   assert.match(await page.textContent('#health-pill') ?? '', /^Health: /);
 
   // Live: an event sent through the API shows up without a reload.
-  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
+  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 60_000 });
   const agentId = await trigger(c, { event_type: 'agent.created', data: { agent_id: 'a-7', name: 'Assistente de Vendas', template: 'vendas' } });
-  await page.locator(`#recent-table tr[data-event-id="${agentId}"]`).waitFor({ timeout: 10_000 });
+  await page.locator(`#recent-table tr[data-event-id="${agentId}"]`).waitFor({ timeout: 60_000 });
   await page.locator('#activity li').filter({ hasText: 'new event accepted' }).first().waitFor();
-  await page.locator('#activity li').filter({ hasText: 'delivered' }).first().waitFor({ timeout: 10_000 });
-  await page.locator(`#recent-table tr[data-event-id="${agentId}"] .badge`).filter({ hasText: 'completed' }).waitFor({ timeout: 10_000 });
+  await page.locator('#activity li').filter({ hasText: 'delivered' }).first().waitFor({ timeout: 60_000 });
+  await page.locator(`#recent-table tr[data-event-id="${agentId}"] .badge`).filter({ hasText: 'completed' }).waitFor({ timeout: 60_000 });
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-overview.png'), fullPage: true });
 
   // The events list, filters and the event's detail with its attempt.
@@ -135,7 +135,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   await page.click('#drawer-replay');
   await page.locator('.toast').filter({ hasText: 'Replay queued: 1 delivery' }).waitFor();
   await ok.waitFor(5);
-  await eventually(async () => (await page.locator('#drawer-attempts li').count()) === 2, { timeoutMs: 10_000, what: 'the replayed attempt in the detail' });
+  await eventually(async () => (await page.locator('#drawer-attempts li').count()) === 2, { what: 'the replayed attempt in the detail' });
   await page.locator('#drawer-attempts details summary').first().click();
   assert.match(await page.locator('#drawer-attempts details pre').first().textContent() ?? '', /"received":true/);
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-event.png') });
@@ -160,7 +160,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   await page.locator('#confirm[open]').waitFor();
   await page.click('#confirm-ok');
   await page.locator('#job-panel').waitFor({ state: 'visible' });
-  await page.locator('#job-state').filter({ hasText: 'completed' }).waitFor({ timeout: 15_000 });
+  await page.locator('#job-state').filter({ hasText: 'completed' }).waitFor({ timeout: 60_000 });
   assert.match(await page.textContent('#job-text') ?? '', /^1 event, 1 delivery requeued$/);
   await failing.waitFor(before + 1);
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-events.png') });

@@ -60,7 +60,7 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
     frames,
     ended,
     abort: () => ctrl.abort(),
-    waitFor(match, timeoutMs = 10_000, what = 'a matching frame') {
+    waitFor(match, timeoutMs = 60_000, what = 'a matching frame') {
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = frames.find(match);

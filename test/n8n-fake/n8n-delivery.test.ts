@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startCarteiro, createEndpoint, eventually, trigger, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, eventually, settled, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
 import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
@@ -145,7 +145,8 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     const k2 = await c.request('POST', 'n8n/sync', { sync_type: 'user-registration', data }, { 'idempotency-key': 'sync-1' });
     assert.equal(k2.body.event_id, k1.body.event_id);
     assert.equal(k2.body.duplicate, true);
-    await new Promise((r) => setTimeout(r, 200));
+    // The repeat made no event of its own, and the first one's delivery is settled: nothing more is coming.
+    assert.equal((await settled(c, { eventIds: [k1.body.event_id] })).attempts, 1);
     assert.equal(fake.hitsOn('user-registration').length, before + 2);
     assert.equal(receiver.received.length, 0, 'the * endpoint got no sync event');
   });

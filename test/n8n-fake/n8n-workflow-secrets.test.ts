@@ -50,7 +50,7 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
 
   const hitsOn = (path: string) => receiver.received.filter((r) => r.path === `/webhook/${path}`);
   async function nextHit(path: string, before: number): Promise<Received> {
-    return eventually(() => hitsOn(path)[before], { timeoutMs: 15_000, what: `a delivery to /webhook/${path}` });
+    return eventually(() => hitsOn(path)[before], { what: `a delivery to /webhook/${path}` });
   }
   async function trigger(eventType: string, data: Record<string, unknown>): Promise<string> {
     const res = await request('POST', 'trigger', { event_type: eventType, data });
@@ -165,7 +165,7 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     const attempt = await eventually(async () => {
       const rows = (await request('GET', `events/${eventId}/attempts`)).body.data as { error: string | null }[];
       return rows.find((a) => /signing secret/.test(a.error ?? ''));
-    }, { timeoutMs: 15_000, what: 'the attempt refused for want of a signing secret' });
+    }, { what: 'the attempt refused for want of a signing secret' });
     assert.ok(attempt);
     assert.equal(hitsOn('agent-created').length, before, 'nothing was sent unsigned');
 
@@ -179,7 +179,7 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     const rotated = await request('POST', 'n8n/workflows/ownSecretWf00001/rotate-secret', { overlap_seconds: 0 });
     const secret = showOnce(rotated.body.secret);
     const next = await trigger('agent.created', SEED_EVENT_DATA['agent.created'] as Record<string, unknown>);
-    const hit = await eventually(() => hitsOn('agent-created').find((h) => h.headers['webhook-id'] === next), { timeoutMs: 15_000, what: 'the next delivery' });
+    const hit = await eventually(() => hitsOn('agent-created').find((h) => h.headers['webhook-id'] === next), { what: 'the next delivery' });
     assert.deepEqual(verifyDelivery(secret, hit.body, hit.headers), { seed: true, standard: true });
     for (const h of hitsOn('agent-created').slice(before)) assert.match(h.headers['x-webhook-signature'] ?? '', /^sha256=/, 'every request sent was signed');
   });

@@ -414,7 +414,7 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
 
     // And each is delivered once.
     const ids = [first.body.event_id as string, ...answers.map(([a]) => a!.body.event_id as string)];
-    await eventually(() => ids.every((id) => byPair(receiver.received).has(pairKey('/one', id))), { timeoutMs: 30_000, what: 'the idempotent events delivered' });
+    await eventually(() => ids.every((id) => byPair(receiver.received).has(pairKey('/one', id))), { what: 'the idempotent events delivered' });
     const dispatches = await settledDispatches(ids);
     assert.equal(dispatches.length, 11);
     assert.ok(dispatches.every((d) => d.attempts === 1 && d.rows === 1));
@@ -482,7 +482,7 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     assert.equal((await call(A.url, 'DELETE', `organizations/${revoked.id}/keys/${revoked.keyId}`)).status, 200);
     assert.equal((await call(A.url, 'GET', 'endpoints', undefined, asRevoked)).status, 401, 'at once on the API that revoked it');
     const revokedAt = Date.now();
-    await eventually(async () => (await call(B.url, 'GET', 'endpoints', undefined, asRevoked)).status === 401, { timeoutMs: 20_000, intervalMs: 500, what: 'API B to refuse the revoked key' });
+    await eventually(async () => (await call(B.url, 'GET', 'endpoints', undefined, asRevoked)).status === 401, { intervalMs: 500, what: 'API B to refuse the revoked key' });
     t.diagnostic(`API B refused the revoked key after ${Date.now() - revokedAt} ms`);
   });
 
@@ -594,7 +594,7 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       // deliveries.recorded comes from a worker process, through Redis too.
       const recorded = await stream.waitFor((f) => f.event === 'deliveries.recorded' && f.data.delivered >= 1, 30_000, 'deliveries.recorded');
       assert.equal(recorded.data.organization_id, org.body.id);
-      await eventually(() => sent.every((id) => byPair(receiver.received).has(pairKey('/live', id))), { timeoutMs: 30_000, what: 'the live events delivered' });
+      await eventually(() => sent.every((id) => byPair(receiver.received).has(pairKey('/live', id))), { what: 'the live events delivered' });
       // The stream carried only this organization's messages.
       assert.ok(stream.frames.filter((f) => f.event !== 'ready' && f.data).every((f) => f.data.organization_id === org.body.id));
     } finally {
@@ -679,7 +679,7 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       const mine = rows.filter((r) => r.leased_by === W1.workerId);
       const theirs = rows.filter((r) => r.leased_by === W2.workerId);
       return mine.length === 16 && theirs.length === 16 && receiver.received.length - from >= 32 ? mine : null;
-    }, { timeoutMs: 30_000, intervalMs: 50, what: 'both workers full of held deliveries' });
+    }, { intervalMs: 50, what: 'both workers full of held deliveries' });
     const w1Events = new Set(inFlight.map((r) => r.webhook_event_id));
 
     const w1Exit = exitOf(W1.proc);
@@ -718,7 +718,7 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     // The survivor keeps going: new work is delivered too.
     const late = await call(B.url, 'POST', 'trigger', { event_type: 'conversation.message.added', data: dataFor('conversation.message.added', 'after-kill') });
     assert.equal(late.status, 202);
-    await eventually(() => byPair(receiver.received).has(pairKey('/one', late.body.event_id)), { timeoutMs: 20_000, what: 'a new event delivered by W2' });
+    await eventually(() => byPair(receiver.received).has(pairKey('/one', late.body.event_id)), { what: 'a new event delivered by W2' });
     assert.equal(W2.proc.child.exitCode, null, 'W2 still running');
   });
 });

@@ -102,7 +102,7 @@ describe('Redis Cluster', { skip }, () => {
     const health = await eventually(async () => {
       const h = await c.request('GET', '/api/webhooks/health');
       return h.body?.services?.redis === 'healthy' ? h.body : null;
-    }, { what: 'redis healthy in /health', timeoutMs: 10_000 });
+    }, { what: 'redis healthy in /health' });
     assert.equal(health.services.redis, 'healthy');
   });
 
@@ -112,7 +112,7 @@ describe('Redis Cluster', { skip }, () => {
     try {
       await createEndpoint(c, { url: `${paced.url}/paced`, events: ['agent.updated'], rate_limit_per_second: 5 });
       for (let i = 0; i < 6; i++) await trigger(c, { event_type: 'agent.updated', data: { agent_id: `paced-${i}`, name: 'Agente' } });
-      const hits = await paced.waitFor(6, 20_000);
+      const hits = await paced.waitFor(6);
       assert.equal(new Set(hits.map((h) => h.headers['webhook-id'])).size, 6);
       // The limiter counted in the cluster (its slot counters live a second or two).
       const counters = (await keysPerMaster(`*${c.config.database.schema}:egress*`)).flat();
@@ -126,8 +126,8 @@ describe('Redis Cluster', { skip }, () => {
     if (clusterSkip) return t.skip(clusterSkip);
     await createEndpoint(c, { url: `${receiver.url}/hook`, events: ['agent.created'] });
     const eventId = await trigger(c, { event_type: 'agent.created', data: { agent_id: 'cluster-1', name: 'Agente' } });
-    await receiver.waitFor(1, 20_000);
-    await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'completed', { what: 'event completed', timeoutMs: 20_000 });
+    await receiver.waitFor(1);
+    await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'completed', { what: 'event completed' });
 
     const res = await c.request('POST', 'replay', { status: 'completed', event_type: 'agent.created' });
     assert.equal(res.status, 202);
@@ -135,11 +135,11 @@ describe('Redis Cluster', { skip }, () => {
     const job = await eventually(async () => {
       const j = await c.request('GET', `jobs/${jobId}`);
       return j.body.state === 'completed' || j.body.state === 'failed' ? j.body : null;
-    }, { what: `job ${jobId} finished`, timeoutMs: 30_000, intervalMs: 100 });
+    }, { what: `job ${jobId} finished`, intervalMs: 100 });
     assert.equal(job.state, 'completed', `job error: ${job.error}`);
     assert.deepEqual(job.result, { events: 1, dispatches: 1 });
     // The replay re-delivers the event under the same webhook-id.
-    const hits = await receiver.waitFor(2, 20_000);
+    const hits = await receiver.waitFor(2);
     assert.equal(hits[1]?.headers['webhook-id'], eventId);
 
     // The queue's keys all hash to one slot, so they live on exactly one master.
@@ -159,7 +159,7 @@ describe('Redis Cluster', { skip }, () => {
       await eventually(() => {
         c.services.liveBus.publish({ type: 'cluster.ping', n: got.length });
         return got.length > 0;
-      }, { what: 'a live message through the cluster', timeoutMs: 15_000, intervalMs: 100 });
+      }, { what: 'a live message through the cluster', intervalMs: 100 });
     } finally {
       off();
     }

@@ -3,7 +3,7 @@
 // management actions and are not recorded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
 import { auditActionFor } from '../../src/security/tenancy/audit-trail.ts';
@@ -78,7 +78,7 @@ test("every management action of an organization key is recorded with who, what,
   const ev = await as('POST', 'trigger', { event_type: 'user.registered', data: { user_id: 'u', email: 'u@example.com', name: 'u' } }, ua);
   assert.equal(ev.status, 202);
   await receiver.waitFor(1);
-  for (let i = 0; i < 100 && (await as('GET', `events/${ev.body.event_id}/status`)).body.status !== 'completed'; i++) await new Promise((r) => setTimeout(r, 50));
+  await eventually(async () => (await as('GET', `events/${ev.body.event_id}/status`)).body.status === 'completed', { what: 'the event completed' });
   assert.equal((await as('POST', `events/${ev.body.event_id}/replay`, {}, ua)).status, 202);
   const job = await as('POST', 'replay', { status: 'failed' }, ua);
   assert.equal(job.status, 202);

@@ -185,10 +185,16 @@ before(async () => {
 });
 after(() => c?.stop());
 
+/**
+ * Events requests stored. Not Carteiro's own operational events (event_source 'system'): the fuzz
+ * target's endpoint never answers, and when its failures pass the circuit breaker's threshold during
+ * the run (sooner or later, with the machine's speed) it records one of those.
+ */
 async function countEvents(): Promise<number> {
   // POST /endpoints/:id/test stores a webhook.test event for any well-formed request by design (even
-  // with no body): those are the route doing its job, not hostile input getting through.
-  const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events WHERE event_type <> 'webhook.test'`;
+  // with no body), and the circuit breaker stores its own operational events: neither is hostile
+  // input getting through.
+  const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events WHERE event_type <> 'webhook.test' AND event_source <> 'system'`;
   return row?.n ?? 0;
 }
 

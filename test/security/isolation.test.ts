@@ -173,23 +173,31 @@ test("stats figures count only the caller's organization", async () => {
 });
 
 test("B's live stream carries none of A's activity", async () => {
-  // B listens while A triggers an event and it is delivered.
-  const listening = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${B.key}` } }, { streamMs: 1_500 });
-  await new Promise((r) => setTimeout(r, 100));
+  // B listens, beside A, while A triggers an event. B's stream is read until A's own has shown that
+  // activity (so it had its chance to leak); the deadline only stops a hang.
+  let aSawIt = false;
+  let left = 2;
+  let bothSubscribed = () => {};
+  const subscribed = new Promise<void>((r) => (bothSubscribed = r));
+  const onStream = () => void (--left === 0 && bothSubscribed());
+  const watching = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${A.key}` } }, {
+    streamMs: 60_000,
+    until: (body) => (aSawIt = body.includes('events.accepted')),
+    onStream,
+  });
+  const listening = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${B.key}` } }, { streamMs: 60_000, stopWhen: watching, onStream });
+  await Promise.race([subscribed, listening, watching]);
   const ev = await asA('POST', 'trigger', { event_type: 'user.registered', data: { user_id: a.user, email: `${MARK_A}@example.com`, name: MARK_A } });
   assert.equal(ev.status, 202);
+  const mine = await watching;
   const seen = await listening;
   assert.notEqual(seen, 'hung');
   if (seen === 'hung') return;
   if (seen.status === 404) return; // no live route in this build
   assert.equal(seen.status, 200);
   for (const s of [...secretsOfA(), ev.body.event_id]) assert.ok(!seen.body.includes(s), `live stream leaked "${s}"`);
-  // A's own stream, by contrast, is not empty-handed: the same kind of activity shows up there.
-  const own = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${A.key}` } }, { streamMs: 1_500 });
-  await new Promise((r) => setTimeout(r, 100));
-  await asA('POST', 'trigger', { event_type: 'user.registered', data: { user_id: a.user, email: `${MARK_A}@example.com`, name: MARK_A } });
-  const mine = await own;
-  assert.ok(mine !== 'hung' && mine.body.includes('event'), 'A sees its own activity on its stream');
+  // A's own stream, by contrast, is not empty-handed: the same activity shows up there.
+  assert.ok(mine !== 'hung' && aSawIt, 'A sees its own activity on its stream');
 });
 
 test("after everything B tried, A's resources are unchanged", async () => {

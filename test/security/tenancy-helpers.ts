@@ -27,7 +27,17 @@ export type RawAnswer = { status: number; body: string; headers: Record<string, 
 export async function injectRaw(
   c: TestCarteiro,
   req: { method: string; url: string; headers?: Record<string, string>; payload?: string | Buffer | object },
-  opts: { timeoutMs?: number; streamMs?: number } = {},
+  opts: {
+    timeoutMs?: number;
+    /** How long an event stream is read (at most, with `until`). */
+    streamMs?: number;
+    /** Stop reading an event stream as soon as what it sent so far passes this. */
+    until?: (body: string) => boolean;
+    /** Stop reading an event stream when this settles. */
+    stopWhen?: Promise<unknown>;
+    /** Called when an event stream's headers are out, i.e. once it is subscribed. */
+    onStream?: () => void;
+  } = {},
 ): Promise<RawAnswer> {
   const answer = c.app
     .inject({ method: req.method as 'GET', url: req.url, headers: req.headers ?? {}, payloadAsStream: true, ...(req.payload === undefined ? {} : { payload: req.payload }) })
@@ -36,9 +46,22 @@ export async function injectRaw(
       const streamed = String(r.headers['content-type'] ?? '').startsWith('text/event-stream');
       const chunks: Buffer[] = [];
       if (streamed) {
-        stream.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
-        stream.on('error', () => {});
-        await new Promise((resolve) => setTimeout(resolve, opts.streamMs ?? 0));
+        opts.onStream?.();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, opts.streamMs ?? 0);
+          stream.on('data', (chunk: Buffer) => {
+            chunks.push(Buffer.from(chunk));
+            if (opts.until?.(Buffer.concat(chunks).toString('utf8'))) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          stream.on('error', () => {});
+          void opts.stopWhen?.finally(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
         stream.destroy();
       } else {
         for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
@@ -46,7 +69,7 @@ export async function injectRaw(
       return { status: r.statusCode, body: Buffer.concat(chunks).toString('utf8'), headers: r.headers as Record<string, unknown>, streamed };
     });
   let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), opts.timeoutMs ?? 5_000); });
+  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), opts.timeoutMs ?? 5_000 + (opts.streamMs ?? 0)); });
   try {
     return await Promise.race([answer, hung]);
   } finally {

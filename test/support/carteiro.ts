@@ -1,7 +1,9 @@
 /**
  * Test harness: a real Carteiro (real Postgres + Redis when DATABASE_URL / REDIS_URL are set, as in
  * CI; embedded PGlite otherwise), each instance in its own schema so test files never see each
- * other's rows. Requests go through Fastify's inject (no socket) unless `listen` is asked for.
+ * other's rows. An embedded instance gets its own data folder instead, copied from a migrated
+ * template (pglite-template.ts), so it does not boot and migrate a new PGlite database itself.
+ * Requests go through Fastify's inject (no socket) unless `listen` is asked for.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { compose } from '../../src/runtime/compose.ts';
+import { TEMPLATE_SCHEMA, copyTemplateInto } from './pglite-template.ts';
 import { buildApp } from '../../src/api/app.ts';
 import type { Role, Services } from '../../src/runtime/services.ts';
 
@@ -45,13 +48,30 @@ export function uniqueSchema(prefix = 't'): string {
   return `${prefix}_${randomBytes(5).toString('hex')}`;
 }
 
+/**
+ * A ledger for several instances in turn (a restart test): a data folder to pass as `dataDir` (on
+ * embedded PGlite, a copy of the migrated template) and the schema to pass with it. The caller
+ * removes the folder.
+ */
+export function restartableLedger(prefix = 't'): { dataDir: string; schema: string } {
+  const dataDir = mkdtempSync(join(tmpdir(), `carteiro-${prefix}-`));
+  if (DATABASE_URL || REDIS_URL) return { dataDir, schema: uniqueSchema(prefix) };
+  copyTemplateInto(dataDir);
+  return { dataDir, schema: TEMPLATE_SCHEMA };
+}
+
 export type TestEnvOptions = { env?: Record<string, string>; embedded?: boolean; schema?: string; dataDir?: string };
 
 /** The environment a test instance runs with (also handed to spawned worker processes). */
 export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
+  const postgresLedger = !opts.embedded && !!DATABASE_URL;
+  const withRedis = !opts.embedded && !!REDIS_URL;
+  // A fresh embedded folder starts as a copy of the migrated template (see pglite-template.ts). Its
+  // schema name is fixed, so not with Redis, whose keys are named after the schema and shared by all.
+  const fromTemplate = !postgresLedger && !opts.dataDir && !withRedis && (opts.schema ?? TEMPLATE_SCHEMA) === TEMPLATE_SCHEMA;
   const env: Record<string, string> = {
     ...FAST_RETRY_ENV,
-    CARTEIRO_SCHEMA: opts.schema ?? uniqueSchema(),
+    CARTEIRO_SCHEMA: opts.schema ?? (fromTemplate ? TEMPLATE_SCHEMA : uniqueSchema()),
     CARTEIRO_ADMIN_KEY: TEST_ADMIN_KEY,
     CARTEIRO_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     WEBHOOK_SECRET: 'seed-webhook-secret-for-tests',
@@ -61,9 +81,12 @@ export function testEnv(opts: TestEnvOptions = {}): Record<string, string> {
     // No repeating retention schedule per test instance: each would leave its scheduler keys in Redis.
     CARTEIRO_RETENTION_INTERVAL_MINUTES: '0',
   };
-  if (!opts.embedded && DATABASE_URL) env.DATABASE_URL = DATABASE_URL;
-  else env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
-  if (!opts.embedded && REDIS_URL) env.REDIS_URL = REDIS_URL;
+  if (postgresLedger) env.DATABASE_URL = DATABASE_URL as string;
+  else {
+    env.CARTEIRO_DATA_DIR = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'carteiro-test-'));
+    if (fromTemplate) copyTemplateInto(env.CARTEIRO_DATA_DIR);
+  }
+  if (withRedis) env.REDIS_URL = REDIS_URL as string;
   return { ...env, ...opts.env };
 }
 
@@ -156,11 +179,17 @@ async function dropRedisKeys(env: Record<string, string>): Promise<void> {
   }
 }
 
-/** Polls until `check` returns a truthy value or the time runs out. */
+/**
+ * Polls until `check` returns a truthy value or the time runs out. The default deadline is generous:
+ * it only stops a hang, and a busy machine must not fail a test that would pass on an idle one.
+ */
 export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
 
+export const HANG_TIMEOUT_MS = 60_000;
+
+// The deadline is read from the monotonic clock: a test may mock Date (see catalog.test.ts).
 export async function eventually<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<Truthy<T>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const deadline = performance.now() + (opts.timeoutMs ?? HANG_TIMEOUT_MS);
   let last: unknown;
   for (;;) {
     try {
@@ -170,7 +199,7 @@ export async function eventually<T>(check: () => Promise<T> | T, opts: { timeout
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
   }
 }
@@ -185,4 +214,28 @@ export async function trigger(c: TestCarteiro, body: Record<string, unknown>, he
   const res = await c.request('POST', 'trigger', body, headers);
   if (res.status !== 202) throw new Error(`trigger failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.event_id;
+}
+
+export type SettledLedger = { dispatches: number; attempts: number; byStatus: Record<string, number> };
+
+/**
+ * Waits until the ledger has nothing left to send: no dispatch pending or in flight (fan-out happens
+ * in the same statement as the event's insert, so every accepted event already has its dispatches).
+ * Then the attempt counts are final and no further request can go out, so a test can assert that
+ * nothing extra arrived instead of sleeping "long enough" for a wrong one to show up. `endpointId` and
+ * `eventIds` narrow it to some dispatches.
+ */
+export async function settled(c: Pick<TestCarteiro, 'services'>, opts: { endpointId?: string; eventIds?: string[] } = {}): Promise<SettledLedger> {
+  const sql = c.services.ledger.sql;
+  return eventually(async () => {
+    const rows = await sql<{ status: string; n: number; attempts: number }[]>`
+      SELECT status, count(*)::int AS n, coalesce(sum(attempts), 0)::int AS attempts
+        FROM webhook_dispatches
+       WHERE (${opts.endpointId ?? null}::uuid IS NULL OR webhook_endpoint_id = ${opts.endpointId ?? null}::uuid)
+         AND (${opts.eventIds ?? null}::uuid[] IS NULL OR webhook_event_id = ANY(${opts.eventIds ?? null}::uuid[]))
+       GROUP BY status`;
+    const byStatus = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+    if (byStatus.pending || byStatus.in_flight) return null;
+    return { dispatches: rows.reduce((n, r) => n + r.n, 0), attempts: rows.reduce((n, r) => n + r.attempts, 0), byStatus };
+  }, { what: 'every dispatch to settle (none pending or in flight)' });
 }

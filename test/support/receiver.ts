@@ -15,6 +15,7 @@ export type TestReceiver = {
   url: string;
   received: Received[];
   respond(responder: Responder): void;
+  /** Resolves once `count` requests arrived; the deadline (60 s by default) only stops a hang. */
   waitFor(count: number, timeoutMs?: number): Promise<Received[]>;
   close(): Promise<void>;
 };
@@ -54,7 +55,7 @@ export async function startReceiver(responder: Responder = () => ({ status: 200 
     respond(r) {
       current = r;
     },
-    waitFor(count, timeoutMs = 10_000) {
+    waitFor(count, timeoutMs = 60_000) {
       if (received.length >= count) return Promise.resolve(received);
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`receiver got ${received.length} of ${count} requests in ${timeoutMs} ms`)), timeoutMs);

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
-import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
+import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 import { installSeedTriggers } from '../../src/ledger/triggers.ts';
 import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
@@ -65,8 +65,8 @@ describe('table capture → delivery', () => {
       }),
       /roll back/,
     );
-    // Several poll intervals and lease sweeps: nothing may show up, ever.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing may show up, ever: once nothing is left to send, nothing more was sent.
+    await settled(c);
     assert.equal(receiver.received.length, before);
     const events = await capturedEvents(sql, { table: 'users' });
     assert.equal(events.filter((e) => e.data.email === 'rollback@example.com').length, 0);
@@ -95,7 +95,7 @@ describe('table capture → delivery', () => {
         SELECT count(*)::int AS n FROM webhook_dispatches d JOIN webhook_events e ON e.id = d.webhook_event_id
         WHERE e.table_name = 'users' AND d.status = 'succeeded'`;
       return row?.n === eventsBefore + 1000;
-    }, { what: 'every dispatch recorded as succeeded', timeoutMs: 20_000 });
+    }, { what: 'every dispatch recorded as succeeded' });
     console.log(`# 1,000-row insert with capture: ${insertMs} ms; all delivered ${Date.now() - t0} ms after the insert began`);
   });
 });
@@ -132,9 +132,9 @@ describe('table capture while another commit is the one notifying', { skip: BACK
       const sql = c.services.ledger.sql;
       const started = Date.now();
       await sql.unsafe(`INSERT INTO "${app}".users (email, name) VALUES ('quiet@example.com', 'Sem Aviso')`);
-      const [hit] = await receiver.waitFor(1, 5_000);
+      const [hit] = await receiver.waitFor(1);
       assert.equal(JSON.parse(hit?.body ?? '{}').data?.email, 'quiet@example.com');
-      assert.ok((hit?.at ?? Infinity) - started < 5_000);
+      assert.ok((hit?.at ?? Infinity) - started < 30_000); // by a poll (300 ms), not held until the lock is released
       assert.deepEqual(notifications, [], 'the commit skipped its NOTIFY: the poll delivered it');
 
       release();
@@ -142,7 +142,7 @@ describe('table capture while another commit is the one notifying', { skip: BACK
       // With the lock free again, a commit notifies (and is delivered long before a slow poll would).
       await sql.unsafe(`INSERT INTO "${app}".users (email, name) VALUES ('loud@example.com', 'Com Aviso')`);
       await eventually(() => notifications.length > 0, { what: 'a NOTIFY from the uncontended commit' });
-      await receiver.waitFor(2, 5_000);
+      await receiver.waitFor(2);
     } finally {
       release();
       await holder.end({ timeout: 5 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { listMigrations, migrate, renderMigrationScript } from '../../src/ledger/migrate.ts';
 import { DATABASE_URL, uniqueSchema } from '../support/carteiro.ts';
+import { copyTemplateInto } from '../support/pglite-template.ts';
 import type { Sql } from '../../src/ledger/connection.ts';
 
 const VERSIONS = listMigrations().map((m) => m.version);
@@ -70,7 +71,10 @@ test('psql -f applies the script file, twice', { skip: !DATABASE_URL ? 'needs DA
 
 test('the script applies to a fresh embedded (PGlite) database, twice', { skip: DATABASE_URL ? 'embedded mode only' : false }, async () => {
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create();
+  // A database just created (a copy of one: creating it takes seconds), nothing of Carteiro's in it.
+  const dir = mkdtempSync(join(tmpdir(), 'carteiro-sql-'));
+  copyTemplateInto(dir, 'blank');
+  const db = await PGlite.create(join(dir, 'pglite'));
   const schema = 'webhooks';
   try {
     const script = renderMigrationScript(schema);
@@ -80,5 +84,6 @@ test('the script applies to a fresh embedded (PGlite) database, twice', { skip: 
     await checkApplied(async (text) => (await db.query<Record<string, unknown>>(text)).rows, schema);
   } finally {
     await db.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
