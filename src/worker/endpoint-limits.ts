@@ -11,7 +11,7 @@
 import type { WorkerEndpointView } from '../ledger/dispatches.ts';
 import type { SendResult } from '../delivery/http-sender.ts';
 
-type EndpointState = { inFlight: number; limit: number; parked: number; failedInRow: number; holdUntil: number };
+type EndpointState = { inFlight: number; limit: number; parked: number; failedInRow: number; holdUntil: number; unrecorded: number };
 
 /**
  * What an attempt's result says about the receiver: it answered 2xx (`ok`), it is overloaded or
@@ -34,6 +34,8 @@ const MAX_REMEMBERED = 10_000;
 
 export type EndpointLimits = {
   started(endpointId: string, cap: number): void;
+  /** An outcome of the endpoint's was written to the ledger (each started delivery ends in one). */
+  recorded(endpointId: string): void;
   /** One of the endpoint's requests has waited long enough to be parked. */
   parked(endpointId: string): void;
   finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
@@ -43,9 +45,10 @@ export type EndpointLimits = {
    * The endpoints the claim must hear about: those with work in flight or a limit off the start
    * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
    * has in flight): when the worker is short of room for parked requests, the slow endpoints wait
-   * and the others go on.
+   * and the others go on. With `holdBusy`, only endpoints with nothing in flight or unrecorded get room
+   * (the reserve for quiet endpoints while recording falls behind: dispatcher.ts).
    */
-  view(opts?: { holdParked: boolean }): WorkerEndpointView;
+  view(opts?: { holdParked?: boolean; holdBusy?: boolean }): WorkerEndpointView;
 };
 
 export type SlowLane = {
@@ -62,14 +65,14 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
     let s = states.get(endpointId);
     if (!s) {
       if (states.size >= MAX_REMEMBERED) forgetIdle();
-      s = { inFlight: 0, limit: startLimit, parked: 0, failedInRow: 0, holdUntil: 0 };
+      s = { inFlight: 0, limit: startLimit, parked: 0, failedInRow: 0, holdUntil: 0, unrecorded: 0 };
       states.set(endpointId, s);
     }
     return s;
   }
 
   function forgetIdle(): void {
-    for (const [id, s] of states) if (s.inFlight === 0 && s.holdUntil <= clock()) states.delete(id);
+    for (const [id, s] of states) if (s.inFlight === 0 && s.unrecorded === 0 && s.holdUntil <= clock()) states.delete(id);
   }
 
   const inSlowLane = (s: EndpointState) => slowLane.afterFailures > 0 && s.failedInRow >= slowLane.afterFailures;
@@ -78,7 +81,14 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
     started(endpointId, cap) {
       const s = state(endpointId);
       s.inFlight++;
+      s.unrecorded++;
       if (s.limit > cap) s.limit = cap;
+    },
+    recorded(endpointId) {
+      const s = states.get(endpointId);
+      if (!s) return;
+      s.unrecorded = Math.max(0, s.unrecorded - 1);
+      if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },
     parked(endpointId) {
       state(endpointId).parked++;
@@ -97,7 +107,7 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
         // The slow lane, as this worker sees it: one at a time, one attempt per interval.
         if (inSlowLane(s)) s.holdUntil = clock() + slowLane.intervalMs;
       }
-      if (s.inFlight === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
+      if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },
     inFlight: (endpointId) => states.get(endpointId)?.inFlight ?? 0,
     limit: (endpointId) => states.get(endpointId)?.limit ?? startLimit,
@@ -110,7 +120,7 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
         endpointIds.push(id);
         inFlight.push(s.inFlight);
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
-        const held = (opts?.holdParked && s.parked > 0) || s.holdUntil > now;
+        const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || s.holdUntil > now;
         limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : s.limit);
       }
       return { endpointIds, inFlight, limits };
