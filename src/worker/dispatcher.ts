@@ -143,6 +143,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       return;
     }
     claiming = true;
+    // Whether any claim of this run found work (the last one often finds none: it is what ends the run).
+    let foundWork = false;
     try {
       do {
         wantClaim = false;
@@ -190,7 +192,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
           // (A claim can come back short because endpoints are at their caps, not only when nothing
           // is due: waiting for the next poll would throttle a capped endpoint to its cap per poll.)
-          lastClaimFoundWork = batch.length > 0;
+          if (batch.length > 0) foundWork = true;
           for (const d of batch) startDelivery(d);
           // Each row now belongs to its delivery alone, so empty the claim's array. It stayed reachable
           // through young-generation collections until the next full one (the promises that resolved
@@ -204,6 +206,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } catch (err) {
       log.error({ err }, 'claiming due deliveries failed; will retry on the next poll');
     } finally {
+      lastClaimFoundWork = foundWork;
       claiming = false;
     }
   }
