@@ -80,7 +80,17 @@ export async function claimDueDispatches(
   bounds: ClaimBounds,
   view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
 ): Promise<ClaimedDispatch[]> {
-  return claimStatement(sql, workerId, limit, leaseMs, bounds, view);
+  // Planned for the ledger as it is now, every time. postgres.js prepares statements, and Postgres
+  // keeps a generic plan after five runs: a worker that claimed from a nearly empty queue (a quiet
+  // hour) kept a plan made for it, and when a backlog arrived each claim read all of it. Measured in
+  // the isolation bench: a 30,000-event backlog drained at ~200/s, beside 3,600/s for a worker that
+  // started with the backlog in place. A custom plan costs a planning per claim, one per batch.
+  return sql.begin(async (tx) => {
+    const custom = tx`SET LOCAL plan_cache_mode = force_custom_plan`.execute();
+    const claimed = claimStatement(tx, workerId, limit, leaseMs, bounds, view).execute();
+    await custom;
+    return claimed;
+  }) as Promise<ClaimedDispatch[]>;
 }
 
 /**
