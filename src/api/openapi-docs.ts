@@ -152,6 +152,7 @@ const endpointFields = {
   failed_attempts_in_row: int,
   health: { type: 'string', enum: ['healthy', 'failing', 'disabled'] },
   next_probe_at: { ...ndate, description: 'When a disabled endpoint is next tried by the circuit breaker.' },
+  filter: { anyOf: [{ type: 'null' }, freeObject], description: "Content filter on the event's data (docs/filters.md); null: none." },
   previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
   created_at: date, updated_at: date,
 };
@@ -160,7 +161,7 @@ const endpointExample = {
   url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
   metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
   consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
-  previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+  filter: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
 const endpointWithSecret = {
@@ -185,7 +186,7 @@ const auditEntry = obj({
   request_id: nstr,
 });
 
-const serviceState = { type: 'string', enum: ['healthy', 'unhealthy', 'not_configured', 'configured', 'reachable', 'unreachable', 'no_workers'] };
+const serviceState = { type: 'string', enum: ['healthy', 'unhealthy', 'not_configured', 'configured', 'reachable', 'unreachable', 'no_workers', 'stalled'] };
 const health = {
   ...obj({
     overall_status: { type: 'string', enum: ['healthy', 'degraded', 'unhealthy'] },
@@ -200,13 +201,14 @@ const health = {
 };
 
 const stats = obj({
-  status: { type: 'string', enum: ['active', 'idle'] },
+  status: { type: 'string', enum: ['active', 'idle', 'stalled'] },
   queues: obj({ high_priority: int, normal_priority: int, retry: int }),
   processing_tasks: int,
   supported_events: strings,
   n8n_integration: { type: 'string', enum: ['active', 'not_configured'] },
   paused: int,
   workers: int,
+  stalled_workers: { ...int, description: 'Live workers that made no progress while work was due (CARTEIRO_WORKER_STALL_MS).' },
   last_hour: obj({ events: int, delivered: int, failed_attempts: int }),
   ledger: { type: 'string', enum: ['postgres', 'pglite'] },
 });
@@ -348,6 +350,19 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     ok: { 200: obj({ recovered: int, truncated: bool }) },
     errors: [404],
     bodyExamples: [{ since: '2025-01-15T00:00:00Z' }],
+  },
+  'POST /endpoints/:id/recover/preview': {
+    summary: 'Count the events recover would queue over a time window (nothing is written)',
+    ok: { 200: obj({ would_recover: int, truncated: bool }) },
+    errors: [404],
+    bodyExamples: [{ since: '2025-01-15T00:00:00Z' }],
+  },
+  'POST /endpoints/:id/test': {
+    summary: 'Send a synthetic webhook.test event to this endpoint only',
+    description: 'Held (paused) while the endpoint is disabled, like its other deliveries.',
+    ok: { 202: obj({ event_id: str, event_type: str, endpoint_id: str, paused: bool, created_at: date, status_url: str }) },
+    errors: [404],
+    bodyExamples: [{ message: 'hello from the dashboard' }],
   },
   'POST /endpoints/:id/rotate-secret': {
     summary: 'Rotate the signing secret; the new one is in this answer only',

@@ -161,6 +161,10 @@ describe('the API description', () => {
     await call('POST /endpoints/{id}/enable', `endpoints/${missing}/enable`, 404, {});
     await call('POST /endpoints/{id}/recover', `endpoints/${e.id}/recover`, 200, { since: new Date(Date.now() - 3_600_000).toISOString() });
     await call('POST /endpoints/{id}/recover', `endpoints/${e.id}/recover`, 400, { since: 'yesterday-ish' });
+    await call('POST /endpoints/{id}/recover/preview', `endpoints/${e.id}/recover/preview`, 200, { since: new Date(Date.now() - 3_600_000).toISOString() });
+    await call('POST /endpoints/{id}/recover/preview', `endpoints/${missing}/recover/preview`, 404, { since: new Date().toISOString() });
+    await call('POST /endpoints/{id}/test', `endpoints/${e.id}/test`, 202, { message: 'hello' });
+    await call('POST /endpoints/{id}/test', `endpoints/${missing}/test`, 404, {});
     const rotated = await call('POST /endpoints/{id}/rotate-secret', `endpoints/${e.id}/rotate-secret`, 200, { overlap_seconds: 60 });
     assert.ok(rotated.secret && rotated.previous_secret_expires_at, 'a rotation shows the new secret and the overlap');
     await call('POST /endpoints/{id}/rotate-secret', `endpoints/${missing}/rotate-secret`, 404, {});
