@@ -11,7 +11,6 @@ import { errorHandler, fromRouterError, toErrorBody } from './error-handler.ts';
 import { answerExpectContinue } from './oversized-body.ts';
 import { registerAuth } from './auth-hook.ts';
 import { registerAnswerDeadline } from './answer-deadline.ts';
-import { COMMIT_ANSWER_TIMEOUT_MS } from '../ledger/event-intake.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { BodyTooLargeError, NotFoundError } from '../errors/errors.ts';
 import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
@@ -110,7 +109,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     if (request.routeOptions.config?.ingest) services.metrics.refused(body.code);
   });
   // Before every other hook (auth reads the ledger too): the deadline runs from arrival.
-  registerAnswerDeadline(app, COMMIT_ANSWER_TIMEOUT_MS);
+  registerAnswerDeadline(app, config.http.answerDeadlineMs);
   // A block, not an expression: errorHandler returns the body it sent, and a handler that returns a
   // value has Fastify send it again.
   app.setNotFoundHandler((request, reply) => {

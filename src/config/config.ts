@@ -67,6 +67,8 @@ const EnvSchema = z.object({
   CARTEIRO_BODY_LIMIT_BYTES: int(1024).default(1024 * 1024),
   /** A client must have sent its whole request (headers and body) within this time, or is cut off. */
   CARTEIRO_REQUEST_TIMEOUT_MS: int(500, 600_000).default(30_000),
+  /** Every route answers within this (503 with Retry-After past it); the ingest commit has the same deadline. */
+  CARTEIRO_ANSWER_DEADLINE_MS: int(1000, 600_000).default(5000),
   CARTEIRO_TRUST_PROXY: trustProxy.default(false),
   /** Requests per second each organization API key may make (0 = no limit); Redis-backed across processes. */
   CARTEIRO_INGRESS_RATE_PER_SECOND: int(0).default(100),
@@ -219,7 +221,7 @@ export type RetryPolicy = {
 };
 
 export type Config = {
-  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; trustProxy: TrustProxy };
+  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; answerDeadlineMs: number; trustProxy: TrustProxy };
   ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number; schemaCompileTimeoutMs: number };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
@@ -300,7 +302,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const logFormat = e.CARTEIRO_LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.CARTEIRO_LOG_FORMAT;
   return {
-    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
+    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, answerDeadlineMs: e.CARTEIRO_ANSWER_DEADLINE_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS, schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },

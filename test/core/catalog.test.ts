@@ -115,7 +115,11 @@ describe('event-type schemas: validation cost is bounded', () => {
   before(async () => {
     // The compile deadline far away: what these tests tell apart is validation cost, and a loaded
     // machine must not turn a slow compile into a refusal.
-    c = await startCarteiro({ env: { CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: '1000', CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS: '60000' } });
+    // (and the routes' answer deadline: a 150,000-element body must be refused for its cost, not
+    // answered 503 because a loaded machine parsed it slowly).
+    c = await startCarteiro({
+      env: { CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS: '1000', CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS: '60000', CARTEIRO_ANSWER_DEADLINE_MS: '120000' },
+    });
   });
   after(async () => {
     await c?.stop();
