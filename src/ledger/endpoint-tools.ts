@@ -7,6 +7,7 @@ import type { Sql } from './connection.ts';
 import { refreshEventStatuses } from './dispatches.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
 import { PRIORITY } from './events.ts';
+import { missedEvents } from './endpoints.ts';
 
 /** The synthetic event type of a test delivery; no endpoint's filters route it anywhere else. */
 export const TEST_EVENT_TYPE = 'webhook.test';
@@ -56,13 +57,7 @@ export async function countRecoverableEvents(
   if (!ep) return undefined;
   const [row] = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM (
-      SELECT 1 FROM webhook_endpoints ep
-      JOIN webhook_events e ON e.organization_id = ep.organization_id
-      WHERE ep.id = ${id}
-        AND e.created_at >= ${window.since} AND (${window.until}::timestamptz IS NULL OR e.created_at < ${window.until}::timestamptz)
-        AND ep.events && event_type_patterns(e.event_type)
-        AND (ep.filter_jsonpath IS NULL OR jsonb_path_match(e.data, ep.filter_jsonpath, ep.filter_vars, true))
-        AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ep.id)
+      SELECT 1 ${missedEvents(sql, id, window)}
       LIMIT ${window.limit}
     ) matching`;
   return row?.n ?? 0;

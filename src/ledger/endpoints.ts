@@ -237,6 +237,22 @@ export async function rotateEndpointSecret(
  * if the endpoint is active, held (paused) until it is enabled otherwise. At most `limit` per call,
  * oldest first: `truncated` says to call again. Returns how many were queued.
  */
+/**
+ * The events of endpoint `id`'s organization in the window that the endpoint matches (event types,
+ * then its content filter, as fan-out applies them: migrations 0009 and 0021) and was never given,
+ * as a FROM … WHERE fragment over `ep` and `e`. Recover inserts them; its preview counts them.
+ */
+export function missedEvents(sql: Sql | TxSql, id: string, window: { since: Date; until: Date | null }) {
+  return sql`
+      FROM webhook_endpoints ep
+      JOIN webhook_events e ON e.organization_id = ep.organization_id
+      WHERE ep.id = ${id}
+        AND e.created_at >= ${window.since} AND (${window.until}::timestamptz IS NULL OR e.created_at < ${window.until}::timestamptz)
+        AND ep.events && event_type_patterns(e.event_type)
+        AND (ep.filter_jsonpath IS NULL OR jsonb_path_match(e.data, ep.filter_jsonpath, ep.filter_vars, true))
+        AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ep.id)`;
+}
+
 export async function recoverEndpointEvents(
   sql: Sql,
   organizationId: string | null,
@@ -251,14 +267,7 @@ export async function recoverEndpointEvents(
     const rows = await tx<{ webhook_event_id: string }[]>`
       INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status)
       SELECT e.organization_id, e.id, ep.id, e.priority, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END
-      FROM webhook_endpoints ep
-      JOIN webhook_events e ON e.organization_id = ep.organization_id
-      WHERE ep.id = ${id}
-        AND e.created_at >= ${window.since} AND (${window.until}::timestamptz IS NULL OR e.created_at < ${window.until}::timestamptz)
-        AND ep.events && event_type_patterns(e.event_type)
-        -- the endpoint's content filter, as fan-out applies it (migration 0021)
-        AND (ep.filter_jsonpath IS NULL OR jsonb_path_match(e.data, ep.filter_jsonpath, ep.filter_vars, true))
-        AND NOT EXISTS (SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ep.id)
+      ${missedEvents(tx, id, window)}
       ORDER BY e.created_at
       LIMIT ${window.limit}
       RETURNING webhook_event_id`;

@@ -7,6 +7,8 @@ export type QueueStats = {
   retry: number;
   paused: number;
   in_flight: number;
+  /** How long the oldest due delivery has waited (0: none due). */
+  oldest_due_seconds: number;
 };
 
 export async function readQueueStats(sql: Sql, organizationId: string | null): Promise<QueueStats> {
@@ -16,7 +18,8 @@ export async function readQueueStats(sql: Sql, organizationId: string | null): P
       count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now() AND priority = 0)::int AS normal_priority,
       count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > now())::int AS retry,
       count(*) FILTER (WHERE status = 'paused')::int AS paused,
-      count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight
+      count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
+      coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= now())), 0)::float8 AS oldest_due_seconds
     FROM webhook_dispatches
     WHERE status IN ('pending', 'in_flight', 'paused')
       AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
@@ -47,24 +50,14 @@ export async function pingLedger(sql: Sql, timeoutMs: number): Promise<boolean> 
 }
 
 /** The queue across every organization, for metrics: readQueueStats's figures and how late the oldest due work is. */
-export type QueueGauges = QueueStats & { oldest_due_seconds: number };
+export type QueueGauges = QueueStats;
 
 /**
- * One pass over the unfinished dispatches (the partial indexes hold only those). Metrics read it at
- * scrape time through a cache (observability/metrics.ts), so scrapes cannot add up to load.
+ * readQueueStats across every organization. Metrics read it at scrape time through a cache
+ * (observability/metrics.ts), so scrapes cannot add up to load.
  */
-export async function readQueueGauges(sql: Sql): Promise<QueueGauges> {
-  const [row] = await sql<QueueGauges[]>`
-    SELECT
-      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now() AND priority > 0)::int AS high_priority,
-      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now() AND priority = 0)::int AS normal_priority,
-      count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > now())::int AS retry,
-      count(*) FILTER (WHERE status = 'paused')::int AS paused,
-      count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
-      coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= now())), 0)::float8 AS oldest_due_seconds
-    FROM webhook_dispatches
-    WHERE status IN ('pending', 'in_flight', 'paused')`;
-  return row as QueueGauges;
+export function readQueueGauges(sql: Sql): Promise<QueueGauges> {
+  return readQueueStats(sql, null);
 }
 
 export type FailingEndpoint = { id: string; organization_id: string; kind: string; failed_attempts_in_row: number; failing_seconds: number; is_active: boolean };

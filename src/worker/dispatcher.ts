@@ -103,7 +103,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let claiming = false;
   let wantClaim = false;
   let lastClaimFoundWork = false;
-  let inFlight = 0;
   /**
    * Deliveries under way that count against `concurrency`, oldest first. One that has waited
    * parkAfterMs for its receiver leaves this set (it is parked): a silent receiver then holds a socket
@@ -111,6 +110,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    */
   const active = new Set<Slot>();
   let parked = 0;
+  /** Every delivery under way is either active or parked. */
+  const inFlight = () => active.size + parked;
   let buffer: OutcomeRecord[] = [];
   let flushing: Promise<void> | null = null;
   /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
@@ -212,7 +213,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   function startDelivery(d: ClaimedDispatch): void {
-    inFlight++;
     const slot: Slot = { endpointId: d.webhook_endpoint_id, startedAt: now(), parked: false, signal: 'none' };
     active.add(slot);
     limits.started(d.webhook_endpoint_id, d.max_in_flight);
@@ -223,13 +223,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return outcomeRecord(d, { kind: 'network-error', error: `internal: ${(err as Error).message}`, durationMs: 0 }, now());
       })
       .then((record) => {
-        inFlight--;
         if (slot.parked) parked--;
         else active.delete(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
         pushOutcome(record);
-        if (inFlight === 0) idleWaiters.forEach((w) => w());
+        if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
       });
   }
@@ -403,7 +402,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** Resolves when nothing is in flight, or after `ms`. */
   function idle(ms: number): Promise<void> {
-    if (inFlight === 0) return Promise.resolve();
+    if (inFlight() === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -458,12 +457,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
       while (claiming) await sleep(5);
-      if (inFlight > 0) await idle(graceMs);
-      if (inFlight > 0) {
+      if (inFlight() > 0) await idle(graceMs);
+      if (inFlight() > 0) {
         // Receivers that hang must not hold shutdown past its deadline, nor lose their attempts: cut
         // the requests; each becomes an outcome (a failed attempt, retried later) recorded below,
         // before the ledger closes. Unrecorded, they would only be sent again when the lease ran out.
-        log.warn({ inFlight, graceMs }, 'shutdown: cutting deliveries still in flight');
+        log.warn({ inFlight: inFlight(), graceMs }, 'shutdown: cutting deliveries still in flight');
         sender.cancelAll('cancelled at shutdown');
         await idle(CANCEL_SETTLE_MS);
       }
@@ -474,10 +473,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       while ((flushing || buffer.length) && now() < recordUntil) await flush();
       if (buffer.length) log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
       await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
-      log.info({ workerId, unfinished: inFlight }, 'worker stopped');
+      log.info({ workerId, unfinished: inFlight() }, 'worker stopped');
     },
     wake: () => void claimLoop(),
-    stats: () => ({ workerId, inFlight, parked, buffered: buffer.length + recording, delivered, failedAttempts }),
+    stats: () => ({ workerId, inFlight: inFlight(), parked, buffered: buffer.length + recording, delivered, failedAttempts }),
   };
 }
 

@@ -39,8 +39,6 @@ export type EndpointLimits = {
   /** One of the endpoint's requests has waited long enough to be parked. */
   parked(endpointId: string): void;
   finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
-  inFlight(endpointId: string): number;
-  limit(endpointId: string): number;
   /**
    * The endpoints the claim must hear about: those with work in flight or a limit off the start
    * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
@@ -109,8 +107,6 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
       }
       if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },
-    inFlight: (endpointId) => states.get(endpointId)?.inFlight ?? 0,
-    limit: (endpointId) => states.get(endpointId)?.limit ?? startLimit,
     view(opts) {
       const endpointIds: string[] = [];
       const inFlight: number[] = [];

@@ -29,6 +29,7 @@ import pino from 'pino';
 import { DATABASE_URL, REDIS_URL, TEST_ADMIN_KEY, dropSchema, eventually, testEnv, uniqueSchema } from '../support/carteiro.ts';
 import { maxInAnySecond, startReceiver, verifiesWithStandardWebhooks, type Received, type TestReceiver } from '../support/receiver.ts';
 import { spawnCarteiro, type CarteiroProcess } from '../support/processes.ts';
+import { exited, exitOf, stopProcess } from '../support/outage.ts';
 import { openSse } from '../dashboard/sse-client.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
@@ -42,25 +43,6 @@ const skip = DATABASE_URL && REDIS_URL ? false : 'needs DATABASE_URL and REDIS_U
 
 type Api = { name: string; proc: CarteiroProcess; url: string };
 type Worker = { name: string; proc: CarteiroProcess; workerId: string };
-
-const exited = (p: CarteiroProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
-
-function exitOf(p: CarteiroProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (exited(p)) return Promise.resolve({ code: p.child.exitCode, signal: p.child.signalCode });
-  return new Promise((resolve) => p.child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`, both to this process' own pid. */
-async function stopProcess(p: CarteiroProcess, graceMs = 15_000): Promise<void> {
-  if (exited(p)) return;
-  const done = exitOf(p);
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(p)) p.child.kill('SIGKILL');
-  }, graceMs);
-  await done;
-  clearTimeout(timer);
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
