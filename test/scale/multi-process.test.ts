@@ -134,6 +134,11 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       // Small claims, so a burst of work is spread over both workers rather than taken in one claim.
       CARTEIRO_WORKER_CONCURRENCY: '16',
       CARTEIRO_WORKER_BATCH_SIZE: '16',
+      // Each worker holds a known number of requests to one endpoint while the receiver holds them:
+      // its whole concurrency (the adaptive per-endpoint limit starts there) and no parking, which
+      // would free slots and let a worker claim more while the kill test counts what it holds.
+      CARTEIRO_ENDPOINT_START_IN_FLIGHT: '16',
+      CARTEIRO_WORKER_PARK_AFTER_MS: '60000',
       // A lease outlives the slowest attempt (timeout 4 s) and expires soon after a worker is killed.
       WEBHOOK_TIMEOUT_MS: '4000',
       CARTEIRO_LEASE_MS: '6000',
