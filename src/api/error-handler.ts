@@ -6,7 +6,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { answerThenDrain } from './oversized-body.ts';
 import {
-  AnswerDeadlineError, BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, UnsupportedMediaTypeError, ValidationError,
+  AnswerDeadlineError, BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, TransformationBusyError, UnsupportedMediaTypeError,
+  ValidationError,
 } from '../errors/errors.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
 
@@ -92,7 +93,7 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
   if (isDataException(err)) err = new ValidationError('a value in the request is out of range or cannot be stored');
   if (err instanceof CarteiroError) {
     const headers: Record<string, string> = {};
-    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError || err instanceof AnswerDeadlineError) headers['retry-after'] = String(err.retryAfterSeconds);
+    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError || err instanceof AnswerDeadlineError || err instanceof TransformationBusyError) headers['retry-after'] = String(err.retryAfterSeconds);
     const body: ErrorBody = { statusCode: err.statusCode, code: err.code, error: PHRASES[err.statusCode] ?? 'Error', message: err.message };
     if (err.details) body.details = err.details;
     return { body, headers };

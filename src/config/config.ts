@@ -176,6 +176,16 @@ const EnvSchema = z.object({
   /** Hosts the delivery client may reach even though they are private/loopback (comma-separated CIDRs). */
   CARTEIRO_ALLOW_PRIVATE_NETWORKS: z.string().default(''),
 
+  // --- Transformations (docs/transformations.md): each run of an endpoint's code in the QuickJS sandbox
+  /** How long one run may take; past it the run fails (a failed attempt, retried). */
+  CARTEIRO_TRANSFORMATION_TIMEOUT_MS: int(1, 10_000).default(50),
+  /** The memory one run may use, in MiB (QuickJS's own ceiling). */
+  CARTEIRO_TRANSFORMATION_MEMORY_MB: int(1, 1024).default(16),
+  /** The largest body a transformation may produce. */
+  CARTEIRO_TRANSFORMATION_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  /** Threads that run transformations, per process (started on first use). */
+  CARTEIRO_TRANSFORMATION_THREADS: int(1, 64).default(1),
+
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   CARTEIRO_LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   CARTEIRO_RETENTION_DAYS: int(1).default(30),
@@ -255,6 +265,15 @@ export type Config = {
     ledgerDeadlineMs: number;
     /** On shutdown, in-flight deliveries are cut after this long and recorded as failed attempts. */
     shutdownGraceMs: number;
+  };
+  /** The sandbox that runs endpoints' transformations (docs/transformations.md). */
+  transformations: {
+    timeoutMs: number;
+    memoryBytes: number;
+    maxBodyBytes: number;
+    threads: number;
+    /** A run that waited this long for a free thread is handed back (a fraction of the lease, which it must not outlive). */
+    maxWaitMs: number;
   };
   /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
   isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; slowLaneIntervalMs: number; failingAfterFailures: number; probeCooloffMs: number };
@@ -342,6 +361,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       // A claim or a record batch takes milliseconds to seconds; a third of the stall window is a hang, not load.
       ledgerDeadlineMs: Math.max(500, Math.floor(workerStallMs(e.CARTEIRO_WORKER_STALL_MS, e.WEBHOOK_TIMEOUT_MS) / 3)),
       shutdownGraceMs: e.CARTEIRO_SHUTDOWN_GRACE_MS,
+    },
+    transformations: {
+      timeoutMs: e.CARTEIRO_TRANSFORMATION_TIMEOUT_MS,
+      memoryBytes: e.CARTEIRO_TRANSFORMATION_MEMORY_MB * 1024 * 1024,
+      maxBodyBytes: e.CARTEIRO_TRANSFORMATION_MAX_BODY_BYTES,
+      threads: e.CARTEIRO_TRANSFORMATION_THREADS,
+      maxWaitMs: Math.min(5_000, Math.floor((e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000) / 4)),
     },
     isolation: {
       maxInFlight: e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT,

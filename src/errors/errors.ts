@@ -35,6 +35,33 @@ export class InvalidFilterError extends CarteiroError {
   }
 }
 
+/**
+ * An endpoint's transformation (or template) that cannot be used: it does not compile, defines no
+ * `handler`, or its top level throws or runs past the limits. `field` is `transformation`, `template`
+ * or `template_options.<name>`; `line` the line of the code the error points at, when known.
+ */
+export class InvalidTransformationError extends CarteiroError {
+  constructor(field: string, message: string, line?: number | null) {
+    super('CARTEIRO_INVALID_TRANSFORMATION', 422, `${field}: ${message}`, line ? { field, line } : { field });
+  }
+}
+
+/** A preview whose transformation failed on the event: threw, ran past a limit, or returned what the contract refuses. */
+export class TransformationFailedError extends CarteiroError {
+  constructor(message: string, details: { kind: string; line?: number | null }) {
+    super('CARTEIRO_TRANSFORMATION_FAILED', 422, `transformation: ${message}`, { field: 'transformation', ...details });
+  }
+}
+
+/** Every transformation thread stayed busy past the wait limit: nothing was checked or changed; try again. */
+export class TransformationBusyError extends CarteiroError {
+  readonly retryAfterSeconds: number;
+  constructor() {
+    super('CARTEIRO_TRANSFORMATION_BUSY', 503, 'the transformation sandbox is busy; retry in a moment (nothing was changed)');
+    this.retryAfterSeconds = 1;
+  }
+}
+
 export class UnknownEventTypeError extends CarteiroError {
   constructor(eventType: string) {
     super('CARTEIRO_UNKNOWN_EVENT_TYPE', 422, `event_type "${eventType}" is not in the catalog`, { event_type: eventType });
