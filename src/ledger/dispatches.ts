@@ -37,6 +37,8 @@ export type ClaimedDispatch = {
   include_fields: IncludeFields | null;
   /** The endpoint's cap on requests in flight per worker (its own, or the default). */
   max_in_flight: number;
+  /** The endpoint's transformation (migration 0022), run before signing; null: the envelope as is. */
+  transformation: string | null;
 };
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
@@ -177,7 +179,7 @@ function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
            e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
-           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight
+           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;
@@ -239,7 +241,8 @@ export type OutcomeRecord = {
   responseSealed: boolean;
   durationMs: number;
   error: string | null;
-  nextStatus: 'succeeded' | 'pending' | 'failed' | 'paused';
+  /** 'cancelled': the endpoint's transformation cancelled it (attempted is false; `error` says so). */
+  nextStatus: 'succeeded' | 'pending' | 'failed' | 'paused' | 'cancelled';
   nextAttemptAt: Date | null;
   /** Set when the receiver asked us to stop (410 Gone): the endpoint is disabled with this reason. */
   disableEndpointReason: string | null;
@@ -312,8 +315,8 @@ export async function recordOutcomes(
              attempts = CASE WHEN u.attempted::bool THEN d.attempts ELSE d.attempts - 1 END,
              lease_expires_at = NULL, leased_by = NULL,
              last_status_code = CASE WHEN u.attempted::bool THEN u.status_code::int ELSE d.last_status_code END,
-             last_error = CASE WHEN u.attempted::bool THEN u.error ELSE d.last_error END,
-             completed_at = CASE WHEN u.next_status IN ('succeeded', 'failed') THEN now() END,
+             last_error = CASE WHEN u.attempted::bool OR u.next_status = 'cancelled' THEN u.error ELSE d.last_error END,
+             completed_at = CASE WHEN u.next_status IN ('succeeded', 'failed', 'cancelled') THEN now() END,
              updated_at = now()
         FROM unnest(
           ${txt(outcomes, (o) => o.dispatchId)}::text[], ${txt(outcomes, (o) => o.nextStatus)}::text[],

@@ -39,6 +39,9 @@ export type EndpointRow = {
   probe_at: Date | null;
   /** Set on endpoints Carteiro manages itself ('operations'). */
   system_role: string | null;
+  /** Migration 0022: the endpoint's transformation (JavaScript), and the template it came from. */
+  transformation: string | null;
+  template: string | null;
 } & EndpointFilterColumns;
 
 /**
@@ -67,6 +70,8 @@ export type NewEndpoint = {
   maxInFlight?: number | null;
   /** The filter's columns (absent or null: no filter). */
   contentFilter?: Partial<EndpointFilterColumns>;
+  transformation?: string | null;
+  template?: string | null;
 };
 
 type Db = Sql | TxSql;
@@ -75,12 +80,12 @@ export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointR
   const filter = e.contentFilter;
   const [row] = await sql<EndpointRow[]>`
     INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight,
-                                   filter, filter_jsonpath, filter_vars)
+                                   filter, filter_jsonpath, filter_vars, transformation, template)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
             ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null},
             ${filter?.filter ? sql.json(filter.filter as never) : null}, ${filter?.filter_jsonpath ?? null}::jsonpath,
-            ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null})
+            ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null}, ${e.transformation ?? null}, ${e.template ?? null})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -114,6 +119,8 @@ export type EndpointChanges = Partial<{
   user_id: string | null;
   include_fields: IncludeFields | null;
   max_in_flight: number | null;
+  transformation: string | null;
+  template: string | null;
 }> & Partial<EndpointFilterColumns>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
