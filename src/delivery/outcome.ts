@@ -14,7 +14,13 @@ export type Outcome =
 
 export type AttemptContext = { attemptsThisRound: number; destinationKind: 'endpoint' | 'n8n' };
 
-export function decideOutcome(result: SendResult, ctx: AttemptContext, policy: RetryPolicy): Outcome {
+/**
+ * What an attempt came to: the wire's answer, or the endpoint's transformation failing before anything
+ * was sent (it threw, ran past a limit, or returned what the contract refuses). Both are attempts.
+ */
+export type AttemptResult = SendResult | { kind: 'transformation-error'; error: string; durationMs: number };
+
+export function decideOutcome(result: AttemptResult, ctx: AttemptContext, policy: RetryPolicy): Outcome {
   if (result.kind === 'response' && result.statusCode >= 200 && result.statusCode < 300) return { kind: 'delivered' };
   if (result.kind === 'response' && result.statusCode === 410) {
     return { kind: 'gone', reason: 'receiver answered 410 Gone: endpoint disabled' };
@@ -32,8 +38,8 @@ export function decideOutcome(result: SendResult, ctx: AttemptContext, policy: R
   return { kind: 'retry', delayMs, reason };
 }
 
-function describeFailure(result: SendResult, ctx: AttemptContext): string {
-  if (result.kind === 'network-error') return result.error;
+function describeFailure(result: AttemptResult, ctx: AttemptContext): string {
+  if (result.kind === 'network-error' || result.kind === 'transformation-error') return result.error;
   if (ctx.destinationKind === 'n8n' && result.statusCode === 404) return 'n8n workflow inactive (404 from its production URL)';
   return `HTTP ${result.statusCode}`;
 }

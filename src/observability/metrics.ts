@@ -23,9 +23,10 @@ export type DestinationKind = ClaimedDispatch['kind'];
 export const DESTINATION_KINDS: readonly DestinationKind[] = ['endpoint', 'n8n'];
 /**
  * What became of a claimed dispatch. `deferred` is work handed back unattempted (the endpoint's rate
- * limit); every other outcome is an attempt.
+ * limit, or no free transformation thread) and `cancelled` work its transformation cancelled; every
+ * other outcome is an attempt.
  */
-export const OUTCOMES = ['delivered', 'retrying', 'failed', 'gone', 'paused', 'deferred'] as const;
+export const OUTCOMES = ['delivered', 'retrying', 'failed', 'gone', 'paused', 'deferred', 'cancelled'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** A worker's heartbeat within this is a live worker (the heartbeat runs every 5 s). */
@@ -75,6 +76,7 @@ function nodeProcessRegistry(): Registry {
 }
 
 export function outcomeOf(record: OutcomeRecord): Outcome {
+  if (record.nextStatus === 'cancelled') return 'cancelled';
   if (!record.attempted) return 'deferred';
   if (record.success) return 'delivered';
   if (record.disableEndpointReason) return 'gone';
@@ -110,7 +112,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   // --- Deliveries (worker)
   const deliveries = new Counter({
     name: 'carteiro_deliveries_total',
-    help: 'Outcomes recorded in the ledger, by outcome (delivered, retrying, failed, gone, paused; deferred = handed back unattempted by a rate limit) and destination kind.',
+    help: 'Outcomes recorded in the ledger, by outcome (delivered, retrying, failed, gone, paused; deferred = handed back unattempted by a rate limit; cancelled = the endpoint\'s transformation cancelled it, nothing sent) and destination kind.',
     labelNames: ['outcome', 'destination_kind'],
     registers,
   });

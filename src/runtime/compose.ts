@@ -20,6 +20,7 @@ import { createAcceptedAnnouncer } from '../conveyor/accepted-events.ts';
 import { createDispatcher } from '../worker/dispatcher.ts';
 import { createHttpSender, type HttpSender } from '../delivery/http-sender.ts';
 import { createSecretResolver } from '../worker/signing-secrets.ts';
+import { createTransformer } from '../delivery/transformation/transformer.ts';
 import { createEgressGate } from '../security/tenancy/egress-gate.ts';
 import { createApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
 import { ledgerRoleSeesAllRows } from '../ledger/row-security.ts';
@@ -110,6 +111,8 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     },
   });
 
+  // Its threads start on first use: a process whose endpoints have no transformation never starts one.
+  const transformer = createTransformer(config.transformations);
   let sender: HttpSender | null = null;
   const services: Services = {
     config,
@@ -129,6 +132,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     adminKey: keys.adminKey,
     checkDestination: destinations.checkUrl,
     dataProtection,
+    transformer,
     metrics,
     metricsServer: null,
   };
@@ -169,6 +173,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
       gate: createEgressGate({ redis, keyPrefix: `${config.redis.prefix}:${ledger.schema}:egress`, log }),
       log: log.child({ component: 'worker' }),
       prepareData: dataProtection.prepareDispatchData,
+      transformer,
       sealResponseBody: dataProtection.sealResponseBody,
       metrics,
       ...(opts.onWorkerStalled ? { onStalled: opts.onWorkerStalled } : {}),
@@ -214,6 +219,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     await jobs.close();
     await liveBus.close();
     await sender?.close();
+    await transformer.close();
     redis?.disconnect();
     await ledger.close();
   }

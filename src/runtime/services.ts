@@ -15,6 +15,7 @@ import type { EventIntake } from '../ledger/event-intake.ts';
 import type { DataProtection } from '../security/data-protection.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { MetricsServer } from '../observability/metrics-http.ts';
+import type { Transformer } from '../delivery/transformation/transformer.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -40,6 +41,8 @@ export type Services = {
   checkDestination: (url: string, field?: string) => Promise<void>;
   /** Personal fields of event data sealed at rest; `reveal` opens them for display. */
   dataProtection: DataProtection;
+  /** Endpoints' transformations: checked when written, previewed, applied by the worker (docs/transformations.md). */
+  transformer: Transformer;
   /** This process's Prometheus metrics (observability/metrics.ts). */
   metrics: Metrics;
   /** The metrics listener of its own (CARTEIRO_METRICS_PORT), when configured. */

@@ -16,8 +16,9 @@ import { claimDueDispatches, claimProbeDispatches, recordOutcomes, releaseExpire
 import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
 import { buildEnvelope } from '../delivery/envelope.ts';
 import { signatureHeaders } from '../delivery/signature.ts';
-import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
-import { decideOutcome } from '../delivery/outcome.ts';
+import type { HttpSender } from '../delivery/http-sender.ts';
+import { decideOutcome, type AttemptResult } from '../delivery/outcome.ts';
+import type { Transformer } from '../delivery/transformation/transformer.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { EgressGate } from './egress-gate.ts';
 import { hasDueWork, removeWorker, touchWorker } from '../ledger/workers.ts';
@@ -46,6 +47,11 @@ export type DispatcherDeps = {
    * personal fields and applies the endpoint's allow-list here, before signing.
    */
   prepareData?: (d: ClaimedDispatch) => string;
+  /**
+   * Runs endpoints' transformations (docs/transformations.md) before signing. Without it, a dispatch
+   * whose endpoint has one is a failed attempt: it is never sent untransformed.
+   */
+  transformer?: Transformer;
   /** Seals a receiver's response body for the attempt log (data protection); default: stored as read. */
   sealResponseBody?: (body: string) => string;
   /** Prometheus metrics (observability/metrics.ts): claims, attempts, recorded outcomes, lease expiries. */
@@ -81,6 +87,10 @@ const FLUSH_RETRY_DELAY_MS = 500;
 const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 /** How long stop() waits for cancelled requests to end (they end at once; this only bounds a surprise). */
 const CANCEL_SETTLE_MS = 5_000;
+/** A delivery whose transformation found no free sandbox thread in time is handed back for this long. */
+const TRANSFORMATION_BUSY_RETRY_MS = 1_000;
+/** What a dispatch that its endpoint's transformation cancelled says, as its last_error. */
+export const CANCELLED_BY_TRANSFORMATION = "cancelled by the endpoint's transformation (nothing was sent)";
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, ledger, sender, secrets, gate, log } = deps;
@@ -238,26 +248,52 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
       if (waitMs > 0) return deferred(d, waitMs);
     }
-    // Encoded once: these bytes are signed (twice) and sent.
-    const body = Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text));
+    const data = deps.prepareData ? deps.prepareData(d) : d.data_text;
+    let url = d.url;
+    let body: Buffer;
+    let added: Record<string, string> | null = null;
+    if (d.transformation) {
+      // The transformation decides the body (and may add headers, extend the path or cancel) before
+      // anything is signed: what is signed below is what it made, byte for byte.
+      if (!deps.transformer) return outcomeRecord(d, { kind: 'transformation-error', error: 'transformations are not available in this worker', durationMs: 0 }, now());
+      const t = await deps.transformer.apply(d.webhook_endpoint_id, d.transformation, { id: d.webhook_event_id, type: d.event_type, createdAt: d.event_created_at, dataJson: data }, d.url);
+      switch (t.kind) {
+        case 'busy':
+          return deferred(d, TRANSFORMATION_BUSY_RETRY_MS);
+        case 'cancel':
+          return cancelled(d, t.durationMs);
+        case 'failed':
+          slot.signal = 'failure';
+          return outcomeRecord(d, { kind: 'transformation-error', error: t.reason, durationMs: Math.round(t.durationMs) }, now());
+        default:
+          url = t.request.url;
+          body = Buffer.from(t.request.body);
+          added = t.request.headers;
+      }
+    } else {
+      // Encoded once: these bytes are signed (twice) and sent.
+      body = Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, data));
+    }
     // Signed when a connection takes the request, not before it queues for one: a secret rotated
     // meanwhile (its overlap over) must not sign, and the timestamp must be the sending moment's.
     const headers = () => {
       const sentAt = now();
       const timestamp = Math.floor(sentAt / 1000);
       const signing = secrets(d, sentAt);
-      const h: Record<string, string> = signing
+      const own: Record<string, string> = signing
         ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
         : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
+      // A transformation's headers never name Carteiro's own (contract.ts refuses them); ours go last all the same.
+      const h: Record<string, string> = added ? { ...added, ...own } : own;
       h['user-agent'] = userAgent;
       return h;
     };
-    const result = await sender.post(d.url, body, headers, { queueKey: d.webhook_endpoint_id });
+    const result = await sender.post(url, body, headers, { queueKey: d.webhook_endpoint_id });
     slot.signal = loadSignal(result);
     return outcomeRecord(d, result, now());
   }
 
-  function outcomeRecord(d: ClaimedDispatch, result: SendResult, at: number): OutcomeRecord {
+  function outcomeRecord(d: ClaimedDispatch, result: AttemptResult, at: number): OutcomeRecord {
     const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, policy);
     const base = {
       dispatchId: d.id,
@@ -292,7 +328,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   /** An empty body holds nothing to protect, and is by far the commonest: it is not sealed. */
-  function responseBodyRecord(result: SendResult): { responseBody: string | null; responseSealed: boolean } {
+  function responseBodyRecord(result: AttemptResult): { responseBody: string | null; responseSealed: boolean } {
     if (result.kind !== 'response') return { responseBody: null, responseSealed: false };
     if (!result.body || !deps.sealResponseBody) return { responseBody: result.body, responseSealed: false };
     return { responseBody: deps.sealResponseBody(result.body), responseSealed: true };
@@ -316,6 +352,28 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       error: null,
       nextStatus: 'pending',
       nextAttemptAt: new Date(now() + waitMs),
+      disableEndpointReason: null,
+    };
+  }
+
+  /** Settled without a request: the transformation cancelled it. Not an attempt, neither success nor failure. */
+  function cancelled(d: ClaimedDispatch, durationMs: number): OutcomeRecord {
+    return {
+      dispatchId: d.id,
+      eventId: d.webhook_event_id,
+      endpointId: d.webhook_endpoint_id,
+      organizationId: d.organization_id,
+      destinationKind: d.kind,
+      attemptNumber: d.attempts,
+      attempted: false,
+      success: false,
+      statusCode: null,
+      responseBody: null,
+      responseSealed: false,
+      durationMs: Math.round(durationMs),
+      error: CANCELLED_BY_TRANSFORMATION,
+      nextStatus: 'cancelled',
+      nextAttemptAt: null,
       disableEndpointReason: null,
     };
   }
