@@ -65,10 +65,10 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'Conflicts with the current state.',
   413: 'Body larger than CARTEIRO_BODY_LIMIT_BYTES.',
   415: 'Content-Type is not application/json.',
-  422: 'Well-formed but refused: an unknown event type, data that breaks its schema, or an unsafe destination URL.',
+  422: 'Well-formed but refused: an unknown event type, data that breaks its schema, an unsafe destination URL, or a transformation that fails.',
   429: 'Rate limited: retry after Retry-After seconds.',
   500: 'Unexpected error; details are in the server log only.',
-  503: 'The ledger is unavailable (Retry-After), or the server is shutting down.',
+  503: 'The ledger is unavailable, or the transformation sandbox is busy (Retry-After), or the server is shutting down.',
 };
 
 // ---- The shapes (api/presenters.ts and the handlers) ------------------------------------------------
@@ -153,6 +153,8 @@ const endpointFields = {
   health: { type: 'string', enum: ['healthy', 'failing', 'disabled'] },
   next_probe_at: { ...ndate, description: 'When a disabled endpoint is next tried by the circuit breaker.' },
   filter: { anyOf: [{ type: 'null' }, freeObject], description: "Content filter on the event's data (docs/filters.md); null: none." },
+  transformation: { ...nstr, description: 'JavaScript run on each event before signing (docs/transformations.md); null: the envelope as is.' },
+  template: { ...nstr, description: 'The preset the transformation came from (slack, discord, …); null: none or own code.' },
   previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
   created_at: date, updated_at: date,
 };
@@ -161,13 +163,44 @@ const endpointExample = {
   url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
   metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
   consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
-  filter: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+  filter: null, transformation: null, template: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
 const endpointWithSecret = {
   ...obj({ ...endpointFields, secret: { ...str, description: 'The signing secret (whsec_…): shown in this answer only, never again.' } }),
   examples: [{ ...endpointExample, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }],
 };
+
+const transformationPreview = {
+  ...obj({
+    transformed: { ...bool, description: 'Whether code ran (false: the endpoint has none, and this is the envelope as sent).' },
+    cancelled: { ...bool, description: 'The transformation cancelled the delivery: nothing would be sent.' },
+    request: {
+      anyOf: [
+        { type: 'null' },
+        obj({
+          method: { type: 'string', enum: ['POST'] },
+          url: str,
+          headers: { type: 'object', additionalProperties: str, description: 'Besides these, the signature headers (webhook-id, webhook-timestamp, webhook-signature, x-webhook-*).' },
+          body: { ...anyValue, description: 'The JSON body, exactly the bytes that would be signed and sent, parsed.' },
+        }),
+      ],
+      description: 'The request that would be sent; null when cancelled.',
+    },
+    duration_ms: { type: 'number', description: 'How long the transformation ran in the sandbox.' },
+  }),
+  examples: [{
+    transformed: true, cancelled: false, duration_ms: 0.41,
+    request: { method: 'POST', url: 'https://hooks.slack.com/services/T000/B000/XXXX', headers: { 'content-type': 'application/json', 'user-agent': 'AgentesDeConversao-Webhook/1.0' }, body: { text: 'User registered (user.registered)' } },
+  }],
+};
+
+const transformationTemplate = obj({
+  name: str, title: str, description: str,
+  url_hint: { ...str, description: "What the endpoint's URL should be." },
+  options: { type: 'array', items: obj({ name: str, description: str, required: bool }), description: 'Values given as template_options.' },
+  source: { ...str, description: 'The code an endpoint gets with `template` (options as placeholders).' },
+});
 
 const eventType = obj({
   name: str, description: str, priority: { type: 'string', enum: ['high', 'normal'] },
@@ -372,6 +405,16 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     bodyExamples: [{ overlap_seconds: 3600 }],
   },
   'GET /endpoints/:id/attempts': { summary: "An endpoint's delivery attempts, newest first", ok: { 200: page(attempt) }, errors: [404] },
+  'POST /endpoints/:id/transformation/preview': {
+    summary: "What an endpoint would be sent for an event, through its transformation (nothing is delivered)",
+    description: 'The event is a stored one of the endpoint\'s organization (`event_id`) or a sample (`event_type`, `data`); '
+      + '`transformation` tries unsaved code instead of the endpoint\'s. Signature headers are made when a request is sent, so they are not shown. '
+      + '422 CARTEIRO_TRANSFORMATION_FAILED when the transformation throws, runs past a limit or returns what the contract refuses (docs/transformations.md).',
+    ok: { 200: transformationPreview },
+    errors: [404, 422, 503],
+    bodyExamples: [{ event_type: 'user.registered', data: { user_id: 'u1', plan: 'pro' } }, { event_id: eventExample.id, transformation: 'function handler(webhook) { webhook.payload = { text: webhook.event_type }; return webhook; }' }],
+  },
+  'GET /transformation-templates': { summary: 'The transformation templates (Slack, Discord, Teams, Google Chat, Telegram, n8n, passthrough) with their code', ok: { 200: list(transformationTemplate) } },
 
   'GET /event-types': { summary: 'The event catalog: built-in types and your own', ok: { 200: list(eventType) } },
   'POST /event-types': {

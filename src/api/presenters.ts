@@ -76,6 +76,8 @@ export function presentEndpoint(e: EndpointRow) {
     rate_limit_per_second: e.rate_limit_per_second,
     include_fields: e.include_fields ?? null,
     filter: e.filter ?? null,
+    transformation: e.transformation ?? null,
+    template: e.template ?? null,
     success_count: Number(e.success_count),
     failure_count: Number(e.failure_count),
     consecutive_failures: e.consecutive_failures ?? 0,

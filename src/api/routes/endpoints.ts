@@ -16,6 +16,7 @@ import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { presentEndpoint } from '../presenters.ts';
 import { includeFieldsSchema, validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
 import { contentFilterColumns, contentFilterSchema } from '../../catalog/content-filter.ts';
+import { transformationColumns, transformationFieldSchemas, type TransformationFields } from '../endpoint-transformation.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -30,6 +31,7 @@ const endpointFields = {
   user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
   include_fields: includeFieldsSchema,
   filter: contentFilterSchema,
+  ...transformationFieldSchemas,
 } as const;
 
 type EndpointBody = {
@@ -44,7 +46,7 @@ type EndpointBody = {
   is_active?: boolean;
   include_fields?: IncludeFields | null;
   filter?: Record<string, unknown> | null;
-};
+} & TransformationFields;
 
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
 const RECOVER_LIMIT = 10_000;
@@ -80,6 +82,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
       validateIncludeFields(b.include_fields);
       const contentFilter = contentFilterColumns(b.filter, services.dataProtection.piiFields);
       await services.checkDestination(b.url);
+      const code = await transformationColumns(b, services.transformer);
       const secret = generateWebhookSecret();
       const row = await insertEndpoint(ledger.sql, {
         organizationId: request.tenant.writeOrganizationId,
@@ -96,6 +99,8 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         includeFields: b.include_fields ?? null,
         maxInFlight: b.max_in_flight ?? null,
         contentFilter,
+        transformation: code.transformation ?? null,
+        template: code.template ?? null,
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -113,15 +118,17 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
 
   app.get<{ Params: { id: string } }>('/endpoints/:id', { schema: { tags, params: idParams } }, async (request) => presentEndpoint(await load(request)));
 
-  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars'> }>(
+  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars'> & TransformationFields }>(
     '/endpoints/:id',
     { schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: endpointFields } } },
     async (request) => {
       await load(request);
-      checkFilters(request.body.events);
-      validateIncludeFields(request.body.include_fields);
-      const changes: EndpointChanges = { ...request.body, ...contentFilterColumns(request.body.filter, services.dataProtection.piiFields) };
-      if (request.body.url) await services.checkDestination(request.body.url);
+      const { transformation, template, template_options, ...rest } = request.body;
+      checkFilters(rest.events);
+      validateIncludeFields(rest.include_fields);
+      const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, services.dataProtection.piiFields) };
+      if (rest.url) await services.checkDestination(rest.url);
+      Object.assign(changes, await transformationColumns({ transformation, template, template_options }, services.transformer));
       const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, changes);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);

@@ -13,7 +13,8 @@ import { supabaseRoutes } from './supabase.ts';
 import { n8nRoutes } from './n8n.ts';
 import { liveRoutes } from './live.ts';
 import { endpointToolRoutes } from './endpoint-tools.ts';
+import { transformationRoutes } from './transformations.ts';
 
 export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, endpointToolRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes];
+export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, endpointToolRoutes, transformationRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes];
