@@ -168,6 +168,21 @@ describe('the API description', () => {
     const rotated = await call('POST /endpoints/{id}/rotate-secret', `endpoints/${e.id}/rotate-secret`, 200, { overlap_seconds: 60 });
     assert.ok(rotated.secret && rotated.previous_secret_expires_at, 'a rotation shows the new secret and the overlap');
     await call('POST /endpoints/{id}/rotate-secret', `endpoints/${missing}/rotate-secret`, 404, {});
+    await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 200, { event_type: 'user.registered', data: { user_id: 'u1' } });
+    await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 422, {
+      event_type: 'user.registered', data: {}, transformation: 'function handler(w) { throw new Error("no") }',
+    });
+    await call('POST /endpoints/{id}/transformation/preview', `endpoints/${missing}/transformation/preview`, 404, { event_type: 'user.registered', data: {} });
+    const shaped = await call('PATCH /endpoints/{id}', `endpoints/${e.id}`, 200, { template: 'slack' });
+    assert.equal(shaped.template, 'slack');
+    await call('PATCH /endpoints/{id}', `endpoints/${e.id}`, 422, { transformation: 'function handler(' });
+    const cancelled = await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 200, {
+      event_type: 'user.registered', data: {}, transformation: 'function handler(w) { w.cancel = true; return w; }',
+    });
+    assert.equal(cancelled.request, null);
+    const templates = await call('GET /transformation-templates', 'transformation-templates', 200);
+    assert.ok(templates.data.some((t: Json) => t.name === 'telegram' && t.options[0].name === 'chat_id'));
+    await call('GET /transformation-templates', 'transformation-templates', 401, undefined, { authorization: 'Bearer ck_not_a_key_at_all_0000000003' });
     await call('GET /endpoints/{id}/attempts', `endpoints/${e.id}/attempts`, 200);
     await call('GET /endpoints/{id}/attempts', `endpoints/${missing}/attempts`, 404);
     await call('DELETE /endpoints/{id}', `endpoints/${e.id}`, 204);
