@@ -7,6 +7,7 @@
  * (not as JavaScript: a WebAssembly trap, the host's stack), the module may be unusable: the thread
  * says so and exits, and the pool starts another.
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkInSandbox, loadQuickJS, runInSandbox, threadCpuMs, type SandboxFailure, type SandboxLimits } from './sandbox.ts';
 import type { ThreadReply, ThreadRequest } from './sandbox-pool.ts';
@@ -27,7 +28,7 @@ const WARM_UP = {
   input: '{"event_type":"warm.up","event_id":"0","timestamp":"1970-01-01T00:00:00.000Z","data":{"a":1,"b":"x","c":[1,2,3]},"headers":{},"path":null,"cancel":false}',
 };
 
-const { module: quickjs, atCap } = await loadQuickJS(limits.memoryBytes);
+const { module: quickjs, atCap, memoryBytes } = await loadQuickJS(limits.memoryBytes);
 for (let i = 0; i < WARM_UP.runs; i++) runInSandbox(quickjs, WARM_UP.limits, WARM_UP.source, WARM_UP.input);
 checkInSandbox(quickjs, WARM_UP.limits, 'function handler(w) { throw new Error("warm") }\nhandler()');
 
@@ -59,4 +60,6 @@ port.on('message', (m: ThreadRequest) => {
   }
   port.postMessage(reply);
 });
-port.postMessage({ id: 0, kind: 'ready' } satisfies ThreadReply);
+// The thread's external memory besides the engine's: the pool reads the engine's size from the
+// thread's external memory (which it can read even while the thread spins) less this.
+port.postMessage({ id: 0, kind: 'ready', otherExternalBytes: getHeapStatistics().external_memory - memoryBytes() } satisfies ThreadReply);

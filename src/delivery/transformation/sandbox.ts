@@ -60,6 +60,8 @@ export type LoadedQuickJS = {
   module: QuickJSWASMModule;
   /** Whether the engine's memory has grown to its cap: a run that failed then ran out of memory. */
   atCap(): boolean;
+  /** The engine's WebAssembly memory now, in bytes. */
+  memoryBytes(): number;
 };
 
 /**
@@ -76,13 +78,14 @@ export async function loadQuickJS(memoryBytes: number): Promise<LoadedQuickJS> {
   // reads as the whole module, hence the cast.
   const release = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
   const module = await newQuickJSWASMModuleFromVariant(newVariant(release, { wasmMemory: memory }));
-  return { module, atCap: () => memory.buffer.byteLength >= maximum * PAGE_BYTES };
+  return { module, atCap: () => memory.buffer.byteLength >= maximum * PAGE_BYTES, memoryBytes: () => memory.buffer.byteLength };
 }
 
 /** The size a thread's WebAssembly memory may grow to, for runs of `memoryBytes`. */
 export function memoryCapBytes(memoryBytes: number): number {
   return (BASE_PAGES + Math.ceil(memoryBytes / PAGE_BYTES)) * PAGE_BYTES;
 }
+
 
 /**
  * The call, run after the user's script in the same context. It refuses a Promise: there is no I/O to
