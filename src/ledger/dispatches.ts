@@ -116,7 +116,8 @@ export function claimStatement(
              LEAST(CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
                         ELSE coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) END,
                    coalesce(m.lim, ${bounds.startInFlight}::int))
-             - coalesce(m.in_flight, 0) AS room
+             - coalesce(m.in_flight, 0) AS room,
+             coalesce(m.in_flight, 0) AS in_flight
       FROM webhook_endpoints ep LEFT JOIN mine m ON m.endpoint_id = ep.id
       WHERE ep.is_active
     ), ready AS (
@@ -133,7 +134,7 @@ export function claimStatement(
          LIMIT 1) has_due
       WHERE r.room > 0
     ), offered AS (
-      SELECT r.organization_id, r.endpoint_id, c.id, c.turn
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, c.id, c.turn
       FROM ready r CROSS JOIN LATERAL (
         SELECT x.id, row_number() OVER () AS turn FROM (
           (SELECT d.id FROM webhook_dispatches d
@@ -147,7 +148,9 @@ export function claimStatement(
         ) x
       ) c
     ), dealt AS (
-      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, random()) AS org_turn FROM offered
+      -- Within a turn, endpoints with the least in flight here first: when a claim has less room
+      -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
+      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
     ), chosen AS (
       SELECT id, org_turn FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
     ), due AS (
