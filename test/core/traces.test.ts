@@ -7,12 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createEndpoint, eventually, settled, startCarteiro, TEST_ADMIN_KEY, type TestCarteiro } from '../support/carteiro.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createEndpoint, DATABASE_URL, eventually, settled, startCarteiro, TEST_ADMIN_KEY, type TestCarteiro } from '../support/carteiro.ts';
+import { spawnCarteiro, type CarteiroProcess } from '../support/processes.ts';
 import { startReceiver, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 import { SPAN_KIND, STATUS_ERROR, startOtlpCollector, type CollectedSpan, type TestCollector } from '../support/otlp-collector.ts';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
 
+const SUPABASE_SECRET = 'supabase-shared-secret-for-tests';
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** A caller's span context, as a service in front of Carteiro would send it. */
@@ -43,6 +45,13 @@ const one = (spans: CollectedSpan[], what: string, match: (s: CollectedSpan) => 
   return found[0] as CollectedSpan;
 };
 
+/** The spans of a trace, once `count` of them have arrived (all of them, when the trace is over). */
+const spansOfTrace = (collector: TestCollector, traceId: string, count: number) =>
+  eventually(() => {
+    const spans = collector.spans.filter((s) => s.traceId === traceId);
+    return spans.length >= count && spans;
+  }, { what: `${count} spans of trace ${traceId} at the collector` });
+
 describe('traces, with tracing on', () => {
   let collector: TestCollector;
   let receiver: TestReceiver;
@@ -61,7 +70,12 @@ describe('traces, with tracing on', () => {
     });
     c = await startCarteiro({
       listen: true,
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'carteiro-under-test', OTEL_BSP_SCHEDULE_DELAY: '50' },
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_SERVICE_NAME: 'carteiro-under-test',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+        SUPABASE_WEBHOOK_SECRET: SUPABASE_SECRET,
+      },
     });
     endpoint = await createEndpoint(c, { url: `${receiver.url}/hooks`, events: ['payment.confirmed', 'user.registered'] });
   });
@@ -70,12 +84,7 @@ describe('traces, with tracing on', () => {
     await Promise.all([receiver.close(), collector.close()]);
   });
 
-  /** The spans of a trace, once `count` of them have arrived (all of them: every one of its spans has ended by then). */
-  const traceSpans = (traceId: string, count: number) =>
-    eventually(() => {
-      const spans = collector.spans.filter((s) => s.traceId === traceId);
-      return spans.length >= count && spans;
-    }, { what: `${count} spans of trace ${traceId} at the collector` });
+  const traceSpans = (traceId: string, count: number) => spansOfTrace(collector, traceId, count);
 
   test('the caller\'s trace runs through the ingest request and the commit to every delivery attempt; receivers get the attempt\'s traceparent', async () => {
     const caller = callerContext();
@@ -179,6 +188,32 @@ describe('traces, with tracing on', () => {
     assert.deepEqual(new Set(attempts.map((a) => a.attributes['carteiro.event.type'])), new Set(['payment.confirmed', 'user.registered']));
   });
 
+  test('a Supabase Database Webhook is an ingest request like the others: its trace reaches the deliveries', async () => {
+    const caller = callerContext();
+    const userId = randomUUID();
+    const res = await fetch(`${c.url}/api/webhooks/supabase`, {
+      method: 'POST',
+      headers: { 'x-supabase-webhook-secret': SUPABASE_SECRET, 'content-type': 'application/json', traceparent: caller.traceparent },
+      body: JSON.stringify({ type: 'INSERT', table: 'users', schema: 'public', record: { id: userId, email: 'ana@example.com', name: 'Ana' }, old_record: null }),
+    });
+    assert.equal(res.status, 202);
+    const eventId = ((await res.json()) as { event_id: string }).event_id;
+    await settled(c, { eventIds: [eventId] });
+
+    const spans = await traceSpans(caller.traceId, 4);
+    const ingest = one(spans, 'ingest request', (s) => s.name === 'POST /api/webhooks/supabase');
+    assert.equal(ingest.parentSpanId, caller.spanId);
+    assert.equal(ingest.attributes['carteiro.event.type'], 'user.registered');
+    const commit = one(spans, 'commit', (s) => s.name === 'ingest.commit');
+    assert.equal(commit.parentSpanId, ingest.spanId);
+    const attempts = spans.filter((s) => s.name === 'delivery.attempt');
+    assert.equal(attempts.length, 2);
+    for (const a of attempts) {
+      assert.equal(a.parentSpanId, commit.spanId);
+      assert.equal(a.attributes['carteiro.event.id'], eventId);
+    }
+  });
+
   test('a refused event is a span with the refusal\'s code, and nothing is committed', async () => {
     const caller = callerContext();
     const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { amount: 'not a number' } }, { traceparent: caller.traceparent });
@@ -190,6 +225,39 @@ describe('traces, with tracing on', () => {
     // A client error is not the server's: the span is not marked as failed.
     assert.notEqual(ingest?.status.code, STATUS_ERROR);
     assert.equal(collector.spans.filter((s) => s.traceId === caller.traceId && s.name === 'ingest.commit').length, 0);
+  });
+});
+
+describe('traces across processes', { skip: !DATABASE_URL && 'needs DATABASE_URL (an API and a worker process share one ledger)' }, () => {
+  test('a `carteiro worker` process continues the trace the API stored with the event', async (t) => {
+    const collector = await startOtlpCollector();
+    const receiver = await startReceiver(() => ({ status: 200 }));
+    t.after(() => Promise.all([receiver.close(), collector.close()]));
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '50' };
+    const api = await startCarteiro({ role: 'api', listen: true, env: otel });
+    let worker: CarteiroProcess | null = null;
+    // The worker first: the API's stop drops the schema it works in.
+    t.after(async () => {
+      await worker?.kill();
+      await api.stop();
+    });
+    worker = spawnCarteiro('worker', api.env);
+    await createEndpoint(api, { url: `${receiver.url}/hooks`, events: ['payment.confirmed'] });
+
+    const caller = callerContext();
+    const res = await post(api, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-mp', user_id: 'u-mp', amount: 7 } }, { traceparent: caller.traceparent });
+    assert.equal(res.status, 202);
+    const [delivered] = await receiver.waitFor(1);
+    assert.equal(parseTraceparent(delivered?.headers.traceparent).traceId, caller.traceId);
+
+    const spans = await spansOfTrace(collector, caller.traceId, 3);
+    const commit = one(spans, 'commit', (s) => s.name === 'ingest.commit');
+    const attempt = one(spans, 'attempt', (s) => s.name === 'delivery.attempt');
+    assert.equal(commit.resource['carteiro.role'], 'api');
+    assert.equal(attempt.resource['carteiro.role'], 'worker');
+    assert.notEqual(attempt.resource['service.instance.id'], commit.resource['service.instance.id']);
+    assert.equal(attempt.parentSpanId, commit.spanId, 'the worker\'s attempt is a child of the API\'s commit');
+    assert.equal(attempt.attributes['carteiro.event.id'], res.body.event_id);
   });
 });
 
