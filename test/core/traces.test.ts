@@ -214,6 +214,27 @@ describe('traces, with tracing on', () => {
     }
   });
 
+  test('a caller that does not sample its trace is followed: receivers get its trace unsampled, and nothing of it is exported', async () => {
+    const unsampled = callerContext();
+    const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-u', user_id: 'u-u', amount: 5 } }, { traceparent: unsampled.traceparent.replace(/-01$/, '-00') });
+    assert.equal(res.status, 202);
+    await settled(c, { eventIds: [res.body.event_id] });
+    const received = receiver.received.filter((r) => r.headers['webhook-id'] === res.body.event_id);
+    assert.equal(received.length, 2);
+    for (const r of received) {
+      const t = parseTraceparent(r.headers.traceparent);
+      assert.equal(t.traceId, unsampled.traceId);
+      assert.equal(t.flags, '00');
+    }
+    // A sampled trace made afterwards: once its spans are exported, the unsampled ones, which ended
+    // before them, would have been too (spans are exported in the order they end).
+    const later = callerContext();
+    const next = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-s', user_id: 'u-s', amount: 6 } }, { traceparent: later.traceparent });
+    await settled(c, { eventIds: [next.body.event_id] });
+    await traceSpans(later.traceId, 4);
+    assert.deepEqual(collector.spans.filter((s) => s.traceId === unsampled.traceId), []);
+  });
+
   test('a refused event is a span with the refusal\'s code, and nothing is committed', async () => {
     const caller = callerContext();
     const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { amount: 'not a number' } }, { traceparent: caller.traceparent });
