@@ -97,12 +97,13 @@ export function createIngestService(catalog: Catalog, intake: EventIntake, opts:
     }
   }
 
-  /**
-   * Commits through the group-commit intake. With a trace, the commit span covers the wait for a group
-   * and the group's transaction, and its traceparent goes into the events' rows.
-   */
-  async function commit(events: NewEvent[], trace: IngestTrace | undefined): Promise<InsertResult[]> {
-    if (!trace) return intake.submitMany(events);
+  /** Commits through the group-commit intake; untraced, straight to it. */
+  function commit(events: NewEvent[], trace: IngestTrace | undefined): Promise<InsertResult[]> {
+    return trace ? tracedCommit(events, trace) : intake.submitMany(events);
+  }
+
+  /** The commit span covers the wait for a group and the group's transaction; its traceparent goes into the events' rows. */
+  async function tracedCommit(events: NewEvent[], trace: IngestTrace): Promise<InsertResult[]> {
     const span = trace.startCommit();
     for (const e of events) e.traceContext = span.traceparent;
     try {

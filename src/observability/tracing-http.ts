@@ -5,7 +5,7 @@
  * through the IngestTrace the route hands over). Registered only when tracing is on: otherwise the
  * API has no hook more and `request.ingestTrace` is undefined.
  */
-import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -100,7 +100,7 @@ function startRequestSpan(tracing: Tracing, request: FastifyRequest): OpenReques
 }
 
 function startCommitSpan(tracing: Tracing, requestSpan: Span): CommitTrace {
-  const span = tracing.tracer.startSpan(SPAN_NAMES.commit, { kind: SpanKind.INTERNAL }, trace.setSpan(contextOf(null), requestSpan));
+  const span = tracing.tracer.startSpan(SPAN_NAMES.commit, { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, requestSpan));
   return {
     traceparent: traceparentOf(span),
     committed(results) {
@@ -111,7 +111,9 @@ function startCommitSpan(tracing: Tracing, requestSpan: Span): CommitTrace {
       span.end();
     },
     failed(err) {
-      span.setAttribute(ATTR_ERROR_TYPE, (err as { code?: unknown })?.code === undefined ? ((err as Error)?.name ?? 'Error') : String((err as { code: unknown }).code));
+      // Carteiro's error code (CARTEIRO_LEDGER_UNAVAILABLE, …), else the error's class.
+      const code = (err as { code?: unknown })?.code;
+      span.setAttribute(ATTR_ERROR_TYPE, typeof code === 'string' ? code : ((err as Error)?.name ?? 'Error'));
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
       span.end();
     },
@@ -122,14 +124,14 @@ function startCommitSpan(tracing: Tracing, requestSpan: Span): CommitTrace {
 function eventAttributes(results: readonly InsertResult[]) {
   const first = results[0];
   const common = {
-    'carteiro.event.count': results.length,
-    'carteiro.event.duplicates': results.filter((r) => r.duplicate).length,
+    [ATTR.eventCount]: results.length,
+    [ATTR.eventDuplicates]: results.filter((r) => r.duplicate).length,
     ...(first ? { [ATTR.organizationId]: first.organization_id } : {}),
   };
   if (results.length === 1 && first) return { ...common, [ATTR.eventId]: first.id, [ATTR.eventType]: first.event_type };
   return {
     ...common,
-    'carteiro.event.ids': results.slice(0, MAX_LISTED_EVENT_IDS).map((r) => r.id),
-    'carteiro.event.types': [...new Set(results.map((r) => r.event_type))],
+    [ATTR.eventIds]: results.slice(0, MAX_LISTED_EVENT_IDS).map((r) => r.id),
+    [ATTR.eventTypes]: [...new Set(results.map((r) => r.event_type))],
   };
 }

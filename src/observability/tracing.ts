@@ -36,6 +36,11 @@ import { outcomeOf } from './metrics.ts';
 export const ATTR = {
   eventId: 'carteiro.event.id',
   eventType: 'carteiro.event.type',
+  /** A batch's: how many events, how many were duplicates, their ids (bounded) and their types. */
+  eventCount: 'carteiro.event.count',
+  eventDuplicates: 'carteiro.event.duplicates',
+  eventIds: 'carteiro.event.ids',
+  eventTypes: 'carteiro.event.types',
   endpointId: 'carteiro.endpoint.id',
   organizationId: 'carteiro.organization.id',
   dispatchId: 'carteiro.dispatch.id',
