@@ -37,6 +37,8 @@ export type ClaimedDispatch = {
   include_fields: IncludeFields | null;
   /** The endpoint's cap on requests in flight per worker (its own, or the default). */
   max_in_flight: number;
+  /** The W3C traceparent stored with the event (migration 0023): its delivery spans join that trace. */
+  trace_context: string | null;
 };
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
@@ -180,7 +182,7 @@ function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
            e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
-           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight
+           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, e.trace_context
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;

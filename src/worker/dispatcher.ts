@@ -32,6 +32,24 @@ export type DispatcherMetrics = {
   recorded(batch: readonly OutcomeRecord[], ms: number): void;
 };
 
+/**
+ * Spans for delivery attempts (observability/tracing.ts implements it). Absent when tracing is off:
+ * then a delivery pays only the check that it is absent.
+ */
+export type DeliveryTracing = {
+  /** Opens the span of one attempt: a child of the trace stored with the event, or a new trace. */
+  startAttempt(d: ClaimedDispatch): AttemptTrace;
+};
+
+export type AttemptTrace = {
+  /** The attempt span's W3C traceparent, sent to the receiver (outside the signed content: the body). */
+  readonly traceparent: string;
+  /** The attempt's result, as it will be recorded. */
+  ended(record: OutcomeRecord, result: SendResult): void;
+  /** The delivery failed before it had a result (it is recorded as a failed attempt). */
+  crashed(err: unknown): void;
+};
+
 export type DispatcherDeps = {
   config: Config;
   ledger: Ledger;
@@ -50,6 +68,8 @@ export type DispatcherDeps = {
   sealResponseBody?: (body: string) => string;
   /** Prometheus metrics (observability/metrics.ts): claims, attempts, recorded outcomes, lease expiries. */
   metrics?: DispatcherMetrics;
+  /** OpenTelemetry spans for attempts, and the traceparent header receivers get. */
+  tracing?: DeliveryTracing;
   /** The worker stayed stalled after replacing its ledger pool: the process should exit and be restarted. */
   onStalled?: (reason: string) => void;
 };
@@ -280,6 +300,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
       if (waitMs > 0) return deferred(d, waitMs);
     }
+    const trace = deps.tracing?.startAttempt(d);
+    try {
+      const result = await send(d, trace?.traceparent);
+      slot.signal = loadSignal(result);
+      const record = outcomeRecord(d, result, now());
+      trace?.ended(record, result);
+      return record;
+    } catch (err) {
+      // startDelivery records it as a failed attempt; its span ends as one.
+      trace?.crashed(err);
+      throw err;
+    }
+  }
+
+  /** One signed POST of the dispatch; with tracing on, the attempt span's traceparent goes along. */
+  function send(d: ClaimedDispatch, traceparent: string | undefined): Promise<SendResult> {
     // Encoded once: these bytes are signed (twice) and sent.
     const body = Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, deps.prepareData ? deps.prepareData(d) : d.data_text));
     // Signed when a connection takes the request, not before it queues for one: a secret rotated
@@ -292,11 +328,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
         : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
       h['user-agent'] = userAgent;
+      // Not signed (signatures cover the id, the timestamp and the body): a receiver verifies as before.
+      if (traceparent !== undefined) h.traceparent = traceparent;
       return h;
     };
-    const result = await sender.post(d.url, body, headers, { queueKey: d.webhook_endpoint_id });
-    slot.signal = loadSignal(result);
-    return outcomeRecord(d, result, now());
+    return sender.post(d.url, body, headers, { queueKey: d.webhook_endpoint_id });
   }
 
   function outcomeRecord(d: ClaimedDispatch, result: SendResult, at: number): OutcomeRecord {
