@@ -20,6 +20,7 @@ import { dashboardRoutes } from '../dashboard/routes.ts';
 import { addIdNormalization } from './id-normalization.ts';
 import { redactedRequest } from '../security/log-redaction.ts';
 import { registerMetricsRoute } from '../observability/metrics-http.ts';
+import { registerIngestTracing } from '../observability/tracing-http.ts';
 import { documentRoute, errorEnvelope } from './openapi-docs.ts';
 
 export const API_PREFIX = '/api/webhooks';
@@ -106,10 +107,15 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
 
   app.setErrorHandler((err, request, reply) => {
     const body = errorHandler(err, request, reply);
-    if (request.routeOptions.config?.ingest) services.metrics.refused(body.code);
+    if (request.routeOptions.config?.ingest) {
+      services.metrics.refused(body.code);
+      request.ingestTrace?.refused(body.code);
+    }
   });
   // Before every other hook (auth reads the ledger too): the deadline runs from arrival.
   registerAnswerDeadline(app, config.http.answerDeadlineMs);
+  // Next, so an ingest request's span covers its authentication and limits too.
+  if (services.tracing) registerIngestTracing(app, services.tracing);
   // A block, not an expression: errorHandler returns the body it sent, and a handler that returns a
   // value has Fastify send it again.
   app.setNotFoundHandler((request, reply) => {

@@ -14,6 +14,7 @@ import { wantsHelp, type CliCommand } from './sub-command.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
 import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 import { SchemaNewerThanCodeError } from '../ledger/migrate.ts';
+import { SecretBoxError } from '../crypto/secret-box.ts';
 
 const CORE_COMMANDS: Record<string, string> = {
   start: 'API and worker in one process (the default)',
@@ -81,6 +82,8 @@ main(process.argv.slice(2)).then(
   },
   (err) => {
     if (err instanceof ConfigError || err instanceof DataFolderInUseError || err instanceof SchemaNewerThanCodeError) console.error(err.message);
+    // Raised while the keyring is read at start-up: a configuration mistake, said without a stack.
+    else if (err instanceof SecretBoxError) console.error(`CARTEIRO_ENCRYPTION_KEYS: ${err.message}`);
     else if (isLedgerDown(err)) console.error(`cannot reach the ledger (${describeDatabase()}): ${(err as Error).message}`);
     else console.error(err);
     process.exitCode = 1;

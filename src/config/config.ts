@@ -59,6 +59,32 @@ const supabaseEventMap = z
   );
 export type SupabaseEventMap = Record<string, Partial<Record<'INSERT' | 'UPDATE' | 'DELETE', string>>>;
 
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+
+/**
+ * OTEL_EXPORTER_OTLP_HEADERS as the specification writes it: `key=value` pairs, comma-separated, values
+ * URL-encoded. The values are often credentials: an error names the key, never the value.
+ */
+const otlpHeaders = z.string().transform((text, ctx): Record<string, string> => {
+  const headers: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    const key = (eq < 0 ? pair : pair.slice(0, eq)).trim();
+    if (eq < 0 || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(key)) {
+      ctx.addIssue({ code: 'custom', message: `"${key.slice(0, 40)}" is not a key=value pair with a header name as its key` });
+      return z.NEVER;
+    }
+    try {
+      headers[key.toLowerCase()] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `the value of "${key}" is not URL-encoded text` });
+      return z.NEVER;
+    }
+  }
+  return headers;
+});
+
 const EnvSchema = z.object({
   // --- HTTP API
   HOST: z.string().default('127.0.0.1'),
@@ -217,6 +243,24 @@ const EnvSchema = z.object({
   CARTEIRO_METRICS_FAILING_ENDPOINTS: int(0, 1000).default(10),
   /** Queue and endpoint gauges are read from the ledger at most this often, however often scrapes come. */
   CARTEIRO_METRICS_LEDGER_CACHE_MS: int(0, 600_000).default(5_000),
+
+  // --- Traces (docs/observability.md): OpenTelemetry's standard variables, off unless an endpoint is set
+  /** Where OTLP/HTTP goes; traces are sent to <this>/v1/traces. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+  /** The traces URL itself, as is (wins over OTEL_EXPORTER_OTLP_ENDPOINT). */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl.optional(),
+  /** Headers sent with every export (`key=value,…`, values URL-encoded), e.g. a vendor's API key. */
+  OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders.optional(),
+  /** The same for traces only; on the same key these win. */
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders.optional(),
+  /** Carteiro sends OTLP/HTTP with JSON bodies, which every OTLP/HTTP receiver takes; gRPC is refused (see tracingConfig). */
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/json', 'http/protobuf', 'grpc']).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(['http/json', 'http/protobuf', 'grpc']).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('carteiro'),
+  /** The delay between two exports of finished spans, in ms. */
+  OTEL_BSP_SCHEDULE_DELAY: int(0, 600_000).default(5000),
+  /** true: no traces whatever else is set. */
+  OTEL_SDK_DISABLED: bool.default(false),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -297,9 +341,21 @@ export type Config = {
   circuitBreaker: { consecutiveFailures: number; failingHours: number };
   operations: { webhookUrl: string | undefined; webhookSecret: string | undefined };
   metrics: { key: string | undefined; host: string; port: number | undefined; failingEndpoints: number; ledgerCacheMs: number };
+  /** OpenTelemetry traces (observability/tracing.ts); null when off (no OTLP endpoint set, or OTEL_SDK_DISABLED). */
+  tracing: TracingConfig | null;
   quiet: boolean;
   /** Where the operator CLI's API commands go (CARTEIRO_URL, CARTEIRO_API_KEY). */
   client: { url: string | undefined; apiKey: string | undefined };
+};
+
+export type TracingConfig = {
+  /** The full URL spans are POSTed to (OTLP/HTTP, JSON). */
+  tracesUrl: string;
+  /** Sent with every export; may hold credentials, so never logged. */
+  headers: Record<string, string>;
+  serviceName: string;
+  /** How long finished spans wait to be sent together. */
+  exportDelayMs: number;
 };
 
 export class ConfigError extends Error {
@@ -404,6 +460,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       failingEndpoints: e.CARTEIRO_METRICS_FAILING_ENDPOINTS,
       ledgerCacheMs: e.CARTEIRO_METRICS_LEDGER_CACHE_MS,
     },
+    tracing: tracingConfig(e),
     quiet: e.CARTEIRO_QUIET,
     client: { url: e.CARTEIRO_URL, apiKey: e.CARTEIRO_API_KEY },
   };
@@ -411,4 +468,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 function workerStallMs(configured: number | undefined, webhookTimeoutMs: number): number {
   return configured ?? Math.max(60_000, 2 * webhookTimeoutMs);
+}
+
+/**
+ * The standard OpenTelemetry variables: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the traces URL as is;
+ * OTEL_EXPORTER_OTLP_ENDPOINT is a base that the specification extends with v1/traces.
+ */
+function tracingConfig(e: Env): TracingConfig | null {
+  if (e.OTEL_SDK_DISABLED) return null;
+  const tracesUrl = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (tracesUrl === undefined) return null;
+  // A collector's gRPC port (4317) cannot take what this exporter sends: say so at start rather than
+  // fail every export later. http/protobuf is accepted: an OTLP/HTTP receiver takes JSON as well.
+  if ((e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL) === 'grpc') {
+    throw new ConfigError('invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL: Carteiro exports traces over OTLP/HTTP (JSON), not gRPC; point the endpoint at the collector\'s HTTP port (4318) and set http/json, or unset the protocol');
+  }
+  return {
+    tracesUrl,
+    headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
+    serviceName: e.OTEL_SERVICE_NAME,
+    exportDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
+  };
 }

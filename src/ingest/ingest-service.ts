@@ -28,9 +28,26 @@ export type EventInput = {
   record_id?: string | undefined;
 };
 
+/**
+ * The trace of one ingest request (observability/tracing-http.ts implements it). Absent when tracing
+ * is off: then ingest costs nothing more than the check that it is absent.
+ */
+export type IngestTrace = {
+  /** Opens the span of this request's commit, a child of the request's span. */
+  startCommit(): CommitTrace;
+};
+
+export type CommitTrace = {
+  /** The commit span's W3C traceparent, stored with each event: delivery attempts become its children. */
+  readonly traceparent: string;
+  /** The events are committed (or were already: duplicates). */
+  committed(results: readonly InsertResult[]): void;
+  failed(err: unknown): void;
+};
+
 export type IngestService = {
-  ingest(organizationId: string, input: EventInput): Promise<InsertResult>;
-  ingestMany(organizationId: string, inputs: EventInput[]): Promise<InsertResult[]>;
+  ingest(organizationId: string, input: EventInput, trace?: IngestTrace): Promise<InsertResult>;
+  ingestMany(organizationId: string, inputs: EventInput[], trace?: IngestTrace): Promise<InsertResult[]>;
 };
 
 export type IngestOptions = {
@@ -80,16 +97,35 @@ export function createIngestService(catalog: Catalog, intake: EventIntake, opts:
     }
   }
 
+  /** Commits through the group-commit intake; untraced, straight to it. */
+  function commit(events: NewEvent[], trace: IngestTrace | undefined): Promise<InsertResult[]> {
+    return trace ? tracedCommit(events, trace) : intake.submitMany(events);
+  }
+
+  /** The commit span covers the wait for a group and the group's transaction; its traceparent goes into the events' rows. */
+  async function tracedCommit(events: NewEvent[], trace: IngestTrace): Promise<InsertResult[]> {
+    const span = trace.startCommit();
+    for (const e of events) e.traceContext = span.traceparent;
+    try {
+      const results = await intake.submitMany(events);
+      span.committed(results);
+      return results;
+    } catch (err) {
+      span.failed(err);
+      throw err;
+    }
+  }
+
   return {
-    async ingest(organizationId, input) {
-      const result = await intake.submit(await prepare(organizationId, input));
-      accepted(organizationId, [result]);
-      return result;
+    async ingest(organizationId, input, trace) {
+      const [result] = await commit([await prepare(organizationId, input)], trace);
+      accepted(organizationId, [result as InsertResult]);
+      return result as InsertResult;
     },
-    async ingestMany(organizationId, inputs) {
+    async ingestMany(organizationId, inputs, trace) {
       if (inputs.length === 0) throw new ValidationError('events must not be empty', { field: 'events' });
       const prepared = await Promise.all(inputs.map((input, i) => prepare(organizationId, input, i)));
-      const results = await intake.submitMany(prepared);
+      const results = await commit(prepared, trace);
       accepted(organizationId, results);
       return results;
     },

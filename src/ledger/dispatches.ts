@@ -39,6 +39,8 @@ export type ClaimedDispatch = {
   max_in_flight: number;
   /** The endpoint's transformation (migration 0022), run before signing; null: the envelope as is. */
   transformation: string | null;
+  /** The W3C traceparent stored with the event (migration 0023): its delivery spans join that trace. */
+  trace_context: string | null;
 };
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
@@ -118,7 +120,8 @@ export function claimStatement(
              LEAST(CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
                         ELSE coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) END,
                    coalesce(m.lim, ${bounds.startInFlight}::int))
-             - coalesce(m.in_flight, 0) AS room
+             - coalesce(m.in_flight, 0) AS room,
+             coalesce(m.in_flight, 0) AS in_flight
       FROM webhook_endpoints ep LEFT JOIN mine m ON m.endpoint_id = ep.id
       WHERE ep.is_active
     ), ready AS (
@@ -135,7 +138,7 @@ export function claimStatement(
          LIMIT 1) has_due
       WHERE r.room > 0
     ), offered AS (
-      SELECT r.organization_id, r.endpoint_id, c.id, c.turn
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, c.id, c.turn
       FROM ready r CROSS JOIN LATERAL (
         SELECT x.id, row_number() OVER () AS turn FROM (
           (SELECT d.id FROM webhook_dispatches d
@@ -149,7 +152,9 @@ export function claimStatement(
         ) x
       ) c
     ), dealt AS (
-      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, random()) AS org_turn FROM offered
+      -- Within a turn, endpoints with the least in flight here first: when a claim has less room
+      -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
+      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
     ), chosen AS (
       SELECT id, org_turn FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
     ), due AS (
@@ -179,7 +184,7 @@ function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
            e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
-           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation
+           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation, e.trace_context
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;

@@ -24,6 +24,11 @@ export type NewEvent = {
   dataJson: string;
   priority: PriorityValue;
   idempotencyKey: string | null;
+  /**
+   * The W3C traceparent of the span that commits the event (migration 0023), when tracing is on: the
+   * workers' delivery spans join its trace.
+   */
+  traceContext?: string | undefined;
 };
 
 export type StoredEvent = {
@@ -58,17 +63,22 @@ const keyOf = (organizationId: string, idempotencyKey: string | null) => `${orga
 async function insertInTransaction(sql: Sql, events: NewEvent[], opts: { deferNotify?: boolean }): Promise<InsertResult[]> {
   // Ids are made here (time-ordered v7) so each input maps to its row without trusting RETURNING order.
   const ids = events.map(() => uuidv7());
-  const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k]);
+  const col = <K extends keyof NewEvent>(k: K) => events.map((e) => e[k] ?? null);
+  // The trace column only when some event has one (tracing on): with tracing off the statement is
+  // the same as before it existed, with no array of NULLs to send and unnest.
+  const traced = events.some((e) => e.traceContext !== undefined);
   const inserted = await sql<StoredEvent[]>`
     INSERT INTO webhook_events
-      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, data_json, priority, idempotency_key, data_sealed)
+      (id, organization_id, event_type, event_source, table_name, record_id, user_id, data, data_json, priority, idempotency_key, data_sealed${traced ? sql`, trace_context` : sql``})
     SELECT id::uuid, organization_id::uuid, event_type, event_source, table_name, record_id, user_id, data::jsonb, data, priority::smallint, idempotency_key,
            true -- sealed at ingestion (migration 0010)
+           ${traced ? sql`, trace_context` : sql``}
     FROM unnest(
       ${ids}::text[], ${col('organizationId')}::text[], ${col('eventType')}::text[], ${col('eventSource')}::text[],
       ${col('tableName')}::text[], ${col('recordId')}::text[], ${col('userId')}::text[],
       ${col('dataJson')}::text[], ${events.map((e) => String(e.priority))}::text[], ${col('idempotencyKey')}::text[]
-    ) AS t(id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key),
+      ${traced ? sql`, ${col('traceContext')}::text[]` : sql``}
+    ) AS t(id, organization_id, event_type, event_source, table_name, record_id, user_id, data, priority, idempotency_key${traced ? sql`, trace_context` : sql``}),
     -- Evaluated before the statement's fan-out trigger fires: the caller notifies after the commit.
     (SELECT set_config('carteiro.defer_notify', ${opts.deferNotify ? 'on' : 'off'}, true)) AS defer
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

@@ -36,6 +36,7 @@ import { startStoredEventSealing } from '../jobs/stored-event-sealing.ts';
 import { registerN8n, scheduleN8nDiscovery, signN8nWorkflows } from '../n8n/integration.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { startMetricsServer } from '../observability/metrics-http.ts';
+import { createTracing } from '../observability/tracing.ts';
 import type { Role, Services } from './services.ts';
 
 /** Attempts listed in one `deliveries.recorded` live message at most (its counts cover them all). */
@@ -87,6 +88,9 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     failingEndpoints: config.metrics.failingEndpoints,
     ledgerCacheMs: config.metrics.ledgerCacheMs,
   });
+  // Off unless an OTLP endpoint is configured: then nothing below gets a tracer, and no span is made.
+  const tracing = config.tracing ? createTracing(config.tracing, { role, log: log.child({ component: 'tracing' }) }) : null;
+  if (config.tracing) log.info({ url: redactedUrl(config.tracing.tracesUrl), service: config.tracing.serviceName }, 'exporting traces');
   const catalog = createCatalog(ledger.sql, {
     validationDeadlineMs: config.ingress.schemaValidationTimeoutMs,
     compileDeadlineMs: config.ingress.schemaCompileTimeoutMs,
@@ -135,6 +139,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     transformer,
     metrics,
     metricsServer: null,
+    tracing,
   };
 
   registerCoreJobs(services);
@@ -176,6 +181,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
       transformer,
       sealResponseBody: dataProtection.sealResponseBody,
       metrics,
+      ...(tracing ? { tracing } : {}),
       ...(opts.onWorkerStalled ? { onStalled: opts.onWorkerStalled } : {}),
       // One message per organization in the batch, so each tenant's live stream sees only its own.
       onRecorded: (outcomes) => {
@@ -220,6 +226,8 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     await liveBus.close();
     await sender?.close();
     await transformer.close();
+    // After the worker and the intake: their last spans have ended, and are sent now.
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'flushing trace spans at shutdown failed'));
     redis?.disconnect();
     await ledger.close();
   }
@@ -242,4 +250,10 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
   }
 
   return { services, generatedAdminKey: keys.generatedAdminKey, dispose };
+}
+
+/** A URL for the log: no user or password, no query string (either may hold a key). */
+function redactedUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
 }

@@ -16,6 +16,7 @@ import type { DataProtection } from '../security/data-protection.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { MetricsServer } from '../observability/metrics-http.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
+import type { Tracing } from '../observability/tracing.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -47,4 +48,6 @@ export type Services = {
   metrics: Metrics;
   /** The metrics listener of its own (CARTEIRO_METRICS_PORT), when configured. */
   metricsServer: MetricsServer | null;
+  /** OpenTelemetry traces (observability/tracing.ts); null when no OTLP endpoint is configured. */
+  tracing: Tracing | null;
 };

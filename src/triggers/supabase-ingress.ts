@@ -8,7 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Sql } from '../ledger/connection.ts';
-import type { IngestService } from '../ingest/ingest-service.ts';
+import type { IngestService, IngestTrace } from '../ingest/ingest-service.ts';
 import type { InsertResult } from '../ledger/events.ts';
 import type { SupabaseEventMap } from '../config/config.ts';
 import { mapCapturedRow } from '../ledger/triggers.ts';
@@ -22,7 +22,7 @@ export type SupabaseIngress = {
   /** Throws FeatureDisabledError when no secret is configured, UnauthorizedError when the header is wrong. */
   authenticate(headerValue: unknown): void;
   /** The stored event, or null when the change makes no event (e.g. an integration update that changes nothing). */
-  accept(payload: SupabasePayload, opts?: { idempotencyKey?: string | undefined }): Promise<InsertResult | null>;
+  accept(payload: SupabasePayload, opts?: { idempotencyKey?: string | undefined; trace?: IngestTrace | undefined }): Promise<InsertResult | null>;
 };
 
 export type SupabaseIngressDeps = { sql: Sql; ingest: IngestService; secret: string | undefined; eventMap: SupabaseEventMap };
@@ -59,7 +59,7 @@ export function createSupabaseIngress(deps: SupabaseIngressDeps): SupabaseIngres
         table_name: payload.table,
         event_source: 'supabase',
         idempotency_key: opts.idempotencyKey,
-      });
+      }, opts.trace);
     },
   };
 }

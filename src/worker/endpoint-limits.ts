@@ -44,9 +44,10 @@ export type EndpointLimits = {
    * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
    * has in flight): when the worker is short of room for parked requests, the slow endpoints wait
    * and the others go on. With `holdBusy`, only endpoints with nothing in flight or unrecorded get room
-   * (the reserve for quiet endpoints while recording falls behind: dispatcher.ts).
+   * (the reserve for quiet endpoints while recording falls behind: dispatcher.ts). With `holdSending`,
+   * only endpoints with nothing in flight get room (the quiet claim beside a busy claim loop).
    */
-  view(opts?: { holdParked?: boolean; holdBusy?: boolean }): WorkerEndpointView;
+  view(opts?: { holdParked?: boolean; holdBusy?: boolean; holdSending?: boolean }): WorkerEndpointView;
 };
 
 export type SlowLane = {
@@ -116,7 +117,7 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
         endpointIds.push(id);
         inFlight.push(s.inFlight);
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
-        const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || s.holdUntil > now;
+        const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || (opts?.holdSending && s.inFlight > 0) || s.holdUntil > now;
         limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : s.limit);
       }
       return { endpointIds, inFlight, limits };

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEndpoint, startCarteiro } from '../support/carteiro.ts';
-import { claimStatement } from '../../src/ledger/dispatches.ts';
+import { claimDueDispatches, claimStatement } from '../../src/ledger/dispatches.ts';
 
 type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number; Plans?: PlanNode[] };
 const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
@@ -51,5 +51,28 @@ describe('claiming from a large backlog', () => {
     // constant factor of the batch. The walk of one global due order read the 5,000 retries, or the
     // whole due set for a sort, on top.
     assert.ok(readFromDispatches <= 6 * LIMIT, `the claim read ${readFromDispatches} dispatch rows for a batch of ${LIMIT}`);
+  });
+});
+
+describe('a claim with less room than endpoints with due work', () => {
+  test('takes the endpoints with the least in flight in this worker first', async (t) => {
+    const c = await startCarteiro({ role: 'api' });
+    t.after(() => c.stop());
+    const sql = c.services.ledger.sql;
+    // Ten endpoints of one organization, each with due work; this worker has requests in flight to
+    // nine of them. A claim of one row must take the tenth, whatever random() says: repeated, so a
+    // coin toss among the ten would show.
+    const eps = [];
+    for (let i = 0; i < 10; i++) eps.push(await createEndpoint(c, { url: `http://127.0.0.1:9/ep-${i}`, events: ['agent.created'] }));
+    const quiet = eps[9]!;
+    const bounds = { defaultMaxInFlight: 1000, startInFlight: 1000, slowLaneAfterFailures: 0 };
+    const view = { endpointIds: eps.slice(0, 9).map((e) => e.id), inFlight: eps.slice(0, 9).map(() => 5), limits: eps.slice(0, 9).map(() => 1000) };
+    for (let round = 0; round < 10; round++) {
+      const res = await c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `turn-${round}` } });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      const claimed = await claimDueDispatches(sql, 'w-turns', 1, 60_000, bounds, view);
+      assert.deepEqual(claimed.map((d) => d.webhook_endpoint_id), [quiet.id], `round ${round}`);
+      // The others' rows stay due, so every round has ten endpoints to choose from.
+    }
   });
 });

@@ -64,3 +64,15 @@ test('an unknown option to a server command is a usage error, not a start', asyn
   assert.match(r.stderr, /usage:/);
   assert.equal(existsSync(dataDir), false);
 });
+
+test('a malformed CARTEIRO_ENCRYPTION_KEYS stops start-up with its message, not a stack trace', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'carteiro-keys-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const port = await freePort();
+  const run = await runCarteiro(['start'], { CARTEIRO_DATA_DIR: join(base, 'data'), PORT: String(port), LOG_LEVEL: 'warn', CARTEIRO_ENCRYPTION_KEYS: 'not-a-keyring' }, { timeoutMs: 120_000 });
+  assert.equal(run.timedOut, false);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /encryption key/);
+  assert.doesNotMatch(run.stderr, /^\s+at /m, run.stderr);
+  assert.doesNotMatch(run.stderr, /not-a-keyring/, 'the configured value is never echoed');
+});

@@ -96,6 +96,58 @@ describe('isolation: hanging receivers', () => {
   });
 });
 
+describe('isolation: a worker with every slot taken', () => {
+  let c: TestCarteiro;
+  let healthy: TestReceiver;
+  let hanging: Awaited<ReturnType<typeof startHangingReceiver>>;
+  before(async () => {
+    healthy = await startReceiver();
+    hanging = await startHangingReceiver();
+    c = await startCarteiro({
+      env: {
+        // Four slots, all taken by one silent receiver (its start limit is 8), and never given back
+        // while the test runs: no parking, no timeout, no lease expiry.
+        CARTEIRO_WORKER_CONCURRENCY: '4',
+        CARTEIRO_WORKER_PARK_AFTER_MS: '600000',
+        WEBHOOK_TIMEOUT_MS: '120000',
+        CARTEIRO_LEASE_MS: '150000',
+      },
+    });
+  });
+  after(async () => {
+    await hanging.close();
+    await c.stop();
+    await healthy.close();
+  });
+
+  test('new work for an endpoint with nothing in flight is still claimed and delivered', async () => {
+    const silent = await createEndpoint(c, { url: `${hanging.url}/hang`, events: ['agent.created'] });
+    await batch(c, Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `full-${i}` } })));
+    await eventually(() => hanging.open === 4, { what: 'the silent receiver to hold every slot', timeoutMs: 30_000 });
+
+    const org = await createOrgWithKey(c, 'Quiet org');
+    const asQuiet = withKey(c, org.key);
+    const ep = await asQuiet('POST', 'endpoints', { name: 'healthy', url: `${healthy.url}/ok`, events: ['user.registered'] });
+    assert.equal(ep.status, 201, JSON.stringify(ep.body));
+    // One at a time, as a quiet tenant sends: each is announced while the worker has no free slot.
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await asQuiet('POST', 'trigger', { event_type: 'user.registered', data: { user_id: `q-${i}`, email: `q${i}@example.com`, name: 'Q' } });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      ids.push(res.body.event_id);
+      await eventually(() => healthy.received.some((r) => r.headers['webhook-id'] === res.body.event_id), { what: `quiet event ${i} delivered`, timeoutMs: 30_000 });
+    }
+    // ...while the silent receiver still held its four, none answered or given up.
+    assert.equal(hanging.open, 4);
+    assert.equal(hanging.maxOpen, 4);
+    const states = await dispatchStates(c, silent.id);
+    assert.equal(states.in_flight, 4, JSON.stringify(states));
+    assert.equal(states.pending, 16, JSON.stringify(states));
+    hanging.release();
+    await eventually(async () => (await dispatchStates(c, silent.id)).succeeded === 20, { what: 'the silent endpoint to drain once it answers', timeoutMs: 60_000 });
+  });
+});
+
 describe('isolation: slow lane', () => {
   let c: TestCarteiro;
   before(async () => {

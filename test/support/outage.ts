@@ -4,7 +4,7 @@
  * and the few HTTP and ledger helpers those tests share. Every process is stopped by its own pid.
  */
 import { createServer } from 'node:net';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { TEST_ADMIN_KEY } from './carteiro.ts';
 import { spawnCarteiro, type CarteiroProcess } from './processes.ts';
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from '../../bench/lib/private-postgres.ts';

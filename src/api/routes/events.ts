@@ -54,7 +54,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
     const result = await ingest.ingest(await writeOrganization(request, body.organization_id, ledger.sql), {
       ...body,
       idempotency_key: idempotencyKey(request, body.idempotency_key),
-    });
+    }, request.ingestTrace);
     reply.code(202);
     return accepted(result);
   });
@@ -81,7 +81,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
       }
       const orgs = await Promise.all(request.body.events.map((e) => writeOrganization(request, e.organization_id, ledger.sql)));
       if (new Set(orgs).size > 1) throw new ValidationError('a batch must belong to one organization', { field: 'events.organization_id' });
-      const results = await ingest.ingestMany(orgs[0] as string, request.body.events);
+      const results = await ingest.ingestMany(orgs[0] as string, request.body.events, request.ingestTrace);
       reply.code(202);
       return { events: results.map(accepted) };
     },
@@ -110,7 +110,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
         event_type: eventType,
         data: request.body,
         idempotency_key: idempotencyKey(request, undefined),
-      });
+      }, request.ingestTrace);
       reply.code(202);
       return accepted(result);
     },

@@ -30,7 +30,7 @@ export async function supabaseRoutes(app: FastifyInstance, services: Services): 
       if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 200)) {
         throw new ValidationError('Idempotency-Key must be 1 to 200 characters', { field: 'headers.idempotency-key' });
       }
-      const result = await ingress.accept(request.body, { idempotencyKey: key });
+      const result = await ingress.accept(request.body, { idempotencyKey: key, trace: request.ingestTrace });
       if (!result) return { event_id: null, ignored: true, reason: `this ${request.body.type} on ${request.body.table} makes no event` };
       reply.code(202);
       return {
