@@ -155,6 +155,8 @@ const endpointFields = {
   filter: { anyOf: [{ type: 'null' }, freeObject], description: "Content filter on the event's data (docs/filters.md); null: none." },
   transformation: { ...nstr, description: 'JavaScript run on each event before signing (docs/transformations.md); null: the envelope as is.' },
   template: { ...nstr, description: 'The preset the transformation came from (slack, discord, …); null: none or own code.' },
+  fifo: { ...bool, description: 'Ordered delivery: one at a time, in the order events were accepted (docs/ordered-delivery.md).' },
+  fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'], description: "A FIFO head that fails for good: 'hold' disables the endpoint until it is replayed or the endpoint enabled; 'skip' goes on." },
   previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
   created_at: date, updated_at: date,
 };
@@ -163,7 +165,7 @@ const endpointExample = {
   url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
   metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
   consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
-  filter: null, transformation: null, template: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+  filter: null, transformation: null, template: null, fifo: false, fifo_on_exhausted: 'hold', previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
 const endpointWithSecret = {

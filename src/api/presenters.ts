@@ -78,6 +78,8 @@ export function presentEndpoint(e: EndpointRow) {
     filter: e.filter ?? null,
     transformation: e.transformation ?? null,
     template: e.template ?? null,
+    fifo: e.fifo ?? false,
+    fifo_on_exhausted: e.fifo_on_exhausted ?? 'hold',
     success_count: Number(e.success_count),
     failure_count: Number(e.failure_count),
     consecutive_failures: e.consecutive_failures ?? 0,

@@ -41,6 +41,9 @@ export type ClaimedDispatch = {
   transformation: string | null;
   /** The W3C traceparent stored with the event (migration 0023): its delivery spans join that trace. */
   trace_context: string | null;
+  /** Ordered delivery (migration 0025): one at a time, in event order; what a head failed for good does. */
+  fifo: boolean;
+  fifo_on_exhausted: 'hold' | 'skip';
 };
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
@@ -116,8 +119,9 @@ export function claimStatement(
     ), mine AS (
       SELECT * FROM unnest(${view.endpointIds}::uuid[], ${view.inFlight}::int[], ${view.limits}::int[]) AS m(endpoint_id, in_flight, lim)
     ), room AS (
-      SELECT ep.id AS endpoint_id, ep.organization_id,
-             LEAST(CASE WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
+      SELECT ep.id AS endpoint_id, ep.organization_id, ep.fifo,
+             LEAST(CASE WHEN ep.fifo THEN 1
+                        WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
                         ELSE coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) END,
                    coalesce(m.lim, ${bounds.startInFlight}::int))
              - coalesce(m.in_flight, 0) AS room,
@@ -151,6 +155,18 @@ export function claimStatement(
           LIMIT LEAST(r.room, r.share, ${limit}::int)
         ) x
       ) c
+      WHERE NOT r.fifo
+      UNION ALL
+      -- A FIFO endpoint offers its head, the first of its unfinished deliveries in event order, and
+      -- only when that one is pending and due: one in flight anywhere, or waiting for its retry,
+      -- holds every later one back. Another worker's claim of the head is skipped (SKIP LOCKED
+      -- below), never stepped past: only the head is ever offered.
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, h.id, 1 AS turn
+      FROM ready r CROSS JOIN LATERAL (
+        SELECT d.id, d.status, d.next_attempt_at FROM webhook_dispatches d
+         WHERE d.webhook_endpoint_id = r.endpoint_id AND d.fifo AND d.status IN ('pending', 'in_flight')
+         ORDER BY d.webhook_event_id LIMIT 1) h
+      WHERE r.fifo AND h.status = 'pending' AND h.next_attempt_at <= now()
     ), dealt AS (
       -- Within a turn, endpoints with the least in flight here first: when a claim has less room
       -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
@@ -184,7 +200,8 @@ function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
            e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
-           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation, e.trace_context
+           coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation, e.trace_context,
+           ep.fifo, ep.fifo_on_exhausted
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;
@@ -513,6 +530,8 @@ export async function requeueEventDispatches(
     const rows = await tx`
       UPDATE webhook_dispatches d
          SET status = CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END,
+             -- In the FIFO queue if the endpoint asks for order now (its oldest: it goes next).
+             fifo = CASE WHEN ep.fifo THEN true END,
              round_attempts = 0, next_attempt_at = now(), completed_at = NULL, updated_at = now()
         FROM webhook_endpoints ep
        WHERE d.webhook_event_id = ${eventId} AND ep.id = d.webhook_endpoint_id

@@ -23,8 +23,8 @@ export type TestDelivery = { event_id: string; event_type: string; endpoint_id: 
 export async function insertTestDelivery(sql: Sql, organizationId: string | null, endpointId: string, data: Record<string, unknown>): Promise<TestDelivery | undefined> {
   const dataJson = JSON.stringify(data);
   return retryOnDeadlock(() => sql.begin(async (tx) => {
-    const [ep] = await tx<{ id: string; organization_id: string; is_active: boolean }[]>`
-      SELECT id, organization_id, is_active FROM webhook_endpoints
+    const [ep] = await tx<{ id: string; organization_id: string; is_active: boolean; fifo: boolean }[]>`
+      SELECT id, organization_id, is_active, fifo FROM webhook_endpoints
       WHERE id = ${endpointId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid) FOR NO KEY UPDATE`;
     if (!ep) return undefined;
     const id = uuidv7();
@@ -33,8 +33,8 @@ export async function insertTestDelivery(sql: Sql, organizationId: string | null
       VALUES (${id}, ${ep.organization_id}, ${TEST_EVENT_TYPE}, 'manual', ${dataJson}::jsonb, ${dataJson}, ${PRIORITY.normal}, 'processing', true)
       RETURNING id, created_at`;
     await tx`
-      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status)
-      VALUES (${ep.organization_id}, ${id}, ${ep.id}, ${PRIORITY.normal}, ${ep.is_active ? 'pending' : 'paused'})`;
+      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)
+      VALUES (${ep.organization_id}, ${id}, ${ep.id}, ${PRIORITY.normal}, ${ep.is_active ? 'pending' : 'paused'}, ${ep.fifo ? true : null})`;
     await refreshEventStatuses(tx as unknown as Sql, [id]);
     if (ep.is_active) await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
     const row = event as { id: string; created_at: Date };

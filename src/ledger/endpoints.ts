@@ -42,6 +42,9 @@ export type EndpointRow = {
   /** Migration 0022: the endpoint's transformation (JavaScript), and the template it came from. */
   transformation: string | null;
   template: string | null;
+  /** Migration 0025: ordered delivery, and what a head failed for good does. */
+  fifo: boolean;
+  fifo_on_exhausted: 'hold' | 'skip';
 } & EndpointFilterColumns;
 
 /**
@@ -72,6 +75,8 @@ export type NewEndpoint = {
   contentFilter?: Partial<EndpointFilterColumns>;
   transformation?: string | null;
   template?: string | null;
+  fifo?: boolean;
+  fifoOnExhausted?: 'hold' | 'skip';
 };
 
 type Db = Sql | TxSql;
@@ -80,12 +85,13 @@ export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointR
   const filter = e.contentFilter;
   const [row] = await sql<EndpointRow[]>`
     INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight,
-                                   filter, filter_jsonpath, filter_vars, transformation, template)
+                                   filter, filter_jsonpath, filter_vars, transformation, template, fifo, fifo_on_exhausted)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
             ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null},
             ${filter?.filter ? sql.json(filter.filter as never) : null}, ${filter?.filter_jsonpath ?? null}::jsonpath,
-            ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null}, ${e.transformation ?? null}, ${e.template ?? null})
+            ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null}, ${e.transformation ?? null}, ${e.template ?? null},
+            ${e.fifo ?? false}, ${e.fifoOnExhausted ?? 'hold'})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -121,6 +127,8 @@ export type EndpointChanges = Partial<{
   max_in_flight: number | null;
   transformation: string | null;
   template: string | null;
+  fifo: boolean;
+  fifo_on_exhausted: 'hold' | 'skip';
 }> & Partial<EndpointFilterColumns>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
@@ -131,11 +139,22 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
   if (changes.include_fields) values.include_fields = sql.json(changes.include_fields as never);
   if (changes.filter) values.filter = sql.json(changes.filter as never);
   if (changes.filter_vars) values.filter_vars = sql.json(changes.filter_vars as never);
-  const [row] = await sql<EndpointRow[]>`
-    UPDATE webhook_endpoints SET ${sql(values as never, ...([...columns, 'updated_at'] as never[]))}
-    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-    RETURNING *`;
-  return row;
+  const update = async (tx: Db) => {
+    const [row] = await tx<EndpointRow[]>`
+      UPDATE webhook_endpoints SET ${tx(values as never, ...([...columns, 'updated_at'] as never[]))}
+      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      RETURNING *`;
+    // Ordered delivery switched on or off: its unfinished deliveries join or leave the FIFO queue
+    // with it (in event order, as if they had arrived after the switch).
+    if (row && changes.fifo !== undefined) {
+      await tx`
+        UPDATE webhook_dispatches SET fifo = ${changes.fifo ? true : null}
+        WHERE webhook_endpoint_id = ${id} AND status IN ('pending', 'in_flight', 'paused')`;
+    }
+    return row;
+  };
+  if (changes.fifo === undefined || !('begin' in sql)) return update(sql);
+  return sql.begin(update) as Promise<EndpointRow | undefined>;
 }
 
 /**
@@ -272,8 +291,8 @@ export async function recoverEndpointEvents(
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid) FOR NO KEY UPDATE`;
     if (!ep) return undefined;
     const rows = await tx<{ webhook_event_id: string }[]>`
-      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status)
-      SELECT e.organization_id, e.id, ep.id, e.priority, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END
+      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)
+      SELECT e.organization_id, e.id, ep.id, e.priority, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END, CASE WHEN ep.fifo THEN true END
       ${missedEvents(tx, id, window)}
       ORDER BY e.created_at
       LIMIT ${window.limit}

@@ -306,8 +306,8 @@ export async function insertDirectedEvent(
     }
     await tx`DELETE FROM webhook_dispatches WHERE webhook_event_id = ${inserted.id} AND webhook_endpoint_id <> ${e.endpointId}`;
     await tx`
-      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status)
-      SELECT ${e.organizationId}, ${inserted.id}, ep.id, ${e.priority}, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END
+      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)
+      SELECT ${e.organizationId}, ${inserted.id}, ep.id, ${e.priority}, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END, CASE WHEN ep.fifo THEN true END
       FROM webhook_endpoints ep WHERE ep.id = ${e.endpointId}
       ON CONFLICT (webhook_event_id, webhook_endpoint_id) DO NOTHING`;
     // The trigger completed it at once if nothing matched; it is now waiting for its one delivery.

@@ -107,6 +107,8 @@ const FLUSH_RETRY_DELAY_MS = 500;
 const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 /** How long stop() waits for cancelled requests to end (they end at once; this only bounds a surprise). */
 const CANCEL_SETTLE_MS = 5_000;
+/** Why a FIFO endpoint that holds on an exhausted head was disabled (the head's own error follows). */
+const FIFO_HOLD_REASON = 'ordered delivery held: the delivery at the head of the queue failed for good; replay it, or enable the endpoint to skip it';
 /** A claim for quiet endpoints serves those with nothing in flight: a few rows each, a bounded claim. */
 const QUIET_CLAIM_MAX = 64;
 /** A delivery whose transformation found no free sandbox thread in time is handed back for this long. */
@@ -410,6 +412,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return { ...base, success: false, error: outcome.reason, nextStatus: 'pending', nextAttemptAt: new Date(at + outcome.delayMs) };
       case 'failed':
         failedAttempts++;
+        // The head of a FIFO queue that holds: everything after it waits, with the endpoint disabled,
+        // until someone replays this one or enables the endpoint again (which skips it).
+        if (d.fifo && d.fifo_on_exhausted === 'hold') {
+          return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null, disableEndpointReason: `${FIFO_HOLD_REASON}: ${outcome.reason}` };
+        }
         return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null };
       case 'gone':
         failedAttempts++;

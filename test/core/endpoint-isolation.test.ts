@@ -20,7 +20,7 @@ async function startSlowReceiver(delayMs: number) {
     open--;
     return { status: 200 };
   });
-  return Object.assign(rx, { get maxOpen() { return maxOpen; } });
+  return Object.defineProperty(rx, 'maxOpen', { get: () => maxOpen }) as TestReceiver & { readonly maxOpen: number };
 }
 
 async function dispatchStates(c: TestCarteiro, endpointId: string): Promise<Record<string, number>> {

@@ -31,6 +31,8 @@ const endpointFields = {
   user_id: { type: ['string', 'null'], minLength: 1, maxLength: 200 },
   include_fields: includeFieldsSchema,
   filter: contentFilterSchema,
+  fifo: { type: 'boolean' },
+  fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'] },
   ...transformationFieldSchemas,
 } as const;
 
@@ -46,6 +48,8 @@ type EndpointBody = {
   is_active?: boolean;
   include_fields?: IncludeFields | null;
   filter?: Record<string, unknown> | null;
+  fifo?: boolean;
+  fifo_on_exhausted?: 'hold' | 'skip';
 } & TransformationFields;
 
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
@@ -101,6 +105,8 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         contentFilter,
         transformation: code.transformation ?? null,
         template: code.template ?? null,
+        fifo: b.fifo ?? false,
+        fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
