@@ -150,6 +150,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** Every delivery under way is either active or parked. */
   const inFlight = () => active.size + parked;
   let buffer: OutcomeRecord[] = [];
+  /** Outcomes of FIFO endpoints' deliveries: recorded at once, and their commit wakes the claim loop. */
+  const fifoOutcomes = new WeakSet<OutcomeRecord>();
   let flushing: Promise<void> | null = null;
   /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
   let recording = 0;
@@ -301,6 +303,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         else active.delete(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
+        if (d.fifo) fifoOutcomes.add(record);
         pushOutcome(record);
         if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
@@ -488,8 +491,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function pushOutcome(record: OutcomeRecord): void {
     buffer.push(record);
-    if (flushing || flushTimer) return;
-    if (buffer.length >= batchSize || flushIntervalMs === 0) void flush();
+    if (flushing) return;
+    // A FIFO endpoint's next delivery waits for this outcome to be recorded: no flush interval for it.
+    if (buffer.length >= batchSize || flushIntervalMs === 0 || fifoOutcomes.has(record)) {
+      if (flushTimer) clearTimeout(flushTimer);
+      flushTimer = null;
+      void flush();
+      return;
+    }
+    if (flushTimer) return;
     else flushTimer = setTimeout(() => { flushTimer = null; void flush(); }, flushIntervalMs);
   }
 
@@ -514,6 +524,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         deps.onRecorded?.(batch);
         if (claimsHeldBack) {
           claimsHeldBack = false;
+          void claimLoop();
+        } else if (batch.some((o) => fifoOutcomes.has(o))) {
+          // A FIFO endpoint's next head became claimable with this commit (nothing else announces it).
           void claimLoop();
         }
       } catch (err) {

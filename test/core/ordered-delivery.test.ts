@@ -191,3 +191,25 @@ describe('ordered delivery', () => {
     }
   });
 });
+
+describe('ordered delivery without polling', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    // No poll in the test's lifetime: each next head must be claimed because its predecessor's
+    // outcome was recorded, not because a timer came round.
+    c = await startCarteiro({ env: { CARTEIRO_POLL_INTERVAL_MS: '600000' } });
+  });
+  after(() => c.stop());
+
+  test("recording a FIFO delivery's outcome wakes the claim of the next one", async () => {
+    const rx = await startOrderReceiver();
+    try {
+      await createEndpoint(c, { url: `${rx.url}/nopoll`, events: ['agent.created'], fifo: true });
+      const ids = await batch(c, 'nopoll', 25);
+      await eventually(() => rx.received.length >= ids.length, { what: 'all delivered without a poll', timeoutMs: 60_000 });
+      assert.deepEqual(rx.received.map((r) => r.headers['webhook-id']), ids);
+    } finally {
+      await rx.close();
+    }
+  });
+});
