@@ -4,12 +4,15 @@
  * limit (the user's override, else the organization's default, else CARTEIRO_MAX_ENDPOINTS_PER_USER).
  * Endpoints without an owner are not counted.
  */
-import type { Services } from '../runtime/services.ts';
+import type { Ledger } from '../ledger/connection.ts';
+import type { UserLimitsReader } from '../security/tenancy/user-limits.ts';
 import { insertEndpoint, type EndpointRow, type NewEndpoint } from '../ledger/endpoints.ts';
 import { insertEndpointWithinQuota } from '../ledger/portal-deliveries.ts';
 import { QuotaExceededError } from '../errors/errors.ts';
 
-export async function insertWithinUserQuota(services: Services, e: NewEndpoint): Promise<EndpointRow> {
+type QuotaDeps = { ledger: Pick<Ledger, 'sql'>; userLimits: UserLimitsReader };
+
+export async function insertWithinUserQuota(services: QuotaDeps, e: NewEndpoint): Promise<EndpointRow> {
   const { userId } = e;
   if (userId === null) return insertEndpoint(services.ledger.sql, e);
   const { max_endpoints: limit } = await services.userLimits.fresh(e.organizationId, userId);

@@ -6,12 +6,7 @@
  */
 export const DEFAULT_ORGANIZATION_ID = '00000000-0000-7000-8000-000000000000';
 
-/**
- * A portal session acts for one user of one organization, with the scope it was issued with; it is
- * accepted only by the routes marked for it (`config.portal`, api/auth-hook.ts) and answers 403
- * everywhere else (docs/portal.md).
- */
-export type PortalPrincipal = { kind: 'portal'; organizationId: string; userId: string; sessionId: string; scope: 'read' | 'manage' };
+import type { PortalPrincipal } from '../security/tenancy/portal-principal.ts';
 
 export type Principal = { kind: 'admin' } | { kind: 'organization'; organizationId: string; keyId: string } | PortalPrincipal;
 

@@ -8,7 +8,8 @@
  *   DELETE /portal/sessions/:id  revoke: the token answers 401 from then on
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { Ledger } from '../../ledger/connection.ts';
+import type { Config } from '../../config/config.ts';
 import { idParams, pageQuery, shortText } from '../schemas.ts';
 import { insertPortalSession, listPortalSessions, revokePortalSession, type PortalScope, type PortalSessionRow } from '../../ledger/portal-sessions.ts';
 import { generatePortalToken } from '../../security/tenancy/portal-sessions.ts';
@@ -35,13 +36,16 @@ export function presentPortalSession(s: PortalSessionRow) {
   };
 }
 
+/** What these routes need of the process's services (narrower than the Services bag). */
+type SessionRouteDeps = { ledger: Pick<Ledger, 'sql'>; config: Pick<Config, 'portal'> };
+
 /** Where the portal page is served: CARTEIRO_PUBLIC_URL, else API_BASE_URL, else the host this request came to. */
-function portalBaseUrl(services: Services, request: FastifyRequest): string {
+function portalBaseUrl(services: SessionRouteDeps, request: FastifyRequest): string {
   const configured = services.config.portal.publicUrl;
   return (configured ?? `${request.protocol}://${request.host}`).replace(/\/+$/, '');
 }
 
-export async function portalSessionRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function portalSessionRoutes(app: FastifyInstance, services: SessionRouteDeps): Promise<void> {
   const tags = ['portal sessions'];
   const { sql } = services.ledger;
 

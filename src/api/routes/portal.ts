@@ -9,8 +9,13 @@
  * sessions acting for a portal user.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
-import type { PortalPrincipal } from '../tenant.ts';
+import type { Ledger } from '../../ledger/connection.ts';
+import type { Config } from '../../config/config.ts';
+import type { SecretBox } from '../../crypto/secret-box.ts';
+import type { Catalog } from '../../catalog/catalog.ts';
+import type { DataProtection } from '../../security/data-protection.ts';
+import type { UserLimitsReader } from '../../security/tenancy/user-limits.ts';
+import type { PortalPrincipal } from '../../security/tenancy/portal-principal.ts';
 import { idParams, isoDate, pageQuery, parseDate, uuid } from '../schemas.ts';
 import {
   deleteEndpoint, findEndpoint, listEndpoints, recoverEndpointEvents, rotateEndpointSecret, setEndpointActive, updateEndpoint, type EndpointChanges,
@@ -52,7 +57,18 @@ function sessionOf(request: FastifyRequest): PortalPrincipal {
   return principal;
 }
 
-export async function portalRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** What the portal's routes need of the process's services (narrower than the Services bag). */
+type PortalRouteDeps = {
+  ledger: Pick<Ledger, 'sql'>;
+  secretBox: Pick<SecretBox, 'seal'>;
+  config: Pick<Config, 'keys'>;
+  catalog: Pick<Catalog, 'list'>;
+  dataProtection: Pick<DataProtection, 'openAttempt' | 'piiFields'>;
+  checkDestination: (url: string, field?: string) => Promise<void>;
+  userLimits: UserLimitsReader;
+};
+
+export async function portalRoutes(app: FastifyInstance, services: PortalRouteDeps): Promise<void> {
   const tags = ['portal'];
   const { ledger, secretBox } = services;
   const read = { portal: 'read' } as const;

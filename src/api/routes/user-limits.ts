@@ -9,18 +9,22 @@
  *   DELETE /user-limits/users/:user_id    the user is back on the organization's defaults
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { Ledger } from '../../ledger/connection.ts';
+import type { Config } from '../../config/config.ts';
 import { shortText } from '../schemas.ts';
 import {
   deleteUserLimits, readOrganizationLimits, readUserLimits, writeOrganizationLimits, writeUserLimits, type OrganizationLimitsRow, type UserLimitsRow,
 } from '../../ledger/user-limits.ts';
-import { resolveUserLimits } from '../../security/tenancy/user-limits.ts';
+import { resolveUserLimits, type UserLimitsReader } from '../../security/tenancy/user-limits.ts';
 import { NotFoundError } from '../../errors/errors.ts';
 
 const limitValue = { type: ['integer', 'null'], minimum: 0, maximum: 1_000_000 } as const;
 const userParams = { type: 'object', required: ['user_id'], additionalProperties: false, properties: { user_id: shortText } } as const;
 
-export async function userLimitRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** What these routes need of the process's services (narrower than the Services bag). */
+type UserLimitRouteDeps = { ledger: Pick<Ledger, 'sql'>; config: Pick<Config, 'users'>; userLimits: UserLimitsReader };
+
+export async function userLimitRoutes(app: FastifyInstance, services: UserLimitRouteDeps): Promise<void> {
   const tags = ['user limits'];
   const { sql } = services.ledger;
   const defaults = services.config.users;

@@ -8,11 +8,10 @@
  * Runs as an onRequest hook registered after the auth hook, so it sees `request.tenant`; public routes
  * (/health) have no tenant and are not limited.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Services } from '../../runtime/services.ts';
 import { RateLimitedError } from '../../errors/errors.ts';
-import type { Principal } from '../../api/tenant.ts';
 
 const BURST_WINDOW_SECONDS = 10;
 
@@ -43,6 +42,9 @@ export function createIngressLimiter(
     },
   };
 }
+
+/** Who is calling (api/tenant.ts's Principal, as the auth hook put it on the request). */
+type Principal = FastifyRequest['tenant']['principal'];
 
 /** One budget per organization key, per portal session, and one for the admin key. */
 function limiterKey(principal: Principal): string {

@@ -9,13 +9,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../../ledger/connection.ts';
 import { findLivePortalSessionByHash } from '../../ledger/portal-sessions.ts';
-import type { Authenticator, PortalPrincipal } from '../../api/tenant.ts';
 import { hashApiKey } from './api-keys.ts';
+import type { PortalPrincipal } from './portal-principal.ts';
 
 const PORTAL_TOKEN_PREFIX = 'cp_sess_';
 /** Characters of the token kept in the ledger and shown in listings ("cp_sess_" + 6). */
 const PORTAL_TOKEN_SHOWN_CHARS = 14;
 const PORTAL_TOKEN_PATTERN = /^cp_sess_[A-Za-z0-9_-]{43}$/;
+
+/** Looks a bearer token up; null when it is not one this authenticator knows (api/tenant.ts's Authenticator). */
+type TokenLookup<P> = (token: string) => Promise<P | null>;
 
 export type NewPortalToken = { token: string; tokenHash: string; prefix: string };
 
@@ -24,7 +27,7 @@ export function generatePortalToken(): NewPortalToken {
   return { token, tokenHash: hashApiKey(token), prefix: token.slice(0, PORTAL_TOKEN_SHOWN_CHARS) };
 }
 
-export function createPortalSessionAuthenticator(sql: Sql): Authenticator {
+export function createPortalSessionAuthenticator(sql: Sql): TokenLookup<PortalPrincipal> {
   return async (token) => {
     // Anything not shaped like a portal token is rejected without a query.
     if (!PORTAL_TOKEN_PATTERN.test(token)) return null;
@@ -36,7 +39,7 @@ export function createPortalSessionAuthenticator(sql: Sql): Authenticator {
 }
 
 /** Tries each authenticator in turn; the first that knows the token wins. */
-export function firstAuthenticator(...authenticators: Authenticator[]): Authenticator {
+export function firstAuthenticator<P>(...authenticators: TokenLookup<P>[]): TokenLookup<P> {
   return async (token) => {
     for (const authenticate of authenticators) {
       const principal = await authenticate(token);

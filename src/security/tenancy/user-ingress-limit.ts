@@ -10,7 +10,6 @@
  * validated; over the limit: 429 naming the user and the limit, with Retry-After.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
 import { UserRateLimitedError } from '../../errors/errors.ts';
 import { createIngressLimiter, type IngressLimiter } from './ingress-limit.ts';
 import type { UserLimitsReader } from './user-limits.ts';
@@ -57,7 +56,7 @@ function eventsPerUser(request: FastifyRequest): Map<string, { organizationId: s
   return out;
 }
 
-export function registerUserIngressLimit(app: FastifyInstance, services: Services, limits: UserLimitsReader): void {
+export function registerUserIngressLimit(app: FastifyInstance, services: Parameters<typeof createIngressLimiter>[0], limits: UserLimitsReader): void {
   // One limiter per distinct (rate, burst): the counters of a user whose limit changes start afresh.
   const limiters = new Map<string, IngressLimiter>();
   const limiterFor = (rate: number, burst: number): IngressLimiter => {
