@@ -60,7 +60,7 @@ export const errorEnvelope: Schema = {
 const ERROR_TEXT: Record<number, string> = {
   400: 'Invalid input: the envelope names the field (details.field).',
   401: 'No valid API key (Authorization: Bearer …).',
-  403: 'The key may not do this (admin key only, or another organization).',
+  403: "The key may not do this (admin key only, another organization, a read-only portal session writing, or a portal session token outside the portal's routes).",
   404: 'Not found (or not visible to this key).',
   409: 'Conflicts with the current state.',
   413: 'Body larger than CARTEIRO_BODY_LIMIT_BYTES.',
@@ -555,7 +555,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
 function errorCodes(doc: RouteDoc): number[] {
   const base = doc.auth === 'public' ? [400, 500] : [400, 401, 429, 500, 503];
-  if (doc.auth === 'admin' || doc.auth === 'portal') base.push(403);
+  // Every keyed route answers 403 to a portal session token (only the portal's routes take one).
+  if (doc.auth !== 'public' && doc.auth !== 'supabase') base.push(403);
   return [...new Set([...base, ...(doc.errors ?? [])])].sort((a, b) => a - b);
 }
 
