@@ -504,3 +504,14 @@ test('row level security is the second wall: a database session acting for a por
   const [row] = await sql`SELECT name FROM webhook_endpoints WHERE id = ${b.endpoint.id}`;
   assert.notEqual(row?.name, 'hijacked');
 });
+
+test("erasing a user's data ends its portal sessions and removes its limit overrides", async () => {
+  const s = await issue('erased-user', { scope: 'manage' });
+  assert.equal((await asOrg()('PUT', 'user-limits/users/erased-user', { max_endpoints: 5 })).status, 200);
+  assert.equal((await portal(s.token)('GET', 'portal/session')).status, 200);
+  assert.equal((await asOrg()('DELETE', 'users/erased-user/data')).status, 200);
+  assert.equal((await portal(s.token)('GET', 'portal/session')).status, 401);
+  assert.equal((await asOrg()('GET', 'user-limits/users/erased-user')).body.override, null);
+  const left = await c.services.ledger.sql`SELECT count(*)::int AS n FROM portal_sessions WHERE user_id = 'erased-user'`;
+  assert.equal(left[0]?.n, 0);
+});
