@@ -14,6 +14,7 @@ import { registerAnswerDeadline } from './answer-deadline.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { BodyTooLargeError, NotFoundError } from '../errors/errors.ts';
 import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
+import { registerUserIngressLimit } from '../security/tenancy/user-ingress-limit.ts';
 import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
 import { registerInputHardening } from '../security/hardening/input-hardening.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
@@ -142,6 +143,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   registerInputHardening(app);
   registerAuth(app, services);
   registerIngressLimit(app, services);
+  registerUserIngressLimit(app, services, services.userLimits);
   registerAuditTrail(app, services, API_PREFIX);
 
   for (const mod of ROUTE_MODULES) await app.register(async (scope) => mod(scope, services), { prefix: API_PREFIX });

@@ -1,6 +1,10 @@
 /**
  * Every route requires `Authorization: Bearer <key>` unless it declares `config: { public: true }`
  * (health checks and the API description). The resolved tenant rides on the request.
+ *
+ * A portal session token is accepted only by routes that declare `config: { portal: 'read' | 'manage' }`
+ * (the scope they need): every other route answers it 403, whatever its path names, so the answer
+ * tells nothing about what exists (docs/portal.md). A `read` session on a `manage` route gets 403 too.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../runtime/services.ts';
@@ -16,6 +20,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean;
+    /** The portal scope a route needs; without it a portal session token is refused (403). */
+    portal?: 'read' | 'manage';
   }
 }
 
@@ -37,6 +43,13 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       await failures?.fail(request.ip);
       throw new UnauthorizedError('invalid API key');
     }
+    if (principal.kind === 'portal') {
+      const needs = request.routeOptions.config?.portal;
+      // The tenant rides on the refused request so the audit trail records the attempt.
+      request.tenant = tenantFor(principal, undefined);
+      if (!needs) throw new ForbiddenError('a portal session can use only the portal routes (/api/webhooks/portal/…)');
+      if (needs === 'manage' && principal.scope !== 'manage') throw new ForbiddenError('this portal session is read-only: its scope is "read"');
+    }
     const orgHeader = request.headers['x-organization-id'];
     if (orgHeader !== undefined && (typeof orgHeader !== 'string' || !isUuid(orgHeader))) {
       throw new ValidationError('X-Organization-Id must be a UUID', { field: 'headers.x-organization-id' });
@@ -44,7 +57,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     // Compared with the key's organization and the ledger's rows as text: one spelling (lower case).
     const requested = orgHeader === undefined ? undefined : normalizeId(orgHeader);
     if (requested !== undefined) {
-      if (principal.kind === 'organization' && requested !== principal.organizationId) {
+      if (principal.kind !== 'admin' && requested !== principal.organizationId) {
         // Known caller, refused: the tenant rides on the request so the audit trail records the attempt.
         request.tenant = tenantFor(principal, undefined);
         throw new ForbiddenError('an organization key can act only for its own organization');

@@ -60,13 +60,13 @@ export const errorEnvelope: Schema = {
 const ERROR_TEXT: Record<number, string> = {
   400: 'Invalid input: the envelope names the field (details.field).',
   401: 'No valid API key (Authorization: Bearer …).',
-  403: 'The key may not do this (admin key only, or another organization).',
+  403: "The key may not do this (admin key only, another organization, a read-only portal session writing, or a portal session token outside the portal's routes).",
   404: 'Not found (or not visible to this key).',
   409: 'Conflicts with the current state.',
   413: 'Body larger than CARTEIRO_BODY_LIMIT_BYTES.',
   415: 'Content-Type is not application/json.',
-  422: 'Well-formed but refused: an unknown event type, data that breaks its schema, an unsafe destination URL, or a transformation that fails.',
-  429: 'Rate limited: retry after Retry-After seconds.',
+  422: 'Well-formed but refused: an unknown event type, data that breaks its schema, an unsafe destination URL, a transformation that fails, or a quota (details.limit).',
+  429: 'Rate limited (per key, or per user id: details.limit): retry after Retry-After seconds.',
   500: 'Unexpected error; details are in the server log only.',
   503: 'The ledger is unavailable, or the transformation sandbox is busy (Retry-After), or the server is shutting down.',
 };
@@ -216,7 +216,7 @@ const apiKeyWithSecret = obj({ ...apiKeyFields, key: { ...str, description: 'The
 
 const auditEntry = obj({
   id: str, at: date,
-  actor: obj({ kind: { type: 'string', enum: ['admin', 'organization'] }, key_id: nstr, organization_id: nstr }),
+  actor: obj({ kind: { type: 'string', enum: ['admin', 'organization', 'portal'] }, key_id: nstr, organization_id: nstr }),
   organization_id: nstr, action: str, method: str, route: str, path: str, target_id: nstr, status_code: int, ip: nstr, user_agent: nstr,
   request_id: nstr,
 });
@@ -290,10 +290,45 @@ const erasure = obj({
 
 const noContent = { type: 'null', description: 'No content.' };
 
+const portalSessionFields = {
+  id: str, organization_id: str, user_id: str, prefix: { ...str, description: "The token's first characters." },
+  scope: { type: 'string', enum: ['read', 'manage'] }, features: strings, created_at: date, expires_at: date, revoked_at: ndate,
+  active: { ...bool, description: 'Neither revoked nor expired.' },
+};
+const portalSession = obj(portalSessionFields);
+const newPortalSession = {
+  ...obj({
+    ...portalSessionFields,
+    token: { ...str, description: 'The session token (cp_sess_…): in this answer only, never again.' },
+    url: { ...str, description: 'The portal page for this session (the page itself is not served yet: docs/portal.md).' },
+  }),
+  examples: [{
+    id: '0190c3a4-0000-7000-8000-0000000000aa', organization_id: eventExample.organization_id, user_id: 'customer-42', prefix: 'cp_sess_Zx81Qa',
+    scope: 'manage', features: [], created_at: eventExample.created_at, expires_at: '2025-01-15T13:00:00.000Z', revoked_at: null, active: true,
+    token: 'cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI', url: 'https://hooks.example.com/portal?token=cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI',
+  }],
+};
+const userLimitValues = { max_endpoints: int, events_per_second: { ...int, description: '0: no limit.' }, events_burst: int };
+const organizationLimits = obj({
+  organization_id: str,
+  settings: obj({ max_endpoints_per_user: nint, user_events_per_second: nint, user_events_burst: nint }, [], 'As set (null: the server default).'),
+  effective: obj({ max_endpoints_per_user: int, user_events_per_second: int, user_events_burst: int }),
+});
+const userLimits = obj({
+  organization_id: str, user_id: str,
+  override: { anyOf: [{ type: 'null' }, obj({ max_endpoints: nint, events_per_second: nint, events_burst: nint })], description: "This user's own values (null: none)." },
+  effective: obj(userLimitValues),
+});
+const portalDelivery = obj({
+  id: str, event_id: str, event_type: str, endpoint_id: str,
+  status: { type: 'string', enum: ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'] },
+  attempts: int, last_status_code: nint, last_error: nstr, next_attempt_at: date, created_at: date, completed_at: ndate,
+});
+
 // ---- The routes -------------------------------------------------------------------------------------
 
 /** public: no key; key: an organization key or the admin key; admin: the admin key only; supabase: its shared secret header. */
-type Auth = 'public' | 'key' | 'admin' | 'supabase';
+type Auth = 'public' | 'key' | 'admin' | 'supabase' | 'portal';
 
 type RouteDoc = {
   summary: string;
@@ -492,6 +527,70 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'POST /n8n/discover': { summary: "Read n8n's API and bring the workflow registry in line", auth: 'admin', ok: { 200: discovery }, errors: [422, 502] },
 
+  'POST /portal/sessions': {
+    summary: 'Issue a portal session for one of your users; its token is in this answer only',
+    description: 'Default scope "read"; default lifetime CARTEIRO_PORTAL_SESSION_TTL_SECONDS (1 h), at most 24 h. `features` are kept for the portal page; the API enforces the scope.',
+    ok: { 201: newPortalSession },
+    bodyExamples: [{ user_id: 'customer-42', scope: 'manage', ttl_seconds: 3600 }],
+  },
+  'GET /portal/sessions': { summary: 'List portal sessions (never their tokens), optionally of one user', ok: { 200: page(portalSession) } },
+  'DELETE /portal/sessions/:id': { summary: 'Revoke a portal session: its token answers 401 from now on', ok: { 200: portalSession }, errors: [404] },
+
+  'GET /portal/session': {
+    summary: 'The portal session itself: its user, scope and limits',
+    auth: 'portal',
+    ok: { 200: obj({ session_id: str, organization_id: str, user_id: str, scope: { type: 'string', enum: ['read', 'manage'] }, limits: obj(userLimitValues) }) },
+  },
+  'GET /portal/event-types': { summary: 'The event catalog, to pick event types from (read-only)', auth: 'portal', ok: { 200: list(eventType) } },
+  'GET /portal/endpoints': { summary: "The session user's endpoints", auth: 'portal', ok: { 200: page(endpoint) } },
+  'POST /portal/endpoints': {
+    summary: 'Create an endpoint owned by the session user; its signing secret is in this answer only',
+    description: 'Refused with 422 (CARTEIRO_QUOTA_EXCEEDED) once the user owns its max_endpoints.',
+    auth: 'portal',
+    ok: { 201: endpointWithSecret },
+    errors: [422],
+    bodyExamples: [{ name: 'My CRM', url: 'https://crm.example.com/hooks', events: ['user.registered'] }],
+  },
+  'GET /portal/endpoints/:id': { summary: 'One of the user\'s endpoints', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
+  'PATCH /portal/endpoints/:id': { summary: 'Change one of the user\'s endpoints', auth: 'portal', ok: { 200: endpoint }, errors: [404, 422], bodyExamples: [{ events: ['*'] }] },
+  'DELETE /portal/endpoints/:id': { summary: 'Delete one of the user\'s endpoints', auth: 'portal', ok: { 204: noContent }, errors: [404] },
+  'POST /portal/endpoints/:id/enable': { summary: 'Resume an endpoint (held deliveries resume)', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
+  'POST /portal/endpoints/:id/disable': { summary: 'Pause an endpoint (its deliveries are held)', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
+  'POST /portal/endpoints/:id/rotate-secret': { summary: 'Rotate the signing secret; the new one is in this answer only', auth: 'portal', ok: { 200: endpointWithSecret }, errors: [404] },
+  'POST /portal/endpoints/:id/test': {
+    summary: 'Send a webhook.test event to this endpoint only',
+    description: 'Follow `deliveries_url` to see the delivery and what the receiver answered.',
+    auth: 'portal',
+    ok: { 202: obj({ event_id: str, event_type: str, endpoint_id: str, paused: bool, created_at: date, deliveries_url: str }) },
+    errors: [404],
+  },
+  'POST /portal/endpoints/:id/recover': {
+    summary: 'Queue again the events this endpoint missed since a time',
+    auth: 'portal',
+    ok: { 200: obj({ recovered: int, truncated: bool }) },
+    errors: [404],
+    bodyExamples: [{ since: '2025-01-15T00:00:00Z' }],
+  },
+  'GET /portal/endpoints/:id/attempts': { summary: "An endpoint's delivery attempts, newest first", auth: 'portal', ok: { 200: page(attempt) }, errors: [404] },
+  'GET /portal/deliveries': { summary: "Deliveries to the user's endpoints, newest first (filter by endpoint_id, event_id, status)", auth: 'portal', ok: { 200: page(portalDelivery) } },
+  'GET /portal/deliveries/:id': { summary: 'One delivery', auth: 'portal', ok: { 200: portalDelivery }, errors: [404] },
+  'GET /portal/deliveries/:id/attempts': { summary: "A delivery's attempts, with what the receiver answered", auth: 'portal', ok: { 200: list(attempt) }, errors: [404] },
+  'POST /portal/deliveries/:id/replay': { summary: 'Deliver again (a finished delivery)', auth: 'portal', ok: { 202: obj({ delivery_id: str, requeued: int }) }, errors: [404, 409] },
+
+  'GET /user-limits': { summary: "The organization's limits per user (defaults for each of its users)", ok: { 200: organizationLimits } },
+  'PATCH /user-limits': {
+    summary: "Set the organization's limits per user (null: back to the server's default)",
+    ok: { 200: organizationLimits },
+    bodyExamples: [{ max_endpoints_per_user: 10, user_events_per_second: 20, user_events_burst: 40 }],
+  },
+  'GET /user-limits/users/:user_id': { summary: "One user's limits: its override and what applies", ok: { 200: userLimits } },
+  'PUT /user-limits/users/:user_id': {
+    summary: "Override one user's limits (null: the organization's default)",
+    ok: { 200: userLimits },
+    bodyExamples: [{ events_per_second: 100, events_burst: 200 }],
+  },
+  'DELETE /user-limits/users/:user_id': { summary: "Remove one user's override", ok: { 204: noContent }, errors: [404] },
+
   'GET /live': {
     summary: 'Live updates as Server-Sent Events',
     description: 'text/event-stream: `event: <type>` with the message as JSON `data:` (deliveries.recorded, events.accepted, …), and a heartbeat comment every 15 s.',
@@ -501,16 +600,18 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
 function errorCodes(doc: RouteDoc): number[] {
   const base = doc.auth === 'public' ? [400, 500] : [400, 401, 429, 500, 503];
-  if (doc.auth === 'admin') base.push(403);
+  // Every keyed route answers 403 to a portal session token (only the portal's routes take one).
+  if (doc.auth !== 'public' && doc.auth !== 'supabase') base.push(403);
   return [...new Set([...base, ...(doc.errors ?? [])])].sort((a, b) => a - b);
 }
 
-const SECURITY: Record<Auth, unknown[]> = { public: [], key: [{ bearer: [] }], admin: [{ bearer: [] }], supabase: [{ supabaseSecret: [] }] };
+const SECURITY: Record<Auth, unknown[]> = { public: [], key: [{ bearer: [] }], admin: [{ bearer: [] }], supabase: [{ supabaseSecret: [] }], portal: [{ bearer: [] }] };
 const AUTH_TEXT: Record<Auth, string> = {
   public: 'No key needed.',
   key: 'An organization key, or the admin key (with X-Organization-Id to act for one organization).',
   admin: 'The admin key only; an organization key gets 403.',
   supabase: 'The X-Supabase-Webhook-Secret header (SUPABASE_WEBHOOK_SECRET), checked before the body is read.',
+  portal: 'A portal session token (cp_sess_…, from POST /portal/sessions), acting for its user only; writes need scope "manage" (403 otherwise). Keys get 403.',
 };
 
 /** The doc for a route as registered (full URL), or undefined for routes outside the API (dashboard, metrics). */

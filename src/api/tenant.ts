@@ -1,11 +1,14 @@
 /**
  * Who is calling, and for which organization. The admin key acts for any organization: it reads
  * across all of them unless it names one (X-Organization-Id), and writes to the one it names or to
- * the default organization. An organization key acts only for its own organization.
+ * the default organization. An organization key acts only for its own organization, and a portal
+ * session only for its user within its organization.
  */
 export const DEFAULT_ORGANIZATION_ID = '00000000-0000-7000-8000-000000000000';
 
-export type Principal = { kind: 'admin' } | { kind: 'organization'; organizationId: string; keyId: string };
+import type { PortalPrincipal } from '../security/tenancy/portal-principal.ts';
+
+export type Principal = { kind: 'admin' } | { kind: 'organization'; organizationId: string; keyId: string } | PortalPrincipal;
 
 export type Tenant = {
   principal: Principal;
@@ -16,7 +19,7 @@ export type Tenant = {
 };
 
 export function tenantFor(principal: Principal, requestedOrganizationId: string | undefined): Tenant {
-  if (principal.kind === 'organization') {
+  if (principal.kind === 'organization' || principal.kind === 'portal') {
     return { principal, readOrganizationId: principal.organizationId, writeOrganizationId: principal.organizationId };
   }
   return {

@@ -105,6 +105,19 @@ const EnvSchema = z.object({
   /** Requests without a valid key an address may make per minute before it gets 429s (0 = no limit). */
   CARTEIRO_AUTH_FAILURES_PER_MINUTE: int(0).default(100),
   /**
+   * Events per second ingested for one user id (the event's user_id or data.user_id) in one
+   * organization (0 = no limit); an organization sets its own default and overrides per user (docs/portal.md).
+   */
+  CARTEIRO_USER_EVENTS_PER_SECOND: int(0).default(0),
+  /** Extra events one user may send above that rate, per 10 s. */
+  CARTEIRO_USER_EVENTS_BURST: int(0).default(0),
+  /** Endpoints one user may own (created through the portal, or with its user_id); organizations may set their own. */
+  CARTEIRO_MAX_ENDPOINTS_PER_USER: int(0).default(20),
+  /** A portal session's lifetime when its issuer names none. */
+  CARTEIRO_PORTAL_SESSION_TTL_SECONDS: int(60, 86_400).default(3600),
+  /** Where the portal page is served, for the `url` of a new portal session (default: API_BASE_URL, else this request's host). */
+  CARTEIRO_PUBLIC_URL: z.string().url().optional(),
+  /**
    * Group commits an API process runs at once. Requests that arrive meanwhile share the next one, so
    * fewer concurrent commits mean bigger groups and less Postgres work per event (docs/performance.md).
    */
@@ -277,6 +290,9 @@ export type RetryPolicy = {
 export type Config = {
   http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; answerDeadlineMs: number; trustProxy: TrustProxy };
   ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number; schemaCompileTimeoutMs: number };
+  /** Limits per user id: the server's defaults, below an organization's own (docs/portal.md). */
+  users: { eventsPerSecond: number; eventsBurst: number; maxEndpoints: number };
+  portal: { sessionTtlSeconds: number; publicUrl: string | undefined };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
   keys: {
@@ -379,6 +395,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, answerDeadlineMs: e.CARTEIRO_ANSWER_DEADLINE_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS, schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS },
+    users: { eventsPerSecond: e.CARTEIRO_USER_EVENTS_PER_SECOND, eventsBurst: e.CARTEIRO_USER_EVENTS_BURST, maxEndpoints: e.CARTEIRO_MAX_ENDPOINTS_PER_USER },
+    portal: { sessionTtlSeconds: e.CARTEIRO_PORTAL_SESSION_TTL_SECONDS, publicUrl: e.CARTEIRO_PUBLIC_URL ?? e.API_BASE_URL },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {

@@ -94,9 +94,25 @@ export class ForbiddenError extends CarteiroError {
 
 export class RateLimitedError extends CarteiroError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number, reason = 'rate limit exceeded') {
-    super('CARTEIRO_RATE_LIMITED', 429, `${reason}; retry after ${retryAfterSeconds} s`);
+  constructor(retryAfterSeconds: number, reason = 'rate limit exceeded', details?: Record<string, unknown>) {
+    super('CARTEIRO_RATE_LIMITED', 429, `${reason}; retry after ${retryAfterSeconds} s`, details);
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** One user id's events over its ingress limit (docs/portal.md): names the user and the limit. */
+export class UserRateLimitedError extends RateLimitedError {
+  constructor(retryAfterSeconds: number, userId: string, eventsPerSecond: number, burst: number) {
+    super(retryAfterSeconds, `user "${userId}" is over its limit of ${eventsPerSecond} events per second (burst ${burst} per 10 s)`, {
+      limit: 'user_events_per_second', user_id: userId, events_per_second: eventsPerSecond, burst,
+    });
+  }
+}
+
+/** A quota that creating one more would exceed, e.g. the endpoints one user may own (docs/portal.md). */
+export class QuotaExceededError extends CarteiroError {
+  constructor(limit: string, value: number, message: string, details?: Record<string, unknown>) {
+    super('CARTEIRO_QUOTA_EXCEEDED', 422, message, { limit, [limit]: value, ...details });
   }
 }
 

@@ -8,7 +8,7 @@ import type { Sql } from './connection.ts';
 
 export type AuditEntry = {
   organizationId: string | null;
-  actorKind: 'admin' | 'organization';
+  actorKind: 'admin' | 'organization' | 'portal';
   actorKeyId: string | null;
   actorOrganizationId: string | null;
   action: string;
@@ -27,7 +27,7 @@ export type AuditEntry = {
 export type AuditRow = {
   id: string;
   organization_id: string | null;
-  actor_kind: 'admin' | 'organization';
+  actor_kind: 'admin' | 'organization' | 'portal';
   actor_key_id: string | null;
   actor_organization_id: string | null;
   action: string;
@@ -104,7 +104,7 @@ export async function pseudonymizeAuditEntries(sql: Sql, organizationId: string 
 export type AuditFilter = {
   organizationId?: string | undefined;
   actorKeyId?: string | undefined;
-  actorKind?: 'admin' | 'organization' | undefined;
+  actorKind?: 'admin' | 'organization' | 'portal' | undefined;
   /** Exact action, or a prefix ending in '.' or '*' (e.g. "endpoints.*"). */
   action?: string | undefined;
   targetId?: string | undefined;

@@ -20,12 +20,15 @@ export type TestDelivery = { event_id: string; event_type: string; endpoint_id: 
  * other delivery; its status then follows its one delivery as any event's does. A disabled endpoint's
  * delivery is held (`paused`) until it is enabled, as recover's are. Undefined: no such endpoint.
  */
-export async function insertTestDelivery(sql: Sql, organizationId: string | null, endpointId: string, data: Record<string, unknown>): Promise<TestDelivery | undefined> {
+export async function insertTestDelivery(
+  sql: Sql, organizationId: string | null, endpointId: string, data: Record<string, unknown>, owner?: string,
+): Promise<TestDelivery | undefined> {
   const dataJson = JSON.stringify(data);
   return retryOnDeadlock(() => sql.begin(async (tx) => {
     const [ep] = await tx<{ id: string; organization_id: string; is_active: boolean; fifo: boolean }[]>`
       SELECT id, organization_id, is_active, fifo FROM webhook_endpoints
-      WHERE id = ${endpointId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid) FOR NO KEY UPDATE`;
+      WHERE id = ${endpointId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+        AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null}) FOR NO KEY UPDATE`;
     if (!ep) return undefined;
     const id = uuidv7();
     const [event] = await tx<{ id: string; created_at: Date }[]>`

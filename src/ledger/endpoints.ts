@@ -2,6 +2,8 @@
  * Endpoints in the ledger. `secret` and `previous_secret` are ciphertext; decrypting is the caller's
  * job (crypto/secret-box.ts), so nothing here ever sees a plain secret.
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
+ * Those a portal session uses also take an `owner` (the session's user): given, only endpoints whose
+ * user_id it is are found or changed, in the same statement (docs/portal.md).
  */
 import type { Sql, TxSql } from './connection.ts';
 import { refreshEventStatuses, type IncludeFields } from './dispatches.ts';
@@ -96,20 +98,22 @@ export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointR
   return row as EndpointRow;
 }
 
-export async function findEndpoint(sql: Db, organizationId: string | null, id: string): Promise<EndpointRow | undefined> {
+export async function findEndpoint(sql: Db, organizationId: string | null, id: string, owner?: string): Promise<EndpointRow | undefined> {
   const [row] = await sql<EndpointRow[]>`
     SELECT * FROM webhook_endpoints
-    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+    WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null})`;
   return row;
 }
 
 export async function listEndpoints(
   sql: Db,
-  f: { organizationId: string | null; kind?: 'endpoint' | 'n8n'; after?: string | undefined; limit: number },
+  f: { organizationId: string | null; kind?: 'endpoint' | 'n8n'; owner?: string | undefined; after?: string | undefined; limit: number },
 ): Promise<EndpointRow[]> {
   return sql<EndpointRow[]>`
     SELECT * FROM webhook_endpoints
     WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
+      AND (${f.owner ?? null}::text IS NULL OR user_id = ${f.owner ?? null})
       AND kind = ${f.kind ?? 'endpoint'}
       AND (${f.after ?? null}::uuid IS NULL OR id > ${f.after ?? null}::uuid)
     ORDER BY id LIMIT ${f.limit}`;
@@ -131,9 +135,9 @@ export type EndpointChanges = Partial<{
   fifo_on_exhausted: 'hold' | 'skip';
 }> & Partial<EndpointFilterColumns>;
 
-export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges): Promise<EndpointRow | undefined> {
+export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges, owner?: string): Promise<EndpointRow | undefined> {
   const columns = Object.keys(changes) as (keyof EndpointChanges)[];
-  if (columns.length === 0) return findEndpoint(sql, organizationId, id);
+  if (columns.length === 0) return findEndpoint(sql, organizationId, id, owner);
   const values = { ...changes, updated_at: new Date() } as Record<string, unknown>;
   if (changes.metadata) values.metadata = sql.json(changes.metadata as never);
   if (changes.include_fields) values.include_fields = sql.json(changes.include_fields as never);
@@ -143,6 +147,7 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
     const [row] = await tx<EndpointRow[]>`
       UPDATE webhook_endpoints SET ${tx(values as never, ...([...columns, 'updated_at'] as never[]))}
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+        AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null})
       RETURNING *`;
     // Ordered delivery switched on or off: its unfinished deliveries join or leave the FIFO queue
     // with it (in event order, as if they had arrived after the switch).
@@ -164,14 +169,15 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
  * Locks are taken in the worker's order — the endpoint's dispatches, the endpoint, then events — so
  * deleting while an outcome batch is being recorded waits instead of deadlocking.
  */
-export async function deleteEndpoint(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
-  return retryOnDeadlock(() => sql.begin((tx) => deleteEndpointIn(tx, organizationId, id)) as Promise<boolean>);
+export async function deleteEndpoint(sql: Sql, organizationId: string | null, id: string, owner?: string): Promise<boolean> {
+  return retryOnDeadlock(() => sql.begin((tx) => deleteEndpointIn(tx, organizationId, id, owner)) as Promise<boolean>);
 }
 
 /** deleteEndpoint inside the caller's transaction (the n8n registry deletes a workflow's endpoint so). */
-export async function deleteEndpointIn(tx: TxSql, organizationId: string | null, id: string): Promise<boolean> {
+export async function deleteEndpointIn(tx: TxSql, organizationId: string | null, id: string, owner?: string): Promise<boolean> {
   const owned = await tx`
-    SELECT id FROM webhook_endpoints WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+    SELECT id FROM webhook_endpoints WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null})`;
   if (owned.length === 0) return false;
   const dispatches = await tx<{ webhook_event_id: string; status: string }[]>`
     SELECT webhook_event_id, status FROM webhook_dispatches WHERE webhook_endpoint_id = ${id} ORDER BY id FOR UPDATE`;
@@ -201,8 +207,9 @@ export async function setEndpointActive(
   id: string,
   active: boolean,
   reason: string | null,
+  owner?: string,
 ): Promise<EndpointRow | undefined> {
-  return sql.begin((tx) => setEndpointActiveIn(tx, organizationId, id, active, reason)) as Promise<EndpointRow | undefined>;
+  return sql.begin((tx) => setEndpointActiveIn(tx, organizationId, id, active, reason, owner)) as Promise<EndpointRow | undefined>;
 }
 
 /** setEndpointActive inside the caller's transaction (n8n workflows change their endpoint with their own row). */
@@ -212,6 +219,7 @@ export async function setEndpointActiveIn(
   id: string,
   active: boolean,
   reason: string | null,
+  owner?: string,
 ): Promise<EndpointRow | undefined> {
   const [row] = await tx<EndpointRow[]>`
     UPDATE webhook_endpoints SET is_active = ${active}, disabled_reason = ${active ? null : reason}, updated_at = now(),
@@ -223,6 +231,7 @@ export async function setEndpointActiveIn(
            -- an endpoint disabled by hand stays disabled: it is never probed
            probe_at = NULL, probes = 0
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+      AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null})
     RETURNING *`;
   if (!row) return undefined;
   if (active) {
@@ -244,6 +253,7 @@ export async function rotateEndpointSecret(
   id: string,
   newSecretCiphertext: string,
   overlapMs: number,
+  owner?: string,
 ): Promise<EndpointRow | undefined> {
   const [row] = await sql<EndpointRow[]>`
     UPDATE webhook_endpoints
@@ -252,6 +262,7 @@ export async function rotateEndpointSecret(
            secret = ${newSecretCiphertext},
            updated_at = now()
      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+       AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null})
      RETURNING *`;
   return row;
 }
@@ -284,11 +295,13 @@ export async function recoverEndpointEvents(
   organizationId: string | null,
   id: string,
   window: { since: Date; until: Date | null; limit: number },
+  owner?: string,
 ): Promise<{ recovered: number; truncated: boolean } | undefined> {
   return retryOnDeadlock(() => sql.begin(async (tx) => {
     const [ep] = await tx<{ id: string }[]>`
       SELECT id FROM webhook_endpoints
-      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid) FOR NO KEY UPDATE`;
+      WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
+        AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null}) FOR NO KEY UPDATE`;
     if (!ep) return undefined;
     const rows = await tx<{ webhook_event_id: string }[]>`
       INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)

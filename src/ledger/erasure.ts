@@ -115,6 +115,10 @@ export async function eraseUserData(
     WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
     RETURNING 1`;
   r.endpoints_unlinked = unlinked.length;
+  // The user's portal sessions (their tokens stop working at once) and limit overrides name them too
+  // (migration 0024). Audit entries of a portal session keep only the session's id as their actor.
+  await sql`DELETE FROM portal_sessions WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
+  await sql`DELETE FROM user_limits WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)`;
   r.audit_entries_pseudonymized = await pseudonymizeAuditEntries(sql, organizationId, userId, opts.auditPseudonym);
   return r;
 }

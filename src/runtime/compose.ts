@@ -23,6 +23,8 @@ import { createSecretResolver } from '../worker/signing-secrets.ts';
 import { createTransformer } from '../delivery/transformation/transformer.ts';
 import { createEgressGate } from '../security/tenancy/egress-gate.ts';
 import { createApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
+import { createPortalSessionAuthenticator, firstAuthenticator } from '../security/tenancy/portal-sessions.ts';
+import { createUserLimitsReader } from '../security/tenancy/user-limits.ts';
 import { ledgerRoleSeesAllRows } from '../ledger/row-security.ts';
 import { ConfigError } from '../config/config.ts';
 import { registerCoreJobs } from '../jobs/core-jobs.ts';
@@ -128,8 +130,10 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     intake,
     ingest,
     secretBox,
-    authenticate: adminAuthenticator(keys.adminKey, apiKeys.authenticate),
+    // Portal session tokens are accepted only by the portal's routes (api/auth-hook.ts).
+    authenticate: adminAuthenticator(keys.adminKey, firstAuthenticator(apiKeys.authenticate, createPortalSessionAuthenticator(ledger.sql))),
     apiKeys,
+    userLimits: createUserLimitsReader(ledger.sql, config.users),
     jobs,
     liveBus,
     dispatcher: null,

@@ -8,6 +8,7 @@ import type { IngestService } from '../ingest/ingest-service.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Authenticator } from '../api/tenant.ts';
 import type { ApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
+import type { UserLimitsReader } from '../security/tenancy/user-limits.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import type { LiveBus } from '../conveyor/live-bus.ts';
 import type { Dispatcher } from '../worker/dispatcher.ts';
@@ -33,6 +34,8 @@ export type Services = {
   authenticate: Authenticator;
   /** Organization API keys: lookup cache and last-used tracking (forget a key after revoking it). */
   apiKeys: ApiKeyAuthenticator;
+  /** Limits per user id, resolved (override, organization default, server default) and cached for ingestion. */
+  userLimits: UserLimitsReader;
   jobs: JobRunner;
   liveBus: LiveBus;
   /** The worker running in this process, if any. */

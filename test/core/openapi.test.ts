@@ -265,6 +265,69 @@ describe('the API description', () => {
     await call('DELETE /n8n/workflows/{id}', `n8n/workflows/${w.id}`, 404);
   });
 
+  test('portal sessions, the portal and limits per user: real answers match their schemas', async () => {
+    await call('POST /portal/sessions', 'portal/sessions', 400, { scope: 'manage' });
+    const session = await call('POST /portal/sessions', 'portal/sessions', 201, { user_id: 'docs-user', scope: 'manage' });
+    const reader = await call('POST /portal/sessions', 'portal/sessions', 201, { user_id: 'docs-user' });
+    await call('GET /portal/sessions', 'portal/sessions?user_id=docs-user', 200);
+    await call('GET /portal/sessions', 'portal/sessions?limit=0', 400);
+    const as = { authorization: `Bearer ${session.token}` };
+    const asReader = { authorization: `Bearer ${reader.token}` };
+
+    await call('GET /portal/session', 'portal/session', 200, undefined, as);
+    await call('GET /portal/session', 'portal/session', 403, undefined, asOrg());
+    await call('GET /portal/event-types', 'portal/event-types', 200, undefined, as);
+    await call('GET /portal/event-types', 'portal/event-types', 403);
+    const e = await call('POST /portal/endpoints', 'portal/endpoints', 201, { name: 'docs', url: `${receiver.url}/portal`, events: ['*'] }, as);
+    await call('POST /portal/endpoints', 'portal/endpoints', 403, { name: 'docs', url: `${receiver.url}/portal` }, asReader);
+    await call('GET /portal/endpoints', 'portal/endpoints', 200, undefined, as);
+    await call('GET /portal/endpoints', 'portal/endpoints?limit=0', 400, undefined, as);
+    await call('GET /portal/endpoints/{id}', `portal/endpoints/${e.id}`, 200, undefined, as);
+    await call('GET /portal/endpoints/{id}', `portal/endpoints/${missing}`, 404, undefined, as);
+    await call('PATCH /portal/endpoints/{id}', `portal/endpoints/${e.id}`, 200, { description: 'mine' }, as);
+    await call('PATCH /portal/endpoints/{id}', `portal/endpoints/${missing}`, 404, { description: 'x' }, as);
+    await call('POST /portal/endpoints/{id}/disable', `portal/endpoints/${e.id}/disable`, 200, {}, as);
+    await call('POST /portal/endpoints/{id}/disable', `portal/endpoints/${missing}/disable`, 404, {}, as);
+    await call('POST /portal/endpoints/{id}/enable', `portal/endpoints/${e.id}/enable`, 200, {}, as);
+    await call('POST /portal/endpoints/{id}/enable', `portal/endpoints/${missing}/enable`, 404, {}, as);
+    await call('POST /portal/endpoints/{id}/rotate-secret', `portal/endpoints/${e.id}/rotate-secret`, 200, {}, as);
+    await call('POST /portal/endpoints/{id}/rotate-secret', `portal/endpoints/${missing}/rotate-secret`, 404, {}, as);
+    const sent = await call('POST /portal/endpoints/{id}/test', `portal/endpoints/${e.id}/test`, 202, {}, as);
+    await call('POST /portal/endpoints/{id}/test', `portal/endpoints/${missing}/test`, 404, {}, as);
+    await call('POST /portal/endpoints/{id}/recover', `portal/endpoints/${e.id}/recover`, 200, { since: '2025-01-15T00:00:00Z' }, as);
+    await call('POST /portal/endpoints/{id}/recover', `portal/endpoints/${missing}/recover`, 404, { since: '2025-01-15T00:00:00Z' }, as);
+    let delivery: Json | undefined;
+    for (let i = 0; i < 400 && delivery?.status !== 'succeeded'; i++) {
+      delivery = (await call('GET /portal/deliveries', `portal/deliveries?event_id=${sent.event_id}`, 200, undefined, as)).data[0];
+      if (delivery?.status !== 'succeeded') await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(delivery?.status, 'succeeded');
+    await call('GET /portal/deliveries', 'portal/deliveries?status=bogus', 400, undefined, as);
+    await call('GET /portal/deliveries/{id}', `portal/deliveries/${delivery.id}`, 200, undefined, as);
+    await call('GET /portal/deliveries/{id}', `portal/deliveries/${missing}`, 404, undefined, as);
+    await call('GET /portal/deliveries/{id}/attempts', `portal/deliveries/${delivery.id}/attempts`, 200, undefined, as);
+    await call('GET /portal/deliveries/{id}/attempts', `portal/deliveries/${missing}/attempts`, 404, undefined, as);
+    await call('GET /portal/endpoints/{id}/attempts', `portal/endpoints/${e.id}/attempts`, 200, undefined, as);
+    await call('GET /portal/endpoints/{id}/attempts', `portal/endpoints/${missing}/attempts`, 404, undefined, as);
+    await call('POST /portal/deliveries/{id}/replay', `portal/deliveries/${delivery.id}/replay`, 202, {}, as);
+    await call('POST /portal/deliveries/{id}/replay', `portal/deliveries/${missing}/replay`, 404, {}, as);
+    await call('DELETE /portal/endpoints/{id}', `portal/endpoints/${e.id}`, 204, undefined, as);
+    await call('DELETE /portal/endpoints/{id}', `portal/endpoints/${e.id}`, 404, undefined, as);
+    await call('DELETE /portal/sessions/{id}', `portal/sessions/${session.id}`, 200);
+    await call('DELETE /portal/sessions/{id}', `portal/sessions/${missing}`, 404);
+
+    await call('GET /user-limits', 'user-limits', 200);
+    await call('GET /user-limits', 'user-limits', 401, undefined, { authorization: 'Bearer ck_not_a_key_at_all_0000000000' });
+    await call('PATCH /user-limits', 'user-limits', 200, { max_endpoints_per_user: 10 });
+    await call('PATCH /user-limits', 'user-limits', 400, { max_endpoints_per_user: -1 });
+    await call('PUT /user-limits/users/{user_id}', 'user-limits/users/docs-user', 200, { events_per_second: 100 });
+    await call('PUT /user-limits/users/{user_id}', 'user-limits/users/docs-user', 400, {});
+    await call('GET /user-limits/users/{user_id}', 'user-limits/users/docs-user', 200);
+    await call('GET /user-limits/users/{user_id}', 'user-limits/users/docs-user', 403, undefined, { authorization: `Bearer ${reader.token}` });
+    await call('DELETE /user-limits/users/{user_id}', 'user-limits/users/docs-user', 204);
+    await call('DELETE /user-limits/users/{user_id}', 'user-limits/users/docs-user', 404);
+  });
+
   test('every documented operation was exercised, with a success and an error', () => {
     // /health has no error a request can cause; /live's success is a stream, not JSON.
     const exempt: Record<string, 'success' | 'error'> = { 'GET /health': 'error', 'GET /live': 'success' };

@@ -8,7 +8,7 @@ import { requireAdmin } from '../../security/tenancy/admin-only.ts';
 type AuditQuery = {
   organization_id?: string;
   key_id?: string;
-  actor?: 'admin' | 'organization';
+  actor?: 'admin' | 'organization' | 'portal';
   action?: string;
   target_id?: string;
   since?: string;
@@ -46,7 +46,7 @@ export async function auditLogRoutes(app: FastifyInstance, services: Services): 
           properties: {
             organization_id: uuid,
             key_id: uuid,
-            actor: { type: 'string', enum: ['admin', 'organization'] },
+            actor: { type: 'string', enum: ['admin', 'organization', 'portal'] },
             action: shortText,
             target_id: shortText,
             since: isoDate,

@@ -7,12 +7,13 @@ import type { Services } from '../../runtime/services.ts';
 import { idParams, isoDate, pageQuery, parseDate, shortText } from '../schemas.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import {
-  deleteEndpoint, findEndpoint, insertEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, recoverEndpointEvents, updateEndpoint,
+  deleteEndpoint, findEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, recoverEndpointEvents, updateEndpoint,
   type EndpointChanges,
 } from '../../ledger/endpoints.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
+import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { presentEndpoint } from '../presenters.ts';
 import { includeFieldsSchema, validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
 import { contentFilterColumns, contentFilterSchema } from '../../catalog/content-filter.ts';
@@ -20,7 +21,8 @@ import { transformationColumns, transformationFieldSchemas, type TransformationF
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
-const endpointFields = {
+/** An endpoint's writable fields (the portal's routes take the same, less the operator's). */
+export const endpointFields = {
   name: shortText,
   url,
   events: eventFilters,
@@ -55,7 +57,7 @@ type EndpointBody = {
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
 const RECOVER_LIMIT = 10_000;
 
-function checkFilters(events: string[] | undefined): void {
+export function checkFilters(events: string[] | undefined): void {
   const bad = events?.find((e) => !isValidEventFilter(e));
   if (bad !== undefined) {
     throw new ValidationError(`events: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*, *)`, { field: 'events' });
@@ -88,7 +90,7 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
       await services.checkDestination(b.url);
       const code = await transformationColumns(b, services.transformer);
       const secret = generateWebhookSecret();
-      const row = await insertEndpoint(ledger.sql, {
+      const row = await insertWithinUserQuota(services, {
         organizationId: request.tenant.writeOrganizationId,
         userId: b.user_id ?? null,
         name: b.name,

@@ -14,7 +14,10 @@ import { n8nRoutes } from './n8n.ts';
 import { liveRoutes } from './live.ts';
 import { endpointToolRoutes } from './endpoint-tools.ts';
 import { transformationRoutes } from './transformations.ts';
+import { portalSessionRoutes } from './portal-sessions.ts';
+import { portalRoutes } from './portal.ts';
+import { userLimitRoutes } from './user-limits.ts';
 
 export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, endpointToolRoutes, transformationRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes];
+export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, endpointToolRoutes, transformationRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes, portalSessionRoutes, portalRoutes, userLimitRoutes];

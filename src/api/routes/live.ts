@@ -61,7 +61,8 @@ export function createLiveRoutes(options: LiveRouteOptions = {}) {
       { config: { audit: false }, schema: { tags: ['monitoring'], description: 'Live updates as Server-Sent Events (text/event-stream).' } },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const tenant = request.tenant;
-        const key = tenant.principal.kind === 'admin' ? 'admin' : tenant.principal.keyId;
+        // Portal sessions never reach here (no `config.portal`): the auth hook refuses them.
+        const key = tenant.principal.kind === 'admin' ? 'admin' : tenant.principal.kind === 'portal' ? tenant.principal.sessionId : tenant.principal.keyId;
         if ((perKey.get(key) ?? 0) >= opts.maxStreamsPerKey) throw new RateLimitedError(5);
         perKey.set(key, (perKey.get(key) ?? 0) + 1);
 

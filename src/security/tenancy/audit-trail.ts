@@ -109,10 +109,12 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
     : null;
   const userAgent = request.headers['user-agent'];
   return {
-    organizationId: principal.kind === 'organization' ? principal.organizationId : (orgParam ?? tenant.readOrganizationId ?? fromBody.organizationId ?? null),
+    organizationId: principal.kind !== 'admin' ? principal.organizationId : (orgParam ?? tenant.readOrganizationId ?? fromBody.organizationId ?? null),
     actorKind: principal.kind,
-    actorKeyId: principal.kind === 'organization' ? principal.keyId : null,
-    actorOrganizationId: principal.kind === 'organization' ? principal.organizationId : null,
+    // A portal session's id stands where a key's would: the session, not the user id, so an erased
+    // user's entries hold nothing that names them once the session is gone (ledger/erasure.ts).
+    actorKeyId: principal.kind === 'organization' ? principal.keyId : principal.kind === 'portal' ? principal.sessionId : null,
+    actorOrganizationId: principal.kind === 'admin' ? null : principal.organizationId,
     action: config?.auditAction ?? auditActionFor(request.method, route),
     method: request.method,
     route: fullRoute,

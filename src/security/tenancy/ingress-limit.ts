@@ -8,17 +8,20 @@
  * Runs as an onRequest hook registered after the auth hook, so it sees `request.tenant`; public routes
  * (/health) have no tenant and are not limited.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Services } from '../../runtime/services.ts';
 import { RateLimitedError } from '../../errors/errors.ts';
 
 const BURST_WINDOW_SECONDS = 10;
 
-export type IngressLimiter = { consume(key: string): Promise<{ allowed: true; remaining: number } | { allowed: false; retryAfterMs: number }> };
+export type IngressLimiter = { consume(key: string, points?: number): Promise<{ allowed: true; remaining: number } | { allowed: false; retryAfterMs: number }> };
 
-export function createIngressLimiter(services: Pick<Services, 'redis' | 'config' | 'ledger'>, opts: { ratePerSecond: number; burst: number }): IngressLimiter {
-  const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:ingress`;
+/** `name` keeps the counters of limiters with different numbers apart (user-ingress-limit.ts). */
+export function createIngressLimiter(
+  services: Pick<Services, 'redis' | 'config' | 'ledger'>, opts: { ratePerSecond: number; burst: number; name?: string },
+): IngressLimiter {
+  const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:ingress${opts.name ? `:${opts.name}` : ''}`;
   const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
     const memory = new RateLimiterMemory({ keyPrefix: `${keyPrefix}:${name}`, points, duration });
     return services.redis
@@ -28,9 +31,9 @@ export function createIngressLimiter(services: Pick<Services, 'redis' | 'config'
   const rate = make('rate', opts.ratePerSecond, 1);
   const limiter = opts.burst > 0 ? new BurstyRateLimiter(rate, make('burst', opts.burst, BURST_WINDOW_SECONDS)) : rate;
   return {
-    async consume(key) {
+    async consume(key, points = 1) {
       try {
-        const res = await limiter.consume(key);
+        const res = await limiter.consume(key, points);
         return { allowed: true, remaining: res.remainingPoints };
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, rejection.msBeforeNext) };
@@ -38,6 +41,15 @@ export function createIngressLimiter(services: Pick<Services, 'redis' | 'config'
       }
     },
   };
+}
+
+/** Who is calling (api/tenant.ts's Principal, as the auth hook put it on the request). */
+type Principal = FastifyRequest['tenant']['principal'];
+
+/** One budget per organization key, per portal session, and one for the admin key. */
+function limiterKey(principal: Principal): string {
+  if (principal.kind === 'admin') return 'admin';
+  return principal.kind === 'portal' ? `portal:${principal.sessionId}` : principal.keyId;
 }
 
 export function registerIngressLimit(app: FastifyInstance, services: Services): void {
@@ -49,7 +61,7 @@ export function registerIngressLimit(app: FastifyInstance, services: Services): 
     if (!principal || (principal.kind === 'admin' && !limitAdmin)) return;
     let verdict: Awaited<ReturnType<IngressLimiter['consume']>>;
     try {
-      verdict = await limiter.consume(principal.kind === 'admin' ? 'admin' : principal.keyId);
+      verdict = await limiter.consume(limiterKey(principal));
     } catch (err) {
       // Both Redis and the in-memory fallback failed: serve the request rather than fail it.
       request.log.warn({ err }, 'ingress rate limiter unavailable; request let through');
