@@ -23,6 +23,7 @@
 //   embedded   `carteiro start` on embedded PGlite (no servers)
 //   isolation  a healthy endpoint's latency beside 0/1/20/200 hanging, slow or refusing endpoints,
 //              and a small organization's beside another draining a 100,000-event backlog
+//   fifo       deliveries/s to one FIFO endpoint and to 100 together, and whether order held
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ import postgres from 'postgres';
 import { measureCeiling, type CeilingResult } from './lib/ceiling.ts';
 import { makeData, nowMs } from './lib/envelope.ts';
 import { startReceiver, type ReceiverHandle } from './lib/receiver.ts';
+import { runFifo, type FifoResult } from './lib/fifo.ts';
 import { runSeedBaseline, type SeedBaselineResult } from './baseline/seed-design.ts';
 import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
@@ -68,7 +70,7 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation'] as const;
+const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -915,6 +917,37 @@ async function sectionEmbedded(rx: ReceiverHandle): Promise<void> {
  * to the same run with no noisy endpoint; then a small organization's latency while another drains
  * a backlog, against its latency alone. Each case is a fresh schema and fresh Carteiro processes.
  */
+/**
+ * Ordered delivery (bench/lib/fifo.ts): deliveries/s to one FIFO endpoint, bounded by one round trip
+ * at a time (claim, send, record), and to 100 FIFO endpoints together, where claims and records are
+ * shared; each against the ceiling of the same run, with the order checked at the receiver.
+ */
+async function sectionFifo(rx: ReceiverHandle): Promise<void> {
+  const runs: FifoResult[] = [];
+  details.fifo = runs;
+  for (const [endpoints, perEndpoint] of [[1, quick ? 500 : 2_000], [100, quick ? 20 : 100]] as const) {
+    let r: FifoResult;
+    try {
+      r = await runFifo(rx, { databaseUrl: DATABASE_URL as string, redisUrl: REDIS_URL, logLevel: opts.logLevel, payloadBytes: opts.payloadBytes, endpoints, perEndpoint, timeoutMs: 300_000, log });
+    } catch (err) {
+      errors[`fifo ${endpoints}`] = (err as Error).stack ?? String(err);
+      log(`fifo ${endpoints} FAILED: ${(err as Error).message}`);
+      continue;
+    }
+    runs.push(r);
+    fig({
+      section: 'fifo',
+      name: `${endpoints} FIFO endpoint${endpoints > 1 ? 's' : ''} together, ${f0(perEndpoint)} events each: deliveries/s`,
+      value: r.perSecond,
+      unit: 'deliv/s',
+      target: 'every event, each endpoint in the order accepted',
+      pass: r.delivered === r.deliveries && r.outOfOrder === 0,
+      note: `${r.delivered}/${r.deliveries} delivered in ${f0(r.ms / 1000, 1)} s; out of order ${r.outOfOrder}; duplicates ${r.duplicates}` +
+        (endpoints === 1 ? `; ${f0(r.ms / Math.max(1, r.delivered), 2)} ms per delivery (claim, send, record in turn)` : ''),
+    });
+  }
+}
+
 async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
   const io: IsolationOptions = {
     databaseUrl: DATABASE_URL as string,
@@ -1074,7 +1107,7 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation'];
+  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo'];
   if (!DATABASE_URL) {
     for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
     console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
@@ -1102,6 +1135,7 @@ async function main(): Promise<void> {
       ['retries', sectionRetries],
       ['embedded', sectionEmbedded],
       ['isolation', sectionIsolation],
+      ['fifo', sectionFifo],
     ];
     for (const [name, run] of order) {
       if (!runnable.includes(name)) continue;

@@ -515,3 +515,31 @@ test("erasing a user's data ends its portal sessions and removes its limit overr
   const left = await c.services.ledger.sql`SELECT count(*)::int AS n FROM portal_sessions WHERE user_id = 'erased-user'`;
   assert.equal(left[0]?.n, 0);
 });
+
+test('a portal user sets a transformation, a template and ordered delivery with the same checks as an organization key', async () => {
+  const session = await issue('customer-code', { scope: 'manage' });
+  const as = portal(session.token);
+  const count = async () => (await asOrg()('GET', 'endpoints?limit=200')).body.data.filter((e: { user_id: string }) => e.user_id === 'customer-code').length;
+
+  const broken = await as('POST', 'portal/endpoints', { name: 'x', url: `${receiver.url}/code`, transformation: 'function handler(webhook) { return webhook' });
+  assert.equal(broken.status, 422, JSON.stringify(broken.body));
+  assert.match(JSON.stringify(broken.body), /transformation/);
+  assert.equal(await count(), 0, 'nothing created');
+
+  const created = await as('POST', 'portal/endpoints', { name: 'slack', url: `${receiver.url}/code`, template: 'slack', fifo: true, fifo_on_exhausted: 'skip' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.template, 'slack');
+  assert.match(created.body.transformation, /handler/);
+  assert.deepEqual({ fifo: created.body.fifo, on: created.body.fifo_on_exhausted }, { fifo: true, on: 'skip' });
+
+  const badPatch = await as('PATCH', `portal/endpoints/${created.body.id}`, { transformation: 'not javascript at all (' });
+  assert.equal(badPatch.status, 422, JSON.stringify(badPatch.body));
+  assert.match(JSON.stringify(badPatch.body), /transformation/);
+  const unchanged = await as('GET', `portal/endpoints/${created.body.id}`);
+  assert.equal(unchanged.body.template, 'slack', 'the refused change changed nothing');
+
+  const patched = await as('PATCH', `portal/endpoints/${created.body.id}`, { template: 'discord', fifo: false });
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  assert.equal(patched.body.template, 'discord');
+  assert.equal(patched.body.fifo, false);
+});

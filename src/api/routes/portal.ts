@@ -31,6 +31,8 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import { presentEndpoint } from '../presenters.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { checkFilters, endpointFields } from './endpoints.ts';
+import { transformationColumns, type TransformationFields } from '../endpoint-transformation.ts';
+import type { Transformer } from '../../delivery/transformation/transformer.ts';
 
 /** What a portal user may set on its endpoints: the operator's fields (owner, in-flight cap) stay the operator's. */
 const { user_id: _owner, max_in_flight: _cap, ...portalEndpointFields } = endpointFields;
@@ -45,7 +47,9 @@ type PortalEndpointBody = {
   include_fields?: IncludeFields | null;
   filter?: Record<string, unknown> | null;
   is_active?: boolean;
-};
+  fifo?: boolean;
+  fifo_on_exhausted?: 'hold' | 'skip';
+} & TransformationFields;
 
 const RECOVER_LIMIT = 10_000;
 const DELIVERY_STATUSES = ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'];
@@ -66,6 +70,8 @@ type PortalRouteDeps = {
   dataProtection: Pick<DataProtection, 'openAttempt' | 'piiFields'>;
   checkDestination: (url: string, field?: string) => Promise<void>;
   userLimits: UserLimitsReader;
+  /** Compiles and checks a transformation before it is stored, as for an organization key. */
+  transformer: Transformer;
 };
 
 export async function portalRoutes(app: FastifyInstance, services: PortalRouteDeps): Promise<void> {
@@ -113,6 +119,7 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
       validateIncludeFields(b.include_fields);
       const contentFilter = contentFilterColumns(b.filter, services.dataProtection.piiFields);
       await services.checkDestination(b.url);
+      const code = await transformationColumns(b, services.transformer);
       const secret = generateWebhookSecret();
       const row = await insertWithinUserQuota(services, {
         organizationId: s.organizationId,
@@ -129,6 +136,10 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
         isActive: b.is_active ?? true,
         includeFields: b.include_fields ?? null,
         contentFilter,
+        transformation: code.transformation ?? null,
+        template: code.template ?? null,
+        fifo: b.fifo ?? false,
+        fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -149,16 +160,19 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     presentEndpoint(await ownedEndpoint(request)),
   );
 
-  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | 'user_id' | 'max_in_flight'> }>(
+  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | 'user_id' | 'max_in_flight'> & TransformationFields }>(
     '/portal/endpoints/:id',
     { config: manage, schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: portalEndpointFields } } },
     async (request) => {
       const s = sessionOf(request);
       await ownedEndpoint(request);
-      checkFilters(request.body.events);
-      validateIncludeFields(request.body.include_fields);
-      const changes: EndpointChanges = { ...request.body, ...contentFilterColumns(request.body.filter, services.dataProtection.piiFields) };
-      if (request.body.url) await services.checkDestination(request.body.url);
+      const { transformation, template, template_options, ...rest } = request.body;
+      checkFilters(rest.events);
+      validateIncludeFields(rest.include_fields);
+      const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, services.dataProtection.piiFields) };
+      if (rest.url) await services.checkDestination(rest.url);
+      // Code is compiled and checked before anything is written, as through the organization's own routes.
+      Object.assign(changes, await transformationColumns({ transformation, template, template_options }, services.transformer));
       const row = await updateEndpoint(ledger.sql, s.organizationId, request.params.id, changes, s.userId);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);
