@@ -2,7 +2,7 @@
 // and many together, and whether each endpoint's events arrived in the order they were accepted.
 //
 //   1. a fresh schema; `carteiro api`; `endpoints` FIFO endpoints, each with an event type of its own
-//      (bench.fifo.1, …) on its own path of the bench receiver
+//      (bench.fifo.e1, …) on its own path of the bench receiver
 //   2. the backlog, endpoint by endpoint, one request at a time (so the order accepted is the order
 //      of data.seq): `perEndpoint` events each
 //   3. `carteiro worker`; the run lasts from the receiver's first acknowledgement to its last
@@ -58,13 +58,13 @@ export async function runFifo(rx: ReceiverHandle, o: FifoOptions): Promise<FifoR
     apiProc = await startApi(env);
     const url = apiProc.url as string;
     for (let k = 0; k < o.endpoints; k++) {
-      const type = `bench.fifo.${k + 1}`;
+      const type = `bench.fifo.e${k + 1}`;
       await registerBenchEventType(url, type);
       const r = await api(url, 'POST', 'endpoints', { name: `fifo-${k + 1}`, url: `${rx.url}/f${k + 1}`, events: [type], fifo: true });
       if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${JSON.stringify(r.body)}`);
     }
     for (let k = 0; k < o.endpoints; k++) {
-      await ingestBacklog(url, { events: o.perEndpoint, payloadBytes: o.payloadBytes, eventType: `bench.fifo.${k + 1}`, concurrency: 1, seqStart: k * o.perEndpoint, timeoutMs: o.timeoutMs });
+      await ingestBacklog(url, { events: o.perEndpoint, payloadBytes: o.payloadBytes, eventType: `bench.fifo.e${k + 1}`, concurrency: 1, seqStart: k * o.perEndpoint, timeoutMs: o.timeoutMs });
     }
     await rx.reset();
     o.log(`fifo: ${o.endpoints} FIFO endpoint(s), ${o.perEndpoint.toLocaleString('en-US')} events each accepted; starting the worker`);

@@ -185,6 +185,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     claiming = true;
     // Whether any claim of this run found work (the last one often finds none: it is what ends the run).
     let foundWork = false;
+    // Whether the run stopped for want of slots rather than of work: the work is still there, so the
+    // deliveries that end must claim again. (Counted as no work, a run that only found the slots full
+    // left claiming to the poll: with five busy endpoints a drain ran at one batch per poll, 2,000/s.)
+    let stoppedForRoom = false;
     try {
       do {
         wantClaim = false;
@@ -216,12 +220,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Stopped for want of slots rather than of work: new work announced since the last claim
           // began would wait for slots to free, so quiet endpoints' share of it is claimed now.
           if (room <= 0) {
+            stoppedForRoom = true;
             if (newWorkAnnounced > claimSeenNewWork) await claimForQuietEndpoints();
             break;
           }
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
           if (!quietOnly && want < Math.min(batchSize, Math.ceil(concurrency / 4)) && active.size > 0) {
+            stoppedForRoom = true;
             if (newWorkAnnounced > claimSeenNewWork) await claimForQuietEndpoints();
             break;
           }
@@ -255,7 +261,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } catch (err) {
       log.error({ err }, 'claiming due deliveries failed; will retry on the next poll');
     } finally {
-      lastClaimFoundWork = foundWork;
+      lastClaimFoundWork = foundWork || stoppedForRoom;
       claiming = false;
     }
   }

@@ -148,6 +148,30 @@ describe('isolation: a worker with every slot taken', () => {
   });
 });
 
+describe('isolation: a drain that fills every slot', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    // Eight slots, and three endpoints that may each have eight in flight: the slots fill before any
+    // endpoint reaches its limit. No poll while the test runs: only finished deliveries claim more.
+    c = await startCarteiro({ env: { CARTEIRO_WORKER_CONCURRENCY: '8', CARTEIRO_POLL_INTERVAL_MS: '600000' } });
+  });
+  after(() => c.stop());
+
+  test('deliveries that end claim the next ones, also after a claim found the slots full', async () => {
+    const rx = await startSlowReceiver(2);
+    try {
+      const eps = [];
+      for (let i = 0; i < 3; i++) eps.push(await createEndpoint(c, { url: `${rx.url}/full-${i}`, events: ['agent.updated'] }));
+      await batch(c, Array.from({ length: 80 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `full-${i}` } })));
+      for (const ep of eps) {
+        await eventually(async () => (await dispatchStates(c, ep.id)).succeeded === 80, { what: `endpoint ${ep.id} drained without a poll`, timeoutMs: 60_000 });
+      }
+    } finally {
+      await rx.close();
+    }
+  });
+});
+
 describe('isolation: slow lane', () => {
   let c: TestCarteiro;
   before(async () => {
