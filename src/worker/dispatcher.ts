@@ -442,8 +442,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return { responseBody: deps.sealResponseBody(result.body), responseSealed: true };
   }
 
-  function deferred(d: ClaimedDispatch, waitMs: number): OutcomeRecord {
-    scheduleRetryWake(now() + waitMs);
+  /** An outcome without a request: nothing reached the receiver, so it is no attempt, neither success nor failure. */
+  function unattempted(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'durationMs' | 'error' | 'nextStatus' | 'nextAttemptAt'>): OutcomeRecord {
     return {
       dispatchId: d.id,
       eventId: d.webhook_event_id,
@@ -456,34 +456,20 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       statusCode: null,
       responseBody: null,
       responseSealed: false,
-      durationMs: 0,
-      error: null,
-      nextStatus: 'pending',
-      nextAttemptAt: new Date(now() + waitMs),
       disableEndpointReason: null,
+      ...o,
     };
   }
 
-  /** Settled without a request: the transformation cancelled it. Not an attempt, neither success nor failure. */
+  /** Handed back by a rate limit: due again after the wait. */
+  function deferred(d: ClaimedDispatch, waitMs: number): OutcomeRecord {
+    scheduleRetryWake(now() + waitMs);
+    return unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now() + waitMs) });
+  }
+
+  /** Settled without a request: the transformation cancelled it. */
   function cancelled(d: ClaimedDispatch, durationMs: number): OutcomeRecord {
-    return {
-      dispatchId: d.id,
-      eventId: d.webhook_event_id,
-      endpointId: d.webhook_endpoint_id,
-      organizationId: d.organization_id,
-      destinationKind: d.kind,
-      attemptNumber: d.attempts,
-      attempted: false,
-      success: false,
-      statusCode: null,
-      responseBody: null,
-      responseSealed: false,
-      durationMs: Math.round(durationMs),
-      error: CANCELLED_BY_TRANSFORMATION,
-      nextStatus: 'cancelled',
-      nextAttemptAt: null,
-      disableEndpointReason: null,
-    };
+    return unattempted(d, { durationMs: Math.round(durationMs), error: CANCELLED_BY_TRANSFORMATION, nextStatus: 'cancelled', nextAttemptAt: null });
   }
 
   function scheduleRetryWake(at: number): void {

@@ -8,16 +8,15 @@ import { idParams, isoDate, pageQuery, parseDate, shortText } from '../schemas.t
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import {
   deleteEndpoint, findEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, recoverEndpointEvents, updateEndpoint,
-  type EndpointChanges,
 } from '../../ledger/endpoints.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
-import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { presentEndpoint } from '../presenters.ts';
-import { includeFieldsSchema, validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
-import { contentFilterColumns, contentFilterSchema } from '../../catalog/content-filter.ts';
-import { transformationColumns, transformationFieldSchemas, type TransformationFields } from '../endpoint-transformation.ts';
+import { includeFieldsSchema } from '../../security/minimal-payload.ts';
+import { contentFilterSchema } from '../../catalog/content-filter.ts';
+import { transformationFieldSchemas } from '../endpoint-transformation.ts';
+import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -38,35 +37,15 @@ export const endpointFields = {
   ...transformationFieldSchemas,
 } as const;
 
-type EndpointBody = {
-  name: string;
-  url: string;
-  events?: string[];
-  description?: string | null;
-  metadata?: Record<string, unknown>;
-  rate_limit_per_second?: number | null;
-  max_in_flight?: number | null;
-  user_id?: string | null;
-  is_active?: boolean;
-  include_fields?: IncludeFields | null;
-  filter?: Record<string, unknown> | null;
-  fifo?: boolean;
-  fifo_on_exhausted?: 'hold' | 'skip';
-} & TransformationFields;
 
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
 const RECOVER_LIMIT = 10_000;
 
-export function checkFilters(events: string[] | undefined): void {
-  const bad = events?.find((e) => !isValidEventFilter(e));
-  if (bad !== undefined) {
-    throw new ValidationError(`events: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*, *)`, { field: 'events' });
-  }
-}
 
 export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ledger, secretBox } = services;
   const tags = ['endpoints'];
+  const inputDeps = { piiFields: services.dataProtection.piiFields, checkDestination: services.checkDestination, transformer: services.transformer };
 
   async function load(request: FastifyRequest<{ Params: { id: string } }>) {
     const row = await findEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id);
@@ -84,31 +63,14 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     },
     async (request, reply) => {
       const b = request.body;
-      checkFilters(b.events);
-      validateIncludeFields(b.include_fields);
-      const contentFilter = contentFilterColumns(b.filter, services.dataProtection.piiFields);
-      await services.checkDestination(b.url);
-      const code = await transformationColumns(b, services.transformer);
+      const columns = await newEndpointColumns(b, inputDeps);
       const secret = generateWebhookSecret();
       const row = await insertWithinUserQuota(services, {
+        ...columns,
         organizationId: request.tenant.writeOrganizationId,
         userId: b.user_id ?? null,
-        name: b.name,
-        url: b.url,
-        events: b.events ?? ['*'],
         secretCiphertext: secretBox.seal(secret),
         kind: 'endpoint',
-        description: b.description ?? null,
-        metadata: b.metadata ?? {},
-        rateLimitPerSecond: b.rate_limit_per_second ?? null,
-        isActive: b.is_active ?? true,
-        includeFields: b.include_fields ?? null,
-        maxInFlight: b.max_in_flight ?? null,
-        contentFilter,
-        transformation: code.transformation ?? null,
-        template: code.template ?? null,
-        fifo: b.fifo ?? false,
-        fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -126,17 +88,12 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
 
   app.get<{ Params: { id: string } }>('/endpoints/:id', { schema: { tags, params: idParams } }, async (request) => presentEndpoint(await load(request)));
 
-  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars'> & TransformationFields }>(
+  app.patch<{ Params: { id: string }; Body: EndpointPatch }>(
     '/endpoints/:id',
     { schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: endpointFields } } },
     async (request) => {
       await load(request);
-      const { transformation, template, template_options, ...rest } = request.body;
-      checkFilters(rest.events);
-      validateIncludeFields(rest.include_fields);
-      const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, services.dataProtection.piiFields) };
-      if (rest.url) await services.checkDestination(rest.url);
-      Object.assign(changes, await transformationColumns({ transformation, template, template_options }, services.transformer));
+      const changes = await endpointChanges(request.body, inputDeps);
       const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, changes);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);

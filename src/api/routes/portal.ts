@@ -18,38 +18,24 @@ import type { UserLimitsReader } from '../../security/tenancy/user-limits.ts';
 import type { PortalPrincipal } from '../../security/tenancy/portal-principal.ts';
 import { idParams, isoDate, pageQuery, parseDate, uuid } from '../schemas.ts';
 import {
-  deleteEndpoint, findEndpoint, listEndpoints, recoverEndpointEvents, rotateEndpointSecret, setEndpointActive, updateEndpoint, type EndpointChanges,
+  deleteEndpoint, findEndpoint, listEndpoints, recoverEndpointEvents, rotateEndpointSecret, setEndpointActive, updateEndpoint,
 } from '../../ledger/endpoints.ts';
 import { insertTestDelivery } from '../../ledger/endpoint-tools.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import { requeueEventDispatches } from '../../ledger/dispatches.ts';
 import { findOwnedDelivery, listDeliveryAttempts, listOwnedDeliveries } from '../../ledger/portal-deliveries.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
-import { validateIncludeFields, type IncludeFields } from '../../security/minimal-payload.ts';
-import { contentFilterColumns } from '../../catalog/content-filter.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { presentEndpoint } from '../presenters.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
-import { checkFilters, endpointFields } from './endpoints.ts';
-import { transformationColumns, type TransformationFields } from '../endpoint-transformation.ts';
+import { endpointFields } from './endpoints.ts';
+import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 import type { Transformer } from '../../delivery/transformation/transformer.ts';
 
 /** What a portal user may set on its endpoints: the operator's fields (owner, in-flight cap) stay the operator's. */
 const { user_id: _owner, max_in_flight: _cap, ...portalEndpointFields } = endpointFields;
 
-type PortalEndpointBody = {
-  name: string;
-  url: string;
-  events?: string[];
-  description?: string | null;
-  metadata?: Record<string, unknown>;
-  rate_limit_per_second?: number | null;
-  include_fields?: IncludeFields | null;
-  filter?: Record<string, unknown> | null;
-  is_active?: boolean;
-  fifo?: boolean;
-  fifo_on_exhausted?: 'hold' | 'skip';
-} & TransformationFields;
+type PortalEndpointBody = Omit<EndpointBody, 'user_id' | 'max_in_flight'>;
 
 const RECOVER_LIMIT = 10_000;
 const DELIVERY_STATUSES = ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'];
@@ -77,6 +63,7 @@ type PortalRouteDeps = {
 export async function portalRoutes(app: FastifyInstance, services: PortalRouteDeps): Promise<void> {
   const tags = ['portal'];
   const { ledger, secretBox } = services;
+  const inputDeps = { piiFields: services.dataProtection.piiFields, checkDestination: services.checkDestination, transformer: services.transformer };
   const read = { portal: 'read' } as const;
   const manage = { portal: 'manage' } as const;
 
@@ -114,32 +101,15 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     },
     async (request, reply) => {
       const s = sessionOf(request);
-      const b = request.body;
-      checkFilters(b.events);
-      validateIncludeFields(b.include_fields);
-      const contentFilter = contentFilterColumns(b.filter, services.dataProtection.piiFields);
-      await services.checkDestination(b.url);
-      const code = await transformationColumns(b, services.transformer);
+      const columns = await newEndpointColumns(request.body, inputDeps);
       const secret = generateWebhookSecret();
       const row = await insertWithinUserQuota(services, {
+        ...columns,
         organizationId: s.organizationId,
         // The owner is the session's user, always: the body has no user_id to name another.
         userId: s.userId,
-        name: b.name,
-        url: b.url,
-        events: b.events ?? ['*'],
         secretCiphertext: secretBox.seal(secret),
         kind: 'endpoint',
-        description: b.description ?? null,
-        metadata: b.metadata ?? {},
-        rateLimitPerSecond: b.rate_limit_per_second ?? null,
-        isActive: b.is_active ?? true,
-        includeFields: b.include_fields ?? null,
-        contentFilter,
-        transformation: code.transformation ?? null,
-        template: code.template ?? null,
-        fifo: b.fifo ?? false,
-        fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
       });
       reply.code(201);
       return { ...presentEndpoint(row), secret };
@@ -160,19 +130,13 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     presentEndpoint(await ownedEndpoint(request)),
   );
 
-  app.patch<{ Params: { id: string }; Body: Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | 'user_id' | 'max_in_flight'> & TransformationFields }>(
+  app.patch<{ Params: { id: string }; Body: Omit<EndpointPatch, 'user_id' | 'max_in_flight'> }>(
     '/portal/endpoints/:id',
     { config: manage, schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: portalEndpointFields } } },
     async (request) => {
       const s = sessionOf(request);
       await ownedEndpoint(request);
-      const { transformation, template, template_options, ...rest } = request.body;
-      checkFilters(rest.events);
-      validateIncludeFields(rest.include_fields);
-      const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, services.dataProtection.piiFields) };
-      if (rest.url) await services.checkDestination(rest.url);
-      // Code is compiled and checked before anything is written, as through the organization's own routes.
-      Object.assign(changes, await transformationColumns({ transformation, template, template_options }, services.transformer));
+      const changes = await endpointChanges(request.body, inputDeps);
       const row = await updateEndpoint(ledger.sql, s.organizationId, request.params.id, changes, s.userId);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);
