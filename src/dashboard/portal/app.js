@@ -424,23 +424,27 @@
         $('test-summary').textContent = 'The endpoint is paused: the test event is held until you resume it.';
         return;
       }
-      // Wait for the delivery's outcome, then show what the receiver answered.
+      // Wait for the first recorded attempt (a delivery in flight has claimed one, not recorded it
+      // yet), then show what the receiver answered.
       const deadline = Date.now() + 60_000;
       let delivery = null;
+      let last = null;
       while (Date.now() < deadline && run === state.testRun && !state.ended) {
         const page = await api('GET', '/deliveries?event_id=' + encodeURIComponent(sent.event_id) + '&limit=1');
         delivery = page.data[0] || null;
-        if (delivery && (FINAL.has(delivery.status) || delivery.attempts > 0)) break;
+        if (delivery && delivery.attempts > 0 && delivery.status !== 'in_flight') {
+          const attempts = await api('GET', '/deliveries/' + delivery.id + '/attempts');
+          last = attempts.data[attempts.data.length - 1] || null;
+          if (last) break;
+        }
         await sleep(400);
       }
       if (run !== state.testRun) return;
-      if (!delivery || delivery.attempts === 0) {
+      if (!delivery || !last) {
         setBadge($('test-status'), 'pending');
         $('test-summary').textContent = 'The test event is queued; its delivery shows under Deliveries once it is attempted.';
         return;
       }
-      const attempts = await api('GET', '/deliveries/' + delivery.id + '/attempts');
-      const last = attempts.data[attempts.data.length - 1];
       if (run !== state.testRun) return;
       setBadge($('test-status'), last && last.success ? 'succeeded' : 'failed', last && last.status_code ? 'HTTP ' + last.status_code : last && last.success ? 'delivered' : 'failed');
       $('test-summary').replaceChildren(
@@ -452,6 +456,12 @@
       );
       body.textContent = last && last.response_body ? last.response_body : '(empty answer)';
       body.hidden = false;
+      // The endpoint's counters changed with this attempt.
+      const fresh = await api('GET', '/endpoints/' + e.id);
+      if (state.endpoint?.id === e.id) {
+        state.endpoint = fresh;
+        renderEndpoint(fresh);
+      }
       await loadEndpointAttempts(e.id);
     } finally {
       if (run === state.testRun) $('detail-test').disabled = false;
