@@ -4,9 +4,9 @@
  * portal's URL (the token leaves the address bar), creates an endpoint picking event types from the
  * catalog, sees its secret once, sends a test event and sees what the receiver answered (verified with
  * that secret), finds the delivery and replays it, rotates the secret, edits, pauses, recovers and
- * deletes. A read-scope session sees everything and no write control; a revoked or expired session
- * shows that it has expired; names and answers that look like HTML stay text; the theme parameters
- * apply and malicious ones are ignored; the page works framed by an allowed origin and is refused by
+ * deletes. A read-scope session sees everything and no write control; another user's session sees
+ * none of it; a revoked or expired session shows that it has expired; names and answers that look
+ * like HTML stay text; the theme parameters apply and malicious ones are ignored; the page works framed by an allowed origin and is refused by
  * another. Screenshots go to /tmp (carteiro-portal-*.png).
  */
 import { test } from 'node:test';
@@ -250,6 +250,22 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   }, endpointId);
   assert.equal(refused, 403);
   await readPage.screenshot({ path: join(SHOTS, 'carteiro-portal-read-only.png'), fullPage: true });
+
+  // ---- Another user of the same organization sees none of it, whatever the URL names ------------------
+  const other = await browser.context.newPage();
+  const ow = watch(other);
+  ow.expect(/status of 404/);
+  await other.goto(portalUrl(await issue('customer-8', 'manage')));
+  await other.locator('#endpoints-empty').waitFor({ state: 'visible' });
+  assert.equal(await other.textContent('#who-user'), 'customer-8');
+  await other.goto(`${c.url}/portal#endpoints/${endpointId}`);
+  await other.locator('.toast').filter({ hasText: /not found/i }).waitFor();
+  assert.equal(await other.locator('#view-endpoint').isVisible(), false);
+  assert.doesNotMatch(await other.locator('#app').textContent() ?? '', /onerror|hooks\/acme/, "nothing of the other user's endpoint is shown");
+  await other.click('a[data-view="deliveries"]');
+  await other.locator('#deliveries-empty').waitFor({ state: 'visible' });
+  assert.deepEqual(ow.problems, []);
+  await other.close();
 
   // ---- Revoked: the page says the session has expired, and forgets the token ---------------------------
   assert.equal((await asOrg('DELETE', `portal/sessions/${read.id}`)).status, 200);
