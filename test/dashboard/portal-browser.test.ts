@@ -6,8 +6,8 @@
  * that secret), finds the delivery and replays it, rotates the secret, edits, pauses, recovers and
  * deletes. A read-scope session sees everything and no write control; another user's session sees
  * none of it; a revoked or expired session shows that it has expired; names and answers that look
- * like HTML stay text; the theme parameters apply and malicious ones are ignored; the page works framed by an allowed origin and is refused by
- * another. Screenshots go to /tmp (carteiro-portal-*.png).
+ * like HTML stay text; the theme parameters apply and malicious ones are ignored; the page works
+ * framed by an allowed origin and is refused by another. Screenshots go to /tmp (carteiro-portal-*.png).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
