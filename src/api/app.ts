@@ -18,6 +18,7 @@ import { registerUserIngressLimit } from '../security/tenancy/user-ingress-limit
 import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
 import { registerInputHardening } from '../security/hardening/input-hardening.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
+import { portalPageRoutes } from '../dashboard/portal.ts';
 import { addIdNormalization } from './id-normalization.ts';
 import { redactedRequest } from '../security/log-redaction.ts';
 import { registerMetricsRoute } from '../observability/metrics-http.ts';
@@ -150,6 +151,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   app.get(`${API_PREFIX}/openapi.json`, { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, services.metrics, { adminKey: services.adminKey, metricsKey: config.metrics.key });
   await dashboardRoutes(app);
+  await portalPageRoutes(app, { frameAncestors: config.portal.frameAncestors });
   // The root leads somewhere: a browser to the dashboard, anything else to an index of where things are.
   app.get('/', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     if ((request.headers.accept ?? '').includes('text/html')) return reply.redirect('/dashboard');

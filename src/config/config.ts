@@ -59,6 +59,31 @@ const supabaseEventMap = z
   );
 export type SupabaseEventMap = Record<string, Partial<Record<'INSERT' | 'UPDATE' | 'DELETE', string>>>;
 
+/**
+ * CARTEIRO_PORTAL_FRAME_ANCESTORS: who may embed the portal page in a frame, as the sources of CSP's
+ * `frame-ancestors` (space- or comma-separated): 'self', 'none', *, a scheme (https:), or an origin
+ * (https://app.example.com, https://*.example.com:8443). Each is checked, so nothing else can be
+ * written into the page's Content-Security-Policy header.
+ */
+const FRAME_SOURCE = /^(?:'self'|'none'|\*|https?:|https?:\/\/(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::(?:\d{1,5}|\*))?)$/i;
+const frameAncestors = z.string().transform((text, ctx): string[] => {
+  const sources = text.split(/[\s,]+/).filter(Boolean).map((s) => (/^(self|none)$/i.test(s) ? `'${s.toLowerCase()}'` : s));
+  const bad = sources.find((s) => !FRAME_SOURCE.test(s));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad.slice(0, 80)}" is not a frame-ancestors source ('self', 'none', *, https:, or an origin such as https://app.example.com)` });
+    return z.NEVER;
+  }
+  if (sources.length === 0) {
+    ctx.addIssue({ code: 'custom', message: "name at least one source ('none' to forbid framing)" });
+    return z.NEVER;
+  }
+  if (sources.includes("'none'") && sources.length > 1) {
+    ctx.addIssue({ code: 'custom', message: "'none' cannot be combined with other sources" });
+    return z.NEVER;
+  }
+  return sources;
+});
+
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
 
 /**
@@ -117,6 +142,11 @@ const EnvSchema = z.object({
   CARTEIRO_PORTAL_SESSION_TTL_SECONDS: int(60, 86_400).default(3600),
   /** Where the portal page is served, for the `url` of a new portal session (default: API_BASE_URL, else this request's host). */
   CARTEIRO_PUBLIC_URL: z.string().url().optional(),
+  /**
+   * Who may show the portal page (/portal) in a frame: CSP frame-ancestors sources. Default 'self':
+   * a SaaS embedding it from its own app names that app's origin (docs/portal.md).
+   */
+  CARTEIRO_PORTAL_FRAME_ANCESTORS: frameAncestors.default(["'self'"]),
   /**
    * Group commits an API process runs at once. Requests that arrive meanwhile share the next one, so
    * fewer concurrent commits mean bigger groups and less Postgres work per event (docs/performance.md).
@@ -292,7 +322,7 @@ export type Config = {
   ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number; schemaCompileTimeoutMs: number };
   /** Limits per user id: the server's defaults, below an organization's own (docs/portal.md). */
   users: { eventsPerSecond: number; eventsBurst: number; maxEndpoints: number };
-  portal: { sessionTtlSeconds: number; publicUrl: string | undefined };
+  portal: { sessionTtlSeconds: number; publicUrl: string | undefined; frameAncestors: string[] };
   database: { url: string | undefined; dataDir: string; schema: string; poolSize: number };
   redis: { url: string | undefined; prefix: string };
   keys: {
@@ -396,7 +426,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, answerDeadlineMs: e.CARTEIRO_ANSWER_DEADLINE_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
     ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS, schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS },
     users: { eventsPerSecond: e.CARTEIRO_USER_EVENTS_PER_SECOND, eventsBurst: e.CARTEIRO_USER_EVENTS_BURST, maxEndpoints: e.CARTEIRO_MAX_ENDPOINTS_PER_USER },
-    portal: { sessionTtlSeconds: e.CARTEIRO_PORTAL_SESSION_TTL_SECONDS, publicUrl: e.CARTEIRO_PUBLIC_URL ?? e.API_BASE_URL },
+    portal: { sessionTtlSeconds: e.CARTEIRO_PORTAL_SESSION_TTL_SECONDS, publicUrl: e.CARTEIRO_PUBLIC_URL ?? e.API_BASE_URL, frameAncestors: e.CARTEIRO_PORTAL_FRAME_ANCESTORS },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {

@@ -4,47 +4,16 @@
  * its detail, replay (one event and bulk) works, an endpoint is disabled and enabled again; event
  * data that looks like HTML stays text. Screenshots go to /tmp (carteiro-dashboard-*.png).
  *
- * Needs /usr/bin/chromium (`apt-get install -y chromium`): skipped with that hint when it is missing,
+ * Needs /usr/bin/chromium (test/support/chromium.ts): skipped with that hint when it is missing,
  * except in CI (CI set), where that is a failure.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { createEndpoint, eventually, startCarteiro, TEST_ADMIN_KEY, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
-
-const CHROMIUM = process.env.CARTEIRO_CHROMIUM_PATH || '/usr/bin/chromium';
-const INSTALL_HINT = 'chromium is not installed (needs /usr/bin/chromium: apt-get install -y chromium)';
-const installed = existsSync(CHROMIUM);
-const skip = !installed && !process.env['CI'] ? `${INSTALL_HINT}; skipped outside CI` : false;
-const SHOTS = process.env.CARTEIRO_SCREENSHOT_DIR || tmpdir();
-
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-
-async function launch(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
-  const profile = mkdtempSync(join(tmpdir(), 'carteiro-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1440, height: 900 },
-    locale: 'pt-BR',
-    timezoneId: 'America/Sao_Paulo',
-  });
-  return {
-    context,
-    async close() {
-      await context.close().catch(() => {});
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
-}
+import { CHROMIUM, INSTALL_HINT, installed, launch, SHOTS, skipWithoutChromium as skip } from '../support/chromium.ts';
 
 test('dashboard in a real browser: sign in, health and stats, live events, attempts, replay, endpoints', { skip, timeout: 170_000 }, async (t) => {
   assert.ok(installed, `${INSTALL_HINT}; CI must not skip this test (looked for ${CHROMIUM})`);
