@@ -252,13 +252,19 @@ const workflowFields = {
   id: str, organization_id: str, workflow_id: str, name: str, path: nstr, webhook_url: str, test_url: nstr, use_test_url: bool,
   delivery_url: nstr, event_types: strings, is_active: bool, inactive_reason: nstr, state: nstr, state_changed_at: ndate, last_error: nstr,
   last_error_at: ndate, success_count: int, failure_count: int, signing: { type: 'string', enum: ['workflow_secret', 'webhook_secret'] },
-  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate, created_at: date, updated_at: date,
+  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate,
+  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at this path when last asked (seed, discovery); null: never asked (no N8N_API_URL)." },
+  confirmation_note: { ...nstr, description: 'Why it is not confirmed.' }, confirmed_at: ndate, created_at: date, updated_at: date,
 };
 const workflow = obj(workflowFields);
 const workflowMaybeSecret = obj({ ...workflowFields, secret: { ...nstr, description: 'A generated secret: in this answer only.' } }, ['secret']);
 const workflowWithSecret = obj({ ...workflowFields, secret: str });
 
-const seedOutcome = obj({ workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] }, secret: str }, ['secret']);
+const seedOutcome = obj({
+  workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] },
+  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at the path; null: not asked (no N8N_API_URL)." },
+  note: { ...nstr, description: 'Why it is not confirmed.' }, is_active: bool, secret: str,
+}, ['secret']);
 
 const syncResult = {
   ...obj({
