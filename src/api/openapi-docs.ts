@@ -226,11 +226,24 @@ const health = {
   ...obj({
     overall_status: { type: 'string', enum: ['healthy', 'degraded', 'unhealthy'] },
     services: obj({ webhook_manager: serviceState, redis: serviceState, supabase: { ...serviceState, description: 'The ledger.' }, n8n: serviceState }),
+    n8n: obj({
+      api: { ...serviceState, description: "N8N_API_URL: whether n8n's API answers (unhealthy: it refused N8N_API_KEY), or not_configured." },
+      webhook_url: { type: 'string', enum: ['configured', 'not_configured'] },
+      workflows: {
+        anyOf: [{ type: 'null' }, obj({ registered: int, active: int, unconfirmed: { ...int, description: "Workflows whose path n8n's API did not list when last asked." } })],
+        description: 'In every organization; null when the ledger could not be read.',
+      },
+      last_discovery: {
+        anyOf: [{ type: 'null' }, obj({ organization_id: str, finished_at: date, ok: bool, result: { anyOf: [{ type: 'null' }, freeObject] }, error: nstr })],
+        description: 'The most recent discovery in any organization, a failed one included.',
+      },
+    }),
     ledger: { type: 'string', enum: ['postgres', 'pglite'] },
     timestamp: date,
   }),
   examples: [{
-    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'not_configured' },
+    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'configured' },
+    n8n: { api: 'not_configured', webhook_url: 'configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null },
     ledger: 'pglite', timestamp: eventExample.created_at,
   }],
 };
