@@ -73,7 +73,10 @@ export async function discoverN8nWorkflows(deps: DiscoveryDeps, opts: { organiza
     served = await readServedWebhooks(config, { api: deps.api, pageSize: opts.pageSize });
   } catch (err) {
     // Kept for /health: "discovery fails" is what an operator needs to see, not only a log line.
-    if (err instanceof N8nApiError) await recordN8nDiscoveryRun(deps.sql, opts.organizationId, { ok: false, error: err.message }).catch(() => {});
+    if (err instanceof N8nApiError) {
+      deps.log?.warn({ organization: opts.organizationId, err: err.message }, 'n8n discovery failed');
+      await recordN8nDiscoveryRun(deps.sql, opts.organizationId, { ok: false, error: err.message }).catch(() => {});
+    }
     throw err;
   }
   const { workflows, pages, found } = served;

@@ -38,7 +38,12 @@ export type N8nHealth = {
   webhook_url: 'configured' | 'not_configured';
   /** null when the ledger could not be read. `unconfirmed`: n8n's API did not list their path when last asked. */
   workflows: { registered: number; active: number; unconfirmed: number } | null;
-  last_discovery: Omit<N8nDiscoveryRun, 'result'> & { result: Record<string, unknown> | null } | null;
+  /**
+   * The most recent run in any organization: when, whether it worked, its counts. Not which
+   * organization, nor n8n's error text (it names n8n's internal address): /health is public; the error
+   * is in the log and in the answer to whoever ran the discovery.
+   */
+  last_discovery: Pick<N8nDiscoveryRun, 'finished_at' | 'ok' | 'result'> | null;
 };
 
 /**
@@ -69,7 +74,7 @@ export async function readHealth(services: Services): Promise<HealthReport> {
     api: apiUrl ? report.n8n : 'not_configured',
     webhook_url: webhookUrl ? 'configured' : 'not_configured',
     workflows,
-    last_discovery: lastDiscovery ?? null,
+    last_discovery: lastDiscovery ? { finished_at: lastDiscovery.finished_at, ok: lastDiscovery.ok, result: lastDiscovery.result } : null,
   };
   const overall = !ledgerUp ? 'unhealthy' : report.webhook_manager !== 'healthy' || redis === 'unhealthy' ? 'degraded' : 'healthy';
   return { overall_status: overall, services: report, n8n, ledger: services.ledger.embedded ? 'pglite' : 'postgres', timestamp: new Date().toISOString() };
