@@ -152,6 +152,23 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
   });
 });
 
+describe('seeding against a slow n8n', () => {
+  test('the seed waits for n8n\'s list past the answer deadline (each call has its own timeout)', async () => {
+    const fake = await startFakeN8n();
+    fake.addWebhookWorkflow({ id: REG.workflowId, name: REG.name, path: REG.path });
+    fake.listDelayMs = 1_500;
+    const c = await startCarteiro({ env: { N8N_WEBHOOK_URL: fake.url, N8N_API_URL: fake.url, N8N_API_KEY: fake.apiKey, CARTEIRO_ANSWER_DEADLINE_MS: '1000' } });
+    try {
+      const res = await c.request('POST', 'n8n/workflows/seed', {});
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((res.body.data as Outcome[]).find((o) => o.path === REG.path)?.confirmed, true);
+    } finally {
+      await c.stop();
+      await fake.close();
+    }
+  });
+});
+
 describe('health and the seed without n8n\'s API', () => {
   test('workflows registered with no N8N_* set: configured, counted, not checked', async () => {
     const c = await startCarteiro({});

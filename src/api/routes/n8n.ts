@@ -182,6 +182,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
   app.post<{ Body: { base_url?: string } | undefined }>(
     '/n8n/workflows/seed',
     {
+      // With N8N_API_URL it first pages through n8n's workflow list (each call bounded by N8N_API_TIMEOUT_MS).
+      config: { answerDeadlineMs: false },
       preHandler: requireAdmin,
       schema: { tags, body: { type: 'object', additionalProperties: false, properties: { base_url: { type: 'string', minLength: 8, maxLength: 2048 } } } },
     },
