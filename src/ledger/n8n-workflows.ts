@@ -150,13 +150,14 @@ export async function findN8nWorkflowsByPath(db: Db, organizationId: string, pat
     ORDER BY w.is_active DESC, w.updated_at DESC`;
 }
 
-/** Every organization's workflows, counted for /health (a process-wide report: numbers only). */
-export async function countN8nWorkflows(db: Db): Promise<{ registered: number; active: number; unconfirmed: number }> {
+/** The workflows of one organization, or (null) of every one: /health's process-wide numbers. */
+export async function countN8nWorkflows(db: Db, organizationId: string | null = null): Promise<{ registered: number; active: number; unconfirmed: number }> {
   const [row] = await db<{ registered: number; active: number; unconfirmed: number }[]>`
     SELECT count(*)::int AS registered,
            count(*) FILTER (WHERE w.is_active AND ep.is_active IS DISTINCT FROM false)::int AS active,
            count(*) FILTER (WHERE w.confirmed = false)::int AS unconfirmed
-    FROM n8n_workflows w LEFT JOIN webhook_endpoints ep ON ep.id = w.webhook_endpoint_id`;
+    FROM n8n_workflows w LEFT JOIN webhook_endpoints ep ON ep.id = w.webhook_endpoint_id
+    WHERE ${organizationId}::uuid IS NULL OR w.organization_id = ${organizationId}::uuid`;
   return row ?? { registered: 0, active: 0, unconfirmed: 0 };
 }
 

@@ -175,12 +175,14 @@ describe('health and the seed without n8n\'s API', () => {
     try {
       const before = await c.request('GET', 'health');
       assert.equal(before.body.services.n8n, 'not_configured');
+      assert.equal((await c.request('GET', 'stats')).body.n8n_integration, 'not_configured');
       const seeded = await c.request('POST', 'n8n/workflows/seed', { base_url: 'http://127.0.0.1:9' });
       assert.equal(seeded.status, 200, JSON.stringify(seeded.body));
       for (const o of seeded.body.data as Outcome[]) assert.deepEqual([o.confirmed, o.is_active], [null, true]);
       assert.match((seeded.body.data as Outcome[])[0]?.note ?? '', /not checked: N8N_API_URL/);
       const res = await c.request('GET', 'health');
       assert.equal(res.body.services.n8n, 'configured');
+      assert.equal((await c.request('GET', 'stats')).body.n8n_integration, 'active');
       assert.deepEqual(res.body.n8n, { api: 'not_configured', webhook_url: 'not_configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null });
     } finally {
       await c.stop();
