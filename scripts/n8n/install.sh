@@ -7,7 +7,7 @@
 # Where:  ${CARTEIRO_N8N_HOME:-$HOME/.cache/carteiro}/n8n-<version>, outside the
 #         clone and outside the project's dependencies. The version is the exact
 #         one pinned in scripts/n8n/package.json (+ package-lock.json).
-# Cost:   about 4-5 minutes and 1.7 GB the first time. Idempotent: exits at once
+# Cost:   measured once, stated in docs/n8n.md ("Tests"). Idempotent: exits at once
 #         when that folder already holds a working n8n.
 # Node:   the project's own Node 24 (node_modules/.bin/node, `npm ci` first);
 #         n8n >= 1.123.66 needs Node >= 22.

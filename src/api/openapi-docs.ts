@@ -226,11 +226,24 @@ const health = {
   ...obj({
     overall_status: { type: 'string', enum: ['healthy', 'degraded', 'unhealthy'] },
     services: obj({ webhook_manager: serviceState, redis: serviceState, supabase: { ...serviceState, description: 'The ledger.' }, n8n: serviceState }),
+    n8n: obj({
+      api: { ...serviceState, description: "N8N_API_URL: whether n8n's API answers (unhealthy: it refused N8N_API_KEY), or not_configured." },
+      webhook_url: { type: 'string', enum: ['configured', 'not_configured'] },
+      workflows: {
+        anyOf: [{ type: 'null' }, obj({ registered: int, active: int, unconfirmed: { ...int, description: "Workflows whose path n8n's API did not list when last asked." } })],
+        description: 'In every organization; null when the ledger could not be read.',
+      },
+      last_discovery: {
+        anyOf: [{ type: 'null' }, obj({ finished_at: date, ok: bool, result: { anyOf: [{ type: 'null' }, freeObject] } })],
+        description: "The most recent discovery in any organization, a failed one included (ok: false; n8n's error is in the log, not here: /health is public).",
+      },
+    }),
     ledger: { type: 'string', enum: ['postgres', 'pglite'] },
     timestamp: date,
   }),
   examples: [{
-    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'not_configured' },
+    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'configured' },
+    n8n: { api: 'not_configured', webhook_url: 'configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null },
     ledger: 'pglite', timestamp: eventExample.created_at,
   }],
 };
@@ -252,13 +265,19 @@ const workflowFields = {
   id: str, organization_id: str, workflow_id: str, name: str, path: nstr, webhook_url: str, test_url: nstr, use_test_url: bool,
   delivery_url: nstr, event_types: strings, is_active: bool, inactive_reason: nstr, state: nstr, state_changed_at: ndate, last_error: nstr,
   last_error_at: ndate, success_count: int, failure_count: int, signing: { type: 'string', enum: ['workflow_secret', 'webhook_secret'] },
-  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate, created_at: date, updated_at: date,
+  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate,
+  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at this path when last asked (seed, discovery); null: never asked (no N8N_API_URL)." },
+  confirmation_note: { ...nstr, description: 'Why it is not confirmed.' }, confirmed_at: ndate, created_at: date, updated_at: date,
 };
 const workflow = obj(workflowFields);
 const workflowMaybeSecret = obj({ ...workflowFields, secret: { ...nstr, description: 'A generated secret: in this answer only.' } }, ['secret']);
 const workflowWithSecret = obj({ ...workflowFields, secret: str });
 
-const seedOutcome = obj({ workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] }, secret: str }, ['secret']);
+const seedOutcome = obj({
+  workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] },
+  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at the path; null: not asked (no N8N_API_URL)." },
+  note: { ...nstr, description: 'Why it is not confirmed.' }, is_active: bool, secret: str,
+}, ['secret']);
 
 const syncResult = {
   ...obj({

@@ -13,7 +13,7 @@ import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
 import { CarteiroError } from '../errors/errors.ts';
 import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
-import { seedN8nWorkflows } from '../n8n/seed.ts';
+import { checkSeedPaths, seedN8nWorkflows } from '../n8n/seed.ts';
 import { discoverN8nWorkflows } from '../n8n/discovery.ts';
 import { createWorkflowSecrets, type WorkflowSecrets } from '../n8n/workflow-secrets.ts';
 import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
@@ -130,9 +130,11 @@ async function repeat(run: () => Promise<void>, everyMs: number, io: Output, sig
 
 const ACTIONS: Record<string, Action> = {
   async seed({ sql, config, organizationId, v, io }) {
-    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl: v['base-url'] ?? config.n8n.webhookUrl, secrets: workflowSecrets(config) });
+    const baseUrl = v['base-url'] ?? config.n8n.webhookUrl;
+    const served = baseUrl ? await checkSeedPaths(config, baseUrl) : null;
+    const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl, secrets: workflowSecrets(config), served });
     for (const o of outcomes) {
-      io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}`);
+      io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}  [${confirmationLabel(o.confirmed, o.note)}${o.is_active ? '' : '; inactive'}]`);
       // Shown this once, as the API does: n8n needs it to verify the signature.
       if (o.secret) io.out(`          signing secret (shown once): ${o.secret}`);
     }
@@ -153,11 +155,23 @@ const ACTIONS: Record<string, Action> = {
     }
     if (!rows.length) io.out('no n8n workflows');
     for (const w of rows) {
-      const flags = [n8nWorkflowActive(w) ? 'active' : `inactive${w.disabled_reason ? ` (${w.disabled_reason})` : ''}`, `state ${w.state}`, w.use_test_url ? 'TEST URL' : ''].filter(Boolean);
+      const flags = [
+        n8nWorkflowActive(w) ? 'active' : `inactive${w.disabled_reason ? ` (${w.disabled_reason})` : ''}`,
+        `state ${w.state}`,
+        // The note repeats the inactive reason when that is why: say it once.
+        w.confirmed === false && w.confirmation_note === w.disabled_reason ? 'unconfirmed' : confirmationLabel(w.confirmed, w.confirmation_note),
+        w.use_test_url ? 'TEST URL' : '',
+      ].filter(Boolean);
       io.out(`${w.workflow_id}  ${w.name}  ${w.delivery_url ?? w.webhook_url}  ← ${w.event_types.join(', ') || '(no event types)'}  [${flags.join('; ')}]`);
     }
   },
 };
+
+/** Whether n8n's API confirmed the path: "confirmed", "unconfirmed: <why>", or "not checked" (no N8N_API_URL). */
+function confirmationLabel(confirmed: boolean | null, note: string | null): string {
+  if (confirmed === true) return 'confirmed';
+  return confirmed === false ? `unconfirmed: ${note ?? 'no reason recorded'}` : 'not checked';
+}
 
 /** Secrets for the workflows a run creates; the encryption keys are read only if one is sealed. */
 function workflowSecrets(config: Config): WorkflowSecrets {

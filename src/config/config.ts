@@ -308,6 +308,9 @@ const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/** Every variable Carteiro reads (a test holds .env.example to these names). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export type RetryPolicy = {
   maxRetries: number;
   baseDelayMs: number;

@@ -35,6 +35,10 @@ export type N8nWorkflowRow = {
   last_error: string | null;
   last_error_at: Date | null;
   last_discovered_at: Date | null;
+  /** Whether n8n's API listed a POST Webhook at this path when last checked; null: never checked (migration 0026). */
+  confirmed: boolean | null;
+  confirmation_note: string | null;
+  confirmed_at: Date | null;
   created_at: Date;
   updated_at: Date;
   /**
@@ -82,7 +86,12 @@ export type NewN8nWorkflow = {
   useTestUrl?: boolean;
   state?: N8nWorkflowState;
   discovered?: boolean;
+  /** What n8n's API said about the path, when it was asked (seed, discovery). */
+  confirmation?: N8nConfirmation;
 };
+
+/** confirmed null: not checked (no N8N_API_URL); note: why it is not confirmed. */
+export type N8nConfirmation = { confirmed: boolean | null; note: string | null };
 
 /** Creates the workflow and its endpoint. A second row with the same workflow_id in the organization fails (23505). */
 export async function createN8nWorkflow(sql: Sql, w: NewN8nWorkflow): Promise<N8nWorkflowRow> {
@@ -99,10 +108,12 @@ export async function insertN8nWorkflowIn(tx: TxSql, w: NewN8nWorkflow): Promise
     RETURNING id`;
   const [row] = await tx<{ id: string }[]>`
     INSERT INTO n8n_workflows (organization_id, workflow_id, name, webhook_url, event_types, is_active, webhook_endpoint_id,
-                               path, use_test_url, source, state, state_changed_at, last_discovered_at)
+                               path, use_test_url, source, state, state_changed_at, last_discovered_at,
+                               confirmed, confirmation_note, confirmed_at)
     VALUES (${w.organizationId}, ${w.workflowId}, ${w.name}, ${w.webhookUrl}, ${w.eventTypes}::text[], ${w.isActive}, ${(ep as { id: string }).id},
             ${w.path}, ${useTestUrl}, ${w.source}, ${w.state ?? 'unknown'}, ${w.state && w.state !== 'unknown' ? new Date() : null},
-            ${w.discovered ? new Date() : null})
+            ${w.discovered ? new Date() : null},
+            ${w.confirmation?.confirmed ?? null}, ${w.confirmation?.note ?? null}, ${w.confirmation ? new Date() : null})
     RETURNING id`;
   return (await findN8nWorkflow(tx, w.organizationId, { id: (row as { id: string }).id })) as N8nWorkflowRow;
 }
@@ -137,6 +148,17 @@ export async function findN8nWorkflowsByPath(db: Db, organizationId: string, pat
     ${details(db)}
     WHERE w.organization_id = ${organizationId} AND w.path = ${path}
     ORDER BY w.is_active DESC, w.updated_at DESC`;
+}
+
+/** The workflows of one organization, or (null) of every one: /health's process-wide numbers. */
+export async function countN8nWorkflows(db: Db, organizationId: string | null = null): Promise<{ registered: number; active: number; unconfirmed: number }> {
+  const [row] = await db<{ registered: number; active: number; unconfirmed: number }[]>`
+    SELECT count(*)::int AS registered,
+           count(*) FILTER (WHERE w.is_active AND ep.is_active IS DISTINCT FROM false)::int AS active,
+           count(*) FILTER (WHERE w.confirmed = false)::int AS unconfirmed
+    FROM n8n_workflows w LEFT JOIN webhook_endpoints ep ON ep.id = w.webhook_endpoint_id
+    WHERE ${organizationId}::uuid IS NULL OR w.organization_id = ${organizationId}::uuid`;
+  return row ?? { registered: 0, active: 0, unconfirmed: 0 };
 }
 
 export async function listN8nWorkflowPaths(db: Db, organizationId: string): Promise<string[]> {
@@ -179,6 +201,8 @@ export type N8nWorkflowChanges = Partial<{
   active: { isActive: boolean; reason: string | null };
   /** Stamps last_discovered_at. */
   discovered: boolean;
+  /** Sets confirmed, confirmation_note and stamps confirmed_at. */
+  confirmation: N8nConfirmation;
 }>;
 
 export async function updateN8nWorkflow(sql: Sql, organizationId: string | null, id: string, changes: N8nWorkflowChanges): Promise<N8nWorkflowRow | undefined> {
@@ -215,6 +239,9 @@ export async function updateN8nWorkflowIn(tx: TxSql, current: N8nWorkflowRow, c:
            state = ${next.state}, state_changed_at = CASE WHEN state <> ${next.state} THEN now() ELSE state_changed_at END,
            is_active = ${next.is_active},
            last_discovered_at = CASE WHEN ${c.discovered ?? false} THEN now() ELSE last_discovered_at END,
+           confirmed = CASE WHEN ${c.confirmation !== undefined} THEN ${c.confirmation?.confirmed ?? null}::boolean ELSE confirmed END,
+           confirmation_note = CASE WHEN ${c.confirmation !== undefined} THEN ${c.confirmation?.note ?? null}::text ELSE confirmation_note END,
+           confirmed_at = CASE WHEN ${c.confirmation !== undefined} THEN now() ELSE confirmed_at END,
            updated_at = now()
      WHERE id = ${current.id}
     RETURNING *`;

@@ -8,6 +8,11 @@
  *   inactive (or archived) in n8n → the row is deactivated (its pending deliveries held), not deleted
  *   active again in n8n           → reactivated, if discovery was what deactivated it (not if a person did)
  *   a discovered row whose workflow is gone (deleted, or no POST Webhook any more) → deactivated
+ *   a seeded row whose path no listed workflow has → deactivated (its events would only meet 404s);
+ *                                   reactivated when a workflow with that path appears (it is then adopted)
+ *
+ * Every row n8n lists is marked confirmed; a seeded row it does not is marked unconfirmed, with the
+ * reason. Each run's outcome, a failed one included, is kept per organization for /health.
  *
  * A workflow is matched by n8n id; failing that, a row that is not a listed workflow but has the same
  * production URL (a seed row, say, whose ids are the seed's, not this n8n's) is adopted, so one webhook
@@ -18,8 +23,10 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../ledger/connection.ts';
 import {
-  insertN8nWorkflowIn, lockN8nRegistryIn, lockN8nWorkflowsIn, n8nWorkflowActive, updateN8nWorkflowIn, type N8nWorkflowChanges, type N8nWorkflowRow,
+  insertN8nWorkflowIn, lockN8nRegistryIn, lockN8nWorkflowsIn, n8nWorkflowActive, updateN8nWorkflowIn, type N8nConfirmation, type N8nWorkflowChanges,
+  type N8nWorkflowRow,
 } from '../ledger/n8n-workflows.ts';
+import { recordN8nDiscoveryRun } from '../ledger/n8n-discovery-runs.ts';
 import { FeatureDisabledError, N8nApiError } from '../errors/errors.ts';
 import { createN8nApi, type N8nApi, type N8nApiWorkflow } from './n8n-api.ts';
 import { n8nBaseUrl, productionUrl, routeWorkflow, webhookPathOf, type RoutingSource } from './routing.ts';
@@ -27,6 +34,7 @@ import type { WorkflowSecrets } from './workflow-secrets.ts';
 
 export const INACTIVE_IN_N8N = 'n8n: the workflow is inactive in n8n';
 export const GONE_FROM_N8N = 'n8n: the workflow is gone from n8n (deleted, archived, or without a POST Webhook trigger)';
+export const PATH_NOT_IN_N8N = 'n8n: no workflow in n8n has a POST Webhook at this path';
 /** Reasons discovery itself gave; only rows deactivated for one of these are reactivated by it. */
 const DISCOVERY_REASON_PREFIX = 'n8n:';
 const MAX_PAGES = 10_000;
@@ -59,16 +67,45 @@ export type DiscoveryDeps = { sql: Sql; config: Config; secrets: WorkflowSecrets
 
 export async function discoverN8nWorkflows(deps: DiscoveryDeps, opts: { organizationId: string; pageSize?: number | undefined }): Promise<DiscoveryResult> {
   const { config } = deps;
+  if (!config.n8n.apiUrl) throw new FeatureDisabledError('n8n discovery needs N8N_API_URL (and N8N_API_KEY) set: docs/n8n.md');
+  let served: ServedWebhooks;
+  try {
+    served = await readServedWebhooks(config, { api: deps.api, pageSize: opts.pageSize });
+  } catch (err) {
+    // Kept for /health: "discovery fails" is what an operator needs to see, not only a log line.
+    if (err instanceof N8nApiError) {
+      deps.log?.warn({ organization: opts.organizationId, err: err.message }, 'n8n discovery failed');
+      await recordN8nDiscoveryRun(deps.sql, opts.organizationId, { ok: false, error: err.message }).catch(() => {});
+    }
+    throw err;
+  }
+  const { workflows, pages, found } = served;
+  const counts = await applyDiscovery(deps, opts.organizationId, served, new Set(workflows.map((w) => w.id)));
+  const result: DiscoveryResult = { pages, listed: workflows.length, webhook_workflows: found.length, skipped: workflows.length - found.length, ...counts };
+  await recordN8nDiscoveryRun(deps.sql, opts.organizationId, { ok: true, result });
+  deps.log?.info({ organization: opts.organizationId, ...result }, 'n8n discovery finished');
+  return result;
+}
+
+/** Every workflow n8n's API lists, and those of them with a POST Webhook, as destinations. */
+export type ServedWebhooks = { workflows: N8nApiWorkflow[]; pages: number; found: DiscoveredWorkflow[]; base: string };
+
+/** Reads every page of n8n's workflow list (N8N_API_URL must be set); an N8nApiError when n8n says no. */
+export async function readServedWebhooks(config: Config, opts: { api?: N8nApi | undefined; pageSize?: number | undefined } = {}): Promise<ServedWebhooks> {
   const apiUrl = config.n8n.apiUrl;
-  if (!apiUrl) throw new FeatureDisabledError('n8n discovery needs N8N_API_URL (and N8N_API_KEY) set: docs/n8n.md');
-  const api = deps.api ?? createN8nApi({ apiUrl, apiKey: config.n8n.apiKey, timeoutMs: config.n8n.apiTimeoutMs });
+  if (!apiUrl) throw new FeatureDisabledError('reading n8n\'s workflows needs N8N_API_URL (and N8N_API_KEY) set: docs/n8n.md');
+  const api = opts.api ?? createN8nApi({ apiUrl, apiKey: config.n8n.apiKey, timeoutMs: config.n8n.apiTimeoutMs });
   const { workflows, pages } = await readAllWorkflows(api, opts.pageSize ?? config.n8n.discoveryPageSize);
   const base = n8nBaseUrl(config.n8n.webhookUrl ?? apiUrl);
   const found = workflows.map((w) => describeWorkflow(w, base)).filter((w): w is DiscoveredWorkflow => w !== null);
-  const counts = await applyDiscovery(deps.sql, deps.secrets, opts.organizationId, found, new Set(workflows.map((w) => w.id)));
-  const result: DiscoveryResult = { pages, listed: workflows.length, webhook_workflows: found.length, skipped: workflows.length - found.length, ...counts };
-  deps.log?.info({ organization: opts.organizationId, ...result }, 'n8n discovery finished');
-  return result;
+  return { workflows, pages, found, base };
+}
+
+/** What n8n's list says about a webhook path: confirmed when an active workflow serves it. */
+export function confirmationOf(path: string | null, found: readonly DiscoveredWorkflow[]): N8nConfirmation {
+  const at = path === null ? [] : found.filter((f) => f.path === path);
+  if (at.some((f) => f.active)) return { confirmed: true, note: null };
+  return { confirmed: false, note: at.length ? INACTIVE_IN_N8N : PATH_NOT_IN_N8N };
 }
 
 async function readAllWorkflows(api: N8nApi, pageSize: number): Promise<{ workflows: N8nApiWorkflow[]; pages: number }> {
@@ -108,8 +145,11 @@ export function describeWorkflow(w: N8nApiWorkflow, base: string): DiscoveredWor
 
 type Counts = Pick<DiscoveryResult, 'created' | 'updated' | 'unchanged' | 'deactivated' | 'reactivated'>;
 
-async function applyDiscovery(sql: Sql, secrets: WorkflowSecrets, organizationId: string, found: DiscoveredWorkflow[], listedIds: Set<string>): Promise<Counts> {
-  return sql.begin(async (tx) => {
+async function applyDiscovery(deps: DiscoveryDeps, organizationId: string, served: ServedWebhooks, listedIds: Set<string>): Promise<Counts> {
+  const { sql, secrets, log } = deps;
+  const { found, base } = served;
+  const notes: { level: 'info' | 'warn'; row: N8nWorkflowRow; msg: string }[] = [];
+  const counts = await sql.begin(async (tx) => {
     const counts: Counts = { created: 0, updated: 0, unchanged: 0, deactivated: 0, reactivated: 0 };
     await lockN8nRegistryIn(tx, organizationId);
     const rows = await lockN8nWorkflowsIn(tx, organizationId);
@@ -132,6 +172,7 @@ async function applyDiscovery(sql: Sql, secrets: WorkflowSecrets, organizationId
           secretCiphertext: secrets.forNewWorkflow()?.ciphertext ?? null,
           state: f.active ? 'active' : 'inactive',
           discovered: true,
+          confirmation: f.active ? { confirmed: true, note: null } : { confirmed: false, note: INACTIVE_IN_N8N },
         });
         claimed.add(created.id);
         counts.created++;
@@ -142,22 +183,45 @@ async function applyDiscovery(sql: Sql, secrets: WorkflowSecrets, organizationId
       const edited = changes.workflowId !== undefined || changes.name !== undefined || changes.webhookUrl !== undefined
         || changes.path !== undefined || changes.eventTypes !== undefined;
       if (changes.active?.isActive === false) counts.deactivated++;
-      else if (changes.active?.isActive === true) counts.reactivated++;
+      else if (changes.active?.isActive === true) {
+        counts.reactivated++;
+        if (row.source === 'seed') notes.push({ level: 'info', row, msg: `n8n discovery: seeded workflow reactivated, n8n has its path again (${f.path})` });
+      }
       if (edited) counts.updated++;
       else if (!changes.active) counts.unchanged++;
       await updateN8nWorkflowIn(tx, row, changes);
     }
     for (const row of rows) {
-      if (claimed.has(row.id) || row.source !== 'discovery' || !n8nWorkflowActive(row)) continue;
-      await updateN8nWorkflowIn(tx, row, { state: 'inactive', active: { isActive: false, reason: GONE_FROM_N8N } });
-      counts.deactivated++;
+      if (claimed.has(row.id)) continue;
+      if (row.source === 'discovery') {
+        if (!n8nWorkflowActive(row)) continue;
+        await updateN8nWorkflowIn(tx, row, { state: 'inactive', active: { isActive: false, reason: GONE_FROM_N8N }, confirmation: { confirmed: false, note: GONE_FROM_N8N } });
+        counts.deactivated++;
+      } else if (row.source === 'seed' && row.path !== null && row.webhook_url === productionUrl(base, row.path)) {
+        // Not adopted: no listed workflow has its URL. Only a row on this n8n's base URL is judged: one
+        // seeded at another base (--base-url) is on a host this API does not describe.
+        const confirmation = confirmationOf(row.path, found);
+        const stop = confirmation.confirmed === false && confirmation.note === PATH_NOT_IN_N8N && n8nWorkflowActive(row);
+        await updateN8nWorkflowIn(tx, row, { confirmation, ...(stop ? { state: 'inactive', active: { isActive: false, reason: PATH_NOT_IN_N8N } } : {}) });
+        if (stop) {
+          counts.deactivated++;
+          notes.push({ level: 'warn', row, msg: `n8n discovery: seeded workflow deactivated, no workflow in n8n has a POST Webhook at its path (${row.path})` });
+        }
+      }
     }
     return counts;
-  }) as Promise<Counts>;
+  }) as Counts;
+  for (const n of notes) log?.[n.level]({ organization: organizationId, workflow_id: n.row.workflow_id, id: n.row.id, path: n.row.path }, n.msg);
+  return counts;
 }
 
 function changesFor(row: N8nWorkflowRow, f: DiscoveredWorkflow): N8nWorkflowChanges {
-  const c: N8nWorkflowChanges = { source: 'discovery', state: f.active ? 'active' : 'inactive', discovered: true };
+  const c: N8nWorkflowChanges = {
+    source: 'discovery',
+    state: f.active ? 'active' : 'inactive',
+    discovered: true,
+    confirmation: f.active ? { confirmed: true, note: null } : { confirmed: false, note: INACTIVE_IN_N8N },
+  };
   if (row.workflow_id !== f.workflowId) c.workflowId = f.workflowId;
   if (row.name !== f.name) c.name = f.name;
   if (row.webhook_url !== f.webhookUrl) c.webhookUrl = f.webhookUrl;

@@ -2,11 +2,18 @@
  * The seed's health report: {overall_status, services: {webhook_manager, redis, supabase, n8n}, timestamp}.
  * "supabase" is the ledger (Postgres or embedded PGlite); "webhook_manager" is whether any worker has
  * shown a heartbeat recently, wherever it runs.
+ *
+ * `n8n` beside it says what Carteiro knows of n8n: the workflows registered (in every organization:
+ * numbers only, /health is public), whether n8n's API is configured and answering, and the last
+ * discovery. "services.n8n" is 'configured' when workflows are registered, even with no N8N_* variable
+ * set (each row carries its full URL), so it never reads not_configured while deliveries go to n8n.
  */
 import type { Services } from './services.ts';
 import { pingLedger } from '../ledger/stats.ts';
 import { readWorkerLiveness } from '../ledger/workers.ts';
 import { pingRedis } from '../conveyor/redis.ts';
+import { countN8nWorkflows } from '../ledger/n8n-workflows.ts';
+import { readLastN8nDiscoveryRun, type N8nDiscoveryRun } from '../ledger/n8n-discovery-runs.ts';
 
 const CHECK_TIMEOUT_MS = 2_000;
 export const WORKER_FRESH_MS = 30_000;
@@ -20,8 +27,23 @@ export type ServiceState = 'healthy' | 'unhealthy' | 'not_configured' | 'configu
 export type HealthReport = {
   overall_status: 'healthy' | 'degraded' | 'unhealthy';
   services: { webhook_manager: ServiceState; redis: ServiceState; supabase: ServiceState; n8n: ServiceState };
+  n8n: N8nHealth;
   ledger: 'postgres' | 'pglite';
   timestamp: string;
+};
+
+export type N8nHealth = {
+  /** N8N_API_URL: its probe's answer (reachable, unreachable, unhealthy: the key refused), or not_configured. */
+  api: ServiceState;
+  webhook_url: 'configured' | 'not_configured';
+  /** null when the ledger could not be read. `unconfirmed`: n8n's API did not list their path when last asked. */
+  workflows: { registered: number; active: number; unconfirmed: number } | null;
+  /**
+   * The most recent run in any organization: when, whether it worked, its counts. Not which
+   * organization, nor n8n's error text (it names n8n's internal address): /health is public; the error
+   * is in the log and in the answer to whoever ran the discovery.
+   */
+  last_discovery: Pick<N8nDiscoveryRun, 'finished_at' | 'ok' | 'result'> | null;
 };
 
 /**
@@ -37,13 +59,23 @@ export async function readHealth(services: Services): Promise<HealthReport> {
     ? await readWorkerLiveness(services.ledger.sql, WORKER_FRESH_MS, services.config.worker.stallMs).catch(() => ({ live: 0, stalled: 0 }))
     : { live: 0, stalled: 0 };
   const redis: ServiceState = services.redis ? ((await pingRedis(services.redis, CHECK_TIMEOUT_MS)) ? 'healthy' : 'unhealthy') : 'not_configured';
+  const [workflows, lastDiscovery] = ledgerUp
+    ? await Promise.all([countN8nWorkflows(services.ledger.sql).catch(() => null), readLastN8nDiscoveryRun(services.ledger.sql).catch(() => undefined)])
+    : [null, undefined];
+  const { apiUrl, webhookUrl } = services.config.n8n;
   const report: HealthReport['services'] = {
     webhook_manager: workers.stalled > 0 ? 'stalled' : workers.live > 0 || services.dispatcher ? 'healthy' : 'no_workers',
     redis,
     supabase: ledgerUp ? 'healthy' : 'unhealthy',
-    n8n: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'configured' : 'not_configured',
+    n8n: webhookUrl || apiUrl || (workflows?.registered ?? 0) > 0 ? 'configured' : 'not_configured',
   };
   for (const contribute of healthContributors) Object.assign(report, await contribute(services).catch(() => ({})));
+  const n8n: N8nHealth = {
+    api: apiUrl ? report.n8n : 'not_configured',
+    webhook_url: webhookUrl ? 'configured' : 'not_configured',
+    workflows,
+    last_discovery: lastDiscovery ? { finished_at: lastDiscovery.finished_at, ok: lastDiscovery.ok, result: lastDiscovery.result } : null,
+  };
   const overall = !ledgerUp ? 'unhealthy' : report.webhook_manager !== 'healthy' || redis === 'unhealthy' ? 'degraded' : 'healthy';
-  return { overall_status: overall, services: report, ledger: services.ledger.embedded ? 'pglite' : 'postgres', timestamp: new Date().toISOString() };
+  return { overall_status: overall, services: report, n8n, ledger: services.ledger.embedded ? 'pglite' : 'postgres', timestamp: new Date().toISOString() };
 }

@@ -31,6 +31,8 @@ export type FakeN8n = {
   hits: FakeHit[];
   /** Every GET /api/v1/workflows, as asked. */
   listCalls: { limit: number; cursor: string | null }[];
+  /** How long each GET /api/v1/workflows waits before it answers (a slow n8n). */
+  listDelayMs: number;
   addWebhookWorkflow(o: { id?: string; name: string; path: string; active?: boolean; tags?: string[]; method?: string; pathEmpty?: boolean }): FakeWorkflow;
   addWorkflow(w: Omit<FakeWorkflow, 'id'> & { id?: string }): FakeWorkflow;
   /** The editor waits for one test event on /webhook-test/<path>. */
@@ -66,6 +68,7 @@ export async function startFakeN8n(opts: { apiKey?: string } = {}): Promise<Fake
   const listening = new Set<string>();
   const gone = new Set<string>();
   const sockets = new Set<Socket>();
+  let listDelayMs = 0;
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -99,7 +102,10 @@ export async function startFakeN8n(opts: { apiKey?: string } = {}): Promise<Fake
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://fake');
-      if (req.method === 'GET' && url.pathname === '/api/v1/workflows') return listWorkflows(req, url, res);
+      if (req.method === 'GET' && url.pathname === '/api/v1/workflows') {
+        if (listDelayMs > 0) return void setTimeout(() => listWorkflows(req, url, res), listDelayMs);
+        return listWorkflows(req, url, res);
+      }
       if (req.method === 'GET' && url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
       const m = /^\/(webhook|webhook-test)\/(.+)$/.exec(url.pathname);
       if (req.method === 'POST' && m) {
@@ -135,6 +141,12 @@ export async function startFakeN8n(opts: { apiKey?: string } = {}): Promise<Fake
   return {
     url: `http://127.0.0.1:${port}`,
     apiKey,
+    get listDelayMs() {
+      return listDelayMs;
+    },
+    set listDelayMs(ms: number) {
+      listDelayMs = ms;
+    },
     workflows,
     hits,
     listCalls,

@@ -7,6 +7,7 @@ import type { Services } from '../../runtime/services.ts';
 import { readHealth, WORKER_FRESH_MS } from '../../runtime/health.ts';
 import { readQueueStats, readRecentTotals } from '../../ledger/stats.ts';
 import { readWorkerLiveness } from '../../ledger/workers.ts';
+import { countN8nWorkflows } from '../../ledger/n8n-workflows.ts';
 
 export async function healthRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const health = async (_req: unknown, reply: import('fastify').FastifyReply) => {
@@ -18,19 +19,22 @@ export async function healthRoutes(app: FastifyInstance, services: Services): Pr
 
   app.get('/stats', { schema: { tags: ['monitoring'] } }, async (request) => {
     const org = request.tenant.readOrganizationId;
-    const [queues, totals, workers, supported] = await Promise.all([
+    const [queues, totals, workers, supported, n8nWorkflows] = await Promise.all([
       readQueueStats(services.ledger.sql, org),
       readRecentTotals(services.ledger.sql, org),
       readWorkerLiveness(services.ledger.sql, WORKER_FRESH_MS, services.config.worker.stallMs),
       services.catalog.list(request.tenant.writeOrganizationId),
+      countN8nWorkflows(services.ledger.sql, org),
     ]);
+    const { webhookUrl, apiUrl } = services.config.n8n;
     return {
       // `stalled`: a live worker has made no progress while work has been due (see runtime/health.ts).
       status: workers.stalled > 0 ? 'stalled' : workers.live > 0 ? 'active' : 'idle',
       queues: { high_priority: queues.high_priority, normal_priority: queues.normal_priority, retry: queues.retry },
       processing_tasks: queues.in_flight,
       supported_events: supported.map((t) => t.name),
-      n8n_integration: services.config.n8n.webhookUrl || services.config.n8n.apiUrl ? 'active' : 'not_configured',
+      // Registered workflows carry their full URLs: they are delivered to with no N8N_* variable set.
+      n8n_integration: webhookUrl || apiUrl || n8nWorkflows.registered > 0 ? 'active' : 'not_configured',
       paused: queues.paused,
       workers: workers.live,
       stalled_workers: workers.stalled,

@@ -20,7 +20,7 @@ import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { requireAdmin } from '../../security/tenancy/admin-only.ts';
 import { pathOfUrl, productionUrl } from '../../n8n/routing.ts';
-import { seedN8nWorkflows } from '../../n8n/seed.ts';
+import { checkSeedPaths, seedN8nWorkflows } from '../../n8n/seed.ts';
 import { syncToWorkflow } from '../../n8n/sync.ts';
 import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
 import { isUuid, LOWERCASE_UUID } from '../id-normalization.ts';
@@ -82,6 +82,9 @@ export function presentN8nWorkflow(w: N8nWorkflowRow) {
     source: w.source,
     webhook_endpoint_id: w.webhook_endpoint_id,
     last_discovered_at: w.last_discovered_at,
+    confirmed: w.confirmed,
+    confirmation_note: w.confirmation_note,
+    confirmed_at: w.confirmed_at,
     created_at: w.created_at,
     updated_at: w.updated_at,
   };
@@ -179,6 +182,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
   app.post<{ Body: { base_url?: string } | undefined }>(
     '/n8n/workflows/seed',
     {
+      // With N8N_API_URL it first pages through n8n's workflow list (each call bounded by N8N_API_TIMEOUT_MS).
+      config: { answerDeadlineMs: false },
       preHandler: requireAdmin,
       schema: { tags, body: { type: 'object', additionalProperties: false, properties: { base_url: { type: 'string', minLength: 8, maxLength: 2048 } } } },
     },
@@ -186,7 +191,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       const baseUrl = request.body?.base_url ?? config.n8n.webhookUrl;
       // Every seed URL shares this host: one check covers the seven.
       if (baseUrl) await services.checkDestination(productionUrl(baseUrl, 'user-registration'), 'base_url');
-      return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl, secrets }) };
+      const served = baseUrl ? await checkSeedPaths(config, baseUrl) : null;
+      return { data: await seedN8nWorkflows(ledger.sql, { organizationId: request.tenant.writeOrganizationId, baseUrl, secrets, served }) };
     },
   );
 
