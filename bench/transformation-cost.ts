@@ -10,7 +10,7 @@ import { createTransformer } from '../src/delivery/transformation/transformer.ts
 import { renderTemplate } from '../src/delivery/templates/catalog.ts';
 
 const runs = Number(process.argv[2] ?? 2000);
-const transformer = createTransformer({ timeoutMs: 50, memoryBytes: 16 * 1024 * 1024, maxBodyBytes: 1024 * 1024, threads: 1, maxWaitMs: 60_000 });
+const transformer = createTransformer({ timeoutMs: 50, memoryBytes: 16 * 1024 * 1024, maxBodyBytes: 1024 * 1024, threads: 1, maxWaitMs: 60_000, checkMaxWaitMs: 60_000 });
 const data = { user_id: 'u-42', email: 'maria@example.com', plan: 'pro', amount: 1500, items: Array.from({ length: 12 }, (_, i) => ({ sku: `sku-${i}`, qty: i })) };
 const event = { id: '0190c3a4-5b6e-7c8d-9e0f-112233445566', type: 'order.placed', createdAt: new Date(), dataJson: JSON.stringify(data) };
 const url = 'http://127.0.0.1:9/hooks';

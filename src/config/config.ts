@@ -367,6 +367,8 @@ export type Config = {
     threads: number;
     /** A run that waited this long for a free thread is handed back (a fraction of the lease, which it must not outlive). */
     maxWaitMs: number;
+    /** A check of code given to the API (compile, `handler` defined) waits this long for a thread (within the answer deadline). */
+    checkMaxWaitMs: number;
   };
   /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
   isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; slowLaneIntervalMs: number; failingAfterFailures: number; probeCooloffMs: number };
@@ -475,6 +477,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: e.CARTEIRO_TRANSFORMATION_MAX_BODY_BYTES,
       threads: e.CARTEIRO_TRANSFORMATION_THREADS,
       maxWaitMs: Math.min(5_000, Math.floor((e.CARTEIRO_LEASE_MS ?? e.WEBHOOK_TIMEOUT_MS + 30_000) / 4)),
+      // Checking code an API request brings waits for a thread as long as the request may take:
+      // a busy sandbox (another tenant's looping code being stopped) must not refuse a valid write.
+      checkMaxWaitMs: Math.max(1_000, e.CARTEIRO_ANSWER_DEADLINE_MS - 1_000),
     },
     isolation: {
       maxInFlight: e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT,

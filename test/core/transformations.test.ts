@@ -62,7 +62,10 @@ describe('transformations at delivery', () => {
   let rx: TestReceiver;
   before(async () => {
     // The slow lane's interval would space a failing endpoint's retries a second apart: not what is tested here.
-    c = await startCarteiro({ env: { CARTEIRO_SLOW_LANE_INTERVAL_MS: '0' } });
+    // Checking code waits for the sandbox's one thread within the answer deadline; here that thread is
+    // stopped and started again by the looping and memory-hungry tests, which on a loaded machine takes
+    // seconds: the deadline is set far, so it only stops a hang.
+    c = await startCarteiro({ env: { CARTEIRO_SLOW_LANE_INTERVAL_MS: '0', CARTEIRO_ANSWER_DEADLINE_MS: '60000' } });
     rx = await startReceiver();
     await registerTypes(c, ['order.placed', 'deal.closed', 'bad.run', 'contract.check']);
   });

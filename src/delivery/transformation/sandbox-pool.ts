@@ -31,6 +31,8 @@ export type PoolOptions = SandboxLimits & {
   killAfterMs: number;
   /** A run that waited this long for a thread is given up (`busy`). */
   maxWaitMs: number;
+  /** The same for a check of code (an API request waits; default maxWaitMs). */
+  checkMaxWaitMs?: number;
 };
 
 /** A run's answer, and how long it ran on its thread (ms). `busy`: it never got a thread. */
@@ -213,7 +215,7 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     });
   }
 
-  function submit(request: ThreadRequest, key: string): Promise<Settlement> {
+  function submit(request: ThreadRequest, key: string, maxWaitMs: number): Promise<Settlement> {
     if (closed) return Promise.resolve({ kind: 'busy' });
     return new Promise((resolve) => {
       const task: Task = { request, key, settle: resolve, waitTimer: null };
@@ -224,7 +226,7 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
         queue.splice(at, 1);
         if (queue.length === 0) waiting.delete(key);
         resolve({ kind: 'busy' });
-      }, opts.maxWaitMs);
+      }, maxWaitMs);
       task.waitTimer.unref();
       const queue = waiting.get(key);
       if (queue) queue.push(task);
@@ -243,13 +245,13 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
   return {
     async run(key, source, inputJson) {
       const started = performance.now();
-      const s = await submit({ id: nextId++, kind: 'run', source, inputJson }, key);
+      const s = await submit({ id: nextId++, kind: 'run', source, inputJson }, key, opts.maxWaitMs);
       if (s.kind === 'busy') return { ok: false, busy: true, durationMs: 0 };
       if (s.kind === 'reply' && s.reply.kind === 'ran') return { ...s.reply.outcome, durationMs: s.reply.durationMs };
       return { ok: false, failure: failureOf(s), durationMs: performance.now() - started };
     },
     async check(source) {
-      const s = await submit({ id: nextId++, kind: 'check', source }, '');
+      const s = await submit({ id: nextId++, kind: 'check', source }, '', opts.checkMaxWaitMs ?? opts.maxWaitMs);
       if (s.kind === 'busy') return { failure: null, busy: true };
       if (s.kind === 'reply' && s.reply.kind === 'checked') return { failure: s.reply.failure };
       return { failure: failureOf(s) };

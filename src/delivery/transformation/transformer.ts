@@ -46,6 +46,7 @@ export function createTransformer(settings: Config['transformations']): Transfor
     killAfterCpuMs: 2 * timeoutMs + 20,
     killAfterMs: Math.max(10_000, 100 * timeoutMs),
     maxWaitMs: settings.maxWaitMs,
+    checkMaxWaitMs: settings.checkMaxWaitMs,
   });
 
   /** A failure as the attempt log and the preview say it. */

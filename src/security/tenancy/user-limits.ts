@@ -7,9 +7,17 @@
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../ledger/connection.ts';
 import { readUserLimits, type StoredUserLimits } from '../../ledger/user-limits.ts';
+import { withTimeout } from '../../util/timeout.ts';
 
 const CACHE_TTL_MS = 5_000;
 const CACHE_MAX_ENTRIES = 10_000;
+/**
+ * How long ingestion waits for a user's limits it has never read. Past it (a ledger restarting, a
+ * lock), the server's defaults apply to that request: the limit is a guard, and an event must never
+ * wait on it longer than on its own commit. Measured before: during a Postgres restart an ingest
+ * request naming a user waited for this read and then for its commit, 10.4 s in all.
+ */
+const FIRST_READ_TIMEOUT_MS = 500;
 
 export type EffectiveUserLimits = {
   max_endpoints: number;
@@ -46,12 +54,31 @@ export function createUserLimitsReader(sql: Sql, defaults: Config['users']): Use
     cache.set(key, { limits, at: Date.now() });
     return { ...limits, overridden: stored.user !== undefined };
   };
+  const refreshing = new Map<string, Promise<unknown>>();
+  /** One read at a time per user; its failure leaves the cache as it was. */
+  const refresh = (organizationId: string, userId: string, key: string) => {
+    let pending = refreshing.get(key);
+    if (!pending) {
+      pending = fresh(organizationId, userId).catch(() => undefined).finally(() => refreshing.delete(key));
+      refreshing.set(key, pending);
+    }
+    return pending;
+  };
   return {
     async get(organizationId, userId) {
-      const hit = cache.get(`${organizationId}\u0000${userId}`);
-      if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.limits;
-      const { overridden: _, ...limits } = await fresh(organizationId, userId);
-      return limits;
+      const key = `${organizationId}\u0000${userId}`;
+      const hit = cache.get(key);
+      if (hit) {
+        // Stale: served as is while one read in the background brings it up to date.
+        if (Date.now() - hit.at >= CACHE_TTL_MS) void refresh(organizationId, userId, key);
+        return hit.limits;
+      }
+      try {
+        await withTimeout(refresh(organizationId, userId, key), FIRST_READ_TIMEOUT_MS, () => new Error('user limits read timed out'));
+      } catch {
+        /* the defaults below */
+      }
+      return cache.get(key)?.limits ?? resolveUserLimits({ organization: undefined, user: undefined }, defaults);
     },
     fresh,
     forget(organizationId) {
