@@ -16,6 +16,12 @@ test(`a backlog survives a restart and high priority is delivered first (${BACKE
 
   // 1. The API alone accepts a backlog: 40 normal events, then 10 high-priority payments.
   const api = await startCarteiro({ role: 'api', dataDir, schema });
+  // Stopped below before the restart; here too, so that a failed assertion does not leave it serving
+  // (the file's process would never end).
+  let apiStopped = false;
+  t.after(async () => {
+    if (!apiStopped) await api.stop({ keepSchema: true });
+  });
   await createEndpoint(api, { url: receiver.url, events: ['*'] });
   const normal = Array.from({ length: 40 }, (_, i) => ({ event_type: 'conversation.created', data: { conversation_id: `c${i}` } }));
   const high = Array.from({ length: 10 }, (_, i) => ({ event_type: 'payment.confirmed', data: { payment_id: `p${i}` } }));
@@ -29,9 +35,10 @@ test(`a backlog survives a restart and high priority is delivered first (${BACKE
   assert.equal(stats.processing_tasks, 0);
   assert.ok(stats.supported_events.includes('conversation.message.added'));
   const health = (await api.request('GET', 'health')).body;
-  assert.deepEqual(Object.keys(health).sort(), ['ledger', 'overall_status', 'services', 'timestamp']);
+  assert.deepEqual(Object.keys(health).sort(), ['ledger', 'n8n', 'overall_status', 'services', 'timestamp']);
   assert.deepEqual(Object.keys(health.services).sort(), ['n8n', 'redis', 'supabase', 'webhook_manager']);
   assert.equal(health.services.supabase, 'healthy');
+  apiStopped = true;
   await api.stop({ keepSchema: true });
 
   // 2. The whole service restarts on the same ledger with one delivery at a time.
