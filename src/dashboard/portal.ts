@@ -9,9 +9,8 @@
  * ('self' unless the operator names the SaaS's app), so no X-Frame-Options is sent. Images may come
  * from any http(s) origin, for the logo the embedding app names (`?logo=`).
  */
-import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SHARED_DOM_SCRIPT, staticAsset, type StaticAsset } from './static-asset.ts';
 
 export const PORTAL_PATH = '/portal';
 
@@ -30,12 +29,9 @@ export function portalCsp(frameAncestors: readonly string[]): string {
   ].join('; ');
 }
 
-type Asset = { body: Buffer; type: string; etag: string; page: boolean };
+type Asset = StaticAsset & { page: boolean };
 
-function asset(file: string, type: string, page = false): Asset {
-  const body = readFileSync(new URL(`./portal/${file}`, import.meta.url));
-  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`, page };
-}
+const asset = (file: string, type: string, page = false): Asset => ({ ...staticAsset(new URL(`./portal/${file}`, import.meta.url), type), page });
 
 const ASSETS = {
   page: asset('index.html', 'text/html; charset=utf-8', true),
@@ -62,6 +58,7 @@ export async function portalPageRoutes(app: FastifyInstance, opts: { frameAncest
   const route = { config: { public: true, audit: false }, schema: { hide: true } };
   app.get(PORTAL_PATH, route, send(ASSETS.page));
   app.get(`${PORTAL_PATH}/`, route, send(ASSETS.page));
+  app.get(`${PORTAL_PATH}/dom.js`, route, send({ ...SHARED_DOM_SCRIPT, page: false }));
   app.get(`${PORTAL_PATH}/app.js`, route, send(ASSETS.script));
   app.get(`${PORTAL_PATH}/app.css`, route, send(ASSETS.style));
 }

@@ -4,9 +4,8 @@
  * style) holds. No build step and nothing from a CDN. The page itself is public, as it holds no data:
  * it asks for an API key and calls the JSON API (and the live stream, GET /api/webhooks/live) with it.
  */
-import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SHARED_DOM_SCRIPT, staticAsset, type StaticAsset } from './static-asset.ts';
 
 export const DASHBOARD_PATH = '/dashboard';
 
@@ -23,12 +22,7 @@ export const DASHBOARD_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-type Asset = { body: Buffer; type: string; etag: string };
-
-function asset(file: string, type: string): Asset {
-  const body = readFileSync(new URL(`./public/${file}`, import.meta.url));
-  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
-}
+const asset = (file: string, type: string) => staticAsset(new URL(`./public/${file}`, import.meta.url), type);
 
 const ASSETS = {
   page: asset('index.html', 'text/html; charset=utf-8'),
@@ -37,7 +31,7 @@ const ASSETS = {
   icon: asset('favicon.svg', 'image/svg+xml'),
 };
 
-function send(a: Asset) {
+function send(a: StaticAsset) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     reply
       .header('content-type', a.type)
@@ -59,6 +53,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const opts = { config: { public: true, audit: false }, schema: { hide: true } };
   app.get(DASHBOARD_PATH, opts, send(ASSETS.page));
   app.get(`${DASHBOARD_PATH}/`, opts, send(ASSETS.page));
+  app.get(`${DASHBOARD_PATH}/dom.js`, opts, send(SHARED_DOM_SCRIPT));
   app.get(`${DASHBOARD_PATH}/app.js`, opts, send(ASSETS.script));
   app.get(`${DASHBOARD_PATH}/app.css`, opts, send(ASSETS.style));
   app.get(`${DASHBOARD_PATH}/favicon.svg`, opts, send(ASSETS.icon));

@@ -129,24 +129,8 @@
 
   // ---------------------------------------------------------------- DOM helpers
 
-  /** h('tr', {class:'x'}, 'text', child): attributes by setAttribute, children as text nodes. */
-  function h(tag, props, ...children) {
-    const el = document.createElement(tag);
-    if (props) {
-      for (const [k, v] of Object.entries(props)) {
-        if (v === undefined || v === null || v === false) continue;
-        if (k === 'class') el.className = v;
-        else if (k === 'text') el.textContent = String(v);
-        else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-        else el.setAttribute(k, v === true ? '' : String(v));
-      }
-    }
-    for (const c of children.flat(Infinity)) {
-      if (c === null || c === undefined || c === false) continue;
-      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
+  /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
+  const { h } = window.carteiroDom;
 
   const TONES = {
     succeeded: 'ok', healthy: 'ok', active: 'ok',
