@@ -43,6 +43,17 @@ export async function writeOrganizationLimits(sql: Sql, organizationId: string, 
   return row as OrganizationLimitsRow;
 }
 
+/**
+ * What ingestion needs before it looks at any one user: the organization's defaults, and whether any
+ * of its users has an override at all (most have none, and then no per-user read is needed).
+ */
+export async function readOrganizationUserLimits(sql: Sql, organizationId: string): Promise<{ organization: OrganizationLimitsRow | undefined; anyUserOverrides: boolean }> {
+  const [row] = await sql<{ organization: OrganizationLimitsRow | null; any_user_overrides: boolean }[]>`
+    SELECT (SELECT to_jsonb(o) - 'organization_id' - 'updated_at' FROM organization_limits o WHERE o.organization_id = ${organizationId}) AS organization,
+           EXISTS (SELECT 1 FROM user_limits u WHERE u.organization_id = ${organizationId}) AS any_user_overrides`;
+  return { organization: row?.organization ?? undefined, anyUserOverrides: row?.any_user_overrides ?? false };
+}
+
 /** The organization's defaults and this user's overrides, in one round trip. */
 export async function readUserLimits(sql: Sql, organizationId: string, userId: string): Promise<StoredUserLimits> {
   const [row] = await sql<{ organization: OrganizationLimitsRow | null; user: UserLimitsRow | null }[]>`

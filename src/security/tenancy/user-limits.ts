@@ -1,12 +1,13 @@
 /**
  * Limits per user id, resolved: a user's override, else its organization's default, else the
  * server's (config.users). Ingestion reads them on every request that names a user, so they are
- * cached for CACHE_TTL_MS per organization and user, as API keys are: a change made through this
- * process applies at once (`forget`), through another within the TTL.
+ * cached for CACHE_TTL_MS, as API keys are: per organization (its defaults, and whether any of its
+ * users has an override), and per user only in organizations where one has. A change made through
+ * this process applies at once (`forget`), through another within the TTL.
  */
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../ledger/connection.ts';
-import { readUserLimits, type StoredUserLimits } from '../../ledger/user-limits.ts';
+import { readOrganizationUserLimits, readUserLimits, type StoredUserLimits } from '../../ledger/user-limits.ts';
 import { withTimeout } from '../../util/timeout.ts';
 
 const CACHE_TTL_MS = 5_000;
@@ -44,45 +45,75 @@ export type UserLimitsReader = {
   forget(organizationId: string): void;
 };
 
-export function createUserLimitsReader(sql: Sql, defaults: Config['users']): UserLimitsReader {
-  const cache = new Map<string, { limits: EffectiveUserLimits; at: number }>();
-  const fresh = async (organizationId: string, userId: string) => {
-    const stored = await readUserLimits(sql, organizationId, userId);
-    const limits = resolveUserLimits(stored, defaults);
-    const key = `${organizationId}\u0000${userId}`;
+/**
+ * A value read from the ledger and kept CACHE_TTL_MS: a stale one is served while one read in the
+ * background brings it up to date; one never read waits at most FIRST_READ_TIMEOUT_MS, then the
+ * caller's fallback applies. A failed read leaves the cache as it was.
+ */
+function createReadThrough<T>(read: (key: string) => Promise<T>) {
+  const cache = new Map<string, { value: T; at: number }>();
+  const refreshing = new Map<string, Promise<T | undefined>>();
+  const load = async (key: string): Promise<T> => {
+    const value = await read(key);
     if (cache.size >= CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
-    cache.set(key, { limits, at: Date.now() });
-    return { ...limits, overridden: stored.user !== undefined };
+    cache.set(key, { value, at: Date.now() });
+    return value;
   };
-  const refreshing = new Map<string, Promise<unknown>>();
-  /** One read at a time per user; its failure leaves the cache as it was. */
-  const refresh = (organizationId: string, userId: string, key: string) => {
+  const refresh = (key: string) => {
     let pending = refreshing.get(key);
     if (!pending) {
-      pending = fresh(organizationId, userId).catch(() => undefined).finally(() => refreshing.delete(key));
+      pending = load(key).catch(() => undefined).finally(() => refreshing.delete(key));
       refreshing.set(key, pending);
     }
     return pending;
   };
   return {
-    async get(organizationId, userId) {
-      const key = `${organizationId}\u0000${userId}`;
+    load,
+    async get(key: string): Promise<T | undefined> {
       const hit = cache.get(key);
       if (hit) {
-        // Stale: served as is while one read in the background brings it up to date.
-        if (Date.now() - hit.at >= CACHE_TTL_MS) void refresh(organizationId, userId, key);
-        return hit.limits;
+        if (Date.now() - hit.at >= CACHE_TTL_MS) void refresh(key);
+        return hit.value;
       }
       try {
-        await withTimeout(refresh(organizationId, userId, key), FIRST_READ_TIMEOUT_MS, () => new Error('user limits read timed out'));
+        await withTimeout(refresh(key), FIRST_READ_TIMEOUT_MS, () => new Error('limits read timed out'));
       } catch {
-        /* the defaults below */
+        /* the caller's fallback */
       }
-      return cache.get(key)?.limits ?? resolveUserLimits({ organization: undefined, user: undefined }, defaults);
+      return cache.get(key)?.value;
+    },
+    forget(prefix: string) {
+      for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
+    },
+  };
+}
+
+export function createUserLimitsReader(sql: Sql, defaults: Config['users']): UserLimitsReader {
+  const SEP = '\u0000';
+  const serverDefaults = resolveUserLimits({ organization: undefined, user: undefined }, defaults);
+  // Per organization: its defaults, and whether any user of it has an override (one read per
+  // organization, not one per user id, which ingestion may see thousands of).
+  const organizations = createReadThrough((organizationId) => readOrganizationUserLimits(sql, organizationId));
+  const users = createReadThrough(async (key) => {
+    const [organizationId, userId] = key.split(SEP) as [string, string];
+    return readUserLimits(sql, organizationId, userId);
+  });
+  const fresh = async (organizationId: string, userId: string) => {
+    const stored = await users.load(`${organizationId}${SEP}${userId}`);
+    return { ...resolveUserLimits(stored, defaults), overridden: stored.user !== undefined };
+  };
+  return {
+    async get(organizationId, userId) {
+      const organization = await organizations.get(organizationId);
+      if (!organization) return serverDefaults;
+      if (!organization.anyUserOverrides) return resolveUserLimits({ organization: organization.organization, user: undefined }, defaults);
+      const stored = await users.get(`${organizationId}${SEP}${userId}`);
+      return stored ? resolveUserLimits(stored, defaults) : resolveUserLimits({ organization: organization.organization, user: undefined }, defaults);
     },
     fresh,
     forget(organizationId) {
-      for (const key of cache.keys()) if (key.startsWith(`${organizationId}\u0000`)) cache.delete(key);
+      organizations.forget(organizationId);
+      users.forget(`${organizationId}${SEP}`);
     },
   };
 }
