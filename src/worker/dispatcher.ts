@@ -155,6 +155,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let flushing: Promise<void> | null = null;
   /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
   let recording = 0;
+  /** Outcomes the ledger has yet to record: buffered, being written, or still to come from active deliveries. */
+  const unrecordedCount = () => buffer.length + recording + active.size;
   /** Set when claims stopped because too much was unrecorded: the next recorded batch resumes them. */
   let claimsHeldBack = false;
   let heldBackLoggedAt = -Infinity;
@@ -196,7 +198,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Backpressure from the ledger: every claimed delivery becomes an outcome to record. When
           // recording falls behind (a slow disk, a lock, a stalled server), stop claiming instead of
           // piling up outcomes in memory until their leases run out and the work is sent again.
-          const unrecorded = buffer.length + recording + active.size;
+          const unrecorded = unrecordedCount();
           let allowance = maxUnrecorded - unrecorded;
           // Held back, a small reserve still serves endpoints with nothing in flight or unrecorded:
           // a backlog draining as fast as the ledger records must not make a quiet tenant wait for
@@ -278,7 +280,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    */
   async function claimForQuietEndpoints(): Promise<void> {
     claimSeenNewWork = newWorkAnnounced;
-    const unrecorded = buffer.length + recording + active.size;
+    const unrecorded = unrecordedCount();
     const room = Math.min(concurrency + quietReserve - active.size, maxUnrecorded + quietReserve - unrecorded, QUIET_CLAIM_MAX);
     if (room <= 0) return;
     const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, bounds, limits.view({ holdParked: parked >= maxParked, holdSending: true })), 'quiet claim');
