@@ -1048,7 +1048,7 @@ async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
       pass: complete && l.p99 <= 2 * u.p99,
       note: `${pct(l)}; vs alone: p50 ${ratio3('p50')}, p95 ${ratio3('p95')}, p99 ${ratio3('p99')}; ${l.delivered}/${l.accepted} delivered${undelivered(l)} (events sent while the backlog drained); ` +
         `backlog ${org.backlogDrainedMs === null ? `NOT drained within the window (${f0(org.backlogDeliveredAtEnd)} delivered)` : `drained in ${f0(org.backlogDrainedMs / 1000, 1)} s`}, ` +
-        `ingested at ${f0(org.ingest.perSecond)}/s; case ${f0(org.ms.total / 1000, 1)} s`,
+        `ingested at ${f0(org.ingest.perSecond)}/s; split at the event's commit: sent → committed ${pct(org.loadedSplit.accept)}, committed → received ${pct(org.loadedSplit.deliver)}; case ${f0(org.ms.total / 1000, 1)} s`,
     });
   } catch (err) {
     errors['isolation organizations'] = (err as Error).stack ?? String(err);

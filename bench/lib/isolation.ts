@@ -104,6 +104,11 @@ export type OrganizationsResult = {
   windowMs: number;
   unloaded: Percentiles;
   loaded: Percentiles;
+  /**
+   * The loaded figure split at the commit of each delivered event: POST sent → event committed (the
+   * API and its transaction), and committed → first acknowledged (claim, send, receive).
+   */
+  loadedSplit: { accept: Percentiles; deliver: Percentiles };
   /** B's events in the loaded window, and how many of them were sent before A's backlog was delivered. */
   loadedSentWhileDraining: number;
   ingest: { ms: number; perSecond: number };
@@ -278,6 +283,36 @@ export async function runNoisyCase(rx: ReceiverHandle, o: IsolationOptions, mode
   }
 }
 
+/**
+ * Where a window's latency went, per delivered event: sent → committed (the event row's created_at,
+ * the transaction's start on the server's clock, which is this machine's) and committed → acknowledged.
+ */
+async function splitAtCommit(
+  sql: ReturnType<typeof benchSql>,
+  organizationId: string,
+  w: { sentAt: Float64Array; accepted: Uint8Array },
+  acks: Map<number, number>,
+  include: (seq: number) => boolean,
+): Promise<{ accept: Percentiles; deliver: Percentiles }> {
+  const rows = await sql<{ seq: number; committed_ms: number }[]>`
+    SELECT (data->>'seq')::bigint::int AS seq, (extract(epoch FROM created_at) * 1000)::float8 AS committed_ms
+    FROM webhook_events WHERE organization_id = ${organizationId} AND (data->>'seq')::bigint < ${w.sentAt.length}`;
+  const committed = new Map(rows.map((r) => [r.seq, r.committed_ms]));
+  const accept = new Map<number, number>();
+  const deliver = new Map<number, number>();
+  for (const [seq, ack] of acks) {
+    const at = committed.get(seq);
+    if (at === undefined || !w.accepted[seq] || !include(seq)) continue;
+    accept.set(seq, at);
+    deliver.set(seq, ack);
+  }
+  // Percentiles of (committed − sent) and (ack − committed), over the same events.
+  const sentToCommit = windowPercentiles(w.sentAt, w.accepted, accept, 0, (s) => accept.has(s));
+  const commitAt = Float64Array.from(w.sentAt, (_, i) => committed.get(i) ?? 0);
+  const commitToAck = windowPercentiles(commitAt, w.accepted, deliver, 0, (s) => deliver.has(s));
+  return { accept: sentToCommit, deliver: commitToAck };
+}
+
 export function kindWord(kind: NoisyKind | 'none'): string {
   return kind === 'hang' ? 'hanging' : kind === 'slow' ? 'slow' : kind === 'refuse' ? 'refusing' : 'none';
 }
@@ -346,6 +381,7 @@ export async function runOrganizations(rx: ReceiverHandle, o: IsolationOptions):
     const whileDraining = (seq: number) => end === null || (w2.sentAt[seq] as number) <= end;
     const loaded = windowPercentiles(w2.sentAt, w2.accepted, r2.acks, r2.endMs, whileDraining);
     const atEnd = (await rxA.stats()).uniqueIds;
+    const loadedSplit = await splitAtCommit(sql, b['x-organization-id'] as string, w2, r2.acks, whileDraining);
     o.log(`isolation organizations: backlog ${end === null ? `not drained (${atEnd.toLocaleString('en-US')} delivered)` : `drained in ${((end - releasedAt) / 1000).toFixed(1)} s`}`);
     return {
       backlog: o.orgBacklog,
@@ -353,6 +389,7 @@ export async function runOrganizations(rx: ReceiverHandle, o: IsolationOptions):
       windowMs: o.orgMs,
       unloaded,
       loaded,
+      loadedSplit,
       loadedSentWhileDraining: loaded.count,
       ingest: { ms: ingest.ms, perSecond: ingest.perSecond },
       backlogDrainedMs: end === null ? null : end - releasedAt,

@@ -39,6 +39,10 @@ export type EndpointLimits = {
   /** One of the endpoint's requests has waited long enough to be parked. */
   parked(endpointId: string): void;
   finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
+  /** Whether one more request to the endpoint fits its limit here (the claim's own rule, see view). */
+  hasRoom(endpointId: string, cap: number): boolean;
+  /** A claimed delivery was handed back unsent (no room after all): its outcome is still to record. */
+  handedBack(endpointId: string): void;
   /**
    * The endpoints the claim must hear about: those with work in flight or a limit off the start
    * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
@@ -107,6 +111,15 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
         if (inSlowLane(s)) s.holdUntil = clock() + slowLane.intervalMs;
       }
       if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
+    },
+    hasRoom(endpointId, cap) {
+      const s = states.get(endpointId);
+      if (!s) return startLimit > 0 && cap > 0;
+      const limit = inSlowLane(s) ? 1 : Math.min(cap, s.limit);
+      return s.holdUntil <= clock() && s.inFlight < limit;
+    },
+    handedBack(endpointId) {
+      state(endpointId).unrecorded++;
     },
     view(opts) {
       const endpointIds: string[] = [];

@@ -172,6 +172,51 @@ describe('isolation: a drain that fills every slot', () => {
   });
 });
 
+describe('isolation: the quiet lane beside a busy claim loop', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    // No parking and no timeout while the test runs: what a hanging receiver holds stays counted.
+    c = await startCarteiro({ env: { CARTEIRO_WORKER_PARK_AFTER_MS: '600000', WEBHOOK_TIMEOUT_MS: '120000', CARTEIRO_LEASE_MS: '150000' } });
+  });
+  after(() => c.stop());
+
+  test('work announced while the loop claims is claimed beside it, and no endpoint gets more than its cap from the two', async () => {
+    // A drain keeps the claim loop claiming back to back; meanwhile fresh endpoints (nothing in flight,
+    // so the quiet lane serves them) get backlogs of their own, each announced while a claim is under
+    // way, so both lanes may claim one endpoint's work at once.
+    const rx = await startSlowReceiver(2);
+    const hanging: Awaited<ReturnType<typeof startHangingReceiver>>[] = [];
+    try {
+      await createEndpoint(c, { url: `${rx.url}/drain`, events: ['agent.created'] });
+      await batch(c, Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `d-${i}` } })));
+      await eventually(() => rx.received.length > 50, { what: 'the drain to start' });
+      const capped = [];
+      for (let i = 0; i < 24; i++) {
+        const h = await startHangingReceiver();
+        hanging.push(h);
+        capped.push(await createEndpoint(c, { url: `${h.url}/capped-${i}`, events: ['agent.updated'], max_in_flight: 2 }));
+      }
+      for (let round = 0; round < 5; round++) {
+        await batch(c, Array.from({ length: 4 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `c-${round}-${i}` } })));
+      }
+      await eventually(() => hanging.every((h) => h.open === 2), { what: 'every capped receiver to hold its cap', timeoutMs: 30_000 });
+      // Work left to drain: the loop was claiming all along.
+      const [left] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_dispatches WHERE status = 'pending' AND webhook_endpoint_id NOT IN ${c.services.ledger.sql(capped.map((e) => e.id))}`;
+      for (const [i, h] of hanging.entries()) {
+        assert.equal(h.maxOpen, 2, `capped receiver ${i} never saw more than its cap at once (the drain still had ${left!.n} to go)`);
+        const states = await dispatchStates(c, capped[i]!.id);
+        assert.equal(states.in_flight, 2, JSON.stringify(states));
+        assert.equal(states.pending, 18, JSON.stringify(states));
+      }
+      for (const h of hanging) h.release();
+      for (const e of capped) await eventually(async () => (await dispatchStates(c, e.id)).succeeded === 20, { what: `endpoint ${e.id} to drain`, timeoutMs: 60_000 });
+    } finally {
+      await Promise.all(hanging.map((h) => h.close()));
+      await rx.close();
+    }
+  });
+});
+
 describe('isolation: slow lane', () => {
   let c: TestCarteiro;
   before(async () => {
