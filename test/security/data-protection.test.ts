@@ -367,9 +367,9 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
     assert.equal((await c.request('GET', `events/${oldEvent}`)).body.data.email, 'old@example.com');
 
     const counts = await reencryptWith(sql, c.services.secretBox);
-    assert.deepEqual(counts, { endpoint_secrets: 1, events: 1, event_fields: 1 });
+    assert.deepEqual(counts, { endpoint_secrets: 1, endpoint_headers: 0, events: 1, event_fields: 1 });
     assert.match((await emails()).get(oldEvent)!, /^enc:v1:k2:/);
-    assert.deepEqual(await reencryptWith(sql, c.services.secretBox), { endpoint_secrets: 0, events: 0, event_fields: 0 }, 'a second run finds nothing');
+    assert.deepEqual(await reencryptWith(sql, c.services.secretBox), { endpoint_secrets: 0, endpoint_headers: 0, events: 0, event_fields: 0 }, 'a second run finds nothing');
     await c.stop({ keepSchema: true });
 
     // 3. t1 removed: everything still opens.
