@@ -16,7 +16,9 @@ export type RetryOverrides = { max_retries: number | null; retry_base_delay_ms: 
  */
 export function endpointRetryPolicy(policy: RetryPolicy, o: RetryOverrides): RetryPolicy {
   if (o.max_retries == null && o.retry_base_delay_ms == null) return policy;
-  return { ...policy, maxRetries: o.max_retries ?? policy.maxRetries, baseDelayMs: o.retry_base_delay_ms ?? policy.baseDelayMs };
+  // Held to the service's count here too: an override stored before the operator lowered it asks for no more.
+  const maxRetries = o.max_retries == null ? policy.maxRetries : Math.min(o.max_retries, policy.maxRetries);
+  return { ...policy, maxRetries, baseDelayMs: o.retry_base_delay_ms ?? policy.baseDelayMs };
 }
 
 /** Delay before the next attempt, after `failedAttempts` attempts of this round have failed. */
