@@ -25,7 +25,7 @@ export const deliverySettingSchemas = {
   retry_base_delay_ms: { type: ['integer', 'null'] },
 } as const;
 
-export const STATIC_HEADER_LIMITS = { count: 20, nameChars: 256, valueChars: 4096, totalChars: 16_384 } as const;
+const STATIC_HEADER_LIMITS = { count: 20, nameChars: 256, valueChars: 4096, totalChars: 16_384 } as const;
 /** Below a second, a deadline or a first retry only measures the network, or hammers a receiver that is down. */
 const MIN_TIMEOUT_MS = 1_000;
 const MIN_RETRY_BASE_DELAY_MS = 1_000;
@@ -82,7 +82,7 @@ function within(field: string, value: number | null, min: number, max: number, s
 }
 
 /** The headers with lower-case names, or null for none; throws on the first one Carteiro refuses. */
-export function checkStaticHeaders(given: Record<string, string> | null): Record<string, string> | null {
+function checkStaticHeaders(given: Record<string, string> | null): Record<string, string> | null {
   if (given === null) return null;
   const entries = Object.entries(given);
   if (entries.length === 0) return null;

@@ -132,11 +132,11 @@ describe('delivery settings per endpoint', () => {
     const id = await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a-exhausted' } });
     const status = await finished(id);
     assert.equal(status.status, 'failed');
-    const byEndpoint = new Map(status.deliveries.map((d: { endpoint_id: string }) => [d.endpoint_id, d]));
+    const byEndpoint = new Map<string, Record<string, unknown>>(status.deliveries.map((d: { endpoint_id: string }) => [d.endpoint_id, d]));
     assert.deepEqual(byEndpoint.get(none.id), { ...byEndpoint.get(none.id), status: 'failed', attempts: 1 });
     assert.deepEqual(byEndpoint.get(one.id), { ...byEndpoint.get(one.id), status: 'failed', attempts: 2 });
     assert.deepEqual(byEndpoint.get(service.id), { ...byEndpoint.get(service.id), status: 'failed', attempts: 4 }, "the service's 3 retries");
-    assert.match((byEndpoint.get(one.id) as { last_error: string }).last_error, /gave up after 2 attempts/);
+    assert.match(String(byEndpoint.get(one.id)?.last_error), /gave up after 2 attempts/);
   });
 
   test("a base delay override spaces the endpoint's retries", async (t: TestContext) => {
