@@ -59,6 +59,8 @@ describe('delivery settings per endpoint', () => {
     for (const value of Object.values(stored?.headers ?? {})) assert.match(value, /^enc:v1:/);
     assert.equal(JSON.stringify(stored).includes('receiver-token-123'), false, 'no value in the clear');
     assert.deepEqual((await c.request('GET', `endpoints/${ep.id}`)).body.headers, ep.headers);
+    const preview = await c.request('POST', `endpoints/${ep.id}/transformation/preview`, { event_type: 'user.updated', data: { user_id: 'u-preview' } });
+    assert.equal(preview.body.request.headers.authorization, 'Bearer receiver-token-123', 'the preview shows the request as sent');
   });
 
   test('a header Carteiro sets, or that is not a valid header, is a 422 naming it, and nothing is stored', async (t: TestContext) => {
