@@ -3,13 +3,14 @@
  * place for the organization's routes and the portal's, so a field added to one is checked in both
  * (the portal once took fields it then ignored, or stored unchecked).
  */
-import type { NewEndpoint, EndpointChanges } from '../ledger/endpoints.ts';
+import type { NewEndpoint, EndpointChanges, EndpointDeliverySettings } from '../ledger/endpoints.ts';
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { contentFilterColumns } from '../catalog/content-filter.ts';
 import { ValidationError } from '../errors/errors.ts';
 import { validateIncludeFields, type IncludeFields } from '../security/minimal-payload.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import { transformationColumns, type TransformationFields } from './endpoint-transformation.ts';
+import { deliverySettingColumns, type DeliverySettingBounds, type DeliverySettingFields } from './endpoint-delivery-settings.ts';
 
 export type EndpointBody = {
   name: string;
@@ -25,15 +26,19 @@ export type EndpointBody = {
   filter?: Record<string, unknown> | null;
   fifo?: boolean;
   fifo_on_exhausted?: 'hold' | 'skip';
-} & TransformationFields;
+} & TransformationFields & DeliverySettingFields;
 
-export type EndpointPatch = Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars'> & TransformationFields;
+export type EndpointPatch = Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | keyof EndpointDeliverySettings> & TransformationFields & DeliverySettingFields;
 
 /** What checking an endpoint's fields needs. */
 export type EndpointInputDeps = {
   piiFields: ReadonlySet<string>;
   checkDestination: (url: string, field?: string) => Promise<void>;
   transformer: Transformer;
+  /** What the service allows delivery settings to be (from its configuration). */
+  deliveryBounds: DeliverySettingBounds;
+  /** Seals a static header's value for the ledger (the secret box). */
+  sealHeaderValue: (plain: string) => string;
 };
 
 export function checkFilters(events: string[] | undefined): void {
@@ -48,6 +53,7 @@ export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDep
   checkFilters(b.events);
   validateIncludeFields(b.include_fields);
   const contentFilter = contentFilterColumns(b.filter, deps.piiFields);
+  const deliverySettings = deliverySettingColumns(b, deps.deliveryBounds, deps.sealHeaderValue);
   await deps.checkDestination(b.url);
   const code = await transformationColumns(b, deps.transformer);
   return {
@@ -65,15 +71,17 @@ export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDep
     template: code.template ?? null,
     fifo: b.fifo ?? false,
     fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
+    deliverySettings,
   };
 }
 
 /** The changes of an update body, every field checked (code compiled) before anything is written. */
 export async function endpointChanges(body: EndpointPatch, deps: EndpointInputDeps): Promise<EndpointChanges> {
-  const { transformation, template, template_options, ...rest } = body;
+  const { transformation, template, template_options, headers, timeout_ms, max_retries, retry_base_delay_ms, ...rest } = body;
   checkFilters(rest.events);
   validateIncludeFields(rest.include_fields);
-  const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, deps.piiFields) };
+  const settings = deliverySettingColumns({ headers, timeout_ms, max_retries, retry_base_delay_ms }, deps.deliveryBounds, deps.sealHeaderValue);
+  const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, deps.piiFields), ...settings };
   if (rest.url) await deps.checkDestination(rest.url);
   Object.assign(changes, await transformationColumns({ transformation, template, template_options }, deps.transformer));
   return changes;

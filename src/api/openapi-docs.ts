@@ -157,6 +157,13 @@ const endpointFields = {
   template: { ...nstr, description: 'The preset the transformation came from (slack, discord, …); null: none or own code.' },
   fifo: { ...bool, description: 'Ordered delivery: one at a time, in the order events were accepted (docs/ordered-delivery.md).' },
   fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'], description: "A FIFO head that fails for good: 'hold' disables the endpoint until it is replayed or the endpoint enabled; 'skip' goes on." },
+  headers: {
+    anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: { type: ['string', 'null'] } }],
+    description: 'Static headers sent with every delivery (names in lower case; values stored sealed, shown to the owner; null: a value whose key left the keyring). null: none.',
+  },
+  timeout_ms: { ...nint, description: "The whole exchange's deadline for this endpoint, up to WEBHOOK_TIMEOUT_MS (null: the service's)." },
+  max_retries: { ...nint, description: "Retries after the first attempt, up to WEBHOOK_MAX_RETRIES (null: the service's)." },
+  retry_base_delay_ms: { ...nint, description: "The first retry's delay; later ones grow by the service's factor up to its cap (null: the service's)." },
   previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
   created_at: date, updated_at: date,
 };
@@ -165,7 +172,8 @@ const endpointExample = {
   url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
   metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
   consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
-  filter: null, transformation: null, template: null, fifo: false, fifo_on_exhausted: 'hold', previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+  filter: null, transformation: null, template: null, fifo: false, fifo_on_exhausted: 'hold',
+  headers: { authorization: 'Bearer crm-inbound-token' }, timeout_ms: 10_000, max_retries: 3, retry_base_delay_ms: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
 const endpointWithSecret = {

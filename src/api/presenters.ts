@@ -1,6 +1,10 @@
-/** How ledger rows look in API responses. Secrets and ciphertext never leave through here. */
+/**
+ * How ledger rows look in API responses. Secrets and ciphertext never leave through here; an
+ * endpoint's static header values are opened for its owner (api/endpoint-delivery-settings.ts).
+ */
 import type { EventDetail, DispatchState } from '../ledger/events.ts';
 import type { EndpointRow } from '../ledger/endpoints.ts';
+import { openStaticHeaders } from './endpoint-delivery-settings.ts';
 
 export function presentEvent(e: EventDetail) {
   return {
@@ -61,7 +65,12 @@ export function presentEventStatus(event: EventDetail, dispatches: DispatchState
   };
 }
 
-export function presentEndpoint(e: EndpointRow) {
+/** The endpoint presenter, given what opens sealed values (the secret box's open). */
+export function endpointPresenter(open: (ciphertext: string) => string) {
+  return (e: EndpointRow) => presentEndpoint(e, open);
+}
+
+function presentEndpoint(e: EndpointRow, open: (ciphertext: string) => string) {
   return {
     id: e.id,
     organization_id: e.organization_id,
@@ -80,6 +89,11 @@ export function presentEndpoint(e: EndpointRow) {
     template: e.template ?? null,
     fifo: e.fifo ?? false,
     fifo_on_exhausted: e.fifo_on_exhausted ?? 'hold',
+    // Delivery settings: null is the service's own (migration 0027).
+    headers: openStaticHeaders(e.headers ?? null, open),
+    timeout_ms: e.timeout_ms ?? null,
+    max_retries: e.max_retries ?? null,
+    retry_base_delay_ms: e.retry_base_delay_ms ?? null,
     success_count: Number(e.success_count),
     failure_count: Number(e.failure_count),
     consecutive_failures: e.consecutive_failures ?? 0,

@@ -38,6 +38,22 @@ function positiveInt(name: string) {
   };
 }
 
+function wholeNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name}: "${v}" is not a whole number`);
+    return n;
+  };
+}
+
+/** `--header "Name: value"`, repeatable: each adds one static header. */
+function collectHeader(v: string, headers: Record<string, string> = {}): Record<string, string> {
+  const colon = v.indexOf(':');
+  if (colon < 1) throw new UsageError(`--header: "${v.slice(0, 60)}" is not "Name: value"`);
+  headers[v.slice(0, colon).trim()] = v.slice(colon + 1).trim();
+  return headers;
+}
+
 /** A time for --since/--until: an ISO date, or a duration back from now (30m, 2h, 7d). */
 export function parseTime(name: string, v: string, nowMs = Date.now()): string {
   const ago = /^(\d+)\s*(s|m|h|d)$/.exec(v.trim());
@@ -134,12 +150,23 @@ export const eventsCommand: CliCommand = fromCommander('events', 'list events, o
   }),
 );
 
-type EndpointRow = { id: string; name: string; url: string; events: string[]; is_active: boolean; health?: string; secret?: string; failed_attempts_in_row?: number };
+type EndpointRow = {
+  id: string; name: string; url: string; events: string[]; is_active: boolean; health?: string; secret?: string; failed_attempts_in_row?: number;
+  headers?: Record<string, string | null> | null; timeout_ms?: number | null; max_retries?: number | null; retry_base_delay_ms?: number | null;
+};
 
 function showEndpoint(e: EndpointRow): void {
   print(`${e.id}  ${e.name}  ${e.is_active ? 'enabled' : 'disabled'}${e.health ? ` (${e.health})` : ''}`);
   print(`  url:    ${e.url}`);
   print(`  events: ${e.events.join(', ')}`);
+  // Names only: the values are often the receiver's credentials (--json shows them to whoever asks for them).
+  if (e.headers) print(`  headers: ${Object.keys(e.headers).sort().join(', ')}`);
+  const overrides = [
+    e.timeout_ms != null ? `timeout ${e.timeout_ms} ms` : null,
+    e.max_retries != null ? `${e.max_retries} retries` : null,
+    e.retry_base_delay_ms != null ? `first retry after ${e.retry_base_delay_ms} ms` : null,
+  ].filter(Boolean);
+  if (overrides.length) print(`  delivery: ${overrides.join(', ')}`);
   if (e.secret) print(`  secret: ${e.secret}   (shown once: keep it now)`);
 }
 
@@ -169,11 +196,21 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
       .argument('<receiver-url>', 'where deliveries go')
       .requiredOption('--name <name>', 'a name for it')
       .option('--events <list>', 'comma-separated event types or wildcards (user.*, *)', '*')
-      .option('--description <text>', 'a description'),
-  ).action(async (receiverUrl: string, o: Common & { name: string; events: string; description?: string }) => {
+      .option('--description <text>', 'a description')
+      .option('--header <name: value>', 'a static header sent with every delivery (repeatable), e.g. "Authorization: Bearer …"', collectHeader)
+      .option('--timeout-ms <ms>', "this endpoint's deadline per attempt, up to the service's WEBHOOK_TIMEOUT_MS", positiveInt('--timeout-ms'))
+      .option('--max-retries <n>', "retries before a delivery fails, up to the service's WEBHOOK_MAX_RETRIES", wholeNumber('--max-retries'))
+      .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms')),
+  ).action(async (receiverUrl: string, o: Common & {
+    name: string; events: string; description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
+  }) => {
     const events = o.events.split(',').map((s) => s.trim()).filter(Boolean);
     if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
-    const e = await client(ctx, o).request<EndpointRow>('POST', '/endpoints', { body: { name: o.name, url: receiverUrl, events, description: o.description } });
+    const body = {
+      name: o.name, url: receiverUrl, events, description: o.description,
+      headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
+    };
+    const e = await client(ctx, o).request<EndpointRow>('POST', '/endpoints', { body });
     return o.json ? printJson(e) : showEndpoint(e);
   });
 

@@ -42,6 +42,11 @@ export type PostOptions = {
    * round-robin across these, so one endpoint's queue never holds up another's at a shared origin.
    */
   queueKey?: string;
+  /**
+   * The endpoint's own deadline for the whole exchange (its `timeout_ms`), at most the sender's
+   * timeoutMs: undici's per-phase timeouts are set to that, so a shorter deadline is this one alone.
+   */
+  timeoutMs?: number;
 };
 
 /** The abort reason of a cancelled request (told apart from its timeout). */
@@ -109,8 +114,9 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     // per-chunk timeouts). Not AbortSignal.timeout(): its timer outlives the request by the full
     // timeout, so a worker at thousands of deliveries/s kept ~timeout × rate timers alive (measured:
     // 21k Timeout/WeakRef pairs in a heap snapshot mid-drain, the live set growing with the drain).
+    const timeoutMs = postOpts?.timeoutMs !== undefined ? Math.min(postOpts.timeoutMs, opts.timeoutMs) : opts.timeoutMs;
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DOMException(`timeout after ${opts.timeoutMs} ms`, 'TimeoutError')), opts.timeoutMs);
+    const timer = setTimeout(() => deadline.abort(new DOMException(`timeout after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     inFlight.add(deadline);
     try {
       const res = await agent.request({
@@ -132,7 +138,7 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
       };
     } catch (err) {
       if (cancelled && deadline.signal.aborted && deadline.signal.reason === CANCELLED) return { kind: 'network-error', error: cancelled, durationMs: elapsed() };
-      return { kind: 'network-error', error: describeNetworkError(err, opts.timeoutMs), durationMs: elapsed() };
+      return { kind: 'network-error', error: describeNetworkError(err, timeoutMs), durationMs: elapsed() };
     } finally {
       inFlight.delete(deadline);
       clearTimeout(timer);

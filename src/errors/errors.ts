@@ -36,6 +36,17 @@ export class InvalidFilterError extends CarteiroError {
 }
 
 /**
+ * An endpoint's delivery setting that Carteiro refuses: a static header it sets itself or that is not
+ * a valid header, or a timeout or retry override outside the service's bounds. `field` is the part
+ * that is wrong (`headers.X-Foo`, `timeout_ms`).
+ */
+export class InvalidDeliverySettingError extends CarteiroError {
+  constructor(field: string, message: string) {
+    super('CARTEIRO_INVALID_DELIVERY_SETTING', 422, `${field}: ${message}`, { field });
+  }
+}
+
+/**
  * An endpoint's transformation (or template) that cannot be used: it does not compile, defines no
  * `handler`, or its top level throws or runs past the limits. `field` is `transformation`, `template`
  * or `template_options.<name>`; `line` the line of the code the error points at, when known.

@@ -44,6 +44,11 @@ export type ClaimedDispatch = {
   /** Ordered delivery (migration 0025): one at a time, in event order; what a head failed for good does. */
   fifo: boolean;
   fifo_on_exhausted: 'hold' | 'skip';
+  /** Delivery settings (migration 0027): static headers (values sealed), and the timeout and retry overrides (null: the service's). */
+  static_headers: Record<string, string> | null;
+  timeout_ms: number | null;
+  max_retries: number | null;
+  retry_base_delay_ms: number | null;
 };
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
@@ -205,7 +210,8 @@ function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
            coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) AS max_in_flight, ep.transformation, e.trace_context,
-           ep.fifo, ep.fifo_on_exhausted
+           ep.fifo, ep.fifo_on_exhausted,
+           ep.headers AS static_headers, ep.timeout_ms, ep.max_retries, ep.retry_base_delay_ms
     FROM claimed c
     JOIN webhook_events e ON e.id = c.webhook_event_id
     JOIN webhook_endpoints ep ON ep.id = c.webhook_endpoint_id`;

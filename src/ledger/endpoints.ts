@@ -47,7 +47,21 @@ export type EndpointRow = {
   /** Migration 0025: ordered delivery, and what a head failed for good does. */
   fifo: boolean;
   fifo_on_exhausted: 'hold' | 'skip';
-} & EndpointFilterColumns;
+} & EndpointFilterColumns & EndpointDeliverySettings;
+
+/**
+ * Delivery settings (migration 0027); null is the service's own setting. `headers` maps each static
+ * header's name to its value sealed (crypto/secret-box.ts): they often carry the receiver's credentials.
+ */
+export type EndpointDeliverySettings = {
+  headers: SealedHeaders | null;
+  timeout_ms: number | null;
+  max_retries: number | null;
+  retry_base_delay_ms: number | null;
+};
+
+/** Header name → the value's ciphertext. */
+export type SealedHeaders = Record<string, string>;
 
 /**
  * Content filter (migration 0021, catalog/content-filter.ts): the filter as given, its jsonpath
@@ -79,21 +93,27 @@ export type NewEndpoint = {
   template?: string | null;
   fifo?: boolean;
   fifoOnExhausted?: 'hold' | 'skip';
+  /** Delivery settings (absent or null: the service's). */
+  deliverySettings?: Partial<EndpointDeliverySettings>;
 };
 
 type Db = Sql | TxSql;
 
 export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointRow> {
   const filter = e.contentFilter;
+  const settings = e.deliverySettings;
   const [row] = await sql<EndpointRow[]>`
     INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight,
-                                   filter, filter_jsonpath, filter_vars, transformation, template, fifo, fifo_on_exhausted)
+                                   filter, filter_jsonpath, filter_vars, transformation, template, fifo, fifo_on_exhausted,
+                                   headers, timeout_ms, max_retries, retry_base_delay_ms)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
             ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null},
             ${filter?.filter ? sql.json(filter.filter as never) : null}, ${filter?.filter_jsonpath ?? null}::jsonpath,
             ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null}, ${e.transformation ?? null}, ${e.template ?? null},
-            ${e.fifo ?? false}, ${e.fifoOnExhausted ?? 'hold'})
+            ${e.fifo ?? false}, ${e.fifoOnExhausted ?? 'hold'},
+            ${settings?.headers ? sql.json(settings.headers) : null}, ${settings?.timeout_ms ?? null}, ${settings?.max_retries ?? null},
+            ${settings?.retry_base_delay_ms ?? null})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -133,7 +153,7 @@ export type EndpointChanges = Partial<{
   template: string | null;
   fifo: boolean;
   fifo_on_exhausted: 'hold' | 'skip';
-}> & Partial<EndpointFilterColumns>;
+}> & Partial<EndpointFilterColumns> & Partial<EndpointDeliverySettings>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges, owner?: string): Promise<EndpointRow | undefined> {
   const columns = Object.keys(changes) as (keyof EndpointChanges)[];
@@ -143,6 +163,7 @@ export async function updateEndpoint(sql: Db, organizationId: string | null, id:
   if (changes.include_fields) values.include_fields = sql.json(changes.include_fields as never);
   if (changes.filter) values.filter = sql.json(changes.filter as never);
   if (changes.filter_vars) values.filter_vars = sql.json(changes.filter_vars as never);
+  if (changes.headers) values.headers = sql.json(changes.headers);
   const update = async (tx: Db) => {
     const [row] = await tx<EndpointRow[]>`
       UPDATE webhook_endpoints SET ${tx(values as never, ...([...columns, 'updated_at'] as never[]))}

@@ -1,6 +1,6 @@
 /**
- * Key rotation, second half: re-seals every ciphertext in the ledger (endpoint secrets, sealed
- * personal fields in event data) under the keyring's newest key, so an old key can then be removed
+ * Key rotation, second half: re-seals every ciphertext in the ledger (endpoint secrets and static
+ * header values, sealed personal fields in event data) under the keyring's newest key, so an old key can then be removed
  * from CARTEIRO_ENCRYPTION_KEYS. Plaintexts do not change, so nothing else notices; it can run while
  * Carteiro runs, and again (it only touches what an older key sealed).
  */
@@ -15,12 +15,12 @@ export type Resealer = {
   resealValue<T>(value: T): { value: T; changed: number };
 };
 
-export type ReencryptCounts = { endpoint_secrets: number; events: number; event_fields: number };
+export type ReencryptCounts = { endpoint_secrets: number; endpoint_headers: number; events: number; event_fields: number };
 
 export async function reencryptLedger(sql: Sql, r: Resealer, opts: { batchSize?: number } = {}): Promise<ReencryptCounts> {
   const limit = opts.batchSize ?? 500;
   const current = `enc:v1:${r.primaryKeyId}:`;
-  const counts: ReencryptCounts = { endpoint_secrets: 0, events: 0, event_fields: 0 };
+  const counts: ReencryptCounts = { endpoint_secrets: 0, endpoint_headers: 0, events: 0, event_fields: 0 };
   const stale = (v: string | null) => v !== null && v.startsWith('enc:v1:') && !v.startsWith(current);
 
   const endpoints = await sql<{ id: string; secret: string | null; previous_secret: string | null }[]>`
@@ -36,6 +36,20 @@ export async function reencryptLedger(sql: Sql, r: Resealer, opts: { batchSize?:
       WHERE id = ${e.id} AND secret IS NOT DISTINCT FROM ${e.secret} AND previous_secret IS NOT DISTINCT FROM ${e.previous_secret}
       RETURNING 1`;
     if (done.length) counts.endpoint_secrets += Number(stale(e.secret)) + Number(stale(e.previous_secret));
+  }
+
+  // Static headers (migration 0027): each value sealed on its own, re-sealed where an older key sealed it.
+  const withHeaders = await sql<{ id: string; headers: Record<string, string> }[]>`
+    SELECT id, headers FROM webhook_endpoints WHERE headers IS NOT NULL AND headers::text LIKE '%"enc:v1:%'`;
+  for (const e of withHeaders) {
+    const { value, changed } = r.resealValue(e.headers);
+    if (changed === 0) continue;
+    // Only where the headers are still the ones read: a change meanwhile wins.
+    const done = await sql`
+      UPDATE webhook_endpoints SET headers = ${sql.json(value)}
+      WHERE id = ${e.id} AND headers = ${sql.json(e.headers)}
+      RETURNING 1`;
+    if (done.length) counts.endpoint_headers += changed;
   }
 
   let after: string | null = null;

@@ -19,6 +19,7 @@ import { connectRedis } from '../conveyor/redis.ts';
 import { createAcceptedAnnouncer } from '../conveyor/accepted-events.ts';
 import { createDispatcher } from '../worker/dispatcher.ts';
 import { createHttpSender, type HttpSender } from '../delivery/http-sender.ts';
+import { createStaticHeaderResolver } from '../worker/static-headers.ts';
 import { createSecretResolver } from '../worker/signing-secrets.ts';
 import { createTransformer } from '../delivery/transformation/transformer.ts';
 import { createEgressGate } from '../security/tenancy/egress-gate.ts';
@@ -179,6 +180,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
       ledger,
       sender,
       secrets: createSecretResolver(secretBox, config.keys.webhookSecret),
+      staticHeaders: createStaticHeaderResolver(secretBox),
       gate: createEgressGate({ redis, keyPrefix: `${config.redis.prefix}:${ledger.schema}:egress`, log }),
       log: log.child({ component: 'worker' }),
       prepareData: dataProtection.prepareDispatchData,

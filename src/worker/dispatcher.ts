@@ -16,10 +16,12 @@ import { claimDueDispatches, claimProbeDispatches, recordOutcomes, releaseExpire
 import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
 import { buildEnvelope } from '../delivery/envelope.ts';
 import { signatureHeaders } from '../delivery/signature.ts';
-import type { HttpSender, SendResult } from '../delivery/http-sender.ts';
+import type { HttpSender, PostOptions, SendResult } from '../delivery/http-sender.ts';
 import { decideOutcome, type AttemptResult } from '../delivery/outcome.ts';
+import { endpointRetryPolicy } from '../delivery/retry-policy.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import type { SecretResolver } from './signing-secrets.ts';
+import type { StaticHeaderResolver } from './static-headers.ts';
 import type { EgressGate } from './egress-gate.ts';
 import { hasDueWork, removeWorker, touchWorker } from '../ledger/workers.ts';
 import { createLedgerDeadline } from './ledger-deadline.ts';
@@ -56,6 +58,8 @@ export type DispatcherDeps = {
   ledger: Ledger;
   sender: HttpSender;
   secrets: SecretResolver;
+  /** Opens endpoints' static headers (sealed in the ledger), sent with each of their deliveries. */
+  staticHeaders: StaticHeaderResolver;
   gate: EgressGate;
   log: Logger;
   /** Told about every recorded batch (live updates for the dashboard). */
@@ -117,7 +121,7 @@ const TRANSFORMATION_BUSY_RETRY_MS = 1_000;
 export const CANCELLED_BY_TRANSFORMATION = "cancelled by the endpoint's transformation (nothing was sent)";
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
-  const { config, ledger, sender, secrets, gate, log } = deps;
+  const { config, ledger, sender, secrets, staticHeaders, gate, log } = deps;
   const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs, maxUnrecorded, parkAfterMs, maxParked } = config.worker;
   const isolation = config.isolation;
   const bounds: ClaimBounds = {
@@ -452,18 +456,23 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const own: Record<string, string> = signing
         ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
         : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
-      // A transformation's headers never name Carteiro's own (contract.ts refuses them); ours go last all the same.
-      const h: Record<string, string> = added ? { ...added, ...own } : own;
+      // The endpoint's static headers, then a transformation's (made for this event, so they win),
+      // then Carteiro's own. Neither may name ours (endpoint-input.ts, contract.ts refuse them); ours go last all the same.
+      const fixed = staticHeaders(d);
+      const h: Record<string, string> = fixed || added ? { ...fixed, ...added, ...own } : own;
       h['user-agent'] = userAgent;
       // Not signed (signatures cover the id, the timestamp and the body): a receiver verifies as before.
       if (traceparent !== undefined) h.traceparent = traceparent;
       return h;
     };
-    return sender.post(request.url, body, headers, { queueKey: d.webhook_endpoint_id });
+    const postOpts: PostOptions = { queueKey: d.webhook_endpoint_id };
+    // The endpoint's own deadline (migration 0027), within the service's.
+    if (d.timeout_ms != null) postOpts.timeoutMs = d.timeout_ms;
+    return sender.post(request.url, body, headers, postOpts);
   }
 
   function outcomeRecord(d: ClaimedDispatch, result: AttemptResult, at: number): OutcomeRecord {
-    const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, policy);
+    const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, endpointRetryPolicy(policy, d));
     const base = {
       dispatchId: d.id,
       eventId: d.webhook_event_id,

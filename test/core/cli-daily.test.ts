@@ -124,8 +124,12 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   };
 
   // endpoints create: the secret is printed once.
-  const created = JSON.parse(await cli('endpoints', 'create', `${receiver.url}/hook`, '--name', 'main', '--events', 'user.*,payment.confirmed', '--json'));
+  const created = JSON.parse(await cli(
+    'endpoints', 'create', `${receiver.url}/hook`, '--name', 'main', '--events', 'user.*,payment.confirmed',
+    '--header', 'Authorization: Bearer cli-token', '--header', 'X-Source:cli', '--max-retries', '0', '--json',
+  ));
   assert.match(created.secret, /^whsec_/);
+  assert.deepEqual([created.headers, created.max_retries], [{ authorization: 'Bearer cli-token', 'x-source': 'cli' }, 0]);
   const id: string = created.id;
   const text = await cli('endpoints', 'create', other.url, '--name', 'everything');
   assert.match(text, /secret: whsec_\S+ {3}\(shown once/);
@@ -134,7 +138,10 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
 
   const listed = await cli('endpoints');
   assert.match(listed, new RegExp(`${id}\\s+main\\s+enabled`));
-  assert.match(await cli('endpoints', id), /events: user\.\*, payment\.confirmed/);
+  const shownEndpoint = await cli('endpoints', id);
+  assert.match(shownEndpoint, /events: user\.\*, payment\.confirmed/);
+  assert.match(shownEndpoint, /headers: authorization, x-source\n {2}delivery: 0 retries/);
+  assert.equal(shownEndpoint.includes('cli-token'), false, 'header values are not printed');
 
   // tail follows deliveries to one endpoint: started first, it sees the next one.
   const tail = spawnCli(['tail', '--endpoint', id, '--count', '1'], env);
@@ -148,6 +155,7 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   const [first] = await receiver.waitFor(1);
   assert.equal(JSON.parse((first as Received).body).id, eventId);
   assert.ok(verifiesWithStandardWebhooks(created.secret, first as Received));
+  assert.equal((first as Received).headers.authorization, 'Bearer cli-token');
 
   assert.equal(await tail.exited, 0, tail.stderr());
   assert.match(tail.stdout(), new RegExp(`ok +200 +user\\.registered +event ${eventId} → endpoint ${id} +attempt 1`));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config/config.ts';
-import { backoffDelayMs, hasRetriesLeft, parseRetryAfterMs } from '../../src/delivery/retry-policy.ts';
+import { backoffDelayMs, endpointRetryPolicy, hasRetriesLeft, parseRetryAfterMs } from '../../src/delivery/retry-policy.ts';
 import { decideOutcome } from '../../src/delivery/outcome.ts';
 
 const seedPolicy = loadConfig({}).delivery.retry;
@@ -23,6 +23,16 @@ test('jitter spreads delays within ±jitter of the nominal delay', () => {
 test('six attempts in all: the first plus five retries', () => {
   assert.equal(hasRetriesLeft(seedPolicy, 5), true);
   assert.equal(hasRetriesLeft(seedPolicy, 6), false);
+});
+
+test("an endpoint's overrides change the count and the first delay, never the shape, and never exceed the service's count", () => {
+  assert.equal(endpointRetryPolicy(seedPolicy, { max_retries: null, retry_base_delay_ms: null }), seedPolicy, 'no overrides: the service\'s own policy');
+  const p = { ...endpointRetryPolicy(seedPolicy, { max_retries: 2, retry_base_delay_ms: 10_000 }), jitter: 0 };
+  assert.deepEqual([1, 2].map((n) => backoffDelayMs(p, n) / 1000), [10, 20]);
+  assert.equal(hasRetriesLeft(p, 2), true);
+  assert.equal(hasRetriesLeft(p, 3), false, 'three attempts in all');
+  // Stored when the service allowed more: held to what it allows now.
+  assert.equal(endpointRetryPolicy(seedPolicy, { max_retries: 50, retry_base_delay_ms: null }).maxRetries, 5);
 });
 
 test('Retry-After is read as seconds or as an HTTP date', () => {

@@ -333,7 +333,7 @@ describe('through Carteiro', () => {
 });
 
 describe('key rotation through Carteiro, and keys reencrypt', () => {
-  test('after rotating to k2,t1 old secrets and fields still open; reencrypt moves everything to k2; then t1 can go', async (t: TestContext) => {
+  test('after rotating to k2,t1 old secrets, header values and fields still open; reencrypt moves everything to k2; then t1 can go', async (t: TestContext) => {
     const ledger = restartableLedger('rot');
     const schema = ledger.schema;
     const dataDir = DATABASE_URL ? undefined : ledger.dataDir;
@@ -349,7 +349,7 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
 
     // 1. Keys: t1 only (the harness default).
     let c = await startCarteiro(opts);
-    const ep = await createEndpoint(c, { url: `${receiver.url}/rot`, events: ['user.registered'] });
+    const ep = await createEndpoint(c, { url: `${receiver.url}/rot`, events: ['user.registered'], headers: { authorization: 'Bearer rotated-with-the-keys' } });
     const oldEvent = await trigger(c, { event_type: 'user.registered', data: { user_id: 'r1', email: 'old@example.com' } });
     await receiver.waitFor(1);
     await c.stop({ keepSchema: true });
@@ -367,9 +367,9 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
     assert.equal((await c.request('GET', `events/${oldEvent}`)).body.data.email, 'old@example.com');
 
     const counts = await reencryptWith(sql, c.services.secretBox);
-    assert.deepEqual(counts, { endpoint_secrets: 1, events: 1, event_fields: 1 });
+    assert.deepEqual(counts, { endpoint_secrets: 1, endpoint_headers: 1, events: 1, event_fields: 1 });
     assert.match((await emails()).get(oldEvent)!, /^enc:v1:k2:/);
-    assert.deepEqual(await reencryptWith(sql, c.services.secretBox), { endpoint_secrets: 0, events: 0, event_fields: 0 }, 'a second run finds nothing');
+    assert.deepEqual(await reencryptWith(sql, c.services.secretBox), { endpoint_secrets: 0, endpoint_headers: 0, events: 0, event_fields: 0 }, 'a second run finds nothing');
     await c.stop({ keepSchema: true });
 
     // 3. t1 removed: everything still opens.
@@ -379,6 +379,7 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
       await c.request('POST', `events/${oldEvent}/replay`);
       await receiver.waitFor(3);
       assert.ok(verifiesWithSeed(ep.secret, receiver.received[2]!));
+      assert.equal(receiver.received[2]!.headers.authorization, 'Bearer rotated-with-the-keys', 'the static header re-sealed under k2 still opens');
       assert.equal(JSON.parse(receiver.received[2]!.body).data.email, 'old@example.com');
     } finally {
       await c.stop({ keepSchema: true });

@@ -12,11 +12,12 @@ import {
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
-import { presentEndpoint } from '../presenters.ts';
+import { endpointPresenter } from '../presenters.ts';
 import { includeFieldsSchema } from '../../security/minimal-payload.ts';
 import { contentFilterSchema } from '../../catalog/content-filter.ts';
 import { transformationFieldSchemas } from '../endpoint-transformation.ts';
 import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
+import { deliverySettingBounds, deliverySettingSchemas } from '../endpoint-delivery-settings.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -35,6 +36,7 @@ export const endpointFields = {
   fifo: { type: 'boolean' },
   fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'] },
   ...transformationFieldSchemas,
+  ...deliverySettingSchemas,
 } as const;
 
 
@@ -45,7 +47,14 @@ const RECOVER_LIMIT = 10_000;
 export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ledger, secretBox } = services;
   const tags = ['endpoints'];
-  const inputDeps = { piiFields: services.dataProtection.piiFields, checkDestination: services.checkDestination, transformer: services.transformer };
+  const inputDeps = {
+    piiFields: services.dataProtection.piiFields,
+    checkDestination: services.checkDestination,
+    transformer: services.transformer,
+    deliveryBounds: deliverySettingBounds(services.config.delivery.retry),
+    sealHeaderValue: (plain: string) => secretBox.seal(plain),
+  };
+  const presentEndpoint = endpointPresenter((sealed) => secretBox.open(sealed));
 
   async function load(request: FastifyRequest<{ Params: { id: string } }>) {
     const row = await findEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id);

@@ -26,10 +26,11 @@ import { requeueEventDispatches } from '../../ledger/dispatches.ts';
 import { findOwnedDelivery, listDeliveryAttempts, listOwnedDeliveries } from '../../ledger/portal-deliveries.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
-import { presentEndpoint } from '../presenters.ts';
+import { endpointPresenter } from '../presenters.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { endpointFields } from './endpoints.ts';
 import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
+import { deliverySettingBounds } from '../endpoint-delivery-settings.ts';
 import type { Transformer } from '../../delivery/transformation/transformer.ts';
 
 /** What a portal user may set on its endpoints: the operator's fields (owner, in-flight cap) stay the operator's. */
@@ -50,8 +51,9 @@ function sessionOf(request: FastifyRequest): PortalPrincipal {
 /** What the portal's routes need of the process's services (narrower than the Services bag). */
 type PortalRouteDeps = {
   ledger: Pick<Ledger, 'sql'>;
-  secretBox: Pick<SecretBox, 'seal'>;
-  config: Pick<Config, 'keys'>;
+  /** Seals new secrets and static header values; opens header values for their owner. */
+  secretBox: Pick<SecretBox, 'seal' | 'open'>;
+  config: Pick<Config, 'keys' | 'delivery'>;
   catalog: Pick<Catalog, 'list'>;
   dataProtection: Pick<DataProtection, 'openAttempt' | 'piiFields'>;
   checkDestination: (url: string, field?: string) => Promise<void>;
@@ -63,7 +65,14 @@ type PortalRouteDeps = {
 export async function portalRoutes(app: FastifyInstance, services: PortalRouteDeps): Promise<void> {
   const tags = ['portal'];
   const { ledger, secretBox } = services;
-  const inputDeps = { piiFields: services.dataProtection.piiFields, checkDestination: services.checkDestination, transformer: services.transformer };
+  const inputDeps = {
+    piiFields: services.dataProtection.piiFields,
+    checkDestination: services.checkDestination,
+    transformer: services.transformer,
+    deliveryBounds: deliverySettingBounds(services.config.delivery.retry),
+    sealHeaderValue: (plain: string) => secretBox.seal(plain),
+  };
+  const presentEndpoint = endpointPresenter((sealed) => secretBox.open(sealed));
   const read = { portal: 'read' } as const;
   const manage = { portal: 'manage' } as const;
 

@@ -14,6 +14,8 @@ import type { Ledger } from '../../ledger/connection.ts';
 import { findEndpoint } from '../../ledger/endpoints.ts';
 import { getEvent } from '../../ledger/events.ts';
 import type { DataProtection } from '../../security/data-protection.ts';
+import type { SecretBox } from '../../crypto/secret-box.ts';
+import { openStaticHeaders } from '../endpoint-delivery-settings.ts';
 import { buildEnvelope } from '../../delivery/envelope.ts';
 import { TEMPLATES, presentTemplate } from '../../delivery/templates/catalog.ts';
 import type { TransformationEvent, TransformedRequest } from '../../delivery/transformation/contract.ts';
@@ -21,7 +23,7 @@ import { TRANSFORMATION_MAX_CHARS, type Transformer } from '../../delivery/trans
 import { NotFoundError, TransformationBusyError, TransformationFailedError, ValidationError } from '../../errors/errors.ts';
 import { eventTypeName, idParams, uuid } from '../schemas.ts';
 
-export type TransformationRouteDeps = { config: Config; ledger: Ledger; transformer: Transformer; dataProtection: DataProtection };
+export type TransformationRouteDeps = { config: Config; ledger: Ledger; transformer: Transformer; dataProtection: DataProtection; secretBox: Pick<SecretBox, 'open'> };
 
 type PreviewBody = { event_id?: string; event_type?: string; data?: Record<string, unknown>; transformation?: string };
 
@@ -78,9 +80,11 @@ export async function transformationRoutes(app: FastifyInstance, deps: Transform
       });
       if (b.transformation !== undefined) await deps.transformer.check(b.transformation);
       const source = b.transformation ?? endpoint.transformation;
+      // The endpoint's static headers go with every request, under a transformation's own.
+      const fixed = openStaticHeaders(endpoint.headers, (sealed) => deps.secretBox.open(sealed));
       if (!source) {
         const body = buildEnvelope(event.id, event.type, event.createdAt, dataJson);
-        return present({ url: endpoint.url, headers: {}, body }, false, 0);
+        return present({ url: endpoint.url, headers: {}, body }, fixed, false, 0);
       }
       const result = await deps.transformer.apply(endpoint.id, source, { ...event, dataJson }, endpoint.url);
       switch (result.kind) {
@@ -91,20 +95,20 @@ export async function transformationRoutes(app: FastifyInstance, deps: Transform
         case 'cancel':
           return { transformed: true, cancelled: true, request: null, duration_ms: round(result.durationMs) };
         default:
-          return present(result.request, true, result.durationMs);
+          return present(result.request, fixed, true, result.durationMs);
       }
     },
   );
 
   /** The request as it would be sent, less the signature headers, which are made at sending time. */
-  function present(r: TransformedRequest, transformed: boolean, durationMs: number) {
+  function present(r: TransformedRequest, fixed: Record<string, string | null> | null, transformed: boolean, durationMs: number) {
     return {
       transformed,
       cancelled: false,
       request: {
         method: 'POST',
         url: r.url,
-        headers: { ...r.headers, 'content-type': 'application/json', 'user-agent': deps.config.delivery.userAgent },
+        headers: { ...fixed, ...r.headers, 'content-type': 'application/json', 'user-agent': deps.config.delivery.userAgent },
         body: JSON.parse(r.body) as unknown,
       },
       duration_ms: round(durationMs),

@@ -314,6 +314,11 @@
       ['Delivered', String(e.success_count)],
       ['Failed', String(e.failure_count)],
       ['Rate limit', e.rate_limit_per_second ? e.rate_limit_per_second + ' per second' : 'none'],
+      // Names only: the values are often the receiver's credentials (the API returns them to the owner).
+      ['Static headers', e.headers ? Object.keys(e.headers).sort().join(', ') : 'none'],
+      ['Timeout', e.timeout_ms != null ? e.timeout_ms + ' ms' : 'service default'],
+      ['Retries', e.max_retries != null ? String(e.max_retries) : 'service default'],
+      ['First retry after', e.retry_base_delay_ms != null ? e.retry_base_delay_ms + ' ms' : 'service default'],
       ['Previous secret valid until', e.previous_secret_expires_at ? fmtDate(e.previous_secret_expires_at) : null],
       ['Created', fmtDate(e.created_at)],
       ['Endpoint ID', e.id],
