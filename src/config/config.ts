@@ -238,6 +238,15 @@ const EnvSchema = z.object({
   CARTEIRO_SLOW_LANE_AFTER_FAILURES: int(0).default(3),
   /** In the slow lane, at most one attempt per endpoint and worker this often. */
   CARTEIRO_SLOW_LANE_INTERVAL_MS: int(0, 3_600_000).default(1000),
+  /**
+   * Contention control (docs/architecture.md, "the quiet lane"): while endpoints with nothing in flight
+   * are being served, a quiet claim slower than this says the ledger or the CPU is saturated, and
+   * the busiest endpoints' limits are halved (down to CARTEIRO_ENDPOINT_CONTENDED_FLOOR) until quiet
+   * claims are fast again. 0 = off.
+   */
+  CARTEIRO_QUIET_CLAIM_TARGET_MS: int(0, 60_000).default(10),
+  /** The lowest limit contention control takes an endpoint to. */
+  CARTEIRO_ENDPOINT_CONTENDED_FLOOR: int(1, 1000).default(32),
   /** Failed attempts in a row after which `endpoint.failing` is emitted (0 = never). */
   CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES: int(0).default(10),
   /** Connecting to a receiver may take this long (the whole exchange: WEBHOOK_TIMEOUT_MS). */
@@ -371,7 +380,17 @@ export type Config = {
     checkMaxWaitMs: number;
   };
   /** Per-endpoint bounds (docs/architecture.md, "Isolation"). */
-  isolation: { maxInFlight: number; startInFlight: number; slowLaneAfterFailures: number; slowLaneIntervalMs: number; failingAfterFailures: number; probeCooloffMs: number };
+  isolation: {
+    maxInFlight: number;
+    startInFlight: number;
+    slowLaneAfterFailures: number;
+    slowLaneIntervalMs: number;
+    failingAfterFailures: number;
+    probeCooloffMs: number;
+    /** Contention control: the quiet claim's latency target (0 = off) and the floor of the busiest endpoints' limits. */
+    quietClaimTargetMs: number;
+    contendedFloor: number;
+  };
   n8n: {
     webhookUrl: string | undefined;
     apiUrl: string | undefined;
@@ -488,6 +507,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       slowLaneIntervalMs: e.CARTEIRO_SLOW_LANE_INTERVAL_MS,
       failingAfterFailures: e.CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES,
       probeCooloffMs: e.CARTEIRO_PROBE_COOLOFF_MS,
+      quietClaimTargetMs: e.CARTEIRO_QUIET_CLAIM_TARGET_MS,
+      contendedFloor: e.CARTEIRO_ENDPOINT_CONTENDED_FLOOR,
     },
     n8n: {
       webhookUrl: e.N8N_WEBHOOK_URL,

@@ -172,6 +172,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   workerGauge('carteiro_worker_in_flight', 'Deliveries this process has under way (parked ones included).', (s) => s.inFlight);
   workerGauge('carteiro_worker_parked', 'Deliveries in flight past CARTEIRO_WORKER_PARK_AFTER_MS (slow or silent receivers).', (s) => s.parked);
   workerGauge('carteiro_worker_unrecorded', 'Outcomes delivered and not yet committed to the ledger.', (s) => s.buffered);
+  workerGauge('carteiro_worker_contended_cap', 'The limit contention control puts on the busiest endpoints while quiet claims are slow (0: none).', (s) => s.contendedCap ?? 0);
 
   // --- Ingest (API)
   const ingested = new Counter({

@@ -89,7 +89,16 @@ export type DispatcherDeps = {
  * `parked`: requests in flight past CARTEIRO_WORKER_PARK_AFTER_MS (slow or silent receivers), which no
  * longer count against the worker's concurrency.
  */
-export type DispatcherStats = { workerId: string; inFlight: number; parked: number; buffered: number; delivered: number; failedAttempts: number };
+export type DispatcherStats = {
+  workerId: string;
+  inFlight: number;
+  parked: number;
+  buffered: number;
+  delivered: number;
+  failedAttempts: number;
+  /** The limit contention control puts on the busiest endpoints now; null when none (endpoint-limits.ts). */
+  contendedCap: number | null;
+};
 
 export type Dispatcher = {
   readonly workerId: string;
@@ -132,7 +141,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const circuitBreaker = { ...config.circuitBreaker, probeCooloffMs: isolation.probeCooloffMs };
   /** Claims past maxUnrecorded, for quiet endpoints only (see claimLoop). */
   const quietReserve = Math.max(16, Math.floor(maxUnrecorded / 20));
-  const limits = createEndpointLimits(isolation.startInFlight, { afterFailures: isolation.slowLaneAfterFailures, intervalMs: isolation.slowLaneIntervalMs });
+  const limits = createEndpointLimits(
+    isolation.startInFlight,
+    { afterFailures: isolation.slowLaneAfterFailures, intervalMs: isolation.slowLaneIntervalMs },
+    now,
+    { targetMs: isolation.quietClaimTargetMs, floor: isolation.contendedFloor },
+  );
   const policy = config.delivery.retry;
   const userAgent = config.delivery.userAgent;
   const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
@@ -255,7 +269,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           }
           claimSeenNewWork = newWorkAnnounced;
           const claim = claimBegins();
-          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, limits.view({ holdParked, holdBusy: quietOnly })), 'claim')
+          const view = limits.view({ holdParked, holdBusy: quietOnly });
+          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, view), 'claim')
             .finally(() => claimsUnderWay.delete(claim));
           // An empty claim from the reserve is no progress: the worker is still held back by recording.
           if (!quietOnly || batch.length > 0) progress.progressed();
@@ -264,7 +279,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Work was there: a delivery that ends frees room for its endpoint, so claim again then.
           // (A claim can come back short because endpoints are at their caps, not only when nothing
           // is due: waiting for the next poll would throttle a capped endpoint to its cap per poll.)
-          if (batch.length > 0) foundWork = true;
+          // An endpoint that had no room may have due work this claim could not see, so a claim
+          // that found nothing while one was at its limit counts too: else a claim made between
+          // two deliveries of a capped endpoint (a NOTIFY for someone else's event) left its next
+          // deliveries to the poll.
+          if (batch.length > 0 || anyAtLimit(view)) foundWork = true;
           admit(batch, claim.overlapped);
           // Each row now belongs to its delivery alone, so empty the claim's array. It stayed reachable
           // through young-generation collections until the next full one (the promises that resolved
@@ -322,12 +341,21 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const room = Math.min(concurrency + quietReserve - active.size, maxUnrecorded + quietReserve - unrecorded, QUIET_CLAIM_MAX);
     if (room <= 0) return;
     const claim = claimBegins();
+    const startedAt = performance.now();
     const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, bounds, limits.view({ holdParked: parked >= maxParked, holdSending: true })), 'quiet claim')
       .finally(() => claimsUnderWay.delete(claim));
+    // How long a quiet tenant's work took to claim: the measure of contention (endpoint-limits.ts).
+    if (batch.length > 0) limits.quietClaimed(performance.now() - startedAt);
     deps.metrics?.claimed(batch.length);
     if (batch.length > 0) progress.progressed();
     admit(batch, claim.overlapped);
     batch.length = 0;
+  }
+
+  /** Whether an endpoint in the claim's view had no room (its limit reached, or held). */
+  function anyAtLimit(view: { inFlight: number[]; limits: number[] }): boolean {
+    for (let i = 0; i < view.limits.length; i++) if ((view.limits[i] as number) <= (view.inFlight[i] as number) && (view.inFlight[i] as number) > 0) return true;
+    return false;
   }
 
   /** Registers a claim about to be sent; it and every claim under way are marked as overlapping. */
@@ -713,7 +741,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       log.info({ workerId, unfinished: inFlight() }, 'worker stopped');
     },
     wake: () => void claimLoop(),
-    stats: () => ({ workerId, inFlight: inFlight(), parked, buffered: buffer.length + recording, delivered, failedAttempts }),
+    stats: () => {
+      const cap = limits.contendedCap();
+      return { workerId, inFlight: inFlight(), parked, buffered: buffer.length + recording, delivered, failedAttempts, contendedCap: cap === Infinity ? null : cap };
+    },
   };
 }
 

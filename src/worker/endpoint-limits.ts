@@ -44,6 +44,13 @@ export type EndpointLimits = {
   /** A claimed delivery was handed back unsent (no room after all): its outcome is still to record. */
   handedBack(endpointId: string): void;
   /**
+   * A quiet-lane claim brought work for endpoints with nothing in flight and took `latencyMs`
+   * (contention control: see Contention).
+   */
+  quietClaimed(latencyMs: number): void;
+  /** The limit contention control puts on every endpoint now (Infinity: none). */
+  contendedCap(): number;
+  /**
    * The endpoints the claim must hear about: those with work in flight or a limit off the start
    * value. With `holdParked`, an endpoint with parked requests gets no room (its limit is what it
    * has in flight): when the worker is short of room for parked requests, the slow endpoints wait
@@ -61,8 +68,34 @@ export type SlowLane = {
   intervalMs: number;
 };
 
-export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { afterFailures: 0, intervalMs: 0 }, clock: () => number = Date.now): EndpointLimits {
+/**
+ * Contention control. The quiet lane's claims (dispatcher.ts) serve endpoints with nothing in flight:
+ * a tenant sending a few events a second. How long such a claim takes says how saturated the ledger
+ * and the CPU are, and a saturated machine makes every quiet tenant wait on every hop (API, ledger,
+ * worker, receiver), whatever the claims favour. So while quiet claims bring work and take longer
+ * than `targetMs`, every endpoint's limit is capped, the cap halved (at most once per
+ * CUT_INTERVAL_MS) from the most any endpoint has in flight, down to `floor`; each quiet claim within
+ * the target raises it by one, and when no quiet claim has brought work for QUIET_MEMORY_MS the cap
+ * is lifted. The floor is above what a quiet endpoint ever has in flight, so only the busiest
+ * endpoints (a drain, hundreds of requests held by slow receivers) give up throughput, and only while
+ * someone quiet is being served. `targetMs` 0: off.
+ */
+export type Contention = { targetMs: number; floor: number };
+
+const CUT_INTERVAL_MS = 100;
+const QUIET_MEMORY_MS = 1_000;
+
+export function createEndpointLimits(
+  startLimit: number,
+  slowLane: SlowLane = { afterFailures: 0, intervalMs: 0 },
+  clock: () => number = Date.now,
+  contention: Contention = { targetMs: 0, floor: 1 },
+): EndpointLimits {
   const states = new Map<string, EndpointState>();
+  let cap = Infinity;
+  let lastQuietAt = -Infinity;
+  let lastCutAt = -Infinity;
+  const contendedCap = () => (cap !== Infinity && clock() - lastQuietAt > QUIET_MEMORY_MS ? (cap = Infinity) : cap);
 
   function state(endpointId: string): EndpointState {
     let s = states.get(endpointId);
@@ -112,12 +145,26 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
       }
       if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },
-    hasRoom(endpointId, cap) {
+    hasRoom(endpointId, endpointCap) {
       const s = states.get(endpointId);
-      if (!s) return startLimit > 0 && cap > 0;
-      const limit = inSlowLane(s) ? 1 : Math.min(cap, s.limit);
+      if (!s) return startLimit > 0 && endpointCap > 0;
+      const limit = inSlowLane(s) ? 1 : Math.min(endpointCap, s.limit, contendedCap());
       return s.holdUntil <= clock() && s.inFlight < limit;
     },
+    quietClaimed(latencyMs) {
+      if (contention.targetMs <= 0) return;
+      contendedCap();
+      const now = clock();
+      lastQuietAt = now;
+      if (latencyMs > contention.targetMs) {
+        if (now - lastCutAt < CUT_INTERVAL_MS) return;
+        lastCutAt = now;
+        let busiest = 0;
+        for (const s of states.values()) busiest = Math.max(busiest, s.inFlight);
+        cap = Math.max(contention.floor, Math.floor(Math.min(cap, busiest) / 2));
+      } else if (cap !== Infinity) cap++;
+    },
+    contendedCap,
     handedBack(endpointId) {
       state(endpointId).unrecorded++;
     },
@@ -126,12 +173,13 @@ export function createEndpointLimits(startLimit: number, slowLane: SlowLane = { 
       const inFlight: number[] = [];
       const limits: number[] = [];
       const now = clock();
+      const contended = contendedCap();
       for (const [id, s] of states) {
         endpointIds.push(id);
         inFlight.push(s.inFlight);
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
         const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || (opts?.holdSending && s.inFlight > 0) || s.holdUntil > now;
-        limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : s.limit);
+        limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : Math.min(s.limit, contended));
       }
       return { endpointIds, inFlight, limits };
     },

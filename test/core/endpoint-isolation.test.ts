@@ -20,7 +20,11 @@ async function startSlowReceiver(delayMs: number) {
     open--;
     return { status: 200 };
   });
-  return Object.defineProperty(rx, 'maxOpen', { get: () => maxOpen }) as TestReceiver & { readonly maxOpen: number };
+  return Object.defineProperties(rx, {
+    maxOpen: { get: () => maxOpen },
+    open: { get: () => open },
+    resetMax: { value: () => (maxOpen = open) },
+  }) as TestReceiver & { readonly maxOpen: number; readonly open: number; resetMax(): void };
 }
 
 async function dispatchStates(c: TestCarteiro, endpointId: string): Promise<Record<string, number>> {
@@ -213,6 +217,61 @@ describe('isolation: the quiet lane beside a busy claim loop', () => {
     } finally {
       await Promise.all(hanging.map((h) => h.close()));
       await rx.close();
+    }
+  });
+});
+
+describe('isolation: contention control', () => {
+  let c: TestCarteiro;
+  before(async () => {
+    // A target no claim can meet (a round trip to the ledger takes longer than 1 µs): whenever quiet
+    // claims bring work, the ledger counts as contended, and the busiest endpoint goes to the floor.
+    c = await startCarteiro({ env: { CARTEIRO_QUIET_CLAIM_TARGET_MS: '1', CARTEIRO_ENDPOINT_CONTENDED_FLOOR: '4' } });
+  });
+  after(() => c.stop());
+
+  test('while a quiet endpoint is served on a contended ledger, the busiest endpoint is held to the floor; once it is not, the drain goes back to its own limit', async () => {
+    const rx = await startSlowReceiver(20);
+    const quiet = await startReceiver();
+    let sending = true;
+    try {
+      const drain = await createEndpoint(c, { url: `${rx.url}/drain`, events: ['agent.created'], max_in_flight: 64 });
+      await createEndpoint(c, { url: `${quiet.url}/quiet`, events: ['user.registered'] });
+      await batch(c, Array.from({ length: 6000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `cc-${i}` } })));
+      await eventually(() => rx.maxOpen >= 16, { what: 'the drain to climb past its start limit', timeoutMs: 30_000 });
+
+      // A quiet tenant sends one event at a time, each announced while the drain keeps the loop claiming.
+      let sent = 0;
+      const quietLoop = (async () => {
+        while (sending) {
+          const res = await c.request('POST', 'trigger', { event_type: 'user.registered', data: { user_id: `cq-${sent}`, email: `cq${sent}@example.com`, name: 'Q' } });
+          assert.equal(res.status, 202, JSON.stringify(res.body));
+          const id = res.body.event_id;
+          sent++;
+          await eventually(() => quiet.received.some((r) => r.headers['webhook-id'] === id), { what: `quiet event ${sent} delivered`, timeoutMs: 30_000 });
+        }
+      })();
+      await eventually(() => c.services.dispatcher?.stats().contendedCap === 4, { what: 'the contended cap to reach the floor', timeoutMs: 30_000 });
+      // Held there: what was above the floor ends, and the drain is sent no more than 4 at a time.
+      await eventually(() => rx.open <= 4, { what: 'the drain to come down to the floor', timeoutMs: 30_000 });
+      rx.resetMax();
+      const from = rx.received.length;
+      await eventually(() => rx.received.length >= from + 40, { what: 'the drain to go on at the floor', timeoutMs: 30_000 });
+      assert.ok(rx.maxOpen <= 4, `at most the floor in flight while contended, saw ${rx.maxOpen}`);
+
+      sending = false;
+      await quietLoop;
+      // No quiet work for a second: the cap is lifted, and the drain climbs again.
+      await eventually(() => c.services.dispatcher?.stats().contendedCap === null, { what: 'the cap to be lifted', timeoutMs: 30_000 });
+      rx.resetMax();
+      await eventually(() => rx.maxOpen > 8, { what: 'the drain to go past the floor again', timeoutMs: 30_000 });
+      const states = await dispatchStates(c, drain.id);
+      assert.ok((states.pending ?? 0) > 0 || (states.succeeded ?? 0) === 6000, JSON.stringify(states));
+      assert.ok(sent > 0);
+    } finally {
+      sending = false;
+      await rx.close();
+      await quiet.close();
     }
   });
 });

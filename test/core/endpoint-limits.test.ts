@@ -1,0 +1,87 @@
+/**
+ * Adaptive limits per endpoint (src/worker/endpoint-limits.ts), on a clock the test moves: additive
+ * increase and multiplicative decrease, and contention control, which caps the busiest endpoints
+ * while quiet claims are slow and lifts the cap when they are fast again or stop.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createEndpointLimits } from '../../src/worker/endpoint-limits.ts';
+
+function limitsAt(start: number, contention = { targetMs: 10, floor: 4 }) {
+  let t = 1_000_000;
+  const limits = createEndpointLimits(start, { afterFailures: 0, intervalMs: 0 }, () => t, contention);
+  const limitOf = (id: string) => {
+    const v = limits.view();
+    const i = v.endpointIds.indexOf(id);
+    return i < 0 ? undefined : v.limits[i];
+  };
+  return { limits, limitOf, advance: (ms: number) => (t += ms) };
+}
+
+/** `n` requests to the endpoint started and still in flight. */
+function inFlight(limits: ReturnType<typeof createEndpointLimits>, id: string, n: number, cap = 256) {
+  for (let i = 0; i < n; i++) limits.started(id, cap);
+}
+
+describe('endpoint limits', () => {
+  test('a success raises the limit by one up to the cap; an overload halves it', () => {
+    const { limits, limitOf } = limitsAt(8);
+    inFlight(limits, 'a', 2, 10);
+    limits.finished('a', 'ok', 10, false);
+    assert.equal(limitOf('a'), 9);
+    for (let i = 0; i < 5; i++) limits.finished('a', 'ok', 10, false);
+    assert.equal(limitOf('a'), 10);
+    limits.finished('a', 'overload', 10, false);
+    assert.equal(limitOf('a'), 5);
+  });
+
+  test('slow quiet claims cap the busiest endpoint, halving from what it has in flight, down to the floor; a quiet endpoint keeps its own limit', () => {
+    const { limits, limitOf, advance } = limitsAt(8);
+    inFlight(limits, 'drain', 64);
+    for (let i = 0; i < 56; i++) limits.finished('drain', 'ok', 256, false); // limit 8 + 56 = 64, 8 left in flight
+    inFlight(limits, 'drain', 56);
+    inFlight(limits, 'quiet', 1);
+    assert.equal(limitOf('drain'), 64);
+    assert.equal(limits.contendedCap(), Infinity);
+
+    limits.quietClaimed(25);
+    assert.equal(limits.contendedCap(), 32);
+    assert.equal(limitOf('drain'), 32);
+    assert.equal(limitOf('quiet'), 8);
+    // At most one cut per interval: a burst of slow claims is one signal.
+    limits.quietClaimed(25);
+    assert.equal(limits.contendedCap(), 32);
+    advance(100);
+    limits.quietClaimed(25);
+    assert.equal(limits.contendedCap(), 16);
+    for (let i = 0; i < 5; i++) {
+      advance(100);
+      limits.quietClaimed(25);
+    }
+    assert.equal(limits.contendedCap(), 4, 'never below the floor');
+    assert.equal(limits.hasRoom('drain', 256), false, 'the drain, with 64 in flight, has no room under the cap');
+    assert.equal(limits.hasRoom('quiet', 256), true);
+  });
+
+  test('quiet claims within the target raise the cap by one each; without quiet claims for a second it is lifted', () => {
+    const { limits, limitOf, advance } = limitsAt(8);
+    inFlight(limits, 'drain', 40);
+    limits.quietClaimed(50);
+    assert.equal(limits.contendedCap(), 20);
+    limits.quietClaimed(3);
+    limits.quietClaimed(3);
+    assert.equal(limits.contendedCap(), 22);
+    advance(999);
+    assert.equal(limits.contendedCap(), 22);
+    advance(2);
+    assert.equal(limits.contendedCap(), Infinity);
+    assert.equal(limitOf('drain'), 8, 'the endpoint is back to its own (adaptive) limit');
+  });
+
+  test('with a target of 0 contention control is off', () => {
+    const { limits } = limitsAt(8, { targetMs: 0, floor: 4 });
+    inFlight(limits, 'drain', 100);
+    limits.quietClaimed(10_000);
+    assert.equal(limits.contendedCap(), Infinity);
+  });
+});
