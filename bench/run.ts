@@ -24,6 +24,8 @@
 //   isolation  a healthy endpoint's latency beside 0/1/20/200 hanging, slow or refusing endpoints,
 //              and a small organization's beside another draining a 100,000-event backlog
 //   fifo       deliveries/s to one FIFO endpoint and to 100 together, and whether order held
+//   batching   events/s to one endpoint taking batches of 10 and of 100, against one event per POST
+//              (and the raw ceiling) measured in the same run
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +37,7 @@ import { measureCeiling, type CeilingResult } from './lib/ceiling.ts';
 import { makeData, nowMs } from './lib/envelope.ts';
 import { startReceiver, type ReceiverHandle } from './lib/receiver.ts';
 import { runFifo, type FifoResult } from './lib/fifo.ts';
+import { runBatching, type BatchingResult } from './lib/batching.ts';
 import { runSeedBaseline, type SeedBaselineResult } from './baseline/seed-design.ts';
 import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
@@ -70,7 +73,7 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo'] as const;
+const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo', 'batching'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -948,6 +951,40 @@ async function sectionFifo(rx: ReceiverHandle): Promise<void> {
   }
 }
 
+/**
+ * Batching (bench/lib/batching.ts): events/s delivered to one endpoint draining a backlog, one event
+ * per POST and then in batches of 10 and of 100, each run a fresh schema and fresh processes. The
+ * raw ceiling (one signed POST per request, no ledger) is measured first when this run has none.
+ */
+async function sectionBatching(rx: ReceiverHandle): Promise<void> {
+  if (!ceiling) await sectionCeiling(rx);
+  const runs: BatchingResult[] = [];
+  details.batching = runs;
+  const events = quick ? 5_000 : 20_000;
+  for (const batchMaxEvents of [null, 10, 100]) {
+    let r: BatchingResult;
+    try {
+      r = await runBatching(rx, { databaseUrl: DATABASE_URL as string, redisUrl: REDIS_URL, logLevel: opts.logLevel, payloadBytes: opts.payloadBytes, events, batchMaxEvents, timeoutMs: 300_000, log });
+    } catch (err) {
+      errors[`batching ${batchMaxEvents ?? 1}`] = (err as Error).stack ?? String(err);
+      log(`batching ${batchMaxEvents ?? 1} FAILED: ${(err as Error).message}`);
+      continue;
+    }
+    runs.push(r);
+    const single = runs.find((x) => x.batchMaxEvents === null);
+    fig({
+      section: 'batching',
+      name: batchMaxEvents ? `batches of ${batchMaxEvents}, one endpoint, ${f0(events)} events: events/s` : `one event per POST, one endpoint, ${f0(events)} events: events/s`,
+      value: r.perSecond,
+      unit: 'deliv/s',
+      target: 'every event delivered',
+      pass: r.delivered === r.events,
+      note: `${r.delivered}/${r.events} delivered in ${f0(r.ms / 1000, 2)} s; ${f0(r.requests)} requests (${f0(r.requestsPerSecond)}/s)` +
+        (batchMaxEvents && single ? `; ×${f0(r.perSecond / single.perSecond, 1)} one event per POST` : ''),
+    });
+  }
+}
+
 async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
   const io: IsolationOptions = {
     databaseUrl: DATABASE_URL as string,
@@ -1107,7 +1144,7 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo'];
+  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo', 'batching'];
   if (!DATABASE_URL) {
     for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
     console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
@@ -1136,6 +1173,7 @@ async function main(): Promise<void> {
       ['embedded', sectionEmbedded],
       ['isolation', sectionIsolation],
       ['fifo', sectionFifo],
+      ['batching', sectionBatching],
     ];
     for (const [name, run] of order) {
       if (!runnable.includes(name)) continue;

@@ -3,10 +3,10 @@
  * place for the organization's routes and the portal's, so a field added to one is checked in both
  * (the portal once took fields it then ignored, or stored unchecked).
  */
-import type { NewEndpoint, EndpointChanges, EndpointDeliverySettings } from '../ledger/endpoints.ts';
+import type { NewEndpoint, EndpointChanges, EndpointDeliverySettings, EndpointRow } from '../ledger/endpoints.ts';
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { contentFilterColumns } from '../catalog/content-filter.ts';
-import { ValidationError } from '../errors/errors.ts';
+import { InvalidBatchingError, ValidationError } from '../errors/errors.ts';
 import { validateIncludeFields, type IncludeFields } from '../security/minimal-payload.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import { transformationColumns, type TransformationFields } from './endpoint-transformation.ts';
@@ -26,7 +26,26 @@ export type EndpointBody = {
   filter?: Record<string, unknown> | null;
   fifo?: boolean;
   fifo_on_exhausted?: 'hold' | 'skip';
-} & TransformationFields & DeliverySettingFields;
+} & BatchingFields & TransformationFields & DeliverySettingFields;
+
+/** Batching (docs/batching.md): at most this many events per POST (null or 1: one event per POST). */
+export type BatchingFields = {
+  batch_max_events?: number | null;
+  batch_max_wait_ms?: number | null;
+  batch_group_by_type?: boolean;
+};
+
+export const BATCH_MAX_EVENTS = 1000;
+export const BATCH_MAX_WAIT_MS = 3_600_000;
+/** How long a batch waits to fill when the endpoint does not say. */
+export const BATCH_DEFAULT_WAIT_MS = 1000;
+
+/** The JSON schemas of the batching fields (the bounds are checked in code, for a message naming the field). */
+export const batchingFieldSchemas = {
+  batch_max_events: { type: ['integer', 'null'] },
+  batch_max_wait_ms: { type: ['integer', 'null'] },
+  batch_group_by_type: { type: 'boolean' },
+} as const;
 
 export type EndpointPatch = Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | keyof EndpointDeliverySettings> & TransformationFields & DeliverySettingFields;
 
@@ -54,6 +73,7 @@ export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDep
   validateIncludeFields(b.include_fields);
   const contentFilter = contentFilterColumns(b.filter, deps.piiFields);
   const deliverySettings = deliverySettingColumns(b, deps.deliveryBounds, deps.sealHeaderValue);
+  const batching = batchingColumns(b, null);
   await deps.checkDestination(b.url);
   const code = await transformationColumns(b, deps.transformer);
   return {
@@ -71,18 +91,65 @@ export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDep
     template: code.template ?? null,
     fifo: b.fifo ?? false,
     fifoOnExhausted: b.fifo_on_exhausted ?? 'hold',
+    batching,
     deliverySettings,
   };
 }
 
-/** The changes of an update body, every field checked (code compiled) before anything is written. */
-export async function endpointChanges(body: EndpointPatch, deps: EndpointInputDeps): Promise<EndpointChanges> {
-  const { transformation, template, template_options, headers, timeout_ms, max_retries, retry_base_delay_ms, ...rest } = body;
+/**
+ * The changes of an update body, every field checked (code compiled) before anything is written.
+ * `current` is the endpoint as it is: batching is checked against what the endpoint will be.
+ */
+export async function endpointChanges(body: EndpointPatch, deps: EndpointInputDeps, current: EndpointRow): Promise<EndpointChanges> {
+  const { transformation, template, template_options, headers, timeout_ms, max_retries, retry_base_delay_ms, batch_max_events, batch_max_wait_ms, batch_group_by_type, ...rest } = body;
   checkFilters(rest.events);
   validateIncludeFields(rest.include_fields);
   const settings = deliverySettingColumns({ headers, timeout_ms, max_retries, retry_base_delay_ms }, deps.deliveryBounds, deps.sealHeaderValue);
-  const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, deps.piiFields), ...settings };
+  const batching = batchingColumns({ ...body, batch_max_events, batch_max_wait_ms, batch_group_by_type }, current);
+  const changes: EndpointChanges = { ...rest, ...contentFilterColumns(rest.filter, deps.piiFields), ...settings, ...batching };
   if (rest.url) await deps.checkDestination(rest.url);
   Object.assign(changes, await transformationColumns({ transformation, template, template_options }, deps.transformer));
   return changes;
+}
+
+type BatchingColumns = Partial<{ batch_max_events: number | null; batch_max_wait_ms: number | null; batch_group_by_type: boolean }>;
+
+/**
+ * The batching columns of a create (`current` null) or update body, checked against what the endpoint
+ * will be (docs/batching.md): a batching endpoint is neither FIFO nor transformed (each would need a
+ * meaning per batch), so the request that would make one both is refused, naming its own field.
+ */
+export function batchingColumns(b: BatchingFields & { fifo?: boolean; transformation?: string | null; template?: string | null }, current: EndpointRow | null): BatchingColumns {
+  const columns: BatchingColumns = {};
+  if (b.batch_max_events !== undefined) {
+    const n = b.batch_max_events;
+    if (n !== null && (!Number.isInteger(n) || n < 1 || n > BATCH_MAX_EVENTS)) {
+      throw new InvalidBatchingError('batch_max_events', `must be an integer from 1 to ${BATCH_MAX_EVENTS} (1 or null: one event per request)`);
+    }
+    columns.batch_max_events = n === null || n === 1 ? null : n;
+  }
+  if (b.batch_max_wait_ms !== undefined) {
+    const w = b.batch_max_wait_ms;
+    if (w !== null && (!Number.isInteger(w) || w < 0 || w > BATCH_MAX_WAIT_MS)) {
+      throw new InvalidBatchingError('batch_max_wait_ms', `must be an integer from 0 to ${BATCH_MAX_WAIT_MS} (milliseconds), or null for ${BATCH_DEFAULT_WAIT_MS}`);
+    }
+    columns.batch_max_wait_ms = w;
+  }
+  if (b.batch_group_by_type !== undefined) columns.batch_group_by_type = b.batch_group_by_type;
+  const batching = (columns.batch_max_events !== undefined ? columns.batch_max_events : current?.batch_max_events ?? null) !== null;
+  if (!batching) return columns;
+  // Batching switched on without a wait: the default one, stored, so the endpoint shows what it does.
+  if ((columns.batch_max_wait_ms !== undefined ? columns.batch_max_wait_ms : current?.batch_max_wait_ms ?? null) === null) columns.batch_max_wait_ms = BATCH_DEFAULT_WAIT_MS;
+  const asked = columns.batch_max_events !== undefined;
+  const fifo = b.fifo ?? current?.fifo ?? false;
+  if (fifo) {
+    const field = asked ? 'batch_max_events' : 'fifo';
+    throw new InvalidBatchingError(field, 'an endpoint cannot both batch and deliver in order (fifo); turn one off');
+  }
+  const code = b.transformation !== undefined || b.template !== undefined ? b.transformation ?? b.template ?? null : current?.transformation ?? null;
+  if (code) {
+    const field = asked ? 'batch_max_events' : b.transformation !== undefined ? 'transformation' : 'template';
+    throw new InvalidBatchingError(field, 'a batching endpoint cannot have a transformation (it runs per event); remove the transformation or turn batching off');
+  }
+  return columns;
 }

@@ -138,7 +138,9 @@ const eventStatus = {
 
 const attempt = obj({
   id: str, webhook_event_id: str, webhook_endpoint_id: nstr, attempt_number: int, success: bool, status_code: nint,
-  response_body: { ...nstr, description: "The receiver's answer, truncated." }, delivery_duration_ms: int, error: nstr, created_at: date,
+  response_body: { ...nstr, description: "The receiver's answer, truncated." }, delivery_duration_ms: int, error: nstr,
+  batch_id: { ...nstr, description: "The batch this attempt sent the event in (the request's webhook-id; docs/batching.md); null: sent alone." },
+  created_at: date,
 }, ['webhook_event_id']);
 
 const stringListMap = { type: 'object', additionalProperties: strings } as const;
@@ -157,6 +159,9 @@ const endpointFields = {
   template: { ...nstr, description: 'The preset the transformation came from (slack, discord, …); null: none or own code.' },
   fifo: { ...bool, description: 'Ordered delivery: one at a time, in the order events were accepted (docs/ordered-delivery.md).' },
   fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'], description: "A FIFO head that fails for good: 'hold' disables the endpoint until it is replayed or the endpoint enabled; 'skip' goes on." },
+  batch_max_events: { ...nint, description: 'Batching: at most this many events in one signed POST, 2-1000 (docs/batching.md); null: one event per POST. Not with fifo or a transformation.' },
+  batch_max_wait_ms: { ...nint, description: 'Batching: how long the oldest event waits for its batch to fill before a partial batch is sent (0-3600000; default 1000).' },
+  batch_group_by_type: { ...bool, description: 'Batching: each batch holds events of one type only.' },
   headers: {
     anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: { type: ['string', 'null'] } }],
     description: 'Static headers sent with every delivery (names in lower case; values stored sealed, shown to the owner; null: a value whose key left the keyring). null: none.',
@@ -173,6 +178,7 @@ const endpointExample = {
   metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
   consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
   filter: null, transformation: null, template: null, fifo: false, fifo_on_exhausted: 'hold',
+  batch_max_events: null, batch_max_wait_ms: null, batch_group_by_type: false,
   headers: { authorization: 'Bearer crm-inbound-token' }, timeout_ms: 10_000, max_retries: 3, retry_base_delay_ms: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };

@@ -89,6 +89,10 @@ function presentEndpoint(e: EndpointRow, open: (ciphertext: string) => string) {
     template: e.template ?? null,
     fifo: e.fifo ?? false,
     fifo_on_exhausted: e.fifo_on_exhausted ?? 'hold',
+    // Batching (docs/batching.md): null batch_max_events is one event per request.
+    batch_max_events: e.batch_max_events ?? null,
+    batch_max_wait_ms: e.batch_max_wait_ms ?? null,
+    batch_group_by_type: e.batch_group_by_type ?? false,
     // Delivery settings: null is the service's own (migration 0027).
     headers: openStaticHeaders(e.headers ?? null, open),
     timeout_ms: e.timeout_ms ?? null,

@@ -200,15 +200,20 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
       .option('--header <name: value>', 'a static header sent with every delivery (repeatable), e.g. "Authorization: Bearer …"', collectHeader)
       .option('--timeout-ms <ms>', "this endpoint's deadline per attempt, up to the service's WEBHOOK_TIMEOUT_MS", positiveInt('--timeout-ms'))
       .option('--max-retries <n>', "retries before a delivery fails, up to the service's WEBHOOK_MAX_RETRIES", wholeNumber('--max-retries'))
-      .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms')),
+      .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms'))
+      .option('--batch-max-events <n>', 'send up to n events per request (2-1000; docs/batching.md)', positiveInt('--batch-max-events'))
+      .option('--batch-max-wait-ms <ms>', 'how long a batch waits to fill before it goes partial (default 1000)', wholeNumber('--batch-max-wait-ms'))
+      .option('--batch-group-by-type', 'each batch holds events of one type only'),
   ).action(async (receiverUrl: string, o: Common & {
     name: string; events: string; description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
+    batchMaxEvents?: number; batchMaxWaitMs?: number; batchGroupByType?: boolean;
   }) => {
     const events = o.events.split(',').map((s) => s.trim()).filter(Boolean);
     if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
     const body = {
       name: o.name, url: receiverUrl, events, description: o.description,
       headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
+      batch_max_events: o.batchMaxEvents, batch_max_wait_ms: o.batchMaxWaitMs, batch_group_by_type: o.batchGroupByType,
     };
     const e = await client(ctx, o).request<EndpointRow>('POST', '/endpoints', { body });
     return o.json ? printJson(e) : showEndpoint(e);

@@ -46,6 +46,13 @@ export class InvalidDeliverySettingError extends CarteiroError {
   }
 }
 
+/** An endpoint's batching fields (docs/batching.md): a bad value, or batching with what it cannot go with. */
+export class InvalidBatchingError extends CarteiroError {
+  constructor(field: string, message: string) {
+    super('CARTEIRO_INVALID_BATCHING', 422, `${field}: ${message}`, { field });
+  }
+}
+
 /**
  * An endpoint's transformation (or template) that cannot be used: it does not compile, defines no
  * `handler`, or its top level throws or runs past the limits. `field` is `transformation`, `template`

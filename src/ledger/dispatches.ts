@@ -43,6 +43,11 @@ export type ClaimedDispatch = {
   trace_context: string | null;
   /** Ordered delivery (migration 0025): one at a time, in event order; what a head failed for good does. */
   fifo: boolean;
+  /**
+   * Batching (migration 0028): the batch this dispatch is sent in, with the other rows of this claim
+   * that carry the same id (one POST, the id its webhook-id); null: sent alone.
+   */
+  batch_id: string | null;
   fifo_on_exhausted: 'hold' | 'skip';
   /** Delivery settings (migration 0027): static headers (values sealed), and the timeout and retry overrides (null: the service's). */
   static_headers: Record<string, string> | null;
@@ -50,6 +55,9 @@ export type ClaimedDispatch = {
   max_retries: number | null;
   retry_base_delay_ms: number | null;
 };
+
+/** At most this many events go into one claim's new batches for one endpoint (the batches it may form, times their size). */
+const BATCH_CLAIM_EVENTS = 2000;
 
 /** What a worker tells a claim about the endpoints it is sending to (adaptive concurrency). */
 export type WorkerEndpointView = { endpointIds: string[]; inFlight: number[]; limits: number[] };
@@ -129,6 +137,7 @@ export function claimStatement(
       SELECT * FROM unnest(${view.endpointIds}::uuid[], ${view.inFlight}::int[], ${view.limits}::int[]) AS m(endpoint_id, in_flight, lim)
     ), room AS (
       SELECT ep.id AS endpoint_id, ep.organization_id, ep.fifo,
+             ep.batch_max_events AS batch_max, ep.batch_max_wait_ms AS batch_wait, ep.batch_group_by_type AS batch_by_type,
              LEAST(CASE WHEN ep.fifo THEN 1
                         WHEN ${bounds.slowLaneAfterFailures}::int > 0 AND ep.failed_attempts_in_row >= ${bounds.slowLaneAfterFailures}::int THEN 1
                         ELSE coalesce(ep.max_in_flight, ${bounds.defaultMaxInFlight}::int) END,
@@ -151,7 +160,7 @@ export function claimStatement(
          LIMIT 1) has_due
       WHERE r.room > 0
     ), offered AS (
-      SELECT r.organization_id, r.endpoint_id, r.in_flight, c.id, c.turn
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, c.id, c.turn, NULL::uuid[] AS members, NULL::uuid AS batch_id
       FROM ready r CROSS JOIN LATERAL (
         SELECT x.id, row_number() OVER () AS turn FROM (
           (SELECT d.id FROM webhook_dispatches d
@@ -164,35 +173,101 @@ export function claimStatement(
           LIMIT LEAST(r.room, r.share, ${limit}::int)
         ) x
       ) c
-      WHERE NOT r.fifo
+      WHERE NOT r.fifo AND r.batch_max IS NULL
       UNION ALL
       -- A FIFO endpoint offers its head, the first of its unfinished deliveries in event order, and
       -- only when that one is pending and due: one in flight anywhere, or waiting for its retry,
       -- holds every later one back. Another worker's claim of the head is skipped (SKIP LOCKED
       -- below), never stepped past: only the head is ever offered.
-      SELECT r.organization_id, r.endpoint_id, r.in_flight, h.id, 1 AS turn
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, h.id, 1 AS turn, NULL::uuid[], NULL::uuid
       FROM ready r CROSS JOIN LATERAL (
         SELECT d.id, d.status, d.next_attempt_at FROM webhook_dispatches d
          WHERE d.webhook_endpoint_id = r.endpoint_id AND d.fifo AND d.status IN ('pending', 'in_flight')
          ORDER BY d.webhook_event_id LIMIT 1) h
       WHERE r.fifo AND h.status = 'pending' AND h.next_attempt_at <= now()
+      UNION ALL
+      -- A batching endpoint (docs/batching.md) offers batches, each one turn and one slot of its room:
+      -- first its batches formed before and due again (a retry, a lease that ran out), each with all
+      -- its pending members; then deliveries that go alone (replays); then new batches of its due
+      -- deliveries, each full (batch_max) or holding one that has waited batch_wait.
+      SELECT r.organization_id, r.endpoint_id, r.in_flight, b.id, b.turn, b.members, b.batch_id
+      FROM ready r CROSS JOIN LATERAL (
+        SELECT u.members[1] AS id, CASE WHEN u.alone THEN NULL ELSE u.members END AS members, u.batch_id,
+               row_number() OVER () AS turn
+        FROM (
+          (SELECT array_agg(d.id ORDER BY d.webhook_event_id) AS members, d.batch_id, false AS alone
+             FROM webhook_dispatches d
+            WHERE d.webhook_endpoint_id = r.endpoint_id AND d.batch_id IS NOT NULL AND d.status = 'pending' AND d.next_attempt_at <= now()
+            GROUP BY d.batch_id ORDER BY min(d.next_attempt_at) LIMIT LEAST(r.room, r.share, ${limit}::int))
+          UNION ALL
+          (SELECT ARRAY[d.id], NULL::uuid, true
+             FROM webhook_dispatches d
+            WHERE d.webhook_endpoint_id = r.endpoint_id AND d.unbatched AND d.status = 'pending' AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at LIMIT LEAST(r.room, r.share, ${limit}::int))
+          UNION ALL
+          (SELECT array_agg(f.id ORDER BY f.webhook_event_id), NULL::uuid, false
+             FROM (
+               SELECT w.id, w.webhook_event_id, w.next_attempt_at, w.grp,
+                      (row_number() OVER (PARTITION BY w.grp ORDER BY w.priority DESC, w.next_attempt_at) - 1) / r.batch_max AS n
+               FROM (
+                 SELECT x.*, CASE WHEN r.batch_by_type THEN (SELECT e.event_type FROM webhook_events e WHERE e.id = x.webhook_event_id) END AS grp
+                 FROM (
+                   (SELECT d.id, d.webhook_event_id, d.priority, d.next_attempt_at FROM webhook_dispatches d
+                     WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 1 AND d.next_attempt_at <= now()
+                       AND d.batch_id IS NULL AND d.unbatched IS NULL
+                     ORDER BY d.next_attempt_at LIMIT LEAST(r.room, r.share, ${limit}::int, GREATEST(1, ${BATCH_CLAIM_EVENTS}::int / r.batch_max)) * r.batch_max)
+                   UNION ALL
+                   (SELECT d.id, d.webhook_event_id, d.priority, d.next_attempt_at FROM webhook_dispatches d
+                     WHERE d.webhook_endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.priority = 0 AND d.next_attempt_at <= now()
+                       AND d.batch_id IS NULL AND d.unbatched IS NULL
+                     ORDER BY d.next_attempt_at LIMIT LEAST(r.room, r.share, ${limit}::int, GREATEST(1, ${BATCH_CLAIM_EVENTS}::int / r.batch_max)) * r.batch_max)
+                   LIMIT LEAST(r.room, r.share, ${limit}::int, GREATEST(1, ${BATCH_CLAIM_EVENTS}::int / r.batch_max)) * r.batch_max
+                 ) x
+               ) w
+             ) f
+            GROUP BY f.grp, f.n
+            HAVING count(*) >= r.batch_max OR min(f.next_attempt_at) <= now() - coalesce(r.batch_wait, 0) * interval '1 millisecond'
+            ORDER BY min(f.next_attempt_at))
+        ) u
+        LIMIT LEAST(r.room, r.share, ${limit}::int)
+      ) b
+      WHERE r.batch_max IS NOT NULL
     ), dealt AS (
       -- Within a turn, endpoints with the least in flight here first: when a claim has less room
       -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
-      SELECT id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
+      SELECT id, members, batch_id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
+    ), picked AS (
+      -- A new batch gets its id (its webhook-id) here; a batch formed before keeps its own.
+      SELECT id, org_turn, members, CASE WHEN members IS NOT NULL THEN coalesce(batch_id, uuid_v7()) END AS batch_id, batch_id IS NULL AS fresh
+      FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
     ), chosen AS (
-      SELECT id, org_turn FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
+      SELECT id, org_turn, NULL::uuid AS batch_id, true AS fresh FROM picked WHERE members IS NULL
+      UNION ALL
+      SELECT m.id, p.org_turn, p.batch_id, p.fresh FROM picked p CROSS JOIN LATERAL unnest(p.members) AS m(id) WHERE p.members IS NOT NULL
     ), due AS (
       SELECT d.id FROM webhook_dispatches d
-      WHERE d.id IN (SELECT id FROM chosen) AND d.status = 'pending'
+      WHERE d.id IN (SELECT id FROM chosen WHERE batch_id IS NULL) AND d.status = 'pending'
       FOR UPDATE SKIP LOCKED
+    ), due_in_batch AS (
+      SELECT d.id FROM webhook_dispatches d
+      WHERE d.id IN (SELECT id FROM chosen WHERE batch_id IS NOT NULL) AND d.status = 'pending'
+      FOR UPDATE SKIP LOCKED
+    ), in_batches AS (
+      -- A batch formed before (a retry) goes whole or not at all: when another claim holds some of its
+      -- members, this claim takes none of them (their locks go with this transaction) and a later
+      -- claim tries again. A new batch is formed of the members this claim could lock.
+      SELECT x.id, c.batch_id FROM due_in_batch x JOIN chosen c ON c.id = x.id
+       WHERE c.fresh OR c.batch_id IN (
+         SELECT c2.batch_id FROM chosen c2 LEFT JOIN due_in_batch y ON y.id = c2.id
+          WHERE c2.batch_id IS NOT NULL AND NOT c2.fresh GROUP BY c2.batch_id HAVING count(*) = count(y.id))
     ), claimed AS (
       UPDATE webhook_dispatches d
          SET status = 'in_flight', leased_by = ${workerId},
              lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
-             attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now()
-        FROM due WHERE d.id = due.id
-      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at
+             attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now(),
+             batch_id = took.batch_id
+        FROM (SELECT id, NULL::uuid AS batch_id FROM due UNION ALL SELECT id, batch_id FROM in_batches) took WHERE d.id = took.id
+      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at, d.batch_id
     )
     ${claimedRows(sql, bounds)}
     JOIN chosen ch ON ch.id = c.id
@@ -205,7 +280,7 @@ export function claimStatement(
 /** What a claim returns for the rows of its `claimed` CTE: the dispatch, its event and its endpoint. */
 function claimedRows(sql: Sql | postgres.TransactionSql, bounds: ClaimBounds) {
   return sql`
-    SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts,
+    SELECT c.id, c.webhook_event_id, c.webhook_endpoint_id, c.organization_id, c.attempts, c.round_attempts, c.batch_id,
            e.event_type, e.created_at AS event_created_at, coalesce(e.data_json, compact_json(e.data)) AS data_text, e.data_sealed,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.kind,
            ep.rate_limit_per_second, ep.updated_at AS endpoint_updated_at, ep.include_fields,
@@ -233,12 +308,32 @@ export async function claimProbeDispatches(sql: Sql, workerId: string, leaseMs: 
                lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
                attempts = d.attempts + 1,
                round_attempts = CASE WHEN d.status = 'failed' THEN 1 ELSE d.round_attempts + 1 END,
-               completed_at = NULL, updated_at = now()
+               -- A probe is one delivery, sent alone (a batching endpoint's too: it leaves its batch).
+               completed_at = NULL, updated_at = now(), batch_id = NULL
          WHERE d.id = ANY(${ids}::uuid[]) AND d.status IN ('paused', 'failed')
-        RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts
+        RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.batch_id
       )
       ${claimedRows(tx, bounds)}`;
   }) as Promise<ClaimedDispatch[]>;
+}
+
+/**
+ * Batching (docs/batching.md): when the next batch still filling becomes due by its wait, over the
+ * active batching endpoints (the oldest due delivery not yet in a batch, plus its endpoint's
+ * batch_max_wait_ms). `batching` says whether there are any: the worker asks only then.
+ */
+export async function nextBatchDueAt(sql: Sql): Promise<{ batching: boolean; at: Date | null }> {
+  const [row] = await sql<{ batching: boolean; at: Date | null }[]>`
+    SELECT count(*) > 0 AS batching, min(x.oldest + coalesce(ep.batch_max_wait_ms, 0) * interval '1 millisecond') AS at
+    FROM webhook_endpoints ep CROSS JOIN LATERAL (
+      SELECT LEAST(
+        (SELECT min(d.next_attempt_at) FROM webhook_dispatches d
+          WHERE d.webhook_endpoint_id = ep.id AND d.status = 'pending' AND d.priority = 1 AND d.batch_id IS NULL AND d.unbatched IS NULL),
+        (SELECT min(d.next_attempt_at) FROM webhook_dispatches d
+          WHERE d.webhook_endpoint_id = ep.id AND d.status = 'pending' AND d.priority = 0 AND d.batch_id IS NULL AND d.unbatched IS NULL)) AS oldest
+    ) x
+    WHERE ep.is_active AND ep.batch_max_events IS NOT NULL`;
+  return { batching: row?.batching ?? false, at: row?.at ?? null };
 }
 
 /**
@@ -278,6 +373,13 @@ export type OutcomeRecord = {
   nextAttemptAt: Date | null;
   /** Set when the receiver asked us to stop (410 Gone): the endpoint is disabled with this reason. */
   disableEndpointReason: string | null;
+  /** Batching (migration 0028): the batch the attempt sent this dispatch in; its attempt row carries it. */
+  batchId?: string | null;
+  /**
+   * A batch's member other than its first: the batch was one request, so the endpoint's counters
+   * (successes, failures, failures in a row) count it once, through the first member's outcome.
+   */
+  batchFollower?: boolean;
 };
 
 /**
@@ -297,7 +399,7 @@ export async function recordOutcomes(
   if (outcomes.length === 0) return [];
   outcomes = outcomes.map(storableOutcome);
   const attempted = outcomes.filter((o) => o.attempted);
-  const counters = endpointCounters(attempted);
+  const counters = endpointCounters(attempted.filter((o) => !o.batchFollower));
   const disable = outcomes.filter((o) => o.disableEndpointReason);
   const eventIds = [...new Set(outcomes.map((o) => o.eventId))].sort();
 
@@ -325,17 +427,18 @@ export async function recordOutcomes(
       WITH attempts AS (
         INSERT INTO webhook_deliveries
           (organization_id, webhook_event_id, webhook_endpoint_id, dispatch_id, attempt_number, success,
-           status_code, response_body, response_sealed, delivery_duration_ms, error)
+           status_code, response_body, response_sealed, delivery_duration_ms, error, batch_id)
         SELECT org::uuid, event_id::uuid, endpoint_id::uuid, dispatch_id::uuid, attempt::int, success::bool,
-               status_code::int, response_body, response_sealed::bool, duration::int, error
+               status_code::int, response_body, response_sealed::bool, duration::int, error, batch_id::uuid
         FROM unnest(
           ${txt(attempted, (o) => o.organizationId)}::text[], ${txt(attempted, (o) => o.eventId)}::text[],
           ${txt(attempted, (o) => o.endpointId)}::text[], ${txt(attempted, (o) => o.dispatchId)}::text[],
           ${txt(attempted, (o) => o.attemptNumber)}::text[], ${txt(attempted, (o) => o.success)}::text[],
           ${txt(attempted, (o) => o.statusCode)}::text[], ${txt(attempted, (o) => o.responseBody)}::text[],
           ${txt(attempted, (o) => o.responseSealed)}::text[],
-          ${txt(attempted, (o) => o.durationMs)}::text[], ${txt(attempted, (o) => o.error)}::text[]
-        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, response_sealed, duration, error)
+          ${txt(attempted, (o) => o.durationMs)}::text[], ${txt(attempted, (o) => o.error)}::text[],
+          ${txt(attempted, (o) => o.batchId ?? null)}::text[]
+        ) AS t(org, event_id, endpoint_id, dispatch_id, attempt, success, status_code, response_body, response_sealed, duration, error, batch_id)
       )
       UPDATE webhook_dispatches d
          SET status = CASE
@@ -530,11 +633,15 @@ function endpointCounters(outcomes: OutcomeRecord[]): EndpointCounter[] {
   return [...byEndpoint.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));
 }
 
-/** Requeues an event's finished dispatches (all, or one endpoint's) for a fresh round of attempts. */
+/**
+ * Requeues an event's finished dispatches (all, or one endpoint's) for a fresh round of attempts.
+ * A dispatch sent in a batch leaves it. With `alone` (replaying one event), a batching endpoint gets
+ * it by itself (docs/batching.md); otherwise (a bulk replay) it may go in a new batch.
+ */
 export async function requeueEventDispatches(
   sql: Sql,
   eventId: string,
-  opts: { endpointId?: string | undefined; onlyFailed?: boolean; finishedBefore?: Date | undefined },
+  opts: { endpointId?: string | undefined; onlyFailed?: boolean; finishedBefore?: Date | undefined; alone?: boolean },
 ): Promise<number> {
   return sql.begin(async (tx) => {
     const rows = await tx`
@@ -542,6 +649,7 @@ export async function requeueEventDispatches(
          SET status = CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END,
              -- In the FIFO queue if the endpoint asks for order now (its oldest: it goes next).
              fifo = CASE WHEN ep.fifo THEN true END,
+             batch_id = NULL, unbatched = CASE WHEN ${opts.alone ?? false}::bool AND ep.batch_max_events IS NOT NULL THEN true END,
              round_attempts = 0, next_attempt_at = now(), completed_at = NULL, updated_at = now()
         FROM webhook_endpoints ep
        WHERE d.webhook_event_id = ${eventId} AND ep.id = d.webhook_endpoint_id

@@ -25,8 +25,8 @@ export async function insertTestDelivery(
 ): Promise<TestDelivery | undefined> {
   const dataJson = JSON.stringify(data);
   return retryOnDeadlock(() => sql.begin(async (tx) => {
-    const [ep] = await tx<{ id: string; organization_id: string; is_active: boolean; fifo: boolean }[]>`
-      SELECT id, organization_id, is_active, fifo FROM webhook_endpoints
+    const [ep] = await tx<{ id: string; organization_id: string; is_active: boolean; fifo: boolean; batching: boolean }[]>`
+      SELECT id, organization_id, is_active, fifo, batch_max_events IS NOT NULL AS batching FROM webhook_endpoints
       WHERE id = ${endpointId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
         AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null}) FOR NO KEY UPDATE`;
     if (!ep) return undefined;
@@ -36,8 +36,9 @@ export async function insertTestDelivery(
       VALUES (${id}, ${ep.organization_id}, ${TEST_EVENT_TYPE}, 'manual', ${dataJson}::jsonb, ${dataJson}, ${PRIORITY.normal}, 'processing', true)
       RETURNING id, created_at`;
     await tx`
-      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)
-      VALUES (${ep.organization_id}, ${id}, ${ep.id}, ${PRIORITY.normal}, ${ep.is_active ? 'pending' : 'paused'}, ${ep.fifo ? true : null})`;
+      INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo, unbatched)
+      VALUES (${ep.organization_id}, ${id}, ${ep.id}, ${PRIORITY.normal}, ${ep.is_active ? 'pending' : 'paused'}, ${ep.fifo ? true : null},
+              ${ep.batching ? true : null})`; // a test event goes alone, at once, even to a batching endpoint
     await refreshEventStatuses(tx as unknown as Sql, [id]);
     if (ep.is_active) await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
     const row = event as { id: string; created_at: Date };

@@ -47,6 +47,10 @@ export type EndpointRow = {
   /** Migration 0025: ordered delivery, and what a head failed for good does. */
   fifo: boolean;
   fifo_on_exhausted: 'hold' | 'skip';
+  /** Migration 0028: batching (docs/batching.md); batch_max_events null: one event per request. */
+  batch_max_events: number | null;
+  batch_max_wait_ms: number | null;
+  batch_group_by_type: boolean;
 } & EndpointFilterColumns & EndpointDeliverySettings;
 
 /**
@@ -93,6 +97,8 @@ export type NewEndpoint = {
   template?: string | null;
   fifo?: boolean;
   fifoOnExhausted?: 'hold' | 'skip';
+  /** Batching (absent: none). */
+  batching?: Partial<{ batch_max_events: number | null; batch_max_wait_ms: number | null; batch_group_by_type: boolean }>;
   /** Delivery settings (absent or null: the service's). */
   deliverySettings?: Partial<EndpointDeliverySettings>;
 };
@@ -105,7 +111,7 @@ export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointR
   const [row] = await sql<EndpointRow[]>`
     INSERT INTO webhook_endpoints (organization_id, user_id, name, url, events, secret, kind, description, metadata, rate_limit_per_second, is_active, include_fields, max_in_flight,
                                    filter, filter_jsonpath, filter_vars, transformation, template, fifo, fifo_on_exhausted,
-                                   headers, timeout_ms, max_retries, retry_base_delay_ms)
+                                   headers, timeout_ms, max_retries, retry_base_delay_ms, batch_max_events, batch_max_wait_ms, batch_group_by_type)
     VALUES (${e.organizationId}, ${e.userId}, ${e.name}, ${e.url}, ${e.events}::text[], ${e.secretCiphertext}, ${e.kind},
             ${e.description}, ${sql.json(e.metadata as never)}, ${e.rateLimitPerSecond}, ${e.isActive},
             ${e.includeFields ? sql.json(e.includeFields as never) : null}, ${e.maxInFlight ?? null},
@@ -113,7 +119,8 @@ export async function insertEndpoint(sql: Db, e: NewEndpoint): Promise<EndpointR
             ${filter?.filter_vars ? sql.json(filter.filter_vars as never) : null}, ${e.transformation ?? null}, ${e.template ?? null},
             ${e.fifo ?? false}, ${e.fifoOnExhausted ?? 'hold'},
             ${settings?.headers ? sql.json(settings.headers) : null}, ${settings?.timeout_ms ?? null}, ${settings?.max_retries ?? null},
-            ${settings?.retry_base_delay_ms ?? null})
+            ${settings?.retry_base_delay_ms ?? null}, ${e.batching?.batch_max_events ?? null}, ${e.batching?.batch_max_wait_ms ?? null},
+            ${e.batching?.batch_group_by_type ?? false})
     RETURNING *`;
   return row as EndpointRow;
 }
@@ -153,6 +160,9 @@ export type EndpointChanges = Partial<{
   template: string | null;
   fifo: boolean;
   fifo_on_exhausted: 'hold' | 'skip';
+  batch_max_events: number | null;
+  batch_max_wait_ms: number | null;
+  batch_group_by_type: boolean;
 }> & Partial<EndpointFilterColumns> & Partial<EndpointDeliverySettings>;
 
 export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges, owner?: string): Promise<EndpointRow | undefined> {

@@ -188,18 +188,20 @@ export type AttemptRow = {
   response_sealed: boolean;
   delivery_duration_ms: number;
   error: string | null;
+  /** Batching (migration 0028): the batch this attempt sent the event in (its webhook-id); null: sent alone. */
+  batch_id: string | null;
   created_at: Date;
 };
 
 export async function getEventAttempts(sql: Sql, eventId: string): Promise<AttemptRow[]> {
   return sql<AttemptRow[]>`
-    SELECT id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, created_at
+    SELECT id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, batch_id, created_at
     FROM webhook_deliveries WHERE webhook_event_id = ${eventId} ORDER BY id`;
 }
 
 export async function listEndpointAttempts(sql: Sql, endpointId: string, before: string | undefined, limit: number): Promise<(AttemptRow & { webhook_event_id: string })[]> {
   return sql<(AttemptRow & { webhook_event_id: string })[]>`
-    SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, created_at
+    SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, batch_id, created_at
     FROM webhook_deliveries
     WHERE webhook_endpoint_id = ${endpointId} AND (${before ?? null}::uuid IS NULL OR id < ${before ?? null}::uuid)
     ORDER BY id DESC LIMIT ${limit}`;

@@ -62,7 +62,7 @@ export async function findOwnedDelivery(sql: Sql, organizationId: string, owner:
 /** The attempts of one delivery (its event to its endpoint), oldest first. */
 export async function listDeliveryAttempts(sql: Sql, eventId: string, endpointId: string): Promise<(AttemptRow & { webhook_event_id: string })[]> {
   return sql<(AttemptRow & { webhook_event_id: string })[]>`
-    SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, created_at
+    SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, batch_id, created_at
     FROM webhook_deliveries WHERE webhook_event_id = ${eventId} AND webhook_endpoint_id = ${endpointId} ORDER BY id`;
 }
 

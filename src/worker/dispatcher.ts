@@ -12,9 +12,10 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Ledger } from '../ledger/connection.ts';
-import { claimDueDispatches, claimProbeDispatches, recordOutcomes, releaseExpiredLeases, type ClaimBounds, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
+import { claimDueDispatches, claimProbeDispatches, nextBatchDueAt, recordOutcomes, releaseExpiredLeases, type ClaimBounds, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
 import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
-import { buildEnvelope } from '../delivery/envelope.ts';
+import { buildBatchEnvelope, buildEnvelope } from '../delivery/envelope.ts';
+import { groupBatches, memberOutcomes, type Delivery } from './batches.ts';
 import { signatureHeaders } from '../delivery/signature.ts';
 import type { HttpSender, PostOptions, SendResult } from '../delivery/http-sender.ts';
 import { decideOutcome, type AttemptResult } from '../delivery/outcome.ts';
@@ -192,6 +193,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
   let polls = 0;
+  /** Batching endpoints exist (learnt by the poll): then each claim run ends by asking when the next batch fills. */
+  let batching = false;
+  let watchingBatches = false;
   let delivered = 0;
   let failedAttempts = 0;
   const idleWaiters = new Set<() => void>();
@@ -300,6 +304,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       lastClaimFoundWork = foundWork || stoppedForRoom;
       claiming = false;
     }
+    if (batching) void watchBatches();
   }
 
   /**
@@ -372,16 +377,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    * has more in flight here than its limit, whichever lane claimed its work.
    */
   function admit(batch: ClaimedDispatch[], overlapped: boolean): void {
-    for (const d of batch) {
+    for (const d of groupBatches(batch)) {
       if (overlapped && !d.fifo && !limits.hasRoom(d.webhook_endpoint_id, d.max_in_flight)) handBack(d);
       else startDelivery(d);
     }
   }
 
-  function handBack(d: ClaimedDispatch): void {
+  function handBack(d: Delivery): void {
     limits.handedBack(d.webhook_endpoint_id);
     scheduleRetryWake(now());
-    pushOutcome(unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }));
+    for (const o of memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }))) pushOutcome(o);
   }
 
   /** A commit announced new work. */
@@ -392,7 +397,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     void claimLoop();
   }
 
-  function startDelivery(d: ClaimedDispatch): void {
+  function startDelivery(d: Delivery): void {
     const slot: Slot = { endpointId: d.webhook_endpoint_id, startedAt: now(), parked: false, signal: 'none' };
     active.add(slot);
     limits.started(d.webhook_endpoint_id, d.max_in_flight);
@@ -408,13 +413,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
         if (d.fifo) fifoOutcomes.add(record);
-        pushOutcome(record);
+        for (const o of memberOutcomes(d, record)) pushOutcome(o);
         if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
       });
   }
 
-  async function deliver(d: ClaimedDispatch, slot: Slot): Promise<OutcomeRecord> {
+  async function deliver(d: Delivery, slot: Slot): Promise<OutcomeRecord> {
     if (d.rate_limit_per_second) {
       const waitMs = await gate.reserve(d.webhook_endpoint_id, d.rate_limit_per_second);
       if (waitMs > 0) return deferred(d, waitMs);
@@ -455,7 +460,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    * What a dispatch sends. With a transformation, the code decides the body (and may add headers,
    * extend the path, or cancel) before anything is signed: what send() signs is what it made.
    */
-  async function outgoing(d: ClaimedDispatch): Promise<Outgoing> {
+  async function outgoing(d: Delivery): Promise<Outgoing> {
+    // A batch: the members' envelopes in one (a batching endpoint has no transformation: endpoint-input.ts).
+    if (d.members && d.batch_id) {
+      const events = d.members.map((m) => buildEnvelope(m.webhook_event_id, m.event_type, m.event_created_at, deps.prepareData ? deps.prepareData(m) : m.data_text));
+      return { kind: 'send', url: d.url, body: Buffer.from(buildBatchEnvelope(d.batch_id, events)), added: null };
+    }
     const data = deps.prepareData ? deps.prepareData(d) : d.data_text;
     // Encoded once: these bytes are signed (twice) and sent.
     if (!d.transformation) return { kind: 'send', url: d.url, body: Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, data)), added: null };
@@ -481,9 +491,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const sentAt = now();
       const timestamp = Math.floor(sentAt / 1000);
       const signing = secrets(d, sentAt);
+      // A batch's webhook-id is the batch's own; each event keeps its id inside the body.
+      const messageId = d.batch_id ?? d.webhook_event_id;
       const own: Record<string, string> = signing
-        ? signatureHeaders(signing, d.webhook_event_id, timestamp, body)
-        : { 'webhook-id': d.webhook_event_id, 'webhook-timestamp': String(timestamp) };
+        ? signatureHeaders(signing, messageId, timestamp, body)
+        : { 'webhook-id': messageId, 'webhook-timestamp': String(timestamp) };
       // The endpoint's static headers, then a transformation's (made for this event, so they win),
       // then Carteiro's own. Neither may name ours (endpoint-input.ts, contract.ts refuse them); ours go last all the same.
       const fixed = staticHeaders(d);
@@ -613,7 +625,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         );
         recording = 0;
         progress.progressed();
-        for (const o of batch) limits.recorded(o.endpointId);
+        for (const o of batch) if (!o.batchFollower) limits.recorded(o.endpointId);
         deps.metrics?.recorded(batch, performance.now() - startedAt);
         for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
         deps.onRecorded?.(batch);
@@ -679,10 +691,29 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
   }
 
+  /**
+   * Batching (docs/batching.md): a batch still filling is due when its oldest event has waited the
+   * endpoint's batch_max_wait_ms, and no commit announces that moment: wake the claim loop then.
+   */
+  async function watchBatches(): Promise<void> {
+    if (watchingBatches || !running) return;
+    watchingBatches = true;
+    try {
+      const next = await withinDeadline(nextBatchDueAt(ledger.sql), 'batch wait check');
+      batching = next.batching;
+      if (next.at && next.at.getTime() > now()) scheduleRetryWake(next.at.getTime());
+    } catch (err) {
+      log.warn({ err }, 'checking when batches are due failed');
+    } finally {
+      watchingBatches = false;
+    }
+  }
+
   async function poll(): Promise<void> {
     polls++;
     parkSlowDeliveries();
     if (polls % LEASE_SWEEP_EVERY_POLLS === 0) {
+      await watchBatches();
       try {
         const released = await withinDeadline(releaseExpiredLeases(ledger.sql), 'lease sweep');
         deps.metrics?.leasesExpired(released);
@@ -712,6 +743,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       heartbeatTimer.unref();
       log.info({ workerId, concurrency, batchSize }, 'worker started');
       await releaseExpiredLeases(ledger.sql).catch(() => 0);
+      await watchBatches();
       void claimLoop();
     },
     async stop(graceMs = config.worker.shutdownGraceMs) {

@@ -16,7 +16,7 @@ import { endpointPresenter } from '../presenters.ts';
 import { includeFieldsSchema } from '../../security/minimal-payload.ts';
 import { contentFilterSchema } from '../../catalog/content-filter.ts';
 import { transformationFieldSchemas } from '../endpoint-transformation.ts';
-import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
+import { batchingFieldSchemas, endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 import { deliverySettingBounds, deliverySettingSchemas } from '../endpoint-delivery-settings.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
@@ -35,6 +35,7 @@ export const endpointFields = {
   filter: contentFilterSchema,
   fifo: { type: 'boolean' },
   fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'] },
+  ...batchingFieldSchemas,
   ...transformationFieldSchemas,
   ...deliverySettingSchemas,
 } as const;
@@ -101,8 +102,8 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     '/endpoints/:id',
     { schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: endpointFields } } },
     async (request) => {
-      await load(request);
-      const changes = await endpointChanges(request.body, inputDeps);
+      const current = await load(request);
+      const changes = await endpointChanges(request.body, inputDeps, current);
       const row = await updateEndpoint(ledger.sql, request.tenant.readOrganizationId, request.params.id, changes);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);

@@ -187,7 +187,7 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
       if (endpointId && !(await findEndpoint(ledger.sql, event.organization_id, endpointId))) {
         throw new NotFoundError('endpoint_id: endpoint', endpointId, { field: 'endpoint_id' });
       }
-      const requeued = await requeueEventDispatches(ledger.sql, event.id, { endpointId });
+      const requeued = await requeueEventDispatches(ledger.sql, event.id, { endpointId, alone: true });
       if (requeued === 0) throw new ConflictError('nothing to replay: the event has no finished deliveries (they may still be in progress)');
       reply.code(202);
       return { event_id: event.id, requeued };

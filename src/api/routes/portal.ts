@@ -144,8 +144,8 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     { config: manage, schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: portalEndpointFields } } },
     async (request) => {
       const s = sessionOf(request);
-      await ownedEndpoint(request);
-      const changes = await endpointChanges(request.body, inputDeps);
+      const current = await ownedEndpoint(request);
+      const changes = await endpointChanges(request.body, inputDeps, current);
       const row = await updateEndpoint(ledger.sql, s.organizationId, request.params.id, changes, s.userId);
       if (!row) throw new NotFoundError('endpoint', request.params.id);
       return presentEndpoint(row);
@@ -260,7 +260,7 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
 
   app.post<{ Params: { id: string } }>('/portal/deliveries/:id/replay', { config: manage, schema: { tags, params: idParams } }, async (request, reply) => {
     const d = await ownedDelivery(request);
-    const requeued = await requeueEventDispatches(ledger.sql, d.event_id, { endpointId: d.endpoint_id });
+    const requeued = await requeueEventDispatches(ledger.sql, d.event_id, { endpointId: d.endpoint_id, alone: true });
     if (requeued === 0) throw new ConflictError('nothing to replay: the delivery is not finished (it may still be in progress)');
     reply.code(202);
     return { delivery_id: d.id, requeued };
