@@ -315,7 +315,7 @@
       ['Status', e.is_active ? (e.health === 'failing' ? 'active, failing' : 'active') : 'paused' + (e.disabled_reason ? ' (' + e.disabled_reason + ')' : '')],
       ['Delivered', String(e.success_count)],
       ['Failed', String(e.failure_count)],
-      ['Transformation', e.transformation ? (e.template ? 'from the ' + e.template + ' template' : 'custom code') + ' (Edit shows it)' : 'none: the standard payload'],
+      ['Transformation', e.transformation ? (e.template ? 'from the ' + e.template + ' template' : 'custom code') : 'none: the standard payload'],
       ['Rate limit', e.rate_limit_per_second ? e.rate_limit_per_second + ' per second' : 'none'],
       // Names only: the values are often the receiver's credentials (the API returns them to the owner).
       ['Static headers', e.headers ? Object.keys(e.headers).sort().join(', ') : 'none'],
