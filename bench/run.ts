@@ -26,6 +26,9 @@
 //   fifo       deliveries/s to one FIFO endpoint and to 100 together, and whether order held
 //   batching   events/s to one endpoint taking batches of 10 and of 100, against one event per POST
 //              (and the raw ceiling) measured in the same run
+//   shaping    the same drain plain, with a content filter, with a transformation (Slack template) and
+//              with both: events/s and the overhead per delivery in µs; a filter evaluation and a
+//              transformation run measured directly
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +41,8 @@ import { makeData, nowMs } from './lib/envelope.ts';
 import { startReceiver, type ReceiverHandle } from './lib/receiver.ts';
 import { runFifo, type FifoResult } from './lib/fifo.ts';
 import { runBatching, type BatchingResult } from './lib/batching.ts';
+import { filterEvaluation, transformationCall, type FilterEvaluation, type TransformationCall } from './lib/shaping.ts';
+import { renderTemplate } from '../src/delivery/templates/catalog.ts';
 import { runSeedBaseline, type SeedBaselineResult } from './baseline/seed-design.ts';
 import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
@@ -73,7 +78,7 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo', 'batching'] as const;
+const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo', 'batching', 'shaping'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -102,6 +107,8 @@ const { values: args } = parseArgs({
     'isolation-grace': { type: 'string' },
     'isolation-backlog': { type: 'string' },
     'backlog-sizes': { type: 'string' },
+    'shaping-events': { type: 'string' },
+    'shaping-rounds': { type: 'string' },
     profile: { type: 'boolean', default: false },
     analyze: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
@@ -147,6 +154,9 @@ const opts = {
   isolationBacklog: num(args['isolation-backlog'], quick ? 10_000 : 100_000),
   // The backlog section: drains of these sizes (fan-out 1, one worker), the largest against the smallest.
   backlogSizes: (args['backlog-sizes'] ?? (quick ? '2000,20000,100000' : '10000,100000,1000000')).split(',').map((v) => num(v, 0)).filter((n) => n > 0),
+  // The shaping section: events per drain, and rounds of the four drains (the best of each is kept).
+  shapingEvents: num(args['shaping-events'], quick ? 2_000 : 30_000),
+  shapingRounds: num(args['shaping-rounds'], quick ? 1 : 2),
   profile: args.profile === true,
   analyze: args.analyze === true,
   logLevel: args['log-level'] ?? 'warn',
@@ -172,6 +182,7 @@ function readHeader(): string {
     '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
     '                         [--isolation-hanging 0,1,20,200] [--isolation-kinds hang,slow,refuse] [--isolation-modes spread,fanout]\n' +
     '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N] [--backlog-sizes 10000,100000,1000000]\n' +
+    '                         [--shaping-events N] [--shaping-rounds N]\n' +
     `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`;
 }
 
@@ -985,6 +996,111 @@ async function sectionBatching(rx: ReceiverHandle): Promise<void> {
   }
 }
 
+/** A content filter every bench event passes (data.seq counts from 0; data.sent_at_ms is always there). */
+const SHAPING_FILTER = { seq: { gte: 0 }, sent_at_ms: { exists: true } };
+
+/**
+ * Shaping (bench/lib/shaping.ts): what a content filter and a transformation cost per delivery. The
+ * same drain (events through POST /events/batch while the worker is paused, then drained to one
+ * endpoint) four times: plain, with a content filter that passes every event, with a transformation
+ * (the Slack template), and with both; the best of `--shaping-rounds` rounds of each. A filter runs in
+ * Postgres when the event is fanned out (at ingest), a transformation in the worker's sandbox thread
+ * at delivery, so each is timed end to end (ingest + drain) and per stage; the overhead per delivery
+ * is (1/rate_with − 1/rate_plain) × 1e6 µs. Then one filter evaluation and one transformation run,
+ * measured directly.
+ */
+async function sectionShaping(rx: ReceiverHandle): Promise<void> {
+  const n = opts.shapingEvents;
+  const variants = [
+    { key: 'plain', label: 'plain', fields: {} },
+    { key: 'filter', label: 'content filter (passes every event)', fields: { filter: SHAPING_FILTER } },
+    { key: 'transformation', label: 'transformation (Slack template)', fields: { template: 'slack' } },
+    { key: 'both', label: 'content filter + transformation', fields: { filter: SHAPING_FILTER, template: 'slack' } },
+  ] as const;
+  type Key = (typeof variants)[number]['key'];
+  /** µs per delivery, end to end and per stage, and whether every delivery was made and recorded. */
+  const costOf = (r: DrainResult) => ({
+    totalUs: ((r.ingest.ms + r.drain.ms) * 1000) / r.expected,
+    ingestUs: (r.ingest.ms * 1000) / r.events,
+    drainUs: (r.drain.ms * 1000) / r.expected,
+    complete: !r.drain.timedOut && r.ledger.unfinished === 0 && r.ledger.failed === 0 && r.receiver.uniqueIds >= r.expected,
+  });
+  const best = new Map<Key, DrainResult>();
+  const rounds: { round: number; variant: Key; eventsPerSecond: number; ingestPerSecond: number; drainPerSecond: number; complete: boolean }[] = [];
+  const out: { events: number; filter: typeof SHAPING_FILTER; rounds: typeof rounds; filterEvaluation?: FilterEvaluation; transformationCall?: TransformationCall } = { events: n, filter: SHAPING_FILTER, rounds };
+  details.shaping = out;
+  for (let round = 1; round <= opts.shapingRounds; round++) {
+    for (const v of variants) {
+      let r: DrainResult;
+      try {
+        r = await drain(rx, `shaping ${v.key} (round ${round})`, n, 1, 1, { endpointFields: v.fields });
+      } catch (err) {
+        errors[`shaping ${v.key} ${round}`] = (err as Error).stack ?? String(err);
+        log(`shaping ${v.key} round ${round} FAILED: ${(err as Error).message}`);
+        continue;
+      }
+      const c = costOf(r);
+      rounds.push({ round, variant: v.key, eventsPerSecond: 1e6 / c.totalUs, ingestPerSecond: r.ingest.perSecond, drainPerSecond: r.drain.perSecond, complete: c.complete });
+      const kept = best.get(v.key);
+      // An incomplete drain is never kept over a complete one; among complete ones, the fastest.
+      if (!kept || (c.complete && (!costOf(kept).complete || c.totalUs < costOf(kept).totalUs))) best.set(v.key, r);
+    }
+  }
+  const plain = best.get('plain');
+  const plainCost = plain ? costOf(plain) : null;
+  const signed = (v: number, d = 1) => `${v >= 0 ? '+' : '−'}${f0(Math.abs(v), d)}`;
+  for (const v of variants) {
+    const r = best.get(v.key);
+    if (!r) continue;
+    const c = costOf(r);
+    fig({
+      section: 'shaping',
+      name: `${v.label}: ${f0(n)} events ingested + drained, fan-out 1, events/s`,
+      value: 1e6 / c.totalUs,
+      unit: 'events/s',
+      note: `ingest ${f0(r.ingest.perSecond)}/s, drain ${f0(r.drain.perSecond)} deliveries/s${r.drain.steadyPerSecond ? ` (steady ${f0(r.drain.steadyPerSecond)}/s)` : ''}; ` +
+        `CPU per delivery while draining: worker ${r.cpu.perDeliveryUs.worker} µs, Postgres ${r.cpu.perDeliveryUs.postgres} µs; ` +
+        `${r.receiver.uniqueIds}/${r.expected} delivered, best of ${opts.shapingRounds}${c.complete ? '' : ', INCOMPLETE'}`,
+    });
+    if (v.key === 'plain' || !plain || !plainCost) continue;
+    fig({
+      section: 'shaping',
+      name: `${v.label}: overhead per delivery, end to end`,
+      value: c.totalUs - plainCost.totalUs,
+      unit: 'µs',
+      note: `(1/rate − 1/plain rate) × 1e6: ${f0(c.totalUs, 1)} against ${f0(plainCost.totalUs, 1)} µs per delivery; at ingest (fan-out, where a filter runs) ` +
+        `${signed(c.ingestUs - plainCost.ingestUs)} µs/event, at drain (where a transformation runs) ${signed(c.drainUs - plainCost.drainUs)} µs/delivery, ` +
+        `worker CPU ${signed(r.cpu.perDeliveryUs.worker - plain.cpu.perDeliveryUs.worker, 0)} µs/delivery`,
+    });
+  }
+  try {
+    const fe = await filterEvaluation(DATABASE_URL as string, SHAPING_FILTER, { rows: quick ? 20_000 : 100_000, payloadBytes: opts.payloadBytes, repeats: 5 });
+    out.filterEvaluation = fe;
+    fig({
+      section: 'shaping',
+      name: 'content filter evaluated in Postgres (jsonb_path_match), per event',
+      value: fe.usPerEvaluation,
+      unit: 'µs',
+      note: `${f0(fe.rows)} rows of ${opts.payloadBytes}-byte bench data: ${f0(fe.withMs, 1)} ms with the filter, ${f0(fe.withoutMs, 1)} ms without (best of 5); ${f0(fe.matched)} matched`,
+    });
+  } catch (err) {
+    errors['shaping filter evaluation'] = (err as Error).stack ?? String(err);
+  }
+  try {
+    const tc = await transformationCall(renderTemplate('slack', {}), { runs: quick ? 400 : 2_000, payloadBytes: opts.payloadBytes });
+    out.transformationCall = tc;
+    fig({
+      section: 'shaping',
+      name: 'transformation run (Slack template), one awaited alone, per run',
+      value: tc.aloneUs,
+      unit: 'µs',
+      note: `${f0(tc.runs)} in flight at once: ${f0(tc.inFlightWallUs)} µs wall, ${f0(tc.inFlightCpuUs)} µs CPU per run (both threads), ${f0(1e6 / tc.inFlightWallUs)} runs/s; one sandbox thread, the default limits`,
+    });
+  } catch (err) {
+    errors['shaping transformation call'] = (err as Error).stack ?? String(err);
+  }
+}
+
 async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
   const io: IsolationOptions = {
     databaseUrl: DATABASE_URL as string,
@@ -1127,7 +1243,7 @@ function printTable(): void {
   const rows = figures.map((f) => [
     f.section,
     f.name,
-    `${f0(f.value, f.unit === 'ms' ? 1 : 0)} ${f.unit}`,
+    `${f0(f.value, f.unit === 'ms' || f.unit === 'µs' ? 1 : 0)} ${f.unit}`,
     f.vsCeiling === undefined || f.vsCeiling === null ? '' : `${f0(f.vsCeiling * 100, 1)}%`,
     f.vsSeed === undefined || f.vsSeed === null ? '' : `${f0(f.vsSeed, 2)}×`,
     f.target ? `${f.target} ${f.pass === true ? 'PASS' : f.pass === false ? 'FAIL' : '(n/a)'}` : '',
@@ -1144,7 +1260,7 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo', 'batching'];
+  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo', 'batching', 'shaping'];
   if (!DATABASE_URL) {
     for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
     console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
@@ -1174,6 +1290,7 @@ async function main(): Promise<void> {
       ['isolation', sectionIsolation],
       ['fifo', sectionFifo],
       ['batching', sectionBatching],
+      ['shaping', sectionShaping],
     ];
     for (const [name, run] of order) {
       if (!runnable.includes(name)) continue;

@@ -259,12 +259,17 @@ export async function registerBenchEventType(baseUrl: string, name = BENCH_EVENT
   if (r.status !== 201 && r.status !== 409) throw new Error(`event type ${name}: ${r.status} ${JSON.stringify(r.body)}`);
 }
 
-/** `count` endpoints subscribed to `eventType`, each at its own path of the receiver (…/webhook/e1, /e2…). */
-export async function createEndpoints(baseUrl: string, receiverUrl: string, count: number, eventType = BENCH_EVENT_TYPE): Promise<{ id: string; url: string }[]> {
+/**
+ * `count` endpoints subscribed to `eventType`, each at its own path of the receiver (…/webhook/e1, /e2…).
+ * `fields`: more of each endpoint's fields (a content filter, a transformation or template, …).
+ */
+export async function createEndpoints(
+  baseUrl: string, receiverUrl: string, count: number, eventType = BENCH_EVENT_TYPE, fields: Record<string, unknown> = {},
+): Promise<{ id: string; url: string }[]> {
   const out: { id: string; url: string }[] = [];
   for (let i = 1; i <= count; i++) {
     const url = `${receiverUrl}/e${i}`;
-    const r = await api(baseUrl, 'POST', 'endpoints', { name: `bench-${i}`, url, events: [eventType] });
+    const r = await api(baseUrl, 'POST', 'endpoints', { ...fields, name: `bench-${i}`, url, events: [eventType] });
     if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${JSON.stringify(r.body)}`);
     out.push({ id: r.body.id, url });
   }

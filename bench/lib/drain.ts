@@ -46,6 +46,8 @@ export type DrainOptions = {
   workers: number;
   payloadBytes: number;
   logLevel?: string;
+  /** More fields for every endpoint (e.g. a content filter or a transformation, for the shaping section). */
+  endpointFields?: Record<string, unknown>;
   /** Extra Carteiro environment (e.g. a fast retry policy for the retries section). */
   extraEnv?: Record<string, string>;
   /** Node flags for the worker processes (e.g. --cpu-prof). */
@@ -112,7 +114,7 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
   try {
     apiProc = await startApi(env);
     await registerBenchEventType(apiProc.url as string);
-    await createEndpoints(apiProc.url as string, o.receiver.url, o.fanout);
+    await createEndpoints(apiProc.url as string, o.receiver.url, o.fanout, undefined, o.endpointFields);
     await o.receiver.reset();
 
     const spawnedAt = nowMs();

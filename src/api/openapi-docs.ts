@@ -575,6 +575,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     ok: { 200: obj({ session_id: str, organization_id: str, user_id: str, scope: { type: 'string', enum: ['read', 'manage'] }, limits: obj(userLimitValues) }) },
   },
   'GET /portal/event-types': { summary: 'The event catalog, to pick event types from (read-only)', auth: 'portal', ok: { 200: list(eventType) } },
+  'GET /portal/transformation-templates': { summary: 'The transformation templates with their code, to fill an endpoint\'s transformation from (read-only)', auth: 'portal', ok: { 200: list(transformationTemplate) } },
   'GET /portal/endpoints': { summary: "The session user's endpoints", auth: 'portal', ok: { 200: page(endpoint) } },
   'POST /portal/endpoints': {
     summary: 'Create an endpoint owned by the session user; its signing secret is in this answer only',

@@ -3,7 +3,7 @@ import type { CliCommand } from './sub-command.ts';
 import { triggersCommand } from './triggers-command.ts';
 import { n8nCommand } from './n8n-command.ts';
 import { keysCommand } from './keys-command.ts';
-import { endpointsCommand, eventsCommand, recoverCommand, replayCommand, sendCommand, tailCommand } from './operator-commands.ts';
+import { endpointsCommand, eventsCommand, recoverCommand, replayCommand, sendCommand, tailCommand, templatesCommand } from './operator-commands.ts';
 import { listenCommand, verifyCommand } from './webhook-tools.ts';
 
 export const EXTRA_COMMANDS: CliCommand[] = [
@@ -15,6 +15,7 @@ export const EXTRA_COMMANDS: CliCommand[] = [
   tailCommand,
   eventsCommand,
   endpointsCommand,
+  templatesCommand,
   replayCommand,
   recoverCommand,
   verifyCommand,

@@ -4,6 +4,7 @@
  *   carteiro events [id]                 GET /events, or one event with its deliveries and attempts
  *   carteiro endpoints [id]              GET /endpoints, or one endpoint
  *   carteiro endpoints create|rotate|test|enable|disable
+ *   carteiro templates [name]            GET /transformation-templates: the list, or one template's code
  *   carteiro replay <event>              POST /events/:id/replay
  *   carteiro recover --endpoint E --since T [--until T] [--dry-run]
  *   carteiro tail [--type T] [--endpoint E]   follows deliveries through GET /live
@@ -52,6 +53,24 @@ function collectHeader(v: string, headers: Record<string, string> = {}): Record<
   if (colon < 1) throw new UsageError(`--header: "${v.slice(0, 60)}" is not "Name: value"`);
   headers[v.slice(0, colon).trim()] = v.slice(colon + 1).trim();
   return headers;
+}
+
+/** `--template-option key=value`, repeatable: each fills in one of the template's options. */
+function collectTemplateOption(v: string, options: Record<string, string> = {}): Record<string, string> {
+  const eq = v.indexOf('=');
+  if (eq < 1) throw new UsageError(`--template-option: "${v.slice(0, 60)}" is not "key=value"`);
+  options[v.slice(0, eq).trim()] = v.slice(eq + 1);
+  return options;
+}
+
+/** --transformation: the code itself, or @file.js. */
+function readCode(v: string): string {
+  if (!v.startsWith('@')) return v;
+  try {
+    return readFileSync(v.slice(1), 'utf8');
+  } catch (err) {
+    throw new UsageError(`--transformation: cannot read ${v.slice(1)}: ${(err as Error).message}`);
+  }
 }
 
 /** A time for --since/--until: an ISO date, or a duration back from now (30m, 2h, 7d). */
@@ -153,6 +172,7 @@ export const eventsCommand: CliCommand = fromCommander('events', 'list events, o
 type EndpointRow = {
   id: string; name: string; url: string; events: string[]; is_active: boolean; health?: string; secret?: string; failed_attempts_in_row?: number;
   headers?: Record<string, string | null> | null; timeout_ms?: number | null; max_retries?: number | null; retry_base_delay_ms?: number | null;
+  transformation?: string | null; template?: string | null;
 };
 
 function showEndpoint(e: EndpointRow): void {
@@ -167,6 +187,7 @@ function showEndpoint(e: EndpointRow): void {
     e.retry_base_delay_ms != null ? `first retry after ${e.retry_base_delay_ms} ms` : null,
   ].filter(Boolean);
   if (overrides.length) print(`  delivery: ${overrides.join(', ')}`);
+  if (e.transformation) print(`  transformation: ${e.template ? `from the ${e.template} template, ` : ''}${e.transformation.length} characters (--json shows the code)`);
   if (e.secret) print(`  secret: ${e.secret}   (shown once: keep it now)`);
 }
 
@@ -203,17 +224,24 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
       .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms'))
       .option('--batch-max-events <n>', 'send up to n events per request (2-1000; docs/batching.md)', positiveInt('--batch-max-events'))
       .option('--batch-max-wait-ms <ms>', 'how long a batch waits to fill before it goes partial (default 1000)', wholeNumber('--batch-max-wait-ms'))
-      .option('--batch-group-by-type', 'each batch holds events of one type only'),
+      .option('--batch-group-by-type', 'each batch holds events of one type only')
+      .option('--template <name>', 'a transformation template whose code the endpoint gets (carteiro templates lists them): slack, discord, teams, …')
+      .option('--template-option <key=value>', 'one of the template\'s options (repeatable), e.g. chat_id=-1001234567890 for telegram', collectTemplateOption)
+      .option('--transformation <code>', 'the endpoint\'s transformation: JavaScript, or @file.js (with --template, the template only labels it)', readCode),
   ).action(async (receiverUrl: string, o: Common & {
     name: string; events: string; description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
     batchMaxEvents?: number; batchMaxWaitMs?: number; batchGroupByType?: boolean;
+    template?: string; templateOption?: Record<string, string>; transformation?: string;
   }) => {
     const events = o.events.split(',').map((s) => s.trim()).filter(Boolean);
     if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
+    if (o.templateOption && !o.template) throw new UsageError('--template-option: goes with --template');
+    if (o.templateOption && o.transformation !== undefined) throw new UsageError('--template-option: fills in a template\'s code, so not with --transformation (write the values into the code)');
     const body = {
       name: o.name, url: receiverUrl, events, description: o.description,
       headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
       batch_max_events: o.batchMaxEvents, batch_max_wait_ms: o.batchMaxWaitMs, batch_group_by_type: o.batchGroupByType,
+      template: o.template, template_options: o.templateOption, transformation: o.transformation,
     };
     const e = await client(ctx, o).request<EndpointRow>('POST', '/endpoints', { body });
     return o.json ? printJson(e) : showEndpoint(e);
@@ -254,6 +282,29 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
   }
   return root;
 });
+
+type TemplateRow = { name: string; title: string; description: string; url_hint: string; options: { name: string; description: string; required: boolean }[]; source: string };
+
+export const templatesCommand: CliCommand = fromCommander('templates', 'list the transformation templates, or print one\'s code: templates [name]', (ctx) =>
+  api(
+    rootCommand('templates')
+      .description('List the transformation templates (GET /transformation-templates), or print one template\'s code, to edit and give to endpoints create --transformation @file.js.')
+      .argument('[name]', 'a template: print its code'),
+  ).action(async (name: string | undefined, o: Common) => {
+    const res = await client(ctx, o).request<{ data: TemplateRow[] }>('GET', '/transformation-templates');
+    if (name === undefined) {
+      if (o.json) return printJson(res);
+      print(table([['NAME', 'TITLE', 'OPTIONS', 'URL'], ...res.data.map((t) => [t.name, t.title, t.options.map((x) => `${x.name}${x.required ? '' : '?'}`).join(',') || '-', t.url_hint])]));
+      return;
+    }
+    const t = res.data.find((x) => x.name === name);
+    if (!t) throw new UsageError(`"${name.slice(0, 60)}" is not a template (the templates are ${res.data.map((x) => x.name).join(', ')})`);
+    if (o.json) return printJson(t);
+    // The code alone on stdout (so it can be saved to a file); what it needs on stderr.
+    for (const x of t.options) console.error(`// option ${x.name}${x.required ? ' (required)' : ''}: ${x.description} (--template-option ${x.name}=…)`);
+    process.stdout.write(t.source.endsWith('\n') ? t.source : `${t.source}\n`);
+  }),
+);
 
 export const replayCommand: CliCommand = fromCommander('replay', 'replay an event\'s finished deliveries: replay <event>', (ctx) =>
   api(

@@ -47,7 +47,7 @@ function asHttpText(r: Received, drop: (name: string) => boolean = () => false):
 
 const NEW_COMMANDS = [
   ['send'], ['tail'], ['events'], ['endpoints'], ['endpoints', 'create'], ['endpoints', 'rotate'], ['endpoints', 'test'],
-  ['endpoints', 'enable'], ['endpoints', 'disable'], ['replay'], ['recover'], ['verify'], ['listen'],
+  ['endpoints', 'enable'], ['endpoints', 'disable'], ['replay'], ['recover'], ['verify'], ['listen'], ['templates'],
 ];
 
 test('--help on every operator command prints its help and does nothing else', async (t) => {
@@ -203,6 +203,66 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   await receiver.waitFor(beforeRecover + 2);
   const types = receiver.received.slice(beforeRecover).map((r) => JSON.parse(r.body).type);
   assert.deepEqual(types, ['payment.confirmed', 'payment.confirmed']);
+});
+
+test('templates lists the transformation templates and prints one\'s code; endpoints create --template gives an endpoint that code', async (t) => {
+  const c: TestCarteiro = await startCarteiro({ listen: true });
+  const receiver = await startReceiver();
+  t.after(async () => {
+    await receiver.close();
+    await c.stop();
+  });
+  const env = { CARTEIRO_URL: `${c.url}/api/webhooks`, CARTEIRO_API_KEY: TEST_ADMIN_KEY, CARTEIRO_DATA_DIR: join(tmpdir(), 'carteiro-cli-none') };
+  const cli = async (...args: string[]) => {
+    const r = await runCarteiro(args, env);
+    assert.equal(r.code, 0, `carteiro ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r;
+  };
+  const templates = (await c.request('GET', 'transformation-templates')).body.data as { name: string; source: string }[];
+  const slack = templates.find((x) => x.name === 'slack')?.source as string;
+  assert.ok(slack);
+
+  const listed = (await cli('templates')).stdout;
+  for (const x of templates) assert.match(listed, new RegExp(`^${x.name} `, 'm'));
+  assert.match(listed, /^telegram\s+.*\s+chat_id\s/m);
+  assert.equal((await cli('templates', 'slack')).stdout, slack.endsWith('\n') ? slack : `${slack}\n`, 'the code alone on stdout');
+  const telegramCode = await cli('templates', 'telegram');
+  assert.match(telegramCode.stderr, /option chat_id \(required\)/);
+  const unknown = await runCarteiro(['templates', 'nope'], env);
+  assert.equal(unknown.code, 2, unknown.stderr);
+
+  // --template: the endpoint's transformation is the template's code, labelled with its name.
+  const created = JSON.parse((await cli('endpoints', 'create', `${receiver.url}/slack`, '--name', 'alerts', '--events', 'user.*', '--template', 'slack', '--json')).stdout);
+  const stored = (await c.request('GET', `endpoints/${created.id}`)).body;
+  assert.equal(stored.transformation, slack);
+  assert.equal(stored.template, 'slack');
+  assert.match((await cli('endpoints', created.id)).stdout, /transformation: from the slack template, \d+ characters/);
+
+  // What is delivered is the template's Slack message, not Carteiro's envelope.
+  await cli('send', 'user.registered', '--data', '{"user_id":"u-9","email":"b@example.com","name":"B"}');
+  const [got] = await receiver.waitFor(1);
+  const body = JSON.parse((got as { body: string }).body);
+  assert.equal(typeof body.text, 'string');
+  assert.ok(Array.isArray(body.blocks), (got as { body: string }).body);
+
+  // --template-option fills in the template's options; the server refuses a missing one (exit 1).
+  const tg = JSON.parse((await cli('endpoints', 'create', `${receiver.url}/bot123:abc`, '--name', 'tg', '--template', 'telegram', '--template-option', 'chat_id=-1001234567890', '--json')).stdout);
+  assert.match((await c.request('GET', `endpoints/${tg.id}`)).body.transformation, /const CHAT_ID = "-1001234567890";/);
+  const missing = await runCarteiro(['endpoints', 'create', `${receiver.url}/bot123:abc`, '--name', 'tg2', '--template', 'telegram'], env);
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /template_options\.chat_id/);
+  const stray = await runCarteiro(['endpoints', 'create', receiver.url, '--name', 'x', '--template-option', 'chat_id=1'], env);
+  assert.equal(stray.code, 2, stray.stderr);
+
+  // --transformation @file: edited code, with the template as its label.
+  const dir = mkdtempSync(join(tmpdir(), 'carteiro-cli-code-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const edited = slack.replace('function handler(webhook) {', 'function handler(webhook) {\n  webhook.headers["x-edited"] = "yes";');
+  assert.notEqual(edited, slack);
+  writeFileSync(join(dir, 'slack.js'), edited);
+  const own = JSON.parse((await cli('endpoints', 'create', receiver.url, '--name', 'own', '--template', 'slack', '--transformation', `@${join(dir, 'slack.js')}`, '--json')).stdout);
+  const ownStored = (await c.request('GET', `endpoints/${own.id}`)).body;
+  assert.deepEqual([ownStored.transformation, ownStored.template], [edited, 'slack']);
 });
 
 test('verify checks both schemes locally: good signatures exit 0, bad ones 1', async (t) => {

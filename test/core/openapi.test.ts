@@ -278,6 +278,8 @@ describe('the API description', () => {
     await call('GET /portal/session', 'portal/session', 403, undefined, asOrg());
     await call('GET /portal/event-types', 'portal/event-types', 200, undefined, as);
     await call('GET /portal/event-types', 'portal/event-types', 403);
+    await call('GET /portal/transformation-templates', 'portal/transformation-templates', 200, undefined, asReader);
+    await call('GET /portal/transformation-templates', 'portal/transformation-templates', 403);
     const e = await call('POST /portal/endpoints', 'portal/endpoints', 201, { name: 'docs', url: `${receiver.url}/portal`, events: ['*'] }, as);
     await call('POST /portal/endpoints', 'portal/endpoints', 403, { name: 'docs', url: `${receiver.url}/portal` }, asReader);
     await call('GET /portal/endpoints', 'portal/endpoints', 200, undefined, as);

@@ -32,6 +32,7 @@ import { endpointFields } from './endpoints.ts';
 import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 import { deliverySettingBounds } from '../endpoint-delivery-settings.ts';
 import type { Transformer } from '../../delivery/transformation/transformer.ts';
+import { TEMPLATES, presentTemplate } from '../../delivery/templates/catalog.ts';
 
 /** What a portal user may set on its endpoints: the operator's fields (owner, in-flight cap) stay the operator's. */
 const { user_id: _owner, max_in_flight: _cap, ...portalEndpointFields } = endpointFields;
@@ -100,6 +101,13 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
   });
 
   app.get('/portal/event-types', { config: read, schema: { tags } }, async (request) => ({ data: await services.catalog.list(sessionOf(request).organizationId) }));
+
+  // The transformation templates, as GET /transformation-templates lists them: the page's template
+  // picker fills an endpoint's transformation with one's code.
+  app.get('/portal/transformation-templates', { config: read, schema: { tags } }, async (request) => {
+    sessionOf(request);
+    return { data: TEMPLATES.map(presentTemplate) };
+  });
 
   // ---- Endpoints ---------------------------------------------------------------------------------
   app.post<{ Body: PortalEndpointBody }>(

@@ -21,6 +21,8 @@
     session: null,
     canWrite: false,
     types: null,
+    /** The endpoint form's transformation template picker (shared/dom.js), made on first use. */
+    picker: null,
     endpoints: { rows: [], cursor: null, byId: new Map() },
     deliveries: { rows: [], cursor: null },
     endpoint: null,
@@ -130,7 +132,7 @@
   // ---------------------------------------------------------------- DOM helpers
 
   /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
-  const { h } = window.carteiroDom;
+  const { h, templatePicker } = window.carteiroDom;
 
   const TONES = {
     succeeded: 'ok', healthy: 'ok', active: 'ok',
@@ -313,6 +315,7 @@
       ['Status', e.is_active ? (e.health === 'failing' ? 'active, failing' : 'active') : 'paused' + (e.disabled_reason ? ' (' + e.disabled_reason + ')' : '')],
       ['Delivered', String(e.success_count)],
       ['Failed', String(e.failure_count)],
+      ['Transformation', e.transformation ? (e.template ? 'from the ' + e.template + ' template' : 'custom code') : 'none: the standard payload'],
       ['Rate limit', e.rate_limit_per_second ? e.rate_limit_per_second + ' per second' : 'none'],
       // Names only: the values are often the receiver's credentials (the API returns them to the owner).
       ['Static headers', e.headers ? Object.keys(e.headers).sort().join(', ') : 'none'],
@@ -515,9 +518,17 @@
     $('ep-patterns').disabled = all;
   }
 
+  async function loadPicker() {
+    if (!state.picker) {
+      const templates = (await api('GET', '/transformation-templates')).data;
+      state.picker = templatePicker({ select: $('ep-template'), code: $('ep-transformation'), hint: $('ep-template-hint') }, templates);
+    }
+    return state.picker;
+  }
+
   async function openForm(id) {
     hideFormError();
-    const types = await loadTypes();
+    const [types, picker] = await Promise.all([loadTypes(), loadPicker()]);
     const e = id ? await api('GET', '/endpoints/' + id) : null;
     state.editing = e;
     const events = e ? e.events : [];
@@ -532,6 +543,7 @@
     renderTypeChoices(types, new Set(events.filter((x) => names.has(x))));
     $('ep-patterns').value = events.filter((x) => x !== '*' && !names.has(x)).join(', ');
     syncAllEvents();
+    picker.set(e ? e.template : null, e ? e.transformation : null);
     showView('form');
     $('ep-name').focus();
   }
@@ -560,14 +572,18 @@
       if (events.length === 0) return showFormError('Pick at least one event type, or All events.');
     }
     const editing = state.editing;
+    // The code as it stands in the form (a template's, edited or not), the template as its label.
+    const { transformation, template } = state.picker.value();
+    const shaping = transformation ? { transformation, template } : editing && editing.transformation ? { transformation: null } : {};
     $('ep-save').disabled = true;
     try {
       if (editing) {
-        const row = await api('PATCH', '/endpoints/' + editing.id, { name, url, description: description || null, events });
+        const row = await api('PATCH', '/endpoints/' + editing.id, { name, url, description: description || null, events, ...shaping });
         toast('Endpoint saved', 'ok');
         go('#endpoints/' + row.id);
       } else {
-        const row = await api('POST', '/endpoints', { name, url, events, ...(description ? { description } : {}) });
+        if (shaping.template === null) delete shaping.template;
+        const row = await api('POST', '/endpoints', { name, url, events, ...(description ? { description } : {}), ...shaping });
         const { secret, ...endpoint } = row;
         state.endpoint = endpoint;
         go('#endpoints/' + endpoint.id);

@@ -28,12 +28,14 @@
     chart: [],
     timers: [],
     typesLoaded: false,
+    /** The new-endpoint form's transformation template picker (shared/dom.js), made on first use. */
+    picker: null,
   };
 
   // ---------------------------------------------------------------- DOM helpers
 
   /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
-  const { h } = window.carteiroDom;
+  const { h, templatePicker } = window.carteiroDom;
 
   const show = (el, visible) => { el.hidden = !visible; };
 
@@ -185,6 +187,7 @@
     for (const t of state.timers) clearInterval(t);
     state.timers = [];
     closeDrawer();
+    closeCreate();
     show($('app'), false);
     show($('login'), true);
     const err = $('login-error');
@@ -604,6 +607,60 @@
     }
   }
 
+  // ---------------------------------------------------------------- new endpoint
+
+  async function openCreate() {
+    if (!state.picker) {
+      const templates = (await api('GET', '/transformation-templates')).data;
+      state.picker = templatePicker({ select: $('ep-template'), code: $('ep-transformation'), hint: $('ep-template-hint') }, templates);
+    }
+    $('endpoint-form').reset();
+    state.picker.set(null, null);
+    show($('ep-error'), false);
+    show($('endpoint-form'), true);
+    show($('ep-secret'), false);
+    show($('endpoint-create'), true);
+    $('ep-name').focus();
+  }
+
+  function closeCreate() {
+    show($('endpoint-create'), false);
+    $('ep-secret-value').textContent = '';
+  }
+
+  async function createEndpoint(ev) {
+    ev.preventDefault();
+    const fail = (text) => {
+      $('ep-error').textContent = text;
+      show($('ep-error'), true);
+    };
+    show($('ep-error'), false);
+    const name = $('ep-name').value.trim();
+    const url = $('ep-url').value.trim();
+    const events = $('ep-events').value.split(',').map((x) => x.trim()).filter(Boolean);
+    if (!name) return fail('Give the endpoint a name.');
+    if (!/^https?:\/\//i.test(url)) return fail('The URL must start with https:// (or http://).');
+    if (events.length === 0) return fail('Name at least one event type, or * for all.');
+    // The code as it stands in the form (a template's, edited or not), with the template as its label.
+    const { transformation, template } = state.picker.value();
+    const body = { name, url, events, ...(transformation ? { transformation } : {}), ...(template ? { template } : {}) };
+    $('ep-create').disabled = true;
+    try {
+      const row = await api('POST', '/endpoints', body);
+      $('ep-secret-name').textContent = row.name;
+      $('ep-secret-value').textContent = row.secret;
+      show($('endpoint-form'), false);
+      show($('ep-secret'), true);
+      toast(`Endpoint "${row.name}" created`, 'ok');
+      await loadEndpoints(true);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      fail(err instanceof Error ? err.message : String(err));
+    } finally {
+      $('ep-create').disabled = false;
+    }
+  }
+
   // ---------------------------------------------------------------- live stream
 
   let refreshTimer = null;
@@ -749,6 +806,10 @@
     });
     $('events-more').addEventListener('click', () => loadEvents(false).catch(report));
     $('endpoints-more').addEventListener('click', () => loadEndpoints(false).catch(report));
+    $('new-endpoint').addEventListener('click', () => openCreate().catch(report));
+    $('endpoint-form').addEventListener('submit', createEndpoint);
+    $('ep-cancel').addEventListener('click', closeCreate);
+    $('ep-secret-done').addEventListener('click', closeCreate);
     $('new-events').addEventListener('click', () => { window.scrollTo(0, 0); loadEvents(true).catch(report); });
     $('bulk-replay').addEventListener('click', bulkReplay);
     window.addEventListener('hashchange', () => { if (state.key) route(); });

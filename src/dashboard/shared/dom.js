@@ -1,11 +1,12 @@
 // The DOM builder the dashboard and the portal page share: elements from tag, attributes and children,
 // every string set as text (textContent, or a text node), never parsed as HTML. Loaded before each
 // page's own script, as a plain file (the pages' CSP allows scripts from their own origin only).
+// Also the transformation template picker both pages' endpoint forms use.
 'use strict';
 
-/** h('tr', {class:'x'}, 'text', child): attributes by setAttribute, children as text nodes. */
-window.carteiroDom = Object.freeze({
-  h(tag, props, ...children) {
+(() => {
+  /** h('tr', {class:'x'}, 'text', child): attributes by setAttribute, children as text nodes. */
+  function h(tag, props, ...children) {
     const el = document.createElement(tag);
     if (props) {
       for (const [k, v] of Object.entries(props)) {
@@ -21,5 +22,52 @@ window.carteiroDom = Object.freeze({
       el.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
     return el;
-  },
-});
+  }
+
+  /**
+   * The template picker of an endpoint form: `select` lists `templates` (as GET …/transformation-templates
+   * answers); choosing one puts its code in `code`, an editable textarea, and says in `hint` what it
+   * sends and what it needs. Choosing None empties the code only if it is still the template's, as put.
+   *   set(template, transformation)  shows an endpoint's own (or nothing, for a new one)
+   *   value()                        {transformation, template}: the code (null when empty), and the
+   *                                  template chosen as its label (null without code or template)
+   */
+  function templatePicker({ select, code, hint }, templates) {
+    const byName = new Map(templates.map((t) => [t.name, t]));
+    select.replaceChildren(h('option', { value: '' }, 'None'), ...templates.map((t) => h('option', { value: t.name }, t.title)));
+    let filled = null;
+    const describe = (t) => {
+      hint.hidden = !t;
+      if (!t) return void (hint.textContent = '');
+      const options = t.options.map((o) => `Fill in ${o.name} in the code${o.required ? ' (required)' : ''}: ${o.description}`);
+      hint.textContent = [t.description, `Endpoint URL: ${t.url_hint}.`, ...options].join(' ');
+    };
+    select.addEventListener('change', () => {
+      const t = byName.get(select.value);
+      if (t) {
+        code.value = t.source;
+        filled = t.source;
+      } else if (filled !== null && code.value === filled) {
+        code.value = '';
+        filled = null;
+      }
+      describe(t);
+    });
+    return {
+      set(template, transformation) {
+        const t = template ? byName.get(template) : undefined;
+        select.value = t ? t.name : '';
+        code.value = transformation || '';
+        // The template's code as it came: None may take it away, as for one just picked.
+        filled = t && transformation === t.source ? transformation : null;
+        describe(byName.get(select.value));
+      },
+      value() {
+        const transformation = code.value.trim() ? code.value : null;
+        return { transformation, template: transformation && select.value ? select.value : null };
+      },
+    };
+  }
+
+  window.carteiroDom = Object.freeze({ h, templatePicker });
+})();
