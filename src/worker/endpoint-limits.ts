@@ -41,6 +41,8 @@ export type EndpointLimits = {
   finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
   /** Whether one more request to the endpoint fits its limit here (the claim's own rule, see view). */
   hasRoom(endpointId: string, cap: number): boolean;
+  /** Whether the worker has nothing in flight to the endpoint. */
+  idle(endpointId: string): boolean;
   /** A claimed delivery was handed back unsent (no room after all): its outcome is still to record. */
   handedBack(endpointId: string): void;
   /**
@@ -165,6 +167,9 @@ export function createEndpointLimits(
       } else if (cap !== Infinity) cap++;
     },
     contendedCap,
+    idle(endpointId) {
+      return (states.get(endpointId)?.inFlight ?? 0) === 0;
+    },
     handedBack(endpointId) {
       state(endpointId).unrecorded++;
     },
@@ -179,7 +184,9 @@ export function createEndpointLimits(
         inFlight.push(s.inFlight);
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
         const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || (opts?.holdSending && s.inFlight > 0) || s.holdUntil > now;
-        limits.push(held ? Math.max(s.inFlight, 0) : inSlowLane(s) ? 1 : Math.min(s.limit, contended));
+        // holdSending (the quiet lane) serves an idle endpoint one delivery: its next event, not its backlog.
+        const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, contended);
+        limits.push(held ? Math.max(s.inFlight, 0) : own);
       }
       return { endpointIds, inFlight, limits };
     },
