@@ -3,7 +3,7 @@
  *   carteiro send <type> --data …        POST /trigger
  *   carteiro events [id]                 GET /events, or one event with its deliveries and attempts
  *   carteiro endpoints [id]              GET /endpoints, or one endpoint
- *   carteiro endpoints create|rotate|test|enable|disable
+ *   carteiro endpoints create|update|rotate|test|enable|disable
  *   carteiro templates [name]            GET /transformation-templates: the list, or one template's code
  *   carteiro replay <event>              POST /events/:id/replay
  *   carteiro recover --endpoint E --since T [--until T] [--dry-run]
@@ -191,7 +191,47 @@ function showEndpoint(e: EndpointRow): void {
   if (e.secret) print(`  secret: ${e.secret}   (shown once: keep it now)`);
 }
 
-export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and manage endpoints: create|rotate|test|enable|disable', (ctx) => {
+/** Fields `endpoints update --clear` sets to null: back to the service's setting, or none. */
+const CLEARABLE = ['description', 'headers', 'timeout_ms', 'max_retries', 'retry_base_delay_ms', 'max_in_flight', 'batch_max_events', 'transformation', 'template'];
+
+type EndpointFieldOptions = {
+  description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
+  batchMaxEvents?: number; batchMaxWaitMs?: number; batchGroupByType?: boolean;
+  template?: string; templateOption?: Record<string, string>; transformation?: string;
+};
+
+/** The delivery settings create and update both take. */
+function deliveryOptions(cmd: Command): Command {
+  return cmd
+    .option('--header <name: value>', 'a static header sent with every delivery (repeatable; on update, the whole set), e.g. "Authorization: Bearer …"', collectHeader)
+    .option('--timeout-ms <ms>', "this endpoint's deadline per attempt, up to the service's WEBHOOK_TIMEOUT_MS", positiveInt('--timeout-ms'))
+    .option('--max-retries <n>', "retries before a delivery fails, up to the service's WEBHOOK_MAX_RETRIES", wholeNumber('--max-retries'))
+    .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms'))
+    .option('--batch-max-events <n>', 'send up to n events per request (2-1000; docs/batching.md)', positiveInt('--batch-max-events'))
+    .option('--batch-max-wait-ms <ms>', 'how long a batch waits to fill before it goes partial (default 1000)', wholeNumber('--batch-max-wait-ms'))
+    .option('--batch-group-by-type', 'each batch holds events of one type only')
+    .option('--template <name>', 'a transformation template whose code the endpoint gets (carteiro templates lists them): slack, discord, teams, …')
+    .option('--template-option <key=value>', 'one of the template\'s options (repeatable), e.g. chat_id=-1001234567890 for telegram', collectTemplateOption)
+    .option('--transformation <code>', 'the endpoint\'s transformation: JavaScript, or @file.js (with --template, the template only labels it)', readCode);
+}
+
+function deliveryFields(o: EndpointFieldOptions): Record<string, unknown> {
+  if (o.templateOption && !o.template) throw new UsageError('--template-option: goes with --template');
+  if (o.templateOption && o.transformation !== undefined) throw new UsageError('--template-option: fills in a template\'s code, so not with --transformation (write the values into the code)');
+  return {
+    headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
+    batch_max_events: o.batchMaxEvents, batch_max_wait_ms: o.batchMaxWaitMs, batch_group_by_type: o.batchGroupByType,
+    template: o.template, template_options: o.templateOption, transformation: o.transformation,
+  };
+}
+
+function eventList(list: string): string[] {
+  const events = list.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
+  return events;
+}
+
+export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and manage endpoints: create|update|rotate|test|enable|disable', (ctx) => {
   const root = api(
     rootCommand('endpoints')
       .description('List endpoints (GET /endpoints), or show one; manage them with the actions below.')
@@ -211,39 +251,47 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
   });
 
   api(
-    root
-      .command('create')
-      .description('Register an endpoint (POST /endpoints); its signing secret is printed once.')
-      .argument('<receiver-url>', 'where deliveries go')
-      .requiredOption('--name <name>', 'a name for it')
-      .option('--events <list>', 'comma-separated event types or wildcards (user.*, *)', '*')
-      .option('--description <text>', 'a description')
-      .option('--header <name: value>', 'a static header sent with every delivery (repeatable), e.g. "Authorization: Bearer …"', collectHeader)
-      .option('--timeout-ms <ms>', "this endpoint's deadline per attempt, up to the service's WEBHOOK_TIMEOUT_MS", positiveInt('--timeout-ms'))
-      .option('--max-retries <n>', "retries before a delivery fails, up to the service's WEBHOOK_MAX_RETRIES", wholeNumber('--max-retries'))
-      .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms'))
-      .option('--batch-max-events <n>', 'send up to n events per request (2-1000; docs/batching.md)', positiveInt('--batch-max-events'))
-      .option('--batch-max-wait-ms <ms>', 'how long a batch waits to fill before it goes partial (default 1000)', wholeNumber('--batch-max-wait-ms'))
-      .option('--batch-group-by-type', 'each batch holds events of one type only')
-      .option('--template <name>', 'a transformation template whose code the endpoint gets (carteiro templates lists them): slack, discord, teams, …')
-      .option('--template-option <key=value>', 'one of the template\'s options (repeatable), e.g. chat_id=-1001234567890 for telegram', collectTemplateOption)
-      .option('--transformation <code>', 'the endpoint\'s transformation: JavaScript, or @file.js (with --template, the template only labels it)', readCode),
-  ).action(async (receiverUrl: string, o: Common & {
-    name: string; events: string; description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
-    batchMaxEvents?: number; batchMaxWaitMs?: number; batchGroupByType?: boolean;
-    template?: string; templateOption?: Record<string, string>; transformation?: string;
-  }) => {
-    const events = o.events.split(',').map((s) => s.trim()).filter(Boolean);
-    if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
-    if (o.templateOption && !o.template) throw new UsageError('--template-option: goes with --template');
-    if (o.templateOption && o.transformation !== undefined) throw new UsageError('--template-option: fills in a template\'s code, so not with --transformation (write the values into the code)');
-    const body = {
-      name: o.name, url: receiverUrl, events, description: o.description,
-      headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
-      batch_max_events: o.batchMaxEvents, batch_max_wait_ms: o.batchMaxWaitMs, batch_group_by_type: o.batchGroupByType,
-      template: o.template, template_options: o.templateOption, transformation: o.transformation,
-    };
+    deliveryOptions(
+      root
+        .command('create')
+        .description('Register an endpoint (POST /endpoints); its signing secret is printed once.')
+        .argument('<receiver-url>', 'where deliveries go')
+        .requiredOption('--name <name>', 'a name for it')
+        .option('--events <list>', 'comma-separated event types or wildcards (user.*, *)', '*')
+        .option('--description <text>', 'a description'),
+    ),
+  ).action(async (receiverUrl: string, o: Common & EndpointFieldOptions & { name: string; events: string }) => {
+    const body = { name: o.name, url: receiverUrl, events: eventList(o.events), description: o.description, ...deliveryFields(o) };
     const e = await client(ctx, o).request<EndpointRow>('POST', '/endpoints', { body });
+    return o.json ? printJson(e) : showEndpoint(e);
+  });
+
+  api(
+    deliveryOptions(
+      root
+        .command('update')
+        .description('Change an endpoint (PATCH /endpoints/:id): only the fields given change; --clear sets fields back to the service\'s.')
+        .argument('<id>', 'the endpoint')
+        .option('--receiver-url <url>', 'where deliveries go')
+        .option('--name <name>', 'its name')
+        .option('--events <list>', 'comma-separated event types or wildcards (user.*, *)')
+        .option('--description <text>', 'a description')
+        .option('--max-in-flight <n>', 'requests in flight to it per worker, at most (1-1000)', positiveInt('--max-in-flight'))
+        .option('--clear <fields>', `comma-separated fields to clear: ${CLEARABLE.join(', ')}`),
+    ),
+  ).action(async (id: string, o: Common & EndpointFieldOptions & { receiverUrl?: string; name?: string; events?: string; maxInFlight?: number; clear?: string }) => {
+    const body: Record<string, unknown> = {
+      url: o.receiverUrl, name: o.name, events: o.events === undefined ? undefined : eventList(o.events), description: o.description, max_in_flight: o.maxInFlight,
+      ...deliveryFields(o),
+    };
+    for (const field of (o.clear ?? '').split(',').map((f) => f.trim()).filter(Boolean)) {
+      if (!CLEARABLE.includes(field)) throw new UsageError(`--clear: "${field}" cannot be cleared (${CLEARABLE.join(', ')})`);
+      if (body[field] !== undefined) throw new UsageError(`--clear: ${field} is also given a value`);
+      body[field] = null;
+    }
+    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    if (Object.keys(body).length === 0) throw new UsageError('update: give at least one field to change');
+    const e = await client(ctx, o).request<EndpointRow>('PATCH', `/endpoints/${encodeURIComponent(id)}`, { body });
     return o.json ? printJson(e) : showEndpoint(e);
   });
 

@@ -46,7 +46,7 @@ function asHttpText(r: Received, drop: (name: string) => boolean = () => false):
 }
 
 const NEW_COMMANDS = [
-  ['send'], ['tail'], ['events'], ['endpoints'], ['endpoints', 'create'], ['endpoints', 'rotate'], ['endpoints', 'test'],
+  ['send'], ['tail'], ['events'], ['endpoints'], ['endpoints', 'create'], ['endpoints', 'update'], ['endpoints', 'rotate'], ['endpoints', 'test'],
   ['endpoints', 'enable'], ['endpoints', 'disable'], ['replay'], ['recover'], ['verify'], ['listen'], ['templates'],
 ];
 
@@ -263,6 +263,25 @@ test('templates lists the transformation templates and prints one\'s code; endpo
   const own = JSON.parse((await cli('endpoints', 'create', receiver.url, '--name', 'own', '--template', 'slack', '--transformation', `@${join(dir, 'slack.js')}`, '--json')).stdout);
   const ownStored = (await c.request('GET', `endpoints/${own.id}`)).body;
   assert.deepEqual([ownStored.transformation, ownStored.template], [edited, 'slack']);
+
+  // endpoints update: only what is given changes; --clear goes back to the service's setting.
+  const before = (await c.request('GET', `endpoints/${own.id}`)).body;
+  const updated = JSON.parse((await cli('endpoints', 'update', own.id, '--name', 'renamed', '--events', 'payment.*', '--timeout-ms', '2000', '--header', 'X-Team: ops', '--json')).stdout);
+  assert.deepEqual([updated.name, updated.events, updated.timeout_ms, updated.headers], ['renamed', ['payment.*'], 2000, { 'x-team': 'ops' }]);
+  assert.deepEqual([updated.url, updated.transformation], [before.url, before.transformation], 'what was not given is unchanged');
+  const cleared = JSON.parse((await cli('endpoints', 'update', own.id, '--clear', 'timeout_ms,transformation,template', '--json')).stdout);
+  assert.deepEqual([cleared.timeout_ms, cleared.transformation, cleared.template, cleared.name], [null, null, null, 'renamed']);
+  for (const [args, code, pattern] of [
+    [['endpoints', 'update', own.id], 2, /at least one field/],
+    [['endpoints', 'update', own.id, '--clear', 'url'], 2, /"url" cannot be cleared/],
+    [['endpoints', 'update', own.id, '--timeout-ms', '2000', '--clear', 'timeout_ms'], 2, /also given a value/],
+    [['endpoints', 'update', own.id, '--receiver-url', 'not a url'], 1, /url/],
+  ] as const) {
+    const r = await runCarteiro([...args], env);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+  }
+  assert.equal((await c.request('GET', `endpoints/${own.id}`)).body.name, 'renamed', 'refused updates changed nothing');
 });
 
 test('verify checks both schemes locally: good signatures exit 0, bad ones 1', async (t) => {
