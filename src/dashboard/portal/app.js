@@ -132,7 +132,7 @@
   // ---------------------------------------------------------------- DOM helpers
 
   /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
-  const { h, templatePicker } = window.carteiroDom;
+  const { h, templatePicker, exampleOf } = window.carteiroDom;
 
   const TONES = {
     succeeded: 'ok', healthy: 'ok', active: 'ok',
@@ -475,21 +475,6 @@
   }
 
   // ---------------------------------------------------------------- create / edit
-
-  /** An example of an event type's data: the schema's own example, else a sketch of its fields. */
-  function exampleOf(schema) {
-    if (!schema || typeof schema !== 'object') return null;
-    if (Array.isArray(schema.examples) && schema.examples.length > 0) return { label: 'Example data', value: schema.examples[0] };
-    if (!schema.properties || typeof schema.properties !== 'object') return null;
-    const sketch = {};
-    for (const [name, value] of Object.entries(schema.properties)) {
-      const prop = value && typeof value === 'object' ? value : {};
-      const type = Array.isArray(prop.type) ? prop.type[0] : prop.type;
-      sketch[name] = Array.isArray(prop.examples) && prop.examples.length > 0 ? prop.examples[0]
-        : type === 'string' ? 'string' : type === 'number' || type === 'integer' ? 0 : type === 'boolean' ? false : type === 'array' ? [] : type === 'object' ? {} : null;
-    }
-    return { label: 'Data fields', value: sketch };
-  }
 
   async function loadTypes() {
     if (!state.types) state.types = (await api('GET', '/event-types')).data;
