@@ -22,6 +22,11 @@ import { CHROMIUM, INSTALL_HINT, installed, launch, SHOTS, skipWithoutChromium a
 import { withKey } from '../security/tenancy-helpers.ts';
 import { startFakeN8n, type FakeN8n } from '../n8n-fake/fake-n8n.ts';
 
+/** A 32 × 32 logo as a data: image, as a session's theme may carry it. */
+const LOGO = 'data:image/svg+xml;base64,' + Buffer.from(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 32 32"><rect width="32" height="32" rx="8" fill="#ff6600"/><path d="M9 16l5 5 9-10" stroke="#fff" stroke-width="3" fill="none"/></svg>',
+).toString('base64');
+
 /** What the page must never do: throw, or log an error (but the refusals the test asks for, by status). */
 function watch(page: Page): { problems: string[]; expect(status: number): void } {
   const problems: string[] = [];
@@ -237,13 +242,15 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await page.selectOption('#portal-theme', 'dark');
   await page.fill('#portal-primary', 'orange');
   await page.click('#portal-issue');
-  await page.locator('.field-error[data-for="primary"]').filter({ hasText: '#rrggbb' }).waitFor();
+  w.expect(422);
+  await page.locator('.field-error[data-for="theme.primary_color"]').filter({ hasText: 'theme.primary_color: must be a #rrggbb colour' }).waitFor();
   assert.equal(((await c.request('GET', 'portal/sessions')).body.data as unknown[]).length, 0, 'nothing issued');
   await page.fill('#portal-primary', '#ff6600');
+  await page.fill('#portal-logo', LOGO);
   await page.click('#portal-issue');
   await page.locator('#portal-issued').waitFor({ state: 'visible' });
   const link = (await page.getAttribute('#portal-open', 'href')) as string;
-  assert.match(link, /\/portal\?token=cp_sess_[^&]+&theme=dark&primary=%23ff6600$/);
+  assert.match(link, /\/portal\?token=cp_sess_[\w-]+$/, 'the theme goes with the session, not in the link');
   await page.locator('#sessions-table tbody tr').filter({ hasText: 'customer-42' }).locator('.badge').filter({ hasText: 'active' }).waitFor();
   await shot(page, 'portal');
   const [portal] = await Promise.all([browser.context.waitForEvent('page'), page.click('#portal-open')]);
@@ -252,7 +259,10 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   assert.equal(await portal.textContent('#who-user'), 'customer-42');
   assert.equal(await portal.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(11, 16, 32)', 'dark');
   assert.equal(await portal.evaluate(() => getComputedStyle(document.getElementById('new-endpoint')!).backgroundColor), 'rgb(255, 102, 0)', 'the primary colour');
+  assert.equal(await portal.getAttribute('#brand-logo', 'src'), LOGO);
+  await eventually(() => portal.evaluate(() => (document.getElementById('brand-logo') as HTMLImageElement).naturalWidth === 32), { what: 'the logo to load' });
   assert.ok(!portal.url().includes('token='), 'the token leaves the address bar');
+  await portal.screenshot({ path: join(SHOTS, 'carteiro-dashboard-manage-portal-themed.png'), fullPage: true });
   await page.click('#portal-issued-done');
   assert.equal(await page.textContent('#portal-issued-url'), '');
 

@@ -114,7 +114,7 @@
       this.status = status;
       this.code = code;
       /** The request field the API named (details.field: `schema`, `body.url`, `filter.amount.gte`), if any. */
-      this.field = details && typeof details.field === 'string' ? details.field.replace(/^body\./, '').split(/[.[]/)[0] : null;
+      this.field = details && typeof details.field === 'string' ? details.field.replace(/^body\./, '') : null;
     }
   }
 
@@ -163,14 +163,17 @@
   }
 
   /**
-   * Shows an error where it belongs: beside the field it names (a `.field-error[data-for=field]` of
-   * the form, for a local check or the API's details.field), else at the form's foot.
+   * Shows an error where it belongs: beside the field it names (a `.field-error[data-for=…]` of the
+   * form for the field, or for the nearest part of its path: `schema` for `schema.properties.x`; from
+   * a local check or the API's details.field), else at the form's foot.
    */
-  function formError(form, err, field) {
+  function formError(form, err) {
     if (err instanceof ApiError && err.status === 401) return;
     const message = err instanceof Error ? err.message : String(err);
-    const name = field || (err && err.field) || null;
-    const el = (name && form.querySelector(`.field-error[data-for="${CSS.escape(name)}"]`)) || form.querySelector('.form-error');
+    const parts = err && typeof err.field === 'string' ? err.field.split('.') : [];
+    let el = null;
+    for (let n = parts.length; n > 0 && !el; n--) el = form.querySelector(`.field-error[data-for="${CSS.escape(parts.slice(0, n).join('.'))}"]`);
+    el = el || form.querySelector('.form-error');
     el.textContent = message;
     el.hidden = false;
   }
@@ -1140,33 +1143,26 @@
 
   // ---------------------------------------------------------------- portal sessions
 
-  const HEX = /^#[0-9a-f]{6}$/i;
-
-  /** The session's URL with the page's theming parameters (docs/portal.md, Theming). */
-  function themedUrl(url) {
-    const u = new URL(url, location.href);
-    const theme = $('portal-theme').value;
+  /** The page's look for this session (docs/portal.md, Theming): checked by the API, 422 beside the field. */
+  function sessionTheme() {
+    const theme = { mode: $('portal-theme').value };
     const primary = $('portal-primary').value.trim();
     const logo = $('portal-logo').value.trim();
-    if (primary && !HEX.test(primary)) throw new FieldError('primary', 'Primary colour: #rrggbb, e.g. #0f766e');
-    if (logo && !/^https:\/\/[^\s]+$/i.test(logo)) throw new FieldError('logo', 'Logo: an https:// URL');
-    if (theme !== 'light') u.searchParams.set('theme', theme);
-    if (primary) u.searchParams.set('primary', primary);
-    if (logo) u.searchParams.set('logo', logo);
-    return u.href;
+    if (primary) theme.primary_color = primary;
+    if (logo) theme.logo_url = logo;
+    return theme;
   }
 
   async function issueSession(form) {
     const minutes = Number($('portal-ttl').value || 60);
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new FieldError('ttl_seconds', 'Lifetime: whole minutes, 1 to 1440');
-    themedUrl(location.href); // the theme's fields checked before a session is made
-    const s = await api('POST', '/portal/sessions', { user_id: $('portal-user').value.trim(), scope: $('portal-scope').value, ttl_seconds: minutes * 60 });
-    const url = themedUrl(s.url);
+    const body = { user_id: $('portal-user').value.trim(), scope: $('portal-scope').value, ttl_seconds: minutes * 60, theme: sessionTheme() };
+    const s = await api('POST', '/portal/sessions', body);
     $('portal-issued-user').textContent = s.user_id;
     $('portal-issued-scope').textContent = s.scope === 'manage' ? 'may manage' : 'read only';
     $('portal-issued-expires').textContent = fmtDate(s.expires_at);
-    $('portal-issued-url').textContent = url;
-    $('portal-open').setAttribute('href', url);
+    $('portal-issued-url').textContent = s.url;
+    $('portal-open').setAttribute('href', s.url);
     show($('portal-issued'), true);
     show(form, false);
     await loadSessions();
