@@ -323,9 +323,20 @@ const erasure = obj({
 
 const noContent = { type: 'null', description: 'No content.' };
 
+const portalTheme = {
+  anyOf: [
+    { type: 'null' },
+    obj({
+      mode: { type: 'string', enum: ['light', 'dark', 'auto'] },
+      primary_color: { ...str, description: '#rrggbb' },
+      logo_url: { ...str, description: 'An https:// URL, or a base64 data:image/… of at most 32 KiB.' },
+    }, ['mode', 'primary_color', 'logo_url']),
+  ],
+  description: 'How the portal page looks for this session (null: its defaults). URL parameters of the page override each value.',
+};
 const portalSessionFields = {
   id: str, organization_id: str, user_id: str, prefix: { ...str, description: "The token's first characters." },
-  scope: { type: 'string', enum: ['read', 'manage'] }, features: strings, created_at: date, expires_at: date, revoked_at: ndate,
+  scope: { type: 'string', enum: ['read', 'manage'] }, features: strings, theme: portalTheme, created_at: date, expires_at: date, revoked_at: ndate,
   active: { ...bool, description: 'Neither revoked nor expired.' },
 };
 const portalSession = obj(portalSessionFields);
@@ -337,7 +348,8 @@ const newPortalSession = {
   }),
   examples: [{
     id: '0190c3a4-0000-7000-8000-0000000000aa', organization_id: eventExample.organization_id, user_id: 'customer-42', prefix: 'cp_sess_Zx81Qa',
-    scope: 'manage', features: [], created_at: eventExample.created_at, expires_at: '2025-01-15T13:00:00.000Z', revoked_at: null, active: true,
+    scope: 'manage', features: [], theme: { mode: 'dark', primary_color: '#0f766e', logo_url: 'https://app.example.com/logo.svg' },
+    created_at: eventExample.created_at, expires_at: '2025-01-15T13:00:00.000Z', revoked_at: null, active: true,
     token: 'cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI', url: 'https://hooks.example.com/portal?token=cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI',
   }],
 };
@@ -562,17 +574,18 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
   'POST /portal/sessions': {
     summary: 'Issue a portal session for one of your users; its token is in this answer only',
-    description: 'Default scope "read"; default lifetime CARTEIRO_PORTAL_SESSION_TTL_SECONDS (1 h), at most 24 h. `features` are kept for the portal page; the API enforces the scope.',
+    description: 'Default scope "read"; default lifetime CARTEIRO_PORTAL_SESSION_TTL_SECONDS (1 h), at most 24 h. `features` are kept for the portal page; the API enforces the scope. `theme` ({mode, primary_color, logo_url}) is how the portal page looks for the session: a bad value is refused with 422 (CARTEIRO_INVALID_THEME) naming the field.',
     ok: { 201: newPortalSession },
-    bodyExamples: [{ user_id: 'customer-42', scope: 'manage', ttl_seconds: 3600 }],
+    errors: [422],
+    bodyExamples: [{ user_id: 'customer-42', scope: 'manage', ttl_seconds: 3600, theme: { mode: 'dark', primary_color: '#0f766e' } }],
   },
   'GET /portal/sessions': { summary: 'List portal sessions (never their tokens), optionally of one user', ok: { 200: page(portalSession) } },
   'DELETE /portal/sessions/:id': { summary: 'Revoke a portal session: its token answers 401 from now on', ok: { 200: portalSession }, errors: [404] },
 
   'GET /portal/session': {
-    summary: 'The portal session itself: its user, scope and limits',
+    summary: 'The portal session itself: its user, scope, theme and limits',
     auth: 'portal',
-    ok: { 200: obj({ session_id: str, organization_id: str, user_id: str, scope: { type: 'string', enum: ['read', 'manage'] }, limits: obj(userLimitValues) }) },
+    ok: { 200: obj({ session_id: str, organization_id: str, user_id: str, scope: { type: 'string', enum: ['read', 'manage'] }, theme: portalTheme, limits: obj(userLimitValues) }) },
   },
   'GET /portal/event-types': { summary: 'The event catalog, to pick event types from (read-only)', auth: 'portal', ok: { 200: list(eventType) } },
   'GET /portal/transformation-templates': { summary: 'The transformation templates with their code, to fill an endpoint\'s transformation from (read-only)', auth: 'portal', ok: { 200: list(transformationTemplate) } },

@@ -46,6 +46,13 @@ export class InvalidDeliverySettingError extends CarteiroError {
   }
 }
 
+/** A portal session's theme Carteiro will not apply: `field` is the part that is wrong (`theme.primary_color`). */
+export class InvalidPortalThemeError extends CarteiroError {
+  constructor(field: string, message: string) {
+    super('CARTEIRO_INVALID_THEME', 422, `${field}: ${message}`, { field });
+  }
+}
+
 /** An endpoint's batching fields (docs/batching.md): a bad value, or batching with what it cannot go with. */
 export class InvalidBatchingError extends CarteiroError {
   constructor(field: string, message: string) {

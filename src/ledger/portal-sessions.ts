@@ -7,6 +7,9 @@ import type { Sql } from './connection.ts';
 
 export type PortalScope = 'read' | 'manage';
 
+/** How the portal page looks for a session (migration 0029), as the API checked it. */
+export type PortalTheme = { mode?: 'light' | 'dark' | 'auto'; primary_color?: string; logo_url?: string };
+
 export type PortalSessionRow = {
   id: string;
   organization_id: string;
@@ -14,6 +17,7 @@ export type PortalSessionRow = {
   prefix: string;
   scope: PortalScope;
   features: string[];
+  theme: PortalTheme | null;
   created_by_key_id: string | null;
   created_at: Date;
   expires_at: Date;
@@ -27,23 +31,24 @@ export type NewPortalSession = {
   prefix: string;
   scope: PortalScope;
   features: string[];
+  theme: PortalTheme | null;
   createdByKeyId: string | null;
   ttlSeconds: number;
 };
 
 export async function insertPortalSession(sql: Sql, s: NewPortalSession): Promise<PortalSessionRow> {
   const [row] = await sql<PortalSessionRow[]>`
-    INSERT INTO portal_sessions (organization_id, user_id, token_hash, prefix, scope, features, created_by_key_id, expires_at)
-    VALUES (${s.organizationId}, ${s.userId}, ${s.tokenHash}, ${s.prefix}, ${s.scope}, ${s.features}::text[], ${s.createdByKeyId},
+    INSERT INTO portal_sessions (organization_id, user_id, token_hash, prefix, scope, features, theme, created_by_key_id, expires_at)
+    VALUES (${s.organizationId}, ${s.userId}, ${s.tokenHash}, ${s.prefix}, ${s.scope}, ${s.features}::text[], ${s.theme ? sql.json(s.theme as never) : null}, ${s.createdByKeyId},
             now() + ${s.ttlSeconds} * interval '1 second')
-    RETURNING id, organization_id, user_id, prefix, scope, features, created_by_key_id, created_at, expires_at, revoked_at`;
+    RETURNING id, organization_id, user_id, prefix, scope, features, theme, created_by_key_id, created_at, expires_at, revoked_at`;
   return row as PortalSessionRow;
 }
 
 /** The session with this hash if it is neither revoked nor expired (by the ledger's clock). */
 export async function findLivePortalSessionByHash(sql: Sql, tokenHash: string): Promise<PortalSessionRow | undefined> {
   const [row] = await sql<PortalSessionRow[]>`
-    SELECT id, organization_id, user_id, prefix, scope, features, created_by_key_id, created_at, expires_at, revoked_at
+    SELECT id, organization_id, user_id, prefix, scope, features, theme, created_by_key_id, created_at, expires_at, revoked_at
     FROM portal_sessions WHERE token_hash = ${tokenHash} AND revoked_at IS NULL AND expires_at > now()`;
   return row;
 }
@@ -53,7 +58,7 @@ export async function listPortalSessions(
   f: { organizationId: string | null; userId?: string | undefined; after?: string | undefined; limit: number },
 ): Promise<PortalSessionRow[]> {
   return sql<PortalSessionRow[]>`
-    SELECT id, organization_id, user_id, prefix, scope, features, created_by_key_id, created_at, expires_at, revoked_at
+    SELECT id, organization_id, user_id, prefix, scope, features, theme, created_by_key_id, created_at, expires_at, revoked_at
     FROM portal_sessions
     WHERE (${f.organizationId}::uuid IS NULL OR organization_id = ${f.organizationId}::uuid)
       AND (${f.userId ?? null}::text IS NULL OR user_id = ${f.userId ?? null})
@@ -66,6 +71,6 @@ export async function revokePortalSession(sql: Sql, organizationId: string | nul
   const [row] = await sql<PortalSessionRow[]>`
     UPDATE portal_sessions SET revoked_at = coalesce(revoked_at, now())
     WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
-    RETURNING id, organization_id, user_id, prefix, scope, features, created_by_key_id, created_at, expires_at, revoked_at`;
+    RETURNING id, organization_id, user_id, prefix, scope, features, theme, created_by_key_id, created_at, expires_at, revoked_at`;
   return row;
 }

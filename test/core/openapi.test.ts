@@ -269,6 +269,8 @@ describe('the API description', () => {
     await call('POST /portal/sessions', 'portal/sessions', 400, { scope: 'manage' });
     const session = await call('POST /portal/sessions', 'portal/sessions', 201, { user_id: 'docs-user', scope: 'manage' });
     const reader = await call('POST /portal/sessions', 'portal/sessions', 201, { user_id: 'docs-user' });
+    await call('POST /portal/sessions', 'portal/sessions', 201, { user_id: 'docs-user', theme: { mode: 'dark', primary_color: '#0f766e' } });
+    await call('POST /portal/sessions', 'portal/sessions', 422, { user_id: 'docs-user', theme: { primary_color: 'teal' } });
     await call('GET /portal/sessions', 'portal/sessions?user_id=docs-user', 200);
     await call('GET /portal/sessions', 'portal/sessions?limit=0', 400);
     const as = { authorization: `Bearer ${session.token}` };

@@ -106,6 +106,47 @@ test('bad session requests are refused naming the field, and nothing is stored',
   assert.equal(after[0]?.n, before[0]?.n);
 });
 
+test('a session carries a theme: stored, listed, read by the page from GET /portal/session; bad values are 422 naming the field', async () => {
+  const logo = 'data:image/svg+xml;base64,' + Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"/>').toString('base64');
+  const s = await issue('customer-theme', { theme: { mode: 'dark', primary_color: '#FF6600', logo_url: logo } });
+  assert.deepEqual(s.theme, { mode: 'dark', primary_color: '#ff6600', logo_url: logo });
+  assert.equal(s.url, `https://hooks.example.com/portal?token=${s.token}`, 'the theme travels with the session, not in the URL');
+  const me = await portal(s.token)('GET', 'portal/session');
+  assert.deepEqual(me.body.theme, { mode: 'dark', primary_color: '#ff6600', logo_url: logo });
+  const listed = await asOrg()('GET', 'portal/sessions?user_id=customer-theme');
+  assert.deepEqual(listed.body.data[0].theme, s.theme);
+  const https = await issue('customer-theme', { theme: { logo_url: 'https://app.example.com/logo.svg' } });
+  assert.deepEqual(https.theme, { logo_url: 'https://app.example.com/logo.svg' });
+  // No theme (or an empty one): null, the page's defaults.
+  assert.equal((await issue('customer-theme')).theme, null);
+  assert.equal((await issue('customer-theme', { theme: {} })).theme, null);
+  assert.equal((await portal((await issue('customer-theme')).token)('GET', 'portal/session')).body.theme, null);
+
+  const before = await c.services.ledger.sql`SELECT count(*)::int AS n FROM portal_sessions`;
+  for (const [theme, field] of [
+    [{ mode: 'sepia' }, 'theme.mode'],
+    [{ primary_color: 'orange' }, 'theme.primary_color'],
+    [{ primary_color: '#f60' }, 'theme.primary_color'],
+    [{ primary_color: '#ff6600;background:url(https://evil.example/x)' }, 'theme.primary_color'],
+    [{ logo_url: 'http://app.example.com/logo.svg' }, 'theme.logo_url'],
+    [{ logo_url: 'javascript:alert(1)' }, 'theme.logo_url'],
+    [{ logo_url: 'https://user:pass@app.example.com/logo.svg' }, 'theme.logo_url'],
+    [{ logo_url: 'data:text/html;base64,PHNjcmlwdD4=' }, 'theme.logo_url'],
+    [{ logo_url: 'data:image/png;base64,' + 'A'.repeat(40_000) }, 'theme.logo_url'],
+  ] as const) {
+    const res = await asOrg()('POST', 'portal/sessions', { user_id: 'u', theme });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.code, 'CARTEIRO_INVALID_THEME');
+    assert.equal(res.body.details.field, field, JSON.stringify(res.body));
+    assert.match(res.body.message, new RegExp(`^${field.replace('.', '\\.')}: `));
+  }
+  const extra = await asOrg()('POST', 'portal/sessions', { user_id: 'u', theme: { font: 'Comic Sans' } });
+  assert.equal(extra.status, 400);
+  assert.equal(extra.body.details.field, 'body.theme.font');
+  const after = await c.services.ledger.sql`SELECT count(*)::int AS n FROM portal_sessions`;
+  assert.equal(after[0]?.n, before[0]?.n, 'nothing stored');
+});
+
 test('a revoked or expired session answers 401; another organization cannot revoke it', async () => {
   const s = await issue('customer-2', { scope: 'manage' });
   const as = portal(s.token);

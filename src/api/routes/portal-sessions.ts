@@ -3,7 +3,7 @@
  * (or the admin key, with X-Organization-Id) asks for one; the token is in that answer only, the
  * ledger keeps its hash. A portal token itself may not use these routes (no `config.portal`: 403).
  *
- *   POST   /portal/sessions      {user_id, ttl_seconds?, scope?, features?} → 201 {token, url, …}
+ *   POST   /portal/sessions      {user_id, ttl_seconds?, scope?, features?, theme?} → 201 {token, url, …}
  *   GET    /portal/sessions      ?user_id= → the sessions (never their tokens)
  *   DELETE /portal/sessions/:id  revoke: the token answers 401 from then on
  */
@@ -11,7 +11,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Ledger } from '../../ledger/connection.ts';
 import type { Config } from '../../config/config.ts';
 import { idParams, pageQuery, shortText } from '../schemas.ts';
-import { insertPortalSession, listPortalSessions, revokePortalSession, type PortalScope, type PortalSessionRow } from '../../ledger/portal-sessions.ts';
+import { insertPortalSession, listPortalSessions, revokePortalSession, type PortalScope, type PortalSessionRow, type PortalTheme } from '../../ledger/portal-sessions.ts';
+import { checkPortalTheme, portalThemeSchema } from '../portal-theme.ts';
 import { generatePortalToken } from '../../security/tenancy/portal-sessions.ts';
 import { NotFoundError } from '../../errors/errors.ts';
 
@@ -19,7 +20,7 @@ import { NotFoundError } from '../../errors/errors.ts';
 export const MAX_PORTAL_SESSION_SECONDS = 24 * 3600;
 const MIN_PORTAL_SESSION_SECONDS = 60;
 
-type SessionBody = { user_id: string; ttl_seconds?: number; scope?: PortalScope; features?: string[] };
+type SessionBody = { user_id: string; ttl_seconds?: number; scope?: PortalScope; features?: string[]; theme?: PortalTheme };
 
 export function presentPortalSession(s: PortalSessionRow) {
   return {
@@ -29,6 +30,7 @@ export function presentPortalSession(s: PortalSessionRow) {
     prefix: s.prefix,
     scope: s.scope,
     features: s.features,
+    theme: s.theme ?? null,
     created_at: s.created_at,
     expires_at: s.expires_at,
     revoked_at: s.revoked_at,
@@ -63,12 +65,14 @@ export async function portalSessionRoutes(app: FastifyInstance, services: Sessio
             ttl_seconds: { type: 'integer', minimum: MIN_PORTAL_SESSION_SECONDS, maximum: MAX_PORTAL_SESSION_SECONDS },
             scope: { type: 'string', enum: ['read', 'manage'] },
             features: { type: 'array', maxItems: 20, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 50, pattern: '^[a-z][a-z0-9_.-]*$' } },
+            theme: portalThemeSchema,
           },
         },
       },
     },
     async (request, reply) => {
       const b = request.body;
+      const theme = checkPortalTheme(b.theme);
       const principal = request.tenant.principal;
       const { token, tokenHash, prefix } = generatePortalToken();
       const row = await insertPortalSession(sql, {
@@ -78,6 +82,7 @@ export async function portalSessionRoutes(app: FastifyInstance, services: Sessio
         prefix,
         scope: b.scope ?? 'read',
         features: b.features ?? [],
+        theme,
         createdByKeyId: principal.kind === 'organization' ? principal.keyId : null,
         ttlSeconds: b.ttl_seconds ?? services.config.portal.sessionTtlSeconds,
       });

@@ -95,7 +95,7 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     const s = sessionOf(request);
     const limits = await services.userLimits.fresh(s.organizationId, s.userId);
     return {
-      session_id: s.sessionId, organization_id: s.organizationId, user_id: s.userId, scope: s.scope,
+      session_id: s.sessionId, organization_id: s.organizationId, user_id: s.userId, scope: s.scope, theme: s.theme ?? null,
       limits: { max_endpoints: limits.max_endpoints, events_per_second: limits.events_per_second, events_burst: limits.events_burst },
     };
   });

@@ -3,8 +3,9 @@
 //
 // - The token comes from the URL (?token=…), is removed from the address bar at once (so it stays
 //   in no history entry and no referrer), and is kept in this tab's sessionStorage only.
-// - Theming comes from the URL too (?theme=dark&primary=%23ff6600&logo=https://…), each value
-//   checked strictly: a colour is #rgb or #rrggbb, a logo an http(s) URL set as an <img src>.
+// - Theming comes with the session (its theme, from GET /portal/session) and from the URL
+//   (?theme=dark&primary=%23ff6600&logo=https://…, each over the session's), each value checked
+//   strictly: a colour is #rgb or #rrggbb, a logo an http(s) URL or a data: image set as an <img src>.
 // - Everything shown is built with createElement/textContent: names, URLs and the receivers'
 //   answers are data, never parsed as HTML.
 'use strict';
@@ -36,8 +37,12 @@
 
   const HEX_COLOUR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
 
-  /** A logo is accepted only as an absolute http(s) URL without credentials, used as an image source. */
+  /**
+   * A logo is accepted only as an absolute http(s) URL without credentials, or a base64 data: image
+   * (as a session's theme may carry), used as an image source.
+   */
   function logoUrl(value) {
+    if (typeof value === 'string' && /^data:image\/(?:png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]+={0,2}$/.test(value)) return value;
     if (!value || value.length > 2048) return null;
     try {
       const u = new URL(value);
@@ -58,17 +63,21 @@
     return luminance > 0.4 ? '#111827' : '#ffffff';
   }
 
-  function applyTheme(params) {
+  /** The session's theme (GET /portal/session; none before it is read), each value overridden by the URL's parameter. */
+  function themeOf(session, params) {
+    const t = (session && session.theme) || {};
+    return { mode: params.get('theme') || t.mode, primary: params.get('primary') || t.primary_color, logo: params.get('logo') || t.logo_url };
+  }
+
+  function applyTheme({ mode, primary, logo: logoValue }) {
     const root = document.documentElement;
-    const theme = params.get('theme');
-    root.setAttribute('data-theme', theme === 'dark' || theme === 'auto' ? theme : 'light');
-    const primary = params.get('primary');
+    root.setAttribute('data-theme', mode === 'dark' || mode === 'auto' ? mode : 'light');
     if (primary && HEX_COLOUR.test(primary)) {
       // CSSOM, not a style attribute: allowed under style-src 'self', and the value is checked above.
       root.style.setProperty('--accent', primary);
       root.style.setProperty('--accent-ink', inkOn(primary));
     }
-    const logo = logoUrl(params.get('logo'));
+    const logo = logoUrl(logoValue);
     if (logo) {
       const img = $('brand-logo');
       img.src = logo;
@@ -132,7 +141,7 @@
   // ---------------------------------------------------------------- DOM helpers
 
   /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
-  const { h, templatePicker } = window.carteiroDom;
+  const { h, templatePicker, exampleOf } = window.carteiroDom;
 
   const TONES = {
     succeeded: 'ok', healthy: 'ok', active: 'ok',
@@ -476,21 +485,6 @@
 
   // ---------------------------------------------------------------- create / edit
 
-  /** An example of an event type's data: the schema's own example, else a sketch of its fields. */
-  function exampleOf(schema) {
-    if (!schema || typeof schema !== 'object') return null;
-    if (Array.isArray(schema.examples) && schema.examples.length > 0) return { label: 'Example data', value: schema.examples[0] };
-    if (!schema.properties || typeof schema.properties !== 'object') return null;
-    const sketch = {};
-    for (const [name, value] of Object.entries(schema.properties)) {
-      const prop = value && typeof value === 'object' ? value : {};
-      const type = Array.isArray(prop.type) ? prop.type[0] : prop.type;
-      sketch[name] = Array.isArray(prop.examples) && prop.examples.length > 0 ? prop.examples[0]
-        : type === 'string' ? 'string' : type === 'number' || type === 'integer' ? 0 : type === 'boolean' ? false : type === 'array' ? [] : type === 'object' ? {} : null;
-    }
-    return { label: 'Data fields', value: sketch };
-  }
-
   async function loadTypes() {
     if (!state.types) state.types = (await api('GET', '/event-types')).data;
     return state.types;
@@ -706,7 +700,7 @@
 
   async function start() {
     const params = new URLSearchParams(window.location.search);
-    applyTheme(params);
+    applyTheme(themeOf(null, params));
     state.token = takeToken();
     if (!state.token) {
       endSession('No session', 'This page opens from a link the app gives you. Open it again from the app.');
@@ -721,6 +715,7 @@
       return;
     }
     state.session = session;
+    applyTheme(themeOf(session, params));
     applyScope(session);
     $('app').hidden = false;
 

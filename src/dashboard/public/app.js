@@ -30,12 +30,17 @@
     typesLoaded: false,
     /** The new-endpoint form's transformation template picker (shared/dom.js), made on first use. */
     picker: null,
+    /** The endpoint opened from its row (#endpoints/<id>), and the test event being waited for. */
+    endpoint: null,
+    testRun: 0,
+    orgs: { rows: [], cursor: null, open: null },
+    audit: { rows: [], cursor: null },
   };
 
   // ---------------------------------------------------------------- DOM helpers
 
   /** h('tr', {class:'x'}, 'text', child): shared/dom.js, loaded before this script. */
-  const { h, templatePicker } = window.carteiroDom;
+  const { h, templatePicker, exampleOf } = window.carteiroDom;
 
   const show = (el, visible) => { el.hidden = !visible; };
 
@@ -104,10 +109,12 @@
   // ---------------------------------------------------------------- API
 
   class ApiError extends Error {
-    constructor(status, message, code) {
+    constructor(status, message, code, details) {
       super(message);
       this.status = status;
       this.code = code;
+      /** The request field the API named (details.field: `schema`, `body.url`, `filter.amount.gte`), if any. */
+      this.field = details && typeof details.field === 'string' ? details.field.replace(/^body\./, '') : null;
     }
   }
 
@@ -133,7 +140,7 @@
       throw new ApiError(401, 'unauthorized', 'CARTEIRO_UNAUTHORIZED');
     }
     if (!res.ok && !allow.includes(res.status)) {
-      throw new ApiError(res.status, (data && data.message) || res.statusText || 'request failed', data && data.code);
+      throw new ApiError(res.status, (data && data.message) || res.statusText || 'request failed', data && data.code, data && data.details);
     }
     return data;
   }
@@ -142,6 +149,59 @@
     if (err instanceof ApiError && err.status === 401) return;
     toast(err instanceof Error ? err.message : String(err), 'bad');
   };
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // ---------------------------------------------------------------- form errors
+
+  /** Hides a form's messages: the one for the whole form (.form-error) and those beside fields. */
+  function clearErrors(form) {
+    for (const el of form.querySelectorAll('.form-error, .field-error')) {
+      el.textContent = '';
+      el.hidden = true;
+    }
+  }
+
+  /**
+   * Shows an error where it belongs: beside the field it names (a `.field-error[data-for=…]` of the
+   * form for the field, or for the nearest part of its path: `schema` for `schema.properties.x`; from
+   * a local check or the API's details.field), else at the form's foot.
+   */
+  function formError(form, err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    const message = err instanceof Error ? err.message : String(err);
+    const parts = err && typeof err.field === 'string' ? err.field.split('.') : [];
+    let el = null;
+    for (let n = parts.length; n > 0 && !el; n--) el = form.querySelector(`.field-error[data-for="${CSS.escape(parts.slice(0, n).join('.'))}"]`);
+    el = el || form.querySelector('.form-error');
+    el.textContent = message;
+    el.hidden = false;
+  }
+
+  /** Runs a form's submit handler with its button disabled, its errors cleared and shown. */
+  function onSubmit(form, handler) {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(form);
+      const button = form.querySelector('button[type="submit"]');
+      button.disabled = true;
+      try {
+        await handler(form);
+      } catch (err) {
+        formError(form, err);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  /** A local check that failed: named after the field it is about, shown beside it. */
+  class FieldError extends Error {
+    constructor(field, message) {
+      super(message);
+      this.field = field;
+    }
+  }
 
   // ---------------------------------------------------------------- sign-in
 
@@ -188,6 +248,10 @@
     state.timers = [];
     closeDrawer();
     closeCreate();
+    // Secrets, keys and portal links shown once leave the page with the key.
+    closeEndpoint();
+    hideKeySecret();
+    doneSession();
     show($('app'), false);
     show($('login'), true);
     const err = $('login-error');
@@ -202,6 +266,21 @@
     overview: ['Overview', 'Health, queues and deliveries as they happen'],
     events: ['Events', 'Every accepted event, newest first'],
     endpoints: ['Endpoints', 'Destinations, their counters and state'],
+    types: ['Event types', 'The catalog: built-in types and your own, with their schemas'],
+    n8n: ['n8n workflows', 'Workflows as destinations: discover, sync, watch'],
+    organizations: ['Organizations', 'Organizations and their API keys'],
+    audit: ['Audit log', 'Every management action: who, what, when'],
+    portal: ['Portal sessions', 'What one of your users sees of their webhooks'],
+  };
+
+  /** What opening each view loads (the overview and events have their own refresh). */
+  const LOADERS = {
+    endpoints: () => loadEndpoints(true),
+    types: () => loadTypes(),
+    n8n: () => loadWorkflows(),
+    organizations: () => loadOrgs(true),
+    audit: () => loadAudit(true),
+    portal: () => loadSessions(),
   };
 
   function route() {
@@ -216,7 +295,9 @@
       if (state.events.pages === 0) loadEvents(true).catch(report);
       if (id && UUID.test(id)) openEvent(id);
     }
-    if (state.view === 'endpoints') loadEndpoints(true).catch(report);
+    if (LOADERS[state.view]) LOADERS[state.view]().catch(report);
+    if (state.view === 'endpoints' && id && UUID.test(id)) openEndpoint(id).catch(report);
+    else if (state.view === 'endpoints') closeEndpoint();
   }
 
   // ---------------------------------------------------------------- overview
@@ -579,7 +660,7 @@
     if (pct !== null) meter.firstChild.style.width = pct + '%';
     if (pct !== null && pct < 90) meter.dataset.tone = pct < 50 ? 'bad' : 'warn';
     const action = e.is_active ? 'disable' : 'enable';
-    return h('tr', { 'data-endpoint-id': e.id },
+    return h('tr', { class: 'clickable', 'data-endpoint-id': e.id, onclick: () => { location.hash = '#endpoints/' + e.id; } },
       h('td', null, h('div', { class: 'strong' }, e.name), h('div', { class: 'mono muted small ellipsis', title: e.url }, e.url)),
       h('td', null, h('div', { class: 'chips' }, (e.events || []).slice(0, 4).map((f) => h('span', { class: 'chip mono' }, f)), e.events && e.events.length > 4 ? h('span', { class: 'chip' }, `+${e.events.length - 4}`) : null)),
       h('td', null,
@@ -590,7 +671,7 @@
       h('td', { class: 'nowrap' }, h('span', { class: 'ok-text' }, fmtNum(e.success_count) + ' ok'), ' · ', h('span', { class: e.failure_count ? 'bad-text' : 'muted' }, fmtNum(e.failure_count) + ' failed')),
       h('td', null, meter, h('span', { class: 'small muted' }, pct === null ? '—' : pct.toFixed(1) + '%')),
       h('td', { class: 'num' }, e.consecutive_failures ? h('span', { class: 'bad-text', title: e.failing_since ? 'failing since ' + fmtDate(e.failing_since) : '' }, fmtNum(e.consecutive_failures)) : '0'),
-      h('td', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-sm' + (e.is_active ? '' : ' btn-primary'), onclick: () => toggleEndpoint(e, action) }, e.is_active ? 'Disable' : 'Enable')));
+      h('td', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-sm' + (e.is_active ? '' : ' btn-primary'), onclick: (ev) => { ev.stopPropagation(); toggleEndpoint(e, action); } }, e.is_active ? 'Disable' : 'Enable')));
   }
 
   async function toggleEndpoint(e, action) {
@@ -602,9 +683,179 @@
       await api('POST', `/endpoints/${encodeURIComponent(e.id)}/${action}`, action === 'disable' ? { reason: 'disabled from the dashboard' } : {});
       toast(`Endpoint "${e.name}" ${action}d`, 'ok');
       await loadEndpoints(true);
+      if (state.endpoint && state.endpoint.id === e.id) await openEndpoint(e.id);
     } catch (err) {
       report(err);
     }
+  }
+
+  // ---------------------------------------------------------------- one endpoint
+
+  async function openEndpoint(id) {
+    const e = await api('GET', `/endpoints/${encodeURIComponent(id)}`);
+    if (!state.endpoint || state.endpoint.id !== id) {
+      state.testRun++;
+      for (const x of ['epd-test-result', 'epd-secret', 'epd-form']) show($(x), false);
+      $('epd-secret-value').textContent = '';
+    }
+    state.endpoint = e;
+    renderEndpoint(e);
+    show($('endpoint-detail'), true);
+  }
+
+  function closeEndpoint() {
+    state.endpoint = null;
+    state.testRun++;
+    show($('endpoint-detail'), false);
+    $('epd-secret-value').textContent = '';
+    if (location.hash.startsWith('#endpoints/')) history.replaceState(null, '', '#endpoints');
+  }
+
+  const orServer = (v, unit = '') => (v === null || v === undefined ? 'the server\'s' : fmtNum(v) + unit);
+
+  function renderEndpoint(e) {
+    $('epd-name').textContent = e.name;
+    $('epd-url').textContent = e.url;
+    setBadge($('epd-status'), e.is_active ? (e.health === 'failing' ? 'failing' : 'active') : 'disabled');
+    $('epd-toggle').textContent = e.is_active ? 'Disable' : 'Enable';
+    const meta = [
+      ['Endpoint ID', e.id, true],
+      ['Events', (e.events || []).join(', '), true],
+      ['Description', e.description || '—'],
+      ['Owner (user)', e.user_id || '—', true],
+      ['Rate limit', e.rate_limit_per_second ? fmtNum(e.rate_limit_per_second) + ' / s' : 'none'],
+      ['Max in flight', orServer(e.max_in_flight)],
+      ['Timeout', orServer(e.timeout_ms, ' ms')],
+      ['Max retries', orServer(e.max_retries)],
+      ['Transformation', e.transformation ? (e.template ? `from the ${e.template} template` : 'its own code') : 'none'],
+      ['Delivered / failed', `${fmtNum(e.success_count)} / ${fmtNum(e.failure_count)}`],
+      ['Disabled because', e.is_active ? '—' : e.disabled_reason || '—'],
+      ['Previous secret signs until', e.previous_secret_expires_at ? fmtDate(e.previous_secret_expires_at) : '—'],
+      ['Created', fmtDate(e.created_at)],
+      ['Updated', fmtDate(e.updated_at)],
+    ];
+    $('epd-meta').replaceChildren(...meta.map(([k, v, mono]) => h('div', null, h('dt', null, k), h('dd', { class: mono ? 'mono' : null }, v))));
+  }
+
+  function editEndpoint() {
+    const e = state.endpoint;
+    if (!e) return;
+    const form = $('epd-form');
+    clearErrors(form);
+    const num = (v) => (v === null || v === undefined ? '' : String(v));
+    $('epd-f-name').value = e.name;
+    $('epd-f-url').value = e.url;
+    $('epd-f-events').value = (e.events || []).join(', ');
+    $('epd-f-description').value = e.description || '';
+    $('epd-f-rate').value = num(e.rate_limit_per_second);
+    $('epd-f-inflight').value = num(e.max_in_flight);
+    $('epd-f-timeout').value = num(e.timeout_ms);
+    $('epd-f-retries').value = num(e.max_retries);
+    show(form, true);
+    $('epd-f-name').focus();
+  }
+
+  /** A number field: null when empty (the server's default, or none), else an integer as typed. */
+  function intOrNull(id, field) {
+    const v = $(id).value.trim();
+    if (v === '') return null;
+    if (!/^\d+$/.test(v)) throw new FieldError(field, `${field}: a whole number, or empty`);
+    return Number(v);
+  }
+
+  /** PATCH /endpoints/:id with what the form holds; an empty number field goes back to the default. */
+  async function saveEndpoint() {
+    const e = state.endpoint;
+    const body = {
+      name: $('epd-f-name').value.trim(),
+      url: $('epd-f-url').value.trim(),
+      events: $('epd-f-events').value.split(',').map((x) => x.trim()).filter(Boolean),
+      description: $('epd-f-description').value.trim() || null,
+      rate_limit_per_second: intOrNull('epd-f-rate', 'rate_limit_per_second'),
+      max_in_flight: intOrNull('epd-f-inflight', 'max_in_flight'),
+      timeout_ms: intOrNull('epd-f-timeout', 'timeout_ms'),
+      max_retries: intOrNull('epd-f-retries', 'max_retries'),
+    };
+    const row = await api('PATCH', `/endpoints/${encodeURIComponent(e.id)}`, body);
+    state.endpoint = row;
+    renderEndpoint(row);
+    show($('epd-form'), false);
+    toast(`Endpoint "${row.name}" saved`, 'ok');
+    await loadEndpoints(true);
+  }
+
+  async function rotateSecret() {
+    const e = state.endpoint;
+    if (!e) return;
+    const ok = await confirmDialog('Rotate the signing secret', `"${e.name}" gets a new secret at once; the current one keeps signing too, for the overlap, so the receiver can switch.`, 'Rotate');
+    if (!ok) return;
+    try {
+      const row = await api('POST', `/endpoints/${encodeURIComponent(e.id)}/rotate-secret`, {});
+      $('epd-secret-value').textContent = row.secret;
+      $('epd-secret-overlap').textContent = row.previous_secret_expires_at ? fmtDate(row.previous_secret_expires_at) : 'now';
+      show($('epd-secret'), true);
+      delete row.secret;
+      state.endpoint = row;
+      renderEndpoint(row);
+      toast(`Secret of "${row.name}" rotated`, 'ok');
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  /** POST /endpoints/:id/test, then waits for the attempt and shows what the receiver answered. */
+  async function sendTest() {
+    const e = state.endpoint;
+    if (!e) return;
+    const run = ++state.testRun;
+    show($('epd-test-result'), true);
+    show($('epd-test-body'), false);
+    setBadge($('epd-test-status'), 'pending', 'sending…');
+    $('epd-test-summary').textContent = `Sending a webhook.test event to ${e.url}…`;
+    $('epd-test').disabled = true;
+    try {
+      const sent = await api('POST', `/endpoints/${encodeURIComponent(e.id)}/test`, { message: 'A test delivery from the dashboard' });
+      if (sent.paused) {
+        setBadge($('epd-test-status'), 'paused');
+        $('epd-test-summary').textContent = 'The endpoint is disabled: the test event is held until it is enabled.';
+        return;
+      }
+      const attempt = await firstAttempt(sent.event_id, run);
+      if (run !== state.testRun) return;
+      if (!attempt) {
+        setBadge($('epd-test-status'), 'pending');
+        $('epd-test-summary').textContent = 'Queued; no attempt recorded within a minute. Its event: ' + sent.event_id;
+        return;
+      }
+      showTestAnswer(attempt, sent.event_id);
+      await openEndpoint(e.id);
+    } catch (err) {
+      report(err);
+    } finally {
+      if (run === state.testRun) $('epd-test').disabled = false;
+    }
+  }
+
+  async function firstAttempt(eventId, run) {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && run === state.testRun) {
+      const page = await api('GET', `/events/${encodeURIComponent(eventId)}/attempts`);
+      if (page.data.length > 0) return page.data[0];
+      await sleep(300);
+    }
+    return null;
+  }
+
+  function showTestAnswer(a, eventId) {
+    setBadge($('epd-test-status'), a.success ? 'delivered' : 'failed', a.status_code != null ? 'HTTP ' + a.status_code : a.success ? 'delivered' : 'no response');
+    $('epd-test-summary').replaceChildren(
+      a.success ? 'The receiver accepted the test event' : 'The receiver did not accept the test event',
+      a.delivery_duration_ms != null ? ` in ${fmtNum(a.delivery_duration_ms)} ms` : '',
+      a.error ? ': ' + a.error : '.',
+      ' ',
+      h('a', { href: '#events/' + eventId, class: 'link' }, 'See the event'));
+    $('epd-test-body').textContent = a.response_body || '(empty answer)';
+    show($('epd-test-body'), true);
   }
 
   // ---------------------------------------------------------------- new endpoint
@@ -658,6 +909,292 @@
       fail(err instanceof Error ? err.message : String(err));
     } finally {
       $('ep-create').disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- event types
+
+  async function loadTypes() {
+    const types = (await api('GET', '/event-types')).data;
+    $('types-table').tBodies[0].replaceChildren(...types.map(typeRow));
+  }
+
+  function typeRow(t) {
+    const example = exampleOf(t.schema);
+    return h('tr', { 'data-type': t.name },
+      h('td', { class: 'mono strong' }, t.name),
+      h('td', null, t.description || h('span', { class: 'muted' }, '—')),
+      h('td', null, t.priority === 'high' ? badge('pending', 'high') : h('span', { class: 'muted' }, 'normal')),
+      h('td', null, t.builtin ? h('span', { class: 'muted' }, 'built in') : badge('configured', 'custom')),
+      h('td', { class: 'type-data' },
+        example ? h('details', null, h('summary', { class: 'small' }, example.label), h('pre', { class: 'code' }, JSON.stringify(example.value, null, 2))) : null,
+        h('details', null, h('summary', { class: 'small' }, 'Schema'), h('pre', { class: 'code' }, JSON.stringify(t.schema, null, 2)))));
+  }
+
+  async function registerType(form) {
+    let schema;
+    try {
+      schema = JSON.parse($('type-schema').value);
+    } catch (err) {
+      throw new FieldError('schema', 'schema: not JSON (' + err.message + ')');
+    }
+    const body = { name: $('type-name').value.trim(), priority: $('type-priority').value, schema };
+    const description = $('type-description').value.trim();
+    if (description) body.description = description;
+    const row = await api('POST', '/event-types', body);
+    toast(`Event type ${row.name} registered`, 'ok');
+    form.reset();
+    await loadTypes();
+    state.typesLoaded = false;
+  }
+
+  // ---------------------------------------------------------------- n8n workflows
+
+  async function loadWorkflows() {
+    const page = await api('GET', `/n8n/workflows?limit=${PAGE}`);
+    $('n8n-table').tBodies[0].replaceChildren(...page.data.map(workflowRow));
+    show($('n8n-empty'), page.data.length === 0);
+  }
+
+  function workflowRow(w) {
+    return h('tr', { 'data-workflow-id': w.id },
+      h('td', null, h('div', { class: 'strong' }, w.name), h('div', { class: 'mono muted small' }, w.workflow_id)),
+      h('td', null, h('div', { class: 'chips' }, (w.event_types || []).map((t) => h('span', { class: 'chip mono' }, t)))),
+      h('td', null, badge(w.is_active ? w.state || 'active' : 'disabled'), w.last_error ? h('div', { class: 'error-text small' }, w.last_error) : null),
+      h('td', { class: 'nowrap' }, h('span', { class: 'ok-text' }, fmtNum(w.success_count) + ' ok'), ' · ', h('span', { class: w.failure_count ? 'bad-text' : 'muted' }, fmtNum(w.failure_count) + ' failed')),
+      h('td', { class: 'mono small ellipsis', title: w.delivery_url || w.webhook_url }, w.delivery_url || w.webhook_url));
+  }
+
+  async function discoverWorkflows() {
+    const out = $('n8n-discover-result');
+    $('n8n-discover').disabled = true;
+    try {
+      const r = await api('POST', '/n8n/discover', {});
+      const counts = Object.entries(r).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${label(k)}: ${fmtNum(v)}`);
+      out.textContent = 'Discovered. ' + (counts.join(', ') || JSON.stringify(r));
+      out.className = 'small ok-text';
+      await loadWorkflows();
+    } catch (err) {
+      out.textContent = err instanceof Error ? err.message : String(err);
+      out.className = 'small error-text';
+    } finally {
+      show(out, true);
+      $('n8n-discover').disabled = false;
+    }
+  }
+
+  async function syncWorkflow() {
+    let data;
+    try {
+      data = JSON.parse($('n8n-sync-data').value || '{}');
+    } catch (err) {
+      throw new FieldError('data', 'data: not JSON (' + err.message + ')');
+    }
+    const r = await api('POST', '/n8n/sync', { sync_type: $('n8n-sync-type').value.trim(), data });
+    $('n8n-sync-result').textContent = JSON.stringify(r, null, 2);
+    show($('n8n-sync-result'), true);
+    await loadWorkflows();
+  }
+
+  // ---------------------------------------------------------------- organizations and keys
+
+  async function loadOrgs(reset) {
+    const o = state.orgs;
+    let page;
+    try {
+      page = await api('GET', `/organizations?limit=${PAGE}` + (!reset && o.cursor ? `&cursor=${encodeURIComponent(o.cursor)}` : ''));
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 403)) throw err;
+      show($('orgs-denied'), true);
+      show($('orgs-body'), false);
+      return;
+    }
+    if (reset) o.rows = [];
+    o.rows.push(...page.data);
+    o.cursor = page.next_cursor;
+    $('orgs-table').tBodies[0].replaceChildren(...o.rows.map((org) =>
+      h('tr', { class: 'clickable' + (o.open === org.id ? ' selected' : ''), 'data-org-id': org.id, onclick: () => openOrg(org).catch(report) },
+        h('td', null, h('div', { class: 'strong' }, org.name), h('div', { class: 'mono muted small' }, org.id)),
+        h('td', null, time(org.created_at)))));
+    show($('orgs-more'), Boolean(o.cursor));
+    $('orgs-count').textContent = plural(o.rows.length, 'organization', 'organizations');
+  }
+
+  async function createOrg(form) {
+    const org = await api('POST', '/organizations', { name: $('org-name').value.trim() });
+    form.reset();
+    toast(`Organization "${org.name}" created`, 'ok');
+    await loadOrgs(true);
+    await openOrg(org);
+  }
+
+  async function openOrg(org) {
+    state.orgs.open = org.id;
+    $('org-detail-name').textContent = org.name;
+    $('org-detail-id').textContent = org.id;
+    hideKeySecret();
+    show($('org-detail'), true);
+    for (const tr of $('orgs-table').tBodies[0].rows) tr.classList.toggle('selected', tr.dataset.orgId === org.id);
+    await loadKeys();
+  }
+
+  async function loadKeys() {
+    const id = state.orgs.open;
+    const page = await api('GET', `/organizations/${encodeURIComponent(id)}/keys?limit=100`);
+    if (state.orgs.open !== id) return;
+    $('keys-table').tBodies[0].replaceChildren(...page.data.map(keyRow));
+    show($('keys-empty'), page.data.length === 0);
+  }
+
+  function keyRow(k) {
+    return h('tr', { 'data-key-id': k.id },
+      h('td', null, h('div', { class: 'strong' }, k.name), h('div', { class: 'mono muted small' }, k.prefix + '…')),
+      h('td', null, time(k.created_at)),
+      h('td', { class: 'key-last-used' }, k.last_used_at ? time(k.last_used_at) : h('span', { class: 'muted' }, 'never')),
+      h('td', null, k.active ? badge('active') : badge('disabled', 'revoked')),
+      h('td', { class: 'actions' }, k.active ? h('button', { type: 'button', class: 'btn btn-sm', onclick: () => revokeKey(k) }, 'Revoke') : null));
+  }
+
+  async function createKey(form) {
+    const name = $('key-name').value.trim();
+    const k = await api('POST', `/organizations/${encodeURIComponent(state.orgs.open)}/keys`, name ? { name } : {});
+    form.reset();
+    $('key-secret-name').textContent = k.name;
+    $('key-secret-value').textContent = k.key;
+    show($('key-secret'), true);
+    await loadKeys();
+  }
+
+  function hideKeySecret() {
+    show($('key-secret'), false);
+    $('key-secret-value').textContent = '';
+  }
+
+  async function revokeKey(k) {
+    const ok = await confirmDialog('Revoke the key', `"${k.name}" (${k.prefix}…) is refused from now on, by every API process.`, 'Revoke');
+    if (!ok) return;
+    try {
+      await api('DELETE', `/organizations/${encodeURIComponent(k.organization_id)}/keys/${encodeURIComponent(k.id)}`);
+      toast(`Key "${k.name}" revoked`, 'ok');
+      await loadKeys();
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  // ---------------------------------------------------------------- audit log
+
+  /** A datetime-local value (the browser's zone) as an ISO instant; empty stays empty. */
+  function isoFrom(id) {
+    const v = $(id).value;
+    if (!v) return null;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw new Error(`${id.replace('audit-', '')}: not a date and time`);
+    return d.toISOString();
+  }
+
+  function auditQuery(cursor) {
+    const p = new URLSearchParams({ limit: String(PAGE) });
+    const action = $('audit-action').value.trim();
+    const actor = $('audit-actor').value;
+    const org = $('audit-org').value.trim();
+    const since = isoFrom('audit-since');
+    const until = isoFrom('audit-until');
+    if (action) p.set('action', action);
+    if (actor) p.set('actor', actor);
+    if (org) p.set('organization_id', org);
+    if (since) p.set('since', since);
+    if (until) p.set('until', until);
+    if (cursor) p.set('cursor', cursor);
+    return '/audit-log?' + p.toString();
+  }
+
+  async function loadAudit(reset) {
+    const a = state.audit;
+    show($('audit-error'), false);
+    let page;
+    try {
+      page = await api('GET', auditQuery(reset ? null : a.cursor));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      $('audit-error').textContent = err.status === 403 ? 'The audit log is read with the admin key.' : err.message;
+      show($('audit-error'), true);
+      return;
+    }
+    if (reset) a.rows = [];
+    a.rows.push(...page.data);
+    a.cursor = page.next_cursor;
+    $('audit-table').tBodies[0].replaceChildren(...a.rows.map(auditRow));
+    show($('audit-empty'), a.rows.length === 0);
+    show($('audit-more'), Boolean(a.cursor));
+    $('audit-count').textContent = plural(a.rows.length, 'entry', 'entries') + (a.cursor ? ' · more available' : '');
+  }
+
+  function auditRow(r) {
+    const who = r.actor.kind === 'admin' ? 'admin key' : `${r.actor.kind} ${r.actor.key_id ? shortId(r.actor.key_id) : ''}`.trim();
+    return h('tr', { 'data-audit-id': r.id },
+      h('td', { class: 'nowrap' }, time(r.at)),
+      h('td', null, who),
+      h('td', { class: 'mono' }, r.action),
+      h('td', { class: 'mono small ellipsis', title: r.path }, `${r.method} ${r.path}`),
+      h('td', { class: 'num ' + (r.status_code >= 400 ? 'bad-text' : '') }, r.status_code),
+      h('td', { class: 'mono muted small', title: r.target_id || '' }, r.target_id ? '…' + shortId(r.target_id) : '—'));
+  }
+
+  // ---------------------------------------------------------------- portal sessions
+
+  /** The page's look for this session (docs/portal.md, Theming): checked by the API, 422 beside the field. */
+  function sessionTheme() {
+    const theme = { mode: $('portal-theme').value };
+    const primary = $('portal-primary').value.trim();
+    const logo = $('portal-logo').value.trim();
+    if (primary) theme.primary_color = primary;
+    if (logo) theme.logo_url = logo;
+    return theme;
+  }
+
+  async function issueSession(form) {
+    const minutes = Number($('portal-ttl').value || 60);
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new FieldError('ttl_seconds', 'Lifetime: whole minutes, 1 to 1440');
+    const body = { user_id: $('portal-user').value.trim(), scope: $('portal-scope').value, ttl_seconds: minutes * 60, theme: sessionTheme() };
+    const s = await api('POST', '/portal/sessions', body);
+    $('portal-issued-user').textContent = s.user_id;
+    $('portal-issued-scope').textContent = s.scope === 'manage' ? 'may manage' : 'read only';
+    $('portal-issued-expires').textContent = fmtDate(s.expires_at);
+    $('portal-issued-url').textContent = s.url;
+    $('portal-open').setAttribute('href', s.url);
+    show($('portal-issued'), true);
+    show(form, false);
+    await loadSessions();
+  }
+
+  function doneSession() {
+    show($('portal-issued'), false);
+    $('portal-issued-url').textContent = '';
+    $('portal-open').removeAttribute('href');
+    show($('portal-form'), true);
+  }
+
+  async function loadSessions() {
+    const page = await api('GET', `/portal/sessions?limit=${PAGE}`);
+    $('sessions-table').tBodies[0].replaceChildren(...page.data.map((s) =>
+      h('tr', { 'data-session-id': s.id },
+        h('td', { class: 'mono' }, s.user_id),
+        h('td', null, s.scope),
+        h('td', null, time(s.created_at)),
+        h('td', null, time(s.expires_at)),
+        h('td', null, s.active ? badge('active') : badge('neutral', s.revoked_at ? 'revoked' : 'expired')),
+        h('td', { class: 'actions' }, s.active ? h('button', { type: 'button', class: 'btn btn-sm', onclick: () => revokeSession(s) }, 'Revoke') : null))));
+    show($('sessions-empty'), page.data.length === 0);
+  }
+
+  async function revokeSession(s) {
+    try {
+      await api('DELETE', `/portal/sessions/${encodeURIComponent(s.id)}`);
+      toast(`Session of ${s.user_id} revoked`, 'ok');
+      await loadSessions();
+    } catch (err) {
+      report(err);
     }
   }
 
@@ -812,6 +1349,25 @@
     $('ep-secret-done').addEventListener('click', closeCreate);
     $('new-events').addEventListener('click', () => { window.scrollTo(0, 0); loadEvents(true).catch(report); });
     $('bulk-replay').addEventListener('click', bulkReplay);
+    $('epd-close').addEventListener('click', closeEndpoint);
+    $('epd-edit').addEventListener('click', editEndpoint);
+    $('epd-cancel').addEventListener('click', () => show($('epd-form'), false));
+    $('epd-toggle').addEventListener('click', () => state.endpoint && toggleEndpoint(state.endpoint, state.endpoint.is_active ? 'disable' : 'enable'));
+    $('epd-rotate').addEventListener('click', rotateSecret);
+    $('epd-test').addEventListener('click', sendTest);
+    $('epd-secret-done').addEventListener('click', () => { show($('epd-secret'), false); $('epd-secret-value').textContent = ''; });
+    onSubmit($('epd-form'), saveEndpoint);
+    onSubmit($('type-form'), registerType);
+    onSubmit($('n8n-sync-form'), syncWorkflow);
+    $('n8n-discover').addEventListener('click', discoverWorkflows);
+    onSubmit($('org-form'), createOrg);
+    onSubmit($('key-form'), createKey);
+    $('key-secret-done').addEventListener('click', hideKeySecret);
+    $('orgs-more').addEventListener('click', () => loadOrgs(false).catch(report));
+    $('audit-filters').addEventListener('submit', (ev) => { ev.preventDefault(); loadAudit(true).catch(report); });
+    $('audit-more').addEventListener('click', () => loadAudit(false).catch(report));
+    onSubmit($('portal-form'), issueSession);
+    $('portal-issued-done').addEventListener('click', doneSession);
     window.addEventListener('hashchange', () => { if (state.key) route(); });
     if (state.key) start();
     else signOut('');

@@ -1,7 +1,7 @@
 // The DOM builder the dashboard and the portal page share: elements from tag, attributes and children,
 // every string set as text (textContent, or a text node), never parsed as HTML. Loaded before each
 // page's own script, as a plain file (the pages' CSP allows scripts from their own origin only).
-// Also the transformation template picker both pages' endpoint forms use.
+// Also the transformation template picker both pages' endpoint forms use, and an event type's example.
 'use strict';
 
 (() => {
@@ -69,5 +69,20 @@
     };
   }
 
-  window.carteiroDom = Object.freeze({ h, templatePicker });
+  /** An example of an event type's data: the schema's own `examples`, else a sketch of its fields. */
+  function exampleOf(schema) {
+    if (!schema || typeof schema !== 'object') return null;
+    if (Array.isArray(schema.examples) && schema.examples.length > 0) return { label: 'Example data', value: schema.examples[0] };
+    if (!schema.properties || typeof schema.properties !== 'object') return null;
+    const sketch = {};
+    for (const [name, value] of Object.entries(schema.properties)) {
+      const prop = value && typeof value === 'object' ? value : {};
+      const type = Array.isArray(prop.type) ? prop.type[0] : prop.type;
+      sketch[name] = Array.isArray(prop.examples) && prop.examples.length > 0 ? prop.examples[0]
+        : type === 'string' ? 'string' : type === 'number' || type === 'integer' ? 0 : type === 'boolean' ? false : type === 'array' ? [] : type === 'object' ? {} : null;
+    }
+    return { label: 'Data fields', value: sketch };
+  }
+
+  window.carteiroDom = Object.freeze({ h, templatePicker, exampleOf });
 })();

@@ -4,4 +4,12 @@
  * everywhere else (docs/portal.md). One of api/tenant.ts's principals; a module of its own so the
  * tenancy modules and api/tenant.ts can share it without importing each other.
  */
-export type PortalPrincipal = { kind: 'portal'; organizationId: string; userId: string; sessionId: string; scope: 'read' | 'manage' };
+export type PortalPrincipal = {
+  kind: 'portal';
+  organizationId: string;
+  userId: string;
+  sessionId: string;
+  scope: 'read' | 'manage';
+  /** How the portal page looks for this session (migration 0029), as issued; null: the page's defaults. */
+  theme?: { mode?: 'light' | 'dark' | 'auto'; primary_color?: string; logo_url?: string } | null;
+};
