@@ -189,8 +189,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** Every delivery under way is either active or parked. */
   const inFlight = () => active.size + parked;
   let buffer: OutcomeRecord[] = [];
-  /** Outcomes of FIFO endpoints' deliveries: recorded at once, and their commit wakes the claim loop. */
-  const fifoOutcomes = new WeakSet<OutcomeRecord>();
+  /**
+   * Outcomes recorded at once whose commit wakes the claim loop, because it makes work claimable
+   * that nothing else announces: a FIFO endpoint's next head, and deliveries handed back (admit).
+   * (A hand-back waited for the flush interval and a timer guessing when it had committed; on a busy
+   * ledger the claim came first, found nothing, and the work waited for the poll: 250 ms.)
+   */
+  const wakeOnRecord = new WeakSet<OutcomeRecord>();
   let flushing: Promise<void> | null = null;
   /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
   let recording = 0;
@@ -404,8 +409,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function handBack(d: Delivery): void {
     limits.handedBack(d.webhook_endpoint_id);
-    scheduleRetryWake(now());
-    for (const o of memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }))) pushOutcome(o);
+    for (const o of memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }))) {
+      wakeOnRecord.add(o);
+      pushOutcome(o);
+    }
   }
 
   /** A commit announced new work. */
@@ -432,7 +439,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         sending.delete(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
-        if (d.fifo) fifoOutcomes.add(record);
+        if (d.fifo) wakeOnRecord.add(record);
         for (const o of memberOutcomes(d, record)) pushOutcome(o);
         if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
@@ -622,8 +629,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function pushOutcome(record: OutcomeRecord): void {
     buffer.push(record);
     if (flushing) return;
-    // A FIFO endpoint's next delivery waits for this outcome to be recorded: no flush interval for it.
-    if (buffer.length >= batchSize || flushIntervalMs === 0 || fifoOutcomes.has(record)) {
+    // Work waits for this outcome to be recorded (see wakeOnRecord): no flush interval for it.
+    if (buffer.length >= batchSize || flushIntervalMs === 0 || wakeOnRecord.has(record)) {
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
       void flush();
@@ -655,8 +662,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         if (claimsHeldBack) {
           claimsHeldBack = false;
           void claimLoop();
-        } else if (batch.some((o) => fifoOutcomes.has(o))) {
-          // A FIFO endpoint's next head became claimable with this commit (nothing else announces it).
+        } else if (batch.some((o) => wakeOnRecord.has(o))) {
+          // Work became claimable with this commit that nothing else announces.
           void claimLoop();
         }
       } catch (err) {
