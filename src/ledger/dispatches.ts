@@ -99,6 +99,7 @@ export async function claimDueDispatches(
   leaseMs: number,
   bounds: ClaimBounds,
   view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
+  opts: ClaimOptions = {},
 ): Promise<ClaimedDispatch[]> {
   // Planned for the ledger as it is now, every time. postgres.js prepares statements, and Postgres
   // keeps a generic plan after five runs: a worker that claimed from a nearly empty queue (a quiet
@@ -111,7 +112,7 @@ export async function claimDueDispatches(
     // worker with "uncaught exception: read ECONNRESET" from the claim).
     const [, claimed] = await Promise.all([
       tx`SET LOCAL plan_cache_mode = force_custom_plan`.execute(),
-      claimStatement(tx, workerId, limit, leaseMs, bounds, view).execute(),
+      claimStatement(tx, workerId, limit, leaseMs, bounds, view, opts).execute(),
     ]);
     return claimed;
   }) as Promise<ClaimedDispatch[]>;
@@ -128,7 +129,9 @@ export function claimStatement(
   leaseMs: number,
   bounds: ClaimBounds,
   view: WorkerEndpointView = { endpointIds: [], inFlight: [], limits: [] },
+  opts: ClaimOptions = {},
 ) {
+  const batching = opts.batching ?? true;
   // The leading comment names the statement in pg_stat_activity, whose text is cut at 1 kB.
   return sql<ClaimedDispatch[]>`/* carteiro: claim */
     WITH lazy_commit AS (
@@ -185,6 +188,32 @@ export function claimStatement(
          WHERE d.webhook_endpoint_id = r.endpoint_id AND d.fifo AND d.status IN ('pending', 'in_flight')
          ORDER BY d.webhook_event_id LIMIT 1) h
       WHERE r.fifo AND h.status = 'pending' AND h.next_attempt_at <= now()
+      ${batching ? batchOffer(sql, limit) : sql``}
+    ), dealt AS (
+      -- Within a turn, endpoints with the least in flight here first: when a claim has less room
+      -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
+      SELECT id, members, batch_id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
+    ${batching ? batchClaimTail(sql, workerId, limit, leaseMs) : plainClaimTail(sql, workerId, limit, leaseMs)}
+    )
+    ${claimedRows(sql, bounds)}
+    JOIN chosen ch ON ch.id = c.id
+    CROSS JOIN lazy_commit
+    -- Started in this order: high priority first, then in turns, so each endpoint's first request
+    -- goes out before anyone's second however large the batch.
+    ORDER BY c.priority DESC, ch.org_turn, c.next_attempt_at`;
+}
+
+/**
+ * Whether endpoints that batch may exist: the claim then offers batches (docs/batching.md), at a cost
+ * a claim pays on every run (a larger statement to plan, a second lock step). The worker asks only
+ * while it knows of batching endpoints; without it, the batching endpoints' work waits for a claim
+ * that asks (never is it sent one event per request).
+ */
+export type ClaimOptions = { batching?: boolean };
+
+/** The offer's branch for batching endpoints (see claimStatement). */
+function batchOffer(sql: Sql | postgres.TransactionSql, limit: number) {
+  return sql`
       UNION ALL
       -- A batching endpoint (docs/batching.md) offers batches, each one turn and one slot of its room:
       -- first its batches formed before and due again (a retry, a lease that ran out), each with all
@@ -232,10 +261,30 @@ export function claimStatement(
         LIMIT LEAST(r.room, r.share, ${limit}::int)
       ) b
       WHERE r.batch_max IS NOT NULL
-    ), dealt AS (
-      -- Within a turn, endpoints with the least in flight here first: when a claim has less room
-      -- than there are endpoints with due work, a quiet endpoint is not left to the luck of random().
-      SELECT id, members, batch_id, row_number() OVER (PARTITION BY organization_id ORDER BY turn, in_flight, random()) AS org_turn FROM offered
+`;
+}
+
+/** Without batching: the chosen rows are locked and leased. */
+function plainClaimTail(sql: Sql | postgres.TransactionSql, workerId: string, limit: number, leaseMs: number) {
+  return sql`
+    ), chosen AS (
+      SELECT id, org_turn, NULL::uuid AS batch_id FROM dealt ORDER BY org_turn, random() LIMIT ${limit}::int
+    ), due AS (
+      SELECT d.id FROM webhook_dispatches d
+      WHERE d.id IN (SELECT id FROM chosen) AND d.status = 'pending'
+      FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE webhook_dispatches d
+         SET status = 'in_flight', leased_by = ${workerId},
+             lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+             attempts = d.attempts + 1, round_attempts = d.round_attempts + 1, updated_at = now()
+        FROM due WHERE d.id = due.id
+      RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at, d.batch_id`;
+}
+
+/** With batching: batches get their ids, and a batch formed before is leased whole or not at all. */
+function batchClaimTail(sql: Sql | postgres.TransactionSql, workerId: string, limit: number, leaseMs: number) {
+  return sql`
     ), picked AS (
       -- A new batch gets its id (its webhook-id) here; a batch formed before keeps its own.
       SELECT id, org_turn, members, CASE WHEN members IS NOT NULL THEN coalesce(batch_id, uuid_v7()) END AS batch_id, batch_id IS NULL AS fresh
@@ -268,13 +317,7 @@ export function claimStatement(
              batch_id = took.batch_id
         FROM (SELECT id, NULL::uuid AS batch_id FROM due UNION ALL SELECT id, batch_id FROM in_batches) took WHERE d.id = took.id
       RETURNING d.id, d.webhook_event_id, d.webhook_endpoint_id, d.organization_id, d.attempts, d.round_attempts, d.priority, d.next_attempt_at, d.batch_id
-    )
-    ${claimedRows(sql, bounds)}
-    JOIN chosen ch ON ch.id = c.id
-    CROSS JOIN lazy_commit
-    -- Started in this order: high priority first, then in turns, so each endpoint's first request
-    -- goes out before anyone's second however large the batch.
-    ORDER BY c.priority DESC, ch.org_turn, c.next_attempt_at`;
+`;
 }
 
 /** What a claim returns for the rows of its `claimed` CTE: the dispatch, its event and its endpoint. */

@@ -123,6 +123,8 @@ const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 const CANCEL_SETTLE_MS = 5_000;
 /** Why a FIFO endpoint that holds on an exhausted head was disabled (the head's own error follows). */
 const FIFO_HOLD_REASON = 'ordered delivery held: the delivery at the head of the queue failed for good; replay it, or enable the endpoint to skip it';
+/** An announcement during a loop's claim starts the quiet lane once that claim has taken this long. */
+const QUIET_LANE_AFTER_MS = 5;
 /** A claim for quiet endpoints serves those with nothing in flight: a few rows each, a bounded claim. */
 const QUIET_CLAIM_MAX = 64;
 /** A delivery whose transformation found no free sandbox thread in time is handed back for this long. */
@@ -160,6 +162,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** The quiet lane (claimForQuietEndpoints) is claiming, and was asked to claim again when done. */
   let quietClaiming = false;
   let wantQuietClaim = false;
+  /** When the loop's claim under way was sent (null: none under way), and the quiet lane's pending start. */
+  let loopClaimSince: number | null = null;
+  let quietTimer: NodeJS.Timeout | null = null;
   /**
    * Claims under way, in either lane. A claim that overlapped one of the other lane may have taken
    * work for an endpoint that the other took too, each counting the room it saw: its rows are
@@ -209,7 +214,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
   let polls = 0;
-  /** Batching endpoints exist (learnt by the poll): then each claim run ends by asking when the next batch fills. */
+  /**
+   * Batching endpoints exist (learnt at start and by the poll): then claims offer batches, and each
+   * claim run ends by asking when the next batch fills. Without, claims skip batching's part of the
+   * statement (measured: median accepted → delivered at 1,000/s 15 → 29 ms with it on every claim).
+   */
   let batching = false;
   let watchingBatches = false;
   let delivered = 0;
@@ -290,8 +299,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           claimSeenNewWork = newWorkAnnounced;
           const claim = claimBegins();
           const view = limits.view({ holdParked, holdBusy: quietOnly });
-          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, view), 'claim')
-            .finally(() => claimsUnderWay.delete(claim));
+          loopClaimSince = now();
+          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, view, { batching }), 'claim')
+            .finally(() => {
+              claimsUnderWay.delete(claim);
+              loopClaimSince = null;
+            });
           // An empty claim from the reserve is no progress: the worker is still held back by recording.
           if (!quietOnly || batch.length > 0) progress.progressed();
           deps.metrics?.claimed(batch.length);
@@ -363,10 +376,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (room <= 0) return;
     const claim = claimBegins();
     const startedAt = performance.now();
-    const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true })), 'quiet claim')
+    const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true }), { batching }), 'quiet claim')
       .finally(() => claimsUnderWay.delete(claim));
     // How long a quiet tenant's work took to claim: the measure of contention (endpoint-limits.ts).
-    if (batch.length > 0) limits.quietClaimed(performance.now() - startedAt);
+    if (batch.length > 0) limits.quietClaimed(performance.now() - startedAt, batch.map((d) => d.webhook_endpoint_id));
     deps.metrics?.claimed(batch.length);
     if (batch.length > 0) progress.progressed();
     admit(batch, claim.overlapped, 'quiet');
@@ -419,8 +432,25 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function onNewWork(): void {
     newWorkAnnounced++;
     // The loop is busy with a claim: the quiet endpoints' share of the new work need not wait for it.
-    if (claiming) void quietLane();
+    if (loopClaimSince !== null) quietLaneSoon();
     void claimLoop();
+  }
+
+  /**
+   * The quiet lane, once the loop's claim under way has taken QUIET_LANE_AFTER_MS. A short claim
+   * ends first and the loop claims the new work itself: at 1,000 events/s to one endpoint, a quiet
+   * claim for every announcement (most finding nothing: the endpoint is rarely idle) cost the
+   * ledger a statement each, and the median delivery 3-5 ms.
+   */
+  function quietLaneSoon(): void {
+    if (quietTimer || loopClaimSince === null) return;
+    const wait = loopClaimSince + QUIET_LANE_AFTER_MS - now();
+    if (wait <= 0) return void quietLane();
+    quietTimer = setTimeout(() => {
+      quietTimer = null;
+      if (loopClaimSince !== null) quietLaneSoon();
+    }, wait);
+    quietTimer.unref();
   }
 
   function startDelivery(d: Delivery): void {
@@ -782,6 +812,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (pollTimer) clearInterval(pollTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       if (retryTimer) clearTimeout(retryTimer.timer);
+      if (quietTimer) clearTimeout(quietTimer);
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
       while (claiming || quietClaiming) await sleep(5);

@@ -49,7 +49,7 @@ export type EndpointLimits = {
    * A quiet-lane claim brought work for endpoints with nothing in flight and took `latencyMs`
    * (contention control: see Contention).
    */
-  quietClaimed(latencyMs: number): void;
+  quietClaimed(latencyMs: number, endpointIds: readonly string[]): void;
   /** The limit contention control puts on every endpoint now (Infinity: none). */
   contendedCap(): number;
   /**
@@ -96,6 +96,13 @@ export function createEndpointLimits(
   const states = new Map<string, EndpointState>();
   let cap = Infinity;
   let lastQuietAt = -Infinity;
+  /**
+   * Endpoints the quiet lane served lately: the cap is for the others. A lone endpoint at a steady
+   * rate is often idle between its events, so it is both the quiet one and the busiest one; capped,
+   * it throttled itself (measured: p99 at 1,000 events/s 130 → 269 ms).
+   */
+  const quietLately = new Map<string, number>();
+  const exempt = (endpointId: string) => clock() - (quietLately.get(endpointId) ?? -Infinity) <= QUIET_MEMORY_MS;
   let lastCutAt = -Infinity;
   const contendedCap = () => (cap !== Infinity && clock() - lastQuietAt > QUIET_MEMORY_MS ? (cap = Infinity) : cap);
 
@@ -150,19 +157,23 @@ export function createEndpointLimits(
     hasRoom(endpointId, endpointCap) {
       const s = states.get(endpointId);
       if (!s) return startLimit > 0 && endpointCap > 0;
-      const limit = inSlowLane(s) ? 1 : Math.min(endpointCap, s.limit, contendedCap());
+      const limit = inSlowLane(s) ? 1 : Math.min(endpointCap, s.limit, exempt(endpointId) ? Infinity : contendedCap());
       return s.holdUntil <= clock() && s.inFlight < limit;
     },
-    quietClaimed(latencyMs) {
+    quietClaimed(latencyMs, endpointIds) {
       if (contention.targetMs <= 0) return;
       contendedCap();
       const now = clock();
       lastQuietAt = now;
+      if (quietLately.size > MAX_REMEMBERED) for (const [id, at] of quietLately) if (now - at > QUIET_MEMORY_MS) quietLately.delete(id);
+      for (const id of endpointIds) quietLately.set(id, now);
       if (latencyMs > contention.targetMs) {
         if (now - lastCutAt < CUT_INTERVAL_MS) return;
         lastCutAt = now;
         let busiest = 0;
-        for (const s of states.values()) busiest = Math.max(busiest, s.inFlight);
+        for (const [id, s] of states) if (!exempt(id)) busiest = Math.max(busiest, s.inFlight);
+        // Nobody else is sending: nothing to cap (the quiet endpoints wait on something else).
+        if (busiest === 0) return;
         cap = Math.max(contention.floor, Math.floor(Math.min(cap, busiest) / 2));
       } else if (cap !== Infinity) cap++;
     },
@@ -185,7 +196,7 @@ export function createEndpointLimits(
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
         const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || (opts?.holdSending && s.inFlight > 0) || s.holdUntil > now;
         // holdSending (the quiet lane) serves an idle endpoint one delivery: its next event, not its backlog.
-        const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, contended);
+        const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, exempt(id) ? Infinity : contended);
         limits.push(held ? Math.max(s.inFlight, 0) : own);
       }
       return { endpointIds, inFlight, limits };

@@ -44,19 +44,19 @@ describe('endpoint limits', () => {
     assert.equal(limitOf('drain'), 64);
     assert.equal(limits.contendedCap(), Infinity);
 
-    limits.quietClaimed(25);
+    limits.quietClaimed(25, ['quiet']);
     assert.equal(limits.contendedCap(), 32);
     assert.equal(limitOf('drain'), 32);
     assert.equal(limitOf('quiet'), 8);
     // At most one cut per interval: a burst of slow claims is one signal.
-    limits.quietClaimed(25);
+    limits.quietClaimed(25, ['quiet']);
     assert.equal(limits.contendedCap(), 32);
     advance(100);
-    limits.quietClaimed(25);
+    limits.quietClaimed(25, ['quiet']);
     assert.equal(limits.contendedCap(), 16);
     for (let i = 0; i < 5; i++) {
       advance(100);
-      limits.quietClaimed(25);
+      limits.quietClaimed(25, ['quiet']);
     }
     assert.equal(limits.contendedCap(), 4, 'never below the floor');
     assert.equal(limits.hasRoom('drain', 256), false, 'the drain, with 64 in flight, has no room under the cap');
@@ -66,10 +66,10 @@ describe('endpoint limits', () => {
   test('quiet claims within the target raise the cap by one each; without quiet claims for a second it is lifted', () => {
     const { limits, limitOf, advance } = limitsAt(8);
     inFlight(limits, 'drain', 40);
-    limits.quietClaimed(50);
+    limits.quietClaimed(50, ['quiet']);
     assert.equal(limits.contendedCap(), 20);
-    limits.quietClaimed(3);
-    limits.quietClaimed(3);
+    limits.quietClaimed(3, ['quiet']);
+    limits.quietClaimed(3, ['quiet']);
     assert.equal(limits.contendedCap(), 22);
     advance(999);
     assert.equal(limits.contendedCap(), 22);
@@ -78,10 +78,39 @@ describe('endpoint limits', () => {
     assert.equal(limitOf('drain'), 8, 'the endpoint is back to its own (adaptive) limit');
   });
 
+  test('the endpoints the quiet lane serves are not capped: a lone endpoint idle between its events never throttles itself', () => {
+    const { limits, limitOf, advance } = limitsAt(8);
+    inFlight(limits, 'lone', 60);
+    for (let i = 0; i < 52; i++) limits.finished('lone', 'ok', 256, false); // limit 60, 8 in flight
+    inFlight(limits, 'lone', 52);
+    limits.quietClaimed(50, ['lone']);
+    assert.equal(limits.contendedCap(), Infinity, 'no other endpoint is sending: nothing to cap');
+    assert.equal(limitOf('lone'), 60);
+    // Another endpoint sends: it is capped, the quiet one keeps its own limit.
+    inFlight(limits, 'drain', 40);
+    for (let i = 0; i < 32; i++) limits.finished('drain', 'ok', 256, false); // limit 40, 8 in flight
+    inFlight(limits, 'drain', 32);
+    advance(100);
+    limits.quietClaimed(50, ['lone']);
+    assert.equal(limits.contendedCap(), 20);
+    assert.equal(limitOf('drain'), 20);
+    assert.equal(limitOf('lone'), 60);
+    limits.finished('lone', 'ok', 256, false); // 59 in flight, limit 61: room, though 59 is past the cap
+    assert.equal(limits.hasRoom('lone', 256), true);
+    assert.equal(limits.hasRoom('drain', 256), false);
+    // A second after it was last served quietly, it is capped like the others.
+    advance(600);
+    limits.quietClaimed(50, ['other']);
+    advance(500);
+    assert.equal(limits.contendedCap(), 10, 'the slow quiet claim for the other endpoint cut again');
+    assert.equal(limitOf('lone'), 10);
+    assert.equal(limits.hasRoom('lone', 256), false);
+  });
+
   test('with a target of 0 contention control is off', () => {
     const { limits } = limitsAt(8, { targetMs: 0, floor: 4 });
     inFlight(limits, 'drain', 100);
-    limits.quietClaimed(10_000);
+    limits.quietClaimed(10_000, ['quiet']);
     assert.equal(limits.contendedCap(), Infinity);
   });
 });
