@@ -239,10 +239,10 @@ const EnvSchema = z.object({
   /** In the slow lane, at most one attempt per endpoint and worker this often. */
   CARTEIRO_SLOW_LANE_INTERVAL_MS: int(0, 3_600_000).default(1000),
   /**
-   * Contention control (docs/architecture.md, "the quiet lane"): while endpoints with nothing in flight
-   * are being served, a quiet claim slower than this says the ledger or the CPU is saturated, and
-   * the busiest endpoints' limits are halved (down to CARTEIRO_ENDPOINT_CONTENDED_FLOOR) until quiet
-   * claims are fast again. 0 = off.
+   * Contention control (docs/architecture.md, "the quiet lane"): a quiet endpoint's work that waits
+   * longer than this from its announcement to its claim says the ledger or the CPU is saturated, and
+   * the busy endpoints' limits are halved (down to CARTEIRO_ENDPOINT_CONTENDED_FLOOR) until such waits
+   * are short again. 0 = off.
    */
   CARTEIRO_QUIET_CLAIM_TARGET_MS: int(0, 60_000).default(10),
   /** The lowest limit contention control takes an endpoint to. */

@@ -164,6 +164,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let wantQuietClaim = false;
   /** When the loop's claim under way was sent (null: none under way), and the quiet lane's pending start. */
   let loopClaimSince: number | null = null;
+  let firstUnclaimedAnnouncement: number | null = null;
   let quietTimer: NodeJS.Timeout | null = null;
   /**
    * Claims under way, in either lane. A claim that overlapped one of the other lane may have taken
@@ -297,6 +298,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
             log.warn({ parked, maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
           }
           claimSeenNewWork = newWorkAnnounced;
+          const announced = takeAnnouncement();
           const claim = claimBegins();
           const view = limits.view({ holdParked, holdBusy: quietOnly });
           loopClaimSince = now();
@@ -317,6 +319,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // two deliveries of a capped endpoint (a NOTIFY for someone else's event) left its next
           // deliveries to the poll.
           if (batch.length > 0 || anyAtLimit(view)) foundWork = true;
+          measureQuietWait(batch, announced);
           admit(batch, claim.overlapped, 'loop');
           // Each row now belongs to its delivery alone, so empty the claim's array. It stayed reachable
           // through young-generation collections until the next full one (the promises that resolved
@@ -375,11 +378,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const room = Math.min(concurrency + quietReserve - active.size, maxUnrecorded + quietReserve - unrecorded, QUIET_CLAIM_MAX);
     if (room <= 0) return;
     const claim = claimBegins();
-    const startedAt = performance.now();
+    const announced = takeAnnouncement();
     const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true }), { batching }), 'quiet claim')
       .finally(() => claimsUnderWay.delete(claim));
-    // How long a quiet tenant's work took to claim: the measure of contention (endpoint-limits.ts).
-    if (batch.length > 0) limits.quietClaimed(performance.now() - startedAt, batch.map((d) => d.webhook_endpoint_id));
+    measureQuietWait(batch, announced);
     deps.metrics?.claimed(batch.length);
     if (batch.length > 0) progress.progressed();
     admit(batch, claim.overlapped, 'quiet');
@@ -390,6 +392,24 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function anyAtLimit(view: { inFlight: number[]; limits: number[] }): boolean {
     for (let i = 0; i < view.limits.length; i++) if ((view.limits[i] as number) <= (view.inFlight[i] as number) && (view.inFlight[i] as number) > 0) return true;
     return false;
+  }
+
+  /** When the first announcement no claim has yet begun after was heard (null: none), taken by the claim about to begin. */
+  function takeAnnouncement(): number | null {
+    const at = firstUnclaimedAnnouncement;
+    firstUnclaimedAnnouncement = null;
+    return at;
+  }
+
+  /**
+   * The measure of contention (endpoint-limits.ts): how long the work of endpoints with nothing in
+   * flight waited in this worker, from the announcement of its commit to its claim, whichever lane
+   * claimed it. A claim made with no announcement (the poll, a retry's timer) says nothing.
+   */
+  function measureQuietWait(batch: ClaimedDispatch[], announced: number | null): void {
+    if (announced === null || batch.length === 0) return;
+    const quiet = [...new Set(batch.filter((d) => limits.idle(d.webhook_endpoint_id)).map((d) => d.webhook_endpoint_id))];
+    if (quiet.length) limits.quietClaimed(now() - announced, quiet);
   }
 
   /** Registers a claim about to be sent; it and every claim under way are marked as overlapping. */
@@ -431,6 +451,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** A commit announced new work. */
   function onNewWork(): void {
     newWorkAnnounced++;
+    firstUnclaimedAnnouncement ??= now();
     // The loop is busy with a claim: the quiet endpoints' share of the new work need not wait for it.
     if (loopClaimSince !== null) quietLaneSoon();
     void claimLoop();

@@ -11,7 +11,8 @@
 import type { WorkerEndpointView } from '../ledger/dispatches.ts';
 import type { SendResult } from '../delivery/http-sender.ts';
 
-type EndpointState = { inFlight: number; limit: number; parked: number; failedInRow: number; holdUntil: number; unrecorded: number };
+/** `bulkUntil`: the endpoint had at least the contended floor in flight lately (see Contention). */
+type EndpointState = { inFlight: number; limit: number; parked: number; failedInRow: number; holdUntil: number; unrecorded: number; bulkUntil: number };
 
 /**
  * What an attempt's result says about the receiver: it answered 2xx (`ok`), it is overloaded or
@@ -71,16 +72,16 @@ export type SlowLane = {
 };
 
 /**
- * Contention control. The quiet lane's claims (dispatcher.ts) serve endpoints with nothing in flight:
- * a tenant sending a few events a second. How long such a claim takes says how saturated the ledger
- * and the CPU are, and a saturated machine makes every quiet tenant wait on every hop (API, ledger,
- * worker, receiver), whatever the claims favour. So while quiet claims bring work and take longer
- * than `targetMs`, every endpoint's limit is capped, the cap halved (at most once per
- * CUT_INTERVAL_MS) from the most any endpoint has in flight, down to `floor`; each quiet claim within
- * the target raises it by one, and when no quiet claim has brought work for QUIET_MEMORY_MS the cap
- * is lifted. The floor is above what a quiet endpoint ever has in flight, so only the busiest
- * endpoints (a drain, hundreds of requests held by slow receivers) give up throughput, and only while
- * someone quiet is being served. `targetMs` 0: off.
+ * Contention control. A quiet endpoint (nothing in flight, and not `floor` in flight within the last
+ * second) is a tenant sending a few events a second. How long its work waits in the worker, from the
+ * announcement of its commit to its claim (dispatcher.ts, measureQuietWait), says how saturated the
+ * ledger and the CPU are, and a saturated machine makes every quiet tenant wait on every hop (API, ledger,
+ * worker, receiver), whatever the claims favour. So while quiet work waits longer than `targetMs`,
+ * every other endpoint's limit is capped, the cap halved (at most once per CUT_INTERVAL_MS) from the
+ * most any of them has in flight, down to `floor`; each wait within the target raises it by one, and
+ * when no quiet work has been claimed for QUIET_MEMORY_MS the cap is lifted. The quiet endpoints are
+ * exempt, so only the busy ones (a drain, hundreds of requests held by slow receivers) give up
+ * throughput, and only while someone quiet is being served. `targetMs` 0: off.
  */
 export type Contention = { targetMs: number; floor: number };
 
@@ -102,7 +103,12 @@ export function createEndpointLimits(
    * it throttled itself (measured: p99 at 1,000 events/s 130 → 269 ms).
    */
   const quietLately = new Map<string, number>();
-  const exempt = (endpointId: string) => clock() - (quietLately.get(endpointId) ?? -Infinity) <= QUIET_MEMORY_MS;
+  /**
+   * A bulk endpoint (the floor in flight within the last second) is never quiet, even when a claim
+   * finds it idle for a moment: a drain goes idle between claims, and exempted it capped nothing.
+   */
+  const bulk = (endpointId: string) => (states.get(endpointId)?.bulkUntil ?? 0) > clock();
+  const exempt = (endpointId: string) => !bulk(endpointId) && clock() - (quietLately.get(endpointId) ?? -Infinity) <= QUIET_MEMORY_MS;
   let lastCutAt = -Infinity;
   const contendedCap = () => (cap !== Infinity && clock() - lastQuietAt > QUIET_MEMORY_MS ? (cap = Infinity) : cap);
 
@@ -110,7 +116,7 @@ export function createEndpointLimits(
     let s = states.get(endpointId);
     if (!s) {
       if (states.size >= MAX_REMEMBERED) forgetIdle();
-      s = { inFlight: 0, limit: startLimit, parked: 0, failedInRow: 0, holdUntil: 0, unrecorded: 0 };
+      s = { inFlight: 0, limit: startLimit, parked: 0, failedInRow: 0, holdUntil: 0, unrecorded: 0, bulkUntil: 0 };
       states.set(endpointId, s);
     }
     return s;
@@ -126,6 +132,7 @@ export function createEndpointLimits(
     started(endpointId, cap) {
       const s = state(endpointId);
       s.inFlight++;
+      if (contention.targetMs > 0 && s.inFlight >= contention.floor) s.bulkUntil = clock() + QUIET_MEMORY_MS;
       s.unrecorded++;
       if (s.limit > cap) s.limit = cap;
     },
@@ -162,11 +169,13 @@ export function createEndpointLimits(
     },
     quietClaimed(latencyMs, endpointIds) {
       if (contention.targetMs <= 0) return;
+      const quiet = endpointIds.filter((id) => !bulk(id));
+      if (quiet.length === 0) return;
       contendedCap();
       const now = clock();
       lastQuietAt = now;
       if (quietLately.size > MAX_REMEMBERED) for (const [id, at] of quietLately) if (now - at > QUIET_MEMORY_MS) quietLately.delete(id);
-      for (const id of endpointIds) quietLately.set(id, now);
+      for (const id of quiet) quietLately.set(id, now);
       if (latencyMs > contention.targetMs) {
         if (now - lastCutAt < CUT_INTERVAL_MS) return;
         lastCutAt = now;
