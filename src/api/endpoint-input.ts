@@ -10,7 +10,7 @@ import { InvalidBatchingError, ValidationError } from '../errors/errors.ts';
 import { validateIncludeFields, type IncludeFields } from '../security/minimal-payload.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import { transformationColumns, type TransformationFields } from './endpoint-transformation.ts';
-import { deliverySettingColumns, type DeliverySettingBounds, type DeliverySettingFields } from './endpoint-delivery-settings.ts';
+import { deliverySettingBounds, deliverySettingColumns, type DeliverySettingBounds, type DeliverySettingFields } from './endpoint-delivery-settings.ts';
 
 export type EndpointBody = {
   name: string;
@@ -59,6 +59,23 @@ export type EndpointInputDeps = {
   /** Seals a static header's value for the ledger (the secret box). */
   sealHeaderValue: (plain: string) => string;
 };
+
+/** The checks' dependencies from what both route sets (organization and portal) hold. */
+export function endpointInputDeps(s: {
+  dataProtection: { piiFields: ReadonlySet<string> };
+  checkDestination: EndpointInputDeps['checkDestination'];
+  transformer: Transformer;
+  config: { delivery: { retry: Parameters<typeof deliverySettingBounds>[0] } };
+  secretBox: { seal(plain: string): string };
+}): EndpointInputDeps {
+  return {
+    piiFields: s.dataProtection.piiFields,
+    checkDestination: s.checkDestination,
+    transformer: s.transformer,
+    deliveryBounds: deliverySettingBounds(s.config.delivery.retry),
+    sealHeaderValue: (plain) => s.secretBox.seal(plain),
+  };
+}
 
 export function checkFilters(events: string[] | undefined): void {
   const bad = events?.find((e) => !isValidEventFilter(e));

@@ -16,8 +16,8 @@ import { endpointPresenter } from '../presenters.ts';
 import { includeFieldsSchema } from '../../security/minimal-payload.ts';
 import { contentFilterSchema } from '../../catalog/content-filter.ts';
 import { transformationFieldSchemas } from '../endpoint-transformation.ts';
-import { batchingFieldSchemas, endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
-import { deliverySettingBounds, deliverySettingSchemas } from '../endpoint-delivery-settings.ts';
+import { batchingFieldSchemas, endpointChanges, endpointInputDeps, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
+import { deliverySettingSchemas } from '../endpoint-delivery-settings.ts';
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -48,13 +48,7 @@ const RECOVER_LIMIT = 10_000;
 export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ledger, secretBox } = services;
   const tags = ['endpoints'];
-  const inputDeps = {
-    piiFields: services.dataProtection.piiFields,
-    checkDestination: services.checkDestination,
-    transformer: services.transformer,
-    deliveryBounds: deliverySettingBounds(services.config.delivery.retry),
-    sealHeaderValue: (plain: string) => secretBox.seal(plain),
-  };
+  const inputDeps = endpointInputDeps(services);
   const presentEndpoint = endpointPresenter((sealed) => secretBox.open(sealed));
 
   async function load(request: FastifyRequest<{ Params: { id: string } }>) {

@@ -29,8 +29,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import { endpointPresenter } from '../presenters.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { endpointFields } from './endpoints.ts';
-import { endpointChanges, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
-import { deliverySettingBounds } from '../endpoint-delivery-settings.ts';
+import { endpointChanges, endpointInputDeps, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 import type { Transformer } from '../../delivery/transformation/transformer.ts';
 import { TEMPLATES, presentTemplate } from '../../delivery/templates/catalog.ts';
 
@@ -66,13 +65,7 @@ type PortalRouteDeps = {
 export async function portalRoutes(app: FastifyInstance, services: PortalRouteDeps): Promise<void> {
   const tags = ['portal'];
   const { ledger, secretBox } = services;
-  const inputDeps = {
-    piiFields: services.dataProtection.piiFields,
-    checkDestination: services.checkDestination,
-    transformer: services.transformer,
-    deliveryBounds: deliverySettingBounds(services.config.delivery.retry),
-    sealHeaderValue: (plain: string) => secretBox.seal(plain),
-  };
+  const inputDeps = endpointInputDeps(services);
   const presentEndpoint = endpointPresenter((sealed) => secretBox.open(sealed));
   const read = { portal: 'read' } as const;
   const manage = { portal: 'manage' } as const;
