@@ -95,9 +95,11 @@ const { values: args } = parseArgs({
   strict: true,
 });
 if (args.help) {
-  console.log('usage: npm run chaos -- [--events 20000] [--rate 400] [--kill-every 4] [--workers 2] [--postgres-restart | --private-postgres]\n' +
-    '                         [--postgres-down-seconds 4] [--postgres-restarts 3] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\n' +
-    '                         [--noisy-events 1000] [--noisy-rate 100] [--noisy-per-kind 3] [--noisy-only]\nsee docs/performance.md');
+  console.log(
+    'usage: npm run chaos -- [--events 20000] [--rate 400] [--kill-every 4] [--workers 2] [--postgres-restart | --private-postgres]\n' +
+      '                         [--postgres-down-seconds 4] [--postgres-restarts 3] [--redis-port P] [--drain-timeout 240] [--client-connections 2048] [--out file.json]\n' +
+      '                         [--noisy-events 1000] [--noisy-rate 100] [--noisy-per-kind 3] [--noisy-only]\nsee docs/performance.md',
+  );
   process.exit(0);
 }
 
@@ -277,7 +279,14 @@ class Producer {
     } catch (err) {
       if ((err as Error).message.startsWith(`seq ${seq}`)) throw err;
       const timeout = /timeout/i.test((err as Error).name + (err as Error).message);
-      sub = { status: timeout ? 'timeout' : 'error', at, ms: performance.now() - t0, retryAfter: null, code: (err as { code?: string }).code ?? (err as Error).name, outstanding };
+      sub = {
+        status: timeout ? 'timeout' : 'error',
+        at,
+        ms: performance.now() - t0,
+        retryAfter: null,
+        code: (err as { code?: string }).code ?? (err as Error).name,
+        outstanding,
+      };
     }
     this.log.push(sub);
     // 503, timeout or connection error: the same request again later, same Idempotency-Key.
@@ -309,8 +318,10 @@ async function main(): Promise<void> {
     log(`private Postgres cluster on 127.0.0.1:${privatePg.port} (${privatePg.dataDir})`);
   }
   const redisPort = args['redis-port'] ? Number(args['redis-port']) : await freePort();
-  log(`${EVENTS.toLocaleString('en-US')} events at ${RATE}/s; ${WORKERS} workers, one SIGKILLed every ${KILL_EVERY_MS / 1000} s; ` +
-    `own Redis on 127.0.0.1:${redisPort} (${redisVersion}); Postgres restart ${RESTART_PG ? `ON (${PRIVATE_PG ? 'private cluster' : 'the server at DATABASE_URL'})` : 'off (pass --postgres-restart or --private-postgres)'}`);
+  log(
+    `${EVENTS.toLocaleString('en-US')} events at ${RATE}/s; ${WORKERS} workers, one SIGKILLed every ${KILL_EVERY_MS / 1000} s; ` +
+      `own Redis on 127.0.0.1:${redisPort} (${redisVersion}); Postgres restart ${RESTART_PG ? `ON (${PRIVATE_PG ? 'private cluster' : 'the server at DATABASE_URL'})` : 'off (pass --postgres-restart or --private-postgres)'}`,
+  );
 
   let redis: OwnRedis | null = await startRedisServer(redisPort);
   const rx = await startReceiver({ failureRate: FLAP_500_RATE, flap: FLAP });
@@ -321,7 +332,13 @@ async function main(): Promise<void> {
   let apiProc: CarteiroProc | null = null;
   let producer: Producer | null = null;
   const pgOutage = { windows: [] as { from: number; to: number }[], responses: [] as Submission[], healthDuring: [] as number[] };
-  const report: Record<string, unknown> = { runId, schema, options: { ...args, events: EVENTS, rate: RATE }, chaosEnv: CHAOS_ENV, flap: { ...FLAP, errorRate: FLAP_500_RATE } };
+  const report: Record<string, unknown> = {
+    runId,
+    schema,
+    options: { ...args, events: EVENTS, rate: RATE },
+    chaosEnv: CHAOS_ENV,
+    flap: { ...FLAP, errorRate: FLAP_500_RATE },
+  };
   let ok = false;
 
   // Workers are supervised as systemd or Kubernetes would: one that exits on its own (e.g. started
@@ -373,7 +390,12 @@ async function main(): Promise<void> {
           await victim.kill();
           const orphans = await sql<{ id: string }[]>`
             SELECT id FROM webhook_dispatches WHERE status = 'in_flight' AND leased_by LIKE ${'%-' + victim.pid}`.catch(() => []);
-          faults.push({ kind: 'worker-kill', startedAt, endedAt: nowMs(), detail: { pid: victim.pid, orphanedLeases: orphans.length, orphanIds: orphans.map((o) => o.id) } });
+          faults.push({
+            kind: 'worker-kill',
+            startedAt,
+            endedAt: nowMs(),
+            detail: { pid: victim.pid, orphanedLeases: orphans.length, orphanIds: orphans.map((o) => o.id) },
+          });
           log(`SIGKILL worker ${victim.pid} (${orphans.length} deliveries in flight under its lease); starting a new one`);
           await sleep(300);
           void spawnWorker();
@@ -397,11 +419,22 @@ async function main(): Promise<void> {
       redis = await startRedisServer(redisPort);
       const endedAt = nowMs();
       log('Redis: FLUSHALL, stopped, restarted after 2 s');
-      const healthy = await until(async () => {
-        const h = await api(apiUrl, 'GET', 'health', undefined, 3_000);
-        return h.body?.services?.redis === 'healthy' ? nowMs() : null;
-      }, 60_000, 100);
-      faults.push({ kind: 'redis-flush-restart', startedAt, endedAt, detail: { downMs: endedAt - startedAt }, specificRecoverMs: healthy ? healthy - endedAt : null, specificWhat: 'API /health sees Redis healthy' });
+      const healthy = await until(
+        async () => {
+          const h = await api(apiUrl, 'GET', 'health', undefined, 3_000);
+          return h.body?.services?.redis === 'healthy' ? nowMs() : null;
+        },
+        60_000,
+        100,
+      );
+      faults.push({
+        kind: 'redis-flush-restart',
+        startedAt,
+        endedAt,
+        detail: { downMs: endedAt - startedAt },
+        specificRecoverMs: healthy ? healthy - endedAt : null,
+        specificWhat: 'API /health sees Redis healthy',
+      });
     })();
 
     // The receiver answers only 500 for 4 s (on top of its usual flapping).
@@ -428,7 +461,10 @@ async function main(): Promise<void> {
         const downMs = Math.round(Number(args['postgres-down-seconds']) * 1000 * (1 + Math.random()));
         const startedAt = nowMs();
         const probe = setInterval(() => {
-          void api(apiUrl, 'GET', 'health', undefined, 5_000).then((h) => pgOutage.healthDuring.push(h.status), () => pgOutage.healthDuring.push(0));
+          void api(apiUrl, 'GET', 'health', undefined, 5_000).then(
+            (h) => pgOutage.healthDuring.push(h.status),
+            () => pgOutage.healthDuring.push(0),
+          );
         }, 250);
         const cluster = pgCtl('stop');
         log(`Postgres ${cluster}: stopped (fast); starting again in ${(downMs / 1000).toFixed(1)} s`);
@@ -437,12 +473,23 @@ async function main(): Promise<void> {
         const endedAt = nowMs();
         log('Postgres: started');
         pgOutage.windows.push({ from: startedAt, to: endedAt });
-        const accepting = await until(async () => {
-          const hit = producer?.log.find((s) => s.at >= endedAt && s.status === 202);
-          return hit ? hit.at + hit.ms : null;
-        }, 60_000, 100);
+        const accepting = await until(
+          async () => {
+            const hit = producer?.log.find((s) => s.at >= endedAt && s.status === 202);
+            return hit ? hit.at + hit.ms : null;
+          },
+          60_000,
+          100,
+        );
         clearInterval(probe);
-        faults.push({ kind: 'postgres-restart', startedAt, endedAt, detail: { cluster, downMs }, specificRecoverMs: accepting ? accepting - endedAt : null, specificWhat: 'first 202 after Postgres is back' });
+        faults.push({
+          kind: 'postgres-restart',
+          startedAt,
+          endedAt,
+          detail: { cluster, downMs },
+          specificRecoverMs: accepting ? accepting - endedAt : null,
+          specificWhat: 'first 202 after Postgres is back',
+        });
       }
     })();
 
@@ -456,10 +503,14 @@ async function main(): Promise<void> {
 
     const expected = producer.accepted.size;
     const drained = await until(async () => ((await rx.stats()).uniqueIds >= expected ? true : null), DRAIN_TIMEOUT_MS, 250);
-    await until(async () => {
-      const c = await dispatchCounts(sql);
-      return c.succeeded + c.failed >= c.total ? true : null;
-    }, 30_000, 250);
+    await until(
+      async () => {
+        const c = await dispatchCounts(sql);
+        return c.succeeded + c.failed >= c.total ? true : null;
+      },
+      30_000,
+      250,
+    );
 
     // --- the ledger ---
     const s = await rx.stats();
@@ -510,8 +561,16 @@ async function main(): Promise<void> {
     const unqueued = outage.filter((x) => (x.outstanding ?? 0) < CLIENT_CONNECTIONS);
     const maxOutageMsUnqueued = unqueued.reduce((m, x) => Math.max(m, x.ms), 0);
     const stopOf = (x: Submission) => pgOutage.windows.find((w) => x.at >= w.from && x.at <= w.to)?.from ?? 0;
-    const slowest = [...outage].sort((a, b) => b.ms - a.ms).slice(0, 10)
-      .map((x) => ({ status: x.status, code: x.code, ms: Math.round(x.ms), sentAfterStopMs: Math.round(x.at - stopOf(x)), outstandingWhenIssued: x.outstanding }));
+    const slowest = [...outage]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 10)
+      .map((x) => ({
+        status: x.status,
+        code: x.code,
+        ms: Math.round(x.ms),
+        sentAfterStopMs: Math.round(x.at - stopOf(x)),
+        outstandingWhenIssued: x.outstanding,
+      }));
     const codes = outage.filter((x) => x.code).reduce<Record<string, number>>((a, x) => ((a[x.code as string] = (a[x.code as string] ?? 0) + 1), a), {});
 
     const ledger = {
@@ -527,7 +586,14 @@ async function main(): Promise<void> {
       lostSample: lost.slice(0, 20),
       dispatches: counts,
       attemptRows: attempts.attempts,
-      receiver: { requests: s.requests, acknowledged: s.acknowledged, injected500: s.failuresInjected, resets: s.resets, hangs: s.hangs, slowBodies: s.slowBodies },
+      receiver: {
+        requests: s.requests,
+        acknowledged: s.acknowledged,
+        injected500: s.failuresInjected,
+        resets: s.resets,
+        hangs: s.hangs,
+        slowBodies: s.slowBodies,
+      },
       drainedInTime: !!drained,
       apiAnswers: all,
     };
@@ -535,14 +601,32 @@ async function main(): Promise<void> {
     report.faults = faults;
     report.unexpectedWorkerExits = unexpectedExits;
     report.postgresOutage = pgOutage.windows.length
-      ? { windows: pgOutage.windows, answersByStatus: outageStatus, errorCodes: codes, served503WithoutRetryAfter: outage503WithoutRetryAfter, maxResponseMs: maxOutageMs, clientConnections: CLIENT_CONNECTIONS, queuedInClient: outage.length - unqueued.length, maxResponseMsWithOwnConnection: maxOutageMsUnqueued, slowest, healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))) }
+      ? {
+          windows: pgOutage.windows,
+          answersByStatus: outageStatus,
+          errorCodes: codes,
+          served503WithoutRetryAfter: outage503WithoutRetryAfter,
+          maxResponseMs: maxOutageMs,
+          clientConnections: CLIENT_CONNECTIONS,
+          queuedInClient: outage.length - unqueued.length,
+          maxResponseMsWithOwnConnection: maxOutageMsUnqueued,
+          slowest,
+          healthStatuses: byStatus(pgOutage.healthDuring.map((h) => ({ status: h, at: 0, ms: 0, retryAfter: null }))),
+        }
       : 'not exercised (pass --postgres-restart or --private-postgres)';
 
-    ok = ledger.lost === 0 && ledger.acceptedButNotInLedger === 0 && ledger.duplicatesWithOtherWebhookId === 0 && ledger.producerGaveUp === 0 &&
-      counts.failed === 0 && !!drained && (!pgOutage.windows.length || (!outageStatus['500'] && !outageStatus.timeout && outage503WithoutRetryAfter === 0));
+    ok =
+      ledger.lost === 0 &&
+      ledger.acceptedButNotInLedger === 0 &&
+      ledger.duplicatesWithOtherWebhookId === 0 &&
+      ledger.producerGaveUp === 0 &&
+      counts.failed === 0 &&
+      !!drained &&
+      (!pgOutage.windows.length || (!outageStatus['500'] && !outageStatus.timeout && outage503WithoutRetryAfter === 0));
     if (NOISY_ONLY) console.log('\nfault phase skipped (--noisy-only)');
     else printLedger(ledger, faults, report.postgresOutage);
-    if (unexpectedExits.length) console.log(`\nworkers that exited on their own (restarted by the harness): ${unexpectedExits.map((e) => `${e.pid} (${e.how})`).join(', ')}`);
+    if (unexpectedExits.length)
+      console.log(`\nworkers that exited on their own (restarted by the harness): ${unexpectedExits.map((e) => `${e.pid} (${e.how})`).join(', ')}`);
 
     if (NOISY_EVENTS > 0) {
       const noisy = await noisyNeighbourPhase({
@@ -600,8 +684,10 @@ type NoisyEndpointKind = NoisyKind | 'healthy';
 async function noisyNeighbourPhase(c: NoisyPhaseContext) {
   const kinds: NoisyKind[] = ['hang', 'slow', 'refuse'];
   const endpointCount = NOISY_HEALTHY + kinds.length * NOISY_PER_KIND;
-  log(`noisy neighbours: ${NOISY_HEALTHY} healthy endpoints beside ${NOISY_PER_KIND} hanging, ${NOISY_PER_KIND} slow (${NOISY_SLOW_MS} ms) and ` +
-    `${NOISY_PER_KIND} refusing, each on its own port; ${NOISY_EVENTS.toLocaleString('en-US')} events at ${NOISY_RATE}/s to all ${endpointCount}`);
+  log(
+    `noisy neighbours: ${NOISY_HEALTHY} healthy endpoints beside ${NOISY_PER_KIND} hanging, ${NOISY_PER_KIND} slow (${NOISY_SLOW_MS} ms) and ` +
+      `${NOISY_PER_KIND} refusing, each on its own port; ${NOISY_EVENTS.toLocaleString('en-US')} events at ${NOISY_RATE}/s to all ${endpointCount}`,
+  );
   let healthyRx: ReceiverHandle | null = null;
   const noisy = new Map<NoisyKind, NoisyReceivers>();
   let producer: Producer | null = null;
@@ -636,7 +722,9 @@ async function noisyNeighbourPhase(c: NoisyPhaseContext) {
     const killed = await killer;
     await c.workersReady();
     const accepted = producer.accepted.size;
-    log(`noisy neighbours: offered ${producer.offered}, accepted ${accepted}; waiting for the healthy endpoints (≤ ${DRAIN_TIMEOUT_MS / 1000} s), then the slow ones (≤ 60 s)`);
+    log(
+      `noisy neighbours: offered ${producer.offered}, accepted ${accepted}; waiting for the healthy endpoints (≤ ${DRAIN_TIMEOUT_MS / 1000} s), then the slow ones (≤ 60 s)`,
+    );
     const t0 = nowMs();
     const rx = healthyRx;
     const healthyDone = await until(async () => ((await rx.stats()).uniqueIds >= accepted * NOISY_HEALTHY ? true : null), DRAIN_TIMEOUT_MS, 250);
@@ -645,13 +733,17 @@ async function noisyNeighbourPhase(c: NoisyPhaseContext) {
     // moment after the receiver answers).
     const slowIds = [...kindById].filter(([, k]) => k === 'slow').map(([id]) => id);
     const healthyIds = [...kindById].filter(([, k]) => k === 'healthy').map(([id]) => id);
-    await until(async () => {
-      const [r] = await c.sql<{ owed: number; healthy: number }[]>`
+    await until(
+      async () => {
+        const [r] = await c.sql<{ owed: number; healthy: number }[]>`
         SELECT count(*) FILTER (WHERE webhook_endpoint_id = ANY(${slowIds}::uuid[]) AND status NOT IN ('succeeded', 'failed'))::int AS owed,
                count(*) FILTER (WHERE webhook_endpoint_id = ANY(${healthyIds}::uuid[]) AND status = 'succeeded')::int AS healthy
         FROM webhook_dispatches`;
-      return r && r.owed === 0 && r.healthy >= accepted * NOISY_HEALTHY ? true : null;
-    }, 60_000, 500);
+        return r && r.owed === 0 && r.healthy >= accepted * NOISY_HEALTHY ? true : null;
+      },
+      60_000,
+      500,
+    );
 
     // --- the ledger of the phase ---
     const rxStats = await rx.stats();
@@ -686,7 +778,15 @@ async function noisyNeighbourPhase(c: NoisyPhaseContext) {
       producerGaveUp: producer.gaveUp.size,
       acceptedButNotInLedger: acceptedNotStored,
       eventsWithoutEveryDispatch: missing?.without ?? 0,
-      healthy: { expected: accepted * NOISY_HEALTHY, delivered: rxStats.uniqueIds, missing: healthyMissing, duplicates: rxStats.duplicates, duplicatesWithOtherWebhookId: rxStats.seqConflicts, allDeliveredAfterOfferMs: healthyDone ? healthyMs : null, latencyMs: rxStats.latencyMs },
+      healthy: {
+        expected: accepted * NOISY_HEALTHY,
+        delivered: rxStats.uniqueIds,
+        missing: healthyMissing,
+        duplicates: rxStats.duplicates,
+        duplicatesWithOtherWebhookId: rxStats.seqConflicts,
+        allDeliveredAfterOfferMs: healthyDone ? healthyMs : null,
+        latencyMs: rxStats.latencyMs,
+      },
       dispatches: byKind,
       owed: Object.fromEntries(['healthy', ...kinds].map((k) => [k, owed(k)])),
       failedWithoutAttempt: failedUnattempted,
@@ -696,7 +796,11 @@ async function noisyNeighbourPhase(c: NoisyPhaseContext) {
     const healthyRows = total('healthy');
     const healthyOk = healthyMissing === 0 && (byKind.healthy?.succeeded ?? 0) === accepted * NOISY_HEALTHY && healthyRows === accepted * NOISY_HEALTHY;
     const slowOk = (byKind.slow?.failed ?? 0) === 0 && (byKind.slow?.succeeded ?? 0) <= noisyStats.slow!.answered;
-    const noneLost = acceptedNotStored === 0 && (missing?.without ?? 0) === 0 && (missing?.events ?? 0) === accepted && Object.keys(failedUnattempted).length === 0 &&
+    const noneLost =
+      acceptedNotStored === 0 &&
+      (missing?.without ?? 0) === 0 &&
+      (missing?.events ?? 0) === accepted &&
+      Object.keys(failedUnattempted).length === 0 &&
       ['healthy', ...kinds].every((k) => total(k) === accepted * (k === 'healthy' ? NOISY_HEALTHY : NOISY_PER_KIND));
     const phaseOk = healthyOk && slowOk && noneLost && producer.gaveUp.size === 0 && rxStats.seqConflicts === 0;
     printNoisyLedger(ledger, phaseOk);
@@ -716,8 +820,12 @@ function printNoisyLedger(l: Record<string, any>, ok: boolean): void {
   row('accepted (202)', l.accepted, l.producerGaveUp ? `${l.producerGaveUp} never accepted` : '');
   row('accepted but not in the ledger', l.acceptedButNotInLedger, 'must be 0');
   row('events missing a dispatch', l.eventsWithoutEveryDispatch, 'must be 0');
-  row('healthy deliveries', `${l.healthy.delivered}/${l.healthy.expected}`, `missing ${l.healthy.missing} (must be 0), dup ${l.healthy.duplicates}, under another id ${l.healthy.duplicatesWithOtherWebhookId}; ` +
-    `all in ${l.healthy.allDeliveredAfterOfferMs === null ? 'NOT within the drain timeout' : `${(l.healthy.allDeliveredAfterOfferMs / 1000).toFixed(1)} s after the last 202`}; p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`);
+  row(
+    'healthy deliveries',
+    `${l.healthy.delivered}/${l.healthy.expected}`,
+    `missing ${l.healthy.missing} (must be 0), dup ${l.healthy.duplicates}, under another id ${l.healthy.duplicatesWithOtherWebhookId}; ` +
+      `all in ${l.healthy.allDeliveredAfterOfferMs === null ? 'NOT within the drain timeout' : `${(l.healthy.allDeliveredAfterOfferMs / 1000).toFixed(1)} s after the last 202`}; p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`,
+  );
   for (const k of ['healthy', 'slow', 'hang', 'refuse']) row(`dispatches: ${k}`, JSON.stringify(l.dispatches[k] ?? {}), `still owed ${l.owed[k]}`);
   if (Object.keys(l.failedWithoutAttempt).length) row('given up without an attempt', JSON.stringify(l.failedWithoutAttempt), 'must be none');
   for (const [k, s] of Object.entries(l.noisyReceivers as Record<string, NoisyStats>)) {
@@ -730,20 +838,32 @@ function printLedger(l: Record<string, any>, fs: Fault[], pg: unknown): void {
   const row = (k: string, v: unknown, note = '') => console.log(`  ${k.padEnd(34)} ${String(v).padStart(10)}  ${note}`);
   console.log('\nledger');
   row('events offered', l.offered);
-  row('accepted (202)', l.accepted, l.producerGaveUp ? `${l.producerGaveUp} never accepted after ${MAX_SUBMITS_PER_EVENT} tries` : 'every offered event, retrying 503/timeouts with its Idempotency-Key');
+  row(
+    'accepted (202)',
+    l.accepted,
+    l.producerGaveUp
+      ? `${l.producerGaveUp} never accepted after ${MAX_SUBMITS_PER_EVENT} tries`
+      : 'every offered event, retrying 503/timeouts with its Idempotency-Key',
+  );
   row('accepted but not in the ledger', l.acceptedButNotInLedger, 'must be 0');
   row('delivered (unique)', l.deliveredUnique);
   row('duplicates (same webhook-id)', l.duplicates, 'at-least-once: allowed');
   row('duplicates under another id', l.duplicatesWithOtherWebhookId, 'must be 0');
   row('LOST', l.lost, l.lost ? `seq ${l.lostSample.join(', ')}` : 'must be 0');
   row('deliveries given up (failed)', l.dispatches.failed, 'must be 0 (retry budget)');
-  row('attempt rows', l.attemptRows, `receiver saw ${l.receiver.requests} requests: ${l.receiver.injected500} × 500, ${l.receiver.resets} resets, ${l.receiver.hangs} hangs, ${l.receiver.slowBodies} slow bodies`);
+  row(
+    'attempt rows',
+    l.attemptRows,
+    `receiver saw ${l.receiver.requests} requests: ${l.receiver.injected500} × 500, ${l.receiver.resets} resets, ${l.receiver.hangs} hangs, ${l.receiver.slowBodies} slow bodies`,
+  );
   row('API answers', JSON.stringify(l.apiAnswers));
   console.log('\nfaults (recover = fault over → every event accepted before it delivered)');
   for (const f of fs) {
     const t = new Date(f.startedAt).toISOString().slice(11, 23);
-    console.log(`  ${t}  ${f.kind.padEnd(20)} recover ${f.recoverMs === null || f.recoverMs === undefined ? 'NOT RECOVERED' : `${(f.recoverMs / 1000).toFixed(1)} s`}` +
-      `${f.specificWhat ? `; ${f.specificWhat}: ${f.specificRecoverMs === null || f.specificRecoverMs === undefined ? '—' : `${(f.specificRecoverMs / 1000).toFixed(1)} s`}` : ''}  ${JSON.stringify(f.detail)}`);
+    console.log(
+      `  ${t}  ${f.kind.padEnd(20)} recover ${f.recoverMs === null || f.recoverMs === undefined ? 'NOT RECOVERED' : `${(f.recoverMs / 1000).toFixed(1)} s`}` +
+        `${f.specificWhat ? `; ${f.specificWhat}: ${f.specificRecoverMs === null || f.specificRecoverMs === undefined ? '—' : `${(f.specificRecoverMs / 1000).toFixed(1)} s`}` : ''}  ${JSON.stringify(f.detail)}`,
+    );
   }
   const byKind = new Map<string, number>();
   for (const f of fs) if (typeof f.recoverMs === 'number') byKind.set(f.kind, Math.max(byKind.get(f.kind) ?? 0, f.recoverMs));

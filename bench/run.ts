@@ -49,7 +49,16 @@ import { offerLoad } from './lib/offered.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { claimStatement } from '../src/ledger/dispatches.ts';
-import { kindWord, runNoisyCase, runOrganizations, type IsolationMode, type IsolationOptions, type NoisyCaseResult, type OrganizationsResult, type Percentiles } from './lib/isolation.ts';
+import {
+  kindWord,
+  runNoisyCase,
+  runOrganizations,
+  type IsolationMode,
+  type IsolationOptions,
+  type NoisyCaseResult,
+  type OrganizationsResult,
+  type Percentiles,
+} from './lib/isolation.ts';
 import type { NoisyKind } from './lib/noisy-receivers.ts';
 import {
   BENCH_ADMIN_KEY,
@@ -78,7 +87,23 @@ import {
   type Sql,
 } from './lib/carteiro.ts';
 
-const SECTIONS = ['ceiling', 'seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'embedded', 'isolation', 'fifo', 'batching', 'shaping'] as const;
+const SECTIONS = [
+  'ceiling',
+  'seed',
+  'sustained',
+  'backlog',
+  'latency',
+  'trigger',
+  'ingest',
+  'scale',
+  'memory',
+  'retries',
+  'embedded',
+  'isolation',
+  'fifo',
+  'batching',
+  'shaping',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -135,25 +160,50 @@ const opts = {
   payloadBytes: num(args['payload-bytes'], 1024),
   rate: num(args.rate, 1000),
   // Lower offered rates the latency section also runs, to show where the tail bends on this machine.
-  sweepRates: (args['sweep-rates'] ?? (quick ? '' : '250,500')).split(',').map(Number).filter((n) => n > 0),
+  sweepRates: (args['sweep-rates'] ?? (quick ? '' : '250,500'))
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0),
   latencySeconds: num(args['latency-seconds'], quick ? 5 : 30),
   ingestSeconds: num(args['ingest-seconds'], quick ? 3 : 10),
-  scale: (args.scale ?? '1,2,4').split(',').map(Number).filter((n) => n > 0),
+  scale: (args.scale ?? '1,2,4')
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0),
   // The scale section's second part: a receiver that takes this long per request (0: skip it).
   scaleSlowMs: num(args['scale-slow-ms'], 200),
   scaleSlowEvents: num(args['scale-slow-events'], quick ? 2_000 : 10_000),
-  fanout: (args.fanout ?? '1,5').split(',').map(Number).filter((n) => n > 0),
+  fanout: (args.fanout ?? '1,5')
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0),
   connections: num(args.connections, 64),
   // The isolation section: noisy-endpoint counts and kinds, which runs, the spread run's window (the
   // fan-out run's is twice as long: a tenth of the events), the grace for late deliveries, the backlog.
-  isolationHanging: [...new Set((args['isolation-hanging'] ?? '0,1,20,200').split(',').map(Number).filter((n) => n >= 0))].sort((a, b) => a - b),
-  isolationKinds: (args['isolation-kinds'] ?? 'hang,slow,refuse').split(',').map((s) => s.trim()).filter(Boolean) as NoisyKind[],
-  isolationModes: (args['isolation-modes'] ?? 'spread,fanout').split(',').map((s) => s.trim()).filter(Boolean) as IsolationMode[],
+  isolationHanging: [
+    ...new Set(
+      (args['isolation-hanging'] ?? '0,1,20,200')
+        .split(',')
+        .map(Number)
+        .filter((n) => n >= 0),
+    ),
+  ].sort((a, b) => a - b),
+  isolationKinds: (args['isolation-kinds'] ?? 'hang,slow,refuse')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as NoisyKind[],
+  isolationModes: (args['isolation-modes'] ?? 'spread,fanout')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as IsolationMode[],
   isolationSeconds: num(args['isolation-seconds'], quick ? 4 : 8),
   isolationGraceSeconds: num(args['isolation-grace'], quick ? 4 : 10),
   isolationBacklog: num(args['isolation-backlog'], quick ? 10_000 : 100_000),
   // The backlog section: drains of these sizes (fan-out 1, one worker), the largest against the smallest.
-  backlogSizes: (args['backlog-sizes'] ?? (quick ? '2000,20000,100000' : '10000,100000,1000000')).split(',').map((v) => num(v, 0)).filter((n) => n > 0),
+  backlogSizes: (args['backlog-sizes'] ?? (quick ? '2000,20000,100000' : '10000,100000,1000000'))
+    .split(',')
+    .map((v) => num(v, 0))
+    .filter((n) => n > 0),
   // The shaping section: events per drain, and rounds of the four drains (the best of each is kept).
   shapingEvents: num(args['shaping-events'], quick ? 2_000 : 30_000),
   shapingRounds: num(args['shaping-rounds'], quick ? 1 : 2),
@@ -165,7 +215,12 @@ const DATABASE_URL = process.env.DATABASE_URL || undefined;
 const REDIS_URL = process.env.REDIS_URL || undefined;
 
 const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
-const skip = new Set((args.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const skip = new Set(
+  (args.skip ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 for (const s of [...(only ?? []), ...skip]) if (!(SECTIONS as readonly string[]).includes(s)) fail(`unknown section "${s}" (sections: ${SECTIONS.join(', ')})`);
 for (const k of opts.isolationKinds) if (!['hang', 'slow', 'refuse'].includes(k)) fail(`unknown --isolation-kinds "${k}" (hang, slow, refuse)`);
 for (const m of opts.isolationModes) if (!['spread', 'fanout'].includes(m)) fail(`unknown --isolation-modes "${m}" (spread, fanout)`);
@@ -177,13 +232,15 @@ function fail(msg: string): never {
 }
 
 function readHeader(): string {
-  return 'usage: npm run bench -- [--quick] [--only a,b] [--skip a,b] [--events N] [--seed-events N] [--retry-events N]\n' +
+  return (
+    'usage: npm run bench -- [--quick] [--only a,b] [--skip a,b] [--events N] [--seed-events N] [--retry-events N]\n' +
     '                         [--embedded-events N] [--rate N] [--sweep-rates 250,500] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
     '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
     '                         [--isolation-hanging 0,1,20,200] [--isolation-kinds hang,slow,refuse] [--isolation-modes spread,fanout]\n' +
     '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N] [--backlog-sizes 10000,100000,1000000]\n' +
     '                         [--shaping-events N] [--shaping-rounds N]\n' +
-    `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`;
+    `sections: ${SECTIONS.join(', ')}\nsee docs/performance.md`
+  );
 }
 
 // --- results ---------------------------------------------------------------------------------------
@@ -209,7 +266,8 @@ let ceiling: CeilingResult | null = null;
 let seed: SeedBaselineResult | null = null;
 
 function fig(f: Figure): void {
-  if (f.value !== null && ceiling && f.vsCeiling === undefined && f.unit.endsWith('/s') && f.unit.startsWith('deliv')) f.vsCeiling = f.value / ceiling.requestsPerSecond;
+  if (f.value !== null && ceiling && f.vsCeiling === undefined && f.unit.endsWith('/s') && f.unit.startsWith('deliv'))
+    f.vsCeiling = f.value / ceiling.requestsPerSecond;
   figures.push(f);
 }
 const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a && b ? a / b : null);
@@ -326,7 +384,14 @@ async function sectionBacklog(rx: ReceiverHandle): Promise<void> {
   }
 }
 
-async function drain(rx: ReceiverHandle, label: string, events: number, fanout: number, workers: number, extra: Partial<Parameters<typeof runDrain>[0]> = {}): Promise<DrainResult> {
+async function drain(
+  rx: ReceiverHandle,
+  label: string,
+  events: number,
+  fanout: number,
+  workers: number,
+  extra: Partial<Parameters<typeof runDrain>[0]> = {},
+): Promise<DrainResult> {
   // --analyze: fresh statistics on the backlog before the drain (see docs/operations.md, "Autovacuum").
   const before = extra.beforeWorkers;
   const beforeWorkers = opts.analyze
@@ -352,8 +417,10 @@ async function drain(rx: ReceiverHandle, label: string, events: number, fanout: 
     ...(beforeWorkers ? { beforeWorkers } : {}),
   });
   (details.drains ??= [] as DrainResult[]) && (details.drains as DrainResult[]).push(r);
-  log(`${label}: ${f0(r.drain.perSecond)} deliveries/s (${r.receiver.uniqueIds}/${r.expected}), worker peak RSS ${r.rssMb.worker} MB, ` +
-    `CPU per delivery: worker ${r.cpu.perDeliveryUs.worker} µs, Postgres ${r.cpu.perDeliveryUs.postgres} µs, receiver ${r.cpu.perDeliveryUs.receiver} µs`);
+  log(
+    `${label}: ${f0(r.drain.perSecond)} deliveries/s (${r.receiver.uniqueIds}/${r.expected}), worker peak RSS ${r.rssMb.worker} MB, ` +
+      `CPU per delivery: worker ${r.cpu.perDeliveryUs.worker} µs, Postgres ${r.cpu.perDeliveryUs.postgres} µs, receiver ${r.cpu.perDeliveryUs.receiver} µs`,
+  );
   return r;
 }
 
@@ -379,7 +446,12 @@ async function sectionSustained(rx: ReceiverHandle): Promise<void> {
     const r = await drain(rx, `sustained fan-out ${fanout}`, opts.events, fanout, 1, first ? extra : {});
     if (fanout === 1) sustainedFo1 = r;
     if (!sustainedLongest || r.expected > sustainedLongest.expected) sustainedLongest = r;
-    drainFigure('sustained', `Carteiro, ${f0(opts.events)} events, fan-out ${fanout}, 1 worker`, r, fanout === 1 ? { ceiling: 0.4, seed: 3 } : { ceiling: 0.4 });
+    drainFigure(
+      'sustained',
+      `Carteiro, ${f0(opts.events)} events, fan-out ${fanout}, 1 worker`,
+      r,
+      fanout === 1 ? { ceiling: 0.4, seed: 3 } : { ceiling: 0.4 },
+    );
     first = false;
   }
   if (profileDir) {
@@ -400,7 +472,11 @@ async function explainClaim(sql: Sql): Promise<string[]> {
     .begin(async (tx) => {
       // The worker's own statement, as it runs with the bench's defaults (a fresh worker: no view yet).
       const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://unused' });
-      const bounds = { defaultMaxInFlight: config.isolation.maxInFlight, startInFlight: config.isolation.startInFlight, slowLaneAfterFailures: config.isolation.slowLaneAfterFailures };
+      const bounds = {
+        defaultMaxInFlight: config.isolation.maxInFlight,
+        startInFlight: config.isolation.startInFlight,
+        slowLaneAfterFailures: config.isolation.slowLaneAfterFailures,
+      };
       const plan = await tx<{ 'QUERY PLAN': string }[]>`EXPLAIN (ANALYZE, BUFFERS) ${claimStatement(tx, 'explain', 500, 60_000, bounds)}`;
       rows.push(...plan);
       throw new RollbackExplain();
@@ -445,7 +521,8 @@ async function sectionLatency(rx: ReceiverHandle): Promise<void> {
       unit: 'ms',
       target: '≤ 25 ms',
       pass: result.complete ? result.receiver.p99 <= 25 : false,
-      note: `p50 ${f0(result.receiver.p50, 1)}, p95 ${f0(result.receiver.p95, 1)}, max ${f0(result.receiver.max, 1)} ms; ` +
+      note:
+        `p50 ${f0(result.receiver.p50, 1)}, p95 ${f0(result.receiver.p95, 1)}, max ${f0(result.receiver.max, 1)} ms; ` +
         `202 p50 ${f0(result.load.responseMs.p50, 1)} / p99 ${f0(result.load.responseMs.p99, 1)} ms; ${result.delivered}/${result.accepted} delivered` +
         checkpointNote(result.checkpoints) +
         cpuNote(result.cpu) +
@@ -479,7 +556,16 @@ async function latencyRun(rx: ReceiverHandle, baseUrl: string, rate: number, dur
   const cpu = (await meter?.stop(accepted)) ?? null;
   const checkpoints = { forcedBefore: forced, ...checkpointDelta(cpBefore, sql ? await checkpointCounters(sql) : null) };
   const s = await rx.stats();
-  return { load, accepted, delivered: s.uniqueIds, duplicates: s.duplicates, complete: s.uniqueIds >= accepted && load.offered === load.sent, receiver: s.latencyMs, cpu, checkpoints };
+  return {
+    load,
+    accepted,
+    delivered: s.uniqueIds,
+    duplicates: s.duplicates,
+    complete: s.uniqueIds >= accepted && load.offered === load.sent,
+    receiver: s.latencyMs,
+    cpu,
+    checkpoints,
+  };
 }
 
 type LatencyCpu = { perEventUs: Record<string, number>; machineBusy: number | null };
@@ -491,7 +577,9 @@ function checkpointNote(c: { forcedBefore: boolean; started?: number; syncMs?: n
 
 function cpuNote(cpu: LatencyCpu | null): string {
   if (!cpu) return '';
-  const parts = Object.entries(cpu.perEventUs).map(([k, v]) => `${k} ${v}`).join(', ');
+  const parts = Object.entries(cpu.perEventUs)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   return `; CPU per event (µs): ${parts}${cpu.machineBusy === null ? '' : `; machine ${f0(cpu.machineBusy * 100)}% busy`}`;
 }
 type LatencyMeter = { start(): Promise<void>; stop(events: number): Promise<LatencyCpu> };
@@ -518,7 +606,14 @@ function latencyMeter(apiProc: CarteiroProc, worker: CarteiroProc, rx: ReceiverH
       const events = Math.max(1, accepted);
       const us = (ms: number | undefined) => Math.round(((ms ?? 0) * 1000) / events);
       return {
-        perEventUs: { api: us(a.api), apiPostgres: us(a.postgres), worker: us(w.worker), workerPostgres: us(w.postgres), receiver: us(a.receiver), loadGenerator: us(a.bench) },
+        perEventUs: {
+          api: us(a.api),
+          apiPostgres: us(a.postgres),
+          worker: us(w.worker),
+          workerPostgres: us(w.postgres),
+          receiver: us(a.receiver),
+          loadGenerator: us(a.bench),
+        },
         machineBusy: busy,
       };
     },
@@ -553,18 +648,24 @@ async function sectionTrigger(rx: ReceiverHandle): Promise<void> {
       let next = 0;
       const t0 = performance.now();
       const deadline = t0 + 120_000;
-      await Promise.all(Array.from({ length: 16 }, async () => {
-        while (next < singleRows && performance.now() < deadline) {
-          const seq = next++;
-          await sql.unsafe(`INSERT INTO "${app}".${table} (sent_at_ms, seq, pad) VALUES ($1, $2, $3)`, [nowMs(), seq, pad]);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < singleRows && performance.now() < deadline) {
+            const seq = next++;
+            await sql.unsafe(`INSERT INTO "${app}".${table} (sent_at_ms, seq, pad) VALUES ($1, $2, $3)`, [nowMs(), seq, pad]);
+          }
+        }),
+      );
       return (next / (performance.now() - t0)) * 1000;
     };
     const setBased = async (table: string, seqBase: number): Promise<number> => {
       const t0 = performance.now();
       for (let i = 0; i < setRows; i += 1000) {
-        await sql.unsafe(`INSERT INTO "${app}".${table} (sent_at_ms, seq, pad) SELECT $1, $2 + g, $3 FROM generate_series(0, 999) g`, [nowMs(), seqBase + i, pad]);
+        await sql.unsafe(`INSERT INTO "${app}".${table} (sent_at_ms, seq, pad) SELECT $1, $2 + g, $3 FROM generate_series(0, 999) g`, [
+          nowMs(),
+          seqBase + i,
+          pad,
+        ]);
       }
       return (setRows / (performance.now() - t0)) * 1000;
     };
@@ -575,24 +676,46 @@ async function sectionTrigger(rx: ReceiverHandle): Promise<void> {
     const capturedSet = await setBased('captured', 1_000_000);
     out.insert = { singleRows, setRows, plainSingle, capturedSingle, plainSet, capturedSet };
     fig({ section: 'trigger', name: 'INSERT rows/s, 1 row/transaction, no capture', value: plainSingle, unit: 'rows/s' });
-    fig({ section: 'trigger', name: 'INSERT rows/s, 1 row/transaction, with capture', value: capturedSingle, unit: 'rows/s', note: `${f0((capturedSingle / plainSingle) * 100)}% of plain` });
+    fig({
+      section: 'trigger',
+      name: 'INSERT rows/s, 1 row/transaction, with capture',
+      value: capturedSingle,
+      unit: 'rows/s',
+      note: `${f0((capturedSingle / plainSingle) * 100)}% of plain`,
+    });
     fig({ section: 'trigger', name: 'INSERT rows/s, 1,000 rows/statement, no capture', value: plainSet, unit: 'rows/s' });
-    fig({ section: 'trigger', name: 'INSERT rows/s, 1,000 rows/statement, with capture', value: capturedSet, unit: 'rows/s', note: `${f0((capturedSet / plainSet) * 100)}% of plain` });
+    fig({
+      section: 'trigger',
+      name: 'INSERT rows/s, 1,000 rows/statement, with capture',
+      value: capturedSet,
+      unit: 'rows/s',
+      note: `${f0((capturedSet / plainSet) * 100)}% of plain`,
+    });
 
     // 2. The captured rows are a backlog: drain it.
     const expected = singleRows + setRows;
     await rx.reset();
     worker = await startWorker(env, sql);
     const delivered = await until(async () => (await rx.stats()).uniqueIds >= expected, quick ? 120_000 : 600_000, 50);
-    await until(async () => {
-      const c = await dispatchCounts(sql);
-      return c.succeeded + c.failed >= expected;
-    }, 60_000, 50);
+    await until(
+      async () => {
+        const c = await dispatchCounts(sql);
+        return c.succeeded + c.failed >= expected;
+      },
+      60_000,
+      50,
+    );
     const doneAt = nowMs();
     const s = await rx.stats();
     const drainPerSecond = (s.uniqueIds / (doneAt - (s.firstReceiveMs ?? doneAt))) * 1000;
     out.drain = { expected, delivered: s.uniqueIds, perSecond: drainPerSecond, complete: !!delivered };
-    fig({ section: 'trigger', name: 'captured rows drained (backlog), 1 worker', value: drainPerSecond, unit: 'deliv/s', note: `${s.uniqueIds}/${expected} delivered` });
+    fig({
+      section: 'trigger',
+      name: 'captured rows drained (backlog), 1 worker',
+      value: drainPerSecond,
+      unit: 'deliv/s',
+      note: `${s.uniqueIds}/${expected} delivered`,
+    });
 
     // 3. Commit → delivered at a fixed rate of single-row INSERTs (sent_at_ms = when the INSERT is issued).
     const forced = await checkpointNow(sql);
@@ -784,7 +907,11 @@ async function scaleWithSlowReceiver(rx: ReceiverHandle): Promise<void> {
   } finally {
     await rx.setFlap({});
   }
-  details.scaleSlowReceiver = { slowMs: opts.scaleSlowMs, events: opts.scaleSlowEvents, runs: results.map((r) => ({ workers: r.workers, perSecond: r.drain.perSecond })) };
+  details.scaleSlowReceiver = {
+    slowMs: opts.scaleSlowMs,
+    events: opts.scaleSlowEvents,
+    runs: results.map((r) => ({ workers: r.workers, perSecond: r.drain.perSecond })),
+  };
   // Carteiro's default unless the bench's environment sets it (carteiroEnv passes CARTEIRO_* on).
   const perOrigin = process.env.CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN ?? '64';
   const one = results.find((r) => r.workers === 1);
@@ -855,8 +982,12 @@ async function sectionRetries(rx: ReceiverHandle): Promise<void> {
         WEBHOOK_RETRY_MAX_DELAY_MS: '2000',
       },
     });
-    const correct = r.receiver.uniqueIds === r.expected && r.ledger.failed === 0 && r.ledger.unfinished === 0 &&
-      r.ledger.attemptRows === r.receiver.requests && r.receiver.seqConflicts === 0;
+    const correct =
+      r.receiver.uniqueIds === r.expected &&
+      r.ledger.failed === 0 &&
+      r.ledger.unfinished === 0 &&
+      r.ledger.attemptRows === r.receiver.requests &&
+      r.receiver.seqConflicts === 0;
     details.retries = r;
     fig({
       section: 'retries',
@@ -866,7 +997,8 @@ async function sectionRetries(rx: ReceiverHandle): Promise<void> {
       vsSeed: ratio(r.drain.perSecond, seed?.deliveriesPerSecond),
       target: 'all delivered, every attempt recorded',
       pass: correct,
-      note: `${r.receiver.uniqueIds}/${r.expected} delivered, ${r.receiver.requests} attempts (${r.receiver.failuresInjected} failed) = ${r.ledger.attemptRows} attempt rows, ` +
+      note:
+        `${r.receiver.uniqueIds}/${r.expected} delivered, ${r.receiver.requests} attempts (${r.receiver.failuresInjected} failed) = ${r.ledger.attemptRows} attempt rows, ` +
         `${r.ledger.failed} gave up, dup ${r.receiver.duplicates}, attempts/s ${f0((r.receiver.requests / r.drain.ms) * 1000)}`,
     });
   } finally {
@@ -892,11 +1024,15 @@ async function sectionEmbedded(rx: ReceiverHandle): Promise<void> {
     const t0 = nowMs();
     const ing = await ingestBacklog(url, { events: n, payloadBytes: opts.payloadBytes, concurrency: 2, timeoutMs: 300_000 });
     const delivered = await until(async () => (await rx.stats()).uniqueIds >= n, quick ? 120_000 : 600_000, 100);
-    const recorded = await until(async () => {
-      const r = await api(url, 'GET', 'stats');
-      const q = r.body?.queues;
-      return r.status === 200 && q && q.high_priority + q.normal_priority + q.retry === 0 && r.body.processing_tasks === 0 && r.body.last_hour.delivered >= n;
-    }, 120_000, 200);
+    const recorded = await until(
+      async () => {
+        const r = await api(url, 'GET', 'stats');
+        const q = r.body?.queues;
+        return r.status === 200 && q && q.high_priority + q.normal_priority + q.retry === 0 && r.body.processing_tasks === 0 && r.body.last_hour.delivered >= n;
+      },
+      120_000,
+      200,
+    );
     const doneAt = nowMs();
     const s = await rx.stats();
     const perSecond = (s.uniqueIds / (doneAt - t0)) * 1000;
@@ -939,10 +1075,22 @@ async function sectionEmbedded(rx: ReceiverHandle): Promise<void> {
 async function sectionFifo(rx: ReceiverHandle): Promise<void> {
   const runs: FifoResult[] = [];
   details.fifo = runs;
-  for (const [endpoints, perEndpoint] of [[1, quick ? 500 : 2_000], [100, quick ? 20 : 100]] as const) {
+  for (const [endpoints, perEndpoint] of [
+    [1, quick ? 500 : 2_000],
+    [100, quick ? 20 : 100],
+  ] as const) {
     let r: FifoResult;
     try {
-      r = await runFifo(rx, { databaseUrl: DATABASE_URL as string, redisUrl: REDIS_URL, logLevel: opts.logLevel, payloadBytes: opts.payloadBytes, endpoints, perEndpoint, timeoutMs: 300_000, log });
+      r = await runFifo(rx, {
+        databaseUrl: DATABASE_URL as string,
+        redisUrl: REDIS_URL,
+        logLevel: opts.logLevel,
+        payloadBytes: opts.payloadBytes,
+        endpoints,
+        perEndpoint,
+        timeoutMs: 300_000,
+        log,
+      });
     } catch (err) {
       errors[`fifo ${endpoints}`] = (err as Error).stack ?? String(err);
       log(`fifo ${endpoints} FAILED: ${(err as Error).message}`);
@@ -956,7 +1104,8 @@ async function sectionFifo(rx: ReceiverHandle): Promise<void> {
       unit: 'deliv/s',
       target: 'every event, each endpoint in the order accepted',
       pass: r.delivered === r.deliveries && r.outOfOrder === 0,
-      note: `${r.delivered}/${r.deliveries} delivered in ${f0(r.ms / 1000, 1)} s; out of order ${r.outOfOrder}; duplicates ${r.duplicates}` +
+      note:
+        `${r.delivered}/${r.deliveries} delivered in ${f0(r.ms / 1000, 1)} s; out of order ${r.outOfOrder}; duplicates ${r.duplicates}` +
         (endpoints === 1 ? `; ${f0(r.ms / Math.max(1, r.delivered), 2)} ms per delivery (claim, send, record in turn)` : ''),
     });
   }
@@ -975,7 +1124,16 @@ async function sectionBatching(rx: ReceiverHandle): Promise<void> {
   for (const batchMaxEvents of [null, 10, 100]) {
     let r: BatchingResult;
     try {
-      r = await runBatching(rx, { databaseUrl: DATABASE_URL as string, redisUrl: REDIS_URL, logLevel: opts.logLevel, payloadBytes: opts.payloadBytes, events, batchMaxEvents, timeoutMs: 300_000, log });
+      r = await runBatching(rx, {
+        databaseUrl: DATABASE_URL as string,
+        redisUrl: REDIS_URL,
+        logLevel: opts.logLevel,
+        payloadBytes: opts.payloadBytes,
+        events,
+        batchMaxEvents,
+        timeoutMs: 300_000,
+        log,
+      });
     } catch (err) {
       errors[`batching ${batchMaxEvents ?? 1}`] = (err as Error).stack ?? String(err);
       log(`batching ${batchMaxEvents ?? 1} FAILED: ${(err as Error).message}`);
@@ -985,12 +1143,15 @@ async function sectionBatching(rx: ReceiverHandle): Promise<void> {
     const single = runs.find((x) => x.batchMaxEvents === null);
     fig({
       section: 'batching',
-      name: batchMaxEvents ? `batches of ${batchMaxEvents}, one endpoint, ${f0(events)} events: events/s` : `one event per POST, one endpoint, ${f0(events)} events: events/s`,
+      name: batchMaxEvents
+        ? `batches of ${batchMaxEvents}, one endpoint, ${f0(events)} events: events/s`
+        : `one event per POST, one endpoint, ${f0(events)} events: events/s`,
       value: r.perSecond,
       unit: 'deliv/s',
       target: 'every event delivered',
       pass: r.delivered === r.events,
-      note: `${r.delivered}/${r.events} delivered in ${f0(r.ms / 1000, 2)} s; ${f0(r.requests)} requests (${f0(r.requestsPerSecond)}/s)` +
+      note:
+        `${r.delivered}/${r.events} delivered in ${f0(r.ms / 1000, 2)} s; ${f0(r.requests)} requests (${f0(r.requestsPerSecond)}/s)` +
         (batchMaxEvents && single ? `; ×${f0(r.perSecond / single.perSecond, 1)} one event per POST` : ''),
     });
   }
@@ -1027,7 +1188,13 @@ async function sectionShaping(rx: ReceiverHandle): Promise<void> {
   });
   const best = new Map<Key, DrainResult>();
   const rounds: { round: number; variant: Key; eventsPerSecond: number; ingestPerSecond: number; drainPerSecond: number; complete: boolean }[] = [];
-  const out: { events: number; filter: typeof SHAPING_FILTER; rounds: typeof rounds; filterEvaluation?: FilterEvaluation; transformationCall?: TransformationCall } = { events: n, filter: SHAPING_FILTER, rounds };
+  const out: {
+    events: number;
+    filter: typeof SHAPING_FILTER;
+    rounds: typeof rounds;
+    filterEvaluation?: FilterEvaluation;
+    transformationCall?: TransformationCall;
+  } = { events: n, filter: SHAPING_FILTER, rounds };
   details.shaping = out;
   for (let round = 1; round <= opts.shapingRounds; round++) {
     for (const v of variants) {
@@ -1040,7 +1207,14 @@ async function sectionShaping(rx: ReceiverHandle): Promise<void> {
         continue;
       }
       const c = costOf(r);
-      rounds.push({ round, variant: v.key, eventsPerSecond: 1e6 / c.totalUs, ingestPerSecond: r.ingest.perSecond, drainPerSecond: r.drain.perSecond, complete: c.complete });
+      rounds.push({
+        round,
+        variant: v.key,
+        eventsPerSecond: 1e6 / c.totalUs,
+        ingestPerSecond: r.ingest.perSecond,
+        drainPerSecond: r.drain.perSecond,
+        complete: c.complete,
+      });
       const kept = best.get(v.key);
       // An incomplete drain is never kept over a complete one; among complete ones, the fastest.
       if (!kept || (c.complete && (!costOf(kept).complete || c.totalUs < costOf(kept).totalUs))) best.set(v.key, r);
@@ -1058,7 +1232,8 @@ async function sectionShaping(rx: ReceiverHandle): Promise<void> {
       name: `${v.label}: ${f0(n)} events ingested + drained, fan-out 1, events/s`,
       value: 1e6 / c.totalUs,
       unit: 'events/s',
-      note: `ingest ${f0(r.ingest.perSecond)}/s, drain ${f0(r.drain.perSecond)} deliveries/s${r.drain.steadyPerSecond ? ` (steady ${f0(r.drain.steadyPerSecond)}/s)` : ''}; ` +
+      note:
+        `ingest ${f0(r.ingest.perSecond)}/s, drain ${f0(r.drain.perSecond)} deliveries/s${r.drain.steadyPerSecond ? ` (steady ${f0(r.drain.steadyPerSecond)}/s)` : ''}; ` +
         `CPU per delivery while draining: worker ${r.cpu.perDeliveryUs.worker} µs, Postgres ${r.cpu.perDeliveryUs.postgres} µs; ` +
         `${r.receiver.uniqueIds}/${r.expected} delivered, best of ${opts.shapingRounds}${c.complete ? '' : ', INCOMPLETE'}`,
     });
@@ -1068,7 +1243,8 @@ async function sectionShaping(rx: ReceiverHandle): Promise<void> {
       name: `${v.label}: overhead per delivery, end to end`,
       value: c.totalUs - plainCost.totalUs,
       unit: 'µs',
-      note: `(1/rate − 1/plain rate) × 1e6: ${f0(c.totalUs, 1)} against ${f0(plainCost.totalUs, 1)} µs per delivery; at ingest (fan-out, where a filter runs) ` +
+      note:
+        `(1/rate − 1/plain rate) × 1e6: ${f0(c.totalUs, 1)} against ${f0(plainCost.totalUs, 1)} µs per delivery; at ingest (fan-out, where a filter runs) ` +
         `${signed(c.ingestUs - plainCost.ingestUs)} µs/event, at drain (where a transformation runs) ${signed(c.drainUs - plainCost.drainUs)} µs/delivery, ` +
         `worker CPU ${signed(r.cpu.perDeliveryUs.worker - plain.cpu.perDeliveryUs.worker, 0)} µs/delivery`,
     });
@@ -1126,7 +1302,8 @@ async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
   const ms = (v: number, lower: boolean) => `${lower ? '≥ ' : ''}${f0(v, 1)}`;
   const pct = (p: Percentiles) => `p50 ${ms(p.p50, p.lowerBound.p50)}, p95 ${ms(p.p95, p.lowerBound.p95)}, p99 ${ms(p.p99, p.lowerBound.p99)} ms`;
   const caseTime = (c: NoisyCaseResult) => `window ${f0(c.windowMs / 1000)} s, case ${f0(c.ms.total / 1000, 1)} s`;
-  const undelivered = (p: Percentiles) => (p.delivered < p.accepted ? `, ${p.accepted - p.delivered} NOT DELIVERED within ${f0(opts.isolationGraceSeconds)} s (counted at their wait so far)` : '');
+  const undelivered = (p: Percentiles) =>
+    p.delivered < p.accepted ? `, ${p.accepted - p.delivered} NOT DELIVERED within ${f0(opts.isolationGraceSeconds)} s (counted at their wait so far)` : '';
   for (const mode of opts.isolationModes) {
     const rate = mode === 'spread' ? io.spreadRate : io.fanoutRate;
     const runName = mode === 'spread' ? `${rate} ev/s, each also to 1 noisy endpoint in turn` : `${rate} ev/s, fan-out to every noisy endpoint`;
@@ -1171,7 +1348,8 @@ async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
           unit: 'ms',
           target: `≤ 2× 0-noisy${b ? ` (${f0(2 * b.p99, 1)} ms)` : ''} and ≤ 250 ms`,
           pass,
-          note: `${pct(c.latency)}; vs 0 noisy: p50 ${r('p50')}, p95 ${r('p95')}, p99 ${r('p99')}; ${c.latency.delivered}/${c.latency.accepted} delivered${undelivered(c.latency)}` +
+          note:
+            `${pct(c.latency)}; vs 0 noisy: p50 ${r('p50')}, p95 ${r('p95')}, p99 ${r('p99')}; ${c.latency.delivered}/${c.latency.accepted} delivered${undelivered(c.latency)}` +
             `${s ? `; noisy receivers got ${s.requests} requests on ${s.serversHit}/${n} ports, ${s.openSockets} sockets open at the end (peak ${s.peakOpenSockets})` : ''}` +
             `${c.offered.errors || c.offered.dropped ? `; POST errors ${c.offered.errors}, dropped ${c.offered.dropped}` : ''}; ${caseTime(c)}`,
         });
@@ -1199,7 +1377,8 @@ async function sectionIsolation(rx: ReceiverHandle): Promise<void> {
       unit: 'ms',
       target: `≤ 2× alone (${f0(2 * u.p99, 1)} ms)`,
       pass: complete && l.p99 <= 2 * u.p99,
-      note: `${pct(l)}; vs alone: p50 ${ratio3('p50')}, p95 ${ratio3('p95')}, p99 ${ratio3('p99')}; ${l.delivered}/${l.accepted} delivered${undelivered(l)} (events sent while the backlog drained); ` +
+      note:
+        `${pct(l)}; vs alone: p50 ${ratio3('p50')}, p95 ${ratio3('p95')}, p99 ${ratio3('p99')}; ${l.delivered}/${l.accepted} delivered${undelivered(l)} (events sent while the backlog drained); ` +
         `backlog ${org.backlogDrainedMs === null ? `NOT drained within the window (${f0(org.backlogDeliveredAtEnd)} delivered)` : `drained in ${f0(org.backlogDrainedMs / 1000, 1)} s`}, ` +
         `ingested at ${f0(org.ingest.perSecond)}/s; split at the event's commit: sent → committed ${pct(org.loadedSplit.accept)}, committed → received ${pct(org.loadedSplit.deliver)}; case ${f0(org.ms.total / 1000, 1)} s`,
     });
@@ -1228,7 +1407,9 @@ async function machine() {
   if (DATABASE_URL) {
     const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
     try {
-      const [v] = await sql<{ version: string; sc: string; fsync: string }[]>`SELECT version(), current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync`;
+      const [v] = await sql<
+        { version: string; sc: string; fsync: string }[]
+      >`SELECT version(), current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync`;
       info.postgres = v?.version;
       info.synchronousCommit = v?.sc;
       info.fsync = v?.fsync;
@@ -1260,14 +1441,33 @@ function printTable(): void {
 
 async function main(): Promise<void> {
   const planned = SECTIONS.filter(wanted);
-  const needsPostgres: Section[] = ['seed', 'sustained', 'backlog', 'latency', 'trigger', 'ingest', 'scale', 'memory', 'retries', 'isolation', 'fifo', 'batching', 'shaping'];
+  const needsPostgres: Section[] = [
+    'seed',
+    'sustained',
+    'backlog',
+    'latency',
+    'trigger',
+    'ingest',
+    'scale',
+    'memory',
+    'retries',
+    'isolation',
+    'fifo',
+    'batching',
+    'shaping',
+  ];
   if (!DATABASE_URL) {
-    for (const s of planned.filter((x) => needsPostgres.includes(x))) errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
-    console.log('bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
-      '       For the full bench: DATABASE_URL=postgres://… REDIS_URL=redis://… npm run bench');
+    for (const s of planned.filter((x) => needsPostgres.includes(x)))
+      errors[s] = 'needs DATABASE_URL (real Postgres); only ceiling and embedded run without it';
+    console.log(
+      'bench: DATABASE_URL is not set: measuring only the ceiling and the embedded default.\n' +
+        '       For the full bench: DATABASE_URL=postgres://… REDIS_URL=redis://… npm run bench',
+    );
   }
   const runnable = planned.filter((s) => DATABASE_URL || !needsPostgres.includes(s));
-  log(`sections: ${runnable.join(', ')}; events ${f0(opts.events)}${quick ? ' (quick)' : ''}; Postgres ${DATABASE_URL ? 'on' : 'off'}, Redis ${REDIS_URL ? 'on' : 'off'}`);
+  log(
+    `sections: ${runnable.join(', ')}; events ${f0(opts.events)}${quick ? ' (quick)' : ''}; Postgres ${DATABASE_URL ? 'on' : 'off'}, Redis ${REDIS_URL ? 'on' : 'off'}`,
+  );
   const info = await machine();
   mkdirSync(RESULTS_DIR, { recursive: true });
 
@@ -1307,7 +1507,14 @@ async function main(): Promise<void> {
   info.loadavgAtEnd = loadavg();
   printTable();
   const out = args.out ?? join(RESULTS_DIR, `${STAMP}.json`);
-  writeFileSync(out, JSON.stringify({ startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(), machine: info, options: opts, figures, errors, details }, null, 2));
+  writeFileSync(
+    out,
+    JSON.stringify(
+      { startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(), machine: info, options: opts, figures, errors, details },
+      null,
+      2,
+    ),
+  );
   const prof = details.workerProfile as (ProfileSummary & { file: string }) | undefined;
   if (prof) {
     console.log(`\nworker CPU profile (${prof.file}): ${prof.busyMs} ms busy of ${prof.totalMs} ms`);
@@ -1316,7 +1523,11 @@ async function main(): Promise<void> {
     for (const r of prof.top.slice(0, 15)) console.log(`  ${String(r.share).padStart(5)} %  ${r.name}  ${r.where}`);
   }
   if (details.claimPlan) console.log(`\nclaim statement on the backlog (EXPLAIN ANALYZE, rolled back):\n  ${(details.claimPlan as string[]).join('\n  ')}`);
-  console.log(`\nresults: ${out}  (${f0((performance.now() - started) / 1000)} s; load average ${loadavg().map((n) => n.toFixed(2)).join(' ')} on ${cpus().length} CPUs)`);
+  console.log(
+    `\nresults: ${out}  (${f0((performance.now() - started) / 1000)} s; load average ${loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')} on ${cpus().length} CPUs)`,
+  );
 }
 
 await main();

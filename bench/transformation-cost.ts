@@ -10,8 +10,21 @@ import { createTransformer } from '../src/delivery/transformation/transformer.ts
 import { renderTemplate } from '../src/delivery/templates/catalog.ts';
 
 const runs = Number(process.argv[2] ?? 2000);
-const transformer = createTransformer({ timeoutMs: 50, memoryBytes: 16 * 1024 * 1024, maxBodyBytes: 1024 * 1024, threads: 1, maxWaitMs: 60_000, checkMaxWaitMs: 60_000 });
-const data = { user_id: 'u-42', email: 'maria@example.com', plan: 'pro', amount: 1500, items: Array.from({ length: 12 }, (_, i) => ({ sku: `sku-${i}`, qty: i })) };
+const transformer = createTransformer({
+  timeoutMs: 50,
+  memoryBytes: 16 * 1024 * 1024,
+  maxBodyBytes: 1024 * 1024,
+  threads: 1,
+  maxWaitMs: 60_000,
+  checkMaxWaitMs: 60_000,
+});
+const data = {
+  user_id: 'u-42',
+  email: 'maria@example.com',
+  plan: 'pro',
+  amount: 1500,
+  items: Array.from({ length: 12 }, (_, i) => ({ sku: `sku-${i}`, qty: i })),
+};
 const event = { id: '0190c3a4-5b6e-7c8d-9e0f-112233445566', type: 'order.placed', createdAt: new Date(), dataJson: JSON.stringify(data) };
 const url = 'http://127.0.0.1:9/hooks';
 
@@ -29,7 +42,9 @@ async function measure(name: string, source: string): Promise<void> {
   const wallUs = ((performance.now() - started) / runs) * 1000;
   const used = process.cpuUsage(cpu);
   const cpuUs = (used.user + used.system) / runs;
-  console.log(`${name.padEnd(12)} latency ${latencyUs.toFixed(0).padStart(5)} µs   throughput: ${wallUs.toFixed(0).padStart(4)} µs wall, ${cpuUs.toFixed(0).padStart(4)} µs CPU per run (${Math.round(1e6 / wallUs)} runs/s)`);
+  console.log(
+    `${name.padEnd(12)} latency ${latencyUs.toFixed(0).padStart(5)} µs   throughput: ${wallUs.toFixed(0).padStart(4)} µs wall, ${cpuUs.toFixed(0).padStart(4)} µs CPU per run (${Math.round(1e6 / wallUs)} runs/s)`,
+  );
 }
 
 console.log(`${runs} runs each, event data ${event.dataJson.length} bytes, 1 sandbox thread`);

@@ -207,9 +207,7 @@ async function setupRig(opts: SeedBaselineOptions | SeedLatencyOptions): Promise
       await pool.close().catch(() => undefined);
       queueConn.disconnect();
       workerConn.disconnect();
-      await sql`drop schema if exists ${sql(schema)} cascade`.catch((e: Error) =>
-        console.error('[seed-baseline] drop schema:', e.message),
-      );
+      await sql`drop schema if exists ${sql(schema)} cascade`.catch((e: Error) => console.error('[seed-baseline] drop schema:', e.message));
       await sql.end({ timeout: 5 });
     },
   };

@@ -61,19 +61,27 @@ export async function runBatching(rx: ReceiverHandle, o: BatchingOptions): Promi
     await registerBenchEventType(url);
     const path = `/batch${o.batchMaxEvents ?? 1}`;
     const r = await api(url, 'POST', 'endpoints', {
-      name: `batching-${o.batchMaxEvents ?? 'off'}`, url: `${rx.url}${path}`, events: ['bench.event'],
+      name: `batching-${o.batchMaxEvents ?? 'off'}`,
+      url: `${rx.url}${path}`,
+      events: ['bench.event'],
       ...(o.batchMaxEvents ? { batch_max_events: o.batchMaxEvents, batch_max_wait_ms: 50 } : {}),
     });
     if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${JSON.stringify(r.body)}`);
     await ingestBacklog(url, { events: o.events, payloadBytes: o.payloadBytes, timeoutMs: o.timeoutMs });
     await rx.reset();
-    o.log(`batching: ${o.events.toLocaleString('en-US')} events accepted for one endpoint, ${o.batchMaxEvents ? `batches of up to ${o.batchMaxEvents}` : 'one event per POST'}; starting the worker`);
+    o.log(
+      `batching: ${o.events.toLocaleString('en-US')} events accepted for one endpoint, ${o.batchMaxEvents ? `batches of up to ${o.batchMaxEvents}` : 'one event per POST'}; starting the worker`,
+    );
     worker = await startWorker(env, sql);
     const deadline = nowMs() + o.timeoutMs;
-    const done = await until(async () => {
-      const c = await dispatchCounts(sql);
-      return c.succeeded >= o.events || nowMs() > deadline ? c : null;
-    }, o.timeoutMs + 5_000, 50);
+    const done = await until(
+      async () => {
+        const c = await dispatchCounts(sql);
+        return c.succeeded >= o.events || nowMs() > deadline ? c : null;
+      },
+      o.timeoutMs + 5_000,
+      50,
+    );
     const stats = await rx.stats();
     const ms = stats.firstReceiveMs !== null && stats.lastReceiveMs !== null ? stats.lastReceiveMs - stats.firstReceiveMs : 0;
     const delivered = done?.succeeded ?? 0;

@@ -236,7 +236,14 @@ export async function cleanRedis(redisUrl: string | undefined, schema: string): 
 export type ApiAnswer<T = any> = { status: number; body: T; headers: Record<string, string | string[] | undefined> };
 
 /** `headers`: extra request headers, e.g. `x-organization-id` for the admin key to act for one organization. */
-export async function api<T = any>(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 30_000, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
+export async function api<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+  headers: Record<string, string> = {},
+): Promise<ApiAnswer<T>> {
   const res = await request(`${baseUrl}/api/webhooks/${path}`, {
     method: method as 'GET',
     headers: { ...headers, authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -264,7 +271,11 @@ export async function registerBenchEventType(baseUrl: string, name = BENCH_EVENT
  * `fields`: more of each endpoint's fields (a content filter, a transformation or template, …).
  */
 export async function createEndpoints(
-  baseUrl: string, receiverUrl: string, count: number, eventType = BENCH_EVENT_TYPE, fields: Record<string, unknown> = {},
+  baseUrl: string,
+  receiverUrl: string,
+  count: number,
+  eventType = BENCH_EVENT_TYPE,
+  fields: Record<string, unknown> = {},
 ): Promise<{ id: string; url: string }[]> {
   const out: { id: string; url: string }[] = [];
   for (let i = 1; i <= count; i++) {
@@ -284,7 +295,16 @@ const INGEST_BATCH_BODY_BYTES = 1024 * 1024 - 1024;
  */
 export async function ingestBacklog(
   baseUrl: string,
-  o: { events: number; payloadBytes: number; eventType?: string; batch?: number; concurrency?: number; timeoutMs?: number; seqStart?: number; headers?: Record<string, string> },
+  o: {
+    events: number;
+    payloadBytes: number;
+    eventType?: string;
+    batch?: number;
+    concurrency?: number;
+    timeoutMs?: number;
+    seqStart?: number;
+    headers?: Record<string, string>;
+  },
 ): Promise<{ accepted: number; ms: number; perSecond: number }> {
   // A batch must fit the API's default body limit (1 MiB) whatever the payload size; an event's JSON
   // is a little smaller than its payload size (makeData).
@@ -398,9 +418,14 @@ export async function checkpointCounters(sql: Sql): Promise<CheckpointCounters |
   type Row = { started: string; written: string; sync_ms: string };
   try {
     const [v] = await sql<{ v: string }[]>`SELECT current_setting('server_version_num') AS v`;
-    const rows = Number(v?.v) >= 170000
-      ? await sql<Row[]>`SELECT (num_timed + num_requested)::text AS started, buffers_written::text AS written, sync_time::text AS sync_ms FROM pg_stat_checkpointer`
-      : await sql<Row[]>`SELECT (checkpoints_timed + checkpoints_req)::text AS started, buffers_checkpoint::text AS written, checkpoint_sync_time::text AS sync_ms FROM pg_stat_bgwriter`;
+    const rows =
+      Number(v?.v) >= 170000
+        ? await sql<
+            Row[]
+          >`SELECT (num_timed + num_requested)::text AS started, buffers_written::text AS written, sync_time::text AS sync_ms FROM pg_stat_checkpointer`
+        : await sql<
+            Row[]
+          >`SELECT (checkpoints_timed + checkpoints_req)::text AS started, buffers_checkpoint::text AS written, checkpoint_sync_time::text AS sync_ms FROM pg_stat_bgwriter`;
     const r = rows[0];
     return r ? { started: Number(r.started), buffersWritten: Number(r.written), syncMs: Number(r.sync_ms) } : null;
   } catch {
@@ -424,7 +449,11 @@ export async function checkpointNow(sql: Sql): Promise<boolean> {
 
 export function checkpointDelta(before: CheckpointCounters | null, after: CheckpointCounters | null) {
   if (!before || !after) return null;
-  return { started: after.started - before.started, buffersWritten: after.buffersWritten - before.buffersWritten, syncMs: Math.round(after.syncMs - before.syncMs) };
+  return {
+    started: after.started - before.started,
+    buffersWritten: after.buffersWritten - before.buffersWritten,
+    syncMs: Math.round(after.syncMs - before.syncMs),
+  };
 }
 
 /** Postgres backends (pids) serving connections with this application_name (same host only). */

@@ -127,4 +127,3 @@ export async function measureCeiling(opts: CeilingOptions): Promise<CeilingResul
     await pool.close();
   }
 }
-

@@ -43,7 +43,13 @@ export function summarizeProfile(path: string, topN = 25): ProfileSummary {
       self.set(id, (self.get(id) ?? 0) + dt);
     }
   } else {
-    const interval = (p.endTime - p.startTime) / 1000 / Math.max(1, p.nodes.reduce((a, n) => a + (n.hitCount ?? 0), 0));
+    const interval =
+      (p.endTime - p.startTime) /
+      1000 /
+      Math.max(
+        1,
+        p.nodes.reduce((a, n) => a + (n.hitCount ?? 0), 0),
+      );
     for (const n of p.nodes) self.set(n.id, (n.hitCount ?? 0) * interval);
   }
   const byFn = new Map<string, SelfTimeRow>();

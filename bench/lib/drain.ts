@@ -150,14 +150,21 @@ export async function runDrain(o: DrainOptions): Promise<DrainResult> {
     // Count deliveries 1 s in, for the steady rate.
     let atOneSecond: { at: number; unique: number } | null = null;
     const steadyProbe = setTimeout(() => {
-      void o.receiver.stats().then((s) => (atOneSecond = { at: nowMs(), unique: s.uniqueIds }), () => {});
+      void o.receiver.stats().then(
+        (s) => (atOneSecond = { at: nowMs(), unique: s.uniqueIds }),
+        () => {},
+      );
     }, 1_000);
     const delivered = await until(async () => (await o.receiver.stats()).uniqueIds >= expected, o.timeoutMs, 50);
     clearTimeout(steadyProbe);
-    const recorded = await until(async () => {
-      const c = await dispatchCounts(sql);
-      return c.succeeded + c.failed >= expected ? c : null;
-    }, Math.max(1_000, deadline - performance.now()), 50);
+    const recorded = await until(
+      async () => {
+        const c = await dispatchCounts(sql);
+        return c.succeeded + c.failed >= expected ? c : null;
+      },
+      Math.max(1_000, deadline - performance.now()),
+      50,
+    );
     const recordedAt = nowMs();
     const used = await cpu.stop();
     const rx = await o.receiver.stats();

@@ -64,7 +64,14 @@ export async function runFifo(rx: ReceiverHandle, o: FifoOptions): Promise<FifoR
       if (r.status !== 201) throw new Error(`endpoint: ${r.status} ${JSON.stringify(r.body)}`);
     }
     for (let k = 0; k < o.endpoints; k++) {
-      await ingestBacklog(url, { events: o.perEndpoint, payloadBytes: o.payloadBytes, eventType: `bench.fifo.e${k + 1}`, concurrency: 1, seqStart: k * o.perEndpoint, timeoutMs: o.timeoutMs });
+      await ingestBacklog(url, {
+        events: o.perEndpoint,
+        payloadBytes: o.payloadBytes,
+        eventType: `bench.fifo.e${k + 1}`,
+        concurrency: 1,
+        seqStart: k * o.perEndpoint,
+        timeoutMs: o.timeoutMs,
+      });
     }
     await rx.reset();
     o.log(`fifo: ${o.endpoints} FIFO endpoint(s), ${o.perEndpoint.toLocaleString('en-US')} events each accepted; starting the worker`);

@@ -126,7 +126,13 @@ const WARMUP_SEQ = 1_000_000_000;
  * Percentiles over the accepted events of a window: delivered ones at (first ack − sent), the others
  * at (endMs − sent), flagged as lower bounds.
  */
-export function windowPercentiles(sentAt: Float64Array, accepted: Uint8Array, acks: Map<number, number>, endMs: number, include?: (seq: number) => boolean): Percentiles {
+export function windowPercentiles(
+  sentAt: Float64Array,
+  accepted: Uint8Array,
+  acks: Map<number, number>,
+  endMs: number,
+  include?: (seq: number) => boolean,
+): Percentiles {
   const values: { v: number; censored: boolean }[] = [];
   let delivered = 0;
   for (let i = 0; i < sentAt.length; i++) {
@@ -158,7 +164,10 @@ export function windowPercentiles(sentAt: Float64Array, accepted: Uint8Array, ac
  * Offers POST /trigger at `rate` for `ms` and returns when each event was sent and whether it was
  * accepted, by its seq (0…). `seqBase` shifts the seq carried in the data (warm-ups).
  */
-async function offerWindow(baseUrl: string, o: { rate: number; ms: number; payloadBytes: number; eventType: (n: number) => string; headers?: Record<string, string>; seqBase?: number }) {
+async function offerWindow(
+  baseUrl: string,
+  o: { rate: number; ms: number; payloadBytes: number; eventType: (n: number) => string; headers?: Record<string, string>; seqBase?: number },
+) {
   const total = Math.floor((o.rate * o.ms) / 1000);
   const sentAt = new Float64Array(total);
   const accepted = new Uint8Array(total);
@@ -182,7 +191,11 @@ async function offerWindow(baseUrl: string, o: { rate: number; ms: number; paylo
 }
 
 /** Waits (polling the receiver) until every accepted seq of the window has arrived, or `graceMs` is over. */
-async function awaitWindow(rx: ReceiverHandle, w: { total: number; accepted: Uint8Array }, graceMs: number): Promise<{ acks: Map<number, number>; endMs: number }> {
+async function awaitWindow(
+  rx: ReceiverHandle,
+  w: { total: number; accepted: Uint8Array },
+  graceMs: number,
+): Promise<{ acks: Map<number, number>; endMs: number }> {
   const deadline = performance.now() + graceMs;
   let want = 0;
   for (let i = 0; i < w.total; i++) want += w.accepted[i] as number;
@@ -197,9 +210,11 @@ async function awaitWindow(rx: ReceiverHandle, w: { total: number; accepted: Uin
 
 async function registerTypes(url: string, names: string[], headers: Record<string, string> = {}): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < names.length) await registerBenchEventType(url, names[next++] as string, headers);
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < names.length) await registerBenchEventType(url, names[next++] as string, headers);
+    }),
+  );
 }
 
 async function createEndpoint(url: string, name: string, target: string, events: string[], headers: Record<string, string> = {}): Promise<string> {
@@ -210,12 +225,14 @@ async function createEndpoint(url: string, name: string, target: string, events:
 
 async function createEndpoints(url: string, specs: { name: string; target: string; events: string[] }[]): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < specs.length) {
-      const s = specs[next++] as { name: string; target: string; events: string[] };
-      await createEndpoint(url, s.name, s.target, s.events);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < specs.length) {
+        const s = specs[next++] as { name: string; target: string; events: string[] };
+        await createEndpoint(url, s.name, s.target, s.events);
+      }
+    }),
+  );
 }
 
 /** One healthy endpoint beside `count` noisy ones of `kind` (count 0: the baseline), measured. */
@@ -238,7 +255,10 @@ export async function runNoisyCase(rx: ReceiverHandle, o: IsolationOptions, mode
     const spreadTypes = Array.from({ length: Math.max(1, count) }, (_, i) => `iso.h${i}`);
     await registerTypes(url, mode === 'spread' ? spreadTypes : ['iso.all']);
     await createEndpoint(url, 'healthy', `${rx.url}/healthy`, ['iso.*']);
-    await createEndpoints(url, noisy.urls.map((target, i) => ({ name: `${kind}-${i}`, target, events: [mode === 'spread' ? `iso.h${i}` : 'iso.all'] })));
+    await createEndpoints(
+      url,
+      noisy.urls.map((target, i) => ({ name: `${kind}-${i}`, target, events: [mode === 'spread' ? `iso.h${i}` : 'iso.all'] })),
+    );
     worker = await startWorker(env, sql);
     const eventType = mode === 'spread' ? (n: number) => `iso.h${n % Math.max(1, count)}` : () => 'iso.all';
     let t = performance.now();
@@ -264,7 +284,14 @@ export async function runNoisyCase(rx: ReceiverHandle, o: IsolationOptions, mode
       rate,
       windowMs,
       latency,
-      offered: { offered: w.load.offered, sent: w.load.sent, dropped: w.load.dropped, byStatus: w.load.byStatus, errors: w.load.errors, response: { p50: w.load.responseMs.p50, p99: w.load.responseMs.p99 } },
+      offered: {
+        offered: w.load.offered,
+        sent: w.load.sent,
+        dropped: w.load.dropped,
+        byStatus: w.load.byStatus,
+        errors: w.load.errors,
+        response: { p50: w.load.responseMs.p50, p99: w.load.responseMs.p99 },
+      },
       noisyStats,
       ms,
     };
@@ -279,7 +306,9 @@ export async function runNoisyCase(rx: ReceiverHandle, o: IsolationOptions, mode
     await cleanRedis(o.redisUrl, schema);
     ms.teardown = performance.now() - t;
     ms.total = performance.now() - t0;
-    o.log(`${label}: case took ${(ms.total / 1000).toFixed(1)} s (set-up ${(ms.setup / 1000).toFixed(1)}, grace ${(ms.grace / 1000).toFixed(1)}, tear-down ${(ms.teardown / 1000).toFixed(1)})`);
+    o.log(
+      `${label}: case took ${(ms.total / 1000).toFixed(1)} s (set-up ${(ms.setup / 1000).toFixed(1)}, grace ${(ms.grace / 1000).toFixed(1)}, tear-down ${(ms.teardown / 1000).toFixed(1)})`,
+    );
   }
 }
 
@@ -382,7 +411,9 @@ export async function runOrganizations(rx: ReceiverHandle, o: IsolationOptions):
     const loaded = windowPercentiles(w2.sentAt, w2.accepted, r2.acks, r2.endMs, whileDraining);
     const atEnd = (await rxA.stats()).uniqueIds;
     const loadedSplit = await splitAtCommit(sql, b['x-organization-id'] as string, w2, r2.acks, whileDraining);
-    o.log(`isolation organizations: backlog ${end === null ? `not drained (${atEnd.toLocaleString('en-US')} delivered)` : `drained in ${((end - releasedAt) / 1000).toFixed(1)} s`}`);
+    o.log(
+      `isolation organizations: backlog ${end === null ? `not drained (${atEnd.toLocaleString('en-US')} delivered)` : `drained in ${((end - releasedAt) / 1000).toFixed(1)} s`}`,
+    );
     return {
       backlog: o.orgBacklog,
       rate: o.orgRate,

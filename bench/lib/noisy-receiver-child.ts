@@ -25,7 +25,16 @@ const perServer: number[] = Array.from({ length: config.count }, () => 0);
 function stats(): NoisyStats {
   let busy = 0;
   for (const n of perServer) if (n > 0) busy++;
-  return { kind: config.kind, requests, answered, connections, openSockets: sockets.size, peakOpenSockets, serversHit: busy, maxPerServer: Math.max(0, ...perServer) };
+  return {
+    kind: config.kind,
+    requests,
+    answered,
+    connections,
+    openSockets: sockets.size,
+    peakOpenSockets,
+    serversHit: busy,
+    maxPerServer: Math.max(0, ...perServer),
+  };
 }
 
 function handler(index: number) {

@@ -48,7 +48,16 @@ export type NoisyReceivers = {
   stop(): Promise<void>;
 };
 
-const EMPTY = (kind: NoisyKind): NoisyStats => ({ kind, requests: 0, answered: 0, connections: 0, openSockets: 0, peakOpenSockets: 0, serversHit: 0, maxPerServer: 0 });
+const EMPTY = (kind: NoisyKind): NoisyStats => ({
+  kind,
+  requests: 0,
+  answered: 0,
+  connections: 0,
+  openSockets: 0,
+  peakOpenSockets: 0,
+  serversHit: 0,
+  maxPerServer: 0,
+});
 
 /** Ports nothing listens on: each bound once and closed (distinct from one another). */
 export async function refusingPorts(count: number): Promise<number[]> {
@@ -58,7 +67,11 @@ export async function refusingPorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-export async function startNoisyReceivers(kind: NoisyKind, count: number, o: { slowMs?: number; path?: string; startTimeoutMs?: number } = {}): Promise<NoisyReceivers> {
+export async function startNoisyReceivers(
+  kind: NoisyKind,
+  count: number,
+  o: { slowMs?: number; path?: string; startTimeoutMs?: number } = {},
+): Promise<NoisyReceivers> {
   const path = o.path ?? '/hook';
   if (kind === 'refuse' || count === 0) {
     const ports = kind === 'refuse' ? await refusingPorts(count) : [];

@@ -54,7 +54,14 @@ export async function offerLoad(o: OfferedLoadOptions): Promise<OfferedLoadResul
     const sentAt = nowMs();
     const t0 = performance.now();
     try {
-      const res = await pool.request({ method: 'POST', path: o.path, headers: o.headers, body: o.body(n, sentAt), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const res = await pool.request({
+        method: 'POST',
+        path: o.path,
+        headers: o.headers,
+        body: o.body(n, sentAt),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
       await res.body.dump();
       byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1;
       o.onAnswer?.(n, res.statusCode);
@@ -94,7 +101,8 @@ export async function offerLoad(o: OfferedLoadOptions): Promise<OfferedLoadResul
   await Promise.all(inflight);
   const elapsedMs = performance.now() - start;
   await pool.close();
-  const ok = Object.entries(byStatus).filter(([s]) => s.startsWith('2')).reduce((a, [, c]) => a + c, 0);
+  const ok = Object.entries(byStatus)
+    .filter(([s]) => s.startsWith('2'))
+    .reduce((a, [, c]) => a + c, 0);
   return { offered, sent, dropped, byStatus, errors, responseMs: samples.summary(), elapsedMs, achievedPerSecond: (ok / elapsedMs) * 1000 };
 }
-

@@ -38,7 +38,7 @@ export function startPrivatePostgres(port: number): PrivatePostgres {
   const dataDir = join(root, 'data');
   const asRoot = userInfo().uid === 0;
   const run = (cmd: string, args: string[]): void => {
-    const full = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] as const : [join(bin, cmd), args] as const;
+    const full = asRoot ? (['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] as const) : ([join(bin, cmd), args] as const);
     const r = spawnSync(full[0], [...full[1]], { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
   };
@@ -55,7 +55,10 @@ export function startPrivatePostgres(port: number): PrivatePostgres {
     `port = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${root}'\nmax_connections = 200\nsynchronous_commit = on\n`,
   );
   const ctl = (action: 'start' | 'stop') =>
-    run('pg_ctl', action === 'start' ? ['-D', dataDir, '-l', join(root, 'log'), '-w', '-t', '60', 'start'] : ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+    run(
+      'pg_ctl',
+      action === 'start' ? ['-D', dataDir, '-l', join(root, 'log'), '-w', '-t', '60', 'start'] : ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'],
+    );
   ctl('start');
   let running = true;
   return {

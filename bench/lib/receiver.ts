@@ -90,10 +90,7 @@ export interface ReceiverHandle {
 /** @internal shared with receiver-child.ts */
 export type ReceiverChildConfig = Pick<ReceiverOptions, 'failureRate' | 'countOnly' | 'maxLatencySamples' | 'flap'>;
 /** @internal */
-export type ControlCommand =
-  | { cmd: 'stats' | 'reset' | 'stop' | 'ids' | 'seqs' }
-  | { cmd: 'failureRate'; value: number }
-  | { cmd: 'flap'; value: FlapConfig };
+export type ControlCommand = { cmd: 'stats' | 'reset' | 'stop' | 'ids' | 'seqs' } | { cmd: 'failureRate'; value: number } | { cmd: 'flap'; value: FlapConfig };
 /** @internal */
 export type ControlRequest = ControlCommand & { seq: number };
 /** @internal */

@@ -17,7 +17,11 @@ import { makeData } from './envelope.ts';
 export type FilterEvaluation = { rows: number; matched: number; withMs: number; withoutMs: number; usPerEvaluation: number };
 
 /** µs per evaluation of `filter` over `rows` bench events of `payloadBytes`: best of `repeats` timings each. */
-export async function filterEvaluation(databaseUrl: string, filter: Record<string, unknown>, o: { rows: number; payloadBytes: number; repeats: number }): Promise<FilterEvaluation> {
+export async function filterEvaluation(
+  databaseUrl: string,
+  filter: Record<string, unknown>,
+  o: { rows: number; payloadBytes: number; repeats: number },
+): Promise<FilterEvaluation> {
   const compiled = compileContentFilter(filter, new Set());
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
@@ -55,7 +59,12 @@ export type TransformationCall = { runs: number; aloneUs: number; inFlightWallUs
 export async function transformationCall(source: string, o: { runs: number; payloadBytes: number }): Promise<TransformationCall> {
   const config = loadConfig({ ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://unused' });
   const transformer = createTransformer({ ...config.transformations, threads: 1, maxWaitMs: 60_000 });
-  const event = { id: '0190c3a4-5b6e-7c8d-9e0f-112233445566', type: 'bench.event', createdAt: new Date(), dataJson: JSON.stringify({ ...makeData(o.payloadBytes), seq: 1 }) };
+  const event = {
+    id: '0190c3a4-5b6e-7c8d-9e0f-112233445566',
+    type: 'bench.event',
+    createdAt: new Date(),
+    dataJson: JSON.stringify({ ...makeData(o.payloadBytes), seq: 1 }),
+  };
   const url = 'http://127.0.0.1:9/e1';
   const run = async (key: string) => {
     const r = await transformer.apply(key, source, event, url);

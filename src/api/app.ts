@@ -127,7 +127,11 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Carteiro', version: '0.1.0', description: 'Webhook delivery: events in, signed webhooks out. Every error answers with one envelope (ErrorEnvelope).' },
+      info: {
+        title: 'Carteiro',
+        version: '0.1.0',
+        description: 'Webhook delivery: events in, signed webhooks out. Every error answers with one envelope (ErrorEnvelope).',
+      },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An organization API key, or the admin key (CARTEIRO_ADMIN_KEY).' },

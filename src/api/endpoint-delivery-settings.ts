@@ -56,7 +56,11 @@ export function deliverySettingBounds(retry: RetryPolicy): DeliverySettingBounds
  * The columns of the settings present in `b` (absent: unchanged; null: the service's again), every
  * one checked before any is returned. Header names are stored in lower case, values sealed by `seal`.
  */
-export function deliverySettingColumns(b: DeliverySettingFields, bounds: DeliverySettingBounds, seal: (plain: string) => string): Partial<EndpointDeliverySettings> {
+export function deliverySettingColumns(
+  b: DeliverySettingFields,
+  bounds: DeliverySettingBounds,
+  seal: (plain: string) => string,
+): Partial<EndpointDeliverySettings> {
   const columns: Partial<EndpointDeliverySettings> = {};
   if (b.timeout_ms !== undefined) {
     columns.timeout_ms = within('timeout_ms', b.timeout_ms, bounds.timeoutMs.min, bounds.timeoutMs.max, 'WEBHOOK_TIMEOUT_MS');
@@ -76,7 +80,10 @@ export function deliverySettingColumns(b: DeliverySettingFields, bounds: Deliver
 function within(field: string, value: number | null, min: number, max: number, setting: string): number | null {
   if (value === null) return null;
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidDeliverySettingError(field, `must be an integer from ${min} to ${max} (this service's bounds, from ${setting}), or null for the service's own`);
+    throw new InvalidDeliverySettingError(
+      field,
+      `must be an integer from ${min} to ${max} (this service's bounds, from ${setting}), or null for the service's own`,
+    );
   }
   return value;
 }
@@ -99,14 +106,20 @@ function checkStaticHeaders(given: Record<string, string> | null): Record<string
     }
     const lower = name.toLowerCase();
     if (isReservedHeader(lower) || SET_BY_CARTEIRO.has(lower)) {
-      throw new InvalidDeliverySettingError(field, 'is set by Carteiro (signatures, webhook-*, content-type, user-agent, traceparent) or belongs to the connection (host, content-length, transfer-encoding, connection…), and cannot be set');
+      throw new InvalidDeliverySettingError(
+        field,
+        'is set by Carteiro (signatures, webhook-*, content-type, user-agent, traceparent) or belongs to the connection (host, content-length, transfer-encoding, connection…), and cannot be set',
+      );
     }
     if (typeof value !== 'string') throw new InvalidDeliverySettingError(field, 'must be a string');
-    if (INVALID_VALUE_CHAR.test(value)) throw new InvalidDeliverySettingError(field, 'holds a line break, NUL or other control character, or a character outside Latin-1');
-    if (value.length > STATIC_HEADER_LIMITS.valueChars) throw new InvalidDeliverySettingError(field, `is longer than ${STATIC_HEADER_LIMITS.valueChars} characters`);
+    if (INVALID_VALUE_CHAR.test(value))
+      throw new InvalidDeliverySettingError(field, 'holds a line break, NUL or other control character, or a character outside Latin-1');
+    if (value.length > STATIC_HEADER_LIMITS.valueChars)
+      throw new InvalidDeliverySettingError(field, `is longer than ${STATIC_HEADER_LIMITS.valueChars} characters`);
     if (lower in headers) throw new InvalidDeliverySettingError(field, 'is given twice (header names are case-insensitive)');
     total += name.length + value.length;
-    if (total > STATIC_HEADER_LIMITS.totalChars) throw new InvalidDeliverySettingError('headers', `more than ${STATIC_HEADER_LIMITS.totalChars} characters of names and values in all`);
+    if (total > STATIC_HEADER_LIMITS.totalChars)
+      throw new InvalidDeliverySettingError('headers', `more than ${STATIC_HEADER_LIMITS.totalChars} characters of names and values in all`);
     headers[lower] = value;
   }
   return headers;

@@ -26,7 +26,9 @@ export type EndpointBody = {
   filter?: Record<string, unknown> | null;
   fifo?: boolean;
   fifo_on_exhausted?: 'hold' | 'skip';
-} & BatchingFields & TransformationFields & DeliverySettingFields;
+} & BatchingFields &
+  TransformationFields &
+  DeliverySettingFields;
 
 /** Batching (docs/batching.md): at most this many events per POST (null or 1: one event per POST). */
 export type BatchingFields = {
@@ -47,7 +49,9 @@ export const batchingFieldSchemas = {
   batch_group_by_type: { type: 'boolean' },
 } as const;
 
-export type EndpointPatch = Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | keyof EndpointDeliverySettings> & TransformationFields & DeliverySettingFields;
+export type EndpointPatch = Omit<EndpointChanges, 'filter_jsonpath' | 'filter_vars' | keyof EndpointDeliverySettings> &
+  TransformationFields &
+  DeliverySettingFields;
 
 /** What checking an endpoint's fields needs. */
 export type EndpointInputDeps = {
@@ -85,7 +89,10 @@ export function checkFilters(events: string[] | undefined): void {
 }
 
 /** A new endpoint's columns from a create body, every field checked (nothing is written before). */
-export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDeps): Promise<Omit<NewEndpoint, 'organizationId' | 'userId' | 'secretCiphertext' | 'kind'>> {
+export async function newEndpointColumns(
+  b: EndpointBody,
+  deps: EndpointInputDeps,
+): Promise<Omit<NewEndpoint, 'organizationId' | 'userId' | 'secretCiphertext' | 'kind'>> {
   checkFilters(b.events);
   validateIncludeFields(b.include_fields);
   const contentFilter = contentFilterColumns(b.filter, deps.piiFields);
@@ -118,7 +125,19 @@ export async function newEndpointColumns(b: EndpointBody, deps: EndpointInputDep
  * `current` is the endpoint as it is: batching is checked against what the endpoint will be.
  */
 export async function endpointChanges(body: EndpointPatch, deps: EndpointInputDeps, current: EndpointRow): Promise<EndpointChanges> {
-  const { transformation, template, template_options, headers, timeout_ms, max_retries, retry_base_delay_ms, batch_max_events, batch_max_wait_ms, batch_group_by_type, ...rest } = body;
+  const {
+    transformation,
+    template,
+    template_options,
+    headers,
+    timeout_ms,
+    max_retries,
+    retry_base_delay_ms,
+    batch_max_events,
+    batch_max_wait_ms,
+    batch_group_by_type,
+    ...rest
+  } = body;
   checkFilters(rest.events);
   validateIncludeFields(rest.include_fields);
   const settings = deliverySettingColumns({ headers, timeout_ms, max_retries, retry_base_delay_ms }, deps.deliveryBounds, deps.sealHeaderValue);
@@ -136,7 +155,10 @@ type BatchingColumns = Partial<{ batch_max_events: number | null; batch_max_wait
  * will be (docs/batching.md): a batching endpoint is neither FIFO nor transformed (each would need a
  * meaning per batch), so the request that would make one both is refused, naming its own field.
  */
-export function batchingColumns(b: BatchingFields & { fifo?: boolean; transformation?: string | null; template?: string | null }, current: EndpointRow | null): BatchingColumns {
+export function batchingColumns(
+  b: BatchingFields & { fifo?: boolean; transformation?: string | null; template?: string | null },
+  current: EndpointRow | null,
+): BatchingColumns {
   const columns: BatchingColumns = {};
   if (b.batch_max_events !== undefined) {
     const n = b.batch_max_events;
@@ -148,25 +170,32 @@ export function batchingColumns(b: BatchingFields & { fifo?: boolean; transforma
   if (b.batch_max_wait_ms !== undefined) {
     const w = b.batch_max_wait_ms;
     if (w !== null && (!Number.isInteger(w) || w < 0 || w > BATCH_MAX_WAIT_MS)) {
-      throw new InvalidBatchingError('batch_max_wait_ms', `must be an integer from 0 to ${BATCH_MAX_WAIT_MS} (milliseconds), or null for ${BATCH_DEFAULT_WAIT_MS}`);
+      throw new InvalidBatchingError(
+        'batch_max_wait_ms',
+        `must be an integer from 0 to ${BATCH_MAX_WAIT_MS} (milliseconds), or null for ${BATCH_DEFAULT_WAIT_MS}`,
+      );
     }
     columns.batch_max_wait_ms = w;
   }
   if (b.batch_group_by_type !== undefined) columns.batch_group_by_type = b.batch_group_by_type;
-  const batching = (columns.batch_max_events !== undefined ? columns.batch_max_events : current?.batch_max_events ?? null) !== null;
+  const batching = (columns.batch_max_events !== undefined ? columns.batch_max_events : (current?.batch_max_events ?? null)) !== null;
   if (!batching) return columns;
   // Batching switched on without a wait: the default one, stored, so the endpoint shows what it does.
-  if ((columns.batch_max_wait_ms !== undefined ? columns.batch_max_wait_ms : current?.batch_max_wait_ms ?? null) === null) columns.batch_max_wait_ms = BATCH_DEFAULT_WAIT_MS;
+  if ((columns.batch_max_wait_ms !== undefined ? columns.batch_max_wait_ms : (current?.batch_max_wait_ms ?? null)) === null)
+    columns.batch_max_wait_ms = BATCH_DEFAULT_WAIT_MS;
   const asked = columns.batch_max_events !== undefined;
   const fifo = b.fifo ?? current?.fifo ?? false;
   if (fifo) {
     const field = asked ? 'batch_max_events' : 'fifo';
     throw new InvalidBatchingError(field, 'an endpoint cannot both batch and deliver in order (fifo); turn one off');
   }
-  const code = b.transformation !== undefined || b.template !== undefined ? b.transformation ?? b.template ?? null : current?.transformation ?? null;
+  const code = b.transformation !== undefined || b.template !== undefined ? (b.transformation ?? b.template ?? null) : (current?.transformation ?? null);
   if (code) {
     const field = asked ? 'batch_max_events' : b.transformation !== undefined ? 'transformation' : 'template';
-    throw new InvalidBatchingError(field, 'a batching endpoint cannot have a transformation (it runs per event); remove the transformation or turn batching off');
+    throw new InvalidBatchingError(
+      field,
+      'a batching endpoint cannot have a transformation (it runs per event); remove the transformation or turn batching off',
+    );
   }
   return columns;
 }

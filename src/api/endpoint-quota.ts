@@ -18,7 +18,12 @@ export async function insertWithinUserQuota(services: QuotaDeps, e: NewEndpoint)
   const { max_endpoints: limit } = await services.userLimits.fresh(e.organizationId, userId);
   const result = await insertEndpointWithinQuota(services.ledger.sql, { ...e, userId }, limit);
   if ('overQuota' in result) {
-    throw new QuotaExceededError('max_endpoints_per_user', limit, `user "${userId}" already owns ${result.owned} endpoints; the limit is ${limit} endpoints per user (max_endpoints_per_user)`, { user_id: userId, owned: result.owned });
+    throw new QuotaExceededError(
+      'max_endpoints_per_user',
+      limit,
+      `user "${userId}" already owns ${result.owned} endpoints; the limit is ${limit} endpoints per user (max_endpoints_per_user)`,
+      { user_id: userId, owned: result.owned },
+    );
   }
   return result;
 }

@@ -44,10 +44,11 @@ type Columns = { transformation?: string | null; template?: string | null };
 export async function transformationColumns(f: TransformationFields, transformer: Transformer): Promise<Columns> {
   const { transformation, template, template_options: options } = f;
   if (options !== undefined && (typeof template !== 'string' || transformation !== undefined)) {
-    throw new InvalidTransformationError('template_options', 'goes with `template` alone (without `transformation`): it fills in the template\'s code');
+    throw new InvalidTransformationError('template_options', "goes with `template` alone (without `transformation`): it fills in the template's code");
   }
   if (typeof template === 'string') {
-    if (transformation === null) throw new InvalidTransformationError('template', 'a template is code: leave out `transformation` to use the template\'s, or drop `template`');
+    if (transformation === null)
+      throw new InvalidTransformationError('template', "a template is code: leave out `transformation` to use the template's, or drop `template`");
     if (transformation === undefined) {
       const source = renderTemplate(template, options);
       await transformer.check(source, 'template');

@@ -6,7 +6,14 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { answerThenDrain } from './oversized-body.ts';
 import {
-  AnswerDeadlineError, BodyTooLargeError, CarteiroError, LedgerUnavailableError, PathParamTooLongError, RateLimitedError, TransformationBusyError, UnsupportedMediaTypeError,
+  AnswerDeadlineError,
+  BodyTooLargeError,
+  CarteiroError,
+  LedgerUnavailableError,
+  PathParamTooLongError,
+  RateLimitedError,
+  TransformationBusyError,
+  UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors/errors.ts';
 import { isLedgerDown } from '../ledger/connection.ts';
@@ -14,9 +21,20 @@ import { isLedgerDown } from '../ledger/connection.ts';
 export type ErrorBody = { statusCode: number; code: string; error: string; message: string; details?: Record<string, unknown> };
 
 const PHRASES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity',
-  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 /**
@@ -93,7 +111,13 @@ export function toErrorBody(err: unknown): { body: ErrorBody; headers: Record<st
   if (isDataException(err)) err = new ValidationError('a value in the request is out of range or cannot be stored');
   if (err instanceof CarteiroError) {
     const headers: Record<string, string> = {};
-    if (err instanceof RateLimitedError || err instanceof LedgerUnavailableError || err instanceof AnswerDeadlineError || err instanceof TransformationBusyError) headers['retry-after'] = String(err.retryAfterSeconds);
+    if (
+      err instanceof RateLimitedError ||
+      err instanceof LedgerUnavailableError ||
+      err instanceof AnswerDeadlineError ||
+      err instanceof TransformationBusyError
+    )
+      headers['retry-after'] = String(err.retryAfterSeconds);
     const body: ErrorBody = { statusCode: err.statusCode, code: err.code, error: PHRASES[err.statusCode] ?? 'Error', message: err.message };
     if (err.details) body.details = err.details;
     return { body, headers };

@@ -36,7 +36,8 @@ function obj(properties: Record<string, Schema>, optional: string[] = [], descri
   };
 }
 
-const page = (item: Schema): Schema => obj({ data: { type: 'array', items: item }, next_cursor: { ...nstr, description: 'Pass as `cursor` for the next page; null on the last.' } });
+const page = (item: Schema): Schema =>
+  obj({ data: { type: 'array', items: item }, next_cursor: { ...nstr, description: 'Pass as `cursor` for the next page; null on the last.' } });
 const list = (item: Schema): Schema => obj({ data: { type: 'array', items: item } });
 
 export const ERROR_ENVELOPE_ID = 'ErrorEnvelope';
@@ -93,63 +94,130 @@ const eventExample = {
 
 const event = {
   ...obj({
-    id: str, organization_id: str, event_type: str, event_source: nstr, table_name: nstr, record_id: nstr, user_id: nstr,
+    id: str,
+    organization_id: str,
+    event_type: str,
+    event_source: nstr,
+    table_name: nstr,
+    record_id: nstr,
+    user_id: nstr,
     data: { ...freeObject, description: 'The event data as sent (personal fields opened for the caller).' },
     priority: { type: 'string', enum: ['high', 'normal'] },
     status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
-    retry_count: int, error_message: nstr, idempotency_key: nstr, created_at: date, processed_at: ndate,
+    retry_count: int,
+    error_message: nstr,
+    idempotency_key: nstr,
+    created_at: date,
+    processed_at: ndate,
   }),
   examples: [eventExample],
 };
 
 const accepted = {
   ...obj({
-    event_id: str, event_type: str, status: str, created_at: date,
+    event_id: str,
+    event_type: str,
+    status: str,
+    created_at: date,
     duplicate: { ...bool, description: 'True when the Idempotency-Key was seen before: this is the first event, not a new one.' },
     status_url: str,
   }),
-  examples: [{
-    event_id: eventExample.id, event_type: 'agent.created', status: 'pending', created_at: eventExample.created_at, duplicate: false,
-    status_url: `/api/webhooks/events/${eventExample.id}/status`,
-  }],
+  examples: [
+    {
+      event_id: eventExample.id,
+      event_type: 'agent.created',
+      status: 'pending',
+      created_at: eventExample.created_at,
+      duplicate: false,
+      status_url: `/api/webhooks/events/${eventExample.id}/status`,
+    },
+  ],
 };
 
 const delivery = obj({
-  endpoint_id: nstr, endpoint_name: nstr, destination: { ...nstr, description: 'endpoint or n8n' },
+  endpoint_id: nstr,
+  endpoint_name: nstr,
+  destination: { ...nstr, description: 'endpoint or n8n' },
   status: { type: 'string', enum: ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'] },
-  attempts: int, last_status_code: nint, last_error: nstr, next_attempt_at: ndate, completed_at: ndate,
+  attempts: int,
+  last_status_code: nint,
+  last_error: nstr,
+  next_attempt_at: ndate,
+  completed_at: ndate,
 });
 
 const eventStatus = {
   ...obj({
-    event_id: str, event_type: str, status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
-    retry_count: int, error_message: nstr, created_at: date, processed_at: ndate,
+    event_id: str,
+    event_type: str,
+    status: { type: 'string', enum: ['pending', 'processing', 'completed', 'failed'] },
+    retry_count: int,
+    error_message: nstr,
+    created_at: date,
+    processed_at: ndate,
     deliveries: { type: 'array', items: delivery, description: 'One per destination the event fans out to.' },
   }),
-  examples: [{
-    event_id: eventExample.id, event_type: 'agent.created', status: 'completed', retry_count: 0, error_message: null,
-    created_at: eventExample.created_at, processed_at: eventExample.processed_at,
-    deliveries: [{
-      endpoint_id: '0190c3a4-0000-7000-8000-000000000001', endpoint_name: 'CRM', destination: 'endpoint', status: 'delivered', attempts: 1,
-      last_status_code: 200, last_error: null, next_attempt_at: null, completed_at: eventExample.processed_at,
-    }],
-  }],
+  examples: [
+    {
+      event_id: eventExample.id,
+      event_type: 'agent.created',
+      status: 'completed',
+      retry_count: 0,
+      error_message: null,
+      created_at: eventExample.created_at,
+      processed_at: eventExample.processed_at,
+      deliveries: [
+        {
+          endpoint_id: '0190c3a4-0000-7000-8000-000000000001',
+          endpoint_name: 'CRM',
+          destination: 'endpoint',
+          status: 'delivered',
+          attempts: 1,
+          last_status_code: 200,
+          last_error: null,
+          next_attempt_at: null,
+          completed_at: eventExample.processed_at,
+        },
+      ],
+    },
+  ],
 };
 
-const attempt = obj({
-  id: str, webhook_event_id: str, webhook_endpoint_id: nstr, attempt_number: int, success: bool, status_code: nint,
-  response_body: { ...nstr, description: "The receiver's answer, truncated." }, delivery_duration_ms: int, error: nstr,
-  batch_id: { ...nstr, description: "The batch this attempt sent the event in (the request's webhook-id; docs/batching.md); null: sent alone." },
-  created_at: date,
-}, ['webhook_event_id']);
+const attempt = obj(
+  {
+    id: str,
+    webhook_event_id: str,
+    webhook_endpoint_id: nstr,
+    attempt_number: int,
+    success: bool,
+    status_code: nint,
+    response_body: { ...nstr, description: "The receiver's answer, truncated." },
+    delivery_duration_ms: int,
+    error: nstr,
+    batch_id: { ...nstr, description: "The batch this attempt sent the event in (the request's webhook-id; docs/batching.md); null: sent alone." },
+    created_at: date,
+  },
+  ['webhook_event_id'],
+);
 
 const stringListMap = { type: 'object', additionalProperties: strings } as const;
 const endpointFields = {
-  id: str, organization_id: str, user_id: nstr, name: str, url: str,
+  id: str,
+  organization_id: str,
+  user_id: nstr,
+  name: str,
+  url: str,
   events: { ...strings, description: 'Event types or wildcards (user.registered, integration.*, *).' },
-  is_active: bool, disabled_reason: nstr, description: nstr, metadata: freeObject, rate_limit_per_second: nint,
+  is_active: bool,
+  disabled_reason: nstr,
+  description: nstr,
+  metadata: freeObject,
+  rate_limit_per_second: nint,
   include_fields: { anyOf: [{ type: 'null' }, strings, stringListMap], description: 'Minimal payload: the data paths delivered (null: all).' },
-  success_count: int, failure_count: int, consecutive_failures: int, failing_since: ndate,
+  success_count: int,
+  failure_count: int,
+  consecutive_failures: int,
+  failing_since: ndate,
   max_in_flight: { ...nint, description: 'Deliveries to this endpoint in flight at once (null: the default).' },
   failed_attempts_in_row: int,
   health: { type: 'string', enum: ['healthy', 'failing', 'disabled'] },
@@ -158,28 +226,69 @@ const endpointFields = {
   transformation: { ...nstr, description: 'JavaScript run on each event before signing (docs/transformations.md); null: the envelope as is.' },
   template: { ...nstr, description: 'The preset the transformation came from (slack, discord, …); null: none or own code.' },
   fifo: { ...bool, description: 'Ordered delivery: one at a time, in the order events were accepted (docs/ordered-delivery.md).' },
-  fifo_on_exhausted: { type: 'string', enum: ['hold', 'skip'], description: "A FIFO head that fails for good: 'hold' disables the endpoint until it is replayed or the endpoint enabled; 'skip' goes on." },
-  batch_max_events: { ...nint, description: 'Batching: at most this many events in one signed POST, 2-1000 (docs/batching.md); null: one event per POST. Not with fifo or a transformation.' },
-  batch_max_wait_ms: { ...nint, description: 'Batching: how long the oldest event waits for its batch to fill before a partial batch is sent (0-3600000; default 1000).' },
+  fifo_on_exhausted: {
+    type: 'string',
+    enum: ['hold', 'skip'],
+    description: "A FIFO head that fails for good: 'hold' disables the endpoint until it is replayed or the endpoint enabled; 'skip' goes on.",
+  },
+  batch_max_events: {
+    ...nint,
+    description:
+      'Batching: at most this many events in one signed POST, 2-1000 (docs/batching.md); null: one event per POST. Not with fifo or a transformation.',
+  },
+  batch_max_wait_ms: {
+    ...nint,
+    description: 'Batching: how long the oldest event waits for its batch to fill before a partial batch is sent (0-3600000; default 1000).',
+  },
   batch_group_by_type: { ...bool, description: 'Batching: each batch holds events of one type only.' },
   headers: {
     anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: { type: ['string', 'null'] } }],
-    description: 'Static headers sent with every delivery (names in lower case; values stored sealed, shown to the owner; null: a value whose key left the keyring). null: none.',
+    description:
+      'Static headers sent with every delivery (names in lower case; values stored sealed, shown to the owner; null: a value whose key left the keyring). null: none.',
   },
   timeout_ms: { ...nint, description: "The whole exchange's deadline for this endpoint, up to WEBHOOK_TIMEOUT_MS (null: the service's)." },
   max_retries: { ...nint, description: "Retries after the first attempt, up to WEBHOOK_MAX_RETRIES (null: the service's)." },
   retry_base_delay_ms: { ...nint, description: "The first retry's delay; later ones grow by the service's factor up to its cap (null: the service's)." },
   previous_secret_expires_at: { ...ndate, description: 'Until when the secret before a rotation still signs alongside.' },
-  created_at: date, updated_at: date,
+  created_at: date,
+  updated_at: date,
 };
 const endpointExample = {
-  id: '0190c3a4-0000-7000-8000-000000000001', organization_id: eventExample.organization_id, user_id: null, name: 'CRM',
-  url: 'http://127.0.0.1:4000/hooks', events: ['user.registered', 'agent.*'], is_active: true, disabled_reason: null, description: null,
-  metadata: { team: 'growth' }, rate_limit_per_second: null, include_fields: null, success_count: 12, failure_count: 0,
-  consecutive_failures: 0, failing_since: null, max_in_flight: null, failed_attempts_in_row: 0, health: 'healthy', next_probe_at: null,
-  filter: null, transformation: null, template: null, fifo: false, fifo_on_exhausted: 'hold',
-  batch_max_events: null, batch_max_wait_ms: null, batch_group_by_type: false,
-  headers: { authorization: 'Bearer crm-inbound-token' }, timeout_ms: 10_000, max_retries: 3, retry_base_delay_ms: null, previous_secret_expires_at: null, created_at: eventExample.created_at, updated_at: eventExample.created_at,
+  id: '0190c3a4-0000-7000-8000-000000000001',
+  organization_id: eventExample.organization_id,
+  user_id: null,
+  name: 'CRM',
+  url: 'http://127.0.0.1:4000/hooks',
+  events: ['user.registered', 'agent.*'],
+  is_active: true,
+  disabled_reason: null,
+  description: null,
+  metadata: { team: 'growth' },
+  rate_limit_per_second: null,
+  include_fields: null,
+  success_count: 12,
+  failure_count: 0,
+  consecutive_failures: 0,
+  failing_since: null,
+  max_in_flight: null,
+  failed_attempts_in_row: 0,
+  health: 'healthy',
+  next_probe_at: null,
+  filter: null,
+  transformation: null,
+  template: null,
+  fifo: false,
+  fifo_on_exhausted: 'hold',
+  batch_max_events: null,
+  batch_max_wait_ms: null,
+  batch_group_by_type: false,
+  headers: { authorization: 'Bearer crm-inbound-token' },
+  timeout_ms: 10_000,
+  max_retries: 3,
+  retry_base_delay_ms: null,
+  previous_secret_expires_at: null,
+  created_at: eventExample.created_at,
+  updated_at: eventExample.created_at,
 };
 const endpoint = { ...obj(endpointFields), examples: [endpointExample] };
 const endpointWithSecret = {
@@ -197,7 +306,11 @@ const transformationPreview = {
         obj({
           method: { type: 'string', enum: ['POST'] },
           url: str,
-          headers: { type: 'object', additionalProperties: str, description: 'Besides these, the signature headers (webhook-id, webhook-timestamp, webhook-signature, x-webhook-*).' },
+          headers: {
+            type: 'object',
+            additionalProperties: str,
+            description: 'Besides these, the signature headers (webhook-id, webhook-timestamp, webhook-signature, x-webhook-*).',
+          },
           body: { ...anyValue, description: 'The JSON body, exactly the bytes that would be signed and sent, parsed.' },
         }),
       ],
@@ -205,23 +318,40 @@ const transformationPreview = {
     },
     duration_ms: { type: 'number', description: 'How long the transformation ran in the sandbox.' },
   }),
-  examples: [{
-    transformed: true, cancelled: false, duration_ms: 0.41,
-    request: { method: 'POST', url: 'https://hooks.slack.com/services/T000/B000/XXXX', headers: { 'content-type': 'application/json', 'user-agent': 'AgentesDeConversao-Webhook/1.0' }, body: { text: 'User registered (user.registered)' } },
-  }],
+  examples: [
+    {
+      transformed: true,
+      cancelled: false,
+      duration_ms: 0.41,
+      request: {
+        method: 'POST',
+        url: 'https://hooks.slack.com/services/T000/B000/XXXX',
+        headers: { 'content-type': 'application/json', 'user-agent': 'AgentesDeConversao-Webhook/1.0' },
+        body: { text: 'User registered (user.registered)' },
+      },
+    },
+  ],
 };
 
 const transformationTemplate = obj({
-  name: str, title: str, description: str,
+  name: str,
+  title: str,
+  description: str,
   url_hint: { ...str, description: "What the endpoint's URL should be." },
   options: { type: 'array', items: obj({ name: str, description: str, required: bool }), description: 'Values given as template_options.' },
   source: { ...str, description: 'The code an endpoint gets with `template` (options as placeholders).' },
 });
 
-const eventType = obj({
-  name: str, description: str, priority: { type: 'string', enum: ['high', 'normal'] },
-  schema: { ...freeObject, description: "JSON Schema the event's data must satisfy." }, builtin: bool,
-}, ['builtin']);
+const eventType = obj(
+  {
+    name: str,
+    description: str,
+    priority: { type: 'string', enum: ['high', 'normal'] },
+    schema: { ...freeObject, description: "JSON Schema the event's data must satisfy." },
+    builtin: bool,
+  },
+  ['builtin'],
+);
 
 const organization = obj({ id: str, name: str, created_at: date, updated_at: date });
 const apiKeyFields = { id: str, organization_id: str, name: str, prefix: str, created_at: date, last_used_at: ndate, revoked_at: ndate, active: bool };
@@ -229,9 +359,18 @@ const apiKey = obj(apiKeyFields);
 const apiKeyWithSecret = obj({ ...apiKeyFields, key: { ...str, description: 'The key itself: shown in this answer only, never again.' } });
 
 const auditEntry = obj({
-  id: str, at: date,
+  id: str,
+  at: date,
   actor: obj({ kind: { type: 'string', enum: ['admin', 'organization', 'portal'] }, key_id: nstr, organization_id: nstr }),
-  organization_id: nstr, action: str, method: str, route: str, path: str, target_id: nstr, status_code: int, ip: nstr, user_agent: nstr,
+  organization_id: nstr,
+  action: str,
+  method: str,
+  route: str,
+  path: str,
+  target_id: nstr,
+  status_code: int,
+  ip: nstr,
+  user_agent: nstr,
   request_id: nstr,
 });
 
@@ -244,22 +383,30 @@ const health = {
       api: { ...serviceState, description: "N8N_API_URL: whether n8n's API answers (unhealthy: it refused N8N_API_KEY), or not_configured." },
       webhook_url: { type: 'string', enum: ['configured', 'not_configured'] },
       workflows: {
-        anyOf: [{ type: 'null' }, obj({ registered: int, active: int, unconfirmed: { ...int, description: "Workflows whose path n8n's API did not list when last asked." } })],
+        anyOf: [
+          { type: 'null' },
+          obj({ registered: int, active: int, unconfirmed: { ...int, description: "Workflows whose path n8n's API did not list when last asked." } }),
+        ],
         description: 'In every organization; null when the ledger could not be read.',
       },
       last_discovery: {
         anyOf: [{ type: 'null' }, obj({ finished_at: date, ok: bool, result: { anyOf: [{ type: 'null' }, freeObject] } })],
-        description: "The most recent discovery in any organization, a failed one included (ok: false; n8n's error is in the log, not here: /health is public).",
+        description:
+          "The most recent discovery in any organization, a failed one included (ok: false; n8n's error is in the log, not here: /health is public).",
       },
     }),
     ledger: { type: 'string', enum: ['postgres', 'pglite'] },
     timestamp: date,
   }),
-  examples: [{
-    overall_status: 'healthy', services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'configured' },
-    n8n: { api: 'not_configured', webhook_url: 'configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null },
-    ledger: 'pglite', timestamp: eventExample.created_at,
-  }],
+  examples: [
+    {
+      overall_status: 'healthy',
+      services: { webhook_manager: 'healthy', redis: 'not_configured', supabase: 'healthy', n8n: 'configured' },
+      n8n: { api: 'not_configured', webhook_url: 'configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null },
+      ledger: 'pglite',
+      timestamp: eventExample.created_at,
+    },
+  ],
 };
 
 const stats = obj({
@@ -276,26 +423,61 @@ const stats = obj({
 });
 
 const workflowFields = {
-  id: str, organization_id: str, workflow_id: str, name: str, path: nstr, webhook_url: str, test_url: nstr, use_test_url: bool,
-  delivery_url: nstr, event_types: strings, is_active: bool, inactive_reason: nstr, state: nstr, state_changed_at: ndate, last_error: nstr,
-  last_error_at: ndate, success_count: int, failure_count: int, signing: { type: 'string', enum: ['workflow_secret', 'webhook_secret'] },
-  source: str, webhook_endpoint_id: nstr, last_discovered_at: ndate,
-  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at this path when last asked (seed, discovery); null: never asked (no N8N_API_URL)." },
-  confirmation_note: { ...nstr, description: 'Why it is not confirmed.' }, confirmed_at: ndate, created_at: date, updated_at: date,
+  id: str,
+  organization_id: str,
+  workflow_id: str,
+  name: str,
+  path: nstr,
+  webhook_url: str,
+  test_url: nstr,
+  use_test_url: bool,
+  delivery_url: nstr,
+  event_types: strings,
+  is_active: bool,
+  inactive_reason: nstr,
+  state: nstr,
+  state_changed_at: ndate,
+  last_error: nstr,
+  last_error_at: ndate,
+  success_count: int,
+  failure_count: int,
+  signing: { type: 'string', enum: ['workflow_secret', 'webhook_secret'] },
+  source: str,
+  webhook_endpoint_id: nstr,
+  last_discovered_at: ndate,
+  confirmed: {
+    type: ['boolean', 'null'],
+    description: "Whether n8n's API listed an active POST Webhook at this path when last asked (seed, discovery); null: never asked (no N8N_API_URL).",
+  },
+  confirmation_note: { ...nstr, description: 'Why it is not confirmed.' },
+  confirmed_at: ndate,
+  created_at: date,
+  updated_at: date,
 };
 const workflow = obj(workflowFields);
 const workflowMaybeSecret = obj({ ...workflowFields, secret: { ...nstr, description: 'A generated secret: in this answer only.' } }, ['secret']);
 const workflowWithSecret = obj({ ...workflowFields, secret: str });
 
-const seedOutcome = obj({
-  workflow_id: str, name: str, path: str, webhook_url: str, result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] },
-  confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at the path; null: not asked (no N8N_API_URL)." },
-  note: { ...nstr, description: 'Why it is not confirmed.' }, is_active: bool, secret: str,
-}, ['secret']);
+const seedOutcome = obj(
+  {
+    workflow_id: str,
+    name: str,
+    path: str,
+    webhook_url: str,
+    result: { type: 'string', enum: ['created', 'updated', 'unchanged', 'present'] },
+    confirmed: { type: ['boolean', 'null'], description: "Whether n8n's API listed an active POST Webhook at the path; null: not asked (no N8N_API_URL)." },
+    note: { ...nstr, description: 'Why it is not confirmed.' },
+    is_active: bool,
+    secret: str,
+  },
+  ['secret'],
+);
 
 const syncResult = {
   ...obj({
-    event_id: str, sync_type: str, duplicate: bool,
+    event_id: str,
+    sync_type: str,
+    duplicate: bool,
     workflow: obj({ id: str, workflow_id: str, name: str, url: nstr }),
     status: { type: 'string', enum: ['delivered', 'failed', 'pending', 'retrying', 'paused'] },
     delivery: {
@@ -306,18 +488,39 @@ const syncResult = {
 };
 
 const discovery = obj({
-  organization_id: str, pages: int, listed: int, webhook_workflows: int, created: int, updated: int, unchanged: int, deactivated: int,
-  reactivated: int, skipped: int,
+  organization_id: str,
+  pages: int,
+  listed: int,
+  webhook_workflows: int,
+  created: int,
+  updated: int,
+  unchanged: int,
+  deactivated: int,
+  reactivated: int,
+  skipped: int,
 });
 
 const job = obj({
-  id: str, name: str, state: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed', 'delayed', 'unknown'] },
-  progress: anyValue, result: anyValue, error: nstr,
+  id: str,
+  name: str,
+  state: { type: 'string', enum: ['waiting', 'active', 'completed', 'failed', 'delayed', 'unknown'] },
+  progress: anyValue,
+  result: anyValue,
+  error: nstr,
 });
 
 const erasure = obj({
-  user_id: str, user_pseudonym: str, organization_id: nstr, events_deleted: int, deliveries_cancelled: int, dispatches_deleted: int,
-  attempts_deleted: int, endpoints_deleted: int, endpoints_unlinked: int, audit_entries_pseudonymized: int, late_attempts_scrub_at: ndate,
+  user_id: str,
+  user_pseudonym: str,
+  organization_id: nstr,
+  events_deleted: int,
+  deliveries_cancelled: int,
+  dispatches_deleted: int,
+  attempts_deleted: int,
+  endpoints_deleted: int,
+  endpoints_unlinked: int,
+  audit_entries_pseudonymized: int,
+  late_attempts_scrub_at: ndate,
   erased_at: date,
 });
 
@@ -326,17 +529,28 @@ const noContent = { type: 'null', description: 'No content.' };
 const portalTheme = {
   anyOf: [
     { type: 'null' },
-    obj({
-      mode: { type: 'string', enum: ['light', 'dark', 'auto'] },
-      primary_color: { ...str, description: '#rrggbb' },
-      logo_url: { ...str, description: 'An https:// URL, or a base64 data:image/… of at most 32 KiB.' },
-    }, ['mode', 'primary_color', 'logo_url']),
+    obj(
+      {
+        mode: { type: 'string', enum: ['light', 'dark', 'auto'] },
+        primary_color: { ...str, description: '#rrggbb' },
+        logo_url: { ...str, description: 'An https:// URL, or a base64 data:image/… of at most 32 KiB.' },
+      },
+      ['mode', 'primary_color', 'logo_url'],
+    ),
   ],
   description: 'How the portal page looks for this session (null: its defaults). URL parameters of the page override each value.',
 };
 const portalSessionFields = {
-  id: str, organization_id: str, user_id: str, prefix: { ...str, description: "The token's first characters." },
-  scope: { type: 'string', enum: ['read', 'manage'] }, features: strings, theme: portalTheme, created_at: date, expires_at: date, revoked_at: ndate,
+  id: str,
+  organization_id: str,
+  user_id: str,
+  prefix: { ...str, description: "The token's first characters." },
+  scope: { type: 'string', enum: ['read', 'manage'] },
+  features: strings,
+  theme: portalTheme,
+  created_at: date,
+  expires_at: date,
+  revoked_at: ndate,
   active: { ...bool, description: 'Neither revoked nor expired.' },
 };
 const portalSession = obj(portalSessionFields);
@@ -346,12 +560,23 @@ const newPortalSession = {
     token: { ...str, description: 'The session token (cp_sess_…): in this answer only, never again.' },
     url: { ...str, description: 'The portal page for this session (the page itself is not served yet: docs/portal.md).' },
   }),
-  examples: [{
-    id: '0190c3a4-0000-7000-8000-0000000000aa', organization_id: eventExample.organization_id, user_id: 'customer-42', prefix: 'cp_sess_Zx81Qa',
-    scope: 'manage', features: [], theme: { mode: 'dark', primary_color: '#0f766e', logo_url: 'https://app.example.com/logo.svg' },
-    created_at: eventExample.created_at, expires_at: '2025-01-15T13:00:00.000Z', revoked_at: null, active: true,
-    token: 'cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI', url: 'https://hooks.example.com/portal?token=cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI',
-  }],
+  examples: [
+    {
+      id: '0190c3a4-0000-7000-8000-0000000000aa',
+      organization_id: eventExample.organization_id,
+      user_id: 'customer-42',
+      prefix: 'cp_sess_Zx81Qa',
+      scope: 'manage',
+      features: [],
+      theme: { mode: 'dark', primary_color: '#0f766e', logo_url: 'https://app.example.com/logo.svg' },
+      created_at: eventExample.created_at,
+      expires_at: '2025-01-15T13:00:00.000Z',
+      revoked_at: null,
+      active: true,
+      token: 'cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI',
+      url: 'https://hooks.example.com/portal?token=cp_sess_Zx81QaN5yP3Vd0kq7tG2sB9mW4eR6uH1jL8cF5xA0oI',
+    },
+  ],
 };
 const userLimitValues = { max_endpoints: int, events_per_second: { ...int, description: '0: no limit.' }, events_burst: int };
 const organizationLimits = obj({
@@ -360,14 +585,26 @@ const organizationLimits = obj({
   effective: obj({ max_endpoints_per_user: int, user_events_per_second: int, user_events_burst: int }),
 });
 const userLimits = obj({
-  organization_id: str, user_id: str,
-  override: { anyOf: [{ type: 'null' }, obj({ max_endpoints: nint, events_per_second: nint, events_burst: nint })], description: "This user's own values (null: none)." },
+  organization_id: str,
+  user_id: str,
+  override: {
+    anyOf: [{ type: 'null' }, obj({ max_endpoints: nint, events_per_second: nint, events_burst: nint })],
+    description: "This user's own values (null: none).",
+  },
   effective: obj(userLimitValues),
 });
 const portalDelivery = obj({
-  id: str, event_id: str, event_type: str, endpoint_id: str,
+  id: str,
+  event_id: str,
+  event_type: str,
+  endpoint_id: str,
   status: { type: 'string', enum: ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'cancelled'] },
-  attempts: int, last_status_code: nint, last_error: nstr, next_attempt_at: date, created_at: date, completed_at: ndate,
+  attempts: int,
+  last_status_code: nint,
+  last_error: nstr,
+  next_attempt_at: date,
+  created_at: date,
+  completed_at: ndate,
 });
 
 // ---- The routes -------------------------------------------------------------------------------------
@@ -407,7 +644,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
   'POST /trigger': {
     summary: 'Send an event',
-    description: 'Answers 202 once the event and its fan-out are committed. An Idempotency-Key header (or `idempotency_key`) returns the first event for a repeated request.',
+    description:
+      'Answers 202 once the event and its fan-out are committed. An Idempotency-Key header (or `idempotency_key`) returns the first event for a repeated request.',
     ok: { 202: accepted },
     errors: [403, 404, ...INGEST_ERRORS],
     bodyExamples: [triggerExample],
@@ -417,11 +655,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: 'All of one organization; each event may carry its own idempotency_key (the Idempotency-Key header is refused here).',
     ok: { 202: obj({ events: { type: 'array', items: accepted } }) },
     errors: [403, 404, ...INGEST_ERRORS],
-    bodyExamples: [{ events: [triggerExample, { event_type: 'user.registered', data: { user_id: 'test-user-123', email: 'test@example.com', name: 'Test User' } }] }],
+    bodyExamples: [
+      { events: [triggerExample, { event_type: 'user.registered', data: { user_id: 'test-user-123', email: 'test@example.com', name: 'Test User' } }] },
+    ],
   },
   'POST /events/:name': {
     summary: 'Send an event of one type, the body being its data',
-    description: 'The seed\'s per-type routes: `POST /events/user-registered` with the data as the body (kebab-case of the type\'s name).',
+    description: "The seed's per-type routes: `POST /events/user-registered` with the data as the body (kebab-case of the type's name).",
     ok: { 202: accepted },
     errors: [404, ...INGEST_ERRORS],
     bodyExamples: [{ user_id: 'uuid-user-id', email: 'user@example.com', name: 'João Silva', metadata: { source: 'landing_page' } }],
@@ -460,7 +700,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     bodyExamples: [{ reason: 'receiver under maintenance' }],
   },
   'POST /endpoints/:id/recover': {
-    summary: "Queue again the events an endpoint missed in a time window",
+    summary: 'Queue again the events an endpoint missed in a time window',
     description: 'At most 10 000 per call; `truncated: true` says to call again for the rest.',
     ok: { 200: obj({ recovered: int, truncated: bool }) },
     errors: [404],
@@ -488,22 +728,35 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'GET /endpoints/:id/attempts': { summary: "An endpoint's delivery attempts, newest first", ok: { 200: page(attempt) }, errors: [404] },
   'POST /endpoints/:id/transformation/preview': {
-    summary: "What an endpoint would be sent for an event, through its transformation (nothing is delivered)",
-    description: 'The event is a stored one of the endpoint\'s organization (`event_id`) or a sample (`event_type`, `data`); '
-      + '`transformation` tries unsaved code instead of the endpoint\'s. Signature headers are made when a request is sent, so they are not shown. '
-      + '422 CARTEIRO_TRANSFORMATION_FAILED when the transformation throws, runs past a limit or returns what the contract refuses (docs/transformations.md).',
+    summary: 'What an endpoint would be sent for an event, through its transformation (nothing is delivered)',
+    description:
+      "The event is a stored one of the endpoint's organization (`event_id`) or a sample (`event_type`, `data`); " +
+      "`transformation` tries unsaved code instead of the endpoint's. Signature headers are made when a request is sent, so they are not shown. " +
+      '422 CARTEIRO_TRANSFORMATION_FAILED when the transformation throws, runs past a limit or returns what the contract refuses (docs/transformations.md).',
     ok: { 200: transformationPreview },
     errors: [404, 422, 503],
-    bodyExamples: [{ event_type: 'user.registered', data: { user_id: 'u1', plan: 'pro' } }, { event_id: eventExample.id, transformation: 'function handler(webhook) { webhook.payload = { text: webhook.event_type }; return webhook; }' }],
+    bodyExamples: [
+      { event_type: 'user.registered', data: { user_id: 'u1', plan: 'pro' } },
+      { event_id: eventExample.id, transformation: 'function handler(webhook) { webhook.payload = { text: webhook.event_type }; return webhook; }' },
+    ],
   },
-  'GET /transformation-templates': { summary: 'The transformation templates (Slack, Discord, Teams, Google Chat, Telegram, n8n, passthrough) with their code', ok: { 200: list(transformationTemplate) } },
+  'GET /transformation-templates': {
+    summary: 'The transformation templates (Slack, Discord, Teams, Google Chat, Telegram, n8n, passthrough) with their code',
+    ok: { 200: list(transformationTemplate) },
+  },
 
   'GET /event-types': { summary: 'The event catalog: built-in types and your own', ok: { 200: list(eventType) } },
   'POST /event-types': {
     summary: 'Register an event type with a JSON Schema for its data',
     ok: { 201: eventType },
     errors: [409, 422],
-    bodyExamples: [{ name: 'invoice.paid', description: 'An invoice was paid', schema: { type: 'object', required: ['invoice_id'], properties: { invoice_id: { type: 'string' } } } }],
+    bodyExamples: [
+      {
+        name: 'invoice.paid',
+        description: 'An invoice was paid',
+        schema: { type: 'object', required: ['invoice_id'], properties: { invoice_id: { type: 'string' } } },
+      },
+    ],
   },
 
   'POST /replay': {
@@ -559,7 +812,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /n8n/workflows/:id': { summary: 'One n8n workflow (by Carteiro id or n8n workflow id)', ok: { 200: workflow }, errors: [404] },
   'PATCH /n8n/workflows/:id': { summary: 'Change an n8n workflow', ok: { 200: workflowMaybeSecret }, errors: [404, 409, 422] },
   'DELETE /n8n/workflows/:id': { summary: 'Delete an n8n workflow', ok: { 204: noContent }, errors: [404] },
-  'POST /n8n/workflows/:id/rotate-secret': { summary: "Rotate an n8n workflow's secret; the new one is in this answer only", ok: { 200: workflowWithSecret }, errors: [404, 409] },
+  'POST /n8n/workflows/:id/rotate-secret': {
+    summary: "Rotate an n8n workflow's secret; the new one is in this answer only",
+    ok: { 200: workflowWithSecret },
+    errors: [404, 409],
+  },
   'POST /n8n/workflows/:id/enable': { summary: 'Enable an n8n workflow', ok: { 200: workflow }, errors: [404] },
   'POST /n8n/workflows/:id/disable': { summary: 'Disable an n8n workflow', ok: { 200: workflow }, errors: [404] },
   'GET /n8n/workflows/:id/attempts': { summary: "An n8n workflow's delivery attempts, newest first", ok: { 200: page(attempt) }, errors: [404] },
@@ -574,7 +831,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
   'POST /portal/sessions': {
     summary: 'Issue a portal session for one of your users; its token is in this answer only',
-    description: 'Default scope "read"; default lifetime CARTEIRO_PORTAL_SESSION_TTL_SECONDS (1 h), at most 24 h. `features` are kept for the portal page; the API enforces the scope. `theme` ({mode, primary_color, logo_url}) is how the portal page looks for the session: a bad value is refused with 422 (CARTEIRO_INVALID_THEME) naming the field.',
+    description:
+      'Default scope "read"; default lifetime CARTEIRO_PORTAL_SESSION_TTL_SECONDS (1 h), at most 24 h. `features` are kept for the portal page; the API enforces the scope. `theme` ({mode, primary_color, logo_url}) is how the portal page looks for the session: a bad value is refused with 422 (CARTEIRO_INVALID_THEME) naming the field.',
     ok: { 201: newPortalSession },
     errors: [422],
     bodyExamples: [{ user_id: 'customer-42', scope: 'manage', ttl_seconds: 3600, theme: { mode: 'dark', primary_color: '#0f766e' } }],
@@ -585,10 +843,23 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /portal/session': {
     summary: 'The portal session itself: its user, scope, theme and limits',
     auth: 'portal',
-    ok: { 200: obj({ session_id: str, organization_id: str, user_id: str, scope: { type: 'string', enum: ['read', 'manage'] }, theme: portalTheme, limits: obj(userLimitValues) }) },
+    ok: {
+      200: obj({
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        scope: { type: 'string', enum: ['read', 'manage'] },
+        theme: portalTheme,
+        limits: obj(userLimitValues),
+      }),
+    },
   },
   'GET /portal/event-types': { summary: 'The event catalog, to pick event types from (read-only)', auth: 'portal', ok: { 200: list(eventType) } },
-  'GET /portal/transformation-templates': { summary: 'The transformation templates with their code, to fill an endpoint\'s transformation from (read-only)', auth: 'portal', ok: { 200: list(transformationTemplate) } },
+  'GET /portal/transformation-templates': {
+    summary: "The transformation templates with their code, to fill an endpoint's transformation from (read-only)",
+    auth: 'portal',
+    ok: { 200: list(transformationTemplate) },
+  },
   'GET /portal/endpoints': { summary: "The session user's endpoints", auth: 'portal', ok: { 200: page(endpoint) } },
   'POST /portal/endpoints': {
     summary: 'Create an endpoint owned by the session user; its signing secret is in this answer only',
@@ -598,12 +869,23 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: [422],
     bodyExamples: [{ name: 'My CRM', url: 'https://crm.example.com/hooks', events: ['user.registered'] }],
   },
-  'GET /portal/endpoints/:id': { summary: 'One of the user\'s endpoints', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
-  'PATCH /portal/endpoints/:id': { summary: 'Change one of the user\'s endpoints', auth: 'portal', ok: { 200: endpoint }, errors: [404, 422], bodyExamples: [{ events: ['*'] }] },
-  'DELETE /portal/endpoints/:id': { summary: 'Delete one of the user\'s endpoints', auth: 'portal', ok: { 204: noContent }, errors: [404] },
+  'GET /portal/endpoints/:id': { summary: "One of the user's endpoints", auth: 'portal', ok: { 200: endpoint }, errors: [404] },
+  'PATCH /portal/endpoints/:id': {
+    summary: "Change one of the user's endpoints",
+    auth: 'portal',
+    ok: { 200: endpoint },
+    errors: [404, 422],
+    bodyExamples: [{ events: ['*'] }],
+  },
+  'DELETE /portal/endpoints/:id': { summary: "Delete one of the user's endpoints", auth: 'portal', ok: { 204: noContent }, errors: [404] },
   'POST /portal/endpoints/:id/enable': { summary: 'Resume an endpoint (held deliveries resume)', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
   'POST /portal/endpoints/:id/disable': { summary: 'Pause an endpoint (its deliveries are held)', auth: 'portal', ok: { 200: endpoint }, errors: [404] },
-  'POST /portal/endpoints/:id/rotate-secret': { summary: 'Rotate the signing secret; the new one is in this answer only', auth: 'portal', ok: { 200: endpointWithSecret }, errors: [404] },
+  'POST /portal/endpoints/:id/rotate-secret': {
+    summary: 'Rotate the signing secret; the new one is in this answer only',
+    auth: 'portal',
+    ok: { 200: endpointWithSecret },
+    errors: [404],
+  },
   'POST /portal/endpoints/:id/test': {
     summary: 'Send a webhook.test event to this endpoint only',
     description: 'Follow `deliveries_url` to see the delivery and what the receiver answered.',
@@ -619,10 +901,24 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     bodyExamples: [{ since: '2025-01-15T00:00:00Z' }],
   },
   'GET /portal/endpoints/:id/attempts': { summary: "An endpoint's delivery attempts, newest first", auth: 'portal', ok: { 200: page(attempt) }, errors: [404] },
-  'GET /portal/deliveries': { summary: "Deliveries to the user's endpoints, newest first (filter by endpoint_id, event_id, status)", auth: 'portal', ok: { 200: page(portalDelivery) } },
+  'GET /portal/deliveries': {
+    summary: "Deliveries to the user's endpoints, newest first (filter by endpoint_id, event_id, status)",
+    auth: 'portal',
+    ok: { 200: page(portalDelivery) },
+  },
   'GET /portal/deliveries/:id': { summary: 'One delivery', auth: 'portal', ok: { 200: portalDelivery }, errors: [404] },
-  'GET /portal/deliveries/:id/attempts': { summary: "A delivery's attempts, with what the receiver answered", auth: 'portal', ok: { 200: list(attempt) }, errors: [404] },
-  'POST /portal/deliveries/:id/replay': { summary: 'Deliver again (a finished delivery)', auth: 'portal', ok: { 202: obj({ delivery_id: str, requeued: int }) }, errors: [404, 409] },
+  'GET /portal/deliveries/:id/attempts': {
+    summary: "A delivery's attempts, with what the receiver answered",
+    auth: 'portal',
+    ok: { 200: list(attempt) },
+    errors: [404],
+  },
+  'POST /portal/deliveries/:id/replay': {
+    summary: 'Deliver again (a finished delivery)',
+    auth: 'portal',
+    ok: { 202: obj({ delivery_id: str, requeued: int }) },
+    errors: [404, 409],
+  },
 
   'GET /user-limits': { summary: "The organization's limits per user (defaults for each of its users)", ok: { 200: organizationLimits } },
   'PATCH /user-limits': {
@@ -640,8 +936,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
 
   'GET /live': {
     summary: 'Live updates as Server-Sent Events',
-    description: 'text/event-stream: `event: <type>` with the message as JSON `data:` (deliveries.recorded, events.accepted, …), and a heartbeat comment every 15 s.',
-    ok: { 200: { description: 'A stream that lasts until the client or the server closes it.', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
+    description:
+      'text/event-stream: `event: <type>` with the message as JSON `data:` (deliveries.recorded, events.accepted, …), and a heartbeat comment every 15 s.',
+    ok: {
+      200: { description: 'A stream that lasts until the client or the server closes it.', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+    },
   },
 };
 
@@ -652,7 +951,13 @@ function errorCodes(doc: RouteDoc): number[] {
   return [...new Set([...base, ...(doc.errors ?? [])])].sort((a, b) => a - b);
 }
 
-const SECURITY: Record<Auth, unknown[]> = { public: [], key: [{ bearer: [] }], admin: [{ bearer: [] }], supabase: [{ supabaseSecret: [] }], portal: [{ bearer: [] }] };
+const SECURITY: Record<Auth, unknown[]> = {
+  public: [],
+  key: [{ bearer: [] }],
+  admin: [{ bearer: [] }],
+  supabase: [{ supabaseSecret: [] }],
+  portal: [{ bearer: [] }],
+};
 const AUTH_TEXT: Record<Auth, string> = {
   public: 'No key needed.',
   key: 'An organization key, or the admin key (with X-Organization-Id to act for one organization).',

@@ -26,8 +26,10 @@ const DATA_IMAGE = /^data:image\/(?:png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-
 function checkLogo(value: string): void {
   const field = 'theme.logo_url';
   if (value.startsWith('data:')) {
-    if (value.length > MAX_DATA_LOGO_CHARS) throw new InvalidPortalThemeError(field, `a data: logo may be at most ${MAX_DATA_LOGO_CHARS} characters; link a larger one by its https: URL`);
-    if (!DATA_IMAGE.test(value)) throw new InvalidPortalThemeError(field, 'a data: logo must be a base64 PNG, JPEG, GIF, WebP or SVG image (data:image/png;base64,…)');
+    if (value.length > MAX_DATA_LOGO_CHARS)
+      throw new InvalidPortalThemeError(field, `a data: logo may be at most ${MAX_DATA_LOGO_CHARS} characters; link a larger one by its https: URL`);
+    if (!DATA_IMAGE.test(value))
+      throw new InvalidPortalThemeError(field, 'a data: logo must be a base64 PNG, JPEG, GIF, WebP or SVG image (data:image/png;base64,…)');
     return;
   }
   if (value.length > MAX_LOGO_URL_CHARS) throw new InvalidPortalThemeError(field, `at most ${MAX_LOGO_URL_CHARS} characters`);

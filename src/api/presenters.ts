@@ -107,8 +107,9 @@ function presentEndpoint(e: EndpointRow, open: (ciphertext: string) => string) {
     // 'failing': past the warning threshold (an `endpoint.failing` was sent); 'disabled': not delivered
     // to, with next_probe_at when the circuit breaker will try it again by itself.
     health: !e.is_active ? 'disabled' : e.failing_notified_at ? 'failing' : 'healthy',
-    next_probe_at: e.is_active ? null : e.probe_at ?? null,
-    previous_secret_expires_at: e.previous_secret && e.previous_secret_expires_at && e.previous_secret_expires_at > new Date() ? e.previous_secret_expires_at : null,
+    next_probe_at: e.is_active ? null : (e.probe_at ?? null),
+    previous_secret_expires_at:
+      e.previous_secret && e.previous_secret_expires_at && e.previous_secret_expires_at > new Date() ? e.previous_secret_expires_at : null,
     created_at: e.created_at,
     updated_at: e.updated_at,
   };

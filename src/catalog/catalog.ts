@@ -52,11 +52,18 @@ const DEFAULT_VALIDATION_DEADLINE_MS = 250;
 export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validationDeadlineMs?: number; compileDeadlineMs?: number } = {}): Catalog {
   const ttlMs = opts.customTtlMs ?? CUSTOM_TTL_MS;
   const deadlineMs = opts.validationDeadlineMs ?? DEFAULT_VALIDATION_DEADLINE_MS;
-  const isolated = createIsolatedValidator({ validateDeadlineMs: deadlineMs, compileDeadlineMs: opts.compileDeadlineMs ?? DEFAULT_COMPILE_DEADLINE_MS, heapLimitMb: ISOLATED_HEAP_LIMIT_MB });
+  const isolated = createIsolatedValidator({
+    validateDeadlineMs: deadlineMs,
+    compileDeadlineMs: opts.compileDeadlineMs ?? DEFAULT_COMPILE_DEADLINE_MS,
+    heapLimitMb: ISOLATED_HEAP_LIMIT_MB,
+  });
   let isolatedKeys = 0;
   const builtinAjv = new Ajv({ allErrors: false, strict: false });
   const builtins = new Map<string, ResolvedEventType>(
-    BUILTIN_EVENT_TYPES.map((t) => [t.name, { ...t, builtin: true, priorityValue: PRIORITY[t.priority], validate: builtinAjv.compile(t.schema), isolatedKey: 0 }]),
+    BUILTIN_EVENT_TYPES.map((t) => [
+      t.name,
+      { ...t, builtin: true, priorityValue: PRIORITY[t.priority], validate: builtinAjv.compile(t.schema), isolatedKey: 0 },
+    ]),
   );
   // Each organization's schema is compiled in an ajv instance of its own (custom-schema.ts): the
   // built-ins' instance never sees one, and dropping a validator is leaving it to the collector.
@@ -71,7 +78,10 @@ export function createCatalog(sql: Sql, opts: { customTtlMs?: number; validation
       assertRunnableSchema(row.schema);
     } catch (err) {
       // Stored before the bound existed: its events are refused rather than validated slowly.
-      throw new SchemaViolationError(`event type ${row.name} has a schema Carteiro no longer runs (${(err as Error).message}); register the type again under a new name`, { field: 'event_type', event_type: row.name });
+      throw new SchemaViolationError(
+        `event type ${row.name} has a schema Carteiro no longer runs (${(err as Error).message}); register the type again under a new name`,
+        { field: 'event_type', event_type: row.name },
+      );
     }
     return {
       name: row.name,

@@ -50,15 +50,14 @@ const SEGMENT = /^[^.\s\p{Cc}]+$/u;
  * any filter it cannot apply, a string as much as an unknown operator, is the same 422 naming the part.
  */
 export const contentFilterSchema = {
-  description: 'Content filter over the event\'s data (docs/filters.md): an object of conditions, or null for none.',
+  description: "Content filter over the event's data (docs/filters.md): an object of conditions, or null for none.",
   examples: [{ amount: { gte: 1000 } }, { provider: { in: ['whatsapp', 'telegram'] } }],
 } as const;
 
 export type CompiledFilter = { jsonpath: string; vars: Record<string, Scalar | Scalar[]> };
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isScalar = (v: unknown): v is Scalar =>
-  v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string';
+const isScalar = (v: unknown): v is Scalar => v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string';
 
 /** A field name as a jsonpath string literal: quoted, with `\` and `"` escaped (nothing else may appear, see SEGMENT). */
 function quoteKey(segment: string): string {
@@ -105,7 +104,8 @@ export function compileContentFilter(filter: unknown, sealedFields: ReadonlySet<
       throw new InvalidFilterError(field, `a string in a filter has at most ${FILTER_LIMITS.stringLength} characters`);
     }
     // Postgres's jsonb holds no NUL character, so no event's data could equal such a string.
-    if (typeof value === 'string' && value.includes('\u0000')) throw new InvalidFilterError(field, 'a string in a filter cannot hold a NUL character (\\u0000)');
+    if (typeof value === 'string' && value.includes('\u0000'))
+      throw new InvalidFilterError(field, 'a string in a filter cannot hold a NUL character (\\u0000)');
     return value;
   }
 
@@ -158,17 +158,19 @@ export function compileContentFilter(filter: unknown, sealedFields: ReadonlySet<
     if (!isObject(value)) throw new InvalidFilterError(field, 'must be an object of conditions (e.g. {"amount": {"gte": 1000}})');
     const keys = Object.keys(value);
     if (keys.length === 0) throw new InvalidFilterError(field, 'must hold at least one condition (to remove a filter, set it to null)');
-    return all(keys.map((key) => {
-      const at = `${field}.${key}`;
-      const v = value[key];
-      if (!COMBINATORS.has(key)) return fieldConditions(key, v, at);
-      if (key === 'not') return `!(${node(v, at, depth + 1)})`;
-      if (!Array.isArray(v) || v.length === 0 || v.length > FILTER_LIMITS.branches) {
-        throw new InvalidFilterError(at, `must be a list of 1 to ${FILTER_LIMITS.branches} filters`);
-      }
-      const branches = v.map((b, i) => node(b, `${at}[${i}]`, depth + 1));
-      return branches.length === 1 ? (branches[0] as string) : `(${branches.join(key === 'and' ? ' && ' : ' || ')})`;
-    }));
+    return all(
+      keys.map((key) => {
+        const at = `${field}.${key}`;
+        const v = value[key];
+        if (!COMBINATORS.has(key)) return fieldConditions(key, v, at);
+        if (key === 'not') return `!(${node(v, at, depth + 1)})`;
+        if (!Array.isArray(v) || v.length === 0 || v.length > FILTER_LIMITS.branches) {
+          throw new InvalidFilterError(at, `must be a list of 1 to ${FILTER_LIMITS.branches} filters`);
+        }
+        const branches = v.map((b, i) => node(b, `${at}[${i}]`, depth + 1));
+        return branches.length === 1 ? (branches[0] as string) : `(${branches.join(key === 'and' ? ' && ' : ' || ')})`;
+      }),
+    );
   }
 
   const jsonpath = node(filter, 'filter', 0);

@@ -29,7 +29,18 @@ const MAX_SCHEMA_BYTES = 64 * 1024;
 const INLINE_SCHEMA_BYTES = 4 * 1024;
 
 /** Keywords whose value is a schema. */
-const SCHEMA_VALUED = ['additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'];
+const SCHEMA_VALUED = [
+  'additionalItems',
+  'additionalProperties',
+  'contains',
+  'propertyNames',
+  'not',
+  'if',
+  'then',
+  'else',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+];
 /** Keywords whose value is a list of schemas. */
 const SCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
 /** Keywords whose value maps names to schemas. */
@@ -42,10 +53,37 @@ const SCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions', 
  * (see customSchemaAjvOptions).
  */
 const PLAIN_KEYWORDS = new Set([
-  'type', 'enum', 'const', 'required', 'properties', 'additionalProperties', 'items',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf',
-  'minLength', 'maxLength', 'minItems', 'maxItems', 'minProperties', 'maxProperties', 'dependentRequired',
-  '$schema', '$id', '$comment', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly', 'format', 'nullable',
+  'type',
+  'enum',
+  'const',
+  'required',
+  'properties',
+  'additionalProperties',
+  'items',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'dependentRequired',
+  '$schema',
+  '$id',
+  '$comment',
+  'title',
+  'description',
+  'default',
+  'examples',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  'format',
+  'nullable',
 ]);
 
 /** Ajv's regular-expression engine for custom schemas: RE2, linear in the input's length. */
@@ -103,7 +141,8 @@ function checkAgainstMetaSchema(schema: unknown): void {
  */
 export function compileCustomSchema(schema: unknown): ValidateFunction {
   checkAgainstMetaSchema(schema);
-  const rooted = schema !== null && typeof schema === 'object' && !Array.isArray(schema) && !('$id' in schema) ? { $id: 'urn:carteiro:event-type', ...schema } : schema;
+  const rooted =
+    schema !== null && typeof schema === 'object' && !Array.isArray(schema) && !('$id' in schema) ? { $id: 'urn:carteiro:event-type', ...schema } : schema;
   return new Ajv(customSchemaAjvOptions()).compile(rooted as AnySchema);
 }
 

@@ -68,7 +68,9 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
       if (thread === t) thread = null;
       if (running?.thread === t) finish(running, { kind: 'too-costly', reason });
     };
-    worker.on('error', (err: Error & { code?: string }) => died(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needed more than ${opts.heapLimitMb} MB` : `its thread failed (${err.message})`));
+    worker.on('error', (err: Error & { code?: string }) =>
+      died(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needed more than ${opts.heapLimitMb} MB` : `its thread failed (${err.message})`),
+    );
     worker.on('exit', () => died('its thread stopped'));
     return t;
   }
@@ -108,9 +110,10 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
       finish(running, { kind: 'too-costly', reason: `${phase === 'compile' ? 'compiling its schema' : 'validating'} took longer than ${deadlineMs} ms` });
     }, deadlineMs);
     running = { id, task, phase, timer, thread: t };
-    const request: ThreadRequest = phase === 'compile'
-      ? { id, kind: 'compile', key: task.kind === 'validate' ? task.key : 0, schema: task.schema, keep: task.kind === 'validate' }
-      : { id, kind: 'validate', key: (task as { key: number }).key, data: (task as { data: unknown }).data };
+    const request: ThreadRequest =
+      phase === 'compile'
+        ? { id, kind: 'compile', key: task.kind === 'validate' ? task.key : 0, schema: task.schema, keep: task.kind === 'validate' }
+        : { id, kind: 'validate', key: (task as { key: number }).key, data: (task as { data: unknown }).data };
     t.worker.postMessage(request);
   }
 

@@ -23,7 +23,11 @@ export type ApiOptions = { url?: string | undefined; apiKey?: string | undefined
 
 export type ApiClient = {
   baseUrl: string;
-  request<T = Record<string, unknown>>(method: string, path: string, opts?: { body?: unknown; query?: Record<string, string | number | undefined> }): Promise<T>;
+  request<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; query?: Record<string, string | number | undefined> },
+  ): Promise<T>;
   /** Follows GET `path` as Server-Sent Events until `signal` aborts or the server ends the stream. */
   stream(path: string, onEvent: (type: string, data: string) => void, signal: AbortSignal): Promise<void>;
 };
@@ -44,7 +48,11 @@ export function connectApi(config: Config, opts: ApiOptions): ApiClient {
   if (!key) throw new UsageError('no API key: pass --api-key, or set CARTEIRO_API_KEY (or CARTEIRO_ADMIN_KEY)');
   const auth = { authorization: `Bearer ${key}` };
 
-  async function send(method: string, path: string, init: { body?: unknown; query?: Record<string, string | number | undefined>; signal?: AbortSignal; accept?: string }): Promise<Response> {
+  async function send(
+    method: string,
+    path: string,
+    init: { body?: unknown; query?: Record<string, string | number | undefined>; signal?: AbortSignal; accept?: string },
+  ): Promise<Response> {
     const url = new URL(baseUrl + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { ...auth, accept: init.accept ?? 'application/json' };

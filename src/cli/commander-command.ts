@@ -18,13 +18,15 @@ export type Ctx = {
 
 /** A command's root, with the settings every subcommand inherits. */
 export function rootCommand(name: string): Command {
-  return new Command(`carteiro ${name}`)
-    // A parent's options (endpoints --json) before its action only: after it, they are the action's.
-    .enablePositionalOptions()
-    .exitOverride()
-    .helpOption('-h, --help', 'print this help and do nothing else')
-    .showHelpAfterError(`(carteiro ${name} --help for usage)`)
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+  return (
+    new Command(`carteiro ${name}`)
+      // A parent's options (endpoints --json) before its action only: after it, they are the action's.
+      .enablePositionalOptions()
+      .exitOverride()
+      .helpOption('-h, --help', 'print this help and do nothing else')
+      .showHelpAfterError(`(carteiro ${name} --help for usage)`)
+      .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+  );
 }
 
 const NO_CONFIG: Ctx = {

@@ -29,7 +29,9 @@ export const keysCommand: CliCommand = {
     try {
       await migrate(ledger.sql, ledger.schema);
       const counts = await reencryptWith(ledger.sql, box);
-      console.log(`re-sealed under key "${box.primaryKeyId}": ${counts.endpoint_secrets} endpoint secrets, ${counts.endpoint_headers} static header values, ${counts.event_fields} personal fields in ${counts.events} events`);
+      console.log(
+        `re-sealed under key "${box.primaryKeyId}": ${counts.endpoint_secrets} endpoint secrets, ${counts.endpoint_headers} static header values, ${counts.event_fields} personal fields in ${counts.events} events`,
+      );
       return 0;
     } finally {
       await ledger.close();

@@ -50,7 +50,11 @@ async function main(argv: string[]): Promise<number> {
   // Help is answered before the configuration is read: it must work with any environment, and must
   // never open the ledger, make the data folder or listen.
   if (wantsHelp(rest)) {
-    console.log(extra ? (extra.helpFor?.(rest) ?? extra.usage) : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`);
+    console.log(
+      extra
+        ? (extra.helpFor?.(rest) ?? extra.usage)
+        : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`,
+    );
     return 0;
   }
   if (core && rest.length) {

@@ -27,7 +27,6 @@ export const N8N_USAGE = `usage:
       --every 5m keeps running, discovering every 5 minutes (ms, or a number with s, m or h)
   carteiro n8n list [--organization UUID] [--json]`;
 
-
 /** What each action is on a running server's API, for when the data folder is in use. */
 const API_EQUIVALENT: Record<string, string> = {
   seed: 'POST /api/webhooks/n8n/workflows/seed',
@@ -118,7 +117,14 @@ async function repeat(run: () => Promise<void>, everyMs: number, io: Output, sig
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, everyMs);
-        stop.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        stop.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
     return 0;
@@ -134,7 +140,9 @@ const ACTIONS: Record<string, Action> = {
     const served = baseUrl ? await checkSeedPaths(config, baseUrl) : null;
     const outcomes = await seedN8nWorkflows(sql, { organizationId, baseUrl, secrets: workflowSecrets(config), served });
     for (const o of outcomes) {
-      io.out(`${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}  [${confirmationLabel(o.confirmed, o.note)}${o.is_active ? '' : '; inactive'}]`);
+      io.out(
+        `${o.result.padEnd(9)} ${o.workflow_id}  ${o.name.padEnd(22)} ${o.webhook_url}  [${confirmationLabel(o.confirmed, o.note)}${o.is_active ? '' : '; inactive'}]`,
+      );
       // Shown this once, as the API does: n8n needs it to verify the signature.
       if (o.secret) io.out(`          signing secret (shown once): ${o.secret}`);
     }
@@ -143,8 +151,10 @@ const ACTIONS: Record<string, Action> = {
   async discover({ sql, config, organizationId, v, io }) {
     const pageSize = v['page-size'] !== undefined ? Number(v['page-size']) : undefined;
     const r = await discoverN8nWorkflows({ sql, config, secrets: workflowSecrets(config) }, { organizationId, pageSize });
-    io.out(`n8n discovery: ${r.listed} workflow(s) in ${r.pages} page(s), ${r.webhook_workflows} with a POST Webhook trigger: `
-      + `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.deactivated} deactivated, ${r.reactivated} reactivated`);
+    io.out(
+      `n8n discovery: ${r.listed} workflow(s) in ${r.pages} page(s), ${r.webhook_workflows} with a POST Webhook trigger: ` +
+        `${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.deactivated} deactivated, ${r.reactivated} reactivated`,
+    );
   },
 
   async list({ sql, organizationId, v, io }) {

@@ -22,8 +22,8 @@ type Common = ApiOptions & { json?: boolean };
 function api(cmd: Command): Command {
   return cmd
     .option('--url <url>', 'the API base URL (env CARTEIRO_URL; default http://127.0.0.1:$PORT/api/webhooks)')
-    .option('--api-key <key>', 'the key to send (env CARTEIRO_API_KEY, then CARTEIRO_ADMIN_KEY, then the local data folder\'s admin key)')
-    .option('--json', 'print the API\'s JSON answer instead of text');
+    .option('--api-key <key>', "the key to send (env CARTEIRO_API_KEY, then CARTEIRO_ADMIN_KEY, then the local data folder's admin key)")
+    .option('--json', "print the API's JSON answer instead of text");
 }
 
 const client = (ctx: Ctx, opts: Common): ApiClient => connectApi(ctx.config(), opts);
@@ -106,10 +106,10 @@ export const sendCommand: CliCommand = fromCommander('send', 'send an event: sen
     rootCommand('send')
       .description('Send an event (POST /trigger). Prints its id; exit code 0 once Carteiro has committed it.')
       .argument('<type>', 'the event type, e.g. user.registered')
-      .requiredOption('-d, --data <json>', 'the event\'s data: a JSON object, @file.json, or - for standard input')
+      .requiredOption('-d, --data <json>', "the event's data: a JSON object, @file.json, or - for standard input")
       .option('--user-id <id>', 'the user the event is about')
       .option('--idempotency-key <key>', 'the same key twice is one event')
-      .addOption(new Option('--priority <priority>', 'delivery priority (default: the type\'s)').choices(['normal', 'high']))
+      .addOption(new Option('--priority <priority>', "delivery priority (default: the type's)").choices(['normal', 'high']))
       .option('--organization <uuid>', 'the organization (admin key only)'),
   ).action(async (type: string, o: Common & { data: string; userId?: string; idempotencyKey?: string; priority?: string; organization?: string }) => {
     const data = readData(o.data);
@@ -150,17 +150,44 @@ export const eventsCommand: CliCommand = fromCommander('events', 'list events, o
       const deliveries = status.deliveries ?? [];
       if (deliveries.length) {
         print('\ndeliveries:');
-        print(table(deliveries.map((d) => [String(d.endpoint_id), String(d.endpoint_name ?? '-'), String(d.status), `attempts ${d.attempts}`, `last ${d.last_status_code ?? d.last_error ?? '-'}`])));
+        print(
+          table(
+            deliveries.map((d) => [
+              String(d.endpoint_id),
+              String(d.endpoint_name ?? '-'),
+              String(d.status),
+              `attempts ${d.attempts}`,
+              `last ${d.last_status_code ?? d.last_error ?? '-'}`,
+            ]),
+          ),
+        );
       }
       const list = attempts.attempts ?? attempts.data ?? [];
       if (list.length) {
         print('\nattempts:');
-        print(table(list.map((a) => [when(a.created_at ?? a.attempted_at), String(a.webhook_endpoint_id ?? a.endpoint_id ?? '-'), `#${a.attempt_number ?? '-'}`, String(a.status_code ?? a.error ?? '-'), `${a.duration_ms ?? '-'} ms`])));
+        print(
+          table(
+            list.map((a) => [
+              when(a.created_at ?? a.attempted_at),
+              String(a.webhook_endpoint_id ?? a.endpoint_id ?? '-'),
+              `#${a.attempt_number ?? '-'}`,
+              String(a.status_code ?? a.error ?? '-'),
+              `${a.duration_ms ?? '-'} ms`,
+            ]),
+          ),
+        );
       }
       return;
     }
     const res = await c.request<{ data?: EventRow[]; events?: EventRow[] }>('GET', '/events', {
-      query: { event_type: o.type, status: o.status, user_id: o.userId, since: o.since && parseTime('--since', o.since), until: o.until && parseTime('--until', o.until), limit: o.limit },
+      query: {
+        event_type: o.type,
+        status: o.status,
+        user_id: o.userId,
+        since: o.since && parseTime('--since', o.since),
+        until: o.until && parseTime('--until', o.until),
+        limit: o.limit,
+      },
     });
     if (o.json) return printJson(res);
     const rows = res.data ?? res.events ?? [];
@@ -170,9 +197,20 @@ export const eventsCommand: CliCommand = fromCommander('events', 'list events, o
 );
 
 type EndpointRow = {
-  id: string; name: string; url: string; events: string[]; is_active: boolean; health?: string; secret?: string; failed_attempts_in_row?: number;
-  headers?: Record<string, string | null> | null; timeout_ms?: number | null; max_retries?: number | null; retry_base_delay_ms?: number | null;
-  transformation?: string | null; template?: string | null;
+  id: string;
+  name: string;
+  url: string;
+  events: string[];
+  is_active: boolean;
+  health?: string;
+  secret?: string;
+  failed_attempts_in_row?: number;
+  headers?: Record<string, string | null> | null;
+  timeout_ms?: number | null;
+  max_retries?: number | null;
+  retry_base_delay_ms?: number | null;
+  transformation?: string | null;
+  template?: string | null;
 };
 
 function showEndpoint(e: EndpointRow): void {
@@ -187,23 +225,46 @@ function showEndpoint(e: EndpointRow): void {
     e.retry_base_delay_ms != null ? `first retry after ${e.retry_base_delay_ms} ms` : null,
   ].filter(Boolean);
   if (overrides.length) print(`  delivery: ${overrides.join(', ')}`);
-  if (e.transformation) print(`  transformation: ${e.template ? `from the ${e.template} template, ` : ''}${e.transformation.length} characters (--json shows the code)`);
+  if (e.transformation)
+    print(`  transformation: ${e.template ? `from the ${e.template} template, ` : ''}${e.transformation.length} characters (--json shows the code)`);
   if (e.secret) print(`  secret: ${e.secret}   (shown once: keep it now)`);
 }
 
 /** Fields `endpoints update --clear` sets to null: back to the service's setting, or none. */
-const CLEARABLE = ['description', 'headers', 'timeout_ms', 'max_retries', 'retry_base_delay_ms', 'max_in_flight', 'batch_max_events', 'transformation', 'template'];
+const CLEARABLE = [
+  'description',
+  'headers',
+  'timeout_ms',
+  'max_retries',
+  'retry_base_delay_ms',
+  'max_in_flight',
+  'batch_max_events',
+  'transformation',
+  'template',
+];
 
 type EndpointFieldOptions = {
-  description?: string; header?: Record<string, string>; timeoutMs?: number; maxRetries?: number; retryBaseDelayMs?: number;
-  batchMaxEvents?: number; batchMaxWaitMs?: number; batchGroupByType?: boolean;
-  template?: string; templateOption?: Record<string, string>; transformation?: string;
+  description?: string;
+  header?: Record<string, string>;
+  timeoutMs?: number;
+  maxRetries?: number;
+  retryBaseDelayMs?: number;
+  batchMaxEvents?: number;
+  batchMaxWaitMs?: number;
+  batchGroupByType?: boolean;
+  template?: string;
+  templateOption?: Record<string, string>;
+  transformation?: string;
 };
 
 /** The delivery settings create and update both take. */
 function deliveryOptions(cmd: Command): Command {
   return cmd
-    .option('--header <name: value>', 'a static header sent with every delivery (repeatable; on update, the whole set), e.g. "Authorization: Bearer …"', collectHeader)
+    .option(
+      '--header <name: value>',
+      'a static header sent with every delivery (repeatable; on update, the whole set), e.g. "Authorization: Bearer …"',
+      collectHeader,
+    )
     .option('--timeout-ms <ms>', "this endpoint's deadline per attempt, up to the service's WEBHOOK_TIMEOUT_MS", positiveInt('--timeout-ms'))
     .option('--max-retries <n>', "retries before a delivery fails, up to the service's WEBHOOK_MAX_RETRIES", wholeNumber('--max-retries'))
     .option('--retry-base-delay-ms <ms>', "the first retry's delay (later ones grow as the service's)", positiveInt('--retry-base-delay-ms'))
@@ -211,22 +272,33 @@ function deliveryOptions(cmd: Command): Command {
     .option('--batch-max-wait-ms <ms>', 'how long a batch waits to fill before it goes partial (default 1000)', wholeNumber('--batch-max-wait-ms'))
     .option('--batch-group-by-type', 'each batch holds events of one type only')
     .option('--template <name>', 'a transformation template whose code the endpoint gets (carteiro templates lists them): slack, discord, teams, …')
-    .option('--template-option <key=value>', 'one of the template\'s options (repeatable), e.g. chat_id=-1001234567890 for telegram', collectTemplateOption)
-    .option('--transformation <code>', 'the endpoint\'s transformation: JavaScript, or @file.js (with --template, the template only labels it)', readCode);
+    .option('--template-option <key=value>', "one of the template's options (repeatable), e.g. chat_id=-1001234567890 for telegram", collectTemplateOption)
+    .option('--transformation <code>', "the endpoint's transformation: JavaScript, or @file.js (with --template, the template only labels it)", readCode);
 }
 
 function deliveryFields(o: EndpointFieldOptions): Record<string, unknown> {
   if (o.templateOption && !o.template) throw new UsageError('--template-option: goes with --template');
-  if (o.templateOption && o.transformation !== undefined) throw new UsageError('--template-option: fills in a template\'s code, so not with --transformation (write the values into the code)');
+  if (o.templateOption && o.transformation !== undefined)
+    throw new UsageError("--template-option: fills in a template's code, so not with --transformation (write the values into the code)");
   return {
-    headers: o.header, timeout_ms: o.timeoutMs, max_retries: o.maxRetries, retry_base_delay_ms: o.retryBaseDelayMs,
-    batch_max_events: o.batchMaxEvents, batch_max_wait_ms: o.batchMaxWaitMs, batch_group_by_type: o.batchGroupByType,
-    template: o.template, template_options: o.templateOption, transformation: o.transformation,
+    headers: o.header,
+    timeout_ms: o.timeoutMs,
+    max_retries: o.maxRetries,
+    retry_base_delay_ms: o.retryBaseDelayMs,
+    batch_max_events: o.batchMaxEvents,
+    batch_max_wait_ms: o.batchMaxWaitMs,
+    batch_group_by_type: o.batchGroupByType,
+    template: o.template,
+    template_options: o.templateOption,
+    transformation: o.transformation,
   };
 }
 
 function eventList(list: string): string[] {
-  const events = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const events = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!events.length) throw new UsageError('--events: name at least one event type or wildcard');
   return events;
 }
@@ -247,7 +319,12 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
     if (o.json) return printJson(res);
     const rows = res.data ?? res.endpoints ?? [];
     if (!rows.length) return print('no endpoints');
-    print(table([['ID', 'NAME', 'STATE', 'HEALTH', 'URL', 'EVENTS'], ...rows.map((e) => [e.id, e.name, e.is_active ? 'enabled' : 'disabled', e.health ?? '-', e.url, e.events.join(',')])]));
+    print(
+      table([
+        ['ID', 'NAME', 'STATE', 'HEALTH', 'URL', 'EVENTS'],
+        ...rows.map((e) => [e.id, e.name, e.is_active ? 'enabled' : 'disabled', e.health ?? '-', e.url, e.events.join(',')]),
+      ]),
+    );
   });
 
   api(
@@ -270,7 +347,7 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
     deliveryOptions(
       root
         .command('update')
-        .description('Change an endpoint (PATCH /endpoints/:id): only the fields given change; --clear sets fields back to the service\'s.')
+        .description("Change an endpoint (PATCH /endpoints/:id): only the fields given change; --clear sets fields back to the service's.")
         .argument('<id>', 'the endpoint')
         .option('--receiver-url <url>', 'where deliveries go')
         .option('--name <name>', 'its name')
@@ -279,34 +356,45 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
         .option('--max-in-flight <n>', 'requests in flight to it per worker, at most (1-1000)', positiveInt('--max-in-flight'))
         .option('--clear <fields>', `comma-separated fields to clear: ${CLEARABLE.join(', ')}`),
     ),
-  ).action(async (id: string, o: Common & EndpointFieldOptions & { receiverUrl?: string; name?: string; events?: string; maxInFlight?: number; clear?: string }) => {
-    const body: Record<string, unknown> = {
-      url: o.receiverUrl, name: o.name, events: o.events === undefined ? undefined : eventList(o.events), description: o.description, max_in_flight: o.maxInFlight,
-      ...deliveryFields(o),
-    };
-    for (const field of (o.clear ?? '').split(',').map((f) => f.trim()).filter(Boolean)) {
-      if (!CLEARABLE.includes(field)) throw new UsageError(`--clear: "${field}" cannot be cleared (${CLEARABLE.join(', ')})`);
-      if (body[field] !== undefined) throw new UsageError(`--clear: ${field} is also given a value`);
-      body[field] = null;
-    }
-    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-    if (Object.keys(body).length === 0) throw new UsageError('update: give at least one field to change');
-    const e = await client(ctx, o).request<EndpointRow>('PATCH', `/endpoints/${encodeURIComponent(id)}`, { body });
-    return o.json ? printJson(e) : showEndpoint(e);
-  });
+  ).action(
+    async (id: string, o: Common & EndpointFieldOptions & { receiverUrl?: string; name?: string; events?: string; maxInFlight?: number; clear?: string }) => {
+      const body: Record<string, unknown> = {
+        url: o.receiverUrl,
+        name: o.name,
+        events: o.events === undefined ? undefined : eventList(o.events),
+        description: o.description,
+        max_in_flight: o.maxInFlight,
+        ...deliveryFields(o),
+      };
+      for (const field of (o.clear ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean)) {
+        if (!CLEARABLE.includes(field)) throw new UsageError(`--clear: "${field}" cannot be cleared (${CLEARABLE.join(', ')})`);
+        if (body[field] !== undefined) throw new UsageError(`--clear: ${field} is also given a value`);
+        body[field] = null;
+      }
+      for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+      if (Object.keys(body).length === 0) throw new UsageError('update: give at least one field to change');
+      const e = await client(ctx, o).request<EndpointRow>('PATCH', `/endpoints/${encodeURIComponent(id)}`, { body });
+      return o.json ? printJson(e) : showEndpoint(e);
+    },
+  );
 
   api(
     root
       .command('rotate')
-      .description('Rotate an endpoint\'s signing secret (POST /endpoints/:id/rotate-secret); the new one is printed once.')
+      .description("Rotate an endpoint's signing secret (POST /endpoints/:id/rotate-secret); the new one is printed once.")
       .argument('<id>', 'the endpoint')
-      .option('--overlap <seconds>', 'how long the old secret keeps signing too (default: the server\'s)', (v) => {
+      .option('--overlap <seconds>', "how long the old secret keeps signing too (default: the server's)", (v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0) throw new UsageError(`--overlap: "${v}" is not a whole number of seconds`);
         return n;
       }),
   ).action(async (id: string, o: Common & { overlap?: number }) => {
-    const e = await client(ctx, o).request<EndpointRow>('POST', `/endpoints/${encodeURIComponent(id)}/rotate-secret`, { body: o.overlap === undefined ? {} : { overlap_seconds: o.overlap } });
+    const e = await client(ctx, o).request<EndpointRow>('POST', `/endpoints/${encodeURIComponent(id)}/rotate-secret`, {
+      body: o.overlap === undefined ? {} : { overlap_seconds: o.overlap },
+    });
     return o.json ? printJson(e) : showEndpoint(e);
   });
 
@@ -317,12 +405,17 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
       .argument('<id>', 'the endpoint')
       .option('--message <text>', 'a message to put in the test event'),
   ).action(async (id: string, o: Common & { message?: string }) => {
-    const res = await client(ctx, o).request('POST', `/endpoints/${encodeURIComponent(id)}/test`, { body: o.message === undefined ? {} : { message: o.message } });
+    const res = await client(ctx, o).request('POST', `/endpoints/${encodeURIComponent(id)}/test`, {
+      body: o.message === undefined ? {} : { message: o.message },
+    });
     if (o.json) return printJson(res);
     print(`test event ${res.event_id} queued for endpoint ${res.endpoint_id}${res.paused ? ' (held: the endpoint is disabled)' : ''}`);
   });
 
-  for (const [action, what] of [['enable', 'Enable an endpoint: its held deliveries resume.'], ['disable', 'Disable an endpoint: its pending deliveries are held.']] as const) {
+  for (const [action, what] of [
+    ['enable', 'Enable an endpoint: its held deliveries resume.'],
+    ['disable', 'Disable an endpoint: its pending deliveries are held.'],
+  ] as const) {
     api(root.command(action).description(`${what} (POST /endpoints/:id/${action})`).argument('<id>', 'the endpoint')).action(async (id: string, o: Common) => {
       const e = await client(ctx, o).request<EndpointRow>('POST', `/endpoints/${encodeURIComponent(id)}/${action}`);
       return o.json ? printJson(e) : print(`endpoint ${e.id} ${e.is_active ? 'enabled' : 'disabled'}`);
@@ -331,18 +424,32 @@ export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and
   return root;
 });
 
-type TemplateRow = { name: string; title: string; description: string; url_hint: string; options: { name: string; description: string; required: boolean }[]; source: string };
+type TemplateRow = {
+  name: string;
+  title: string;
+  description: string;
+  url_hint: string;
+  options: { name: string; description: string; required: boolean }[];
+  source: string;
+};
 
-export const templatesCommand: CliCommand = fromCommander('templates', 'list the transformation templates, or print one\'s code: templates [name]', (ctx) =>
+export const templatesCommand: CliCommand = fromCommander('templates', "list the transformation templates, or print one's code: templates [name]", (ctx) =>
   api(
     rootCommand('templates')
-      .description('List the transformation templates (GET /transformation-templates), or print one template\'s code, to edit and give to endpoints create --transformation @file.js.')
+      .description(
+        "List the transformation templates (GET /transformation-templates), or print one template's code, to edit and give to endpoints create --transformation @file.js.",
+      )
       .argument('[name]', 'a template: print its code'),
   ).action(async (name: string | undefined, o: Common) => {
     const res = await client(ctx, o).request<{ data: TemplateRow[] }>('GET', '/transformation-templates');
     if (name === undefined) {
       if (o.json) return printJson(res);
-      print(table([['NAME', 'TITLE', 'OPTIONS', 'URL'], ...res.data.map((t) => [t.name, t.title, t.options.map((x) => `${x.name}${x.required ? '' : '?'}`).join(',') || '-', t.url_hint])]));
+      print(
+        table([
+          ['NAME', 'TITLE', 'OPTIONS', 'URL'],
+          ...res.data.map((t) => [t.name, t.title, t.options.map((x) => `${x.name}${x.required ? '' : '?'}`).join(',') || '-', t.url_hint]),
+        ]),
+      );
       return;
     }
     const t = res.data.find((x) => x.name === name);
@@ -354,7 +461,7 @@ export const templatesCommand: CliCommand = fromCommander('templates', 'list the
   }),
 );
 
-export const replayCommand: CliCommand = fromCommander('replay', 'replay an event\'s finished deliveries: replay <event>', (ctx) =>
+export const replayCommand: CliCommand = fromCommander('replay', "replay an event's finished deliveries: replay <event>", (ctx) =>
   api(
     rootCommand('replay')
       .description('Deliver an event again, with the same webhook-id (POST /events/:id/replay): its finished deliveries are requeued.')
@@ -371,7 +478,9 @@ export const replayCommand: CliCommand = fromCommander('replay', 'replay an even
 export const recoverCommand: CliCommand = fromCommander('recover', 'queue the events an endpoint missed: recover --endpoint E --since T [--dry-run]', (ctx) =>
   api(
     rootCommand('recover')
-      .description('Queue, for an endpoint, the events of a window its filters match that it never got, e.g. while it was disabled (POST /endpoints/:id/recover).')
+      .description(
+        'Queue, for an endpoint, the events of a window its filters match that it never got, e.g. while it was disabled (POST /endpoints/:id/recover).',
+      )
       .requiredOption('--endpoint <id>', 'the endpoint')
       .requiredOption('--since <time>', 'from (ISO date, or 30m/2h/7d ago)')
       .option('--until <time>', 'to, exclusive (default: now)')
@@ -406,7 +515,16 @@ export const recoverCommand: CliCommand = fromCommander('recover', 'queue the ev
   }),
 );
 
-type LiveDelivery = { event_id: string; endpoint_id: string; attempt: number; success: boolean; status_code: number | null; duration_ms: number; error: string | null; next_status: string };
+type LiveDelivery = {
+  event_id: string;
+  endpoint_id: string;
+  attempt: number;
+  success: boolean;
+  status_code: number | null;
+  duration_ms: number;
+  error: string | null;
+  next_status: string;
+};
 
 /** Follows /live until Ctrl-C (exit 0), --count lines were printed (0), or the stream ends (1). */
 export const tailCommand: CliCommand = fromCommander('tail', 'follow deliveries live: tail [--type T] [--endpoint E]', (ctx) =>
@@ -427,7 +545,10 @@ export const tailCommand: CliCommand = fromCommander('tail', 'follow deliveries 
       let t = types.get(eventId);
       if (!t) {
         if (types.size > 10_000) types.clear();
-        t = c.request<{ event_type: string }>('GET', `/events/${eventId}`).then((e) => e.event_type, () => '?');
+        t = c.request<{ event_type: string }>('GET', `/events/${eventId}`).then(
+          (e) => e.event_type,
+          () => '?',
+        );
         types.set(eventId, t);
       }
       return t;
@@ -441,30 +562,36 @@ export const tailCommand: CliCommand = fromCommander('tail', 'follow deliveries 
       if (o.count !== undefined && ++printed >= o.count) abort.abort();
     };
     try {
-      await c.stream('/live', (type, data) => {
-        if (type === 'ready') console.error(`following deliveries at ${c.baseUrl}/live (Ctrl-C to stop)`);
-        let m: { deliveries?: LiveDelivery[]; count?: number };
-        try {
-          m = JSON.parse(data);
-        } catch {
-          return;
-        }
-        if (type === 'events.accepted' && !o.type && !o.endpoint && !o.json) {
-          chain = chain.then(() => emit(`${new Date().toISOString()}  + ${m.count} event(s) accepted`));
-        }
-        if (type !== 'deliveries.recorded') return;
-        for (const d of m.deliveries ?? []) {
-          if (o.endpoint && d.endpoint_id !== o.endpoint.toLowerCase()) continue;
-          const at = new Date().toISOString();
-          chain = chain.then(async () => {
-            const eventType = await typeOf(d.event_id);
-            if (!matches(eventType)) return;
-            if (o.json) return emit(JSON.stringify({ type: 'delivery', at, event_type: eventType, ...d }));
-            const outcome = d.success ? `ok   ${d.status_code}` : `FAIL ${d.status_code ?? d.error ?? ''}`;
-            emit(`${at}  ${outcome.padEnd(9)} ${eventType.padEnd(26)} event ${d.event_id} → endpoint ${d.endpoint_id}  attempt ${d.attempt}  ${d.duration_ms} ms${d.success ? '' : `  (${d.next_status})`}`);
-          });
-        }
-      }, abort.signal);
+      await c.stream(
+        '/live',
+        (type, data) => {
+          if (type === 'ready') console.error(`following deliveries at ${c.baseUrl}/live (Ctrl-C to stop)`);
+          let m: { deliveries?: LiveDelivery[]; count?: number };
+          try {
+            m = JSON.parse(data);
+          } catch {
+            return;
+          }
+          if (type === 'events.accepted' && !o.type && !o.endpoint && !o.json) {
+            chain = chain.then(() => emit(`${new Date().toISOString()}  + ${m.count} event(s) accepted`));
+          }
+          if (type !== 'deliveries.recorded') return;
+          for (const d of m.deliveries ?? []) {
+            if (o.endpoint && d.endpoint_id !== o.endpoint.toLowerCase()) continue;
+            const at = new Date().toISOString();
+            chain = chain.then(async () => {
+              const eventType = await typeOf(d.event_id);
+              if (!matches(eventType)) return;
+              if (o.json) return emit(JSON.stringify({ type: 'delivery', at, event_type: eventType, ...d }));
+              const outcome = d.success ? `ok   ${d.status_code}` : `FAIL ${d.status_code ?? d.error ?? ''}`;
+              emit(
+                `${at}  ${outcome.padEnd(9)} ${eventType.padEnd(26)} event ${d.event_id} → endpoint ${d.endpoint_id}  attempt ${d.attempt}  ${d.duration_ms} ms${d.success ? '' : `  (${d.next_status})`}`,
+              );
+            });
+          }
+        },
+        abort.signal,
+      );
       await chain;
     } finally {
       process.off('SIGINT', stop);

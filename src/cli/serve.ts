@@ -86,7 +86,15 @@ export async function runServer(config: Config, role: Role): Promise<number> {
   }
   const address = app ? app.server.address() : null;
   const port = address && typeof address === 'object' ? address.port : config.http.port;
-  printBanner({ config, role, port, adminKey: services.adminKey, showKey: ready.generatedAdminKey || !config.database.url, embedded: services.ledger.embedded, log: services.log });
+  printBanner({
+    config,
+    role,
+    port,
+    adminKey: services.adminKey,
+    showKey: ready.generatedAdminKey || !config.database.url,
+    embedded: services.ledger.embedded,
+    log: services.log,
+  });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -94,11 +102,14 @@ export async function runServer(config: Config, role: Role): Promise<number> {
       if (stopping) return;
       stopping = true;
       services.log.info({ signal }, 'shutting down');
-      const force = setTimeout(() => {
-        services.log.error('shutdown took too long; exiting');
-        resolve(1);
-        process.exit(1);
-      }, config.worker.shutdownGraceMs + config.worker.ledgerDeadlineMs * 2 + 15_000);
+      const force = setTimeout(
+        () => {
+          services.log.error('shutdown took too long; exiting');
+          resolve(1);
+          process.exit(1);
+        },
+        config.worker.shutdownGraceMs + config.worker.ledgerDeadlineMs * 2 + 15_000,
+      );
       force.unref();
       try {
         await app?.close();

@@ -23,7 +23,11 @@ export class UsageError extends Error {}
 
 export type OptionValues<O extends ParseArgsOptionsConfig> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: true }>>['values'];
 
-export function parseAction<O extends ParseArgsOptionsConfig>(args: string[], options: O, actions: Record<string, unknown>): { action: string; values: OptionValues<O> } {
+export function parseAction<O extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: O,
+  actions: Record<string, unknown>,
+): { action: string; values: OptionValues<O> } {
   const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   if (parsed.positionals.length !== 1) throw new UsageError('name one action');
   const action = parsed.positionals[0] as string;

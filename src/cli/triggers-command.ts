@@ -31,7 +31,6 @@ export const TRIGGERS_USAGE = `usage:
   carteiro triggers install-seed [--schema public] [--organization UUID]
   carteiro triggers uninstall-seed [--schema public]`;
 
-
 const OPTIONS = {
   table: { type: 'string' },
   schema: { type: 'string' },
@@ -111,13 +110,19 @@ const ACTIONS: Record<string, Action> = {
       mapping: v.mapper ? 'function' : 'row',
       mapper: v.mapper ?? null,
     });
-    io.out(`captured ${capture.schema_name}.${capture.table_name} (${capture.operations.join(', ')}) as ${capture.event_type ?? capture.mapper}: trigger ${capture.trigger_name}`);
+    io.out(
+      `captured ${capture.schema_name}.${capture.table_name} (${capture.operations.join(', ')}) as ${capture.event_type ?? capture.mapper}: trigger ${capture.trigger_name}`,
+    );
   },
 
   async remove(sql, v, io) {
     const table = required(v.table, '--table');
     const removed = await uncaptureTable(sql, { table, schema: v.schema, triggerName: v.name ?? null });
-    io.out(removed ? `removed ${removed} capture(s) from ${v.schema ?? 'public'}.${table}` : `no capture on ${v.schema ?? 'public'}.${table}${v.name ? ` named ${v.name}` : ''}`);
+    io.out(
+      removed
+        ? `removed ${removed} capture(s) from ${v.schema ?? 'public'}.${table}`
+        : `no capture on ${v.schema ?? 'public'}.${table}${v.name ? ` named ${v.name}` : ''}`,
+    );
   },
 
   async list(sql, v, io) {
@@ -131,15 +136,21 @@ const ACTIONS: Record<string, Action> = {
       return;
     }
     for (const c of captures) {
-      const what = c.mapping === 'row' ? c.event_type : c.mapping === 'function' ? `mapper ${c.mapper}` : `${c.mapping}${c.event_type ? ` (${c.event_type})` : ''}`;
-      const extras = [c.columns ? `columns ${c.columns.join(',')}` : '', c.organization_id ? `organization ${c.organization_id}` : '', c.attached ? '' : 'DETACHED: its trigger is gone'].filter(Boolean);
+      const what =
+        c.mapping === 'row' ? c.event_type : c.mapping === 'function' ? `mapper ${c.mapper}` : `${c.mapping}${c.event_type ? ` (${c.event_type})` : ''}`;
+      const extras = [
+        c.columns ? `columns ${c.columns.join(',')}` : '',
+        c.organization_id ? `organization ${c.organization_id}` : '',
+        c.attached ? '' : 'DETACHED: its trigger is gone',
+      ].filter(Boolean);
       io.out(`${c.schema_name}.${c.table_name}  ${c.trigger_name}  ${c.operations.join(',')}  → ${what}${extras.length ? `  [${extras.join('; ')}]` : ''}`);
     }
   },
 
   async 'install-seed'(sql, v, io) {
     const results = await installSeedTriggers(sql, { schema: v.schema, organizationId: v.organization ?? null });
-    for (const r of results) io.out(`${r.installed ? 'installed' : 'skipped  '} ${r.trigger_name} on ${v.schema ?? 'public'}.${r.table_name}${r.installed ? '' : ' (no such table)'}`);
+    for (const r of results)
+      io.out(`${r.installed ? 'installed' : 'skipped  '} ${r.trigger_name} on ${v.schema ?? 'public'}.${r.table_name}${r.installed ? '' : ' (no such table)'}`);
   },
 
   async 'uninstall-seed'(sql, v, io) {
@@ -153,7 +164,10 @@ function required(value: string | undefined, flag: string): string {
 }
 
 function list(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseOperations(text: string): CaptureOperation[] {

@@ -42,20 +42,28 @@ export function parseRequest(text: string): { headers: Record<string, string>; b
 const VERDICT: Record<SchemeVerdict, string> = { valid: 'valid', invalid: 'INVALID', missing: 'not signed' };
 
 function describe(v: WebhookVerification): string[] {
-  const age = v.ageSeconds === null ? 'no timestamp' : `timestamp ${Math.abs(v.ageSeconds)} s ${v.ageSeconds >= 0 ? 'ago' : 'in the future'}${v.stale ? ' (outside the tolerance: STALE)' : ''}`;
+  const age =
+    v.ageSeconds === null
+      ? 'no timestamp'
+      : `timestamp ${Math.abs(v.ageSeconds)} s ${v.ageSeconds >= 0 ? 'ago' : 'in the future'}${v.stale ? ' (outside the tolerance: STALE)' : ''}`;
   return [`  X-Webhook-Signature (seed):         ${VERDICT[v.seed]}`, `  webhook-signature (Standard Webhooks): ${VERDICT[v.standard]}`, `  ${age}`];
 }
 
-export const verifyCommand: CliCommand = fromCommander('verify', 'check a webhook request\'s signatures locally: verify --secret S < request', (ctx) =>
+export const verifyCommand: CliCommand = fromCommander('verify', "check a webhook request's signatures locally: verify --secret S < request", (ctx) =>
   rootCommand('verify')
     .description(
       'Check the signatures of a webhook request read from standard input, both schemes (X-Webhook-Signature and Standard Webhooks). ' +
         'The input is the request as received (request line, headers, blank line, body), or headers then the body, or just the body with --header. ' +
         'Exit code 0: every signature present verifies; 1: one does not (or none is there, or the timestamp is stale); 2: usage.',
     )
-    .requiredOption('--secret <secret>', 'the endpoint\'s signing secret (whsec_…)')
+    .requiredOption('--secret <secret>', "the endpoint's signing secret (whsec_…)")
     .option('-H, --header <header...>', 'a header "name: value", for a bare body (repeatable)')
-    .option('--tolerance <seconds>', 'how far the timestamp may be from now (0: not checked)', wholeNumber('--tolerance', 0, 10 * 365 * 86400), DEFAULT_TOLERANCE_SECONDS)
+    .option(
+      '--tolerance <seconds>',
+      'how far the timestamp may be from now (0: not checked)',
+      wholeNumber('--tolerance', 0, 10 * 365 * 86400),
+      DEFAULT_TOLERANCE_SECONDS,
+    )
     .option('--json', 'print the result as JSON')
     .action((o: { secret: string; header?: string[]; tolerance: number; json?: boolean }) => {
       if (process.stdin.isTTY) throw new UsageError('pipe the request into it: carteiro verify --secret S < request.txt');
@@ -107,9 +115,14 @@ export const listenCommand: CliCommand = fromCommander('listen', 'a local receiv
     )
     .option('-p, --port <port>', 'the port to listen on (0: any free one)', wholeNumber('--port', 0, 65535), 4000)
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
-    .option('--secret <secret>', 'the endpoint\'s signing secret: verify each webhook with it')
+    .option('--secret <secret>', "the endpoint's signing secret: verify each webhook with it")
     .option('--status <code>', 'the status to answer with', wholeNumber('--status', 200, 599), 200)
-    .option('--tolerance <seconds>', 'how far a timestamp may be from now (0: not checked)', wholeNumber('--tolerance', 0, 10 * 365 * 86400), DEFAULT_TOLERANCE_SECONDS)
+    .option(
+      '--tolerance <seconds>',
+      'how far a timestamp may be from now (0: not checked)',
+      wholeNumber('--tolerance', 0, 10 * 365 * 86400),
+      DEFAULT_TOLERANCE_SECONDS,
+    )
     .option('--headers', 'print every header, not just the webhook ones')
     .option('--json', 'print one JSON line per request instead')
     .action(async (o: { port: number; host: string; secret?: string; status: number; tolerance: number; headers?: boolean; json?: boolean }) => {
@@ -135,7 +148,9 @@ export const listenCommand: CliCommand = fromCommander('listen', 'a local receiv
         try {
           type = String((JSON.parse(text) as { type?: unknown }).type ?? '');
         } catch {}
-        const lines = [`── ${new Date().toISOString()}  ${req.method} ${req.url}  ${type || '(no type)'}  webhook-id ${headers['webhook-id'] ?? '-'}  → ${o.status}`];
+        const lines = [
+          `── ${new Date().toISOString()}  ${req.method} ${req.url}  ${type || '(no type)'}  webhook-id ${headers['webhook-id'] ?? '-'}  → ${o.status}`,
+        ];
         if (v) lines.push(v.ok ? 'signature OK' : 'signature FAILED', ...describe(v));
         else lines.push('signature not checked (pass --secret to verify)');
         const shown = Object.entries(headers).filter(([k]) => o.headers || k.startsWith('webhook-') || k.startsWith('x-webhook-') || k === 'user-agent');

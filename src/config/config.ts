@@ -5,9 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
 /** What Fastify's `trustProxy` takes: trust no proxy, every proxy, or these addresses. */
@@ -31,7 +29,10 @@ const trustProxy = z.string().transform((text, ctx): TrustProxy => {
   const v = text.trim().toLowerCase();
   if (v === 'false' || v === '0' || v === '') return false;
   if (v === 'true') return true;
-  const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = v
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   const bad = entries.find((e) => !isAddressOrCidr(e));
   if (bad !== undefined) {
     ctx.addIssue({ code: 'custom', message: `"${bad}" is not an address, a CIDR or one of loopback, linklocal, uniquelocal` });
@@ -54,7 +55,19 @@ const supabaseEventMap = z
   .pipe(
     z.record(
       z.string().regex(/^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$/i, 'keys are table or schema.table names'),
-      z.object(Object.fromEntries(['INSERT', 'UPDATE', 'DELETE'].map((op) => [op, z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,5}$/, 'an event type name').optional()]))).strict(),
+      z
+        .object(
+          Object.fromEntries(
+            ['INSERT', 'UPDATE', 'DELETE'].map((op) => [
+              op,
+              z
+                .string()
+                .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,5}$/, 'an event type name')
+                .optional(),
+            ]),
+          ),
+        )
+        .strict(),
     ),
   );
 export type SupabaseEventMap = Record<string, Partial<Record<'INSERT' | 'UPDATE' | 'DELETE', string>>>;
@@ -65,12 +78,19 @@ export type SupabaseEventMap = Record<string, Partial<Record<'INSERT' | 'UPDATE'
  * (https://app.example.com, https://*.example.com:8443). Each is checked, so nothing else can be
  * written into the page's Content-Security-Policy header.
  */
-const FRAME_SOURCE = /^(?:'self'|'none'|\*|https?:|https?:\/\/(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::(?:\d{1,5}|\*))?)$/i;
+const FRAME_SOURCE =
+  /^(?:'self'|'none'|\*|https?:|https?:\/\/(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::(?:\d{1,5}|\*))?)$/i;
 const frameAncestors = z.string().transform((text, ctx): string[] => {
-  const sources = text.split(/[\s,]+/).filter(Boolean).map((s) => (/^(self|none)$/i.test(s) ? `'${s.toLowerCase()}'` : s));
+  const sources = text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((s) => (/^(self|none)$/i.test(s) ? `'${s.toLowerCase()}'` : s));
   const bad = sources.find((s) => !FRAME_SOURCE.test(s));
   if (bad !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${bad.slice(0, 80)}" is not a frame-ancestors source ('self', 'none', *, https:, or an origin such as https://app.example.com)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${bad.slice(0, 80)}" is not a frame-ancestors source ('self', 'none', *, https:, or an origin such as https://app.example.com)`,
+    });
     return z.NEVER;
   }
   if (sources.length === 0) {
@@ -84,7 +104,10 @@ const frameAncestors = z.string().transform((text, ctx): string[] => {
   return sources;
 });
 
-const httpUrl = z.string().url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
 
 /**
  * OTEL_EXPORTER_OTLP_HEADERS as the specification writes it: `key=value` pairs, comma-separated, values
@@ -169,7 +192,10 @@ const EnvSchema = z.object({
   // --- Ledger (Postgres). No DATABASE_URL: embedded PGlite in CARTEIRO_DATA_DIR.
   DATABASE_URL: z.string().optional(),
   CARTEIRO_DATA_DIR: z.string().default('.carteiro-data'),
-  CARTEIRO_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case SQL identifier').default('webhooks'),
+  CARTEIRO_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case SQL identifier')
+    .default('webhooks'),
   CARTEIRO_DB_POOL_SIZE: int(1, 200).default(16),
 
   // --- Redis (optional): cross-process rate limits, live updates, background jobs
@@ -330,8 +356,24 @@ export type RetryPolicy = {
 };
 
 export type Config = {
-  http: { host: string; port: number; publicBaseUrl: string | undefined; bodyLimitBytes: number; requestTimeoutMs: number; answerDeadlineMs: number; trustProxy: TrustProxy };
-  ingress: { ratePerSecond: number; burst: number; limitAdmin: boolean; concurrentCommits: number; authFailuresPerMinute: number; schemaValidationTimeoutMs: number; schemaCompileTimeoutMs: number };
+  http: {
+    host: string;
+    port: number;
+    publicBaseUrl: string | undefined;
+    bodyLimitBytes: number;
+    requestTimeoutMs: number;
+    answerDeadlineMs: number;
+    trustProxy: TrustProxy;
+  };
+  ingress: {
+    ratePerSecond: number;
+    burst: number;
+    limitAdmin: boolean;
+    concurrentCommits: number;
+    authFailuresPerMinute: number;
+    schemaValidationTimeoutMs: number;
+    schemaCompileTimeoutMs: number;
+  };
   /** Limits per user id: the server's defaults, below an organization's own (docs/portal.md). */
   users: { eventsPerSecond: number; eventsBurst: number; maxEndpoints: number };
   portal: { sessionTtlSeconds: number; publicUrl: string | undefined; frameAncestors: string[] };
@@ -443,14 +485,36 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   // Every destination is signed; the operations endpoint has no secret to generate and show once.
   if (e.CARTEIRO_OPERATIONS_WEBHOOK_URL && !e.CARTEIRO_OPERATIONS_WEBHOOK_SECRET && !e.WEBHOOK_SECRET) {
-    throw new ConfigError('invalid configuration: CARTEIRO_OPERATIONS_WEBHOOK_URL needs CARTEIRO_OPERATIONS_WEBHOOK_SECRET (or WEBHOOK_SECRET) to sign its webhooks with');
+    throw new ConfigError(
+      'invalid configuration: CARTEIRO_OPERATIONS_WEBHOOK_URL needs CARTEIRO_OPERATIONS_WEBHOOK_SECRET (or WEBHOOK_SECRET) to sign its webhooks with',
+    );
   }
   const logFormat = e.CARTEIRO_LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.CARTEIRO_LOG_FORMAT;
   return {
-    http: { host: e.HOST, port: e.PORT, publicBaseUrl: e.API_BASE_URL, bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES, requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS, answerDeadlineMs: e.CARTEIRO_ANSWER_DEADLINE_MS, trustProxy: e.CARTEIRO_TRUST_PROXY },
-    ingress: { ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND, burst: e.CARTEIRO_INGRESS_BURST, limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN, concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS, authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE, schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS, schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      publicBaseUrl: e.API_BASE_URL,
+      bodyLimitBytes: e.CARTEIRO_BODY_LIMIT_BYTES,
+      requestTimeoutMs: e.CARTEIRO_REQUEST_TIMEOUT_MS,
+      answerDeadlineMs: e.CARTEIRO_ANSWER_DEADLINE_MS,
+      trustProxy: e.CARTEIRO_TRUST_PROXY,
+    },
+    ingress: {
+      ratePerSecond: e.CARTEIRO_INGRESS_RATE_PER_SECOND,
+      burst: e.CARTEIRO_INGRESS_BURST,
+      limitAdmin: e.CARTEIRO_INGRESS_LIMIT_ADMIN,
+      concurrentCommits: e.CARTEIRO_INGEST_CONCURRENT_COMMITS,
+      authFailuresPerMinute: e.CARTEIRO_AUTH_FAILURES_PER_MINUTE,
+      schemaValidationTimeoutMs: e.CARTEIRO_SCHEMA_VALIDATION_TIMEOUT_MS,
+      schemaCompileTimeoutMs: e.CARTEIRO_SCHEMA_COMPILE_TIMEOUT_MS,
+    },
     users: { eventsPerSecond: e.CARTEIRO_USER_EVENTS_PER_SECOND, eventsBurst: e.CARTEIRO_USER_EVENTS_BURST, maxEndpoints: e.CARTEIRO_MAX_ENDPOINTS_PER_USER },
-    portal: { sessionTtlSeconds: e.CARTEIRO_PORTAL_SESSION_TTL_SECONDS, publicUrl: e.CARTEIRO_PUBLIC_URL ?? e.API_BASE_URL, frameAncestors: e.CARTEIRO_PORTAL_FRAME_ANCESTORS },
+    portal: {
+      sessionTtlSeconds: e.CARTEIRO_PORTAL_SESSION_TTL_SECONDS,
+      publicUrl: e.CARTEIRO_PUBLIC_URL ?? e.API_BASE_URL,
+      frameAncestors: e.CARTEIRO_PORTAL_FRAME_ANCESTORS,
+    },
     database: { url: e.DATABASE_URL, dataDir: e.CARTEIRO_DATA_DIR, schema: e.CARTEIRO_SCHEMA, poolSize: e.CARTEIRO_DB_POOL_SIZE },
     redis: { url: e.REDIS_URL, prefix: e.CARTEIRO_REDIS_PREFIX },
     keys: {
@@ -472,7 +536,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       responseBodyLimitBytes: e.WEBHOOK_RESPONSE_BODY_LIMIT_BYTES,
       connectionsPerOrigin: e.CARTEIRO_WORKER_CONNECTIONS_PER_ORIGIN,
       connectTimeoutMs: Math.min(e.WEBHOOK_CONNECT_TIMEOUT_MS, e.WEBHOOK_TIMEOUT_MS),
-      allowPrivateNetworks: e.CARTEIRO_ALLOW_PRIVATE_NETWORKS.split(',').map((s) => s.trim()).filter(Boolean),
+      allowPrivateNetworks: e.CARTEIRO_ALLOW_PRIVATE_NETWORKS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
     },
     worker: {
       batchSize: e.CARTEIRO_WORKER_BATCH_SIZE,
@@ -525,7 +591,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logFormat,
     retentionDays: e.CARTEIRO_RETENTION_DAYS,
     dataProtection: {
-      piiFields: e.CARTEIRO_PII_FIELDS.trim().toLowerCase() === 'none' ? [] : e.CARTEIRO_PII_FIELDS.split(',').map((s) => s.trim()).filter(Boolean),
+      piiFields:
+        e.CARTEIRO_PII_FIELDS.trim().toLowerCase() === 'none'
+          ? []
+          : e.CARTEIRO_PII_FIELDS.split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
       retentionIntervalMs: e.CARTEIRO_RETENTION_INTERVAL_MINUTES * 60_000,
     },
     circuitBreaker: { consecutiveFailures: e.CARTEIRO_CIRCUIT_BREAKER_FAILURES, failingHours: e.CARTEIRO_CIRCUIT_BREAKER_HOURS },
@@ -553,12 +624,16 @@ function workerStallMs(configured: number | undefined, webhookTimeoutMs: number)
  */
 function tracingConfig(e: Env): TracingConfig | null {
   if (e.OTEL_SDK_DISABLED) return null;
-  const tracesUrl = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  const tracesUrl =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (e.OTEL_EXPORTER_OTLP_ENDPOINT === undefined ? undefined : `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
   if (tracesUrl === undefined) return null;
   // A collector's gRPC port (4317) cannot take what this exporter sends: say so at start rather than
   // fail every export later. http/protobuf is accepted: an OTLP/HTTP receiver takes JSON as well.
   if ((e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL) === 'grpc') {
-    throw new ConfigError('invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL: Carteiro exports traces over OTLP/HTTP (JSON), not gRPC; point the endpoint at the collector\'s HTTP port (4318) and set http/json, or unset the protocol');
+    throw new ConfigError(
+      "invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL: Carteiro exports traces over OTLP/HTTP (JSON), not gRPC; point the endpoint at the collector's HTTP port (4318) and set http/json, or unset the protocol",
+    );
   }
   return {
     tracesUrl,

@@ -54,7 +54,10 @@ function connectCluster(url: string, options: RedisOptions): Cluster {
 }
 
 export async function pingRedis(redis: Redis, timeoutMs: number): Promise<boolean> {
-  const ping = redis.ping().then(() => true, () => false);
+  const ping = redis.ping().then(
+    () => true,
+    () => false,
+  );
   const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
   return Promise.race([ping, timeout]);
 }

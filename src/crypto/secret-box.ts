@@ -22,7 +22,10 @@ export type SecretBox = {
 /** Parses `keyId:base64key[,keyId:base64key…]`; the first key seals. */
 export function parseKeyring(spec: string): Map<string, Buffer> {
   const keys = new Map<string, Buffer>();
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const colon = part.indexOf(':');
     if (colon < 1) throw new SecretBoxError('encryption key entries look like keyId:base64key');
     const id = part.slice(0, colon);

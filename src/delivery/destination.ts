@@ -10,7 +10,8 @@ export async function checkUrlShape(url: string, field = 'url'): Promise<void> {
     throw new UnsafeDestinationError(`${field} "${url.slice(0, 200)}" is not an absolute URL`, field);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UnsafeDestinationError(`${field} must use http or https`, field);
-  if (parsed.username || parsed.password) throw new UnsafeDestinationError(`${field} must not carry credentials; the webhook signature authenticates us`, field);
+  if (parsed.username || parsed.password)
+    throw new UnsafeDestinationError(`${field} must not carry credentials; the webhook signature authenticates us`, field);
   // Nothing can listen on port 0: every delivery would fail, and only at delivery time.
   if (parsed.port === '0') throw new UnsafeDestinationError(`${field} has port 0, which nothing can listen on`, field);
 }

@@ -63,7 +63,8 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     bodyTimeout: opts.timeoutMs,
     // Connecting is part of the attempt, with a deadline of its own: a host that never answers the
     // handshake fails in seconds rather than holding its slot for the whole exchange's timeout.
-    connect: typeof opts.connect === 'function' ? opts.connect : { timeout: Math.min(opts.connectTimeoutMs ?? opts.timeoutMs, opts.timeoutMs), ...opts.connect },
+    connect:
+      typeof opts.connect === 'function' ? opts.connect : { timeout: Math.min(opts.connectTimeoutMs ?? opts.timeoutMs, opts.timeoutMs), ...opts.connect },
   });
   const lanes = createOriginLanes(opts.connectionsPerOrigin);
   const inFlight = new Set<AbortController>();
@@ -86,7 +87,12 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
     return t;
   }
 
-  async function post(url: string, body: string | Buffer, makeHeaders: Record<string, string> | (() => Record<string, string>), postOpts?: PostOptions): Promise<SendResult> {
+  async function post(
+    url: string,
+    body: string | Buffer,
+    makeHeaders: Record<string, string> | (() => Record<string, string>),
+    postOpts?: PostOptions,
+  ): Promise<SendResult> {
     const t = target(url);
     if (!t) return { kind: 'network-error', error: 'invalid URL', durationMs: 0 };
     // The attempt (its deadline, its duration) starts when a connection is free for it: time spent
@@ -137,7 +143,8 @@ export function createHttpSender(opts: HttpSenderOptions): HttpSender {
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
       };
     } catch (err) {
-      if (cancelled && deadline.signal.aborted && deadline.signal.reason === CANCELLED) return { kind: 'network-error', error: cancelled, durationMs: elapsed() };
+      if (cancelled && deadline.signal.aborted && deadline.signal.reason === CANCELLED)
+        return { kind: 'network-error', error: cancelled, durationMs: elapsed() };
       return { kind: 'network-error', error: describeNetworkError(err, timeoutMs), durationMs: elapsed() };
     } finally {
       inFlight.delete(deadline);

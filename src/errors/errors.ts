@@ -129,7 +129,10 @@ export class RateLimitedError extends CarteiroError {
 export class UserRateLimitedError extends RateLimitedError {
   constructor(retryAfterSeconds: number, userId: string, eventsPerSecond: number, burst: number) {
     super(retryAfterSeconds, `user "${userId}" is over its limit of ${eventsPerSecond} events per second (burst ${burst} per 10 s)`, {
-      limit: 'user_events_per_second', user_id: userId, events_per_second: eventsPerSecond, burst,
+      limit: 'user_events_per_second',
+      user_id: userId,
+      events_per_second: eventsPerSecond,
+      burst,
     });
   }
 }
@@ -145,7 +148,11 @@ export class QuotaExceededError extends CarteiroError {
 export class LedgerUnavailableError extends CarteiroError {
   readonly retryAfterSeconds: number;
   constructor(cause?: unknown) {
-    super('CARTEIRO_LEDGER_UNAVAILABLE', 503, 'the ledger (Postgres) did not answer in time; retry later (with the same Idempotency-Key a retry never stores an event twice)');
+    super(
+      'CARTEIRO_LEDGER_UNAVAILABLE',
+      503,
+      'the ledger (Postgres) did not answer in time; retry later (with the same Idempotency-Key a retry never stores an event twice)',
+    );
     this.retryAfterSeconds = 2;
     this.cause = cause;
   }
@@ -158,7 +165,11 @@ export class LedgerUnavailableError extends CarteiroError {
 export class AnswerDeadlineError extends CarteiroError {
   readonly retryAfterSeconds: number;
   constructor(deadlineMs: number) {
-    super('CARTEIRO_ANSWER_DEADLINE', 503, `no answer within ${deadlineMs} ms: the ledger (Postgres) is unavailable or slow; retry later (with the same Idempotency-Key a retry never stores an event twice)`);
+    super(
+      'CARTEIRO_ANSWER_DEADLINE',
+      503,
+      `no answer within ${deadlineMs} ms: the ledger (Postgres) is unavailable or slow; retry later (with the same Idempotency-Key a retry never stores an event twice)`,
+    );
     this.retryAfterSeconds = 2;
   }
 }
@@ -205,7 +216,12 @@ export class BodyTooLargeError extends CarteiroError {
 export class InexactNumberError extends CarteiroError {
   constructor(field: string, source: string) {
     const shown = source.length > 40 ? `${source.slice(0, 40)}…` : source;
-    super('CARTEIRO_INEXACT_NUMBER', 422, `${field} is ${shown}, a number that cannot be stored exactly (integers must be within ±2^53, decimals within 15 significant digits); send it as a string`, { field });
+    super(
+      'CARTEIRO_INEXACT_NUMBER',
+      422,
+      `${field} is ${shown}, a number that cannot be stored exactly (integers must be within ±2^53, decimals within 15 significant digits); send it as a string`,
+      { field },
+    );
   }
 }
 

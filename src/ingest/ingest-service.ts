@@ -140,7 +140,9 @@ export function dataUserId(data: Record<string, unknown>): string | null {
 
 function checkUserId(userId: string, field: string): string {
   if (userId.length > MAX_USER_ID_LENGTH) {
-    throw new ValidationError(`${field} must be at most ${MAX_USER_ID_LENGTH} characters (it is ${userId.length}); it is stored as the event's user id`, { field });
+    throw new ValidationError(`${field} must be at most ${MAX_USER_ID_LENGTH} characters (it is ${userId.length}); it is stored as the event's user id`, {
+      field,
+    });
   }
   return userId;
 }

@@ -19,7 +19,8 @@ export async function startAttemptPartitionUpkeep(services: Services): Promise<(
   const upkeep = async () => {
     try {
       const created = await ensureAttemptPartitions(ledger.sql);
-      if (created.length) log.info({ created: created.map((p) => p.name), moved_rows: created.reduce((n, p) => n + p.movedRows, 0) }, 'attempt partitions created');
+      if (created.length)
+        log.info({ created: created.map((p) => p.name), moved_rows: created.reduce((n, p) => n + p.movedRows, 0) }, 'attempt partitions created');
     } catch (err) {
       log.warn({ err }, 'attempt partitions: upkeep failed; retrying in an hour');
     }

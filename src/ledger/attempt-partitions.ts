@@ -43,15 +43,17 @@ export async function listAttemptPartitions(sql: Sql): Promise<AttemptPartition[
 }
 
 /** Creates the missing day partitions from the UTC day of `at` (default now) through `daysAhead` days later. */
-export async function ensureAttemptPartitions(
-  sql: Sql,
-  opts: LockOptions & { daysAhead?: number; at?: Date } = {},
-): Promise<CreatedPartition[]> {
+export async function ensureAttemptPartitions(sql: Sql, opts: LockOptions & { daysAhead?: number; at?: Date } = {}): Promise<CreatedPartition[]> {
   const daysAhead = opts.daysAhead ?? ATTEMPT_PARTITION_DAYS_AHEAD;
   const at = opts.at ?? null;
-  const rows = await withLockTimeout(sql, 'creating partitions', opts, (tx) => tx<{ partition_name: string; range_start: Date; range_end: Date; moved_rows: string }[]>`
+  const rows = await withLockTimeout(
+    sql,
+    'creating partitions',
+    opts,
+    (tx) => tx<{ partition_name: string; range_start: Date; range_end: Date; moved_rows: string }[]>`
     SELECT partition_name, range_start, range_end, moved_rows::text
-    FROM ensure_attempt_partitions(${daysAhead}::int, coalesce(${at}::timestamptz, now()))`);
+    FROM ensure_attempt_partitions(${daysAhead}::int, coalesce(${at}::timestamptz, now()))`,
+  );
   return rows.map((r) => ({ name: r.partition_name, rangeStart: r.range_start, rangeEnd: r.range_end, movedRows: Number(r.moved_rows) }));
 }
 
@@ -65,9 +67,14 @@ export async function dropExpiredAttemptPartitions(sql: Sql, opts: LockOptions &
   for (;;) {
     let rows: { partition_name: string; range_start: Date | null; range_end: Date; approx_rows: string; kept_rows: string }[];
     try {
-      rows = await withLockTimeout(sql, 'dropping a partition', opts, (tx) => tx`
+      rows = await withLockTimeout(
+        sql,
+        'dropping a partition',
+        opts,
+        (tx) => tx`
         SELECT partition_name, range_start, range_end, approx_rows::text, kept_rows::text
-        FROM drop_expired_attempt_partitions(${opts.cutoff}::timestamptz, 1)`);
+        FROM drop_expired_attempt_partitions(${opts.cutoff}::timestamptz, 1)`,
+      );
     } catch (err) {
       if (!(err instanceof AttemptPartitionsBusyError)) throw err;
       result.busy = true;
@@ -75,7 +82,13 @@ export async function dropExpiredAttemptPartitions(sql: Sql, opts: LockOptions &
     }
     const r = rows[0];
     if (!r) return result;
-    result.dropped.push({ name: r.partition_name, rangeStart: r.range_start, rangeEnd: r.range_end, approxRows: Number(r.approx_rows), keptRows: Number(r.kept_rows) });
+    result.dropped.push({
+      name: r.partition_name,
+      rangeStart: r.range_start,
+      rangeEnd: r.range_end,
+      approxRows: Number(r.approx_rows),
+      keptRows: Number(r.kept_rows),
+    });
   }
 }
 

@@ -105,10 +105,8 @@ async function sessionSettings(url: string): Promise<Record<string, string>> {
   try {
     // Bounded like every other call at a restart (a query can stay unsettled in postgres.js); the
     // error counts as "ledger down", so a starting process retries.
-    const [row] = await withTimeout(
-      probe<{ v: number }[]>`SELECT current_setting('server_version_num')::int AS v`,
-      PROBE_DEADLINE_MS,
-      () => Object.assign(new Error(`no answer from Postgres within ${PROBE_DEADLINE_MS} ms`), { code: 'CONNECT_TIMEOUT' }),
+    const [row] = await withTimeout(probe<{ v: number }[]>`SELECT current_setting('server_version_num')::int AS v`, PROBE_DEADLINE_MS, () =>
+      Object.assign(new Error(`no answer from Postgres within ${PROBE_DEADLINE_MS} ms`), { code: 'CONNECT_TIMEOUT' }),
     );
     return (row?.v ?? 0) >= 140000 ? { client_connection_check_interval: String(CLIENT_CHECK_INTERVAL_MS) } : {};
   } finally {
@@ -118,12 +116,15 @@ async function sessionSettings(url: string): Promise<Record<string, string>> {
 
 async function openPostgres(url: string, schema: string, max: number, applicationName: string): Promise<Ledger> {
   const settings = await sessionSettings(url);
-  const connect = () => withSafeTransactions(postgres(url, {
-    ...COMMON_OPTIONS,
-    max,
-    connection: { search_path: `${schema},public`, application_name: applicationName, ...settings },
-    connect_timeout: 5,
-  }) as unknown as Sql);
+  const connect = () =>
+    withSafeTransactions(
+      postgres(url, {
+        ...COMMON_OPTIONS,
+        max,
+        connection: { search_path: `${schema},public`, application_name: applicationName, ...settings },
+        connect_timeout: 5,
+      }) as unknown as Sql,
+    );
   const pool = swappableSql(connect());
   const listeners: [string, (payload: string) => void][] = [];
   let closed = false;
@@ -144,7 +145,11 @@ async function openPostgres(url: string, schema: string, max: number, applicatio
         // Not awaited: a connection stuck in postgres.js may never finish ending; timeout 0 destroys it.
         void old.end({ timeout: 0 }).catch(() => {});
         // LISTEN again on the new pool (it connects when Postgres is back; postgres.js retries).
-        for (const [channel, onNotify] of listeners) void pool.current().listen(channel, onNotify).catch(() => {});
+        for (const [channel, onNotify] of listeners)
+          void pool
+            .current()
+            .listen(channel, onNotify)
+            .catch(() => {});
         return true;
       } finally {
         reconnecting = false;
@@ -225,7 +230,24 @@ async function openEmbedded(dataDir: string, schema: string): Promise<Ledger> {
 }
 
 /** Connection-level failures of postgres.js and the socket layer: the ledger is down, not the request bad. */
-const LEDGER_DOWN_CODES = new Set(['CARTEIRO_LEDGER_DEADLINE', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003', '08004']);
+const LEDGER_DOWN_CODES = new Set([
+  'CARTEIRO_LEDGER_DEADLINE',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08006',
+  '08001',
+  '08003',
+  '08004',
+]);
 
 export function isLedgerDown(err: unknown): boolean {
   const code = (err as { code?: string })?.code;

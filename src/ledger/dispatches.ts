@@ -5,7 +5,15 @@
  */
 import type postgres from 'postgres';
 import type { Sql } from './connection.ts';
-import { emitEndpointDisabled, emitEndpointFailing, reenableProbedEndpoints, takeProbeDeliveries, tripCircuitBreakers, type CircuitBreakerPolicy, type DisabledEndpoint } from './circuit-breaker.ts';
+import {
+  emitEndpointDisabled,
+  emitEndpointFailing,
+  reenableProbedEndpoints,
+  takeProbeDeliveries,
+  tripCircuitBreakers,
+  type CircuitBreakerPolicy,
+  type DisabledEndpoint,
+} from './circuit-breaker.ts';
 
 /** An endpoint's allow-list of data fields: paths for every event type, or per event-type filter (security/minimal-payload.ts applies it). */
 export type IncludeFields = string[] | Record<string, string[]>;
@@ -448,7 +456,11 @@ export async function recordOutcomes(
 
   // Arrays travel as text[] and are cast per column: postgres.js infers array types unreliably
   // (a boolean[] arrives as boolean), and text is exact for every type used here.
-  const txt = <T>(list: OutcomeRecord[], f: (o: OutcomeRecord) => T) => list.map((o) => { const v = f(o); return v === null ? null : v instanceof Date ? v.toISOString() : String(v); });
+  const txt = <T>(list: OutcomeRecord[], f: (o: OutcomeRecord) => T) =>
+    list.map((o) => {
+      const v = f(o);
+      return v === null ? null : v instanceof Date ? v.toISOString() : String(v);
+    });
   return sql.begin(async (tx) => {
     // The statements are pipelined: each is sent without waiting for the one before, and Postgres
     // runs them in order on this one connection (so the lock order holds). A batch costs three round
@@ -546,7 +558,8 @@ export async function recordOutcomes(
       if (stillFailing.length && (opts.failingAfterFailures ?? 0) > 0) send(emitEndpointFailing(tx, stillFailing, opts.failingAfterFailures ?? 0));
       const recoveredIds = counters.filter((c) => c.sawSuccess).map((c) => c.endpointId);
       if (recoveredIds.length) send(reenableProbedEndpoints(tx, recoveredIds));
-      if (attempted.some((o) => o.destinationKind === 'n8n')) send(tx`
+      if (attempted.some((o) => o.destinationKind === 'n8n'))
+        send(tx`
         UPDATE n8n_workflows w
            SET success_count = w.success_count + c.ok, failure_count = w.failure_count + c.bad,
                -- The workflow's state from the batch's last attempt (docs/n8n.md): a 404 from its webhook URL
@@ -557,7 +570,7 @@ export async function recordOutcomes(
                last_error_at = CASE WHEN c.failing THEN now() ELSE w.last_error_at END
           FROM (SELECT id, ok::int AS ok, bad::int AS bad, failing::bool AS failing, last_error,
                        CASE WHEN NOT failing::bool THEN 'active' WHEN last_code::int = 404 THEN 'inactive' END AS observed
-                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${failing}::text[], ${counters.map((c) => c.lastStatusCode === null ? null : String(c.lastStatusCode))}::text[],
+                FROM unnest(${ids}::uuid[], ${ok}::text[], ${bad}::text[], ${failing}::text[], ${counters.map((c) => (c.lastStatusCode === null ? null : String(c.lastStatusCode)))}::text[],
                             ${counters.map((c) => c.lastError)}::text[]) AS t(id, ok, bad, failing, last_code, last_error)) c
          WHERE w.webhook_endpoint_id = c.id`);
     }
@@ -567,15 +580,17 @@ export async function recordOutcomes(
     if (mayDisable) await Promise.all(pipeline.splice(0));
     const disabled: DisabledEndpoint[] = [];
     for (const o of disable) {
-      disabled.push(...await tx<DisabledEndpoint[]>`
+      disabled.push(
+        ...(await tx<DisabledEndpoint[]>`
         UPDATE webhook_endpoints SET is_active = false, disabled_reason = ${o.disableEndpointReason}, updated_at = now()
         WHERE id = ${o.endpointId} AND is_active
-        RETURNING id, organization_id, name, url, disabled_reason AS reason, consecutive_failures, failing_since`);
+        RETURNING id, organization_id, name, url, disabled_reason AS reason, consecutive_failures, failing_since`),
+      );
       await tx`
         UPDATE webhook_dispatches SET status = 'paused', updated_at = now()
         WHERE webhook_endpoint_id = ${o.endpointId} AND status = 'pending'`;
     }
-    if (opts.circuitBreaker && failingIds.length) disabled.push(...await tripCircuitBreakers(tx, failingIds, opts.circuitBreaker));
+    if (opts.circuitBreaker && failingIds.length) disabled.push(...(await tripCircuitBreakers(tx, failingIds, opts.circuitBreaker)));
     if (mayDisable) await emitEndpointDisabled(tx, disabled);
 
     // Lock the events first so the aggregate below reads the latest dispatch states, including those
@@ -656,7 +671,17 @@ type EndpointCounter = {
 function endpointCounters(outcomes: OutcomeRecord[]): EndpointCounter[] {
   const byEndpoint = new Map<string, EndpointCounter>();
   for (const o of outcomes) {
-    const c = byEndpoint.get(o.endpointId) ?? { endpointId: o.endpointId, success: 0, failure: 0, sawSuccess: false, exhaustedSinceSuccess: 0, failingSinceSuccess: false, failedSinceSuccess: 0, lastStatusCode: null, lastError: null };
+    const c = byEndpoint.get(o.endpointId) ?? {
+      endpointId: o.endpointId,
+      success: 0,
+      failure: 0,
+      sawSuccess: false,
+      exhaustedSinceSuccess: 0,
+      failingSinceSuccess: false,
+      failedSinceSuccess: 0,
+      lastStatusCode: null,
+      lastError: null,
+    };
     if (o.success) {
       c.success++;
       c.sawSuccess = true;
@@ -714,7 +739,15 @@ export async function requeueEventDispatches(
 /** Ids of events matching a bulk-replay filter, oldest first, a page at a time. */
 export async function findEventsToReplay(
   sql: Sql,
-  f: { organizationId: string | null; status: string; eventType?: string | undefined; since?: Date | undefined; until?: Date | undefined; after?: string | undefined; limit: number },
+  f: {
+    organizationId: string | null;
+    status: string;
+    eventType?: string | undefined;
+    since?: Date | undefined;
+    until?: Date | undefined;
+    after?: string | undefined;
+    limit: number;
+  },
 ): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`
     SELECT id FROM webhook_events

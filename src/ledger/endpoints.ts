@@ -51,7 +51,8 @@ export type EndpointRow = {
   batch_max_events: number | null;
   batch_max_wait_ms: number | null;
   batch_group_by_type: boolean;
-} & EndpointFilterColumns & EndpointDeliverySettings;
+} & EndpointFilterColumns &
+  EndpointDeliverySettings;
 
 /**
  * Delivery settings (migration 0027); null is the service's own setting. `headers` maps each static
@@ -163,9 +164,17 @@ export type EndpointChanges = Partial<{
   batch_max_events: number | null;
   batch_max_wait_ms: number | null;
   batch_group_by_type: boolean;
-}> & Partial<EndpointFilterColumns> & Partial<EndpointDeliverySettings>;
+}> &
+  Partial<EndpointFilterColumns> &
+  Partial<EndpointDeliverySettings>;
 
-export async function updateEndpoint(sql: Db, organizationId: string | null, id: string, changes: EndpointChanges, owner?: string): Promise<EndpointRow | undefined> {
+export async function updateEndpoint(
+  sql: Db,
+  organizationId: string | null,
+  id: string,
+  changes: EndpointChanges,
+  owner?: string,
+): Promise<EndpointRow | undefined> {
   const columns = Object.keys(changes) as (keyof EndpointChanges)[];
   if (columns.length === 0) return findEndpoint(sql, organizationId, id, owner);
   const values = { ...changes, updated_at: new Date() } as Record<string, unknown>;
@@ -328,25 +337,28 @@ export async function recoverEndpointEvents(
   window: { since: Date; until: Date | null; limit: number },
   owner?: string,
 ): Promise<{ recovered: number; truncated: boolean } | undefined> {
-  return retryOnDeadlock(() => sql.begin(async (tx) => {
-    const [ep] = await tx<{ id: string }[]>`
+  return retryOnDeadlock(
+    () =>
+      sql.begin(async (tx) => {
+        const [ep] = await tx<{ id: string }[]>`
       SELECT id FROM webhook_endpoints
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
         AND (${owner ?? null}::text IS NULL OR user_id = ${owner ?? null}) FOR NO KEY UPDATE`;
-    if (!ep) return undefined;
-    const rows = await tx<{ webhook_event_id: string }[]>`
+        if (!ep) return undefined;
+        const rows = await tx<{ webhook_event_id: string }[]>`
       INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, priority, status, fifo)
       SELECT e.organization_id, e.id, ep.id, e.priority, CASE WHEN ep.is_active THEN 'pending' ELSE 'paused' END, CASE WHEN ep.fifo THEN true END
       ${missedEvents(tx, id, window)}
       ORDER BY e.created_at
       LIMIT ${window.limit}
       RETURNING webhook_event_id`;
-    const eventIds = [...new Set(rows.map((r) => r.webhook_event_id))].sort();
-    if (eventIds.length) {
-      await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
-      await refreshEventStatuses(tx as unknown as Sql, eventIds);
-      await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
-    }
-    return { recovered: rows.length, truncated: rows.length === window.limit };
-  }) as Promise<{ recovered: number; truncated: boolean } | undefined>);
+        const eventIds = [...new Set(rows.map((r) => r.webhook_event_id))].sort();
+        if (eventIds.length) {
+          await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+          await refreshEventStatuses(tx as unknown as Sql, eventIds);
+          await tx`SELECT pg_notify(current_schema() || '_dispatch', '')`;
+        }
+        return { recovered: rows.length, truncated: rows.length === window.limit };
+      }) as Promise<{ recovered: number; truncated: boolean } | undefined>,
+  );
 }

@@ -35,18 +35,28 @@ export type ErasureResult = ErasureCounts & {
 };
 
 export async function eraseUserData(
-  sql: Sql, organizationId: string | null, userId: string, opts: { auditPseudonym: string; batchSize?: number },
+  sql: Sql,
+  organizationId: string | null,
+  userId: string,
+  opts: { auditPseudonym: string; batchSize?: number },
 ): Promise<ErasureResult> {
   const limit = opts.batchSize ?? 1000;
   const r: ErasureResult = {
-    events_deleted: 0, deliveries_cancelled: 0, dispatches_deleted: 0, attempts_deleted: 0, endpoints_deleted: 0, endpoints_unlinked: 0,
+    events_deleted: 0,
+    deliveries_cancelled: 0,
+    dispatches_deleted: 0,
+    attempts_deleted: 0,
+    endpoints_deleted: 0,
+    endpoints_unlinked: 0,
     audit_entries_pseudonymized: 0,
-    inFlightEventIds: [], inFlightEndpointIds: [],
+    inFlightEventIds: [],
+    inFlightEndpointIds: [],
   };
 
   for (;;) {
     type Row = { events: number; dispatches: number; attempts: number; cancelled: number; in_flight: string[] };
-    const rows: Row[] = await retryOnDeadlock(() => sql<Row[]>`
+    const rows: Row[] = await retryOnDeadlock(
+      () => sql<Row[]>`
       WITH doomed AS (
         SELECT id FROM webhook_events
         WHERE user_id = ${userId} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
@@ -58,7 +68,8 @@ export async function eraseUserData(
       ), ${deleteDoomedEvents(sql)}
       SELECT ${doomedEventCounts(sql)},
              (SELECT count(*)::int FROM unfinished) AS cancelled,
-             ARRAY(SELECT DISTINCT webhook_event_id::text FROM unfinished WHERE status = 'in_flight') AS in_flight`);
+             ARRAY(SELECT DISTINCT webhook_event_id::text FROM unfinished WHERE status = 'in_flight') AS in_flight`,
+    );
     const b = rows[0] as Row;
     r.events_deleted += b.events;
     r.dispatches_deleted += b.dispatches;
@@ -74,9 +85,10 @@ export async function eraseUserData(
       AND kind = 'endpoint' AND system_role IS NULL`;
   const endpointIds = endpoints.map((e) => e.id);
   if (endpointIds.length) {
-    const counts = await retryOnDeadlock(() => sql.begin(async (tx) => {
-      // Lock order as the worker's: dispatches, then endpoints, then events.
-      const cancelled = await tx<{ webhook_event_id: string; webhook_endpoint_id: string; was: string }[]>`
+    const counts = await retryOnDeadlock(() =>
+      sql.begin(async (tx) => {
+        // Lock order as the worker's: dispatches, then endpoints, then events.
+        const cancelled = await tx<{ webhook_event_id: string; webhook_endpoint_id: string; was: string }[]>`
         UPDATE webhook_dispatches d
            SET status = 'cancelled', last_error = 'cancelled: the endpoint was erased with its user''s data',
                lease_expires_at = NULL, leased_by = NULL, completed_at = now(), updated_at = now()
@@ -85,24 +97,25 @@ export async function eraseUserData(
                 FOR UPDATE) o
          WHERE d.id = o.id
         RETURNING d.webhook_event_id, d.webhook_endpoint_id, o.was`;
-      await tx`SELECT id FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) ORDER BY id FOR UPDATE`;
-      const eventIds = [...new Set(cancelled.map((c) => c.webhook_event_id))].sort();
-      if (eventIds.length) {
-        await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
-        await refreshEventStatuses(tx as unknown as Sql, eventIds);
-      }
-      const [dispatches] = await tx<{ n: number }[]>`
+        await tx`SELECT id FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) ORDER BY id FOR UPDATE`;
+        const eventIds = [...new Set(cancelled.map((c) => c.webhook_event_id))].sort();
+        if (eventIds.length) {
+          await tx`SELECT id FROM webhook_events WHERE id = ANY(${eventIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+          await refreshEventStatuses(tx as unknown as Sql, eventIds);
+        }
+        const [dispatches] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_dispatches WHERE webhook_endpoint_id = ANY(${endpointIds}::uuid[])`;
-      const attempts = await tx`DELETE FROM webhook_deliveries WHERE webhook_endpoint_id = ANY(${endpointIds}::uuid[]) RETURNING 1`;
-      const deleted = await tx`DELETE FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) RETURNING 1`;
-      return {
-        cancelled: cancelled.length,
-        inFlight: [...new Set(cancelled.filter((c) => c.was === 'in_flight').map((c) => c.webhook_endpoint_id))],
-        dispatches: dispatches?.n ?? 0,
-        attempts: attempts.length,
-        endpoints: deleted.length,
-      };
-    }));
+        const attempts = await tx`DELETE FROM webhook_deliveries WHERE webhook_endpoint_id = ANY(${endpointIds}::uuid[]) RETURNING 1`;
+        const deleted = await tx`DELETE FROM webhook_endpoints WHERE id = ANY(${endpointIds}::uuid[]) RETURNING 1`;
+        return {
+          cancelled: cancelled.length,
+          inFlight: [...new Set(cancelled.filter((c) => c.was === 'in_flight').map((c) => c.webhook_endpoint_id))],
+          dispatches: dispatches?.n ?? 0,
+          attempts: attempts.length,
+          endpoints: deleted.length,
+        };
+      }),
+    );
     r.deliveries_cancelled += counts.cancelled;
     r.dispatches_deleted += counts.dispatches;
     r.attempts_deleted += counts.attempts;

@@ -101,7 +101,11 @@ export function createEventIntake(
     try {
       const startedAt = performance.now();
       const results = await withTimeout(
-        insertEvents(sql, batch.flatMap((w) => w.events), { deferNotify: true }),
+        insertEvents(
+          sql,
+          batch.flatMap((w) => w.events),
+          { deferNotify: true },
+        ),
         COMMIT_ANSWER_TIMEOUT_MS,
         () => new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`)),
       );
@@ -135,12 +139,14 @@ export function createEventIntake(
         waiting.reject(new LedgerUnavailableError(new Error(`no commit within ${COMMIT_ANSWER_TIMEOUT_MS} ms`)));
       }, COMMIT_ANSWER_TIMEOUT_MS);
       let settled = false;
-      const once = <A>(f: (a: A) => void) => (a: A) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        f(a);
-      };
+      const once =
+        <A>(f: (a: A) => void) =>
+        (a: A) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          f(a);
+        };
       const waiting: Waiting = { events, resolve: once(resolve), reject: once(reject) };
       queue.push(waiting);
       pump();

@@ -92,7 +92,10 @@ async function insertInTransaction(sql: Sql, events: NewEvent[], opts: { deferNo
   const unresolved = events.filter((e, i) => !byId.has(ids[i] as string) && !firstWithKey.has(keyOf(e.organizationId, e.idempotencyKey)));
   if (unresolved.length) {
     // A new statement: in READ COMMITTED it sees the row of the transaction the conflict waited for.
-    const rows = await findByIdempotencyKeys(sql, unresolved.map((e) => ({ org: e.organizationId, key: e.idempotencyKey as string })));
+    const rows = await findByIdempotencyKeys(
+      sql,
+      unresolved.map((e) => ({ org: e.organizationId, key: e.idempotencyKey as string })),
+    );
     for (const row of rows) firstWithKey.set(keyOf(row.organization_id, row.idempotency_key), row);
   }
   return events.map((e, i) => {
@@ -199,7 +202,12 @@ export async function getEventAttempts(sql: Sql, eventId: string): Promise<Attem
     FROM webhook_deliveries WHERE webhook_event_id = ${eventId} ORDER BY id`;
 }
 
-export async function listEndpointAttempts(sql: Sql, endpointId: string, before: string | undefined, limit: number): Promise<(AttemptRow & { webhook_event_id: string })[]> {
+export async function listEndpointAttempts(
+  sql: Sql,
+  endpointId: string,
+  before: string | undefined,
+  limit: number,
+): Promise<(AttemptRow & { webhook_event_id: string })[]> {
   return sql<(AttemptRow & { webhook_event_id: string })[]>`
     SELECT id, webhook_event_id, webhook_endpoint_id, attempt_number, success, status_code, response_body, response_sealed, delivery_duration_ms, error, batch_id, created_at
     FROM webhook_deliveries

@@ -6,7 +6,11 @@ import type { Sql } from './connection.ts';
 
 export type N8nDiscoveryRun = { organization_id: string; finished_at: Date; ok: boolean; result: Record<string, unknown> | null; error: string | null };
 
-export async function recordN8nDiscoveryRun(sql: Sql, organizationId: string, run: { ok: true; result: Record<string, number> } | { ok: false; error: string }): Promise<void> {
+export async function recordN8nDiscoveryRun(
+  sql: Sql,
+  organizationId: string,
+  run: { ok: true; result: Record<string, number> } | { ok: false; error: string },
+): Promise<void> {
   const result = run.ok ? JSON.stringify(run.result) : null;
   const error = run.ok ? null : run.error;
   await sql`

@@ -293,19 +293,22 @@ export async function setN8nEndpointSecretIfUnset(db: Db, endpointId: string, se
  * as for any deleted endpoint).
  */
 export async function deleteN8nWorkflow(sql: Sql, organizationId: string | null, id: string): Promise<boolean> {
-  return retryOnDeadlock(() => sql.begin(async (tx) => {
-    // Endpoint first (its foreign key then clears the workflow's link): the worker's lock order. Its
-    // unfinished deliveries are cancelled and their events settled, as for any deleted endpoint.
-    const [linked] = await tx<{ endpoint_id: string | null }[]>`
+  return retryOnDeadlock(
+    () =>
+      sql.begin(async (tx) => {
+        // Endpoint first (its foreign key then clears the workflow's link): the worker's lock order. Its
+        // unfinished deliveries are cancelled and their events settled, as for any deleted endpoint.
+        const [linked] = await tx<{ endpoint_id: string | null }[]>`
       SELECT w.webhook_endpoint_id AS endpoint_id FROM n8n_workflows w JOIN webhook_endpoints ep ON ep.id = w.webhook_endpoint_id AND ep.kind = 'n8n'
       WHERE w.id = ${id} AND (${organizationId}::uuid IS NULL OR w.organization_id = ${organizationId}::uuid)`;
-    if (linked?.endpoint_id) await deleteEndpointIn(tx, organizationId, linked.endpoint_id);
-    const deleted = await tx`
+        if (linked?.endpoint_id) await deleteEndpointIn(tx, organizationId, linked.endpoint_id);
+        const deleted = await tx`
       DELETE FROM n8n_workflows
       WHERE id = ${id} AND (${organizationId}::uuid IS NULL OR organization_id = ${organizationId}::uuid)
       RETURNING id`;
-    return deleted.length > 0;
-  }) as Promise<boolean>);
+        return deleted.length > 0;
+      }) as Promise<boolean>,
+  );
 }
 
 /**
@@ -318,7 +321,16 @@ export async function deleteN8nWorkflow(sql: Sql, organizationId: string | null,
  */
 export async function insertDirectedEvent(
   sql: Sql,
-  e: { organizationId: string; endpointId: string; eventType: string; recordId: string | null; userId: string | null; dataJson: string; priority: number; idempotencyKey: string | null },
+  e: {
+    organizationId: string;
+    endpointId: string;
+    eventType: string;
+    recordId: string | null;
+    userId: string | null;
+    dataJson: string;
+    priority: number;
+    idempotencyKey: string | null;
+  },
 ): Promise<{ id: string; created_at: Date; duplicate: boolean }> {
   return sql.begin(async (tx) => {
     const [inserted] = await tx<{ id: string; created_at: Date }[]>`

@@ -44,7 +44,10 @@ export async function readRecentTotals(sql: Sql, organizationId: string | null):
 }
 
 export async function pingLedger(sql: Sql, timeoutMs: number): Promise<boolean> {
-  const ping = sql`SELECT 1`.then(() => true, () => false);
+  const ping = sql`SELECT 1`.then(
+    () => true,
+    () => false,
+  );
   const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
   return Promise.race([ping, timeout]);
 }
@@ -60,7 +63,14 @@ export function readQueueGauges(sql: Sql): Promise<QueueGauges> {
   return readQueueStats(sql, null);
 }
 
-export type FailingEndpoint = { id: string; organization_id: string; kind: string; failed_attempts_in_row: number; failing_seconds: number; is_active: boolean };
+export type FailingEndpoint = {
+  id: string;
+  organization_id: string;
+  kind: string;
+  failed_attempts_in_row: number;
+  failing_seconds: number;
+  is_active: boolean;
+};
 export type EndpointHealth = { failing: number; disabled: number; top: FailingEndpoint[] };
 
 /**
@@ -72,14 +82,15 @@ export async function readEndpointHealth(sql: Sql, limit: number): Promise<Endpo
     SELECT count(*) FILTER (WHERE failed_attempts_in_row > 0)::int AS failing,
            count(*) FILTER (WHERE NOT is_active)::int AS disabled
       FROM webhook_endpoints`;
-  const top = limit > 0
-    ? await sql<FailingEndpoint[]>`
+  const top =
+    limit > 0
+      ? await sql<FailingEndpoint[]>`
         SELECT id, organization_id, kind, failed_attempts_in_row, is_active,
                coalesce(extract(epoch FROM now() - failing_since), 0)::float8 AS failing_seconds
           FROM webhook_endpoints
          WHERE failed_attempts_in_row > 0
          ORDER BY failed_attempts_in_row DESC, id
          LIMIT ${limit}`
-    : [];
+      : [];
   return { failing: counts?.failing ?? 0, disabled: counts?.disabled ?? 0, top: [...top] };
 }

@@ -93,7 +93,10 @@ export async function captureTable(sql: Sql, spec: CaptureSpec): Promise<Capture
 }
 
 /** Removes a table's captures (only `triggerName` when given). Returns how many were removed. */
-export async function uncaptureTable(sql: Sql, target: { table: string; schema?: string | undefined; triggerName?: string | null | undefined }): Promise<number> {
+export async function uncaptureTable(
+  sql: Sql,
+  target: { table: string; schema?: string | undefined; triggerName?: string | null | undefined },
+): Promise<number> {
   const schema = target.schema ?? 'public';
   return translateErrors(`${schema}.${target.table}`, async () => {
     const [row] = await sql<{ removed: number }[]>`
@@ -112,9 +115,15 @@ export async function listCaptures(sql: Sql): Promise<CaptureListing[]> {
 }
 
 /** The seed's five triggers on whichever of users, agents, conversations, messages, external_integrations exist. */
-export async function installSeedTriggers(sql: Sql, opts: { schema?: string | undefined; organizationId?: string | null | undefined } = {}): Promise<SeedTriggerResult[]> {
-  return translateErrors(`schema ${opts.schema ?? 'public'}`, () => sql<SeedTriggerResult[]>`
-    SELECT table_name, trigger_name, installed FROM install_seed_triggers(${opts.schema ?? 'public'}::text, ${opts.organizationId ?? null}::uuid)`);
+export async function installSeedTriggers(
+  sql: Sql,
+  opts: { schema?: string | undefined; organizationId?: string | null | undefined } = {},
+): Promise<SeedTriggerResult[]> {
+  return translateErrors(
+    `schema ${opts.schema ?? 'public'}`,
+    () => sql<SeedTriggerResult[]>`
+    SELECT table_name, trigger_name, installed FROM install_seed_triggers(${opts.schema ?? 'public'}::text, ${opts.organizationId ?? null}::uuid)`,
+  );
 }
 
 export async function uninstallSeedTriggers(sql: Sql, opts: { schema?: string | undefined } = {}): Promise<number> {

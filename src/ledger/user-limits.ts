@@ -47,7 +47,10 @@ export async function writeOrganizationLimits(sql: Sql, organizationId: string, 
  * What ingestion needs before it looks at any one user: the organization's defaults, and whether any
  * of its users has an override at all (most have none, and then no per-user read is needed).
  */
-export async function readOrganizationUserLimits(sql: Sql, organizationId: string): Promise<{ organization: OrganizationLimitsRow | undefined; anyUserOverrides: boolean }> {
+export async function readOrganizationUserLimits(
+  sql: Sql,
+  organizationId: string,
+): Promise<{ organization: OrganizationLimitsRow | undefined; anyUserOverrides: boolean }> {
   const [row] = await sql<{ organization: OrganizationLimitsRow | null; any_user_overrides: boolean }[]>`
     SELECT (SELECT to_jsonb(o) - 'organization_id' - 'updated_at' FROM organization_limits o WHERE o.organization_id = ${organizationId}) AS organization,
            EXISTS (SELECT 1 FROM user_limits u WHERE u.organization_id = ${organizationId}) AS any_user_overrides`;

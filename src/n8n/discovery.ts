@@ -23,7 +23,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../ledger/connection.ts';
 import {
-  insertN8nWorkflowIn, lockN8nRegistryIn, lockN8nWorkflowsIn, n8nWorkflowActive, updateN8nWorkflowIn, type N8nConfirmation, type N8nWorkflowChanges,
+  insertN8nWorkflowIn,
+  lockN8nRegistryIn,
+  lockN8nWorkflowsIn,
+  n8nWorkflowActive,
+  updateN8nWorkflowIn,
+  type N8nConfirmation,
+  type N8nWorkflowChanges,
   type N8nWorkflowRow,
 } from '../ledger/n8n-workflows.ts';
 import { recordN8nDiscoveryRun } from '../ledger/n8n-discovery-runs.ts';
@@ -93,7 +99,7 @@ export type ServedWebhooks = { workflows: N8nApiWorkflow[]; pages: number; found
 /** Reads every page of n8n's workflow list (N8N_API_URL must be set); an N8nApiError when n8n says no. */
 export async function readServedWebhooks(config: Config, opts: { api?: N8nApi | undefined; pageSize?: number | undefined } = {}): Promise<ServedWebhooks> {
   const apiUrl = config.n8n.apiUrl;
-  if (!apiUrl) throw new FeatureDisabledError('reading n8n\'s workflows needs N8N_API_URL (and N8N_API_KEY) set: docs/n8n.md');
+  if (!apiUrl) throw new FeatureDisabledError("reading n8n's workflows needs N8N_API_URL (and N8N_API_KEY) set: docs/n8n.md");
   const api = opts.api ?? createN8nApi({ apiUrl, apiKey: config.n8n.apiKey, timeoutMs: config.n8n.apiTimeoutMs });
   const { workflows, pages } = await readAllWorkflows(api, opts.pageSize ?? config.n8n.discoveryPageSize);
   const base = n8nBaseUrl(config.n8n.webhookUrl ?? apiUrl);
@@ -149,15 +155,14 @@ async function applyDiscovery(deps: DiscoveryDeps, organizationId: string, serve
   const { sql, secrets, log } = deps;
   const { found, base } = served;
   const notes: { level: 'info' | 'warn'; row: N8nWorkflowRow; msg: string }[] = [];
-  const counts = await sql.begin(async (tx) => {
+  const counts = (await sql.begin(async (tx) => {
     const counts: Counts = { created: 0, updated: 0, unchanged: 0, deactivated: 0, reactivated: 0 };
     await lockN8nRegistryIn(tx, organizationId);
     const rows = await lockN8nWorkflowsIn(tx, organizationId);
     const byWorkflowId = new Map(rows.map((r) => [r.workflow_id, r]));
     const claimed = new Set<string>();
     for (const f of found) {
-      const row = byWorkflowId.get(f.workflowId)
-        ?? rows.find((r) => !claimed.has(r.id) && !listedIds.has(r.workflow_id) && r.webhook_url === f.webhookUrl);
+      const row = byWorkflowId.get(f.workflowId) ?? rows.find((r) => !claimed.has(r.id) && !listedIds.has(r.workflow_id) && r.webhook_url === f.webhookUrl);
       if (!row) {
         const created = await insertN8nWorkflowIn(tx, {
           organizationId,
@@ -180,8 +185,12 @@ async function applyDiscovery(deps: DiscoveryDeps, organizationId: string, serve
       }
       claimed.add(row.id);
       const changes = changesFor(row, f);
-      const edited = changes.workflowId !== undefined || changes.name !== undefined || changes.webhookUrl !== undefined
-        || changes.path !== undefined || changes.eventTypes !== undefined;
+      const edited =
+        changes.workflowId !== undefined ||
+        changes.name !== undefined ||
+        changes.webhookUrl !== undefined ||
+        changes.path !== undefined ||
+        changes.eventTypes !== undefined;
       if (changes.active?.isActive === false) counts.deactivated++;
       else if (changes.active?.isActive === true) {
         counts.reactivated++;
@@ -195,7 +204,11 @@ async function applyDiscovery(deps: DiscoveryDeps, organizationId: string, serve
       if (claimed.has(row.id)) continue;
       if (row.source === 'discovery') {
         if (!n8nWorkflowActive(row)) continue;
-        await updateN8nWorkflowIn(tx, row, { state: 'inactive', active: { isActive: false, reason: GONE_FROM_N8N }, confirmation: { confirmed: false, note: GONE_FROM_N8N } });
+        await updateN8nWorkflowIn(tx, row, {
+          state: 'inactive',
+          active: { isActive: false, reason: GONE_FROM_N8N },
+          confirmation: { confirmed: false, note: GONE_FROM_N8N },
+        });
         counts.deactivated++;
       } else if (row.source === 'seed' && row.path !== null && row.webhook_url === productionUrl(base, row.path)) {
         // Not adopted: no listed workflow has its URL. Only a row on this n8n's base URL is judged: one
@@ -205,12 +218,16 @@ async function applyDiscovery(deps: DiscoveryDeps, organizationId: string, serve
         await updateN8nWorkflowIn(tx, row, { confirmation, ...(stop ? { state: 'inactive', active: { isActive: false, reason: PATH_NOT_IN_N8N } } : {}) });
         if (stop) {
           counts.deactivated++;
-          notes.push({ level: 'warn', row, msg: `n8n discovery: seeded workflow deactivated, no workflow in n8n has a POST Webhook at its path (${row.path})` });
+          notes.push({
+            level: 'warn',
+            row,
+            msg: `n8n discovery: seeded workflow deactivated, no workflow in n8n has a POST Webhook at its path (${row.path})`,
+          });
         }
       }
     }
     return counts;
-  }) as Counts;
+  })) as Counts;
   for (const n of notes) log?.[n.level]({ organization: organizationId, workflow_id: n.row.workflow_id, id: n.row.id, path: n.row.path }, n.msg);
   return counts;
 }

@@ -19,7 +19,8 @@ export function registerN8n(services: Services): void {
     discoverN8nWorkflows(
       { sql: services.ledger.sql, config: services.config, secrets: workflowSecretsOf(services), log: services.log.child({ job: 'n8n-discovery' }) },
       { organizationId: p.organizationId },
-    ));
+    ),
+  );
   if (!healthContributors.includes(n8nHealth)) healthContributors.push(n8nHealth);
 }
 
@@ -38,7 +39,11 @@ export async function scheduleN8nDiscovery(services: Services): Promise<void> {
   const { n8n } = services.config;
   // Off: remove a schedule an earlier start left (with Redis it outlives processes).
   if (n8n.discoveryIntervalMs <= 0 || !n8n.apiUrl) return services.jobs.unschedule('n8n-discovery');
-  await services.jobs.enqueue('n8n-discovery', { organizationId: n8n.discoveryOrganizationId ?? DEFAULT_ORGANIZATION_ID }, { repeatEveryMs: n8n.discoveryIntervalMs });
+  await services.jobs.enqueue(
+    'n8n-discovery',
+    { organizationId: n8n.discoveryOrganizationId ?? DEFAULT_ORGANIZATION_ID },
+    { repeatEveryMs: n8n.discoveryIntervalMs },
+  );
 }
 
 const probes = new WeakMap<Services, { at: number; state: Promise<'reachable' | 'unreachable' | 'unhealthy'> }>();

@@ -61,7 +61,9 @@ export function createN8nApi(opts: { apiUrl: string; apiKey: string | undefined;
         throw new N8nApiError(`n8n API at ${base} refused the key (HTTP ${res.status}): check N8N_API_KEY`, { status: res.status });
       }
       if (res.status !== 200) {
-        throw new N8nApiError(`n8n API at ${base} answered HTTP ${res.status} to GET /api/v1/workflows: ${res.text.slice(0, MAX_ERROR_TEXT)}`, { status: res.status });
+        throw new N8nApiError(`n8n API at ${base} answered HTTP ${res.status} to GET /api/v1/workflows: ${res.text.slice(0, MAX_ERROR_TEXT)}`, {
+          status: res.status,
+        });
       }
       let body: { data?: unknown; nextCursor?: unknown };
       try {

@@ -30,7 +30,10 @@ export function routeWorkflow(w: { name: string; tags: readonly string[]; path: 
   });
   const fromName = eventTypesInName(w.name);
   if (fromTags.length || fromName.length) {
-    return { eventTypes: uniqueSorted([...fromTags, ...fromName]), source: fromTags.length && fromName.length ? 'tags+name' : fromTags.length ? 'tags' : 'name' };
+    return {
+      eventTypes: uniqueSorted([...fromTags, ...fromName]),
+      source: fromTags.length && fromName.length ? 'tags+name' : fromTags.length ? 'tags' : 'name',
+    };
   }
   const seed = SEED_PATH_EVENTS.get(w.path);
   return seed ? { eventTypes: [...seed], source: 'seed-path' } : { eventTypes: [], source: 'none' };
@@ -40,7 +43,10 @@ export function routeWorkflow(w: { name: string; tags: readonly string[]; path: 
 export function eventTypesInName(name: string): string[] {
   const m = NAME_LIST.exec(name);
   if (!m) return [];
-  const items = (m[1] as string).split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const items = (m[1] as string)
+    .split(/[\s,]+/)
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   return items.length && items.every(isValidEventFilter) ? uniqueSorted(items) : [];
 }
 
@@ -103,11 +109,15 @@ export function pathOfUrl(webhookUrl: string): string | null {
   try {
     path = decodeURIComponent(raw);
   } catch {
-    throw new ValidationError('webhook_url: the path after /webhook/ has a malformed percent-escape (each % must start a UTF-8 byte as %XX)', { field: 'webhook_url' });
+    throw new ValidationError('webhook_url: the path after /webhook/ has a malformed percent-escape (each % must start a UTF-8 byte as %XX)', {
+      field: 'webhook_url',
+    });
   }
   const bytes = Buffer.byteLength(path, 'utf8');
   if (bytes > MAX_WEBHOOK_PATH_BYTES) {
-    throw new ValidationError(`webhook_url: the path after /webhook/ is ${bytes} bytes in UTF-8; at most ${MAX_WEBHOOK_PATH_BYTES} can be stored`, { field: 'webhook_url' });
+    throw new ValidationError(`webhook_url: the path after /webhook/ is ${bytes} bytes in UTF-8; at most ${MAX_WEBHOOK_PATH_BYTES} can be stored`, {
+      field: 'webhook_url',
+    });
   }
   return path;
 }

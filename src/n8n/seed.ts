@@ -19,7 +19,13 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../ledger/connection.ts';
 import {
-  insertN8nWorkflowIn, lockN8nRegistryIn, lockN8nWorkflowsIn, n8nWorkflowActive, updateN8nWorkflowIn, type N8nConfirmation, type N8nWorkflowChanges,
+  insertN8nWorkflowIn,
+  lockN8nRegistryIn,
+  lockN8nWorkflowsIn,
+  n8nWorkflowActive,
+  updateN8nWorkflowIn,
+  type N8nConfirmation,
+  type N8nWorkflowChanges,
   type N8nWorkflowRow,
 } from '../ledger/n8n-workflows.ts';
 import { confirmationOf, INACTIVE_IN_N8N, PATH_NOT_IN_N8N, readServedWebhooks, type DiscoveredWorkflow } from './discovery.ts';
@@ -47,7 +53,7 @@ export type SeedOutcome = {
 /** What n8n's API said, read before seeding: its webhook workflows, or why it could not be read; null when not configured. */
 export type SeedCheck = { ok: true; found: readonly DiscoveredWorkflow[] } | { ok: false; error: string; checked?: false } | null;
 
-const OTHER_BASE = 'not checked: the seed\'s base URL is not the n8n that N8N_API_URL describes (N8N_WEBHOOK_URL)';
+const OTHER_BASE = "not checked: the seed's base URL is not the n8n that N8N_API_URL describes (N8N_WEBHOOK_URL)";
 
 /**
  * Asks n8n's API for its webhook workflows when N8N_API_URL is set and the seed goes to the n8n it
@@ -88,7 +94,12 @@ export async function seedN8nWorkflows(
         const asked = confirmation.confirmed !== null;
         if (asked) changes.confirmation = confirmation;
         const row = moved || changes.active || asked ? await updateN8nWorkflowIn(tx, own, changes) : own;
-        outcomes.push({ ...out, ...(asked ? {} : { confirmed: own.confirmed, note: own.confirmed === null ? confirmation.note : own.confirmation_note }), result: moved ? 'updated' : 'unchanged', is_active: n8nWorkflowActive(row) });
+        outcomes.push({
+          ...out,
+          ...(asked ? {} : { confirmed: own.confirmed, note: own.confirmed === null ? confirmation.note : own.confirmation_note }),
+          result: moved ? 'updated' : 'unchanged',
+          is_active: n8nWorkflowActive(row),
+        });
       } else if (rows.some((r) => r.webhook_url === url)) {
         const other = rows.find((r) => r.webhook_url === url) as N8nWorkflowRow;
         outcomes.push({ ...out, result: 'present', is_active: n8nWorkflowActive(other) });

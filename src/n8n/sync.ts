@@ -24,7 +24,14 @@ export type SyncResult = {
   /** delivered / failed: final. pending: not attempted yet; retrying: an attempt failed, another is scheduled. */
   status: 'delivered' | 'failed' | 'pending' | 'retrying' | 'paused';
   /** The last attempt, once there is one. */
-  delivery: { attempts: number; status_code: number | null; error: string | null; response_body: string | null; duration_ms: number | null; next_attempt_at: Date | null } | null;
+  delivery: {
+    attempts: number;
+    status_code: number | null;
+    error: string | null;
+    response_body: string | null;
+    duration_ms: number | null;
+    next_attempt_at: Date | null;
+  } | null;
   status_url: string;
 };
 
@@ -38,7 +45,9 @@ export async function syncToWorkflow(services: Services, r: SyncRequest): Promis
     throw new NotFoundError('n8n sync_type', r.syncType, { known_sync_types: known });
   }
   if (!n8nWorkflowActive(workflow) || !workflow.webhook_endpoint_id) {
-    throw new ConflictError(`n8n workflow ${workflow.workflow_id} ("${workflow.name}") for sync_type ${r.syncType} is inactive${workflow.disabled_reason ? `: ${workflow.disabled_reason}` : ''}`);
+    throw new ConflictError(
+      `n8n workflow ${workflow.workflow_id} ("${workflow.name}") for sync_type ${r.syncType} is inactive${workflow.disabled_reason ? `: ${workflow.disabled_reason}` : ''}`,
+    );
   }
   const event = await insertDirectedEvent(sql, {
     organizationId: r.organizationId,
@@ -60,16 +69,17 @@ export async function syncToWorkflow(services: Services, r: SyncRequest): Promis
     duplicate: event.duplicate,
     workflow: { id: workflow.id, workflow_id: workflow.workflow_id, name: workflow.name, url: workflow.delivery_url },
     status: statusOf(dispatch),
-    delivery: dispatch && dispatch.attempts > 0
-      ? {
-          attempts: dispatch.attempts,
-          status_code: dispatch.last_status_code,
-          error: dispatch.last_error,
-          response_body: last?.response_body ?? null,
-          duration_ms: last?.delivery_duration_ms ?? null,
-          next_attempt_at: dispatch.status === 'pending' ? dispatch.next_attempt_at : null,
-        }
-      : null,
+    delivery:
+      dispatch && dispatch.attempts > 0
+        ? {
+            attempts: dispatch.attempts,
+            status_code: dispatch.last_status_code,
+            error: dispatch.last_error,
+            response_body: last?.response_body ?? null,
+            duration_ms: last?.delivery_duration_ms ?? null,
+            next_attempt_at: dispatch.status === 'pending' ? dispatch.next_attempt_at : null,
+          }
+        : null,
     status_url: `/api/webhooks/events/${event.id}/status`,
   };
 }

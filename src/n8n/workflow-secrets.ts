@@ -47,7 +47,10 @@ export async function signUnsignedWorkflows(sql: Sql, secrets: WorkflowSecrets, 
     if (await setN8nEndpointSecretIfUnset(sql, w.endpoint_id, secrets.generate().ciphertext)) signed.push(w.workflow_id);
   }
   if (signed.length) {
-    log.warn({ workflows: signed }, 'WEBHOOK_SECRET is not set: these n8n workflows had no secret of their own and were given one; rotate each (POST /api/webhooks/n8n/workflows/:id/rotate-secret) to see it and configure n8n to verify it');
+    log.warn(
+      { workflows: signed },
+      'WEBHOOK_SECRET is not set: these n8n workflows had no secret of their own and were given one; rotate each (POST /api/webhooks/n8n/workflows/:id/rotate-secret) to see it and configure n8n to verify it',
+    );
   }
   return signed.length;
 }

@@ -107,12 +107,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry();
   const registers = [registry];
 
-  new Gauge({ name: 'carteiro_info', help: 'Always 1; the process role (api, worker or all) as a label.', labelNames: ['role'], registers }).set({ role: opts.role }, 1);
+  new Gauge({ name: 'carteiro_info', help: 'Always 1; the process role (api, worker or all) as a label.', labelNames: ['role'], registers }).set(
+    { role: opts.role },
+    1,
+  );
 
   // --- Deliveries (worker)
   const deliveries = new Counter({
     name: 'carteiro_deliveries_total',
-    help: 'Outcomes recorded in the ledger, by outcome (delivered, retrying, failed, gone, paused; deferred = handed back unattempted by a rate limit; cancelled = the endpoint\'s transformation cancelled it, nothing sent) and destination kind.',
+    help: "Outcomes recorded in the ledger, by outcome (delivered, retrying, failed, gone, paused; deferred = handed back unattempted by a rate limit; cancelled = the endpoint's transformation cancelled it, nothing sent) and destination kind.",
     labelNames: ['outcome', 'destination_kind'],
     registers,
   });
@@ -172,7 +175,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   workerGauge('carteiro_worker_in_flight', 'Deliveries this process has under way (parked ones included).', (s) => s.inFlight);
   workerGauge('carteiro_worker_parked', 'Deliveries in flight past CARTEIRO_WORKER_PARK_AFTER_MS (slow or silent receivers).', (s) => s.parked);
   workerGauge('carteiro_worker_unrecorded', 'Outcomes delivered and not yet committed to the ledger.', (s) => s.buffered);
-  workerGauge('carteiro_worker_contended_cap', 'The limit contention control puts on the busiest endpoints while quiet claims are slow (0: none).', (s) => s.contendedCap ?? 0);
+  workerGauge(
+    'carteiro_worker_contended_cap',
+    'The limit contention control puts on the busiest endpoints while quiet claims are slow (0: none).',
+    (s) => s.contendedCap ?? 0,
+  );
 
   // --- Ingest (API)
   const ingested = new Counter({
@@ -189,7 +196,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     labelNames: ['reason'],
     registers,
   });
-  const commitDuration = new Histogram({ name: 'carteiro_ingest_commit_duration_seconds', help: 'Latency of one group commit of incoming events.', buckets: SECONDS_FAST, registers });
+  const commitDuration = new Histogram({
+    name: 'carteiro_ingest_commit_duration_seconds',
+    help: 'Latency of one group commit of incoming events.',
+    buckets: SECONDS_FAST,
+    registers,
+  });
   const commitSize = new Histogram({ name: 'carteiro_ingest_commit_events', help: 'Events per group commit.', buckets: SIZES, registers });
 
   // --- Ledger state, read at scrape time
@@ -269,8 +281,16 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         }
       },
     });
-  failingGauge('carteiro_endpoint_failed_attempts_in_row', 'Failed attempts in a row, for the endpoints failing most (top CARTEIRO_METRICS_FAILING_ENDPOINTS).', (e) => e.failed_attempts_in_row);
-  failingGauge('carteiro_endpoint_failing_seconds', 'Since when the endpoint has failed without a success in between, for the same endpoints.', (e) => e.failing_seconds);
+  failingGauge(
+    'carteiro_endpoint_failed_attempts_in_row',
+    'Failed attempts in a row, for the endpoints failing most (top CARTEIRO_METRICS_FAILING_ENDPOINTS).',
+    (e) => e.failed_attempts_in_row,
+  );
+  failingGauge(
+    'carteiro_endpoint_failing_seconds',
+    'Since when the endpoint has failed without a success in between, for the same endpoints.',
+    (e) => e.failing_seconds,
+  );
 
   return {
     registry,

@@ -72,17 +72,16 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
   const rls = await ledgerRoleSeesAllRows(ledger.sql);
   if (!rls.ok) {
     await ledger.close();
-    throw new ConfigError(`database role "${rls.role}" neither owns Carteiro's tables (owner: "${rls.owner}") nor bypasses row level security, so it would see no rows; connect as the owner or GRANT "${rls.owner}" TO "${rls.role}" (docs/security.md)`);
+    throw new ConfigError(
+      `database role "${rls.role}" neither owns Carteiro's tables (owner: "${rls.owner}") nor bypasses row level security, so it would see no rows; connect as the owner or GRANT "${rls.owner}" TO "${rls.role}" (docs/security.md)`,
+    );
   }
 
   const redis = config.redis.url ? connectRedis(config.redis.url) : null;
   redis?.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
-  const liveBus = config.redis.url && redis
-    ? createRedisLiveBus(redis, config.redis.url, `${config.redis.prefix}:live:${ledger.schema}`)
-    : createLocalLiveBus();
-  const jobs = config.redis.url
-    ? createBullmqJobRunner(config.redis.url, `${config.redis.prefix}:${ledger.schema}`, log)
-    : createLocalJobRunner(log);
+  const liveBus =
+    config.redis.url && redis ? createRedisLiveBus(redis, config.redis.url, `${config.redis.prefix}:live:${ledger.schema}`) : createLocalLiveBus();
+  const jobs = config.redis.url ? createBullmqJobRunner(config.redis.url, `${config.redis.prefix}:${ledger.schema}`, log) : createLocalJobRunner(log);
 
   const metrics = createMetrics({
     sql: ledger.sql,
@@ -168,13 +167,16 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
 
   if (role !== 'api') {
     // SSRF guard at connect time: blocked DNS answers are dropped; blocked IP-literal hosts never sent to.
-    sender = guardSender(createHttpSender({
-      connectionsPerOrigin: config.delivery.connectionsPerOrigin,
-      timeoutMs: config.delivery.retry.timeoutMs,
-      connectTimeoutMs: config.delivery.connectTimeoutMs,
-      responseBodyLimitBytes: config.delivery.responseBodyLimitBytes,
-      connect: { lookup: destinations.lookup },
-    }), destinations);
+    sender = guardSender(
+      createHttpSender({
+        connectionsPerOrigin: config.delivery.connectionsPerOrigin,
+        timeoutMs: config.delivery.retry.timeoutMs,
+        connectTimeoutMs: config.delivery.connectTimeoutMs,
+        responseBodyLimitBytes: config.delivery.responseBodyLimitBytes,
+        connect: { lookup: destinations.lookup },
+      }),
+      destinations,
+    );
     services.dispatcher = createDispatcher({
       config,
       ledger,
@@ -199,16 +201,19 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
             count: list.length,
             delivered: list.filter((o) => o.success).length,
             // Each attempt, for followers such as `carteiro tail` (capped: a message stays small).
-            deliveries: list.filter((o) => o.attempted).slice(0, LIVE_DELIVERIES_PER_MESSAGE).map((o) => ({
-              event_id: o.eventId,
-              endpoint_id: o.endpointId,
-              attempt: o.attemptNumber,
-              success: o.success,
-              status_code: o.statusCode,
-              duration_ms: o.durationMs,
-              error: o.error,
-              next_status: o.nextStatus,
-            })),
+            deliveries: list
+              .filter((o) => o.attempted)
+              .slice(0, LIVE_DELIVERIES_PER_MESSAGE)
+              .map((o) => ({
+                event_id: o.eventId,
+                endpoint_id: o.endpointId,
+                attempt: o.attemptNumber,
+                success: o.success,
+                status_code: o.statusCode,
+                duration_ms: o.durationMs,
+                error: o.error,
+                next_status: o.nextStatus,
+              })),
           });
         }
       },

@@ -15,10 +15,7 @@ export type ResolvedKeys = { adminKey: string; encryptionKeys: string; generated
 
 export function resolveKeys(config: Config): ResolvedKeys {
   const embedded = !config.database.url;
-  const missing = [
-    !config.keys.adminKey && 'CARTEIRO_ADMIN_KEY',
-    !config.keys.encryptionKeys && 'CARTEIRO_ENCRYPTION_KEYS',
-  ].filter(Boolean);
+  const missing = [!config.keys.adminKey && 'CARTEIRO_ADMIN_KEY', !config.keys.encryptionKeys && 'CARTEIRO_ENCRYPTION_KEYS'].filter(Boolean);
   if (!embedded && missing.length) {
     throw new ConfigError(`${missing.join(' and ')} must be set when DATABASE_URL is (every process must share them)`);
   }

@@ -21,7 +21,10 @@ export async function ensureOperationsEndpoint(services: Services): Promise<stri
     await services.checkDestination(url);
   } catch (err) {
     // Not fatal: the operator configured it; deliveries will show why they fail.
-    log.warn({ err: (err as Error).message }, 'CARTEIRO_OPERATIONS_WEBHOOK_URL is not a destination webhooks may be sent to (see CARTEIRO_ALLOW_PRIVATE_NETWORKS)');
+    log.warn(
+      { err: (err as Error).message },
+      'CARTEIRO_OPERATIONS_WEBHOOK_URL is not a destination webhooks may be sent to (see CARTEIRO_ALLOW_PRIVATE_NETWORKS)',
+    );
   }
   const secret = config.operations.webhookSecret;
   const row = await upsertOperationsEndpoint(ledger.sql, { url, secretCiphertext: secret ? secretBox.seal(secret) : null });

@@ -56,8 +56,8 @@ export function createDataProtection(box: SecretBox, opts: { piiFields: readonly
   const mayHavePii = escapedInJson
     ? /(?:)/
     : piiFields.size
-    ? new RegExp(`"(?:${[...piiFields].map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})":`, 'i')
-    : null;
+      ? new RegExp(`"(?:${[...piiFields].map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})":`, 'i')
+      : null;
   const seal = (value: unknown) => box.seal(JSON.stringify(value));
   const shortBodies = new Map<string, string>();
   const isSealed = (v: unknown): v is string => typeof v === 'string' && v.startsWith(SEALED_PREFIX);

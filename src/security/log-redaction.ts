@@ -26,13 +26,16 @@ function decoded(text: string): string {
 export function redactedUrl(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
-  const params = url.slice(q + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    const rawName = eq < 0 ? pair : pair.slice(0, eq);
-    const name = decoded(rawName);
-    if (SHOWN.has(name)) return pair;
-    return NAMED.has(name) ? `${rawName}=${REDACTED}` : REDACTED;
-  });
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const rawName = eq < 0 ? pair : pair.slice(0, eq);
+      const name = decoded(rawName);
+      if (SHOWN.has(name)) return pair;
+      return NAMED.has(name) ? `${rawName}=${REDACTED}` : REDACTED;
+    });
   return `${url.slice(0, q)}?${params.join('&')}`;
 }
 

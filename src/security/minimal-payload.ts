@@ -44,7 +44,9 @@ export function validateIncludeFields(value: IncludeFields | null | undefined): 
     if (!Array.isArray(paths)) throw new ValidationError(`include_fields${where} must be an array of field paths`, { field: 'include_fields' });
     for (const p of paths) {
       if (typeof p !== 'string' || !PATH.test(p)) {
-        throw new ValidationError(`include_fields${where}: "${String(p).slice(0, 100)}" is not a field path (e.g. user_id, customer.email)`, { field: 'include_fields' });
+        throw new ValidationError(`include_fields${where}: "${String(p).slice(0, 100)}" is not a field path (e.g. user_id, customer.email)`, {
+          field: 'include_fields',
+        });
       }
     }
   };

@@ -228,7 +228,10 @@ const DNS_CACHE_LIMIT = 10_000;
 // c-ares failures that mean "no such address" rather than "could not find out".
 const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA']);
 
-const LOOPBACK: readonly ResolvedAddress[] = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+const LOOPBACK: readonly ResolvedAddress[] = [
+  { address: '127.0.0.1', family: 4 },
+  { address: '::1', family: 6 },
+];
 
 type Answer = { ok: true; addresses: ResolvedAddress[]; ttlMs: number } | { ok: false; code: string; ttlMs: number };
 
@@ -404,7 +407,11 @@ export function createDestinationGuard(opts: { allow: readonly string[]; resolve
           callback(err);
           return;
         }
-        if (options?.all) callback(null, allowed.map((a): LookupAddress => ({ address: a.address, family: a.family })));
+        if (options?.all)
+          callback(
+            null,
+            allowed.map((a): LookupAddress => ({ address: a.address, family: a.family })),
+          );
         else callback(null, (allowed[0] as LookupAddress).address, (allowed[0] as LookupAddress).family);
       },
       (err) => callback(err),
@@ -450,4 +457,3 @@ export function guardSender(sender: HttpSender, guard: DestinationGuard): HttpSe
     close: () => sender.close(),
   };
 }
-

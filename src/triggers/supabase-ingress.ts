@@ -51,15 +51,19 @@ export function createSupabaseIngress(deps: SupabaseIngressDeps): SupabaseIngres
         oldRecord: payload.old_record,
       });
       if (!mapped) return null;
-      return deps.ingest.ingest(mapped.organization_id, {
-        event_type: mapped.event_type,
-        data: JSON.parse(mapped.data_json) as Record<string, unknown>,
-        user_id: mapped.user_id ?? undefined,
-        record_id: mapped.record_id ?? undefined,
-        table_name: payload.table,
-        event_source: 'supabase',
-        idempotency_key: opts.idempotencyKey,
-      }, opts.trace);
+      return deps.ingest.ingest(
+        mapped.organization_id,
+        {
+          event_type: mapped.event_type,
+          data: JSON.parse(mapped.data_json) as Record<string, unknown>,
+          user_id: mapped.user_id ?? undefined,
+          record_id: mapped.record_id ?? undefined,
+          table_name: payload.table,
+          event_source: 'supabase',
+          idempotency_key: opts.idempotencyKey,
+        },
+        opts.trace,
+      );
     },
   };
 }

@@ -28,7 +28,9 @@ export function prettyLine(json: string): string {
     return json;
   }
   const time = new Date(typeof o.time === 'number' ? o.time : Date.now()).toTimeString().slice(0, 8);
-  const extra = Object.entries(o).filter(([k, v]) => !OMITTED.has(k) && v !== undefined).map(([k, v]) => `${k}=${field(v)}`);
+  const extra = Object.entries(o)
+    .filter(([k, v]) => !OMITTED.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${field(v)}`);
   return `${time} ${LEVELS[o.level as number] ?? 'LOG  '} ${String(o.msg ?? '')}${extra.length ? ` ${extra.join(' ')}` : ''}\n`;
 }
 

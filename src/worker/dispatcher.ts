@@ -12,7 +12,16 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Ledger } from '../ledger/connection.ts';
-import { claimDueDispatches, claimProbeDispatches, nextBatchDueAt, recordOutcomes, releaseExpiredLeases, type ClaimBounds, type ClaimedDispatch, type OutcomeRecord } from '../ledger/dispatches.ts';
+import {
+  claimDueDispatches,
+  claimProbeDispatches,
+  nextBatchDueAt,
+  recordOutcomes,
+  releaseExpiredLeases,
+  type ClaimBounds,
+  type ClaimedDispatch,
+  type OutcomeRecord,
+} from '../ledger/dispatches.ts';
 import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
 import { buildBatchEnvelope, buildEnvelope } from '../delivery/envelope.ts';
 import { groupBatches, memberOutcomes, type Delivery } from './batches.ts';
@@ -302,11 +311,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           const claim = claimBegins();
           const view = limits.view({ holdParked, holdBusy: quietOnly });
           loopClaimSince = now();
-          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, view, { batching }), 'claim')
-            .finally(() => {
-              claimsUnderWay.delete(claim);
-              loopClaimSince = null;
-            });
+          const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, want, leaseMs, bounds, view, { batching }), 'claim').finally(() => {
+            claimsUnderWay.delete(claim);
+            loopClaimSince = null;
+          });
           // An empty claim from the reserve is no progress: the worker is still held back by recording.
           if (!quietOnly || batch.length > 0) progress.progressed();
           deps.metrics?.claimed(batch.length);
@@ -379,8 +387,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (room <= 0) return;
     const claim = claimBegins();
     const announced = takeAnnouncement();
-    const batch = await withinDeadline(claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true }), { batching }), 'quiet claim')
-      .finally(() => claimsUnderWay.delete(claim));
+    const batch = await withinDeadline(
+      claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true }), { batching }),
+      'quiet claim',
+    ).finally(() => claimsUnderWay.delete(claim));
     measureQuietWait(batch, announced);
     deps.metrics?.claimed(batch.length);
     if (batch.length > 0) progress.progressed();
@@ -390,7 +400,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** Whether an endpoint in the claim's view had no room (its limit reached, or held). */
   function anyAtLimit(view: { inFlight: number[]; limits: number[] }): boolean {
-    for (let i = 0; i < view.limits.length; i++) if ((view.limits[i] as number) <= (view.inFlight[i] as number) && (view.inFlight[i] as number) > 0) return true;
+    for (let i = 0; i < view.limits.length; i++)
+      if ((view.limits[i] as number) <= (view.inFlight[i] as number) && (view.inFlight[i] as number) > 0) return true;
     return false;
   }
 
@@ -429,7 +440,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const deliveries = groupBatches(batch);
     // The quiet lane serves endpoints with nothing in flight: one the loop started sending to
     // meanwhile is the loop's now (its work goes back, and the loop claims it in turn).
-    const busyBefore = lane === 'quiet' && overlapped ? new Set(deliveries.filter((d) => !limits.idle(d.webhook_endpoint_id)).map((d) => d.webhook_endpoint_id)) : null;
+    const busyBefore =
+      lane === 'quiet' && overlapped ? new Set(deliveries.filter((d) => !limits.idle(d.webhook_endpoint_id)).map((d) => d.webhook_endpoint_id)) : null;
     for (const d of deliveries) {
       if (!overlapped || d.fifo) startDelivery(d);
       else if (busyBefore?.has(d.webhook_endpoint_id)) handBack(d);
@@ -544,14 +556,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function outgoing(d: Delivery): Promise<Outgoing> {
     // A batch: the members' envelopes in one (a batching endpoint has no transformation: endpoint-input.ts).
     if (d.members && d.batch_id) {
-      const events = d.members.map((m) => buildEnvelope(m.webhook_event_id, m.event_type, m.event_created_at, deps.prepareData ? deps.prepareData(m) : m.data_text));
+      const events = d.members.map((m) =>
+        buildEnvelope(m.webhook_event_id, m.event_type, m.event_created_at, deps.prepareData ? deps.prepareData(m) : m.data_text),
+      );
       return { kind: 'send', url: d.url, body: Buffer.from(buildBatchEnvelope(d.batch_id, events)), added: null };
     }
     const data = deps.prepareData ? deps.prepareData(d) : d.data_text;
     // Encoded once: these bytes are signed (twice) and sent.
-    if (!d.transformation) return { kind: 'send', url: d.url, body: Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, data)), added: null };
+    if (!d.transformation)
+      return { kind: 'send', url: d.url, body: Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, data)), added: null };
     if (!deps.transformer) return { kind: 'failed', error: 'transformations are not available in this worker', durationMs: 0 };
-    const t = await deps.transformer.apply(d.webhook_endpoint_id, d.transformation, { id: d.webhook_event_id, type: d.event_type, createdAt: d.event_created_at, dataJson: data }, d.url);
+    const t = await deps.transformer.apply(
+      d.webhook_endpoint_id,
+      d.transformation,
+      { id: d.webhook_event_id, type: d.event_type, createdAt: d.event_created_at, dataJson: data },
+      d.url,
+    );
     switch (t.kind) {
       case 'busy':
       case 'cancel':
@@ -620,7 +640,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         // The head of a FIFO queue that holds: everything after it waits, with the endpoint disabled,
         // until someone replays this one or enables the endpoint again (which skips it).
         if (d.fifo && d.fifo_on_exhausted === 'hold') {
-          return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null, disableEndpointReason: `${FIFO_HOLD_REASON}: ${outcome.reason}` };
+          return {
+            ...base,
+            success: false,
+            error: outcome.reason,
+            nextStatus: 'failed',
+            nextAttemptAt: null,
+            disableEndpointReason: `${FIFO_HOLD_REASON}: ${outcome.reason}`,
+          };
         }
         return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null };
       case 'gone':
@@ -673,7 +700,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (retryTimer) clearTimeout(retryTimer.timer);
     // A little after the due time, so the flush that makes the retry visible has committed.
     const delay = Math.max(0, at - now()) + flushIntervalMs + 5;
-    retryTimer = { at, timer: setTimeout(() => { retryTimer = null; void claimLoop(); }, delay) };
+    retryTimer = {
+      at,
+      timer: setTimeout(() => {
+        retryTimer = null;
+        void claimLoop();
+      }, delay),
+    };
     retryTimer.timer.unref();
   }
 
@@ -688,7 +721,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       return;
     }
     if (flushTimer) return;
-    else flushTimer = setTimeout(() => { flushTimer = null; void flush(); }, flushIntervalMs);
+    else
+      flushTimer = setTimeout(() => {
+        flushTimer = null;
+        void flush();
+      }, flushIntervalMs);
   }
 
   function flush(): Promise<void> {
@@ -816,10 +853,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       pollTimer = setInterval(() => void poll(), pollIntervalMs);
       pollTimer.unref();
       // The heartbeat carries progress, and checks it: alive is not the same as delivering.
-      const heartbeat = () => withinDeadline(touchWorker(ledger.sql, workerId, progress.msSinceProgress()), 'heartbeat')
-        .catch((err) => log.warn({ err }, 'worker heartbeat failed'))
-        .then(() => (running ? progress.check() : undefined))
-        .catch((err) => log.warn({ err }, 'progress check failed'));
+      const heartbeat = () =>
+        withinDeadline(touchWorker(ledger.sql, workerId, progress.msSinceProgress()), 'heartbeat')
+          .catch((err) => log.warn({ err }, 'worker heartbeat failed'))
+          .then(() => (running ? progress.check() : undefined))
+          .catch((err) => log.warn({ err }, 'progress check failed'));
       await heartbeat();
       heartbeatTimer = setInterval(heartbeat, HEARTBEAT_INTERVAL_MS);
       heartbeatTimer.unref();
@@ -851,14 +889,23 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // Recording retries while the ledger is away, but not for ever: a stop must end.
       const recordUntil = now() + Math.max(5_000, config.worker.ledgerDeadlineMs * 2);
       while ((flushing || buffer.length) && now() < recordUntil) await flush();
-      if (buffer.length) log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
+      if (buffer.length)
+        log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
       await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
       log.info({ workerId, unfinished: inFlight() }, 'worker stopped');
     },
     wake: () => void claimLoop(),
     stats: () => {
       const cap = limits.contendedCap();
-      return { workerId, inFlight: inFlight(), parked, buffered: buffer.length + recording, delivered, failedAttempts, contendedCap: cap === Infinity ? null : cap };
+      return {
+        workerId,
+        inFlight: inFlight(),
+        parked,
+        buffered: buffer.length + recording,
+        delivered,
+        failedAttempts,
+        contendedCap: cap === Infinity ? null : cap,
+      };
     },
   };
 }

@@ -7,4 +7,3 @@ export type EgressGate = {
   reserve(endpointId: string, ratePerSecond: number): Promise<number>;
   close(): Promise<void>;
 };
-

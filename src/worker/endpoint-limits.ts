@@ -203,7 +203,11 @@ export function createEndpointLimits(
         endpointIds.push(id);
         inFlight.push(s.inFlight);
         // A limit equal to what is in flight leaves no room; the hold ends by itself (next claim).
-        const held = (opts?.holdParked && s.parked > 0) || (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) || (opts?.holdSending && s.inFlight > 0) || s.holdUntil > now;
+        const held =
+          (opts?.holdParked && s.parked > 0) ||
+          (opts?.holdBusy && (s.inFlight > 0 || s.unrecorded > 0)) ||
+          (opts?.holdSending && s.inFlight > 0) ||
+          s.holdUntil > now;
         // holdSending (the quiet lane) serves an idle endpoint one delivery: its next event, not its backlog.
         const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, exempt(id) ? Infinity : contended);
         limits.push(held ? Math.max(s.inFlight, 0) : own);

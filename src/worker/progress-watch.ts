@@ -55,7 +55,10 @@ export function createProgressWatch(opts: ProgressWatchOptions, now: () => numbe
       if (!due) return;
       if (reconnectedAt === null) {
         reconnectedAt = now();
-        opts.log.error({ msSinceProgress: since, stallMs: opts.stallMs }, 'worker stalled: work is due and nothing was claimed or recorded; replacing the ledger connection pool');
+        opts.log.error(
+          { msSinceProgress: since, stallMs: opts.stallMs },
+          'worker stalled: work is due and nothing was claimed or recorded; replacing the ledger connection pool',
+        );
         await opts.reconnect('worker stalled');
         return;
       }

@@ -44,8 +44,10 @@ export function createSecretResolver(box: SecretBox, fallbackSecret: string | un
  */
 export class NoSigningSecretError extends Error {
   constructor(kind: string) {
-    super(`no signing secret: this ${kind === 'n8n' ? 'n8n workflow' : 'endpoint'} has no secret of its own and WEBHOOK_SECRET is not set; `
-      + 'not sent unsigned (restart Carteiro to give it one, or rotate its secret)');
+    super(
+      `no signing secret: this ${kind === 'n8n' ? 'n8n workflow' : 'endpoint'} has no secret of its own and WEBHOOK_SECRET is not set; ` +
+        'not sent unsigned (restart Carteiro to give it one, or rotate its secret)',
+    );
     this.name = 'NoSigningSecretError';
   }
 }

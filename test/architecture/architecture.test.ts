@@ -74,8 +74,12 @@ const EXCEPTIONS: Exception[] = [
   ['src/n8n/integration.ts', 'src/api/tenant.ts', TENANT_TYPES],
   ['src/security/tenancy/api-keys.ts', 'src/api/tenant.ts', TENANT_TYPES],
   // Single imports.
-  ['src/ledger/event-types.ts', 'src/catalog/builtin-event-types.ts', 'stores custom event types with the catalog\'s types (EventTypeDefinition, JsonSchema, Priority)'],
-  ['src/ingest/ingest-service.ts', 'src/api/schemas.ts', 'a user id\'s length limit is the API schema\'s shortText.maxLength'],
+  [
+    'src/ledger/event-types.ts',
+    'src/catalog/builtin-event-types.ts',
+    "stores custom event types with the catalog's types (EventTypeDefinition, JsonSchema, Priority)",
+  ],
+  ['src/ingest/ingest-service.ts', 'src/api/schemas.ts', "a user id's length limit is the API schema's shortText.maxLength"],
 ];
 
 function sourceFiles(dir: string): string[] {
@@ -126,7 +130,9 @@ function scan(): { imports: Finding[]; env: Finding[]; sql: Finding[] } {
     const at = (n: Node) => lineOf(text, n.start as number);
     const addImport = (n: Node, spec: unknown) => {
       if (typeof spec !== 'string' || !spec.startsWith('.')) return;
-      const to = relative(ROOT, normalize(join(ROOT, dirname(file), spec))).split('\\').join('/');
+      const to = relative(ROOT, normalize(join(ROOT, dirname(file), spec)))
+        .split('\\')
+        .join('/');
       imports.push({ file, line: at(n), to, what: spec });
     };
     walk(parsed.program, (n) => {
@@ -142,15 +148,17 @@ function scan(): { imports: Finding[]; env: Finding[]; sql: Finding[] } {
           }
           break;
         case 'TSImportType':
-          addImport(n, ((n.source ?? n.argument) as Node | null)?.value ?? (((n.argument as Node | null)?.literal as Node | undefined)?.value));
+          addImport(n, ((n.source ?? n.argument) as Node | null)?.value ?? ((n.argument as Node | null)?.literal as Node | undefined)?.value);
           break;
         case 'MemberExpression': {
           const name = propertyName(n);
-          if (isIdentifier(n.object, 'process') && (name === 'env' || name === 'loadEnvFile')) env.push({ file, line: at(n), to: 'env', what: `process.${name}` });
+          if (isIdentifier(n.object, 'process') && (name === 'env' || name === 'loadEnvFile'))
+            env.push({ file, line: at(n), to: 'env', what: `process.${name}` });
           break;
         }
         case 'VariableDeclarator':
-          if (isIdentifier(n.init, 'process') && (n.id as Node).type === 'ObjectPattern') env.push({ file, line: at(n), to: 'env', what: 'destructures process' });
+          if (isIdentifier(n.init, 'process') && (n.id as Node).type === 'ObjectPattern')
+            env.push({ file, line: at(n), to: 'env', what: 'destructures process' });
           break;
         case 'TaggedTemplateExpression': {
           const tag = n.tag as Node;

@@ -47,12 +47,15 @@ async function partitionsOf(sql: Sql, ids: string[]): Promise<Map<string, string
 async function deliveredEvents(c: TestCarteiro, n: number, extra: Record<string, unknown> = {}): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) ids.push(await trigger(c, { event_type: 'agent.created', data: { agent_id: `a${i}` }, ...extra }));
-  await eventually(async () => {
-    const [r] = await c.services.ledger.sql<{ n: number }[]>`
+  await eventually(
+    async () => {
+      const [r] = await c.services.ledger.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM webhook_events e WHERE id = ANY(${ids}::uuid[]) AND status = 'completed'
         AND EXISTS (SELECT 1 FROM webhook_deliveries a WHERE a.webhook_event_id = e.id)`;
-    return r!.n === n;
-  }, { what: `${n} events delivered` });
+      return r!.n === n;
+    },
+    { what: `${n} events delivered` },
+  );
   return ids;
 }
 
@@ -82,8 +85,14 @@ describe('attempt partitions', () => {
     const parts = await listAttemptPartitions(sql);
     const today = utcDay(new Date());
     const expected = Array.from({ length: ATTEMPT_PARTITION_DAYS_AHEAD + 1 }, (_, i) => partitionName(new Date(today.getTime() + i * DAY_MS)));
-    assert.deepEqual(parts.filter((p) => !p.isDefault).map((p) => p.name), expected);
-    assert.deepEqual(parts.filter((p) => p.isDefault).map((p) => p.name), ['webhook_deliveries_default']);
+    assert.deepEqual(
+      parts.filter((p) => !p.isDefault).map((p) => p.name),
+      expected,
+    );
+    assert.deepEqual(
+      parts.filter((p) => p.isDefault).map((p) => p.name),
+      ['webhook_deliveries_default'],
+    );
     for (const p of parts.filter((p) => !p.isDefault)) {
       assert.equal(p.rangeStart!.getTime() % DAY_MS, 0, `${p.name} starts at a UTC midnight`);
       assert.equal(p.rangeEnd!.getTime() - p.rangeStart!.getTime(), DAY_MS, `${p.name} is one day`);
@@ -92,7 +101,10 @@ describe('attempt partitions', () => {
     const noRls = await sql<{ relname: string }[]>`
       SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
       WHERE i.inhparent = 'webhook_deliveries'::regclass AND NOT c.relrowsecurity`;
-    assert.deepEqual(noRls.map((x) => x.relname), []);
+    assert.deepEqual(
+      noRls.map((x) => x.relname),
+      [],
+    );
 
     // Attempts the worker records (recordOutcomes) sit in the partition of their created_at's UTC day.
     const events = await deliveredEvents(c, 3);
@@ -106,9 +118,14 @@ describe('attempt partitions', () => {
     const at = daysFromNow(40);
     const created = await ensureAttemptPartitions(sql, { at, daysAhead: 2 });
     const first = utcDay(at);
-    assert.deepEqual(created.map((p) => p.name), [0, 1, 2].map((i) => partitionName(new Date(first.getTime() + i * DAY_MS))));
-    assert.deepEqual(created.map((p) => [p.rangeStart.getTime(), p.rangeEnd.getTime(), p.movedRows]),
-      [0, 1, 2].map((i) => [first.getTime() + i * DAY_MS, first.getTime() + (i + 1) * DAY_MS, 0]));
+    assert.deepEqual(
+      created.map((p) => p.name),
+      [0, 1, 2].map((i) => partitionName(new Date(first.getTime() + i * DAY_MS))),
+    );
+    assert.deepEqual(
+      created.map((p) => [p.rangeStart.getTime(), p.rangeEnd.getTime(), p.movedRows]),
+      [0, 1, 2].map((i) => [first.getTime() + i * DAY_MS, first.getTime() + (i + 1) * DAY_MS, 0]),
+    );
     assert.deepEqual(await ensureAttemptPartitions(sql, { at, daysAhead: 2 }), [], 'idempotent');
     assert.deepEqual(await ensureAttemptPartitions(sql), [], 'today and the week ahead exist since start-up');
     // A new partition is routed to at once.
@@ -121,38 +138,48 @@ describe('attempt partitions', () => {
     const past = daysFromNow(-400);
     const farId = await insertAttempt(sql, randomUUID(), far);
     const pastId = await insertAttempt(sql, randomUUID(), past);
-    const infinityId = (await sql<{ id: string }[]>`
+    const infinityId = (
+      await sql<{ id: string }[]>`
       INSERT INTO webhook_deliveries (organization_id, webhook_event_id, attempt_number, success, delivery_duration_ms, created_at)
-      VALUES (${ORG}, ${randomUUID()}, 1, false, 1, 'infinity') RETURNING id`)[0]!.id;
+      VALUES (${ORG}, ${randomUUID()}, 1, false, 1, 'infinity') RETURNING id`
+    )[0]!.id;
     let where = await partitionsOf(sql, [farId, pastId, infinityId]);
     assert.deepEqual([where.get(farId), where.get(pastId), where.get(infinityId)], Array(3).fill('webhook_deliveries_default'));
 
     // Creating the far row's day moves it out of the default in the same transaction.
     const created = await ensureAttemptPartitions(sql, { at: far, daysAhead: 0 });
-    assert.deepEqual(created.map((p) => [p.name, p.movedRows]), [[partitionName(far), 1]]);
+    assert.deepEqual(
+      created.map((p) => [p.name, p.movedRows]),
+      [[partitionName(far), 1]],
+    );
     where = await partitionsOf(sql, [farId, pastId, infinityId]);
-    assert.deepEqual([where.get(farId), where.get(pastId), where.get(infinityId)],
-      [partitionName(far), 'webhook_deliveries_default', 'webhook_deliveries_default']);
+    assert.deepEqual(
+      [where.get(farId), where.get(pastId), where.get(infinityId)],
+      [partitionName(far), 'webhook_deliveries_default', 'webhook_deliveries_default'],
+    );
     const [kept] = await sql<{ response_body: string; created_at: Date }[]>`SELECT response_body, created_at FROM webhook_deliveries WHERE id = ${farId}`;
     assert.equal(kept!.created_at.getTime(), far.getTime(), 'the moved row is unchanged');
   });
 
-  test('erasure deletes a user\'s attempts in every partition', async () => {
-    const [ana1, ana2, ana3] = await deliveredEvents(c, 3, { user_id: 'ana-partitions' }) as [string, string, string];
+  test("erasure deletes a user's attempts in every partition", async () => {
+    const [ana1, ana2, ana3] = (await deliveredEvents(c, 3, { user_id: 'ana-partitions' })) as [string, string, string];
     const [other] = await deliveredEvents(c, 1, { user_id: 'bob-partitions' });
     await ensureAttemptPartitions(sql, { at: daysFromNow(-10), daysAhead: 0 });
     await sql`UPDATE webhook_deliveries SET created_at = now() - interval '10 days' WHERE webhook_event_id = ${ana1}`; // an older partition
     await sql`UPDATE webhook_deliveries SET created_at = now() + interval '500 days' WHERE webhook_event_id = ${ana2}`; // the default
     await insertAttempt(sql, ana3, daysFromNow(2)); // a partition ahead
-    const count = async (ids: string[]) => (await sql<{ n: number; parts: number }[]>`
-      SELECT count(*)::int AS n, count(DISTINCT tableoid)::int AS parts FROM webhook_deliveries WHERE webhook_event_id = ANY(${ids}::uuid[])`).map((x) => ({ ...x }))[0]!;
+    const count = async (ids: string[]) =>
+      (
+        await sql<{ n: number; parts: number }[]>`
+      SELECT count(*)::int AS n, count(DISTINCT tableoid)::int AS parts FROM webhook_deliveries WHERE webhook_event_id = ANY(${ids}::uuid[])`
+      ).map((x) => ({ ...x }))[0]!;
     assert.deepEqual(await count([ana1, ana2, ana3]), { n: 4, parts: 4 });
 
     const res = await c.request('DELETE', 'users/ana-partitions/data');
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.attempts_deleted, 4);
     assert.deepEqual(await count([ana1, ana2, ana3]), { n: 0, parts: 0 });
-    assert.equal((await count([other!])).n, 1, 'another user\'s attempts stay');
+    assert.equal((await count([other!])).n, 1, "another user's attempts stay");
   });
 
   test('retention drops whole expired partitions, keeps recent ones, and keeps the attempts of events it keeps', async () => {
@@ -166,7 +193,7 @@ describe('attempt partitions', () => {
       assert.equal(oldCreated.length, 3);
       await ensureAttemptPartitions(rsql, { at: daysFromNow(-29), daysAhead: 0 });
 
-      const [finished1, finished2, paused, recent] = await deliveredEvents(r, 4) as [string, string, string, string];
+      const [finished1, finished2, paused, recent] = (await deliveredEvents(r, 4)) as [string, string, string, string];
       const old = [finished1, finished2, paused];
       await rsql`UPDATE webhook_events SET created_at = now() - interval '44 days' WHERE id = ANY(${old}::uuid[])`;
       await rsql`UPDATE webhook_deliveries SET created_at = now() - interval '44 days' WHERE webhook_event_id = ANY(${old}::uuid[])`;
@@ -176,8 +203,13 @@ describe('attempt partitions', () => {
       const orphanOld = await insertAttempt(rsql, randomUUID(), daysFromNow(-45));
       const within = await insertAttempt(rsql, randomUUID(), daysFromNow(-29));
 
-      const byPartition = async () => Object.fromEntries((await rsql<{ part: string; n: number }[]>`
-        SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM webhook_deliveries GROUP BY 1`).map((x) => [x.part.replace(/^.*\./, ''), x.n]));
+      const byPartition = async () =>
+        Object.fromEntries(
+          (
+            await rsql<{ part: string; n: number }[]>`
+        SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM webhook_deliveries GROUP BY 1`
+          ).map((x) => [x.part.replace(/^.*\./, ''), x.n]),
+        );
       const before = await byPartition();
       assert.equal(before[partitionName(daysFromNow(-44))], 3, 'the three back-dated attempts');
       assert.equal(before[partitionName(daysFromNow(-43))], 1);
@@ -187,14 +219,17 @@ describe('attempt partitions', () => {
       assert.equal(recentBefore.length, 1);
 
       const job = await r.services.jobs.enqueue('retention-purge', { olderThanDays: 30 });
-      const state = await eventually(async () => {
-        const s = await r.services.jobs.get(job.id);
-        return s && (s.state === 'completed' || s.state === 'failed') ? s : null;
-      }, { what: 'the retention job to finish' });
+      const state = await eventually(
+        async () => {
+          const s = await r.services.jobs.get(job.id);
+          return s && (s.state === 'completed' || s.state === 'failed') ? s : null;
+        },
+        { what: 'the retention job to finish' },
+      );
       assert.equal(state.error, null);
       const result = state.result as Record<string, number>;
       assert.equal(result.partitions_dropped, 3);
-      assert.equal(result.partition_attempts_kept, 2, 'the paused event\'s two attempts');
+      assert.equal(result.partition_attempts_kept, 2, "the paused event's two attempts");
       assert.equal(result.partitions_busy, 0);
       assert.equal(result.events, 2, 'the two finished old events, by the batched purge');
       assert.equal(result.dispatches, 2);
@@ -209,7 +244,10 @@ describe('attempt partitions', () => {
       assert.equal(after.webhook_deliveries_default, 2, 'the kept attempts, now in the default partition');
 
       // Recent data untouched; the kept event, its dispatch and its whole log are still there.
-      assert.deepEqual((await rsql<{ id: string }[]>`SELECT id FROM webhook_deliveries WHERE webhook_event_id = ${recent}`).map((x) => x.id), recentBefore);
+      assert.deepEqual(
+        (await rsql<{ id: string }[]>`SELECT id FROM webhook_deliveries WHERE webhook_event_id = ${recent}`).map((x) => x.id),
+        recentBefore,
+      );
       const keptLog = await rsql<{ id: string; response_body: string | null }[]>`
         SELECT id, response_body FROM webhook_deliveries WHERE webhook_event_id = ${paused} ORDER BY created_at`;
       assert.equal(keptLog.length, 2);
@@ -233,7 +271,9 @@ describe('attempt partitions', () => {
     }
   });
 
-  test('a drop that cannot get its lock gives way (inserts go on) and succeeds once the table is free', { skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent lock holder' }, async () => {
+  test('a drop that cannot get its lock gives way (inserts go on) and succeeds once the table is free', {
+    skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent lock holder',
+  }, async () => {
     await ensureAttemptPartitions(sql, { at: daysFromNow(-60), daysAhead: 0 });
     const expired = partitionName(daysFromNow(-60));
     // A long reader of the attempt log holds ACCESS SHARE on it.
@@ -249,7 +289,10 @@ describe('attempt partitions', () => {
       assert.ok(Date.now() - started < 20_000); // a lock timeout or two (300 ms), not the reader's whole transaction
       assert.equal((await partitionsOf(sql, [id])).get(id), partitionName(new Date()));
       assert.deepEqual(await dropping, { dropped: [], busy: true });
-      assert.ok((await listAttemptPartitions(sql)).some((p) => p.name === expired), 'left for a later run');
+      assert.ok(
+        (await listAttemptPartitions(sql)).some((p) => p.name === expired),
+        'left for a later run',
+      );
     } finally {
       await reader`ROLLBACK`;
       reader.release();
@@ -259,9 +302,11 @@ describe('attempt partitions', () => {
     assert.equal(done.busy, false);
   });
 
-  test('a kept event erased while its partition is being dropped does not get its attempts back', { skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent lock holder' }, async () => {
+  test('a kept event erased while its partition is being dropped does not get its attempts back', {
+    skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent lock holder',
+  }, async () => {
     await ensureAttemptPartitions(sql, { at: daysFromNow(-70), daysAhead: 0 });
-    const [held] = await deliveredEvents(c, 1) as [string];
+    const [held] = (await deliveredEvents(c, 1)) as [string];
     await sql`UPDATE webhook_dispatches SET status = 'paused' WHERE webhook_event_id = ${held}`;
     await sql`UPDATE webhook_events SET created_at = now() - interval '70 days' WHERE id = ${held}`;
     await sql`UPDATE webhook_deliveries SET created_at = now() - interval '70 days' WHERE webhook_event_id = ${held}`;
@@ -272,9 +317,14 @@ describe('attempt partitions', () => {
       await reader`SELECT count(*) FROM webhook_deliveries`;
       // The drop copies the held event's attempts out, then waits for the parent's lock…
       dropping = dropExpiredAttemptPartitions(sql, { cutoff: daysFromNow(-65), lockTimeoutMs: 20_000, retries: 0 });
-      await eventually(async () => (await sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%drop_expired_attempt_partitions%'`)[0]!.n === 1,
-      { what: 'the drop to wait for its lock' });
+      await eventually(
+        async () =>
+          (
+            await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%drop_expired_attempt_partitions%'`
+          )[0]!.n === 1,
+        { what: 'the drop to wait for its lock' },
+      );
       // …meanwhile the event goes (as an erasure's delete would, before the drop holds the lock).
       await sql`DELETE FROM webhook_events WHERE id = ${held}`;
     } finally {
@@ -282,7 +332,10 @@ describe('attempt partitions', () => {
       reader.release();
     }
     const done = await dropping!;
-    assert.deepEqual(done.dropped.map((d) => [d.name, d.keptRows]), [[partitionName(daysFromNow(-70)), 0]]);
+    assert.deepEqual(
+      done.dropped.map((d) => [d.name, d.keptRows]),
+      [[partitionName(daysFromNow(-70)), 0]],
+    );
     const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_event_id = ${held}`;
     assert.equal(left!.n, 0);
   });
@@ -304,87 +357,121 @@ async function migrateUpTo(sql: Sql, schema: string, last: string): Promise<void
 
 describe('migrating an install that already has attempt rows', () => {
   for (const prebuilt of [false, true]) {
-    test(prebuilt
-      ? 'with the (id, created_at) index built beforehand, the migration uses it'
-      : 'the old table becomes the legacy partition in place: no row copied, indexes kept, grants carried over', async () => {
-      // A schema of its own, migrated by hand below: not a copy of the migrated template.
-      const env = testEnv({ schema: uniqueSchema('legacy') });
-      const ledger = await openLedger(loadConfig(env), { poolSize: 2 });
-      const sql = ledger.sql;
-      const role = `carteiro_reader_${randomBytes(4).toString('hex')}`;
-      try {
-        await migrateUpTo(sql, ledger.schema, '0005');
-        const [unpartitioned] = await sql<{ relkind: string }[]>`SELECT relkind::text FROM pg_class WHERE oid = 'webhook_deliveries'::regclass`;
-        assert.equal(unpartitioned!.relkind, 'r');
-        // 60 days of history, one row per 6 hours, and one row dated ahead (a clock that ran fast).
-        await sql`
+    test(
+      prebuilt
+        ? 'with the (id, created_at) index built beforehand, the migration uses it'
+        : 'the old table becomes the legacy partition in place: no row copied, indexes kept, grants carried over',
+      async () => {
+        // A schema of its own, migrated by hand below: not a copy of the migrated template.
+        const env = testEnv({ schema: uniqueSchema('legacy') });
+        const ledger = await openLedger(loadConfig(env), { poolSize: 2 });
+        const sql = ledger.sql;
+        const role = `carteiro_reader_${randomBytes(4).toString('hex')}`;
+        try {
+          await migrateUpTo(sql, ledger.schema, '0005');
+          const [unpartitioned] = await sql<{ relkind: string }[]>`SELECT relkind::text FROM pg_class WHERE oid = 'webhook_deliveries'::regclass`;
+          assert.equal(unpartitioned!.relkind, 'r');
+          // 60 days of history, one row per 6 hours, and one row dated ahead (a clock that ran fast).
+          await sql`
           INSERT INTO webhook_deliveries (organization_id, webhook_event_id, attempt_number, success, response_body, delivery_duration_ms, created_at)
           SELECT ${ORG}, gen_random_uuid(), 1, g % 2 = 0, 'old ' || g, g, now() - g * interval '6 hours' FROM generate_series(0, 239) g`;
-        const futureId = await insertAttempt(sql, randomUUID(), daysFromNow(3), 'ahead');
-        await sql.unsafe(`CREATE ROLE ${role} NOLOGIN`);
-        await sql.unsafe(`GRANT SELECT ON webhook_deliveries TO ${role}`);
-        if (prebuilt) await sql`CREATE UNIQUE INDEX webhook_deliveries_id_created ON webhook_deliveries (id, created_at)`;
-        const storage = async (names: string[]) => Object.fromEntries((await sql<{ relname: string; node: string }[]>`
+          const futureId = await insertAttempt(sql, randomUUID(), daysFromNow(3), 'ahead');
+          await sql.unsafe(`CREATE ROLE ${role} NOLOGIN`);
+          await sql.unsafe(`GRANT SELECT ON webhook_deliveries TO ${role}`);
+          if (prebuilt) await sql`CREATE UNIQUE INDEX webhook_deliveries_id_created ON webhook_deliveries (id, created_at)`;
+          const storage = async (names: string[]) =>
+            Object.fromEntries(
+              (
+                await sql<{ relname: string; node: string }[]>`
           SELECT relname, pg_relation_filenode(oid)::text AS node FROM pg_class
-          WHERE relnamespace = ${ledger.schema}::regnamespace AND relname = ANY(${names})`).map((x) => [x.relname, x.node]));
-        const before = await storage(['webhook_deliveries', 'webhook_deliveries_event', 'webhook_deliveries_created', 'webhook_deliveries_endpoint', 'webhook_deliveries_id_created']);
-        const rowsBefore = await sql<{ id: string; created_at: Date; response_body: string }[]>`
+          WHERE relnamespace = ${ledger.schema}::regnamespace AND relname = ANY(${names})`
+              ).map((x) => [x.relname, x.node]),
+            );
+          const before = await storage([
+            'webhook_deliveries',
+            'webhook_deliveries_event',
+            'webhook_deliveries_created',
+            'webhook_deliveries_endpoint',
+            'webhook_deliveries_id_created',
+          ]);
+          const rowsBefore = await sql<{ id: string; created_at: Date; response_body: string }[]>`
           SELECT id, created_at, response_body FROM webhook_deliveries ORDER BY id`;
-        assert.equal(rowsBefore.length, 241);
+          assert.equal(rowsBefore.length, 241);
 
-        assert.equal((await migrate(sql, ledger.schema))[0], '0006_attempt_partitions');
+          assert.equal((await migrate(sql, ledger.schema))[0], '0006_attempt_partitions');
 
-        // Every row kept, as it was.
-        const rowsAfter = await sql<{ id: string; created_at: Date; response_body: string }[]>`
+          // Every row kept, as it was.
+          const rowsAfter = await sql<{ id: string; created_at: Date; response_body: string }[]>`
           SELECT id, created_at, response_body FROM webhook_deliveries ORDER BY id`;
-        assert.deepEqual(rowsAfter.map((x) => ({ ...x })), rowsBefore.map((x) => ({ ...x })));
-        // The old table and its indexes are the legacy partition's, on the same storage: nothing rewritten.
-        const afterStorage = await storage(['webhook_deliveries_legacy', 'webhook_deliveries_legacy_event', 'webhook_deliveries_legacy_created', 'webhook_deliveries_legacy_endpoint', 'webhook_deliveries_legacy_pkey']);
-        assert.equal(afterStorage.webhook_deliveries_legacy, before.webhook_deliveries);
-        assert.equal(afterStorage.webhook_deliveries_legacy_event, before.webhook_deliveries_event);
-        assert.equal(afterStorage.webhook_deliveries_legacy_created, before.webhook_deliveries_created);
-        assert.equal(afterStorage.webhook_deliveries_legacy_endpoint, before.webhook_deliveries_endpoint);
-        if (prebuilt) assert.equal(afterStorage.webhook_deliveries_legacy_pkey, before.webhook_deliveries_id_created);
-        const indexParents = await sql<{ child: string; parent: string }[]>`
+          assert.deepEqual(
+            rowsAfter.map((x) => ({ ...x })),
+            rowsBefore.map((x) => ({ ...x })),
+          );
+          // The old table and its indexes are the legacy partition's, on the same storage: nothing rewritten.
+          const afterStorage = await storage([
+            'webhook_deliveries_legacy',
+            'webhook_deliveries_legacy_event',
+            'webhook_deliveries_legacy_created',
+            'webhook_deliveries_legacy_endpoint',
+            'webhook_deliveries_legacy_pkey',
+          ]);
+          assert.equal(afterStorage.webhook_deliveries_legacy, before.webhook_deliveries);
+          assert.equal(afterStorage.webhook_deliveries_legacy_event, before.webhook_deliveries_event);
+          assert.equal(afterStorage.webhook_deliveries_legacy_created, before.webhook_deliveries_created);
+          assert.equal(afterStorage.webhook_deliveries_legacy_endpoint, before.webhook_deliveries_endpoint);
+          if (prebuilt) assert.equal(afterStorage.webhook_deliveries_legacy_pkey, before.webhook_deliveries_id_created);
+          const indexParents = await sql<{ child: string; parent: string }[]>`
           SELECT ci.relname AS child, pi.relname AS parent FROM pg_inherits i
           JOIN pg_class ci ON ci.oid = i.inhrelid JOIN pg_class pi ON pi.oid = i.inhparent
           WHERE ci.relname LIKE 'webhook_deliveries_legacy_%' AND ci.relnamespace = ${ledger.schema}::regnamespace ORDER BY 1`;
-        assert.deepEqual(indexParents.map((x) => [x.child, x.parent]), [
-          ['webhook_deliveries_legacy_created', 'webhook_deliveries_created'],
-          ['webhook_deliveries_legacy_endpoint', 'webhook_deliveries_endpoint'],
-          ['webhook_deliveries_legacy_event', 'webhook_deliveries_event'],
-          ['webhook_deliveries_legacy_pkey', 'webhook_deliveries_pkey'],
-        ]);
-        const tomorrow = new Date(utcDay(new Date()).getTime() + DAY_MS);
-        const parts = await listAttemptPartitions(sql);
-        assert.deepEqual(parts[0], { name: 'webhook_deliveries_legacy', rangeStart: null, rangeEnd: tomorrow, isDefault: false });
-        // The row dated ahead was moved to its own day; the days after today have partitions.
-        assert.equal((await partitionsOf(sql, [futureId])).get(futureId), partitionName(daysFromNow(3)));
-        assert.deepEqual(parts.filter((p) => !p.isDefault).slice(1).map((p) => p.name),
-          Array.from({ length: ATTEMPT_PARTITION_DAYS_AHEAD }, (_, i) => partitionName(new Date(tomorrow.getTime() + i * DAY_MS))));
-        // What an operator granted on the old table still holds on the new one.
-        const [grant] = await sql<{ ok: boolean }[]>`SELECT has_table_privilege(${role}, 'webhook_deliveries', 'SELECT') AS ok`;
-        assert.equal(grant!.ok, true);
+          assert.deepEqual(
+            indexParents.map((x) => [x.child, x.parent]),
+            [
+              ['webhook_deliveries_legacy_created', 'webhook_deliveries_created'],
+              ['webhook_deliveries_legacy_endpoint', 'webhook_deliveries_endpoint'],
+              ['webhook_deliveries_legacy_event', 'webhook_deliveries_event'],
+              ['webhook_deliveries_legacy_pkey', 'webhook_deliveries_pkey'],
+            ],
+          );
+          const tomorrow = new Date(utcDay(new Date()).getTime() + DAY_MS);
+          const parts = await listAttemptPartitions(sql);
+          assert.deepEqual(parts[0], { name: 'webhook_deliveries_legacy', rangeStart: null, rangeEnd: tomorrow, isDefault: false });
+          // The row dated ahead was moved to its own day; the days after today have partitions.
+          assert.equal((await partitionsOf(sql, [futureId])).get(futureId), partitionName(daysFromNow(3)));
+          assert.deepEqual(
+            parts
+              .filter((p) => !p.isDefault)
+              .slice(1)
+              .map((p) => p.name),
+            Array.from({ length: ATTEMPT_PARTITION_DAYS_AHEAD }, (_, i) => partitionName(new Date(tomorrow.getTime() + i * DAY_MS))),
+          );
+          // What an operator granted on the old table still holds on the new one.
+          const [grant] = await sql<{ ok: boolean }[]>`SELECT has_table_privilege(${role}, 'webhook_deliveries', 'SELECT') AS ok`;
+          assert.equal(grant!.ok, true);
 
-        // Today's attempts go on into the legacy partition, tomorrow's into their own.
-        const nowId = await insertAttempt(sql, randomUUID(), null);
-        const tomorrowId = await insertAttempt(sql, randomUUID(), new Date(tomorrow.getTime() + 60_000));
-        const where = await partitionsOf(sql, [nowId, tomorrowId]);
-        assert.equal(where.get(nowId), 'webhook_deliveries_legacy');
-        assert.equal(where.get(tomorrowId), partitionName(tomorrow));
+          // Today's attempts go on into the legacy partition, tomorrow's into their own.
+          const nowId = await insertAttempt(sql, randomUUID(), null);
+          const tomorrowId = await insertAttempt(sql, randomUUID(), new Date(tomorrow.getTime() + 60_000));
+          const where = await partitionsOf(sql, [nowId, tomorrowId]);
+          assert.equal(where.get(nowId), 'webhook_deliveries_legacy');
+          assert.equal(where.get(tomorrowId), partitionName(tomorrow));
 
-        // Once its whole range is past the cutoff, the legacy partition is dropped like any day.
-        const dropped = await dropExpiredAttemptPartitions(sql, { cutoff: tomorrow });
-        assert.deepEqual(dropped.dropped.map((d) => [d.name, d.keptRows]), [['webhook_deliveries_legacy', 0]]);
-        const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries`;
-        assert.equal(left!.n, 2, 'the row dated ahead and tomorrow\'s');
-      } finally {
-        await sql.unsafe(`DROP SCHEMA IF EXISTS "${ledger.schema}" CASCADE`).catch(() => {});
-        await sql.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
-        await ledger.close();
-        await dropSchema(env);
-        if (env.CARTEIRO_DATA_DIR) rmSync(env.CARTEIRO_DATA_DIR, { recursive: true, force: true });
-      }
-    });
+          // Once its whole range is past the cutoff, the legacy partition is dropped like any day.
+          const dropped = await dropExpiredAttemptPartitions(sql, { cutoff: tomorrow });
+          assert.deepEqual(
+            dropped.dropped.map((d) => [d.name, d.keptRows]),
+            [['webhook_deliveries_legacy', 0]],
+          );
+          const [left] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries`;
+          assert.equal(left!.n, 2, "the row dated ahead and tomorrow's");
+        } finally {
+          await sql.unsafe(`DROP SCHEMA IF EXISTS "${ledger.schema}" CASCADE`).catch(() => {});
+          await sql.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+          await ledger.close();
+          await dropSchema(env);
+          if (env.CARTEIRO_DATA_DIR) rmSync(env.CARTEIRO_DATA_DIR, { recursive: true, force: true });
+        }
+      },
+    );
   }
 });

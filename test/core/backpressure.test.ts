@@ -40,11 +40,14 @@ describe('backpressure from the ledger', { skip: BACKEND !== 'postgres' && 'PGli
       await lock.close();
     }
 
-    await eventually(async () => {
-      const [row] = await c.services.ledger.sql<{ done: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await c.services.ledger.sql<{ done: number }[]>`
         SELECT count(*)::int AS done FROM webhook_dispatches WHERE status = 'succeeded'`;
-      return row?.done === EVENTS;
-    }, { what: 'every delivery recorded after the lock is released' });
+        return row?.done === EVENTS;
+      },
+      { what: 'every delivery recorded after the lock is released' },
+    );
     const ids = receiver.received.map((r) => r.headers['webhook-id']);
     assert.equal(new Set(ids).size, EVENTS, 'every event delivered');
     assert.equal(ids.length, EVENTS, 'none sent twice');

@@ -34,7 +34,15 @@ async function dispatches(c: TestCarteiro, endpointId: string) {
 describe('batching', () => {
   let c: TestCarteiro;
   before(async () => {
-    c = await startCarteiro({ env: { WEBHOOK_MAX_RETRIES: '5', WEBHOOK_RETRY_BASE_DELAY_MS: '50', WEBHOOK_RETRY_MAX_DELAY_MS: '100', WEBHOOK_RETRY_JITTER: '0', CARTEIRO_SLOW_LANE_AFTER_FAILURES: '0' } });
+    c = await startCarteiro({
+      env: {
+        WEBHOOK_MAX_RETRIES: '5',
+        WEBHOOK_RETRY_BASE_DELAY_MS: '50',
+        WEBHOOK_RETRY_MAX_DELAY_MS: '100',
+        WEBHOOK_RETRY_JITTER: '0',
+        CARTEIRO_SLOW_LANE_AFTER_FAILURES: '0',
+      },
+    });
   });
   after(() => c.stop());
 
@@ -107,7 +115,11 @@ describe('batching', () => {
       assert.equal(b.count, 10);
       assert.equal(r.headers['webhook-id'], b.id, 'the batch has its own webhook-id, in the body too');
       assert.ok(!ids.includes(b.id));
-      assert.deepEqual(b.events.map((e) => e.id), ids, 'every event, each with its own id, in the order accepted');
+      assert.deepEqual(
+        b.events.map((e) => e.id),
+        ids,
+        'every event, each with its own id, in the order accepted',
+      );
       for (const [i, e] of b.events.entries()) {
         assert.deepEqual(Object.keys(e), ['id', 'type', 'timestamp', 'data'], "each member is the single event's envelope");
         assert.equal(e.type, 'agent.created');
@@ -118,7 +130,10 @@ describe('batching', () => {
       assert.ok(verifiesWithStandardWebhooks(ep.secret, r), 'Standard Webhooks over the batch id and body');
 
       const rows = await dispatches(c, ep.id);
-      assert.ok(rows.every((d) => d.status === 'succeeded' && d.batch_id === b.id && d.attempts === 1), JSON.stringify(rows));
+      assert.ok(
+        rows.every((d) => d.status === 'succeeded' && d.batch_id === b.id && d.attempts === 1),
+        JSON.stringify(rows),
+      );
       const events = await c.services.ledger.sql<{ status: string }[]>`SELECT status FROM webhook_events WHERE id = ANY(${ids}::uuid[])`;
       assert.ok(events.every((e) => e.status === 'completed'));
 
@@ -127,13 +142,20 @@ describe('batching', () => {
       assert.equal(res.status, 200);
       const attempts = await c.services.ledger.sql<{ webhook_event_id: string; batch_id: string; success: boolean }[]>`
         SELECT webhook_event_id, batch_id, success FROM webhook_deliveries WHERE webhook_endpoint_id = ${ep.id} ORDER BY webhook_event_id`;
-      assert.deepEqual(attempts.map((a) => a.webhook_event_id), ids);
+      assert.deepEqual(
+        attempts.map((a) => a.webhook_event_id),
+        ids,
+      );
       assert.ok(attempts.every((a) => a.batch_id === b.id && a.success));
       const shown = await c.request('GET', `events/${ids[3]}/attempts`);
       assert.equal(shown.status, 200);
       assert.equal(shown.body.data[0].batch_id, b.id, "the event's attempts show the batch id");
       const log = await c.request('GET', `endpoints/${ep.id}/attempts`);
-      assert.deepEqual(log.body.data.map((a: { webhook_event_id: string }) => a.webhook_event_id).sort(), [...ids].sort(), "the endpoint's log: the batch's members");
+      assert.deepEqual(
+        log.body.data.map((a: { webhook_event_id: string }) => a.webhook_event_id).sort(),
+        [...ids].sort(),
+        "the endpoint's log: the batch's members",
+      );
       assert.ok(log.body.data.every((a: { batch_id: string }) => a.batch_id === b.id));
       const ep2 = await c.request('GET', `endpoints/${ep.id}`);
       assert.equal(ep2.body.success_count, 1, 'the endpoint counts requests: one batch');
@@ -153,7 +175,11 @@ describe('batching', () => {
       assert.ok(waited >= 380, `sent after ${waited} ms, not before the wait`);
       await settled(c, { endpointId: ep.id });
       assert.equal(rx.received.length, 1);
-      assert.deepEqual(body(rx.received[0] as Received).events.map((e) => e.id), ids, 'a partial batch of 3');
+      assert.deepEqual(
+        body(rx.received[0] as Received).events.map((e) => e.id),
+        ids,
+        'a partial batch of 3',
+      );
     } finally {
       await rx.close();
     }
@@ -177,7 +203,13 @@ describe('batching', () => {
   test('group by type: each batch holds one event type', async () => {
     const rx = await startReceiver();
     try {
-      const ep = await createEndpoint(c, { url: `${rx.url}/types`, events: ['agent.created', 'agent.deleted'], batch_max_events: 4, batch_max_wait_ms: 200, batch_group_by_type: true });
+      const ep = await createEndpoint(c, {
+        url: `${rx.url}/types`,
+        events: ['agent.created', 'agent.deleted'],
+        batch_max_events: 4,
+        batch_max_wait_ms: 200,
+        batch_group_by_type: true,
+      });
       const events = Array.from({ length: 10 }, (_, i) => ({ event_type: i % 2 ? 'agent.deleted' : 'agent.created', data: { agent_id: `types-${i}` } }));
       const ids = await send(c, events);
       await settled(c, { endpointId: ep.id });
@@ -197,10 +229,13 @@ describe('batching', () => {
       const ids = await send(c, agents('retry', 5));
       await rx.waitFor(2);
       // While it fails: every member waits for the batch's retry, with the batch's answer.
-      await eventually(async () => {
-        const rows = await dispatches(c, ep.id);
-        return rows.every((d) => d.status === 'pending' && d.last_status_code === 503 && d.attempts >= 1) && new Set(rows.map((d) => d.attempts)).size === 1;
-      }, { what: 'every member pending with the failed attempt' });
+      await eventually(
+        async () => {
+          const rows = await dispatches(c, ep.id);
+          return rows.every((d) => d.status === 'pending' && d.last_status_code === 503 && d.attempts >= 1) && new Set(rows.map((d) => d.attempts)).size === 1;
+        },
+        { what: 'every member pending with the failed attempt' },
+      );
       const events = await c.services.ledger.sql<{ status: string }[]>`SELECT status FROM webhook_events WHERE id = ANY(${ids}::uuid[])`;
       assert.ok(events.every((e) => e.status === 'processing'));
       healed = true;
@@ -209,13 +244,22 @@ describe('batching', () => {
       assert.ok(rx.received.length >= 2);
       for (const r of rx.received) {
         assert.equal(r.headers['webhook-id'], batchId, 'the same webhook-id');
-        assert.deepEqual(body(r).events.map((e) => e.id), ids, 'the same members');
+        assert.deepEqual(
+          body(r).events.map((e) => e.id),
+          ids,
+          'the same members',
+        );
         assert.equal(body(r).id, batchId);
         assert.ok(verifiesWithStandardWebhooks(ep.secret, r));
       }
       const rows = await dispatches(c, ep.id);
-      assert.ok(rows.every((d) => d.status === 'succeeded' && d.attempts === rx.received.length && d.batch_id === batchId), JSON.stringify(rows));
-      const attempts = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_endpoint_id = ${ep.id} AND batch_id = ${batchId as string}`;
+      assert.ok(
+        rows.every((d) => d.status === 'succeeded' && d.attempts === rx.received.length && d.batch_id === batchId),
+        JSON.stringify(rows),
+      );
+      const attempts = await c.services.ledger.sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_endpoint_id = ${ep.id} AND batch_id = ${batchId as string}`;
       assert.equal(attempts[0]?.n, 5 * rx.received.length, 'an attempt row per member per attempt');
 
       // Replay one member: it goes alone, as a single event, with its own id as webhook-id.
@@ -252,7 +296,14 @@ describe('batching', () => {
       return { status: 200 };
     });
     try {
-      const ep = await createEndpoint(c, { url: `${rx.url}/cap`, events: ['agent.created'], batch_max_events: 5, batch_max_wait_ms: 0, max_in_flight: 1, rate_limit_per_second: 100 });
+      const ep = await createEndpoint(c, {
+        url: `${rx.url}/cap`,
+        events: ['agent.created'],
+        batch_max_events: 5,
+        batch_max_wait_ms: 0,
+        max_in_flight: 1,
+        rate_limit_per_second: 100,
+      });
       const ids = await send(c, agents('cap', 40));
       await settled(c, { endpointId: ep.id });
       assert.equal(maxOpen, 1, 'one batch in flight at a time');
@@ -286,9 +337,15 @@ describe('batching: a worker that dies holding a batch', { skip: !DATABASE_URL &
       assert.equal(rx.received.length, 1);
       const r = rx.received[0] as Received;
       assert.equal(r.headers['webhook-id'], batchId);
-      assert.deepEqual(body(r).events.map((e) => e.id), ids);
+      assert.deepEqual(
+        body(r).events.map((e) => e.id),
+        ids,
+      );
       const rows = await dispatches(api, ep.id);
-      assert.ok(rows.every((d) => d.status === 'succeeded' && d.batch_id === batchId && d.attempts === 2), JSON.stringify(rows));
+      assert.ok(
+        rows.every((d) => d.status === 'succeeded' && d.batch_id === batchId && d.attempts === 2),
+        JSON.stringify(rows),
+      );
     } finally {
       await rx.close();
       await worker?.stop({ keepSchema: true });

@@ -62,7 +62,10 @@ describe('event catalog cache', () => {
 
     // Expired: every concurrent caller gets the cached type without waiting, and one read goes out.
     const served = await Promise.all(Array.from({ length: 25 }, () => catalog.resolve(org, 'cache.known')));
-    assert.ok(served.every((t) => t === first), 'the cached type is served while it is refreshed');
+    assert.ok(
+      served.every((t) => t === first),
+      'the cached type is served while it is refreshed',
+    );
     await eventually(() => counted.queries() === readsAfterFirst + 1, { what: 'one background read' });
     await sleep(20);
     assert.equal(counted.queries(), readsAfterFirst + 1, 'concurrent expired lookups share one read');
@@ -102,10 +105,13 @@ describe('event catalog cache', () => {
     await sql`UPDATE event_types SET schema = ${sql.json({ type: 'object', required: ['order_id'] })} WHERE organization_id = ${org} AND name = 'cache.changed'`;
     time.pass(TTL_MS + 1);
     await catalog.resolve(org, 'cache.changed'); // stale answer; starts the refresh
-    const v2 = await eventually(async () => {
-      const t = await catalog.resolve(org, 'cache.changed');
-      return t.validate !== v1.validate ? t : null;
-    }, { what: 'the new schema compiled' });
+    const v2 = await eventually(
+      async () => {
+        const t = await catalog.resolve(org, 'cache.changed');
+        return t.validate !== v1.validate ? t : null;
+      },
+      { what: 'the new schema compiled' },
+    );
     assert.throws(() => catalog.validateData(v2, { anything: 1 }), /data\.order_id is required/);
   });
 });
@@ -127,15 +133,24 @@ describe('event-type schemas: validation cost is bounded', () => {
 
   test('patterns run in linear time: backtracking patterns are kept and answer at once', { timeout: 30_000 }, async () => {
     // With a backtracking engine each of these strings takes hours and stalls every request.
-    const nested = await c.request('POST', 'event-types', { name: 'regex.nested', schema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a+)+$' } } } });
+    const nested = await c.request('POST', 'event-types', {
+      name: 'regex.nested',
+      schema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a+)+$' } } },
+    });
     assert.equal(nested.status, 201, JSON.stringify(nested.body));
-    const alternation = await c.request('POST', 'event-types', { name: 'regex.alternation', schema: { type: 'object', patternProperties: { '^(x|x)*$': { type: 'integer' } } } });
+    const alternation = await c.request('POST', 'event-types', {
+      name: 'regex.alternation',
+      schema: { type: 'object', patternProperties: { '^(x|x)*$': { type: 'integer' } } },
+    });
     assert.equal(alternation.status, 201, JSON.stringify(alternation.body));
     const slow = await c.request('POST', 'trigger', { event_type: 'regex.nested', data: { code: `${'a'.repeat(60)}b` } });
     assert.equal(slow.status, 422);
     assert.equal(slow.body.details.field, 'data.code');
     assert.equal((await c.request('POST', 'trigger', { event_type: 'regex.nested', data: { code: 'a'.repeat(60) } })).status, 202);
-    const keyed = await c.request('POST', 'trigger', { event_type: 'regex.alternation', data: { [`${'x'.repeat(60)}`]: 'not an integer', [`${'x'.repeat(60)}y`]: 'free' } });
+    const keyed = await c.request('POST', 'trigger', {
+      event_type: 'regex.alternation',
+      data: { [`${'x'.repeat(60)}`]: 'not an integer', [`${'x'.repeat(60)}y`]: 'free' },
+    });
     assert.equal(keyed.status, 422, JSON.stringify(keyed.body));
     assert.equal((await c.request('GET', 'health')).status, 200);
   });
@@ -189,7 +204,9 @@ describe('event-type schemas: validation cost is bounded', () => {
     for (let i = 0; i < 40; i++) deep = { a: deep };
     const slow = c.request('POST', 'trigger', { event_type: 'costly.recursive', data: deep });
     let slowDone = false;
-    void slow.then(() => { slowDone = true; });
+    void slow.then(() => {
+      slowDone = true;
+    });
     await sleep(50);
     const health = await c.request('GET', 'health');
     assert.equal(health.status, 200);
@@ -207,7 +224,10 @@ describe('event-type schemas: validation cost is bounded', () => {
     // Memory too: many branches each walking a long array (in one thread with no limit, 4 GB ran out).
     const branches: unknown[] = [];
     while (JSON.stringify(branches).length < 30_000) branches.push({ items: { type: 'integer' }, contains: { const: branches.length + 1e6 } });
-    assert.equal((await c.request('POST', 'event-types', { name: 'costly.branches', schema: { type: 'object', properties: { d: { anyOf: branches } } } })).status, 201);
+    assert.equal(
+      (await c.request('POST', 'event-types', { name: 'costly.branches', schema: { type: 'object', properties: { d: { anyOf: branches } } } })).status,
+      201,
+    );
     const big = await c.request('POST', 'trigger', { event_type: 'costly.branches', data: { d: Array.from({ length: 150_000 }, (_, k) => k % 10) } });
     assert.equal(big.status, 422, JSON.stringify(big.body));
     assert.match(big.body.message, /too costly/);
@@ -215,7 +235,11 @@ describe('event-type schemas: validation cost is bounded', () => {
     assert.equal(small.status, 202, JSON.stringify(small.body));
 
     // Pairwise uniqueness over objects is quadratic: small arrays are checked, large ones refused.
-    assert.equal((await c.request('POST', 'event-types', { name: 'costly.unique', schema: { type: 'object', properties: { l: { type: 'array', uniqueItems: true } } } })).status, 201);
+    assert.equal(
+      (await c.request('POST', 'event-types', { name: 'costly.unique', schema: { type: 'object', properties: { l: { type: 'array', uniqueItems: true } } } }))
+        .status,
+      201,
+    );
     assert.equal((await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: [[1], [2]] } })).status, 202);
     assert.equal((await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: [[1], [1]] } })).status, 422);
     const pairs = await c.request('POST', 'trigger', { event_type: 'costly.unique', data: { l: Array.from({ length: 60_000 }, (_, k) => [k]) } });
@@ -236,13 +260,23 @@ describe('event-type schemas: validation cost is bounded', () => {
 
   test('two organizations may use the same $id; format is an annotation', async () => {
     const [orgA, orgB] = await Promise.all(['id-a', 'id-b'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string));
-    const schema = { $id: 'https://schemas.example/order', type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' }, email: { type: 'string', format: 'email' } } };
+    const schema = {
+      $id: 'https://schemas.example/order',
+      type: 'object',
+      required: ['order_id'],
+      properties: { order_id: { type: 'string' }, email: { type: 'string', format: 'email' } },
+    };
     for (const org of [orgA, orgB]) {
       const res = await c.request('POST', 'event-types', { name: 'order.placed', schema }, { 'x-organization-id': org as string });
       assert.equal(res.status, 201, JSON.stringify(res.body));
     }
     for (const org of [orgA, orgB]) {
-      const ok = await c.request('POST', 'trigger', { event_type: 'order.placed', data: { order_id: 'o1', email: 'not checked' } }, { 'x-organization-id': org as string });
+      const ok = await c.request(
+        'POST',
+        'trigger',
+        { event_type: 'order.placed', data: { order_id: 'o1', email: 'not checked' } },
+        { 'x-organization-id': org as string },
+      );
       assert.equal(ok.status, 202, JSON.stringify(ok.body));
       const bad = await c.request('POST', 'trigger', { event_type: 'order.placed', data: {} }, { 'x-organization-id': org as string });
       assert.equal(bad.status, 422);
@@ -262,7 +296,14 @@ describe('event-type schemas: one organization cannot affect another', () => {
 
   const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
   /** Identifiers that name something shared: the meta-schemas, the id Carteiro lends a root, another organization's. */
-  const HOSTILE_IDS = [DRAFT_07, 'http://json-schema.org/draft-07/schema', 'https://json-schema.org/draft/2020-12/schema', 'urn:carteiro:event-type', 'https://victim.example/order', 'http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger'];
+  const HOSTILE_IDS = [
+    DRAFT_07,
+    'http://json-schema.org/draft-07/schema',
+    'https://json-schema.org/draft/2020-12/schema',
+    'urn:carteiro:event-type',
+    'https://victim.example/order',
+    'http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger',
+  ];
 
   /** Hostile schemas: each identifier in each place a schema can carry one, inline and on the isolated thread. */
   function hostileSchemas(): { what: string; schema: Record<string, unknown> }[] {
@@ -283,8 +324,10 @@ describe('event-type schemas: one organization cannot affect another', () => {
     return out;
   }
 
-  test('hostile $id, $schema, $ref, $anchor and $defs from one organization leave every other organization\'s types working', { timeout: 120_000 }, async () => {
-    const [victim, attacker] = (await Promise.all(['victim', 'attacker'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string))) as [string, string];
+  test("hostile $id, $schema, $ref, $anchor and $defs from one organization leave every other organization's types working", { timeout: 120_000 }, async () => {
+    const [victim, attacker] = (await Promise.all(
+      ['victim', 'attacker'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string),
+    )) as [string, string];
     const as = (org: string) => ({ 'x-organization-id': org });
     const victimSchema = { $id: 'https://victim.example/order', type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' } } };
     assert.equal((await c.request('POST', 'event-types', { name: 'order.placed', schema: victimSchema }, as(victim))).status, 201);
@@ -320,7 +363,7 @@ describe('event-type schemas: one organization cannot affect another', () => {
     const sameName = { $id: 'https://victim.example/order', type: 'object', required: ['z'] };
     assert.equal((await c.request('POST', 'event-types', { name: 'order.placed', schema: sameName }, as(attacker))).status, 201);
     assert.equal((await c.request('POST', 'event-types', { name: 'user.registered', schema: { type: 'object', required: ['z'] } }, as(attacker))).status, 409);
-    await victimStillWorks('after the victim\'s name was used');
+    await victimStillWorks("after the victim's name was used");
     assert.equal((await c.request('POST', 'trigger', { event_type: 'order.placed', data: { z: 1 } }, as(attacker))).status, 202);
     assert.equal((await c.request('POST', 'trigger', { event_type: 'order.placed', data: { order_id: 'o1' } }, as(attacker))).status, 422);
   });
@@ -339,7 +382,10 @@ describe('event-type schemas: one organization cannot affect another', () => {
     }
     const listed = (await c.request('GET', 'event-types')).body.data as { name: string }[];
     // Names of data properties are not identifiers: a property may be called "$id" or "$ref".
-    const named = await c.request('POST', 'event-types', { name: 'named.props', schema: { type: 'object', required: ['$id'], properties: { $id: { type: 'string' }, $ref: { type: 'integer' } } } });
+    const named = await c.request('POST', 'event-types', {
+      name: 'named.props',
+      schema: { type: 'object', required: ['$id'], properties: { $id: { type: 'string' }, $ref: { type: 'integer' } } },
+    });
     assert.equal(named.status, 201, JSON.stringify(named.body));
     assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $id: 'x', $ref: 1 } })).status, 202);
     assert.equal((await c.request('POST', 'trigger', { event_type: 'named.props', data: { $ref: 1 } })).status, 422);

@@ -71,7 +71,11 @@ describe('a claim with less room than endpoints with due work', () => {
       const res = await c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `turn-${round}` } });
       assert.equal(res.status, 202, JSON.stringify(res.body));
       const claimed = await claimDueDispatches(sql, 'w-turns', 1, 60_000, bounds, view);
-      assert.deepEqual(claimed.map((d) => d.webhook_endpoint_id), [quiet.id], `round ${round}`);
+      assert.deepEqual(
+        claimed.map((d) => d.webhook_endpoint_id),
+        [quiet.id],
+        `round ${round}`,
+      );
       // The others' rows stay due, so every round has ten endpoints to choose from.
     }
   });

@@ -41,13 +41,28 @@ function spawnCli(args: string[], env: Record<string, string>) {
 
 /** A received request as the text `carteiro verify` reads: request line, headers, blank line, body. */
 function asHttpText(r: Received, drop: (name: string) => boolean = () => false): string {
-  const headers = Object.entries(r.headers).filter(([k]) => !drop(k)).map(([k, v]) => `${k}: ${v}`);
+  const headers = Object.entries(r.headers)
+    .filter(([k]) => !drop(k))
+    .map(([k, v]) => `${k}: ${v}`);
   return `POST ${r.path} HTTP/1.1\r\n${headers.join('\r\n')}\r\n\r\n${r.body}`;
 }
 
 const NEW_COMMANDS = [
-  ['send'], ['tail'], ['events'], ['endpoints'], ['endpoints', 'create'], ['endpoints', 'update'], ['endpoints', 'rotate'], ['endpoints', 'test'],
-  ['endpoints', 'enable'], ['endpoints', 'disable'], ['replay'], ['recover'], ['verify'], ['listen'], ['templates'],
+  ['send'],
+  ['tail'],
+  ['events'],
+  ['endpoints'],
+  ['endpoints', 'create'],
+  ['endpoints', 'update'],
+  ['endpoints', 'rotate'],
+  ['endpoints', 'test'],
+  ['endpoints', 'enable'],
+  ['endpoints', 'disable'],
+  ['replay'],
+  ['recover'],
+  ['verify'],
+  ['listen'],
+  ['templates'],
 ];
 
 test('--help on every operator command prints its help and does nothing else', async (t) => {
@@ -57,20 +72,25 @@ test('--help on every operator command prints its help and does nothing else', a
   // Nothing listens there: a command that tried the API would fail, not print help.
   const env = { CARTEIRO_DATA_DIR: dataDir, CARTEIRO_URL: `http://127.0.0.1:${await freePort()}/api/webhooks`, LOG_LEVEL: 'warn' };
   const failures: string[] = [];
-  const queue = NEW_COMMANDS.flatMap((c) => [[...c, '--help'], [...c, '-h']]);
-  await Promise.all([0, 1].map(async () => {
-    for (let args = queue.shift(); args; args = queue.shift()) {
-      const r = await runCarteiro(args, env, { timeoutMs: 30_000 });
-      const name = `carteiro ${args.join(' ')}`;
-      const sub = args.length > 2 ? args[1] : undefined;
-      if (r.timedOut) failures.push(`${name}: still running after 30 s`);
-      else if (r.code !== 0) failures.push(`${name}: exit code ${r.code} (${r.stderr.slice(0, 300)})`);
-      else if (!/^Usage: carteiro /m.test(r.stdout)) failures.push(`${name}: no usage printed (${r.stdout.slice(0, 200)})`);
-      else if (sub && !r.stdout.includes(`carteiro ${args[0]} ${sub}`)) failures.push(`${name}: not the ${sub} action's help (${r.stdout.slice(0, 200)})`);
-      else if (r.stderr.trim()) failures.push(`${name}: wrote to stderr (${r.stderr.slice(0, 200)})`);
-      if (existsSync(dataDir)) failures.push(`${name}: created the data folder`);
-    }
-  }));
+  const queue = NEW_COMMANDS.flatMap((c) => [
+    [...c, '--help'],
+    [...c, '-h'],
+  ]);
+  await Promise.all(
+    [0, 1].map(async () => {
+      for (let args = queue.shift(); args; args = queue.shift()) {
+        const r = await runCarteiro(args, env, { timeoutMs: 30_000 });
+        const name = `carteiro ${args.join(' ')}`;
+        const sub = args.length > 2 ? args[1] : undefined;
+        if (r.timedOut) failures.push(`${name}: still running after 30 s`);
+        else if (r.code !== 0) failures.push(`${name}: exit code ${r.code} (${r.stderr.slice(0, 300)})`);
+        else if (!/^Usage: carteiro /m.test(r.stdout)) failures.push(`${name}: no usage printed (${r.stdout.slice(0, 200)})`);
+        else if (sub && !r.stdout.includes(`carteiro ${args[0]} ${sub}`)) failures.push(`${name}: not the ${sub} action's help (${r.stdout.slice(0, 200)})`);
+        else if (r.stderr.trim()) failures.push(`${name}: wrote to stderr (${r.stderr.slice(0, 200)})`);
+        if (existsSync(dataDir)) failures.push(`${name}: created the data folder`);
+      }
+    }),
+  );
   assert.deepEqual(failures, []);
 });
 
@@ -124,10 +144,24 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   };
 
   // endpoints create: the secret is printed once.
-  const created = JSON.parse(await cli(
-    'endpoints', 'create', `${receiver.url}/hook`, '--name', 'main', '--events', 'user.*,payment.confirmed',
-    '--header', 'Authorization: Bearer cli-token', '--header', 'X-Source:cli', '--max-retries', '0', '--json',
-  ));
+  const created = JSON.parse(
+    await cli(
+      'endpoints',
+      'create',
+      `${receiver.url}/hook`,
+      '--name',
+      'main',
+      '--events',
+      'user.*,payment.confirmed',
+      '--header',
+      'Authorization: Bearer cli-token',
+      '--header',
+      'X-Source:cli',
+      '--max-retries',
+      '0',
+      '--json',
+    ),
+  );
   assert.match(created.secret, /^whsec_/);
   assert.deepEqual([created.headers, created.max_retries], [{ authorization: 'Bearer cli-token', 'x-source': 'cli' }, 0]);
   const id: string = created.id;
@@ -193,7 +227,8 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   assert.match(await cli('endpoints', 'disable', id), /disabled$/m);
   assert.match(await cli('endpoints', id), /disabled/);
   const since = new Date(Date.now() - 60_000).toISOString();
-  for (const n of [1, 2]) await cli('send', 'payment.confirmed', '--data', JSON.stringify({ payment_id: `p_${n}`, amount: 10, currency: 'BRL' }), '--idempotency-key', `pay-${n}`);
+  for (const n of [1, 2])
+    await cli('send', 'payment.confirmed', '--data', JSON.stringify({ payment_id: `p_${n}`, amount: 10, currency: 'BRL' }), '--idempotency-key', `pay-${n}`);
   const beforeRecover = receiver.received.length;
   assert.match(await cli('recover', '--endpoint', id, '--since', since, '--dry-run'), /^dry run: would recover 2 events .*\(nothing queued\)/);
   assert.equal((await c.request('POST', `endpoints/${id}/recover/preview`, { since })).body.would_recover, 2, 'the dry run queued nothing');
@@ -205,7 +240,7 @@ test('send, events, endpoints, tail, test, rotate, replay, disable/recover/enabl
   assert.deepEqual(types, ['payment.confirmed', 'payment.confirmed']);
 });
 
-test('templates lists the transformation templates and prints one\'s code; endpoints create --template gives an endpoint that code', async (t) => {
+test("templates lists the transformation templates and prints one's code; endpoints create --template gives an endpoint that code", async (t) => {
   const c: TestCarteiro = await startCarteiro({ listen: true });
   const receiver = await startReceiver();
   t.after(async () => {
@@ -232,7 +267,9 @@ test('templates lists the transformation templates and prints one\'s code; endpo
   assert.equal(unknown.code, 2, unknown.stderr);
 
   // --template: the endpoint's transformation is the template's code, labelled with its name.
-  const created = JSON.parse((await cli('endpoints', 'create', `${receiver.url}/slack`, '--name', 'alerts', '--events', 'user.*', '--template', 'slack', '--json')).stdout);
+  const created = JSON.parse(
+    (await cli('endpoints', 'create', `${receiver.url}/slack`, '--name', 'alerts', '--events', 'user.*', '--template', 'slack', '--json')).stdout,
+  );
   const stored = (await c.request('GET', `endpoints/${created.id}`)).body;
   assert.equal(stored.transformation, slack);
   assert.equal(stored.template, 'slack');
@@ -246,7 +283,22 @@ test('templates lists the transformation templates and prints one\'s code; endpo
   assert.ok(Array.isArray(body.blocks), (got as { body: string }).body);
 
   // --template-option fills in the template's options; the server refuses a missing one (exit 1).
-  const tg = JSON.parse((await cli('endpoints', 'create', `${receiver.url}/bot123:abc`, '--name', 'tg', '--template', 'telegram', '--template-option', 'chat_id=-1001234567890', '--json')).stdout);
+  const tg = JSON.parse(
+    (
+      await cli(
+        'endpoints',
+        'create',
+        `${receiver.url}/bot123:abc`,
+        '--name',
+        'tg',
+        '--template',
+        'telegram',
+        '--template-option',
+        'chat_id=-1001234567890',
+        '--json',
+      )
+    ).stdout,
+  );
   assert.match((await c.request('GET', `endpoints/${tg.id}`)).body.transformation, /const CHAT_ID = "-1001234567890";/);
   const missing = await runCarteiro(['endpoints', 'create', `${receiver.url}/bot123:abc`, '--name', 'tg2', '--template', 'telegram'], env);
   assert.equal(missing.code, 1, missing.stderr);
@@ -260,13 +312,18 @@ test('templates lists the transformation templates and prints one\'s code; endpo
   const edited = slack.replace('function handler(webhook) {', 'function handler(webhook) {\n  webhook.headers["x-edited"] = "yes";');
   assert.notEqual(edited, slack);
   writeFileSync(join(dir, 'slack.js'), edited);
-  const own = JSON.parse((await cli('endpoints', 'create', receiver.url, '--name', 'own', '--template', 'slack', '--transformation', `@${join(dir, 'slack.js')}`, '--json')).stdout);
+  const own = JSON.parse(
+    (await cli('endpoints', 'create', receiver.url, '--name', 'own', '--template', 'slack', '--transformation', `@${join(dir, 'slack.js')}`, '--json')).stdout,
+  );
   const ownStored = (await c.request('GET', `endpoints/${own.id}`)).body;
   assert.deepEqual([ownStored.transformation, ownStored.template], [edited, 'slack']);
 
   // endpoints update: only what is given changes; --clear goes back to the service's setting.
   const before = (await c.request('GET', `endpoints/${own.id}`)).body;
-  const updated = JSON.parse((await cli('endpoints', 'update', own.id, '--name', 'renamed', '--events', 'payment.*', '--timeout-ms', '2000', '--header', 'X-Team: ops', '--json')).stdout);
+  const updated = JSON.parse(
+    (await cli('endpoints', 'update', own.id, '--name', 'renamed', '--events', 'payment.*', '--timeout-ms', '2000', '--header', 'X-Team: ops', '--json'))
+      .stdout,
+  );
   assert.deepEqual([updated.name, updated.events, updated.timeout_ms, updated.headers], ['renamed', ['payment.*'], 2000, { 'x-team': 'ops' }]);
   assert.deepEqual([updated.url, updated.transformation], [before.url, before.transformation], 'what was not given is unchanged');
   const cleared = JSON.parse((await cli('endpoints', 'update', own.id, '--clear', 'timeout_ms,transformation,template', '--json')).stdout);
@@ -311,7 +368,15 @@ test('verify checks both schemes locally: good signatures exit 0, bad ones 1', a
   assert.match(seedOnly.stdout, /Standard Webhooks\):\s+not signed/);
 
   // A bare body with its headers as flags.
-  const bare = await verify(r.body, '--header', `webhook-id: ${r.headers['webhook-id']}`, '-H', `webhook-timestamp: ${r.headers['webhook-timestamp']}`, '-H', `webhook-signature: ${r.headers['webhook-signature']}`);
+  const bare = await verify(
+    r.body,
+    '--header',
+    `webhook-id: ${r.headers['webhook-id']}`,
+    '-H',
+    `webhook-timestamp: ${r.headers['webhook-timestamp']}`,
+    '-H',
+    `webhook-signature: ${r.headers['webhook-signature']}`,
+  );
   assert.equal(bare.code, 0, bare.stdout + bare.stderr);
 
   const wrongSecret = await runCarteiro(['verify', '--secret', 'whsec_' + Buffer.alloc(24, 1).toString('base64')], env, { input: asHttpText(r) });

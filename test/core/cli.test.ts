@@ -27,7 +27,14 @@ test('carteiro migrate applies every migration once, then reports the schema up 
     rmSync(dataDir, { recursive: true, force: true });
   });
   const first = await carteiro(['migrate'], env);
-  assert.match(first.stdout, new RegExp(`applied: ${listMigrations().map((m) => m.name).join(', ')}`));
+  assert.match(
+    first.stdout,
+    new RegExp(
+      `applied: ${listMigrations()
+        .map((m) => m.name)
+        .join(', ')}`,
+    ),
+  );
   const second = await carteiro(['migrate'], env);
   assert.match(second.stdout, /is up to date/);
 });

@@ -14,7 +14,7 @@ import { eventually } from '../support/carteiro.ts';
 import { TEMPLATE_SCHEMA, copyTemplateInto } from '../support/pglite-template.ts';
 import { LOCK_FILE } from '../../src/ledger/data-folder-lock.ts';
 
-test('a second command on a running server\'s data folder is refused with the holder\'s PID; a dead holder\'s lock is taken over', async (t) => {
+test("a second command on a running server's data folder is refused with the holder's PID; a dead holder's lock is taken over", async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'carteiro-lock-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // A migrated ledger to start with: this test is about the lock, not a first start.

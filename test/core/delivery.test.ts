@@ -38,10 +38,20 @@ describe('fan-out and signed delivery', () => {
     assert.equal(ledger.dispatches, 5, 'one dispatch per matching endpoint');
     assert.equal(ledger.attempts, 5);
     assert.deepEqual(all.received.map((r) => r.headers['webhook-id']).sort(), [whatsapp, agent, updated].sort());
-    assert.deepEqual(integrations.received.map((r) => r.headers['webhook-id']), [whatsapp]);
-    assert.deepEqual(agents.received.map((r) => r.headers['webhook-id']), [agent]);
+    assert.deepEqual(
+      integrations.received.map((r) => r.headers['webhook-id']),
+      [whatsapp],
+    );
+    assert.deepEqual(
+      agents.received.map((r) => r.headers['webhook-id']),
+      [agent],
+    );
 
-    const secrets = new Map([[all, epAll.secret], [integrations, epInt.secret], [agents, epAgent.secret]]);
+    const secrets = new Map([
+      [all, epAll.secret],
+      [integrations, epInt.secret],
+      [agents, epAgent.secret],
+    ]);
     for (const [receiver, secret] of secrets) {
       for (const r of receiver.received) {
         assert.ok(verifiesWithSeed(secret, r), "verifies with the seed's function");
@@ -63,10 +73,13 @@ describe('fan-out and signed delivery', () => {
     const ep = await createEndpoint(c, { url: receiver.url, events: ['payment.confirmed'] });
     const id = await trigger(c, { event_type: 'payment.confirmed', data: { payment_id: 'p1', amount: 99.9, currency: 'BRL' } });
     await receiver.waitFor(1);
-    const status = await eventually(async () => {
-      const s = await c.request('GET', `events/${id}/status`);
-      return s.body.status === 'completed' && s.body.processed_at ? s.body : null;
-    }, { what: 'event completed' });
+    const status = await eventually(
+      async () => {
+        const s = await c.request('GET', `events/${id}/status`);
+        return s.body.status === 'completed' && s.body.processed_at ? s.body : null;
+      },
+      { what: 'event completed' },
+    );
     assert.equal(status.retry_count, 0);
     assert.equal(status.error_message, null);
     // The catch-all endpoint from the first test gets it too.
@@ -99,10 +112,13 @@ describe('fan-out and signed delivery', () => {
     const ep = await createEndpoint(c, { url: receiver.url, events: ['payment.failed'] });
     const id = await trigger(c, { event_type: 'payment.failed', data: { payment_id: 'p2', reason: 'card declined' } });
     await receiver.waitFor(1);
-    const status = await eventually(async () => {
-      const s = await c.request('GET', `events/${id}/status`);
-      return s.body.status === 'completed' ? s.body : null;
-    }, { what: 'event completed' });
+    const status = await eventually(
+      async () => {
+        const s = await c.request('GET', `events/${id}/status`);
+        return s.body.status === 'completed' ? s.body : null;
+      },
+      { what: 'event completed' },
+    );
     assert.equal(status.deliveries.length, 2, 'the catch-all endpoint from the first test has its outcome recorded too');
     assert.ok(status.deliveries.every((d: { status: string }) => d.status === 'succeeded'));
     const attempts = await c.request('GET', `events/${id}/attempts`);
@@ -123,7 +139,9 @@ describe('fan-out and signed delivery', () => {
   test('an event no endpoint wants is completed at once, with no deliveries', async () => {
     // Another organization (the admin may act for any): none of its endpoints exist. Organizations
     // must exist to be named (an unknown one is 404), so these two are made first.
-    const [otherOrg, thirdOrg] = await Promise.all(['other', 'third'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string));
+    const [otherOrg, thirdOrg] = await Promise.all(
+      ['other', 'third'].map(async (name) => (await c.request('POST', 'organizations', { name })).body.id as string),
+    );
     const other = { 'x-organization-id': otherOrg as string };
     const id = await trigger(c, { event_type: 'onboarding.completed', data: { user_id: 'nobody-listens' } }, other);
     const status = await c.request('GET', `events/${id}/status`, undefined, other);

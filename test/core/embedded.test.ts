@@ -44,11 +44,19 @@ test('one command starts the service on PGlite, and the README walkthrough works
   assert.match(proc.output(), new RegExp(`Admin key: ${key}`));
   const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
-  const epRes = await fetch(`${base}/endpoints`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'local', url: `${receiver.url}/hook`, events: ['user.*'] }) });
+  const epRes = await fetch(`${base}/endpoints`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ name: 'local', url: `${receiver.url}/hook`, events: ['user.*'] }),
+  });
   assert.equal(epRes.status, 201);
   const ep = (await epRes.json()) as { id: string; secret: string };
 
-  const evRes = await fetch(`${base}/events/user-registered`, { method: 'POST', headers: auth, body: JSON.stringify({ user_id: 'test-user-123', email: 'test@example.com', name: 'Test User' }) });
+  const evRes = await fetch(`${base}/events/user-registered`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ user_id: 'test-user-123', email: 'test@example.com', name: 'Test User' }),
+  });
   assert.equal(evRes.status, 202);
   const { event_id } = (await evRes.json()) as { event_id: string };
 
@@ -58,10 +66,13 @@ test('one command starts the service on PGlite, and the README walkthrough works
   assert.ok(verifiesWithSeed(ep.secret, second!));
   assert.ok(verifiesWithStandardWebhooks(ep.secret, second!));
 
-  const status = await eventually(async () => {
-    const s = (await (await fetch(`${base}/events/${event_id}/status`, { headers: auth })).json()) as { status: string; retry_count: number };
-    return s.status === 'completed' ? s : null;
-  }, { what: 'completed' });
+  const status = await eventually(
+    async () => {
+      const s = (await (await fetch(`${base}/events/${event_id}/status`, { headers: auth })).json()) as { status: string; retry_count: number };
+      return s.status === 'completed' ? s : null;
+    },
+    { what: 'completed' },
+  );
   assert.equal(status.retry_count, 1);
   const health = (await (await fetch(`${base}/health`)).json()) as { ledger: string; services: { redis: string } };
   assert.equal(health.ledger, 'pglite');

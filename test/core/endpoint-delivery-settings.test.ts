@@ -24,22 +24,31 @@ describe('delivery settings per endpoint', () => {
   });
   after(async () => c.stop());
 
-  const endpointCount = async () => (await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_endpoints WHERE kind = 'endpoint'`)[0]?.n;
+  const endpointCount = async () =>
+    (await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_endpoints WHERE kind = 'endpoint'`)[0]?.n;
   const storedSettings = async (id: string) =>
-    (await c.services.ledger.sql<{ headers: Record<string, string> | null; timeout_ms: number | null; max_retries: number | null; retry_base_delay_ms: number | null }[]>`
-      SELECT headers, timeout_ms, max_retries, retry_base_delay_ms FROM webhook_endpoints WHERE id = ${id}`)[0];
+    (
+      await c.services.ledger.sql<
+        { headers: Record<string, string> | null; timeout_ms: number | null; max_retries: number | null; retry_base_delay_ms: number | null }[]
+      >`
+      SELECT headers, timeout_ms, max_retries, retry_base_delay_ms FROM webhook_endpoints WHERE id = ${id}`
+    )[0];
   const attemptsOf = async (eventId: string): Promise<Attempt[]> => (await c.request('GET', `events/${eventId}/attempts`)).body.data;
   const finished = (eventId: string) =>
-    eventually(async () => {
-      const s = (await c.request('GET', `events/${eventId}/status`)).body;
-      return s.status === 'completed' || s.status === 'failed' ? s : null;
-    }, { what: `event ${eventId} to finish` });
+    eventually(
+      async () => {
+        const s = (await c.request('GET', `events/${eventId}/status`)).body;
+        return s.status === 'completed' || s.status === 'failed' ? s : null;
+      },
+      { what: `event ${eventId} to finish` },
+    );
 
   test('the receiver gets the static headers with every delivery, beside the signatures; the ledger keeps the values sealed', async (t: TestContext) => {
     const receiver = await startReceiver((_r, i) => ({ status: i === 0 ? 500 : 200 }));
     t.after(() => receiver.close());
     const ep = await createEndpoint(c, {
-      url: receiver.url, events: ['user.updated'],
+      url: receiver.url,
+      events: ['user.updated'],
       headers: { Authorization: 'Bearer receiver-token-123', 'X-Tenant': 'acme' },
     });
     assert.deepEqual(ep.headers, { authorization: 'Bearer receiver-token-123', 'x-tenant': 'acme' }, 'the owner sees names (lower case) and values');
@@ -122,7 +131,7 @@ describe('delivery settings per endpoint', () => {
     assert.equal(status.status, 'failed');
     const attempts = await attemptsOf(id);
     assert.equal(attempts.length, 1);
-    assert.match(attempts[0]?.error ?? '', /timeout after 1000 ms/, 'the endpoint\'s deadline, not WEBHOOK_TIMEOUT_MS (30000)');
+    assert.match(attempts[0]?.error ?? '', /timeout after 1000 ms/, "the endpoint's deadline, not WEBHOOK_TIMEOUT_MS (30000)");
   });
 
   test('a retry override exhausts a delivery after its own count of attempts', async (t: TestContext) => {
@@ -161,7 +170,12 @@ describe('delivery settings per endpoint', () => {
     const receiver = await startReceiver(() => ({ status: 503 }));
     t.after(() => receiver.close());
     const ep = await createEndpoint(c, {
-      url: receiver.url, events: ['agent.created'], headers: { 'X-Old': 'old', 'X-Also-Old': 'old' }, timeout_ms: 4000, max_retries: 0, retry_base_delay_ms: 500,
+      url: receiver.url,
+      events: ['agent.created'],
+      headers: { 'X-Old': 'old', 'X-Also-Old': 'old' },
+      timeout_ms: 4000,
+      max_retries: 0,
+      retry_base_delay_ms: 500,
     });
     const replaced = await c.request('PATCH', `endpoints/${ep.id}`, { headers: { 'X-New': 'new' }, max_retries: null });
     assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
@@ -193,7 +207,13 @@ describe('delivery settings per endpoint', () => {
 
     const session = (await asOrg('POST', 'portal/sessions', { user_id: 'settings-user', scope: 'manage' })).body;
     const asUser = (method: string, path: string, body?: unknown) => c.request(method, path, body, { authorization: `Bearer ${session.token}` });
-    const mine = await asUser('POST', 'portal/endpoints', { name: 'mine', url: receiver.url, events: ['user.registered'], headers: { Authorization: 'Basic dXNlcjpwdw==' }, timeout_ms: 2000 });
+    const mine = await asUser('POST', 'portal/endpoints', {
+      name: 'mine',
+      url: receiver.url,
+      events: ['user.registered'],
+      headers: { Authorization: 'Basic dXNlcjpwdw==' },
+      timeout_ms: 2000,
+    });
     assert.equal(mine.status, 201, JSON.stringify(mine.body));
     assert.deepEqual((await asUser('GET', `portal/endpoints/${mine.body.id}`)).body.headers, { authorization: 'Basic dXNlcjpwdw==' });
     const refused = await asUser('PATCH', `portal/endpoints/${mine.body.id}`, { headers: { 'Webhook-Signature': 'v1,x' } });

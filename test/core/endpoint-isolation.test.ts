@@ -74,7 +74,10 @@ describe('isolation: hanging receivers', () => {
       silent.push(await createEndpoint(c, { url: `${h.url}/hang-${i}`, events: ['agent.created'], max_in_flight: 3 }));
     }
     // A backlog for every hanging endpoint: 40 events each go to all twelve.
-    await batch(c, Array.from({ length: 40 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `h-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 40 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `h-${i}` } })),
+    );
     await eventually(() => hanging.every((h) => h.open === 3), { what: 'every hanging receiver to hold its cap', timeoutMs: 30_000 });
 
     // Another organization's endpoint, beside them, gets its events.
@@ -82,8 +85,15 @@ describe('isolation: hanging receivers', () => {
     const asQuiet = withKey(c, org.key);
     const ep = await asQuiet('POST', 'endpoints', { name: 'healthy', url: `${healthy.url}/ok`, events: ['user.registered'] });
     assert.equal(ep.status, 201, JSON.stringify(ep.body));
-    const ids = await batch(c, Array.from({ length: 30 }, (_, i) => ({ event_type: 'user.registered', data: { user_id: `u-${i}`, email: `u${i}@example.com`, name: 'U' } })), { authorization: `Bearer ${org.key}` });
-    await eventually(() => ids.every((id) => healthy.received.some((r) => r.headers['webhook-id'] === id)), { what: 'all healthy deliveries', timeoutMs: 30_000 });
+    const ids = await batch(
+      c,
+      Array.from({ length: 30 }, (_, i) => ({ event_type: 'user.registered', data: { user_id: `u-${i}`, email: `u${i}@example.com`, name: 'U' } })),
+      { authorization: `Bearer ${org.key}` },
+    );
+    await eventually(() => ids.every((id) => healthy.received.some((r) => r.headers['webhook-id'] === id)), {
+      what: 'all healthy deliveries',
+      timeoutMs: 30_000,
+    });
 
     // Meanwhile no hanging endpoint held more than its cap, in the ledger or on the wire.
     for (const [i, h] of hanging.entries()) {
@@ -126,7 +136,10 @@ describe('isolation: a worker with every slot taken', () => {
 
   test('new work for an endpoint with nothing in flight is still claimed and delivered', async () => {
     const silent = await createEndpoint(c, { url: `${hanging.url}/hang`, events: ['agent.created'] });
-    await batch(c, Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `full-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `full-${i}` } })),
+    );
     await eventually(() => hanging.open === 4, { what: 'the silent receiver to hold every slot', timeoutMs: 30_000 });
 
     const org = await createOrgWithKey(c, 'Quiet org');
@@ -139,7 +152,10 @@ describe('isolation: a worker with every slot taken', () => {
       const res = await asQuiet('POST', 'trigger', { event_type: 'user.registered', data: { user_id: `q-${i}`, email: `q${i}@example.com`, name: 'Q' } });
       assert.equal(res.status, 202, JSON.stringify(res.body));
       ids.push(res.body.event_id);
-      await eventually(() => healthy.received.some((r) => r.headers['webhook-id'] === res.body.event_id), { what: `quiet event ${i} delivered`, timeoutMs: 30_000 });
+      await eventually(() => healthy.received.some((r) => r.headers['webhook-id'] === res.body.event_id), {
+        what: `quiet event ${i} delivered`,
+        timeoutMs: 30_000,
+      });
     }
     // ...while the silent receiver still held its four, none answered or given up.
     assert.equal(hanging.open, 4);
@@ -148,7 +164,10 @@ describe('isolation: a worker with every slot taken', () => {
     assert.equal(states.in_flight, 4, JSON.stringify(states));
     assert.equal(states.pending, 16, JSON.stringify(states));
     hanging.release();
-    await eventually(async () => (await dispatchStates(c, silent.id)).succeeded === 20, { what: 'the silent endpoint to drain once it answers', timeoutMs: 60_000 });
+    await eventually(async () => (await dispatchStates(c, silent.id)).succeeded === 20, {
+      what: 'the silent endpoint to drain once it answers',
+      timeoutMs: 60_000,
+    });
   });
 });
 
@@ -166,9 +185,15 @@ describe('isolation: a drain that fills every slot', () => {
     try {
       const eps = [];
       for (let i = 0; i < 3; i++) eps.push(await createEndpoint(c, { url: `${rx.url}/full-${i}`, events: ['agent.updated'] }));
-      await batch(c, Array.from({ length: 80 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `full-${i}` } })));
+      await batch(
+        c,
+        Array.from({ length: 80 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `full-${i}` } })),
+      );
       for (const ep of eps) {
-        await eventually(async () => (await dispatchStates(c, ep.id)).succeeded === 80, { what: `endpoint ${ep.id} drained without a poll`, timeoutMs: 60_000 });
+        await eventually(async () => (await dispatchStates(c, ep.id)).succeeded === 80, {
+          what: `endpoint ${ep.id} drained without a poll`,
+          timeoutMs: 60_000,
+        });
       }
     } finally {
       await rx.close();
@@ -192,7 +217,10 @@ describe('isolation: the quiet lane beside a busy claim loop', () => {
     const hanging: Awaited<ReturnType<typeof startHangingReceiver>>[] = [];
     try {
       await createEndpoint(c, { url: `${rx.url}/drain`, events: ['agent.created'] });
-      await batch(c, Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `d-${i}` } })));
+      await batch(
+        c,
+        Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `d-${i}` } })),
+      );
       await eventually(() => rx.received.length > 50, { what: 'the drain to start' });
       const capped = [];
       for (let i = 0; i < 24; i++) {
@@ -201,11 +229,16 @@ describe('isolation: the quiet lane beside a busy claim loop', () => {
         capped.push(await createEndpoint(c, { url: `${h.url}/capped-${i}`, events: ['agent.updated'], max_in_flight: 2 }));
       }
       for (let round = 0; round < 5; round++) {
-        await batch(c, Array.from({ length: 4 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `c-${round}-${i}` } })));
+        await batch(
+          c,
+          Array.from({ length: 4 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `c-${round}-${i}` } })),
+        );
       }
       await eventually(() => hanging.every((h) => h.open === 2), { what: 'every capped receiver to hold its cap', timeoutMs: 30_000 });
       // Work left to drain: the loop was claiming all along.
-      const [left] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_dispatches WHERE status = 'pending' AND webhook_endpoint_id NOT IN ${c.services.ledger.sql(capped.map((e) => e.id))}`;
+      const [left] = await c.services.ledger.sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM webhook_dispatches WHERE status = 'pending' AND webhook_endpoint_id NOT IN ${c.services.ledger.sql(capped.map((e) => e.id))}`;
       for (const [i, h] of hanging.entries()) {
         assert.equal(h.maxOpen, 2, `capped receiver ${i} never saw more than its cap at once (the drain still had ${left!.n} to go)`);
         const states = await dispatchStates(c, capped[i]!.id);
@@ -213,7 +246,8 @@ describe('isolation: the quiet lane beside a busy claim loop', () => {
         assert.equal(states.pending, 18, JSON.stringify(states));
       }
       for (const h of hanging) h.release();
-      for (const e of capped) await eventually(async () => (await dispatchStates(c, e.id)).succeeded === 20, { what: `endpoint ${e.id} to drain`, timeoutMs: 60_000 });
+      for (const e of capped)
+        await eventually(async () => (await dispatchStates(c, e.id)).succeeded === 20, { what: `endpoint ${e.id} to drain`, timeoutMs: 60_000 });
     } finally {
       await Promise.all(hanging.map((h) => h.close()));
       await rx.close();
@@ -237,14 +271,20 @@ describe('isolation: contention control', () => {
     try {
       const drain = await createEndpoint(c, { url: `${rx.url}/drain`, events: ['agent.created'], max_in_flight: 64 });
       await createEndpoint(c, { url: `${quiet.url}/quiet`, events: ['user.registered'] });
-      await batch(c, Array.from({ length: 6000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `cc-${i}` } })));
+      await batch(
+        c,
+        Array.from({ length: 6000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `cc-${i}` } })),
+      );
       await eventually(() => rx.maxOpen >= 16, { what: 'the drain to climb past its start limit', timeoutMs: 30_000 });
 
       // A quiet tenant sends one event at a time, each announced while the drain keeps the loop claiming.
       let sent = 0;
       const quietLoop = (async () => {
         while (sending) {
-          const res = await c.request('POST', 'trigger', { event_type: 'user.registered', data: { user_id: `cq-${sent}`, email: `cq${sent}@example.com`, name: 'Q' } });
+          const res = await c.request('POST', 'trigger', {
+            event_type: 'user.registered',
+            data: { user_id: `cq-${sent}`, email: `cq${sent}@example.com`, name: 'Q' },
+          });
           assert.equal(res.status, 202, JSON.stringify(res.body));
           const id = res.body.event_id;
           sent++;
@@ -280,7 +320,13 @@ describe('isolation: slow lane', () => {
   let c: TestCarteiro;
   before(async () => {
     c = await startCarteiro({
-      env: { WEBHOOK_TIMEOUT_MS: '300', WEBHOOK_MAX_RETRIES: '20', WEBHOOK_RETRY_BASE_DELAY_MS: '10', WEBHOOK_RETRY_MAX_DELAY_MS: '20', CARTEIRO_SLOW_LANE_INTERVAL_MS: '200' },
+      env: {
+        WEBHOOK_TIMEOUT_MS: '300',
+        WEBHOOK_MAX_RETRIES: '20',
+        WEBHOOK_RETRY_BASE_DELAY_MS: '10',
+        WEBHOOK_RETRY_MAX_DELAY_MS: '20',
+        CARTEIRO_SLOW_LANE_INTERVAL_MS: '200',
+      },
     });
   });
   after(() => c.stop());
@@ -290,7 +336,10 @@ describe('isolation: slow lane', () => {
     const url = `${refusing.url}/gone`;
     await refusing.close(); // nothing listens there any more: connections are refused at once
     const ep = await createEndpoint(c, { url, events: ['agent.deleted'] });
-    await batch(c, Array.from({ length: 200 }, (_, i) => ({ event_type: 'agent.deleted', data: { agent_id: `r-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 200 }, (_, i) => ({ event_type: 'agent.deleted', data: { agent_id: `r-${i}` } })),
+    );
     const attempts = async () => {
       const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_endpoint_id = ${ep.id}`;
       return row!.n;
@@ -310,12 +359,18 @@ describe('isolation: slow lane', () => {
     const h = await startHangingReceiver();
     t.after(() => h.close());
     const ep = await createEndpoint(c, { url: `${h.url}/slow`, events: ['agent.updated'] });
-    await batch(c, Array.from({ length: 30 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `s-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 30 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `s-${i}` } })),
+    );
     // The first requests time out (at most the start limit at once) ...
-    await eventually(async () => {
-      const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT failed_attempts_in_row AS n FROM webhook_endpoints WHERE id = ${ep.id}`;
-      return row!.n >= 3;
-    }, { what: 'three timeouts in a row', timeoutMs: 30_000 });
+    await eventually(
+      async () => {
+        const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT failed_attempts_in_row AS n FROM webhook_endpoints WHERE id = ${ep.id}`;
+        return row!.n >= 3;
+      },
+      { what: 'three timeouts in a row', timeoutMs: 30_000 },
+    );
     // ... then it is in the slow lane: once the requests sent before are given up, one at a time.
     await eventually(() => h.open <= 1, { what: 'the earlier requests to time out', timeoutMs: 30_000 });
     h.resetMax();
@@ -347,7 +402,10 @@ describe('isolation: a shared origin', () => {
   test("requests queued for a busy origin are served round-robin across endpoints: one endpoint's queue does not hold up another's", async () => {
     await createEndpoint(c, { url: `${shared.url}/big`, events: ['agent.created'], max_in_flight: 200 });
     await createEndpoint(c, { url: `${shared.url}/small`, events: ['agent.deleted'] });
-    await batch(c, Array.from({ length: 400 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `q-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 400 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `q-${i}` } })),
+    );
     // Let the big endpoint's queue build up at the origin before the small one's event arrives.
     await eventually(() => shared.received.filter((r) => r.path === '/big').length >= 10, { what: 'the backlog to start' });
     const [small] = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'small' } }]);
@@ -374,7 +432,10 @@ describe('isolation: backlogs', () => {
 
   test('an endpoint with a deep backlog does not delay a fresh one, of its own organization or another', async () => {
     const big = await createEndpoint(c, { url: `${slow.url}/big`, events: ['agent.created'], max_in_flight: 4 });
-    await batch(c, Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `b-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 3000 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `b-${i}` } })),
+    );
     await eventually(() => slow.received.length > 0, { what: 'the backlog to start draining' });
 
     const sameOrg = await createEndpoint(c, { url: `${fresh.url}/same`, events: ['agent.deleted'] });
@@ -383,7 +444,10 @@ describe('isolation: backlogs', () => {
     assert.equal((await asSmall('POST', 'endpoints', { name: 'small', url: `${fresh.url}/other`, events: ['agent.deleted'] })).status, 201);
     const mine = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'x' } }]);
     const theirs = await batch(c, [{ event_type: 'agent.deleted', data: { agent_id: 'y' } }], { authorization: `Bearer ${org.key}` });
-    await eventually(() => [...mine, ...theirs].every((id) => fresh.received.some((r) => r.headers['webhook-id'] === id)), { what: 'the fresh endpoints to be delivered to', timeoutMs: 30_000 });
+    await eventually(() => [...mine, ...theirs].every((id) => fresh.received.some((r) => r.headers['webhook-id'] === id)), {
+      what: 'the fresh endpoints to be delivered to',
+      timeoutMs: 30_000,
+    });
 
     // Delivered while most of the backlog still waits: they were not queued behind it.
     const states = await dispatchStates(c, big.id);
@@ -394,7 +458,10 @@ describe('isolation: backlogs', () => {
 
   test('within an endpoint, high priority still goes first', async () => {
     const ep = await createEndpoint(c, { url: `${slow.url}/prio`, events: ['agent.updated'], max_in_flight: 1 });
-    await batch(c, Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `n-${i}` } })));
+    await batch(
+      c,
+      Array.from({ length: 20 }, (_, i) => ({ event_type: 'agent.updated', data: { agent_id: `n-${i}` } })),
+    );
     const [urgent] = await batch(c, [{ event_type: 'agent.updated', priority: 'high', data: { agent_id: 'urgent' } }]);
     await eventually(() => slow.received.some((r) => r.headers['webhook-id'] === urgent), { what: 'the urgent event', timeoutMs: 30_000 });
     const order = slow.received.filter((r) => r.path === '/prio').map((r) => r.headers['webhook-id']);

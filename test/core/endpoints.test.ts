@@ -100,11 +100,14 @@ describe('endpoints', () => {
     await receiver.waitFor(20);
     const statuses = await Promise.all(eps.map((ep) => c.request('DELETE', `endpoints/${ep.id}`).then((r) => r.status)));
     assert.deepEqual(statuses, Array(eps.length).fill(204));
-    const stuck = await eventually(async () => {
-      const [row] = await c.services.ledger.sql<{ n: number }[]>`
+    const stuck = await eventually(
+      async () => {
+        const [row] = await c.services.ledger.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_events WHERE data->>'conversation_id' LIKE 'race-%' AND status IN ('pending', 'processing')`;
-      return row?.n === 0 ? 'settled' : null;
-    }, { what: 'every event settled' });
+        return row?.n === 0 ? 'settled' : null;
+      },
+      { what: 'every event settled' },
+    );
     assert.equal(stuck, 'settled');
   });
 
@@ -152,10 +155,13 @@ describe('endpoints', () => {
 
     const bulk = await c.request('POST', 'replay', { status: 'failed', event_type: 'integration.disconnected' });
     assert.equal(bulk.status, 202);
-    const job = await eventually(async () => {
-      const j = await c.request('GET', `jobs/${bulk.body.job_id}`);
-      return j.body.state === 'completed' ? j.body : null;
-    }, { what: 'bulk replay job done' });
+    const job = await eventually(
+      async () => {
+        const j = await c.request('GET', `jobs/${bulk.body.job_id}`);
+        return j.body.state === 'completed' ? j.body : null;
+      },
+      { what: 'bulk replay job done' },
+    );
     assert.deepEqual(job.result, { events: 1, dispatches: 1 });
     await eventually(async () => (await c.request('GET', `events/${b}/status`)).body.status === 'completed', { what: 'b replayed' });
     const attempts = (await c.request('GET', `events/${b}/attempts`)).body.data;
@@ -177,10 +183,16 @@ describe('endpoints', () => {
     await createEndpoint(c, { url: `${receiver.url}/again`, events: ['template.applied'] });
     const ids: string[] = [];
     for (const template of ['r1', 'r2', 'r3']) ids.push(await trigger(c, { event_type: 'template.applied', data: { template_id: template, agent_id: 'a1' } }));
-    const completed = () => eventually(async () => {
-      const rows = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events WHERE id = ANY(${ids}::uuid[]) AND status = 'completed'`;
-      return rows[0]?.n === 3 || null;
-    }, { what: 'the three events completed' });
+    const completed = () =>
+      eventually(
+        async () => {
+          const rows = await c.services.ledger.sql<
+            { n: number }[]
+          >`SELECT count(*)::int AS n FROM webhook_events WHERE id = ANY(${ids}::uuid[]) AND status = 'completed'`;
+          return rows[0]?.n === 3 || null;
+        },
+        { what: 'the three events completed' },
+      );
     await receiver.waitFor(3);
     await completed();
     // The job's handler, run as the job runner runs it (with BullMQ a crashed run is retried).

@@ -25,7 +25,11 @@ test('.env.example names only variables config.ts reads, and sets none that leav
   const vars = namedVariables(await readFile(EXAMPLE, 'utf8'));
   assert.ok(vars.length > 20, 'the parser found the variables');
   const known = new Set(CONFIG_VARIABLES);
-  assert.deepEqual(vars.filter((v) => !known.has(v.name)).map((v) => v.name), [], 'variables Carteiro does not read');
+  assert.deepEqual(
+    vars.filter((v) => !known.has(v.name)).map((v) => v.name),
+    [],
+    'variables Carteiro does not read',
+  );
   const set = vars.filter((v) => v.set).map((v) => v.name);
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'CARTEIRO_ADMIN_KEY', 'CARTEIRO_ENCRYPTION_KEYS', 'N8N_WEBHOOK_URL', 'N8N_API_URL']) {
     assert.ok(!set.includes(name), `${name} is set`);
@@ -36,7 +40,10 @@ test('.env.example names no host but example.com and loopback', async () => {
   const text = await readFile(EXAMPLE, 'utf8');
   const hosts = [...text.matchAll(/[a-z]+:\/\/(?:[^@/\s]*@)?([^:/\s"]+)/g)].map((m) => m[1] as string);
   assert.ok(hosts.length > 0);
-  assert.deepEqual(hosts.filter((h) => h !== '127.0.0.1' && h !== 'localhost' && !/(^|\.)example\.com$/.test(h)), []);
+  assert.deepEqual(
+    hosts.filter((h) => h !== '127.0.0.1' && h !== 'localhost' && !/(^|\.)example\.com$/.test(h)),
+    [],
+  );
 });
 
 test('cp .env.example .env: the loader and loadConfig give the embedded default', async () => {
@@ -54,7 +61,14 @@ test('cp .env.example .env: the loader and loadConfig give the embedded default'
       timeout: 60_000,
     });
     assert.equal(stderr, '');
-    const out = JSON.parse(stdout) as { loaded: string | null; database: { url?: string; dataDir: string }; redis: string | null; n8n: string | null; host: string; port: number };
+    const out = JSON.parse(stdout) as {
+      loaded: string | null;
+      database: { url?: string; dataDir: string };
+      redis: string | null;
+      n8n: string | null;
+      host: string;
+      port: number;
+    };
     assert.equal(out.loaded, '.carteiro-data', 'the file was read');
     assert.equal(out.database.url, undefined, 'no DATABASE_URL: embedded PGlite');
     assert.equal(out.database.dataDir, '.carteiro-data');

@@ -99,7 +99,7 @@ describe('http sender: deadline and response bodies', () => {
 });
 
 describe('http sender: an attempt is the time on the wire', () => {
-  test('requests queued behind an origin\'s busy connections are not timed until they are sent', async (t) => {
+  test("requests queued behind an origin's busy connections are not timed until they are sent", async (t) => {
     const answered: number[] = [];
     const slow = createServer((req, res) => {
       req.resume();
@@ -116,7 +116,11 @@ describe('http sender: an attempt is the time on the wire', () => {
     t.after(() => sender.close());
     const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
     const results = await Promise.all([0, 1, 2].map((i) => sender.post(url, `{"n":${i}}`, {})));
-    assert.deepEqual(results.map((r) => r.kind === 'response' && r.statusCode), [200, 200, 200], JSON.stringify(results));
+    assert.deepEqual(
+      results.map((r) => r.kind === 'response' && r.statusCode),
+      [200, 200, 200],
+      JSON.stringify(results),
+    );
     // Timed from the call, the second and third would take 1.2 s and 1.8 s.
     for (const r of results) assert.ok(r.durationMs >= 550 && r.durationMs < 1_200, `duration ${r.durationMs} ms is the exchange's own`);
     assert.equal(answered.length, 3);
@@ -125,14 +129,21 @@ describe('http sender: an attempt is the time on the wire', () => {
   test('connecting counts against the deadline: a receiver that never accepts fails at the timeout, not at 10 s', { timeout: 30_000 }, async (t) => {
     // A listening socket that never accepts, its backlog filled, so further connection attempts get
     // no answer (Node accepts every connection itself, hence a small Python listener).
-    const holder = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)']);
-    t.after(() => { holder.kill('SIGKILL'); });
+    const holder = spawn('python3', [
+      '-c',
+      'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)',
+    ]);
+    t.after(() => {
+      holder.kill('SIGKILL');
+    });
     const port = await new Promise<number>((resolve, reject) => {
       holder.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
       holder.once('error', reject);
     });
     const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}));
-    t.after(() => { for (const f of fillers) f.destroy(); });
+    t.after(() => {
+      for (const f of fillers) f.destroy();
+    });
     // The backlog is full once one filler is in it (listen(0)); the others' attempts go unanswered.
     while (!fillers.some((f) => !f.connecting)) await new Promise((r) => setTimeout(r, 10));
     const sender = createHttpSender({ connectionsPerOrigin: 1, timeoutMs: 1_000, responseBodyLimitBytes: 100 });
@@ -178,7 +189,10 @@ describe('http sender: headers made when the request is sent', () => {
     const asked = Date.now();
     const made = () => ({ 'x-made-at': String(Date.now()) });
     const results = await Promise.all([sender.post(url, '{}', made), sender.post(url, '{}', made)]);
-    assert.deepEqual(results.map((r) => r.kind), ['response', 'response']);
+    assert.deepEqual(
+      results.map((r) => r.kind),
+      ['response', 'response'],
+    );
     const [first, second] = seen.map(Number) as [number, number];
     assert.ok(second - asked >= 250 && first - asked < second - asked, 'the first is made at once, before the connection frees');
     assert.ok(second - first >= 250, `the second is made when the connection is free (${second - first} ms later)`);

@@ -27,13 +27,22 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
     const event = (i: number) => ({ event_type: 'agent.created', data: { agent_id: `a${i}` } });
     const requests = Array.from({ length: 120 }, (_, i) => {
       switch (i % 4) {
-        case 0: return c.request('POST', 'trigger', { ...event(i), organization_id: ORG, idempotency_key: `k${i % 5}` });
-        case 1: return c.request('POST', 'trigger', event(i), { 'x-organization-id': ORG, 'idempotency-key': `k${i % 5}` });
+        case 0:
+          return c.request('POST', 'trigger', { ...event(i), organization_id: ORG, idempotency_key: `k${i % 5}` });
+        case 1:
+          return c.request('POST', 'trigger', event(i), { 'x-organization-id': ORG, 'idempotency-key': `k${i % 5}` });
         // Innocent neighbours in the same commit groups: no key, so a second insert would be a second event.
-        case 2: return asOrg('POST', 'trigger', event(i));
-        default: return c.request('POST', 'events/batch', {
-          events: [{ ...event(i), idempotency_key: `b${i % 3}` }, { ...event(i + 1000), idempotency_key: `b${i % 3}` }, event(i + 2000)],
-        }, { 'x-organization-id': ORG });
+        case 2:
+          return asOrg('POST', 'trigger', event(i));
+        default:
+          return c.request(
+            'POST',
+            'events/batch',
+            {
+              events: [{ ...event(i), idempotency_key: `b${i % 3}` }, { ...event(i + 1000), idempotency_key: `b${i % 3}` }, event(i + 2000)],
+            },
+            { 'x-organization-id': ORG },
+          );
       }
     });
     const answers = await Promise.all(requests);
@@ -56,7 +65,10 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
     });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.events[0].event_id, res.body.events[1].event_id);
-    assert.deepEqual(res.body.events.map((e: { duplicate: boolean }) => e.duplicate), [false, true]);
+    assert.deepEqual(
+      res.body.events.map((e: { duplicate: boolean }) => e.duplicate),
+      [false, true],
+    );
     assert.deepEqual(await storedIds(org.id), [res.body.events[0].event_id]);
   });
 
@@ -72,8 +84,15 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
   test('the group commit stores each event once even when the ledger is handed an id in upper case', async () => {
     const org = await createOrgWithKey(c, 'Direct');
     const ev = (key: string | null, n: number): NewEvent => ({
-      organizationId: org.id.toUpperCase(), eventType: 'agent.created', eventSource: 'api', tableName: null, recordId: null, userId: null,
-      dataJson: JSON.stringify({ agent_id: `d${n}` }), priority: PRIORITY.normal, idempotencyKey: key,
+      organizationId: org.id.toUpperCase(),
+      eventType: 'agent.created',
+      eventSource: 'api',
+      tableName: null,
+      recordId: null,
+      userId: null,
+      dataJson: JSON.stringify({ agent_id: `d${n}` }),
+      priority: PRIORITY.normal,
+      idempotencyKey: key,
     });
     const settled = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => c.services.intake.submitMany([ev(i % 2 ? `dk${i % 3}` : null, i)])));
     const ok = settled.filter((s) => s.status === 'fulfilled').flatMap((s) => s.value);
@@ -92,7 +111,10 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
     const viaHeader = await asOrg('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: 'c2' } }, { 'x-organization-id': ORG });
     assert.equal(viaHeader.status, 202, JSON.stringify(viaHeader.body));
     const mixed = await c.request('POST', 'events/batch', {
-      events: [{ event_type: 'agent.created', data: { agent_id: 'c3' }, organization_id: ORG }, { event_type: 'agent.created', data: { agent_id: 'c4' }, organization_id: org.id }],
+      events: [
+        { event_type: 'agent.created', data: { agent_id: 'c3' }, organization_id: ORG },
+        { event_type: 'agent.created', data: { agent_id: 'c4' }, organization_id: org.id },
+      ],
     });
     assert.equal(mixed.status, 202, JSON.stringify(mixed.body));
 
@@ -102,6 +124,10 @@ describe('ingestion with upper-case organization ids and reused idempotency keys
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
     const audit = await c.request('GET', `audit-log?organization_id=${ORG}&action=endpoints.update`);
     assert.equal(audit.status, 200);
-    assert.deepEqual(audit.body.data.map((e: { target_id: string }) => e.target_id), [ep.body.id], 'the audit log names the endpoint by its one id');
+    assert.deepEqual(
+      audit.body.data.map((e: { target_id: string }) => e.target_id),
+      [ep.body.id],
+      'the audit log names the endpoint by its one id',
+    );
   });
 });

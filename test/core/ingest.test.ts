@@ -22,7 +22,10 @@ describe('ingestion', () => {
 
   test("the seed's per-type route takes the event's data as its body", async () => {
     const res = await c.request('POST', 'events/user-registered', {
-      user_id: 'test-user-123', email: 'test@example.com', name: 'Test User', metadata: { source: 'landing_page' },
+      user_id: 'test-user-123',
+      email: 'test@example.com',
+      name: 'Test User',
+      metadata: { source: 'landing_page' },
     });
     assert.equal(res.status, 202);
     const event = (await c.request('GET', `events/${res.body.event_id}`)).body;
@@ -68,7 +71,10 @@ describe('ingestion', () => {
     assert.equal(res.status, 202);
     assert.equal(res.body.events.length, 3);
     assert.equal(res.body.events[0].event_id, res.body.events[1].event_id);
-    assert.deepEqual(res.body.events.map((e: { duplicate: boolean }) => e.duplicate), [false, true, false]);
+    assert.deepEqual(
+      res.body.events.map((e: { duplicate: boolean }) => e.duplicate),
+      [false, true, false],
+    );
   });
 
   const bad: [string, string, unknown, number, RegExp][] = [
@@ -83,7 +89,18 @@ describe('ingestion', () => {
     ['priority outside the enum', 'trigger', { event_type: 'agent.created', data: { agent_id: 'a' }, priority: 'urgent' }, 400, /priority/],
     ['malformed JSON', 'trigger', '{"event_type": "agent.created", "data": {', 400, /JSON/i],
     ['an empty batch', 'events/batch', { events: [] }, 400, /events/],
-    ['a batch with one bad event', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'agent.created', data: {} }] }, 422, /events\[1\].*agent_id/],
+    [
+      'a batch with one bad event',
+      'events/batch',
+      {
+        events: [
+          { event_type: 'agent.created', data: { agent_id: 'ok' } },
+          { event_type: 'agent.created', data: {} },
+        ],
+      },
+      422,
+      /events\[1\].*agent_id/,
+    ],
     ['an unknown per-type route', 'events/user-exploded', { user_id: 'u' }, 404, /user-exploded/],
     ['a prototype-pollution key', 'trigger', '{"event_type":"agent.created","data":{"agent_id":"a"},"__proto__":{"x":1}}', 400, /./],
     ['an oversized body', 'trigger', { event_type: 'agent.created', data: { agent_id: 'a', blob: 'x'.repeat(70_000) } }, 413, /too large/i],
@@ -105,7 +122,12 @@ describe('ingestion', () => {
     assert.equal(single.body.details.field, 'data.email');
     const wrongType = await c.request('POST', 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p', amount: 'ten' } });
     assert.equal(wrongType.body.details.field, 'data.amount');
-    const batch = await c.request('POST', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'agent.created', data: {} }] });
+    const batch = await c.request('POST', 'events/batch', {
+      events: [
+        { event_type: 'agent.created', data: { agent_id: 'ok' } },
+        { event_type: 'agent.created', data: {} },
+      ],
+    });
     assert.equal(batch.status, 422);
     assert.equal(batch.body.details.field, 'events[1].data.agent_id');
   });
@@ -119,7 +141,12 @@ describe('ingestion', () => {
     assert.equal(single.status, 400, JSON.stringify(single.body));
     assert.equal(single.body.details.field, 'data.user_id');
     assert.match(single.body.message, /data\.user_id must be at most 200 characters/);
-    const batch = await c.request('POST', 'events/batch', { events: [{ event_type: 'acme.thing', data: {} }, { event_type: 'acme.thing', data: { user_id: long } }] });
+    const batch = await c.request('POST', 'events/batch', {
+      events: [
+        { event_type: 'acme.thing', data: {} },
+        { event_type: 'acme.thing', data: { user_id: long } },
+      ],
+    });
     assert.equal(batch.status, 400, JSON.stringify(batch.body));
     assert.equal(batch.body.details.field, 'events[1].data.user_id');
     assert.match(batch.body.message, /^events\[1\]: data\.user_id/);
@@ -138,7 +165,12 @@ describe('ingestion', () => {
   });
 
   test("an unknown event type in a batch is named with the event's index", async () => {
-    const res = await c.request('POST', 'events/batch', { events: [{ event_type: 'agent.created', data: { agent_id: 'ok' } }, { event_type: 'nope.nope', data: {} }] });
+    const res = await c.request('POST', 'events/batch', {
+      events: [
+        { event_type: 'agent.created', data: { agent_id: 'ok' } },
+        { event_type: 'nope.nope', data: {} },
+      ],
+    });
     assert.equal(res.status, 422);
     assert.equal(res.body.code, 'CARTEIRO_UNKNOWN_EVENT_TYPE');
     assert.match(res.body.message, /^events\[1\]: event_type "nope\.nope" is not in the catalog/);
@@ -168,7 +200,12 @@ describe('ingestion', () => {
   test('without a key every route but health is closed', async () => {
     const open = await c.request('GET', '/api/webhooks/health', undefined, { authorization: '' });
     assert.equal(open.status, 200);
-    for (const [method, path] of [['GET', 'stats'], ['POST', 'trigger'], ['GET', 'events'], ['GET', 'endpoints']]) {
+    for (const [method, path] of [
+      ['GET', 'stats'],
+      ['POST', 'trigger'],
+      ['GET', 'events'],
+      ['GET', 'endpoints'],
+    ]) {
       const none = await c.request(method as string, path as string, method === 'POST' ? {} : undefined, { authorization: '' });
       assert.equal(none.status, 401, `${method} ${path}`);
       const wrong = await c.request(method as string, path as string, method === 'POST' ? {} : undefined, { authorization: 'Bearer not-a-key' });
@@ -182,7 +219,10 @@ describe('ingestion', () => {
     assert.equal(page1.body.data.length, 3);
     assert.equal(page1.body.data[0].data.step, 's4');
     const page2 = await c.request('GET', `events?event_type=onboarding.step.completed&user_id=list-user&limit=3&cursor=${page1.body.next_cursor}`);
-    assert.deepEqual(page2.body.data.map((e: { data: { step: string } }) => e.data.step), ['s1', 's0']);
+    assert.deepEqual(
+      page2.body.data.map((e: { data: { step: string } }) => e.data.step),
+      ['s1', 's0'],
+    );
     assert.equal(page2.body.next_cursor, null);
     const bad = await c.request('GET', 'events?since=yesterday');
     assert.equal(bad.status, 400);

@@ -15,10 +15,10 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
     const schema = c.env.CARTEIRO_SCHEMA as string;
     const lock = await lockTable(schema, 'webhook_events');
     try {
-
       // Two commits run at once and wait on the lock; the other six queue behind them. Timed from
       // the commit alone, the queued ones were answered a deadline or more later.
-      const send = (i: number) => c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `stall-${i}` } }, { 'idempotency-key': `stall-${i}` });
+      const send = (i: number) =>
+        c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `stall-${i}` } }, { 'idempotency-key': `stall-${i}` });
       const t0 = performance.now();
       const stalled = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i).then((r) => ({ ...r, ms: performance.now() - t0 }))));
       await lock.release();
@@ -34,7 +34,10 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
       }
 
       const retried = await Promise.all(Array.from({ length: 8 }, (_, i) => send(i)));
-      assert.deepEqual(retried.map((r) => r.status), Array(8).fill(202));
+      assert.deepEqual(
+        retried.map((r) => r.status),
+        Array(8).fill(202),
+      );
       const [row] = await c.services.ledger.sql<{ events: number; keys: number }[]>`
         SELECT count(*)::int AS events, count(DISTINCT idempotency_key)::int AS keys FROM webhook_events WHERE idempotency_key LIKE 'stall-%'`;
       assert.deepEqual(row, { events: 8, keys: 8 });
@@ -69,7 +72,10 @@ describe('a ledger that stops answering', { skip: BACKEND !== 'postgres' && 'PGl
       assert.equal(await waitingCommits(2), 2, 'a hundred waiting: a second commit starts beside the first');
 
       await lock.release();
-      assert.deepEqual((await Promise.all(singles)).map((r) => r.status), Array(8).fill(202));
+      assert.deepEqual(
+        (await Promise.all(singles)).map((r) => r.status),
+        Array(8).fill(202),
+      );
       assert.equal((await batch).status, 202);
     } finally {
       await lock.close();

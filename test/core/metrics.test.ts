@@ -44,7 +44,9 @@ describe('Prometheus metrics', () => {
     const metric = c.services.metrics.registry.getSingleMetric(name);
     assert.ok(metric, `${name} is registered`);
     const { values } = await metric.get();
-    const found = (values as { metricName?: string; labels: Record<string, string | number>; value: number }[]).filter((v) => v.metricName === `${name}${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+    const found = (values as { metricName?: string; labels: Record<string, string | number>; value: number }[]).filter(
+      (v) => v.metricName === `${name}${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l),
+    );
     assert.equal(found.length, 1, `${name}${suffix} ${JSON.stringify(labels)}`);
     return found[0]?.value ?? NaN;
   }
@@ -63,16 +65,24 @@ describe('Prometheus metrics', () => {
     const before = await read();
 
     const events: string[] = [];
-    for (let i = 0; i < 3; i++) events.push(await trigger(c, { event_type: 'payment.confirmed', data: { payment_id: `p${i}`, user_id: `u${i}`, amount: 10 + i } }));
+    for (let i = 0; i < 3; i++)
+      events.push(await trigger(c, { event_type: 'payment.confirmed', data: { payment_id: `p${i}`, user_id: `u${i}`, amount: 10 + i } }));
     // The ledger's word that every attempt is over: 3 delivered; 3 × (1 + WEBHOOK_MAX_RETRIES=3) failed.
     await eventually(async () => (await unfinished(events)) === 0, { timeoutMs: 30_000, what: 'every dispatch finished' });
     assert.equal(ok.received.length, 3);
     assert.equal(failing.received.length, 12);
     // Outcomes are counted once their batch is committed, right after the commit: wait for the last.
-    const after = await eventually(async () => {
-      const s = await read();
-      return s.value('carteiro_deliveries_total', { outcome: 'failed', destination_kind: 'endpoint' }) - before.value('carteiro_deliveries_total', { outcome: 'failed', destination_kind: 'endpoint' }) === 3 && s;
-    }, { what: 'the failed outcomes counted' });
+    const after = await eventually(
+      async () => {
+        const s = await read();
+        return (
+          s.value('carteiro_deliveries_total', { outcome: 'failed', destination_kind: 'endpoint' }) -
+            before.value('carteiro_deliveries_total', { outcome: 'failed', destination_kind: 'endpoint' }) ===
+            3 && s
+        );
+      },
+      { what: 'the failed outcomes counted' },
+    );
     const delta = (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels);
     const hDelta = (name: string, labels?: Record<string, string>) => {
       const a = after.histogram(name, labels);
@@ -89,7 +99,8 @@ describe('Prometheus metrics', () => {
     // Histograms with labels besides `le`: parse-prometheus-text-format (the one text parser on npm)
     // folds their series into one and drops their _count and _sum, so these are read from the
     // registry the scrape renders; the scrape still shows each as a histogram family.
-    for (const name of ['carteiro_delivery_attempt_duration_seconds', 'carteiro_delivery_latency_seconds']) assert.equal(after.families.get(name)?.type, 'HISTOGRAM');
+    for (const name of ['carteiro_delivery_attempt_duration_seconds', 'carteiro_delivery_latency_seconds'])
+      assert.equal(after.families.get(name)?.type, 'HISTOGRAM');
     assert.equal(await registryCount('carteiro_delivery_attempt_duration_seconds', { destination_kind: 'endpoint', result: 'success' }), 3);
     assert.equal(await registryCount('carteiro_delivery_attempt_duration_seconds', { destination_kind: 'endpoint', result: 'failure' }), 12);
     assert.equal(await registryCount('carteiro_delivery_latency_seconds', { destination_kind: 'endpoint' }), 3);
@@ -109,7 +120,10 @@ describe('Prometheus metrics', () => {
 
     // The failing endpoint by id, with its run of failures; the healthy one is not named.
     const runs = after.samples('carteiro_endpoint_failed_attempts_in_row');
-    assert.deepEqual(runs.map((s) => [s.labels.endpoint_id, s.value]), [[bad.id, 12]]);
+    assert.deepEqual(
+      runs.map((s) => [s.labels.endpoint_id, s.value]),
+      [[bad.id, 12]],
+    );
     assert.equal(runs[0]?.labels.destination_kind, 'endpoint');
     assert.equal(runs[0]?.labels.active, 'true');
     assert.ok(!after.samples('carteiro_endpoint_failing_seconds').some((s) => s.labels.endpoint_id === good.id));
@@ -197,10 +211,13 @@ describe('Prometheus metrics', () => {
     await c.services.ledger.sql`
       UPDATE webhook_dispatches SET status = 'in_flight', leased_by = 'w-dead', lease_expires_at = now() - interval '1 second'
        WHERE webhook_event_id = ${eventId} AND webhook_endpoint_id = ${ep.id}`;
-    const after = await eventually(async () => {
-      const s = await read();
-      return s.value('carteiro_worker_lease_expiries_total') - before.value('carteiro_worker_lease_expiries_total') === 1 && s;
-    }, { what: 'the lease expiry counted' });
+    const after = await eventually(
+      async () => {
+        const s = await read();
+        return s.value('carteiro_worker_lease_expiries_total') - before.value('carteiro_worker_lease_expiries_total') === 1 && s;
+      },
+      { what: 'the lease expiry counted' },
+    );
     assert.ok(after);
     await eventually(async () => (await unfinished([eventId])) === 0, { what: 'the redelivery' });
   });
@@ -218,10 +235,13 @@ describe('Prometheus metrics', () => {
       // Disabling an endpoint holds its pending work (paused).
       await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a4' } });
       assert.equal((await c.request('POST', `endpoints/${held.id}/disable`, {})).status, 200);
-      const s = await eventually(async () => {
-        const s = await read();
-        return s.value('carteiro_queue_oldest_due_seconds') > 0 && s;
-      }, { what: 'due work to be late' });
+      const s = await eventually(
+        async () => {
+          const s = await read();
+          return s.value('carteiro_queue_oldest_due_seconds') > 0 && s;
+        },
+        { what: 'due work to be late' },
+      );
       assert.equal(s.value('carteiro_queue_due', { priority: 'high' }), 1);
       assert.equal(s.value('carteiro_queue_due', { priority: 'normal' }), 2);
       assert.equal(s.value('carteiro_queue_paused'), 1);

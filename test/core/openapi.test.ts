@@ -102,7 +102,10 @@ describe('the API description', () => {
         assert.ok(op.summary, `${name} has no summary`);
         assert.ok(Array.isArray(op.security), `${name} does not state its auth`);
         const codes = Object.keys(op.responses);
-        assert.ok(codes.some((s) => /^2\d\d$/.test(s)), `${name} documents no success`);
+        assert.ok(
+          codes.some((s) => /^2\d\d$/.test(s)),
+          `${name} documents no success`,
+        );
         assert.ok(!codes.includes('default'), `${name} still has a default response`);
         for (const code of codes.filter((s) => Number(s) >= 400 && !(path.endsWith('/health') && s === '503'))) {
           assert.equal(op.responses[code].content['application/json'].schema.$ref, '#/components/schemas/ErrorEnvelope', `${name} ${code}`);
@@ -116,7 +119,11 @@ describe('the API description', () => {
     const endpoint = await call('POST /endpoints', 'endpoints', 201, { name: 'docs', url: `${receiver.url}/hook`, events: ['*'], max_in_flight: 4 });
     for (const field of ['secret', 'health', 'max_in_flight', 'failed_attempts_in_row', 'next_probe_at']) assert.ok(field in endpoint, `endpoint has ${field}`);
     await call('POST /trigger', 'trigger', 400, { event_type: 'agent.created' });
-    const accepted = await call('POST /trigger', 'trigger', 202, { event_type: 'agent.created', data: { agent_id: 'a1', name: 'Assistente de Vendas', user_id: 'u1' }, user_id: 'u1' });
+    const accepted = await call('POST /trigger', 'trigger', 202, {
+      event_type: 'agent.created',
+      data: { agent_id: 'a1', name: 'Assistente de Vendas', user_id: 'u1' },
+      user_id: 'u1',
+    });
     await call('POST /events/batch', 'events/batch', 400, { events: [] });
     await call('POST /events/batch', 'events/batch', 202, { events: [{ event_type: 'agent.created', data: { agent_id: 'a2', name: 'B' } }] });
     await call('POST /events/{name}', 'events/no-such-type', 404, {});
@@ -168,16 +175,23 @@ describe('the API description', () => {
     const rotated = await call('POST /endpoints/{id}/rotate-secret', `endpoints/${e.id}/rotate-secret`, 200, { overlap_seconds: 60 });
     assert.ok(rotated.secret && rotated.previous_secret_expires_at, 'a rotation shows the new secret and the overlap');
     await call('POST /endpoints/{id}/rotate-secret', `endpoints/${missing}/rotate-secret`, 404, {});
-    await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 200, { event_type: 'user.registered', data: { user_id: 'u1' } });
+    await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 200, {
+      event_type: 'user.registered',
+      data: { user_id: 'u1' },
+    });
     await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 422, {
-      event_type: 'user.registered', data: {}, transformation: 'function handler(w) { throw new Error("no") }',
+      event_type: 'user.registered',
+      data: {},
+      transformation: 'function handler(w) { throw new Error("no") }',
     });
     await call('POST /endpoints/{id}/transformation/preview', `endpoints/${missing}/transformation/preview`, 404, { event_type: 'user.registered', data: {} });
     const shaped = await call('PATCH /endpoints/{id}', `endpoints/${e.id}`, 200, { template: 'slack' });
     assert.equal(shaped.template, 'slack');
     await call('PATCH /endpoints/{id}', `endpoints/${e.id}`, 422, { transformation: 'function handler(' });
     const cancelled = await call('POST /endpoints/{id}/transformation/preview', `endpoints/${e.id}/transformation/preview`, 200, {
-      event_type: 'user.registered', data: {}, transformation: 'function handler(w) { w.cancel = true; return w; }',
+      event_type: 'user.registered',
+      data: {},
+      transformation: 'function handler(w) { w.cancel = true; return w; }',
     });
     assert.equal(cancelled.request, null);
     const templates = await call('GET /transformation-templates', 'transformation-templates', 200);
@@ -225,7 +239,13 @@ describe('the API description', () => {
 
   test('Supabase ingress: real answers match their schemas', async () => {
     const secret = { 'x-supabase-webhook-secret': SUPABASE_SECRET };
-    const insert = { type: 'INSERT', table: 'users', schema: 'public', record: { id: randomUUID(), email: 'maria@example.com', name: 'Maria Oliveira' }, old_record: null };
+    const insert = {
+      type: 'INSERT',
+      table: 'users',
+      schema: 'public',
+      record: { id: randomUUID(), email: 'maria@example.com', name: 'Maria Oliveira' },
+      old_record: null,
+    };
     await call('POST /supabase', 'supabase', 202, insert, secret);
     const same = { id: randomUUID(), user_id: randomUUID(), provider: 'x', is_active: true };
     await call('POST /supabase', 'supabase', 200, { type: 'UPDATE', table: 'external_integrations', schema: 'public', record: same, old_record: same }, secret);
@@ -234,7 +254,10 @@ describe('the API description', () => {
 
   test('n8n: real answers match their schemas', async () => {
     const w = await call('POST /n8n/workflows', 'n8n/workflows', 201, {
-      workflow_id: 'wf-docs', name: 'Docs', webhook_url: `${receiver.url}/webhook/docs-sync`, generate_secret: true,
+      workflow_id: 'wf-docs',
+      name: 'Docs',
+      webhook_url: `${receiver.url}/webhook/docs-sync`,
+      generate_secret: true,
     });
     assert.ok(w.secret, 'a generated secret is shown once');
     await call('POST /n8n/workflows', 'n8n/workflows', 400, { workflow_id: 'wf-x' });
@@ -252,7 +275,11 @@ describe('the API description', () => {
     const rotated = await call('POST /n8n/workflows/{id}/rotate-secret', `n8n/workflows/${w.id}/rotate-secret`, 200, {});
     assert.ok(rotated.secret);
     await call('POST /n8n/workflows/{id}/rotate-secret', `n8n/workflows/${missing}/rotate-secret`, 404, {});
-    const synced = await call('POST /n8n/sync', 'n8n/sync', 200, { sync_type: 'docs-sync', data: { user_id: 'test-123', email: 'test@example.com' }, wait_ms: 10_000 });
+    const synced = await call('POST /n8n/sync', 'n8n/sync', 200, {
+      sync_type: 'docs-sync',
+      data: { user_id: 'test-123', email: 'test@example.com' },
+      wait_ms: 10_000,
+    });
     assert.equal(synced.status, 'delivered');
     await call('POST /n8n/sync', 'n8n/sync', 404, { sync_type: 'no-such-path', data: {} });
     await call('GET /n8n/workflows/{id}/attempts', `n8n/workflows/${w.id}/attempts`, 200);

@@ -29,7 +29,9 @@ async function startOrderReceiver(fail: (eventSeq: number, attempt: number) => b
 }
 
 async function batch(c: TestCarteiro, prefix: string, count: number): Promise<string[]> {
-  const res = await c.request('POST', 'events/batch', { events: Array.from({ length: count }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `${prefix}-${i}` } })) });
+  const res = await c.request('POST', 'events/batch', {
+    events: Array.from({ length: count }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `${prefix}-${i}` } })),
+  });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   return res.body.events.map((e: { event_id: string }) => e.event_id);
 }
@@ -60,7 +62,13 @@ describe('ordered delivery', () => {
   let c: TestCarteiro;
   before(async () => {
     c = await startCarteiro({
-      env: { WEBHOOK_MAX_RETRIES: '2', WEBHOOK_RETRY_BASE_DELAY_MS: '20', WEBHOOK_RETRY_MAX_DELAY_MS: '40', WEBHOOK_RETRY_JITTER: '0', CARTEIRO_SLOW_LANE_AFTER_FAILURES: '0' },
+      env: {
+        WEBHOOK_MAX_RETRIES: '2',
+        WEBHOOK_RETRY_BASE_DELAY_MS: '20',
+        WEBHOOK_RETRY_MAX_DELAY_MS: '40',
+        WEBHOOK_RETRY_JITTER: '0',
+        CARTEIRO_SLOW_LANE_AFTER_FAILURES: '0',
+      },
     });
   });
   after(() => c.stop());
@@ -73,13 +81,17 @@ describe('ordered delivery', () => {
       assert.equal(ep.fifo, true);
       assert.equal(ep.fifo_on_exhausted, 'hold');
       await createEndpoint(c, { url: `${plain.url}/plain`, events: ['agent.created'] });
-      const ids = [...await batch(c, 'order-a', 40), ...await batch(c, 'order-b', 40)];
+      const ids = [...(await batch(c, 'order-a', 40)), ...(await batch(c, 'order-b', 40))];
       for (let i = 0; i < 10; i++) {
         const res = await c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: `order-c-${i}` } });
         ids.push(res.body.event_id);
       }
       await eventually(() => rx.received.length >= ids.length, { what: 'every event at the FIFO receiver', timeoutMs: 60_000 });
-      assert.deepEqual(rx.received.map((r) => r.headers['webhook-id']), ids, 'in the order accepted, each once');
+      assert.deepEqual(
+        rx.received.map((r) => r.headers['webhook-id']),
+        ids,
+        'in the order accepted, each once',
+      );
       assert.equal(rx.maxOpen, 1, 'never more than one at a time');
       await eventually(() => plain.received.length >= ids.length, { what: 'every event at the plain receiver' });
     } finally {
@@ -95,7 +107,10 @@ describe('ordered delivery', () => {
     try {
       const ep = await createEndpoint(c, { url: `${rx.url}/retry`, events: ['agent.created'], fifo: true });
       const ids = await batch(c, 'retry', 30);
-      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].filter((s) => s === 'succeeded').length === ids.length, { what: 'all delivered', timeoutMs: 60_000 });
+      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].filter((s) => s === 'succeeded').length === ids.length, {
+        what: 'all delivered',
+        timeoutMs: 60_000,
+      });
       const { first, succeeded, attempts } = seen(rx, fail);
       assert.deepEqual(succeeded, ids, 'successes in the order accepted');
       assert.deepEqual(first, ids, 'nothing tried before the one ahead of it succeeded');
@@ -117,15 +132,21 @@ describe('ordered delivery', () => {
       const ep = await createEndpoint(c, { url: `${rx.url}/hold`, events: ['agent.created'], fifo: true });
       const ids = await batch(c, 'hold', 8);
       const head = ids[3] as string;
-      const held = await eventually(async () => {
-        const r = await c.request('GET', `endpoints/${ep.id}`);
-        return r.body.is_active === false ? r.body : null;
-      }, { what: 'the endpoint disabled by its exhausted head', timeoutMs: 60_000 });
+      const held = await eventually(
+        async () => {
+          const r = await c.request('GET', `endpoints/${ep.id}`);
+          return r.body.is_active === false ? r.body : null;
+        },
+        { what: 'the endpoint disabled by its exhausted head', timeoutMs: 60_000 },
+      );
       assert.match(held.disabled_reason, /ordered delivery held/);
       assert.equal(held.health, 'disabled');
       assert.equal(held.next_probe_at, null, 'not probed by the circuit breaker');
       const states = await dispatchStatus(c, ep.id);
-      assert.deepEqual(ids.map((id) => states.get(id)), ['succeeded', 'succeeded', 'succeeded', 'failed', 'paused', 'paused', 'paused', 'paused']);
+      assert.deepEqual(
+        ids.map((id) => states.get(id)),
+        ['succeeded', 'succeeded', 'succeeded', 'failed', 'paused', 'paused', 'paused', 'paused'],
+      );
       assert.ok(!rx.received.some((r) => ids.slice(4).includes(r.headers['webhook-id'] as string)), 'nothing behind the head was sent');
 
       // Replayed while held, then enabled: the head goes first, then the rest in order.
@@ -135,8 +156,15 @@ describe('ordered delivery', () => {
       assert.ok(replay.status < 300, JSON.stringify(replay.body));
       const enabled = await c.request('POST', `endpoints/${ep.id}/enable`);
       assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
-      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].every((s) => s === 'succeeded'), { what: 'everything delivered after the replay', timeoutMs: 60_000 });
-      assert.deepEqual(rx.received.slice(from).map((r) => r.headers['webhook-id']), ids.slice(3), 'the replayed head, then the rest in order');
+      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].every((s) => s === 'succeeded'), {
+        what: 'everything delivered after the replay',
+        timeoutMs: 60_000,
+      });
+      assert.deepEqual(
+        rx.received.slice(from).map((r) => r.headers['webhook-id']),
+        ids.slice(3),
+        'the replayed head, then the rest in order',
+      );
     } finally {
       await rx.close();
     }
@@ -148,12 +176,18 @@ describe('ordered delivery', () => {
     try {
       const ep = await createEndpoint(c, { url: `${rx.url}/skip`, events: ['agent.created'], fifo: true, fifo_on_exhausted: 'skip' });
       const ids = await batch(c, 'skip', 5);
-      await eventually(async () => {
-        const s = await dispatchStatus(c, ep.id);
-        return ids.every((id) => s.get(id) === 'succeeded' || s.get(id) === 'failed');
-      }, { what: 'every delivery settled', timeoutMs: 60_000 });
+      await eventually(
+        async () => {
+          const s = await dispatchStatus(c, ep.id);
+          return ids.every((id) => s.get(id) === 'succeeded' || s.get(id) === 'failed');
+        },
+        { what: 'every delivery settled', timeoutMs: 60_000 },
+      );
       const states = await dispatchStatus(c, ep.id);
-      assert.deepEqual(ids.map((id) => states.get(id)), ['succeeded', 'failed', 'succeeded', 'succeeded', 'succeeded']);
+      assert.deepEqual(
+        ids.map((id) => states.get(id)),
+        ['succeeded', 'failed', 'succeeded', 'succeeded', 'succeeded'],
+      );
       const order = rx.received.map((r) => r.headers['webhook-id']);
       assert.deepEqual(order, [ids[0], ids[1], ids[1], ids[1], ids[2], ids[3], ids[4]], 'the head tried until exhausted (3 attempts), then the rest in order');
       assert.equal((await c.request('GET', `endpoints/${ep.id}`)).body.is_active, true);
@@ -180,7 +214,10 @@ describe('ordered delivery', () => {
       assert.equal(patched.status, 200, JSON.stringify(patched.body));
       assert.equal(patched.body.fifo, true);
       const from = rx.received.length;
-      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].every((s) => s === 'succeeded'), { what: 'all delivered', timeoutMs: 60_000 });
+      await eventually(async () => [...(await dispatchStatus(c, ep.id)).values()].every((s) => s === 'succeeded'), {
+        what: 'all delivered',
+        timeoutMs: 60_000,
+      });
       // Whatever was sent before the switch, the rest came one at a time, in order.
       const rest = rx.received.slice(from).map((r) => r.headers['webhook-id'] as string);
       const expected = ids.filter((id) => rest.includes(id));
@@ -207,7 +244,10 @@ describe('ordered delivery without polling', () => {
       await createEndpoint(c, { url: `${rx.url}/nopoll`, events: ['agent.created'], fifo: true });
       const ids = await batch(c, 'nopoll', 25);
       await eventually(() => rx.received.length >= ids.length, { what: 'all delivered without a poll', timeoutMs: 60_000 });
-      assert.deepEqual(rx.received.map((r) => r.headers['webhook-id']), ids);
+      assert.deepEqual(
+        rx.received.map((r) => r.headers['webhook-id']),
+        ids,
+      );
     } finally {
       await rx.close();
     }

@@ -21,9 +21,22 @@ function nodesOf(node: PlanNode): PlanNode[] {
 
 function delivered(d: ClaimedDispatch): OutcomeRecord {
   return {
-    dispatchId: d.id, eventId: d.webhook_event_id, endpointId: d.webhook_endpoint_id, organizationId: d.organization_id,
-    destinationKind: d.kind, attemptNumber: d.attempts, attempted: true, success: true, statusCode: 200, responseBody: 'ok', responseSealed: false,
-    durationMs: 3, error: null, nextStatus: 'succeeded', nextAttemptAt: null, disableEndpointReason: null,
+    dispatchId: d.id,
+    eventId: d.webhook_event_id,
+    endpointId: d.webhook_endpoint_id,
+    organizationId: d.organization_id,
+    destinationKind: d.kind,
+    attemptNumber: d.attempts,
+    attempted: true,
+    success: true,
+    statusCode: 200,
+    responseBody: 'ok',
+    responseSealed: false,
+    durationMs: 3,
+    error: null,
+    nextStatus: 'succeeded',
+    nextAttemptAt: null,
+    disableEndpointReason: null,
   };
 }
 
@@ -63,7 +76,7 @@ describe('recording a batch of outcomes', { skip: BACKEND !== 'postgres' && 'rea
     // made without the batch's values: that is the plan that has to hold up.
     await sql`SET plan_cache_mode = force_generic_plan`;
 
-    const claimed = await claimDueDispatches(sql, "w-plan-test", 500, 60_000, { defaultMaxInFlight: 1000, startInFlight: 1000, slowLaneAfterFailures: 0 });
+    const claimed = await claimDueDispatches(sql, 'w-plan-test', 500, 60_000, { defaultMaxInFlight: 1000, startInFlight: 1000, slowLaneAfterFailures: 0 });
     assert.equal(claimed.length, BATCH);
     await recordOutcomes(sql, 'w-plan-test', claimed.map(delivered));
 
@@ -79,7 +92,11 @@ describe('recording a batch of outcomes', { skip: BACKEND !== 'postgres' && 'rea
       const statement = plan['Query Text'].trim().replace(/\s+/g, ' ').slice(0, 60);
       const nodes = nodesOf(plan.Plan);
       const rescanned = nodes.filter((n) => n['Node Type'] === 'Function Scan' && (n['Actual Loops'] ?? 0) > 1);
-      assert.deepEqual(rescanned.map((n) => `${n['Alias'] as string} read ${n['Actual Loops']} times`), [], `${statement}: each array of the batch is read once`);
+      assert.deepEqual(
+        rescanned.map((n) => `${n['Alias'] as string} read ${n['Actual Loops']} times`),
+        [],
+        `${statement}: each array of the batch is read once`,
+      );
       const filtered = nodes.reduce((sum, n) => sum + (n['Rows Removed by Join Filter'] ?? 0), 0);
       assert.equal(filtered, 0, `${statement}: no pairs of rows compared and thrown away`);
     }

@@ -51,10 +51,13 @@ test(`a backlog survives a restart and high priority is delivered first (${BACKE
   const types = receiver.received.map((r) => JSON.parse(r.body).type as string);
   assert.deepEqual(types.slice(0, 10), Array(10).fill('payment.confirmed'), `order: ${types.join(',')}`);
   assert.equal(new Set(receiver.received.map((r) => r.headers['webhook-id'])).size, 50);
-  const after = await eventually(async () => {
-    const s = (await all.request('GET', 'stats')).body;
-    return s.queues.high_priority + s.queues.normal_priority + s.processing_tasks === 0 ? s : null;
-  }, { what: 'queues drained' });
+  const after = await eventually(
+    async () => {
+      const s = (await all.request('GET', 'stats')).body;
+      return s.queues.high_priority + s.queues.normal_priority + s.processing_tasks === 0 ? s : null;
+    },
+    { what: 'queues drained' },
+  );
   assert.equal(after.last_hour.delivered, 50);
   assert.equal((await all.request('GET', 'health')).body.overall_status, 'healthy');
 });

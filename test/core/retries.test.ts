@@ -9,10 +9,13 @@ import { startCarteiro, createEndpoint, trigger, eventually, settled, type TestC
 import { startReceiver, verifiesWithSeed, type Reply } from '../support/receiver.ts';
 
 async function finalStatus(c: TestCarteiro, id: string, wanted: string[] = ['completed', 'failed']) {
-  return eventually(async () => {
-    const s = await c.request('GET', `events/${id}/status`);
-    return wanted.includes(s.body.status) ? s.body : null;
-  }, { what: `event ${id} to finish` });
+  return eventually(
+    async () => {
+      const s = await c.request('GET', `events/${id}/status`);
+      return wanted.includes(s.body.status) ? s.body : null;
+    },
+    { what: `event ${id} to finish` },
+  );
 }
 
 describe('retries', () => {
@@ -33,7 +36,10 @@ describe('retries', () => {
     assert.equal(status.retry_count, 3);
 
     const attempts = (await c.request('GET', `events/${id}/attempts`)).body.data;
-    assert.deepEqual(attempts.map((a: { attempt_number: number }) => a.attempt_number), [1, 2, 3, 4]);
+    assert.deepEqual(
+      attempts.map((a: { attempt_number: number }) => a.attempt_number),
+      [1, 2, 3, 4],
+    );
     assert.equal(attempts[0].status_code, 500);
     assert.equal(attempts[0].response_body, 'boom');
     assert.match(attempts[1].error, /timeout/);

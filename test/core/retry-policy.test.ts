@@ -10,14 +10,23 @@ test("the default policy is the seed's: 5 retries, 30 s base doubling, 1 h cap, 
   assert.equal(seedPolicy.maxRetries, 5);
   assert.equal(seedPolicy.timeoutMs, 30_000);
   const noJitter = { ...seedPolicy, jitter: 0 };
-  assert.deepEqual([1, 2, 3, 4, 5].map((n) => backoffDelayMs(noJitter, n) / 1000), [30, 60, 120, 240, 480]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((n) => backoffDelayMs(noJitter, n) / 1000),
+    [30, 60, 120, 240, 480],
+  );
   assert.equal(backoffDelayMs(noJitter, 20), 3_600_000, 'capped at max_delay');
 });
 
 test('jitter spreads delays within ±jitter of the nominal delay', () => {
   const p = { ...seedPolicy, jitter: 0.1 };
-  assert.equal(backoffDelayMs(p, 1, () => 0), 27_000);
-  assert.equal(backoffDelayMs(p, 1, () => 1), 33_000);
+  assert.equal(
+    backoffDelayMs(p, 1, () => 0),
+    27_000,
+  );
+  assert.equal(
+    backoffDelayMs(p, 1, () => 1),
+    33_000,
+  );
 });
 
 test('six attempts in all: the first plus five retries', () => {
@@ -26,9 +35,12 @@ test('six attempts in all: the first plus five retries', () => {
 });
 
 test("an endpoint's overrides change the count and the first delay, never the shape, and never exceed the service's count", () => {
-  assert.equal(endpointRetryPolicy(seedPolicy, { max_retries: null, retry_base_delay_ms: null }), seedPolicy, 'no overrides: the service\'s own policy');
+  assert.equal(endpointRetryPolicy(seedPolicy, { max_retries: null, retry_base_delay_ms: null }), seedPolicy, "no overrides: the service's own policy");
   const p = { ...endpointRetryPolicy(seedPolicy, { max_retries: 2, retry_base_delay_ms: 10_000 }), jitter: 0 };
-  assert.deepEqual([1, 2].map((n) => backoffDelayMs(p, n) / 1000), [10, 20]);
+  assert.deepEqual(
+    [1, 2].map((n) => backoffDelayMs(p, n) / 1000),
+    [10, 20],
+  );
   assert.equal(hasRetriesLeft(p, 2), true);
   assert.equal(hasRetriesLeft(p, 3), false, 'three attempts in all');
   // Stored when the service allowed more: held to what it allows now.
@@ -37,7 +49,7 @@ test("an endpoint's overrides change the count and the first delay, never the sh
 
 test('Retry-After is read as seconds or as an HTTP date', () => {
   assert.equal(parseRetryAfterMs('7'), 7000);
-  assert.equal(parseRetryAfterMs(new Date(Date.now() + 60_000).toUTCString()) ! > 55_000, true);
+  assert.equal(parseRetryAfterMs(new Date(Date.now() + 60_000).toUTCString())! > 55_000, true);
   assert.equal(parseRetryAfterMs('soon'), undefined);
   assert.equal(parseRetryAfterMs(undefined), undefined);
 });

@@ -30,7 +30,10 @@ test('start refuses a schema migrated past the newest migration this code has', 
       assert.ok(err instanceof SchemaNewerThanCodeError, `a SchemaNewerThanCodeError, not ${String(err)}`);
       assert.equal(err.schemaVersion, '9999');
       assert.equal(err.codeVersion, newest.version);
-      assert.match(err.message, new RegExp(`at migration 9999 \\(9999_from_the_future\\), newer than this Carteiro's newest, ${newest.version} \\(${newest.name}\\)`));
+      assert.match(
+        err.message,
+        new RegExp(`at migration 9999 \\(9999_from_the_future\\), newer than this Carteiro's newest, ${newest.version} \\(${newest.name}\\)`),
+      );
       return true;
     };
     await assert.rejects(compose(config, 'all', { log: pino({ level: 'silent' }) }), expected);
@@ -40,7 +43,10 @@ test('start refuses a schema migrated past the newest migration this code has', 
     try {
       await assert.rejects(migrate(ledger2.sql, ledger2.schema), expected);
       const rows = await ledger2.sql.unsafe<{ version: string }[]>(`SELECT version FROM "${ledger2.schema}".schema_migrations ORDER BY version DESC LIMIT 2`);
-      assert.deepEqual(rows.map((r) => r.version), ['9999', newest.version]);
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        ['9999', newest.version],
+      );
     } finally {
       await ledger2.close();
     }

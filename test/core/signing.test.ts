@@ -49,7 +49,10 @@ test('the secret box seals with the first key and opens with any key in the ring
 });
 
 test('event filters match exact names, prefix wildcards and *', () => {
-  assert.deepEqual(matchingPatterns('integration.whatsapp.connected').sort(), ['*', 'integration.*', 'integration.whatsapp.*', 'integration.whatsapp.connected'].sort());
+  assert.deepEqual(
+    matchingPatterns('integration.whatsapp.connected').sort(),
+    ['*', 'integration.*', 'integration.whatsapp.*', 'integration.whatsapp.connected'].sort(),
+  );
   assert.ok(isValidEventFilter('integration.*'));
   assert.ok(isValidEventFilter('*'));
   assert.ok(!isValidEventFilter('integ*'));
@@ -65,9 +68,14 @@ test('a dispatch claimed before a rotation, signed after a newer claim, signs wi
   const box = createSecretBox(parseKeyring(generateKeyringSpec()));
   const resolve = createSecretResolver(box, undefined);
   const [oldSecret, newSecret] = [generateWebhookSecret(), generateWebhookSecret()];
-  const claim = (secret: string, at: number) => ({
-    webhook_endpoint_id: 'ep-1', secret: box.seal(secret), previous_secret: null, previous_secret_expires_at: null, endpoint_updated_at: new Date(at),
-  }) as unknown as ClaimedDispatch;
+  const claim = (secret: string, at: number) =>
+    ({
+      webhook_endpoint_id: 'ep-1',
+      secret: box.seal(secret),
+      previous_secret: null,
+      previous_secret_expires_at: null,
+      endpoint_updated_at: new Date(at),
+    }) as unknown as ClaimedDispatch;
   const before = claim(oldSecret, 1_000);
   const after = claim(newSecret, 2_000);
   const sign = (keys: ReturnType<typeof resolve>) => signatureHeaders(keys!, 'evt', 1, Buffer.from('{}'))['webhook-signature'];

@@ -47,10 +47,13 @@ const one = (spans: CollectedSpan[], what: string, match: (s: CollectedSpan) => 
 
 /** The spans of a trace, once `count` of them have arrived (all of them, when the trace is over). */
 const spansOfTrace = (collector: TestCollector, traceId: string, count: number) =>
-  eventually(() => {
-    const spans = collector.spans.filter((s) => s.traceId === traceId);
-    return spans.length >= count && spans;
-  }, { what: `${count} spans of trace ${traceId} at the collector` });
+  eventually(
+    () => {
+      const spans = collector.spans.filter((s) => s.traceId === traceId);
+      return spans.length >= count && spans;
+    },
+    { what: `${count} spans of trace ${traceId} at the collector` },
+  );
 
 describe('traces, with tracing on', () => {
   let collector: TestCollector;
@@ -86,9 +89,14 @@ describe('traces, with tracing on', () => {
 
   const traceSpans = (traceId: string, count: number) => spansOfTrace(collector, traceId, count);
 
-  test('the caller\'s trace runs through the ingest request and the commit to every delivery attempt; receivers get the attempt\'s traceparent', async () => {
+  test("the caller's trace runs through the ingest request and the commit to every delivery attempt; receivers get the attempt's traceparent", async () => {
     const caller = callerContext();
-    const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-1', user_id: 'u-1', amount: 42 } }, { traceparent: caller.traceparent });
+    const res = await post(
+      c,
+      'trigger',
+      { event_type: 'payment.confirmed', data: { payment_id: 'p-1', user_id: 'u-1', amount: 42 } },
+      { traceparent: caller.traceparent },
+    );
     assert.equal(res.status, 202);
     const eventId: string = res.body.event_id;
 
@@ -97,7 +105,7 @@ describe('traces, with tracing on', () => {
     assert.equal(deliveries.length, 2, 'a failed attempt and its retry');
     const sent = deliveries.map((r) => parseTraceparent(r.headers.traceparent));
     for (const t of sent) {
-      assert.equal(t.traceId, caller.traceId, 'the receiver is in the caller\'s trace');
+      assert.equal(t.traceId, caller.traceId, "the receiver is in the caller's trace");
       assert.equal(t.flags, '01', 'sampled, as the caller asked');
     }
     assert.notEqual(sent[0]?.spanId, sent[1]?.spanId, 'each attempt is a span of its own');
@@ -109,7 +117,7 @@ describe('traces, with tracing on', () => {
 
     const ingest = one(spans, 'ingest request', (s) => s.name === 'POST /api/webhooks/trigger');
     assert.equal(ingest.kind, SPAN_KIND.server);
-    assert.equal(ingest.parentSpanId, caller.spanId, 'the caller\'s span is the ingest span\'s parent');
+    assert.equal(ingest.parentSpanId, caller.spanId, "the caller's span is the ingest span's parent");
     assert.equal(ingest.attributes['http.request.method'], 'POST');
     assert.equal(ingest.attributes['http.route'], '/api/webhooks/trigger');
     assert.equal(ingest.attributes['http.response.status_code'], 202);
@@ -128,12 +136,14 @@ describe('traces, with tracing on', () => {
     const [row] = await c.services.ledger.sql<{ trace_context: string | null }[]>`SELECT trace_context FROM webhook_events WHERE id = ${eventId}`;
     assert.equal(row?.trace_context, `00-${caller.traceId}-${commit.spanId}-01`);
 
-    const attempts = spans.filter((s) => s.name === 'delivery.attempt').sort((a, b) => Number(a.attributes['carteiro.delivery.attempt']) - Number(b.attributes['carteiro.delivery.attempt']));
+    const attempts = spans
+      .filter((s) => s.name === 'delivery.attempt')
+      .sort((a, b) => Number(a.attributes['carteiro.delivery.attempt']) - Number(b.attributes['carteiro.delivery.attempt']));
     assert.equal(attempts.length, 2);
     for (const [i, a] of attempts.entries()) {
       assert.equal(a.kind, SPAN_KIND.client);
       assert.equal(a.parentSpanId, commit.spanId, 'each attempt is a child of the commit');
-      assert.equal(a.spanId, sent[i]?.spanId, 'the receiver got this attempt\'s own span as its parent');
+      assert.equal(a.spanId, sent[i]?.spanId, "the receiver got this attempt's own span as its parent");
       assert.equal(a.attributes['carteiro.event.id'], eventId);
       assert.equal(a.attributes['carteiro.event.type'], 'payment.confirmed');
       assert.equal(a.attributes['carteiro.endpoint.id'], endpoint.id);
@@ -153,16 +163,25 @@ describe('traces, with tracing on', () => {
     assert.notEqual(retried.status.code, STATUS_ERROR);
 
     // Exported as OTLP/HTTP JSON, to the traces path under the configured base.
-    assert.ok(collector.requests.length > 0 && collector.requests.every((r) => r.method === 'POST' && r.path === '/v1/traces' && r.contentType.startsWith('application/json')), JSON.stringify(collector.requests));
+    assert.ok(
+      collector.requests.length > 0 &&
+        collector.requests.every((r) => r.method === 'POST' && r.path === '/v1/traces' && r.contentType.startsWith('application/json')),
+      JSON.stringify(collector.requests),
+    );
   });
 
-  test('without a usable traceparent a batch starts its own trace, and each of its events\' deliveries joins it', async () => {
-    const res = await post(c, 'events/batch', {
-      events: [
-        { event_type: 'payment.confirmed', data: { payment_id: 'p-2', user_id: 'u-2', amount: 1 } },
-        { event_type: 'user.registered', data: { user_id: 'u-3', email: 'u3@example.com', name: 'U3' } },
-      ],
-    }, { traceparent: 'not-a-traceparent' });
+  test("without a usable traceparent a batch starts its own trace, and each of its events' deliveries joins it", async () => {
+    const res = await post(
+      c,
+      'events/batch',
+      {
+        events: [
+          { event_type: 'payment.confirmed', data: { payment_id: 'p-2', user_id: 'u-2', amount: 1 } },
+          { event_type: 'user.registered', data: { user_id: 'u-3', email: 'u3@example.com', name: 'U3' } },
+        ],
+      },
+      { traceparent: 'not-a-traceparent' },
+    );
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const eventIds: string[] = res.body.events.map((e: { event_id: string }) => e.event_id);
     await settled(c, { eventIds });
@@ -194,7 +213,13 @@ describe('traces, with tracing on', () => {
     const res = await fetch(`${c.url}/api/webhooks/supabase`, {
       method: 'POST',
       headers: { 'x-supabase-webhook-secret': SUPABASE_SECRET, 'content-type': 'application/json', traceparent: caller.traceparent },
-      body: JSON.stringify({ type: 'INSERT', table: 'users', schema: 'public', record: { id: userId, email: 'ana@example.com', name: 'Ana' }, old_record: null }),
+      body: JSON.stringify({
+        type: 'INSERT',
+        table: 'users',
+        schema: 'public',
+        record: { id: userId, email: 'ana@example.com', name: 'Ana' },
+        old_record: null,
+      }),
     });
     assert.equal(res.status, 202);
     const eventId = ((await res.json()) as { event_id: string }).event_id;
@@ -216,7 +241,12 @@ describe('traces, with tracing on', () => {
 
   test('a caller that does not sample its trace is followed: receivers get its trace unsampled, and nothing of it is exported', async () => {
     const unsampled = callerContext();
-    const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-u', user_id: 'u-u', amount: 5 } }, { traceparent: unsampled.traceparent.replace(/-01$/, '-00') });
+    const res = await post(
+      c,
+      'trigger',
+      { event_type: 'payment.confirmed', data: { payment_id: 'p-u', user_id: 'u-u', amount: 5 } },
+      { traceparent: unsampled.traceparent.replace(/-01$/, '-00') },
+    );
     assert.equal(res.status, 202);
     await settled(c, { eventIds: [res.body.event_id] });
     const received = receiver.received.filter((r) => r.headers['webhook-id'] === res.body.event_id);
@@ -229,13 +259,21 @@ describe('traces, with tracing on', () => {
     // A sampled trace made afterwards: once its spans are exported, the unsampled ones, which ended
     // before them, would have been too (spans are exported in the order they end).
     const later = callerContext();
-    const next = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-s', user_id: 'u-s', amount: 6 } }, { traceparent: later.traceparent });
+    const next = await post(
+      c,
+      'trigger',
+      { event_type: 'payment.confirmed', data: { payment_id: 'p-s', user_id: 'u-s', amount: 6 } },
+      { traceparent: later.traceparent },
+    );
     await settled(c, { eventIds: [next.body.event_id] });
     await traceSpans(later.traceId, 4);
-    assert.deepEqual(collector.spans.filter((s) => s.traceId === unsampled.traceId), []);
+    assert.deepEqual(
+      collector.spans.filter((s) => s.traceId === unsampled.traceId),
+      [],
+    );
   });
 
-  test('a refused event is a span with the refusal\'s code, and nothing is committed', async () => {
+  test("a refused event is a span with the refusal's code, and nothing is committed", async () => {
     const caller = callerContext();
     const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { amount: 'not a number' } }, { traceparent: caller.traceparent });
     assert.equal(res.status, 422, JSON.stringify(res.body));
@@ -266,7 +304,12 @@ describe('traces across processes', { skip: !DATABASE_URL && 'needs DATABASE_URL
     await createEndpoint(api, { url: `${receiver.url}/hooks`, events: ['payment.confirmed'] });
 
     const caller = callerContext();
-    const res = await post(api, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-mp', user_id: 'u-mp', amount: 7 } }, { traceparent: caller.traceparent });
+    const res = await post(
+      api,
+      'trigger',
+      { event_type: 'payment.confirmed', data: { payment_id: 'p-mp', user_id: 'u-mp', amount: 7 } },
+      { traceparent: caller.traceparent },
+    );
     assert.equal(res.status, 202);
     const [delivered] = await receiver.waitFor(1);
     assert.equal(parseTraceparent(delivered?.headers.traceparent).traceId, caller.traceId);
@@ -277,7 +320,7 @@ describe('traces across processes', { skip: !DATABASE_URL && 'needs DATABASE_URL
     assert.equal(commit.resource['carteiro.role'], 'api');
     assert.equal(attempt.resource['carteiro.role'], 'worker');
     assert.notEqual(attempt.resource['service.instance.id'], commit.resource['service.instance.id']);
-    assert.equal(attempt.parentSpanId, commit.spanId, 'the worker\'s attempt is a child of the API\'s commit');
+    assert.equal(attempt.parentSpanId, commit.spanId, "the worker's attempt is a child of the API's commit");
     assert.equal(attempt.attributes['carteiro.event.id'], res.body.event_id);
   });
 });
@@ -288,13 +331,21 @@ describe('traces, with tracing off', () => {
     const receiver = await startReceiver(() => ({ status: 200 }));
     t.after(() => Promise.all([receiver.close(), collector.close()]));
     // The endpoint is there, and OTEL_SDK_DISABLED turns it all off.
-    const c = await startCarteiro({ listen: true, env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SDK_DISABLED: 'true', OTEL_BSP_SCHEDULE_DELAY: '50' } });
+    const c = await startCarteiro({
+      listen: true,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SDK_DISABLED: 'true', OTEL_BSP_SCHEDULE_DELAY: '50' },
+    });
     let stopped = false;
     t.after(() => (stopped ? undefined : c.stop()));
     assert.equal(c.services.tracing, null);
     await createEndpoint(c, { url: `${receiver.url}/hooks`, events: ['payment.confirmed'] });
 
-    const res = await post(c, 'trigger', { event_type: 'payment.confirmed', data: { payment_id: 'p-off', user_id: 'u-off', amount: 3 } }, { traceparent: callerContext().traceparent });
+    const res = await post(
+      c,
+      'trigger',
+      { event_type: 'payment.confirmed', data: { payment_id: 'p-off', user_id: 'u-off', amount: 3 } },
+      { traceparent: callerContext().traceparent },
+    );
     assert.equal(res.status, 202);
     const [delivered] = await receiver.waitFor(1);
     assert.equal(delivered?.headers['webhook-id'], res.body.event_id);
@@ -320,8 +371,15 @@ describe('tracing configuration', () => {
 
   test('the base endpoint gets /v1/traces; the traces endpoint is taken as is and wins', () => {
     assert.equal(loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing?.tracesUrl, 'http://collector:4318/v1/traces');
-    assert.equal(loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/otlp/' }).tracing?.tracesUrl, 'https://otel.example.com/otlp/v1/traces');
-    const both = loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom' }).tracing;
+    assert.equal(
+      loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/otlp/' }).tracing?.tracesUrl,
+      'https://otel.example.com/otlp/v1/traces',
+    );
+    const both = loadConfig({
+      ...base,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+    }).tracing;
     assert.equal(both?.tracesUrl, 'http://traces:9999/custom');
     assert.equal(both?.serviceName, 'carteiro');
     assert.equal(both?.exportDelayMs, 5000);
@@ -337,21 +395,28 @@ describe('tracing configuration', () => {
     assert.deepEqual(tracing?.headers, { 'x-api-key': 'traces', authorization: 'Basic abc=' });
   });
 
-  test('bad values are refused at start, without echoing a header\'s value', () => {
-    const refused = (env: Record<string, string>, pattern: RegExp) => assert.throws(() => loadConfig({ ...base, ...env }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, pattern);
-      return true;
-    });
+  test("bad values are refused at start, without echoing a header's value", () => {
+    const refused = (env: Record<string, string>, pattern: RegExp) =>
+      assert.throws(
+        () => loadConfig({ ...base, ...env }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.match(err.message, pattern);
+          return true;
+        },
+      );
     refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, /OTEL_EXPORTER_OTLP_ENDPOINT/);
     refused({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/v1/traces' }, /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT/);
     refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /not gRPC/);
-    assert.throws(() => loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x-key=%E0%A4%A-secret-value' }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /OTEL_EXPORTER_OTLP_HEADERS/);
-      assert.doesNotMatch(err.message, /secret-value/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x-key=%E0%A4%A-secret-value' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /OTEL_EXPORTER_OTLP_HEADERS/);
+        assert.doesNotMatch(err.message, /secret-value/);
+        return true;
+      },
+    );
     // gRPC set for some other signal's sake does not matter while traces are off.
     assert.equal(loadConfig({ ...base, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).tracing, null);
   });

@@ -22,32 +22,85 @@ const isoDate = { type: 'string', pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:
 
 const SCHEMAS: Record<string, object> = {
   slack: {
-    type: 'object', required: ['text', 'blocks'], additionalProperties: false,
+    type: 'object',
+    required: ['text', 'blocks'],
+    additionalProperties: false,
     properties: {
       text: text(40_000),
       blocks: {
-        type: 'array', minItems: 1, maxItems: 50,
+        type: 'array',
+        minItems: 1,
+        maxItems: 50,
         items: {
           oneOf: [
-            { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'header' }, text: { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'plain_text' }, text: text(150) } } } },
-            { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'section' }, text: { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'mrkdwn' }, text: text(3000) } } } },
-            { type: 'object', required: ['type', 'elements'], additionalProperties: false, properties: { type: { const: 'context' }, elements: { type: 'array', minItems: 1, maxItems: 10, items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'mrkdwn' }, text: text(3000) } } } } },
+            {
+              type: 'object',
+              required: ['type', 'text'],
+              additionalProperties: false,
+              properties: {
+                type: { const: 'header' },
+                text: {
+                  type: 'object',
+                  required: ['type', 'text'],
+                  additionalProperties: false,
+                  properties: { type: { const: 'plain_text' }, text: text(150) },
+                },
+              },
+            },
+            {
+              type: 'object',
+              required: ['type', 'text'],
+              additionalProperties: false,
+              properties: {
+                type: { const: 'section' },
+                text: { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'mrkdwn' }, text: text(3000) } },
+              },
+            },
+            {
+              type: 'object',
+              required: ['type', 'elements'],
+              additionalProperties: false,
+              properties: {
+                type: { const: 'context' },
+                elements: {
+                  type: 'array',
+                  minItems: 1,
+                  maxItems: 10,
+                  items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'mrkdwn' }, text: text(3000) } },
+                },
+              },
+            },
           ],
         },
       },
     },
   },
   discord: {
-    type: 'object', required: ['content'], additionalProperties: false,
+    type: 'object',
+    required: ['content'],
+    additionalProperties: false,
     properties: {
       content: text(2000),
       embeds: {
-        type: 'array', maxItems: 10,
+        type: 'array',
+        maxItems: 10,
         items: {
-          type: 'object', additionalProperties: false,
+          type: 'object',
+          additionalProperties: false,
           properties: {
-            title: text(256), description: text(4096), timestamp: isoDate,
-            fields: { type: 'array', maxItems: 25, items: { type: 'object', required: ['name', 'value'], additionalProperties: false, properties: { name: text(256), value: text(1024), inline: { type: 'boolean' } } } },
+            title: text(256),
+            description: text(4096),
+            timestamp: isoDate,
+            fields: {
+              type: 'array',
+              maxItems: 25,
+              items: {
+                type: 'object',
+                required: ['name', 'value'],
+                additionalProperties: false,
+                properties: { name: text(256), value: text(1024), inline: { type: 'boolean' } },
+              },
+            },
             footer: { type: 'object', required: ['text'], properties: { text: text(2048) } },
           },
         },
@@ -56,28 +109,61 @@ const SCHEMAS: Record<string, object> = {
     },
   },
   teams: {
-    type: 'object', required: ['type', 'attachments'], additionalProperties: false,
+    type: 'object',
+    required: ['type', 'attachments'],
+    additionalProperties: false,
     properties: {
       type: { const: 'message' },
       attachments: {
-        type: 'array', minItems: 1, maxItems: 1,
+        type: 'array',
+        minItems: 1,
+        maxItems: 1,
         items: {
-          type: 'object', required: ['contentType', 'content'],
+          type: 'object',
+          required: ['contentType', 'content'],
           properties: {
             contentType: { const: 'application/vnd.microsoft.card.adaptive' },
             contentUrl: { type: 'null' },
             content: {
-              type: 'object', required: ['type', 'version', 'body'],
+              type: 'object',
+              required: ['type', 'version', 'body'],
               properties: {
                 $schema: { const: 'http://adaptivecards.io/schemas/adaptive-card.json' },
                 type: { const: 'AdaptiveCard' },
                 version: { type: 'string', pattern: '^1\\.[0-6]$' },
                 body: {
-                  type: 'array', minItems: 1,
+                  type: 'array',
+                  minItems: 1,
                   items: {
                     oneOf: [
-                      { type: 'object', required: ['type', 'text'], properties: { type: { const: 'TextBlock' }, text: text(10_000), weight: { enum: ['Default', 'Lighter', 'Bolder'] }, size: { enum: ['Default', 'Small', 'Medium', 'Large', 'ExtraLarge'] }, wrap: { type: 'boolean' }, isSubtle: { type: 'boolean' } } },
-                      { type: 'object', required: ['type', 'facts'], properties: { type: { const: 'FactSet' }, facts: { type: 'array', items: { type: 'object', required: ['title', 'value'], additionalProperties: false, properties: { title: { type: 'string' }, value: { type: 'string' } } } } } },
+                      {
+                        type: 'object',
+                        required: ['type', 'text'],
+                        properties: {
+                          type: { const: 'TextBlock' },
+                          text: text(10_000),
+                          weight: { enum: ['Default', 'Lighter', 'Bolder'] },
+                          size: { enum: ['Default', 'Small', 'Medium', 'Large', 'ExtraLarge'] },
+                          wrap: { type: 'boolean' },
+                          isSubtle: { type: 'boolean' },
+                        },
+                      },
+                      {
+                        type: 'object',
+                        required: ['type', 'facts'],
+                        properties: {
+                          type: { const: 'FactSet' },
+                          facts: {
+                            type: 'array',
+                            items: {
+                              type: 'object',
+                              required: ['title', 'value'],
+                              additionalProperties: false,
+                              properties: { title: { type: 'string' }, value: { type: 'string' } },
+                            },
+                          },
+                        },
+                      },
                     ],
                   },
                 },
@@ -90,7 +176,9 @@ const SCHEMAS: Record<string, object> = {
   },
   'google-chat': { type: 'object', required: ['text'], additionalProperties: false, properties: { text: text(4096) } },
   telegram: {
-    type: 'object', required: ['chat_id', 'text'], additionalProperties: false,
+    type: 'object',
+    required: ['chat_id', 'text'],
+    additionalProperties: false,
     properties: {
       chat_id: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^(-?\\d+|@\\w{5,32})$' }] },
       text: text(4096),
@@ -98,11 +186,15 @@ const SCHEMAS: Record<string, object> = {
     },
   },
   n8n: {
-    type: 'object', required: ['event_type', 'event_id', 'timestamp', 'data'], additionalProperties: false,
+    type: 'object',
+    required: ['event_type', 'event_id', 'timestamp', 'data'],
+    additionalProperties: false,
     properties: { event_type: { type: 'string' }, event_id: { type: 'string' }, timestamp: isoDate, source: { const: 'carteiro' }, data: { type: 'object' } },
   },
   passthrough: {
-    type: 'object', required: ['id', 'type', 'timestamp', 'data'], additionalProperties: false,
+    type: 'object',
+    required: ['id', 'type', 'timestamp', 'data'],
+    additionalProperties: false,
     properties: { id: { type: 'string' }, type: { type: 'string' }, timestamp: isoDate, data: { type: 'object' } },
   },
 };
@@ -191,7 +283,7 @@ describe('transformation templates', () => {
     assert.equal(r.headers['x-carteiro-event-type'], 'deal.won');
   });
 
-  test('passthrough: Carteiro\'s envelope, unchanged', async () => {
+  test("passthrough: Carteiro's envelope, unchanged", async () => {
     const r = await render('passthrough', `${HOST}/hooks`);
     assert.equal(r.body.type, 'deal.won');
     assert.deepEqual(r.body.data, JSON.parse(JSON.stringify(SAMPLE)));

@@ -109,7 +109,10 @@ describe('transformations at delivery', () => {
     const big = await trigger(c, { event_type: 'deal.closed', data: { amount: 500 } });
     await settled(c, { endpointId: ep.id });
     const sql = c.services.ledger.sql;
-    assert.deepEqual({ ...(await dispatchOf(sql, ep.id, small)) }, { status: 'cancelled', attempts: 0, last_error: "cancelled by the endpoint's transformation (nothing was sent)" });
+    assert.deepEqual(
+      { ...(await dispatchOf(sql, ep.id, small)) },
+      { status: 'cancelled', attempts: 0, last_error: "cancelled by the endpoint's transformation (nothing was sent)" },
+    );
     assert.equal((await dispatchOf(sql, ep.id, big))?.status, 'succeeded');
     const onCancelPath = rx.received.filter((r) => r.path === '/cancel');
     assert.equal(onCancelPath.length, 1, 'only the big one was sent');
@@ -118,7 +121,9 @@ describe('transformations at delivery', () => {
     const status = await c.request('GET', `events/${small}/status`);
     assert.equal(status.body.status, 'completed');
     assert.equal(status.body.deliveries[0].status, 'cancelled');
-    const [counts] = await sql<{ success_count: number; failure_count: number }[]>`SELECT success_count::int, failure_count::int FROM webhook_endpoints WHERE id = ${ep.id}`;
+    const [counts] = await sql<
+      { success_count: number; failure_count: number }[]
+    >`SELECT success_count::int, failure_count::int FROM webhook_endpoints WHERE id = ${ep.id}`;
     assert.deepEqual({ ...counts }, { success_count: 1, failure_count: 0 });
   });
 
@@ -172,7 +177,8 @@ describe('transformations at delivery', () => {
       ['nothing', 'function handler(w) { }', /handler must return the webhook object \(it returned null\)/],
     ];
     const eps: Record<string, string> = {};
-    for (const [name, code] of cases) eps[name] = (await createEndpoint(c, { url: `${rx.url}/contract-${name}`, events: ['contract.check'], transformation: code })).id;
+    for (const [name, code] of cases)
+      eps[name] = (await createEndpoint(c, { url: `${rx.url}/contract-${name}`, events: ['contract.check'], transformation: code })).id;
     const id = await trigger(c, { event_type: 'contract.check', data: {} });
     await settled(c, { eventIds: [id] });
     for (const [name, , pattern] of cases) {
@@ -247,14 +253,20 @@ describe('transformations on the API', () => {
   test('templates: listed with their code; `template` fills in the code, which can then be edited', async () => {
     const list = await c.request('GET', 'transformation-templates');
     assert.equal(list.status, 200);
-    assert.deepEqual(list.body.data.map((t: { name: string }) => t.name), ['slack', 'discord', 'teams', 'google-chat', 'telegram', 'n8n', 'passthrough']);
+    assert.deepEqual(
+      list.body.data.map((t: { name: string }) => t.name),
+      ['slack', 'discord', 'teams', 'google-chat', 'telegram', 'n8n', 'passthrough'],
+    );
     const slack = list.body.data.find((t: { name: string }) => t.name === 'slack');
     assert.match(slack.source, /function handler\(webhook\)/);
 
     const ep = await createEndpoint(c, { url: `${rx.url}/slack`, template: 'slack' });
     assert.equal(ep.template, 'slack');
     assert.equal(ep.transformation, slack.source);
-    const edited = (ep.transformation as string).replace("text: title(webhook.event_type) + ' (' + webhook.event_type + ')'", "text: 'edited ' + webhook.event_type");
+    const edited = (ep.transformation as string).replace(
+      "text: title(webhook.event_type) + ' (' + webhook.event_type + ')'",
+      "text: 'edited ' + webhook.event_type",
+    );
     const res = await c.request('PATCH', `endpoints/${ep.id}`, { transformation: edited });
     assert.equal(res.status, 200);
     assert.equal(res.body.transformation, edited);
@@ -265,7 +277,12 @@ describe('transformations on the API', () => {
     const tg = await c.request('POST', 'endpoints', { name: 'tg', url: `${rx.url}/bot123`, template: 'telegram' });
     assert.equal(tg.status, 422);
     assert.equal(tg.body.details.field, 'template_options.chat_id');
-    const badId = await c.request('POST', 'endpoints', { name: 'tg', url: `${rx.url}/bot123`, template: 'telegram', template_options: { chat_id: 'not an id' } });
+    const badId = await c.request('POST', 'endpoints', {
+      name: 'tg',
+      url: `${rx.url}/bot123`,
+      template: 'telegram',
+      template_options: { chat_id: 'not an id' },
+    });
     assert.equal(badId.body.details.field, 'template_options.chat_id');
     const unknown = await c.request('POST', 'endpoints', { name: 'x', url: `${rx.url}/x`, template: 'myspace' });
     assert.equal(unknown.status, 422);
@@ -275,7 +292,12 @@ describe('transformations on the API', () => {
   });
 
   test('the telegram template posts to <endpoint URL>/sendMessage with its chat_id', async () => {
-    const ep = await createEndpoint(c, { url: `${rx.url}/bot123:ABC`, events: ['member.joined'], template: 'telegram', template_options: { chat_id: '-1001234567890' } });
+    const ep = await createEndpoint(c, {
+      url: `${rx.url}/bot123:ABC`,
+      events: ['member.joined'],
+      template: 'telegram',
+      template_options: { chat_id: '-1001234567890' },
+    });
     const id = await trigger(c, { event_type: 'member.joined', data: { user_id: 'u-tg', plan: 'pro' } });
     await settled(c, { eventIds: [id] });
     const got = rx.received.filter((r) => r.path === '/bot123:ABC/sendMessage');
@@ -287,7 +309,12 @@ describe('transformations on the API', () => {
   });
 
   test('preview: stored and sample events, unsaved code, cancels and failures; nothing is sent or written', async () => {
-    const ep = await createEndpoint(c, { url: `${rx.url}/preview`, events: ['preview.only'], transformation: SHAPE, include_fields: ['ref', 'amount', 'name'] });
+    const ep = await createEndpoint(c, {
+      url: `${rx.url}/preview`,
+      events: ['preview.only'],
+      transformation: SHAPE,
+      include_fields: ['ref', 'amount', 'name'],
+    });
     // A stored event, held: the endpoint is disabled so the event is not delivered meanwhile.
     await c.request('POST', `endpoints/${ep.id}/disable`, {});
     const stored = await trigger(c, { event_type: 'preview.only', data: { ref: 'P1', amount: 5, name: 'Ana', secret_note: 'not for this endpoint' } });
@@ -307,13 +334,17 @@ describe('transformations on the API', () => {
     assert.equal(fromStored.body.request.headers['content-type'], 'application/json');
     assert.equal(typeof fromStored.body.duration_ms, 'number');
 
-    const sample = await c.request('POST', `endpoints/${ep.id}/transformation/preview`, { event_type: 'preview.only', data: { ref: 'S', amount: 1, secret_note: 'x' } });
+    const sample = await c.request('POST', `endpoints/${ep.id}/transformation/preview`, {
+      event_type: 'preview.only',
+      data: { ref: 'S', amount: 1, secret_note: 'x' },
+    });
     assert.equal(sample.status, 200);
     assert.equal(sample.body.request.body.total, 2);
 
     // Unsaved code: the endpoint's allow-list still applies to what it sees.
     const unsaved = await c.request('POST', `endpoints/${ep.id}/transformation/preview`, {
-      event_id: stored, transformation: 'function handler(w) { w.payload = { keys: Object.keys(w.data) }; return w; }',
+      event_id: stored,
+      transformation: 'function handler(w) { w.payload = { keys: Object.keys(w.data) }; return w; }',
     });
     assert.deepEqual(unsaved.body.request.body, { keys: ['ref', 'amount', 'name'] });
     const cancel = await c.request('POST', `endpoints/${ep.id}/transformation/preview`, { event_id: stored, transformation: CANCEL_SMALL });
@@ -347,7 +378,7 @@ describe('transformations on the API', () => {
     assert.equal(attemptsAfter?.n, attemptsBefore?.n, 'previews write no attempt');
   });
 
-  test('preview across organizations is a 404: another organization\'s endpoint, or its event', async () => {
+  test("preview across organizations is a 404: another organization's endpoint, or its event", async () => {
     const asOrg = { authorization: `Bearer ${orgKey}` };
     const mine = await createEndpoint(c, { url: `${rx.url}/default-org`, transformation: DATA_ONLY });
     const defaultEvent = await trigger(c, { event_type: 'member.joined', data: { user_id: 'u-default' } });
@@ -368,7 +399,7 @@ describe('transformations on the API', () => {
   });
 });
 
-describe('a transformation\'s path', () => {
+describe("a transformation's path", () => {
   test('is appended below the endpoint URL, never elsewhere', () => {
     const ok = (url: string, path: unknown) => {
       const r = appendPath(url, path);
@@ -381,7 +412,22 @@ describe('a transformation\'s path', () => {
     assert.equal(ok('https://h.example', '/@evil.example/x'), 'https://h.example/@evil.example/x');
     assert.equal(ok('https://h.example/orders', '/A%2F7'), 'https://h.example/orders/A%2F7');
     assert.equal(ok('https://h.example/a', null), 'https://h.example/a');
-    for (const path of ['//evil.example/x', '/../admin', '/a/%2e%2e/b', '/a/%2F..%2F/b', '/a/x%5C..', '/a\\b', '/a#frag', 'evil.example', '.evil.example', ':8080/x', '/a b', '/é', 42, '/a/%zz']) {
+    for (const path of [
+      '//evil.example/x',
+      '/../admin',
+      '/a/%2e%2e/b',
+      '/a/%2F..%2F/b',
+      '/a/x%5C..',
+      '/a\\b',
+      '/a#frag',
+      'evil.example',
+      '.evil.example',
+      ':8080/x',
+      '/a b',
+      '/é',
+      42,
+      '/a/%zz',
+    ]) {
       const r = appendPath('https://h.example/hooks', path);
       assert.equal(r.ok, false, `${JSON.stringify(path)} is refused`);
     }

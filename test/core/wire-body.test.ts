@@ -21,7 +21,9 @@ describe('the wire body is one canonical JSON form', () => {
     receiver = await startReceiver();
     const ep = await createEndpoint(c, { url: `${receiver.url}/hook`, events: ['wire.*'] });
     secret = ep.secret;
-    [{ organization_id: org }] = await c.services.ledger.sql<{ organization_id: string }[]>`SELECT organization_id FROM webhook_endpoints WHERE id = ${ep.id}` as unknown as [{ organization_id: string }];
+    [{ organization_id: org }] = (await c.services.ledger.sql<
+      { organization_id: string }[]
+    >`SELECT organization_id FROM webhook_endpoints WHERE id = ${ep.id}`) as unknown as [{ organization_id: string }];
     for (const name of ['wire.order', 'wire.user']) assert.equal((await c.request('POST', 'event-types', { name, schema: { type: 'object' } })).status, 201);
   });
   after(async () => {
@@ -29,7 +31,8 @@ describe('the wire body is one canonical JSON form', () => {
     await receiver?.close();
   });
 
-  const delivered = (eventId: string) => eventually(() => receiver.received.find((r) => r.body.includes(`"id":"${eventId}"`)), { what: `the delivery of ${eventId}` });
+  const delivered = (eventId: string) =>
+    eventually(() => receiver.received.find((r) => r.body.includes(`"id":"${eventId}"`)), { what: `the delivery of ${eventId}` });
 
   function assertCanonical(hit: Received): void {
     assert.equal(hit.body, JSON.stringify(JSON.parse(hit.body)), 'the body is what re-serialising it gives');
@@ -37,14 +40,14 @@ describe('the wire body is one canonical JSON form', () => {
     assert.ok(verifiesWithStandardWebhooks(secret, hit), 'the Standard Webhooks signature verifies over the bytes received');
   }
 
-  test('unsealed data goes out compact, in the client\'s key order', async () => {
+  test("unsealed data goes out compact, in the client's key order", async () => {
     const data = { zeta: 1, amount: 99.9, currency: 'BRL', nested: { b: 1, a: [1, { y: 2, x: 'é "q" \n' }] }, alpha: null, empty: {}, list: [] };
     const hit = await delivered(await trigger(c, { event_type: 'wire.order', data }));
     assertCanonical(hit);
     assert.ok(hit.body.endsWith(`,"data":${JSON.stringify(data)}}`), hit.body);
   });
 
-  test('sealed data goes out compact, in the client\'s key order', async () => {
+  test("sealed data goes out compact, in the client's key order", async () => {
     const data = { zeta: 2, name: 'Test User', amount: 10.5, email: 'test@example.com', profile: { phone: '+55 11 99999-0000', city: 'Recife' } };
     const id = await trigger(c, { event_type: 'wire.user', data });
     const [stored] = await c.services.ledger.sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
@@ -61,12 +64,18 @@ describe('the wire body is one canonical JSON form', () => {
       VALUES (${org}, 'wire.order', 'supabase', ${'{"b": 1.50, "a": {"d": [1, 2.0, "x y"]}, "name": "Captured Person", "big": 1234567890123456789}'}::text::jsonb)
       RETURNING id`;
     const hit = await delivered(row!.id);
-    assert.equal(hit.body, JSON.stringify(JSON.parse(hit.body)).replace('1234567890123456800', '1234567890123456789'), 'compact, as re-serialising gives (but for the exact big integer)');
+    assert.equal(
+      hit.body,
+      JSON.stringify(JSON.parse(hit.body)).replace('1234567890123456800', '1234567890123456789'),
+      'compact, as re-serialising gives (but for the exact big integer)',
+    );
     assert.match(hit.body, /"big":1234567890123456789[,}]/, 'a big integer stays exact');
     assert.match(hit.body, /"name":"Captured Person"/);
     assert.ok(verifiesWithSeed(secret, hit));
     // The sealing pass reaches every copy of the data at rest.
-    await eventually(async () => (await sql<{ sealed: boolean }[]>`SELECT data_sealed AS sealed FROM webhook_events WHERE id = ${row!.id}`)[0]?.sealed, { what: 'the sealing pass' });
+    await eventually(async () => (await sql<{ sealed: boolean }[]>`SELECT data_sealed AS sealed FROM webhook_events WHERE id = ${row!.id}`)[0]?.sealed, {
+      what: 'the sealing pass',
+    });
     const [rest] = await sql<{ text: string }[]>`SELECT row_to_json(e)::text AS text FROM webhook_events e WHERE id = ${row!.id}`;
     assert.doesNotMatch(rest!.text, /Captured Person/, 'no copy of the personal field is left in clear');
   });

@@ -14,7 +14,10 @@ const skip = DATABASE_URL ? false : 'needs DATABASE_URL (separate worker process
 async function ingest(c: TestCarteiro, n: number, prefix: string): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i += 500) {
-    const events = Array.from({ length: Math.min(500, n - i) }, (_, j) => ({ event_type: 'conversation.message.added', data: { conversation_id: `${prefix}-${i + j}`, content: 'olá' } }));
+    const events = Array.from({ length: Math.min(500, n - i) }, (_, j) => ({
+      event_type: 'conversation.message.added',
+      data: { conversation_id: `${prefix}-${i + j}`, content: 'olá' },
+    }));
     const res = await c.request('POST', 'events/batch', { events });
     assert.equal(res.status, 202);
     ids.push(...res.body.events.map((e: { event_id: string }) => e.event_id));
@@ -61,11 +64,14 @@ describe('worker processes', { skip }, () => {
     assert.equal(counts.size, ids.length);
     assert.ok(receiver.received.every((r) => verifiesWithSeed(ep.secret, r)));
     // The ledger agrees: every dispatch succeeded (in-flight ones of the dead worker were re-claimed after its lease).
-    const rows = await eventually(async () => {
-      const r = await c.services.ledger.sql<{ status: string; n: number }[]>`
+    const rows = await eventually(
+      async () => {
+        const r = await c.services.ledger.sql<{ status: string; n: number }[]>`
         SELECT status, count(*)::int AS n FROM webhook_dispatches GROUP BY status`;
-      return r.length === 1 && r[0]?.status === 'succeeded' ? r : null;
-    }, { what: 'all dispatches succeeded' });
+        return r.length === 1 && r[0]?.status === 'succeeded' ? r : null;
+      },
+      { what: 'all dispatches succeeded' },
+    );
     assert.equal(rows[0]?.n, ids.length);
     await second.kill('SIGTERM');
   });

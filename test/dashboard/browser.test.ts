@@ -19,7 +19,11 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   assert.ok(installed, `${INSTALL_HINT}; CI must not skip this test (looked for ${CHROMIUM})`);
 
   const c: TestCarteiro = await startCarteiro({ listen: true });
-  const ok: TestReceiver = await startReceiver(() => ({ status: 200, body: '{"received":true,"by":"n8n-onboarding"}', headers: { 'content-type': 'application/json' } }));
+  const ok: TestReceiver = await startReceiver(() => ({
+    status: 200,
+    body: '{"received":true,"by":"n8n-onboarding"}',
+    headers: { 'content-type': 'application/json' },
+  }));
   const failing: TestReceiver = await startReceiver(() => ({ status: 503, body: 'upstream unavailable: billing database in maintenance' }));
   const browser = await launch();
   t.after(async () => {
@@ -42,13 +46,20 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   });
 
   // A little history, so there is something to look at.
-  const onboarding = await createEndpoint(c, { name: 'n8n-onboarding', url: `${ok.url}/webhook/onboarding`, events: ['user.*', 'agent.*'], description: 'n8n workflow' });
+  const onboarding = await createEndpoint(c, {
+    name: 'n8n-onboarding',
+    url: `${ok.url}/webhook/onboarding`,
+    events: ['user.*', 'agent.*'],
+    description: 'n8n workflow',
+  });
   const billing = await createEndpoint(c, { name: 'billing-service', url: `${failing.url}/hooks/payments`, events: ['payment.*'] });
   for (const [i, name] of ['Ana Souza', 'Bruno Lima', 'Carla Dias'].entries()) {
     await trigger(c, { event_type: 'user.registered', data: { user_id: `u-${i}`, email: `user${i}@example.com.br`, name } });
   }
   const paymentId = await trigger(c, { event_type: 'payment.confirmed', data: { payment_id: 'p_42', amount: 199.9, currency: 'BRL' } });
-  await eventually(async () => (await c.request('GET', `events/${paymentId}/status`)).body.status === 'failed', { what: 'the payment to fail after its retries' });
+  await eventually(async () => (await c.request('GET', `events/${paymentId}/status`)).body.status === 'failed', {
+    what: 'the payment to fail after its retries',
+  });
   await ok.waitFor(3);
 
   // Sign in.
@@ -70,13 +81,23 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
 
   // Health and stats.
   await page.locator('#health-services .service').nth(3).waitFor();
-  assert.match(await page.textContent('#health-overall') ?? '', /healthy|degraded/);
+  assert.match((await page.textContent('#health-overall')) ?? '', /healthy|degraded/);
   const services = await page.locator('#health-services dt').allTextContents();
-  assert.deepEqual(services.map((s) => s.split(' ')[0]), ['Webhook', 'Redis', 'Ledger', 'n8n']);
+  assert.deepEqual(
+    services.map((s) => s.split(' ')[0]),
+    ['Webhook', 'Redis', 'Ledger', 'n8n'],
+  );
   await page.locator('#queue-stats .stat').nth(5).waitFor();
-  assert.deepEqual(await page.locator('#queue-stats .stat-label').allTextContents(), ['High priority', 'Normal priority', 'Retry', 'Processing', 'Paused', 'Workers']);
+  assert.deepEqual(await page.locator('#queue-stats .stat-label').allTextContents(), [
+    'High priority',
+    'Normal priority',
+    'Retry',
+    'Processing',
+    'Paused',
+    'Workers',
+  ]);
   await eventually(async () => (await page.locator('#hour-stats .stat-value').first().textContent()) === '4', { what: 'last hour: 4 events' });
-  assert.match(await page.textContent('#health-pill') ?? '', /^Health: /);
+  assert.match((await page.textContent('#health-pill')) ?? '', /^Health: /);
 
   // Live: an event sent through the API shows up without a reload.
   await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 60_000 });
@@ -103,7 +124,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   assert.match(attempt ?? '', /HTTP 200/);
   assert.match(attempt ?? '', /n8n-onboarding/);
   assert.match(attempt ?? '', /\d+ ms/);
-  assert.match(await page.textContent('#drawer-data') ?? '', /Assistente de Vendas/);
+  assert.match((await page.textContent('#drawer-data')) ?? '', /Assistente de Vendas/);
   assert.match(page.url(), new RegExp(`#events/${agentId}$`));
 
   // Replay the event: a second attempt arrives at the receiver and shows up in the open detail.
@@ -112,7 +133,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   await ok.waitFor(5);
   await eventually(async () => (await page.locator('#drawer-attempts li').count()) === 2, { what: 'the replayed attempt in the detail' });
   await page.locator('#drawer-attempts details summary').first().click();
-  assert.match(await page.locator('#drawer-attempts details pre').first().textContent() ?? '', /"received":true/);
+  assert.match((await page.locator('#drawer-attempts details pre').first().textContent()) ?? '', /"received":true/);
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-event.png') });
   await page.click('#drawer-close');
   await page.locator('#drawer').waitFor({ state: 'hidden' });
@@ -124,7 +145,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   });
   await page.locator(`#events-table tr[data-event-id="${hostile}"]`).click();
   await page.locator('#drawer-data').filter({ hasText: 'onerror' }).waitFor();
-  assert.match(await page.textContent('#drawer-data') ?? '', /<script>window\.__pwned=2<\/script><b>bold<\/b>/);
+  assert.match((await page.textContent('#drawer-data')) ?? '', /<script>window\.__pwned=2<\/script><b>bold<\/b>/);
   assert.equal(await page.locator('#drawer b, #drawer img, #drawer script').count(), 0);
   assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
   await page.keyboard.press('Escape');
@@ -136,7 +157,7 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   await page.click('#confirm-ok');
   await page.locator('#job-panel').waitFor({ state: 'visible' });
   await page.locator('#job-state').filter({ hasText: 'completed' }).waitFor({ timeout: 60_000 });
-  assert.match(await page.textContent('#job-text') ?? '', /^1 event, 1 delivery requeued$/);
+  assert.match((await page.textContent('#job-text')) ?? '', /^1 event, 1 delivery requeued$/);
   await failing.waitFor(before + 1);
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-events.png') });
 
@@ -144,12 +165,12 @@ test('dashboard in a real browser: sign in, health and stats, live events, attem
   await page.click('a[data-view="endpoints"]');
   const billingRow = page.locator(`#endpoints-table tr[data-endpoint-id="${billing.id}"]`);
   await billingRow.waitFor();
-  assert.match(await page.locator(`#endpoints-table tr[data-endpoint-id="${onboarding.id}"]`).textContent() ?? '', /[5-9] ok · 0 failed/);
-  assert.match(await billingRow.textContent() ?? '', /0 ok · \d+ failed/);
+  assert.match((await page.locator(`#endpoints-table tr[data-endpoint-id="${onboarding.id}"]`).textContent()) ?? '', /[5-9] ok · 0 failed/);
+  assert.match((await billingRow.textContent()) ?? '', /0 ok · \d+ failed/);
   await billingRow.getByRole('button', { name: 'Disable' }).click();
   await page.click('#confirm-ok');
   await billingRow.locator('.badge').filter({ hasText: 'disabled' }).waitFor();
-  assert.match(await billingRow.textContent() ?? '', /disabled from the dashboard/);
+  assert.match((await billingRow.textContent()) ?? '', /disabled from the dashboard/);
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-endpoints.png') });
   await billingRow.getByRole('button', { name: 'Enable' }).click();
   await billingRow.locator('.badge').filter({ hasText: 'active' }).waitFor();

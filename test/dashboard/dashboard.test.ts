@@ -47,10 +47,13 @@ function countSubscriptions(c: TestCarteiro): { active(): number; restore(): voi
  */
 async function untilSubscribed(c: TestCarteiro, stream: SseClient, organizationId: string | null): Promise<void> {
   const tag = Math.random().toString(36).slice(2);
-  await eventually(() => {
-    c.services.liveBus.publish({ type: 'probe', organization_id: organizationId, tag });
-    return stream.frames.some((f) => f.event === 'probe' && f.data?.tag === tag);
-  }, { intervalMs: 50, what: 'the live stream to receive a probe' });
+  await eventually(
+    () => {
+      c.services.liveBus.publish({ type: 'probe', organization_id: organizationId, tag });
+      return stream.frames.some((f) => f.event === 'probe' && f.data?.tag === tag);
+    },
+    { intervalMs: 50, what: 'the live stream to receive a probe' },
+  );
 }
 
 async function createOrgWithKey(c: TestCarteiro, name: string): Promise<{ id: string; key: string }> {
@@ -215,8 +218,17 @@ describe('live stream', () => {
 
       // Another organization's event, then one of its own: only its own arrives.
       await trigger(c, { event_type: 'agent.created', data: { agent_id: 'a-other', name: 'outro' } });
-      await adminStream.waitFor((f) => f.event === 'events.accepted' && f.data.organization_id === DEFAULT_ORGANIZATION_ID, undefined, 'the default org event on the admin stream');
-      const own = await c.request('POST', 'trigger', { event_type: 'agent.created', data: { agent_id: 'a-own', name: 'próprio' } }, { authorization: `Bearer ${org.key}` });
+      await adminStream.waitFor(
+        (f) => f.event === 'events.accepted' && f.data.organization_id === DEFAULT_ORGANIZATION_ID,
+        undefined,
+        'the default org event on the admin stream',
+      );
+      const own = await c.request(
+        'POST',
+        'trigger',
+        { event_type: 'agent.created', data: { agent_id: 'a-own', name: 'próprio' } },
+        { authorization: `Bearer ${org.key}` },
+      );
       assert.equal(own.status, 202, JSON.stringify(own.body));
       await orgStream.waitFor((f) => f.event === 'events.accepted', undefined, 'its own event');
       await adminStream.waitFor((f) => f.event === 'events.accepted' && f.data.organization_id === org.id, undefined, 'the org event on the admin stream');
@@ -318,12 +330,15 @@ describe('live route unit', () => {
       assert.equal(third.status, 429);
       a.abort();
       // A slot frees when a client leaves.
-      await eventually(async () => {
-        const res = await fetch(`${url}/api/webhooks/live`);
-        if (res.status === 200) await res.body?.cancel();
-        else await res.text();
-        return res.status === 200;
-      }, { what: 'a freed slot' });
+      await eventually(
+        async () => {
+          const res = await fetch(`${url}/api/webhooks/live`);
+          if (res.status === 200) await res.body?.cancel();
+          else await res.text();
+          return res.status === 200;
+        },
+        { what: 'a freed slot' },
+      );
       b.abort();
     } finally {
       await app.close();
@@ -373,7 +388,10 @@ describe('live route unit', () => {
     app.addHook('onRequest', async (request) => {
       request.tenant = { principal: { kind: 'organization', keyId: 'k1', organizationId: 'o1' }, readOrganizationId: 'o1', writeOrganizationId: 'o1' } as never;
     });
-    const services = { liveBus: bus, authenticate: async (token: string) => (valid && token === 'org-key' ? { kind: 'organization' } : null) } as unknown as Services;
+    const services = {
+      liveBus: bus,
+      authenticate: async (token: string) => (valid && token === 'org-key' ? { kind: 'organization' } : null),
+    } as unknown as Services;
     await app.register(async (scope) => createLiveRoutes({ heartbeatMs: 40 })(scope, services), { prefix: '/api/webhooks' });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
@@ -402,10 +420,14 @@ describe('live route unit', () => {
       res.pause();
       const closed = new Promise<void>((resolve) => res.on('close', () => resolve()));
       const big = 'x'.repeat(16 * 1024);
-      const flood = setInterval(() => { for (let i = 0; i < 50; i++) bus.publish({ type: 'flood', big }); }, 5);
+      const flood = setInterval(() => {
+        for (let i = 0; i < 50; i++) bus.publish({ type: 'flood', big });
+      }, 5);
       // A server that never drops the client must fail here, not hang until the suite's timeout.
       let guard: NodeJS.Timeout | undefined;
-      const kept = new Promise<'kept'>((resolve) => { guard = setTimeout(() => resolve('kept'), 30_000); });
+      const kept = new Promise<'kept'>((resolve) => {
+        guard = setTimeout(() => resolve('kept'), 30_000);
+      });
       try {
         assert.notEqual(await Promise.race([closed.then(() => 'dropped' as const), kept]), 'kept', 'the server kept a client that stopped reading for 30 s');
       } finally {

@@ -23,9 +23,11 @@ import { withKey } from '../security/tenancy-helpers.ts';
 import { startFakeN8n, type FakeN8n } from '../n8n-fake/fake-n8n.ts';
 
 /** A 32 × 32 logo as a data: image, as a session's theme may carry it. */
-const LOGO = 'data:image/svg+xml;base64,' + Buffer.from(
-  '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 32 32"><rect width="32" height="32" rx="8" fill="#ff6600"/><path d="M9 16l5 5 9-10" stroke="#fff" stroke-width="3" fill="none"/></svg>',
-).toString('base64');
+const LOGO =
+  'data:image/svg+xml;base64,' +
+  Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 32 32"><rect width="32" height="32" rx="8" fill="#ff6600"/><path d="M9 16l5 5 9-10" stroke="#fff" stroke-width="3" fill="none"/></svg>',
+  ).toString('base64');
 
 /** What the page must never do: throw, or log an error (but the refusals the test asks for, by status). */
 function watch(page: Page): { problems: string[]; expect(status: number): void } {
@@ -58,7 +60,11 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   // n8n's API and webhooks on loopback (test/n8n-fake): what discovery reads and sync delivers to.
   const n8n: FakeN8n = await startFakeN8n();
   const c: TestCarteiro = await startCarteiro({ listen: true, env: { N8N_WEBHOOK_URL: n8n.url, N8N_API_URL: `${n8n.url}/api/v1`, N8N_API_KEY: n8n.apiKey } });
-  const receiver: TestReceiver = await startReceiver(() => ({ status: 200, body: '{"received":true,"by":"orders-service"}', headers: { 'content-type': 'application/json' } }));
+  const receiver: TestReceiver = await startReceiver(() => ({
+    status: 200,
+    body: '{"received":true,"by":"orders-service"}',
+    headers: { 'content-type': 'application/json' },
+  }));
   const browser = await launch();
   t.after(async () => {
     await browser.close();
@@ -105,14 +111,14 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   assert.equal(edited.rate_limit_per_second, 50);
   assert.equal(edited.max_in_flight, 4);
   assert.equal(edited.timeout_ms, 1500);
-  assert.equal(edited.max_retries, null, 'an empty field is the server\'s default');
-  assert.match(await page.textContent('#epd-meta') ?? '', /50 \/ s/);
+  assert.equal(edited.max_retries, null, "an empty field is the server's default");
+  assert.match((await page.textContent('#epd-meta')) ?? '', /50 \/ s/);
 
   // ---- A test event: what the receiver answered ------------------------------------------------------
   await page.click('#epd-test');
   await page.locator('#epd-test-status').filter({ hasText: 'HTTP 200' }).waitFor({ timeout: 60_000 });
   assert.equal(await page.textContent('#epd-test-body'), '{"received":true,"by":"orders-service"}');
-  assert.match(await page.textContent('#epd-test-summary') ?? '', /accepted the test event in [\d.,]+ ms/);
+  assert.match((await page.textContent('#epd-test-summary')) ?? '', /accepted the test event in [\d.,]+ ms/);
   const [first] = await receiver.waitFor(1);
   assert.equal(JSON.parse(first?.body ?? '{}').type, 'webhook.test');
   await shot(page, 'endpoint');
@@ -126,7 +132,11 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await page.click('#epd-test');
   const [, second] = await receiver.waitFor(2);
   assert.ok(second);
-  const webhookHeaders = { 'webhook-id': second.headers['webhook-id'], 'webhook-timestamp': second.headers['webhook-timestamp'], 'webhook-signature': second.headers['webhook-signature'] };
+  const webhookHeaders = {
+    'webhook-id': second.headers['webhook-id'],
+    'webhook-timestamp': second.headers['webhook-timestamp'],
+    'webhook-signature': second.headers['webhook-signature'],
+  };
   assert.doesNotThrow(() => new Webhook(secret).verify(second.body, webhookHeaders as Record<string, string>), 'the new secret signs');
   await page.locator('#epd-test-status').filter({ hasText: 'HTTP 200' }).waitFor({ timeout: 60_000 });
   await page.click('#epd-secret-done');
@@ -155,10 +165,13 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   const keyRow = page.locator('#keys-table tbody tr').filter({ hasText: 'ci' });
   await keyRow.locator('.key-last-used').filter({ hasText: 'never' }).waitFor();
   assert.equal((await withKey(c, key)('GET', 'endpoints')).status, 200);
-  await eventually(async () => {
-    const keys = (await c.request('GET', `organizations/${orgId}/keys`)).body.data as { name: string; last_used_at: string | null }[];
-    return keys.find((k) => k.name === 'ci')?.last_used_at;
-  }, { what: 'the key\'s last use recorded' });
+  await eventually(
+    async () => {
+      const keys = (await c.request('GET', `organizations/${orgId}/keys`)).body.data as { name: string; last_used_at: string | null }[];
+      return keys.find((k) => k.name === 'ci')?.last_used_at;
+    },
+    { what: "the key's last use recorded" },
+  );
   await page.locator(`#orgs-table tr[data-org-id="${orgId}"]`).click();
   await keyRow.locator('.key-last-used time').waitFor();
   assert.equal(await page.locator('#key-secret').isHidden(), true, 'the key is shown once');
@@ -180,20 +193,28 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await page.click('#type-register');
   await page.locator('.field-error[data-for="schema"]').filter({ hasText: 'schema' }).filter({ hasNotText: 'not JSON' }).waitFor();
   assert.equal(await page.locator('#type-form .form-error').isHidden(), true, 'the message is beside the field');
-  assert.equal(((await c.request('GET', 'event-types')).body.data as { name: string }[]).some((x) => x.name === 'order.shipped'), false);
+  assert.equal(
+    ((await c.request('GET', 'event-types')).body.data as { name: string }[]).some((x) => x.name === 'order.shipped'),
+    false,
+  );
   await shot(page, 'type-error');
   await page.fill('#type-description', 'An order left the warehouse');
-  await page.fill('#type-schema', JSON.stringify({
-    type: 'object', required: ['order_id'], properties: { order_id: { type: 'string' }, carrier: { type: 'string' } },
-    examples: [{ order_id: 'o_1001', carrier: 'Correios' }],
-  }));
+  await page.fill(
+    '#type-schema',
+    JSON.stringify({
+      type: 'object',
+      required: ['order_id'],
+      properties: { order_id: { type: 'string' }, carrier: { type: 'string' } },
+      examples: [{ order_id: 'o_1001', carrier: 'Correios' }],
+    }),
+  );
   await page.click('#type-register');
   const typeRow = page.locator('#types-table tr[data-type="order.shipped"]');
   await typeRow.waitFor();
   assert.equal(await page.locator('.field-error[data-for="schema"]').isHidden(), true);
-  assert.match(await typeRow.textContent() ?? '', /An order left the warehouse.*custom/);
+  assert.match((await typeRow.textContent()) ?? '', /An order left the warehouse.*custom/);
   await typeRow.locator('summary').filter({ hasText: 'Example data' }).click();
-  assert.match(await typeRow.locator('pre').first().textContent() ?? '', /"carrier": "Correios"/);
+  assert.match((await typeRow.locator('pre').first().textContent()) ?? '', /"carrier": "Correios"/);
   await typeRow.scrollIntoViewIfNeeded();
   await shot(page, 'types', false);
 
@@ -219,8 +240,11 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await page.locator('#audit-table tbody tr').first().waitFor();
   await page.fill('#audit-action', 'organizations.keys.revoke');
   await page.click('#audit-apply');
-  await eventually(async () => (await page.locator('#audit-table tbody tr').count()) === 1, { what: 'only the key\'s revocation listed' });
-  assert.match(await page.locator('#audit-table tbody tr').textContent() ?? '', new RegExp(`admin key.*organizations\\.keys\\.revoke.*DELETE /api/webhooks/organizations/${orgId}/keys/`));
+  await eventually(async () => (await page.locator('#audit-table tbody tr').count()) === 1, { what: "only the key's revocation listed" });
+  assert.match(
+    (await page.locator('#audit-table tbody tr').textContent()) ?? '',
+    new RegExp(`admin key.*organizations\\.keys\\.revoke.*DELETE /api/webhooks/organizations/${orgId}/keys/`),
+  );
   await page.fill('#audit-action', '');
   await page.selectOption('#audit-actor', 'organization');
   await page.click('#audit-apply');
@@ -232,7 +256,7 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await page.fill('#audit-since', '2000-01-01T00:00:00');
   await page.fill('#audit-action', 'endpoints.update');
   await page.click('#audit-apply');
-  await eventually(async () => (await page.locator('#audit-table tbody tr').count()) === 1, { what: 'the endpoint\'s one accepted edit' });
+  await eventually(async () => (await page.locator('#audit-table tbody tr').count()) === 1, { what: "the endpoint's one accepted edit" });
   await shot(page, 'audit');
 
   // ---- A portal session, with a theme; the portal opened from its link -------------------------------------
@@ -258,7 +282,11 @@ test('dashboard manages: endpoints, keys, event types, the audit log and portal 
   await portal.locator('#app').waitFor({ state: 'visible' });
   assert.equal(await portal.textContent('#who-user'), 'customer-42');
   assert.equal(await portal.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(11, 16, 32)', 'dark');
-  assert.equal(await portal.evaluate(() => getComputedStyle(document.getElementById('new-endpoint')!).backgroundColor), 'rgb(255, 102, 0)', 'the primary colour');
+  assert.equal(
+    await portal.evaluate(() => getComputedStyle(document.getElementById('new-endpoint')!).backgroundColor),
+    'rgb(255, 102, 0)',
+    'the primary colour',
+  );
   assert.equal(await portal.getAttribute('#brand-logo', 'src'), LOGO);
   await eventually(() => portal.evaluate(() => (document.getElementById('brand-logo') as HTMLImageElement).naturalWidth === 32), { what: 'the logo to load' });
   assert.ok(!portal.url().includes('token='), 'the token leaves the address bar');

@@ -33,14 +33,20 @@ async function startSaasApp(): Promise<{ port: number; close(): Promise<void> }>
       const src = (url.searchParams.get('src') ?? '').replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
       return void res
         .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-        .end(`<!doctype html><link rel="icon" href="data:,"><title>SaaS app</title><h1>Settings</h1><iframe id="portal" src="${src}" width="1200" height="760"></iframe>`);
+        .end(
+          `<!doctype html><link rel="icon" href="data:,"><title>SaaS app</title><h1>Settings</h1><iframe id="portal" src="${src}" width="1200" height="760"></iframe>`,
+        );
     }
     res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -59,7 +65,10 @@ function watch(page: Page) {
   return { problems, expect: (re: RegExp) => expected.push(re) };
 }
 
-test('the portal in a real browser: endpoints, secret, test event, deliveries, replay, rotation, scopes, expiry, theming, framing', { skip, timeout: 170_000 }, async (t) => {
+test('the portal in a real browser: endpoints, secret, test event, deliveries, replay, rotation, scopes, expiry, theming, framing', {
+  skip,
+  timeout: 170_000,
+}, async (t) => {
   assert.ok(installed, `${INSTALL_HINT}; CI must not skip this test (looked for ${CHROMIUM})`);
 
   const saas = await startSaasApp();
@@ -106,9 +115,9 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   await page.locator('#view-form').waitFor({ state: 'visible' });
   const registered = page.locator('#ep-events li').filter({ has: page.locator('input[value="user.registered"]') });
   await registered.waitFor();
-  assert.match(await registered.textContent() ?? '', /Novo usuário registrado/, 'the type is described');
+  assert.match((await registered.textContent()) ?? '', /Novo usuário registrado/, 'the type is described');
   await registered.locator('details summary').click();
-  assert.match(await registered.locator('details pre').textContent() ?? '', /"email"/, 'an example of its data is shown');
+  assert.match((await registered.locator('details pre').textContent()) ?? '', /"email"/, 'an example of its data is shown');
   await page.fill('#ep-name', 'Acme orders');
   await page.fill('#ep-url', `${receiver.url}/hooks/acme`);
   await page.fill('#ep-description', 'Orders service');
@@ -122,10 +131,13 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   assert.match(secret, /^whsec_/);
   await page.locator('#view-endpoint').waitFor({ state: 'visible' });
   assert.equal(await page.textContent('#detail-name'), 'Acme orders');
-  const endpointId = await eventually(async () => {
-    const listed = await withKey(c, manage.token)('GET', 'portal/endpoints');
-    return listed.body.data[0]?.id as string | undefined;
-  }, { what: 'the endpoint to be listed' });
+  const endpointId = await eventually(
+    async () => {
+      const listed = await withKey(c, manage.token)('GET', 'portal/endpoints');
+      return listed.body.data[0]?.id as string | undefined;
+    },
+    { what: 'the endpoint to be listed' },
+  );
   const stored = await withKey(c, manage.token)('GET', `portal/endpoints/${endpointId}`);
   assert.deepEqual(stored.body.events, ['user.registered']);
   assert.equal(stored.body.description, 'Orders service');
@@ -144,7 +156,7 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   assert.ok(verifiesWithStandardWebhooks(secret, receiver.received[0]!), 'signed with the secret shown once');
   assert.equal(JSON.parse(receiver.received[0]!.body).type, 'webhook.test');
   await page.locator('#detail-attempts li').filter({ hasText: 'HTTP 200' }).first().waitFor();
-  assert.match(await page.textContent('#detail-meta') ?? '', /Delivered1Failed0/, "the endpoint's counters include the test");
+  assert.match((await page.textContent('#detail-meta')) ?? '', /Delivered1Failed0/, "the endpoint's counters include the test");
   await page.screenshot({ path: join(SHOTS, 'carteiro-portal-endpoint.png'), fullPage: true });
 
   // ---- The delivery, its attempt, and a replay --------------------------------------------------
@@ -158,7 +170,10 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   assert.equal(await page.locator('#delivery-attempts li pre').first().textContent(), RECEIVER_ANSWER);
   await page.click('#delivery-replay');
   await receiver.waitFor(2);
-  await eventually(async () => (await page.locator('#delivery-attempts li').count()) === 2, { what: 'the replayed attempt in the delivery', timeoutMs: 60_000 });
+  await eventually(async () => (await page.locator('#delivery-attempts li').count()) === 2, {
+    what: 'the replayed attempt in the delivery',
+    timeoutMs: 60_000,
+  });
   assert.ok(verifiesWithStandardWebhooks(secret, receiver.received[1]!));
   await page.screenshot({ path: join(SHOTS, 'carteiro-portal-delivery.png'), fullPage: true });
 
@@ -173,7 +188,7 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   const rotated = (await page.textContent('#secret-value')) ?? '';
   assert.match(rotated, /^whsec_/);
   assert.notEqual(rotated, secret);
-  assert.match(await page.textContent('#secret-note') ?? '', /previous secret keeps signing until/);
+  assert.match((await page.textContent('#secret-note')) ?? '', /previous secret keeps signing until/);
   await page.click('#secret-dismiss');
   await page.click('#detail-test');
   await page.locator('#test-status').filter({ hasText: 'HTTP 200' }).waitFor({ timeout: 60_000 });
@@ -207,12 +222,15 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   // ---- Recover since a time ----------------------------------------------------------------------
   await page.fill('#recover-since', '2020-01-01T00:00');
   await page.click('#recover-submit');
-  await page.locator('.toast').filter({ hasText: /queued again/ }).waitFor();
+  await page
+    .locator('.toast')
+    .filter({ hasText: /queued again/ })
+    .waitFor();
 
   // ---- Deliveries: all of them, with the endpoint's name as text ------------------------------------
   await page.click('a[data-view="deliveries"]');
   await eventually(async () => (await page.locator('#deliveries-table tbody tr').count()) === 2, { what: 'two test deliveries listed' });
-  assert.match(await page.locator('#deliveries-table tbody tr').first().textContent() ?? '', /webhook\.test.*onerror/);
+  assert.match((await page.locator('#deliveries-table tbody tr').first().textContent()) ?? '', /webhook\.test.*onerror/);
   await page.selectOption('#filter-status', 'failed');
   await page.locator('#deliveries-empty').waitFor({ state: 'visible' });
   await page.selectOption('#filter-status', '');
@@ -232,7 +250,13 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   await readPage.locator('#view-endpoint').waitFor({ state: 'visible' });
   await readPage.locator('#detail-attempts li').first().waitFor();
   assert.equal(await readPage.locator('[data-write]:visible').count(), 0, 'no write control on the endpoint');
-  assert.equal(await readPage.locator('button:visible').filter({ hasText: /Send test|Edit|Pause|Rotate|Delete|Recover|New endpoint/ }).count(), 0);
+  assert.equal(
+    await readPage
+      .locator('button:visible')
+      .filter({ hasText: /Send test|Edit|Pause|Rotate|Delete|Recover|New endpoint/ })
+      .count(),
+    0,
+  );
   await readPage.click('#detail-deliveries');
   await readPage.locator('#deliveries-table tbody tr').first().click();
   await readPage.locator('#view-delivery').waitFor({ state: 'visible' });
@@ -259,9 +283,12 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   await other.locator('#endpoints-empty').waitFor({ state: 'visible' });
   assert.equal(await other.textContent('#who-user'), 'customer-8');
   await other.goto(`${c.url}/portal#endpoints/${endpointId}`);
-  await other.locator('.toast').filter({ hasText: /not found/i }).waitFor();
+  await other
+    .locator('.toast')
+    .filter({ hasText: /not found/i })
+    .waitFor();
   assert.equal(await other.locator('#view-endpoint').isVisible(), false);
-  assert.doesNotMatch(await other.locator('#app').textContent() ?? '', /onerror|hooks\/acme/, "nothing of the other user's endpoint is shown");
+  assert.doesNotMatch((await other.locator('#app').textContent()) ?? '', /onerror|hooks\/acme/, "nothing of the other user's endpoint is shown");
   await other.click('a[data-view="deliveries"]');
   await other.locator('#deliveries-empty').waitFor({ state: 'visible' });
   assert.deepEqual(ow.problems, []);
@@ -280,7 +307,8 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
 
   // ---- Expired (by the ledger's clock), and no token at all ----------------------------------------------
   const old = await issue('customer-7', 'manage');
-  await c.services.ledger.sql`UPDATE portal_sessions SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 second' WHERE id = ${old.id}`;
+  await c.services.ledger
+    .sql`UPDATE portal_sessions SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 second' WHERE id = ${old.id}`;
   const expiredPage = await browser.context.newPage();
   const ew = watch(expiredPage);
   ew.expect(/status of 401/);
@@ -322,7 +350,11 @@ test('the portal in a real browser: endpoints, secret, test event, deliveries, r
   await hostile.locator('#app').waitFor({ state: 'visible' });
   assert.equal(await hostile.evaluate(() => document.documentElement.getAttribute('data-theme')), 'light');
   assert.equal(await hostile.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(246, 247, 249)');
-  assert.equal(await hostile.evaluate(() => getComputedStyle(document.getElementById('new-endpoint')!).backgroundColor), 'rgb(37, 99, 235)', 'the malicious primary is ignored');
+  assert.equal(
+    await hostile.evaluate(() => getComputedStyle(document.getElementById('new-endpoint')!).backgroundColor),
+    'rgb(37, 99, 235)',
+    'the malicious primary is ignored',
+  );
   assert.equal(await hostile.evaluate(() => document.documentElement.style.length), 0);
   assert.equal(await hostile.locator('#brand-logo').isVisible(), false);
   assert.equal(await hostile.getAttribute('#brand-logo', 'src'), null);

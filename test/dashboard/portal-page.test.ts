@@ -87,7 +87,10 @@ describe('portal page', () => {
   });
 
   test('script and stylesheet are public, typed, cacheable by ETag, under the same CSP', async () => {
-    for (const [url, type] of [['/portal/app.js', /^text\/javascript/], ['/portal/app.css', /^text\/css/]] as const) {
+    for (const [url, type] of [
+      ['/portal/app.js', /^text\/javascript/],
+      ['/portal/app.css', /^text\/css/],
+    ] as const) {
       const res = await c.app.inject({ method: 'GET', url });
       assert.equal(res.statusCode, 200, url);
       assert.match(String(res.headers['content-type']), type);
@@ -99,7 +102,17 @@ describe('portal page', () => {
 
   test('the script renders text only, checks theme values, and keeps the token out of the URL and localStorage', () => {
     const js = readFileSync(new URL('../../src/dashboard/portal/app.js', import.meta.url), 'utf8');
-    for (const sink of ['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'eval(', 'new Function', 'localStorage', 'setAttribute(\'style\'', '.cssText']) {
+    for (const sink of [
+      'innerHTML',
+      'outerHTML',
+      'insertAdjacentHTML',
+      'document.write',
+      'eval(',
+      'new Function',
+      'localStorage',
+      "setAttribute('style'",
+      '.cssText',
+    ]) {
       assert.ok(!js.includes(sink), `app.js uses ${sink}`);
     }
     assert.match(js, /history\.replaceState/);
@@ -113,9 +126,10 @@ describe('CARTEIRO_PORTAL_FRAME_ANCESTORS', () => {
 
   test("names who may frame the page: origins, 'self', 'none', *", () => {
     assert.deepEqual(loadConfig(base).portal.frameAncestors, ["'self'"]);
-    assert.deepEqual(loadConfig({ ...base, CARTEIRO_PORTAL_FRAME_ANCESTORS: 'https://app.example.com, https://*.example.org:8443 self' }).portal.frameAncestors, [
-      'https://app.example.com', 'https://*.example.org:8443', "'self'",
-    ]);
+    assert.deepEqual(
+      loadConfig({ ...base, CARTEIRO_PORTAL_FRAME_ANCESTORS: 'https://app.example.com, https://*.example.org:8443 self' }).portal.frameAncestors,
+      ['https://app.example.com', 'https://*.example.org:8443', "'self'"],
+    );
     assert.deepEqual(loadConfig({ ...base, CARTEIRO_PORTAL_FRAME_ANCESTORS: '*' }).portal.frameAncestors, ['*']);
     assert.deepEqual(loadConfig({ ...base, CARTEIRO_PORTAL_FRAME_ANCESTORS: "'none'" }).portal.frameAncestors, ["'none'"]);
   });

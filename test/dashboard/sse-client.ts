@@ -18,7 +18,9 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
   const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ctrl.signal });
   const frames: SseFrame[] = [];
   const waiters = new Set<() => void>();
-  const notify = () => { for (const w of [...waiters]) w(); };
+  const notify = () => {
+    for (const w of [...waiters]) w();
+  };
   let finished = false;
 
   const ended = (async () => {

@@ -31,7 +31,7 @@ function watch(page: Page): string[] {
   return problems;
 }
 
-test('dashboard: a template picked in the new-endpoint form becomes the endpoint\'s transformation', { skip, timeout: 120_000 }, async (t) => {
+test("dashboard: a template picked in the new-endpoint form becomes the endpoint's transformation", { skip, timeout: 120_000 }, async (t) => {
   assert.ok(installed, `${INSTALL_HINT}; CI must not skip this test (looked for ${CHROMIUM})`);
   const c: TestCarteiro = await startCarteiro({ listen: true });
   const receiver: TestReceiver = await startReceiver();
@@ -63,7 +63,7 @@ test('dashboard: a template picked in the new-endpoint form becomes the endpoint
   // A template with an option says what to fill in; None takes its untouched code away again.
   await page.selectOption('#ep-template', 'telegram');
   assert.equal(await page.inputValue('#ep-transformation'), telegram.source);
-  assert.match(await page.textContent('#ep-template-hint') ?? '', /chat_id/);
+  assert.match((await page.textContent('#ep-template-hint')) ?? '', /chat_id/);
   await page.selectOption('#ep-template', '');
   assert.equal(await page.inputValue('#ep-transformation'), '');
   assert.equal(await page.locator('#ep-template-hint').isHidden(), true);
@@ -72,13 +72,13 @@ test('dashboard: a template picked in the new-endpoint form becomes the endpoint
   await page.fill('#ep-url', `${receiver.url}/slack`);
   await page.fill('#ep-events', 'user.*');
   await page.selectOption('#ep-template', 'slack');
-  assert.equal(await page.inputValue('#ep-transformation'), slack.source, 'the template\'s code, to edit');
+  assert.equal(await page.inputValue('#ep-transformation'), slack.source, "the template's code, to edit");
   await page.screenshot({ path: join(SHOTS, 'carteiro-dashboard-new-endpoint-template.png'), fullPage: true });
   await page.click('#ep-create');
 
   // The secret, once; the endpoint listed; its transformation the template's code, labelled.
   await page.locator('#ep-secret').waitFor({ state: 'visible' });
-  assert.match(await page.textContent('#ep-secret-value') ?? '', /^whsec_/);
+  assert.match((await page.textContent('#ep-secret-value')) ?? '', /^whsec_/);
   await page.locator('#endpoints-table tbody tr').filter({ hasText: 'alerts' }).waitFor();
   const listed = (await c.request('GET', 'endpoints')).body.data as { id: string; name: string }[];
   const id = listed.find((e) => e.name === 'alerts')?.id as string;
@@ -107,10 +107,16 @@ test('dashboard: a template picked in the new-endpoint form becomes the endpoint
   await page.locator('#ep-error').filter({ hasText: 'transformation' }).waitFor();
   assert.equal(((await c.request('GET', 'endpoints')).body.data as unknown[]).length, 1);
   // The browser logs the refused request itself: that one is expected.
-  assert.deepEqual(problems.filter((p) => !/status of 422/.test(p)), []);
+  assert.deepEqual(
+    problems.filter((p) => !/status of 422/.test(p)),
+    [],
+  );
 });
 
-test('portal: a template picked when creating an endpoint becomes its transformation; editing shows it, None removes it', { skip, timeout: 120_000 }, async (t) => {
+test('portal: a template picked when creating an endpoint becomes its transformation; editing shows it, None removes it', {
+  skip,
+  timeout: 120_000,
+}, async (t) => {
   assert.ok(installed, `${INSTALL_HINT}; CI must not skip this test (looked for ${CHROMIUM})`);
   const c: TestCarteiro = await startCarteiro({ listen: true });
   const receiver: TestReceiver = await startReceiver();
@@ -139,17 +145,19 @@ test('portal: a template picked when creating an endpoint becomes its transforma
   await page.check('#ep-all-events');
   await page.selectOption('#ep-template', 'discord');
   assert.equal(await page.inputValue('#ep-transformation'), discord.source);
-  assert.match(await page.textContent('#ep-template-hint') ?? '', /Discord/);
+  assert.match((await page.textContent('#ep-template-hint')) ?? '', /Discord/);
   await page.screenshot({ path: join(SHOTS, 'carteiro-portal-new-endpoint-template.png'), fullPage: true });
   await page.click('#ep-save');
 
   await page.locator('#secret-panel').waitFor({ state: 'visible' });
   await page.locator('#view-endpoint').waitFor({ state: 'visible' });
-  const id = await eventually(async () => ((await asUser('GET', 'portal/endpoints')).body.data[0]?.id as string | undefined), { what: 'the endpoint to be listed' });
+  const id = await eventually(async () => (await asUser('GET', 'portal/endpoints')).body.data[0]?.id as string | undefined, {
+    what: 'the endpoint to be listed',
+  });
   const stored = (await asUser('GET', `portal/endpoints/${id}`)).body;
   assert.equal(stored.transformation, discord.source);
   assert.equal(stored.template, 'discord');
-  assert.match(await page.textContent('#detail-meta') ?? '', /from the discord template/);
+  assert.match((await page.textContent('#detail-meta')) ?? '', /from the discord template/);
   await page.click('#secret-dismiss');
 
   // Edit: the template and its code are shown; None (the code untouched) removes the transformation.

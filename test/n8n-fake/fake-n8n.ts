@@ -114,9 +114,21 @@ export async function startFakeN8n(opts: { apiKey?: string } = {}): Promise<Fake
         if (!test && gone.has(path)) return json(res, 410, { message: 'gone' });
         const registered = test ? listening.has(path) : [...workflows.values()].some((w) => w.active && servedPath(w) === path);
         if (!registered) {
-          return json(res, 404, test
-            ? { code: 404, message: `The requested webhook "${path}" is not registered.`, hint: "Click the 'Execute workflow' button on the canvas, then try again. (In test mode, the webhook only works for one call after you click this button)" }
-            : { code: 404, message: `The requested webhook "POST ${path}" is not registered.`, hint: 'The workflow must be active for a production URL to run successfully.' });
+          return json(
+            res,
+            404,
+            test
+              ? {
+                  code: 404,
+                  message: `The requested webhook "${path}" is not registered.`,
+                  hint: "Click the 'Execute workflow' button on the canvas, then try again. (In test mode, the webhook only works for one call after you click this button)",
+                }
+              : {
+                  code: 404,
+                  message: `The requested webhook "POST ${path}" is not registered.`,
+                  hint: 'The workflow must be active for a production URL to run successfully.',
+                },
+          );
         }
         if (test) listening.delete(path);
         hits.push({ path, test, headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() });

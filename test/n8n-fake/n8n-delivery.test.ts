@@ -39,7 +39,10 @@ describe('n8n workflows as destinations (fake n8n)', () => {
   test('the seed loads its seven workflows at N8N_WEBHOOK_URL, idempotently, and /endpoints does not list them', async () => {
     const first = await c.request('POST', 'n8n/workflows/seed', {});
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.deepEqual(first.body.data.map((o: { result: string }) => o.result), Array(7).fill('created'));
+    assert.deepEqual(
+      first.body.data.map((o: { result: string }) => o.result),
+      Array(7).fill('created'),
+    );
 
     const list = await c.request('GET', 'n8n/workflows');
     assert.equal(list.body.data.length, 7);
@@ -57,7 +60,10 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     }
 
     const again = await c.request('POST', 'n8n/workflows/seed', {});
-    assert.deepEqual(again.body.data.map((o: { result: string }) => o.result), Array(7).fill('unchanged'));
+    assert.deepEqual(
+      again.body.data.map((o: { result: string }) => o.result),
+      Array(7).fill('unchanged'),
+    );
     assert.equal((await c.request('GET', 'n8n/workflows')).body.data.length, 7);
 
     const endpoints = await c.request('GET', 'endpoints');
@@ -82,10 +88,13 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     }
     // One request per workflow, none elsewhere.
     assert.equal(fake.hits.length, 7);
-    const counted = await eventually(async () => {
-      const rows = (await c.request('GET', 'n8n/workflows')).body.data as { success_count: number; state: string }[];
-      return rows.every((r) => r.success_count === 1 && r.state === 'active') && rows;
-    }, { what: 'success counters and state' });
+    const counted = await eventually(
+      async () => {
+        const rows = (await c.request('GET', 'n8n/workflows')).body.data as { success_count: number; state: string }[];
+        return rows.every((r) => r.success_count === 1 && r.state === 'active') && rows;
+      },
+      { what: 'success counters and state' },
+    );
     assert.equal(counted.length, 7);
   });
 
@@ -135,7 +144,10 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     // Logged like any delivery.
     const status = await c.request('GET', `events/${res.body.event_id}/status`);
     assert.equal(status.body.status, 'completed');
-    assert.deepEqual(status.body.deliveries.map((d: { destination: string }) => d.destination), ['n8n']);
+    assert.deepEqual(
+      status.body.deliveries.map((d: { destination: string }) => d.destination),
+      ['n8n'],
+    );
     const event = await c.request('GET', `events/${res.body.event_id}`);
     assert.equal(event.body.event_source, 'n8n');
     assert.equal(event.body.record_id, 'user-registration');
@@ -165,8 +177,9 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'failed', { what: 'the delivery to give up' });
 
     const w0 = await workflow('jd2ydLGtQhvbC2q8');
-    const attempts = ((await c.request('GET', `events/${eventId}/attempts`)).body.data as { webhook_endpoint_id: string; status_code: number; error: string }[])
-      .filter((a) => a.webhook_endpoint_id === w0.webhook_endpoint_id);
+    const attempts = (
+      (await c.request('GET', `events/${eventId}/attempts`)).body.data as { webhook_endpoint_id: string; status_code: number; error: string }[]
+    ).filter((a) => a.webhook_endpoint_id === w0.webhook_endpoint_id);
     // WEBHOOK_MAX_RETRIES=3 in the tests: the first attempt and three retries.
     assert.equal(attempts.length, 4);
     for (const a of attempts) {
@@ -183,16 +196,22 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     assert.equal(w.is_active, true, 'still routed: a 404 marks the state, it does not unsubscribe the workflow');
     // The workflow's own attempt log: the earlier success, then these four, newest first.
     const viaWorkflow = (await c.request('GET', 'n8n/workflows/jd2ydLGtQhvbC2q8/attempts')).body.data as { webhook_event_id: string; success: boolean }[];
-    assert.deepEqual(viaWorkflow.map((a) => a.webhook_event_id === eventId && !a.success), [true, true, true, true, false]);
+    assert.deepEqual(
+      viaWorkflow.map((a) => a.webhook_event_id === eventId && !a.success),
+      [true, true, true, true, false],
+    );
 
     // Activated again in n8n: a replay goes through and the state is cleared.
     (fake.workflows.get('jd2ydLGtQhvbC2q8') as { active: boolean }).active = true;
     assert.equal((await c.request('POST', `events/${eventId}/replay`, {})).status, 202);
     await fake.waitForHits('agent-created', 2);
-    const healed = await eventually(async () => {
-      const x = await workflow('jd2ydLGtQhvbC2q8');
-      return x.state === 'active' && x;
-    }, { what: 'state active again' });
+    const healed = await eventually(
+      async () => {
+        const x = await workflow('jd2ydLGtQhvbC2q8');
+        return x.state === 'active' && x;
+      },
+      { what: 'state active again' },
+    );
     assert.equal(healed.last_error, null);
     assert.equal(healed.success_count, 2);
   });
@@ -245,7 +264,10 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     const off = await workflow('azDbM1j9UpSvU1wl');
     assert.equal(off.is_active, false);
     assert.match(off.inactive_reason, /410 Gone/);
-    assert.equal((await c.request('GET', 'n8n/workflows?limit=50')).body.data.find((w: { workflow_id: string }) => w.workflow_id === 'azDbM1j9UpSvU1wl').is_active, false);
+    assert.equal(
+      (await c.request('GET', 'n8n/workflows?limit=50')).body.data.find((w: { workflow_id: string }) => w.workflow_id === 'azDbM1j9UpSvU1wl').is_active,
+      false,
+    );
 
     fake.gone.delete('openai-connected');
     const on = await c.request('PATCH', 'n8n/workflows/azDbM1j9UpSvU1wl', { is_active: true });
@@ -257,7 +279,12 @@ describe('n8n workflows as destinations (fake n8n)', () => {
 
   test('the workflow API: create by path, validation, conflicts, routing changes, delete', async () => {
     fake.addWebhookWorkflow({ id: 'crm0000000000001', name: 'CRM', path: 'crm-sync' });
-    const created = await c.request('POST', 'n8n/workflows', { workflow_id: 'crm0000000000001', name: 'CRM', path: 'crm-sync', event_types: ['conversation.*'] });
+    const created = await c.request('POST', 'n8n/workflows', {
+      workflow_id: 'crm0000000000001',
+      name: 'CRM',
+      path: 'crm-sync',
+      event_types: ['conversation.*'],
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.webhook_url, `${fake.url}/webhook/crm-sync`);
     assert.equal(created.body.source, 'api');
@@ -266,7 +293,10 @@ describe('n8n workflows as destinations (fake n8n)', () => {
     assert.equal((await c.request('POST', 'n8n/workflows', { workflow_id: 'crm0000000000001', name: 'again', path: 'x' })).status, 409);
     assert.equal((await c.request('POST', 'n8n/workflows', { workflow_id: 'w2', name: 'bad', path: 'y', event_types: ['Not A Type'] })).status, 400);
     assert.equal((await c.request('POST', 'n8n/workflows', { workflow_id: 'w3', name: 'no url' })).status, 400);
-    assert.equal((await c.request('POST', 'n8n/workflows', { workflow_id: 'w4', name: 'not n8n', webhook_url: `${receiver.url}/hook`, use_test_url: true })).status, 400);
+    assert.equal(
+      (await c.request('POST', 'n8n/workflows', { workflow_id: 'w4', name: 'not n8n', webhook_url: `${receiver.url}/hook`, use_test_url: true })).status,
+      400,
+    );
 
     // Wildcard routing, then narrowed.
     await trigger(c, { event_type: 'conversation.ended', data: { conversation_id: 'c1' } });

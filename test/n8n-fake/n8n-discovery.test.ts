@@ -16,7 +16,18 @@ import { workflowSecretsOf } from '../../src/n8n/integration.ts';
 import { startFakeN8n, webhookNode, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
 
-type Row = { workflow_id: string; name: string; path: string; webhook_url: string; event_types: string[]; is_active: boolean; inactive_reason: string | null; state: string; source: string; last_discovered_at: string | null };
+type Row = {
+  workflow_id: string;
+  name: string;
+  path: string;
+  webhook_url: string;
+  event_types: string[];
+  is_active: boolean;
+  inactive_reason: string | null;
+  state: string;
+  source: string;
+  last_discovered_at: string | null;
+};
 
 describe('n8n discovery (fake n8n)', () => {
   let c: TestCarteiro;
@@ -46,8 +57,21 @@ describe('n8n discovery (fake n8n)', () => {
     fake.addWebhookWorkflow({ id: 'wfWhatsApp000001', name: 'WhatsApp Integration [integration.whatsapp.connected]', path: 'wa-in' });
     fake.addWebhookWorkflow({ id: 'wfPayment0000001', name: 'Payment Processed', path: 'payment-processed' });
     fake.addWebhookWorkflow({ id: 'wfCustom00000001', name: 'Custom hook', path: 'custom-hook' });
-    fake.addWebhookWorkflow({ id: 'wfNoPath00000001', name: 'Agents', path: '7d0c3a4e-5b1f-4c55-9f57-3c2b1d0e9a88', pathEmpty: true, active: false, tags: ['on:agent.*'] });
-    fake.addWorkflow({ id: 'wfCron0000000001', name: 'Nightly report', active: true, tags: [], nodes: [{ name: 'Schedule', type: 'n8n-nodes-base.scheduleTrigger', typeVersion: 1, parameters: {} }] });
+    fake.addWebhookWorkflow({
+      id: 'wfNoPath00000001',
+      name: 'Agents',
+      path: '7d0c3a4e-5b1f-4c55-9f57-3c2b1d0e9a88',
+      pathEmpty: true,
+      active: false,
+      tags: ['on:agent.*'],
+    });
+    fake.addWorkflow({
+      id: 'wfCron0000000001',
+      name: 'Nightly report',
+      active: true,
+      tags: [],
+      nodes: [{ name: 'Schedule', type: 'n8n-nodes-base.scheduleTrigger', typeVersion: 1, parameters: {} }],
+    });
     fake.addWebhookWorkflow({ id: 'wfGetHook0000001', name: 'Status page [user.registered]', path: 'status', method: 'GET' });
     fake.addWorkflow({
       id: 'wfPublished00001',
@@ -60,12 +84,25 @@ describe('n8n discovery (fake n8n)', () => {
 
     const r = await discover();
     assert.deepEqual(
-      { pages: r.pages, listed: r.listed, webhook_workflows: r.webhook_workflows, skipped: r.skipped, created: r.created, updated: r.updated, unchanged: r.unchanged, deactivated: r.deactivated, reactivated: r.reactivated },
+      {
+        pages: r.pages,
+        listed: r.listed,
+        webhook_workflows: r.webhook_workflows,
+        skipped: r.skipped,
+        created: r.created,
+        updated: r.updated,
+        unchanged: r.unchanged,
+        deactivated: r.deactivated,
+        reactivated: r.reactivated,
+      },
       { pages: 4, listed: 8, webhook_workflows: 6, skipped: 2, created: 6, updated: 0, unchanged: 0, deactivated: 0, reactivated: 0 },
     );
     assert.equal(r.organization_id, DEFAULT_ORGANIZATION_ID);
     // Four pages of two, each asked with the cursor the previous one gave.
-    assert.deepEqual(fake.listCalls.map((call) => call.limit), [2, 2, 2, 2]);
+    assert.deepEqual(
+      fake.listCalls.map((call) => call.limit),
+      [2, 2, 2, 2],
+    );
     assert.equal(fake.listCalls[0]?.cursor, null);
     assert.ok(fake.listCalls.slice(1).every((call) => call.cursor));
 
@@ -76,11 +113,24 @@ describe('n8n discovery (fake n8n)', () => {
       assert.ok(row, `${id} discovered`);
       for (const [k, v] of Object.entries(fields)) assert.deepEqual(row[k as keyof Row], v, `${id}.${k}`);
     };
-    expect('wfUserReg0000001', { path: 'user-registration', webhook_url: `${fake.url}/webhook/user-registration`, event_types: ['user.registered'], is_active: true, state: 'active', source: 'discovery' });
+    expect('wfUserReg0000001', {
+      path: 'user-registration',
+      webhook_url: `${fake.url}/webhook/user-registration`,
+      event_types: ['user.registered'],
+      is_active: true,
+      state: 'active',
+      source: 'discovery',
+    });
     expect('wfWhatsApp000001', { name: 'WhatsApp Integration [integration.whatsapp.connected]', event_types: ['integration.whatsapp.connected'] });
     expect('wfPayment0000001', { event_types: ['payment.confirmed'] }); // the seed's path map
     expect('wfCustom00000001', { event_types: [] }); // nothing names its events: it receives nothing yet
-    expect('wfNoPath00000001', { path: '7d0c3a4e-5b1f-4c55-9f57-3c2b1d0e9a88', event_types: ['agent.*'], is_active: false, inactive_reason: INACTIVE_IN_N8N, state: 'inactive' });
+    expect('wfNoPath00000001', {
+      path: '7d0c3a4e-5b1f-4c55-9f57-3c2b1d0e9a88',
+      event_types: ['agent.*'],
+      is_active: false,
+      inactive_reason: INACTIVE_IN_N8N,
+      state: 'inactive',
+    });
     expect('wfPublished00001', { path: 'live-path', webhook_url: `${fake.url}/webhook/live-path`, event_types: ['onboarding.*'] });
     assert.ok(byId.get('wfUserReg0000001')?.last_discovered_at);
 
@@ -106,7 +156,15 @@ describe('n8n discovery (fake n8n)', () => {
 
     const r = await discover();
     assert.deepEqual(
-      { pages: r.pages, listed: r.listed, created: r.created, updated: r.updated, unchanged: r.unchanged, deactivated: r.deactivated, reactivated: r.reactivated },
+      {
+        pages: r.pages,
+        listed: r.listed,
+        created: r.created,
+        updated: r.updated,
+        unchanged: r.unchanged,
+        deactivated: r.deactivated,
+        reactivated: r.reactivated,
+      },
       { pages: 4, listed: 7, created: 0, updated: 1, unchanged: 2, deactivated: 2, reactivated: 1 },
     );
     const byId = await rows();
@@ -157,28 +215,46 @@ describe('n8n discovery (fake n8n)', () => {
     assert.deepEqual(byId.get('wfUserReg0000001')?.event_types, ['user.registered', 'user.updated']);
     // Seeding again adds nothing that discovery already has.
     const again = await c.request('POST', 'n8n/workflows/seed', {}, { 'x-organization-id': org });
-    assert.deepEqual(again.body.data.filter((o: { result: string }) => o.result === 'created'), []);
+    assert.deepEqual(
+      again.body.data.filter((o: { result: string }) => o.result === 'created'),
+      [],
+    );
   });
 
   test('discovery runs as the n8n-discovery job', async () => {
     const job = await c.services.jobs.enqueue('n8n-discovery', { organizationId: DEFAULT_ORGANIZATION_ID });
-    const done = await eventually(async () => {
-      const s = await c.services.jobs.get(job.id);
-      return s?.state === 'completed' && s;
-    }, { what: 'the discovery job' });
+    const done = await eventually(
+      async () => {
+        const s = await c.services.jobs.get(job.id);
+        return s?.state === 'completed' && s;
+      },
+      { what: 'the discovery job' },
+    );
     assert.deepEqual((done.result as { unchanged: number; listed: number }).listed, 8);
   });
 
   test('n8n refusing the key, or not answering, is a clear 502 and changes nothing', async () => {
     const before = await rows();
     const wrongKey = { ...c.config, n8n: { ...c.config.n8n, apiKey: 'wrong' } };
-    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: wrongKey, secrets: workflowSecretsOf(c.services) }, { organizationId: DEFAULT_ORGANIZATION_ID }), (err: Error & { statusCode?: number }) => {
-      assert.equal(err.statusCode, 502);
-      assert.match(err.message, /refused the key/);
-      return true;
-    });
+    await assert.rejects(
+      discoverN8nWorkflows(
+        { sql: c.services.ledger.sql, config: wrongKey, secrets: workflowSecretsOf(c.services) },
+        { organizationId: DEFAULT_ORGANIZATION_ID },
+      ),
+      (err: Error & { statusCode?: number }) => {
+        assert.equal(err.statusCode, 502);
+        assert.match(err.message, /refused the key/);
+        return true;
+      },
+    );
     const nowhere = { ...c.config, n8n: { ...c.config.n8n, apiUrl: 'http://127.0.0.1:9', apiTimeoutMs: 500 } };
-    await assert.rejects(discoverN8nWorkflows({ sql: c.services.ledger.sql, config: nowhere, secrets: workflowSecretsOf(c.services) }, { organizationId: DEFAULT_ORGANIZATION_ID }), /did not answer/);
+    await assert.rejects(
+      discoverN8nWorkflows(
+        { sql: c.services.ledger.sql, config: nowhere, secrets: workflowSecretsOf(c.services) },
+        { organizationId: DEFAULT_ORGANIZATION_ID },
+      ),
+      /did not answer/,
+    );
     assert.deepEqual(await rows(), before);
   });
 

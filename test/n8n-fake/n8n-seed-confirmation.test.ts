@@ -16,11 +16,20 @@ import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA } from './signatures.ts';
 
 type Outcome = { workflow_id: string; path: string; result: string; confirmed: boolean | null; note: string | null; is_active: boolean };
-type Row = { workflow_id: string; path: string; source: string; is_active: boolean; inactive_reason: string | null; confirmed: boolean | null; confirmation_note: string | null; confirmed_at: string | null };
+type Row = {
+  workflow_id: string;
+  path: string;
+  source: string;
+  is_active: boolean;
+  inactive_reason: string | null;
+  confirmed: boolean | null;
+  confirmation_note: string | null;
+  confirmed_at: string | null;
+};
 
-const [REG, PAY, WHATSAPP] = SEED_WORKFLOWS as [typeof SEED_WORKFLOWS[0], typeof SEED_WORKFLOWS[0], typeof SEED_WORKFLOWS[0]];
+const [REG, PAY, WHATSAPP] = SEED_WORKFLOWS as [(typeof SEED_WORKFLOWS)[0], (typeof SEED_WORKFLOWS)[0], (typeof SEED_WORKFLOWS)[0]];
 
-describe('seeding against n8n\'s API (fake n8n)', () => {
+describe("seeding against n8n's API (fake n8n)", () => {
   let c: TestCarteiro;
   let fake: FakeN8n;
 
@@ -36,14 +45,18 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
     await fake.close();
   });
 
-  const rows = async (): Promise<Map<string, Row>> =>
-    new Map(((await c.request('GET', 'n8n/workflows?limit=500')).body.data as Row[]).map((r) => [r.path, r]));
+  const rows = async (): Promise<Map<string, Row>> => new Map(((await c.request('GET', 'n8n/workflows?limit=500')).body.data as Row[]).map((r) => [r.path, r]));
 
   test('health before anything is registered: the API reachable, no workflows, no discovery yet', async () => {
     const res = await c.request('GET', 'health');
     assert.equal(res.status, 200);
     assert.equal(res.body.services.n8n, 'reachable');
-    assert.deepEqual(res.body.n8n, { api: 'reachable', webhook_url: 'configured', workflows: { registered: 0, active: 0, unconfirmed: 0 }, last_discovery: null });
+    assert.deepEqual(res.body.n8n, {
+      api: 'reachable',
+      webhook_url: 'configured',
+      workflows: { registered: 0, active: 0, unconfirmed: 0 },
+      last_discovery: null,
+    });
   });
 
   test('the seed confirms the path n8n serves and leaves the others inactive, saying why', async () => {
@@ -51,7 +64,10 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const out = new Map((res.body.data as Outcome[]).map((o) => [o.path, o]));
     assert.equal(out.size, 7);
-    assert.deepEqual([out.get(REG.path)?.result, out.get(REG.path)?.confirmed, out.get(REG.path)?.note, out.get(REG.path)?.is_active], ['created', true, null, true]);
+    assert.deepEqual(
+      [out.get(REG.path)?.result, out.get(REG.path)?.confirmed, out.get(REG.path)?.note, out.get(REG.path)?.is_active],
+      ['created', true, null, true],
+    );
     assert.deepEqual([out.get(PAY.path)?.confirmed, out.get(PAY.path)?.note, out.get(PAY.path)?.is_active], [false, INACTIVE_IN_N8N, false]);
     const missing = [...out.values()].filter((o) => o.path !== REG.path && o.path !== PAY.path);
     assert.equal(missing.length, 5);
@@ -69,7 +85,10 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
     assert.equal(ev.status, 202, JSON.stringify(ev.body));
     const status = await c.request('GET', `events/${ev.body.event_id ?? ev.body.id}/status`);
     assert.equal(status.status, 200, JSON.stringify(status.body));
-    assert.deepEqual((status.body.deliveries as { destination: string }[]).filter((d) => d.destination === 'n8n'), []);
+    assert.deepEqual(
+      (status.body.deliveries as { destination: string }[]).filter((d) => d.destination === 'n8n'),
+      [],
+    );
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(fake.hitsOn(WHATSAPP.path).length, 0);
   });
@@ -109,7 +128,10 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
     assert.equal(second.body.deactivated, 1, 'the onboarding seed row');
     const mine = new Map(((await c.request('GET', 'n8n/workflows?limit=500', undefined, headers)).body.data as Row[]).map((r) => [r.path, r]));
     const onb = mine.get('onboarding-complete');
-    assert.deepEqual([onb?.source, onb?.is_active, onb?.inactive_reason, onb?.confirmed, onb?.confirmation_note], ['seed', false, PATH_NOT_IN_N8N, false, PATH_NOT_IN_N8N]);
+    assert.deepEqual(
+      [onb?.source, onb?.is_active, onb?.inactive_reason, onb?.confirmed, onb?.confirmation_note],
+      ['seed', false, PATH_NOT_IN_N8N, false, PATH_NOT_IN_N8N],
+    );
 
     // And back when n8n has the path again.
     fake.addWebhookWorkflow({ id: 'onbSeedPath00002', name: 'Onboarding again', path: 'onboarding-complete' });
@@ -133,7 +155,10 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
     assert.equal(found.body.deactivated, 1);
     const mine = ((await c.request('GET', 'n8n/workflows?limit=500', undefined, headers)).body.data as Row[]).filter((r) => r.source === 'seed');
     assert.equal(mine.length, 6);
-    assert.ok(mine.every((r) => r.is_active && r.confirmed === null), JSON.stringify(mine));
+    assert.ok(
+      mine.every((r) => r.is_active && r.confirmed === null),
+      JSON.stringify(mine),
+    );
   });
 
   test('a discovery that fails is what health shows last', async () => {
@@ -153,7 +178,7 @@ describe('seeding against n8n\'s API (fake n8n)', () => {
 });
 
 describe('seeding against a slow n8n', () => {
-  test('the seed waits for n8n\'s list past the answer deadline (each call has its own timeout)', async () => {
+  test("the seed waits for n8n's list past the answer deadline (each call has its own timeout)", async () => {
     const fake = await startFakeN8n();
     fake.addWebhookWorkflow({ id: REG.workflowId, name: REG.name, path: REG.path });
     fake.listDelayMs = 1_500;
@@ -169,7 +194,7 @@ describe('seeding against a slow n8n', () => {
   });
 });
 
-describe('health and the seed without n8n\'s API', () => {
+describe("health and the seed without n8n's API", () => {
   test('workflows registered with no N8N_* set: configured, counted, not checked', async () => {
     const c = await startCarteiro({});
     try {
@@ -183,7 +208,12 @@ describe('health and the seed without n8n\'s API', () => {
       const res = await c.request('GET', 'health');
       assert.equal(res.body.services.n8n, 'configured');
       assert.equal((await c.request('GET', 'stats')).body.n8n_integration, 'active');
-      assert.deepEqual(res.body.n8n, { api: 'not_configured', webhook_url: 'not_configured', workflows: { registered: 7, active: 7, unconfirmed: 0 }, last_discovery: null });
+      assert.deepEqual(res.body.n8n, {
+        api: 'not_configured',
+        webhook_url: 'not_configured',
+        workflows: { registered: 7, active: 7, unconfirmed: 0 },
+        last_discovery: null,
+      });
     } finally {
       await c.stop();
     }
@@ -199,18 +229,33 @@ describe('carteiro n8n seed and list show the confirmation', () => {
     const io = { out: (l: string) => void lines.push(l), err: (l: string) => void lines.push(l) };
     try {
       assert.equal(await runN8n(loadConfig(env), ['seed'], io), 0);
-      assert.ok(lines.some((l) => l.includes(REG.workflowId) && l.includes('[confirmed]')), lines.join('\n'));
-      assert.ok(lines.some((l) => l.includes(WHATSAPP.workflowId) && l.includes(`[unconfirmed: ${PATH_NOT_IN_N8N}; inactive]`)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes(REG.workflowId) && l.includes('[confirmed]')),
+        lines.join('\n'),
+      );
+      assert.ok(
+        lines.some((l) => l.includes(WHATSAPP.workflowId) && l.includes(`[unconfirmed: ${PATH_NOT_IN_N8N}; inactive]`)),
+        lines.join('\n'),
+      );
       lines.length = 0;
       assert.equal(await runN8n(loadConfig(env), ['list'], io), 0);
-      assert.ok(lines.some((l) => l.startsWith(REG.workflowId) && l.includes('; confirmed')), lines.join('\n'));
-      assert.ok(lines.some((l) => l.startsWith(WHATSAPP.workflowId) && l.includes(`inactive (${PATH_NOT_IN_N8N})`) && l.includes('; unconfirmed')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.startsWith(REG.workflowId) && l.includes('; confirmed')),
+        lines.join('\n'),
+      );
+      assert.ok(
+        lines.some((l) => l.startsWith(WHATSAPP.workflowId) && l.includes(`inactive (${PATH_NOT_IN_N8N})`) && l.includes('; unconfirmed')),
+        lines.join('\n'),
+      );
       // n8n not answering: the seed still loads, every row marked unconfirmed with the error, none deactivated by it.
       await fake.close();
       lines.length = 0;
       const other = loadConfig({ ...env, N8N_API_TIMEOUT_MS: '500' });
       assert.equal(await runN8n(other, ['seed'], io), 0);
-      assert.ok(lines.every((l) => l.includes('unconfirmed: could not ask n8n:')), lines.join('\n'));
+      assert.ok(
+        lines.every((l) => l.includes('unconfirmed: could not ask n8n:')),
+        lines.join('\n'),
+      );
     } finally {
       await fake.close().catch(() => {});
       await dropSchema(env);

@@ -23,7 +23,15 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
   let config: Config;
   let fake: FakeN8n;
   let logs = '';
-  const log = pino({ level: 'trace' }, new Writable({ write(chunk, _enc, done) { logs += chunk; done(); } }));
+  const log = pino(
+    { level: 'trace' },
+    new Writable({
+      write(chunk, _enc, done) {
+        logs += chunk;
+        done();
+      },
+    }),
+  );
   let composed: Composed;
   let app: Awaited<ReturnType<typeof buildApp>>;
   let receiver: TestReceiver;
@@ -79,7 +87,10 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
 
   test('a workflow registered without a secret gets its own, shown once, and its deliveries verify with it', async () => {
     const created = await request('POST', 'n8n/workflows', {
-      workflow_id: 'ownSecretWf00001', name: 'Agent created', webhook_url: `${receiver.url}/webhook/agent-created`, event_types: ['agent.created'],
+      workflow_id: 'ownSecretWf00001',
+      name: 'Agent created',
+      webhook_url: `${receiver.url}/webhook/agent-created`,
+      event_types: ['agent.created'],
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.signing, 'workflow_secret');
@@ -108,7 +119,10 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     await trigger('agent.created', SEED_EVENT_DATA['agent.created'] as Record<string, unknown>);
     let hit = await nextHit('agent-created', before);
     assert.deepEqual(verifyDelivery(secret, hit.body, hit.headers), { seed: true, standard: true });
-    assert.ok(verifyDelivery(old, hit.body, { ...hit.headers, 'x-webhook-signature': hit.headers['x-webhook-signature-previous'] as string }).seed, 'the old secret signs alongside during the overlap');
+    assert.ok(
+      verifyDelivery(old, hit.body, { ...hit.headers, 'x-webhook-signature': hit.headers['x-webhook-signature-previous'] as string }).seed,
+      'the old secret signs alongside during the overlap',
+    );
 
     const immediate = await request('POST', 'n8n/workflows/ownSecretWf00001/rotate-secret', { overlap_seconds: 0 });
     const newest = showOnce(immediate.body.secret);
@@ -162,10 +176,13 @@ describe('n8n workflows without WEBHOOK_SECRET: each signed with a secret of its
     await sql`UPDATE webhook_endpoints SET secret = NULL, previous_secret = NULL, previous_secret_expires_at = NULL, updated_at = now() WHERE id = ${w!.webhook_endpoint_id}`;
     const before = hitsOn('agent-created').length;
     const eventId = await trigger('agent.created', SEED_EVENT_DATA['agent.created'] as Record<string, unknown>);
-    const attempt = await eventually(async () => {
-      const rows = (await request('GET', `events/${eventId}/attempts`)).body.data as { error: string | null }[];
-      return rows.find((a) => /signing secret/.test(a.error ?? ''));
-    }, { what: 'the attempt refused for want of a signing secret' });
+    const attempt = await eventually(
+      async () => {
+        const rows = (await request('GET', `events/${eventId}/attempts`)).body.data as { error: string | null }[];
+        return rows.find((a) => /signing secret/.test(a.error ?? ''));
+      },
+      { what: 'the attempt refused for want of a signing secret' },
+    );
     assert.ok(attempt);
     assert.equal(hitsOn('agent-created').length, before, 'nothing was sent unsigned');
 

@@ -8,8 +8,10 @@ import { verifySeedSignature } from '../../src/delivery/signature.ts';
 
 export function verifyDelivery(secret: string, rawBody: string | Buffer, headers: Record<string, string>): { seed: boolean; standard: boolean } {
   const body = typeof rawBody === 'string' ? rawBody : rawBody.toString('utf8');
-  const seed = typeof headers['x-webhook-signature'] === 'string' && typeof headers['x-webhook-timestamp'] === 'string'
-    && verifySeedSignature(secret, headers['x-webhook-timestamp'], body, headers['x-webhook-signature']);
+  const seed =
+    typeof headers['x-webhook-signature'] === 'string' &&
+    typeof headers['x-webhook-timestamp'] === 'string' &&
+    verifySeedSignature(secret, headers['x-webhook-timestamp'], body, headers['x-webhook-signature']);
   let standard = false;
   try {
     const wh = secret.startsWith('whsec_') ? new Webhook(secret) : new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' });

@@ -28,7 +28,12 @@ test('real n8n: webhook workflow receives a POST, raw bytes kept; deactivated UR
   assert.equal(wf.productionUrl, `${n8n.baseUrl}/webhook/${path}`);
 
   // Inactive: the production URL is not served.
-  const before = await fetch(wf.productionUrl, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(10_000) });
+  const before = await fetch(wf.productionUrl, {
+    method: 'POST',
+    body: '{}',
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
   await before.arrayBuffer();
   assert.equal(before.status, 404, 'inactive workflow must answer 404');
 
@@ -41,7 +46,10 @@ test('real n8n: webhook workflow receives a POST, raw bytes kept; deactivated UR
   const active = await n8n.listWorkflows({ active: true });
   const listed = active.find((w) => w.id === wf.id);
   assert.ok(listed, 'activated workflow is in GET /workflows?active=true');
-  assert.deepEqual(listed.tags?.map((tag) => tag.name), ['carteiro:user.registered']);
+  assert.deepEqual(
+    listed.tags?.map((tag) => tag.name),
+    ['carteiro:user.registered'],
+  );
   const node = listed.nodes.find((n) => n.type === 'n8n-nodes-base.webhook');
   assert.equal(node?.parameters['path'], path);
   if (process.env['CARTEIRO_N8N_DUMP']) t.diagnostic(`workflow list item: ${JSON.stringify(listed)}`);
@@ -79,7 +87,12 @@ test('real n8n: webhook workflow receives a POST, raw bytes kept; deactivated UR
 
   // Deactivated: the production URL answers 404 again.
   await n8n.deactivate(wf.id);
-  const after = await fetch(wf.productionUrl, { method: 'POST', body: rawBody, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(10_000) });
+  const after = await fetch(wf.productionUrl, {
+    method: 'POST',
+    body: rawBody,
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
   await after.arrayBuffer();
   assert.equal(after.status, 404, 'deactivated workflow must answer 404');
   assert.equal((await n8n.listExecutions(wf.id)).length, 1, 'no execution from the POST after deactivation');

@@ -96,7 +96,10 @@ describe('n8n workflows as destinations (real n8n)', { skip, timeout: 300_000 },
   test('each seed event, triggered through Carteiro, runs its seed workflow in n8n with signatures that verify', async () => {
     const seeded = await c.request('POST', 'n8n/workflows/seed', {});
     assert.equal(seeded.status, 200, JSON.stringify(seeded.body));
-    assert.deepEqual(seeded.body.data.map((o: { webhook_url: string }) => o.webhook_url), SEED_WORKFLOWS.map((s) => `${n8n.baseUrl}/webhook/${s.path}`));
+    assert.deepEqual(
+      seeded.body.data.map((o: { webhook_url: string }) => o.webhook_url),
+      SEED_WORKFLOWS.map((s) => `${n8n.baseUrl}/webhook/${s.path}`),
+    );
 
     const sent = new Map<string, string>();
     for (const s of SEED_WORKFLOWS) {
@@ -114,16 +117,26 @@ describe('n8n workflows as destinations (real n8n)', { skip, timeout: 300_000 },
         assert.equal(body.type, type);
         assert.deepEqual(body.data, SEED_EVENT_DATA[type]);
         assert.equal(item.headers['webhook-id'], sent.get(s.path));
-        assert.deepEqual(verifyDelivery(secret, item.rawBody, item.headers), { seed: true, standard: true }, `${s.path}: signatures verify over the received bytes`);
+        assert.deepEqual(
+          verifyDelivery(secret, item.rawBody, item.headers),
+          { seed: true, standard: true },
+          `${s.path}: signatures verify over the received bytes`,
+        );
       }
     }
     for (const [path, eventId] of sent) {
-      await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'completed', { timeoutMs: 30_000, what: `${path} event completed` });
+      await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'completed', {
+        timeoutMs: 30_000,
+        what: `${path} event completed`,
+      });
     }
-    const rows = await eventually(async () => {
-      const data = (await c.request('GET', 'n8n/workflows')).body.data as { success_count: number; state: string }[];
-      return data.every((w) => w.success_count === 1 && w.state === 'active') && data;
-    }, { what: 'counters and state' });
+    const rows = await eventually(
+      async () => {
+        const data = (await c.request('GET', 'n8n/workflows')).body.data as { success_count: number; state: string }[];
+        return data.every((w) => w.success_count === 1 && w.state === 'active') && data;
+      },
+      { what: 'counters and state' },
+    );
     assert.equal(rows.length, 7);
   });
 
@@ -151,7 +164,10 @@ describe('n8n workflows as destinations (real n8n)', { skip, timeout: 300_000 },
     await n8n.deactivate(n8nId('onboarding-complete'));
     await waitForWebhookGone(n8n, 'onboarding-complete');
     const eventId = await trigger(c, { event_type: 'onboarding.completed', data: SEED_EVENT_DATA['onboarding.completed'] });
-    await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'failed', { timeoutMs: 20_000, what: 'the delivery to give up' });
+    await eventually(async () => (await c.request('GET', `events/${eventId}/status`)).body.status === 'failed', {
+      timeoutMs: 20_000,
+      what: 'the delivery to give up',
+    });
     const attempts = (await c.request('GET', `events/${eventId}/attempts`)).body.data as { status_code: number; error: string }[];
     const seen = JSON.stringify(attempts.map((a) => [a.status_code, a.error]));
     assert.equal(attempts.length, 4, `first attempt and WEBHOOK_MAX_RETRIES=3 retries: ${seen}`);
@@ -202,7 +218,14 @@ describe('n8n workflows as destinations (real n8n)', { skip, timeout: 300_000 },
 
       const second = await d.request('POST', 'n8n/discover', { page_size: 4 });
       assert.deepEqual(
-        { pages: second.body.pages, listed: second.body.listed, created: second.body.created, updated: second.body.updated, deactivated: second.body.deactivated, reactivated: second.body.reactivated },
+        {
+          pages: second.body.pages,
+          listed: second.body.listed,
+          created: second.body.created,
+          updated: second.body.updated,
+          deactivated: second.body.deactivated,
+          reactivated: second.body.reactivated,
+        },
         { pages: 2, listed: 6, created: 0, updated: 1, deactivated: 2, reactivated: 1 },
       );
       byPath = await rows();

@@ -27,13 +27,32 @@ type Report = {
   };
 };
 
-test('npm run bench at toy sizes reports every section it ran, whole', { skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)' }, async () => {
+test('npm run bench at toy sizes reports every section it ran, whole', {
+  skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)',
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'carteiro-bench-smoke-'));
   const out = join(dir, 'report.json');
   try {
     const args = [
-      '--quick', '--only', 'ceiling,latency,scale', '--rate', '200', '--latency-seconds', '2', '--sweep-rates', '0',
-      '--events', '2000', '--scale', '1,2', '--scale-slow-ms', '100', '--scale-slow-events', '300', '--out', out,
+      '--quick',
+      '--only',
+      'ceiling,latency,scale',
+      '--rate',
+      '200',
+      '--latency-seconds',
+      '2',
+      '--sweep-rates',
+      '0',
+      '--events',
+      '2000',
+      '--scale',
+      '1,2',
+      '--scale-slow-ms',
+      '100',
+      '--scale-slow-events',
+      '300',
+      '--out',
+      out,
     ];
     const { code, output: log } = await runScript(RUN, args, { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) });
     assert.equal(code, 0, log);
@@ -54,20 +73,27 @@ test('npm run bench at toy sizes reports every section it ran, whole', { skip: !
       assert.equal(d.receiver.uniqueIds, d.expected);
       assert.equal(d.drain.timedOut, false);
     }
-    assert.deepEqual(report.details.scaleSlowReceiver?.runs.map((r) => r.workers), [1, 2]);
+    assert.deepEqual(
+      report.details.scaleSlowReceiver?.runs.map((r) => r.workers),
+      [1, 2],
+    );
     assert.ok(named('scale', '2 worker processes, receiver answering in 100 ms'), 'the slow-receiver figure is printed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('the bench fills a backlog of large payloads within the API body limit, and a failed section still lets it finish', { skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)' }, async () => {
+test('the bench fills a backlog of large payloads within the API body limit, and a failed section still lets it finish', {
+  skip: !DATABASE_URL && 'the bench measures Carteiro on real Postgres (DATABASE_URL)',
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'carteiro-bench-smoke-'));
   const env = { ...process.env, DATABASE_URL: DATABASE_URL as string, ...(REDIS_URL ? { REDIS_URL } : {}) };
   try {
     // 4 KB payloads: 1,000 of them would be a 4 MB request, over the API's 1 MiB body limit.
     const large = join(dir, 'large.json');
-    const ok = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '1500', '--payload-bytes', '4096', '--out', large], env, { timeoutMs: 150_000 });
+    const ok = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '1500', '--payload-bytes', '4096', '--out', large], env, {
+      timeoutMs: 150_000,
+    });
     assert.equal(ok.timedOut, false, ok.output);
     assert.equal(ok.code, 0, ok.output);
     const report = JSON.parse(readFileSync(large, 'utf8')) as Report;
@@ -77,7 +103,9 @@ test('the bench fills a backlog of large payloads within the API body limit, and
 
     // A payload no request can carry: the section fails, and the bench reports it and exits.
     const failed = join(dir, 'failed.json');
-    const bad = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '3', '--payload-bytes', '2000000', '--out', failed], env, { timeoutMs: 60_000 });
+    const bad = await runScript(RUN, ['--only', 'sustained', '--fanout', '1', '--events', '3', '--payload-bytes', '2000000', '--out', failed], env, {
+      timeoutMs: 60_000,
+    });
     assert.equal(bad.timedOut, false, `the bench did not exit after a failed section:\n${bad.output}`);
     const failedReport = JSON.parse(readFileSync(failed, 'utf8')) as Report;
     assert.match(failedReport.errors.sustained ?? '', /413/);

@@ -21,7 +21,15 @@ const CHAOS = fileURLToPath(new URL('../../bench/chaos.ts', import.meta.url));
 type Outage = { answersByStatus: Record<string, number>; served503WithoutRetryAfter: number; queuedInClient: number; maxResponseMsWithOwnConnection: number };
 type Report = {
   ok: boolean;
-  ledger: { offered: number; accepted: number; deliveredUnique: number; lost: number; duplicatesWithOtherWebhookId: number; acceptedButNotInLedger: number; producerGaveUp: number };
+  ledger: {
+    offered: number;
+    accepted: number;
+    deliveredUnique: number;
+    lost: number;
+    duplicatesWithOtherWebhookId: number;
+    acceptedButNotInLedger: number;
+    producerGaveUp: number;
+  };
   postgresOutage: Outage | string;
 };
 
@@ -30,7 +38,19 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
   const out = join(dir, 'report.json');
   const restartPostgres = privatePostgresAvailable();
   try {
-    const args = ['--events', '1500', '--rate', '300', '--kill-every', '2', '--noisy-events', '300', ...(restartPostgres ? ['--private-postgres'] : []), '--out', out];
+    const args = [
+      '--events',
+      '1500',
+      '--rate',
+      '300',
+      '--kill-every',
+      '2',
+      '--noisy-events',
+      '300',
+      ...(restartPostgres ? ['--private-postgres'] : []),
+      '--out',
+      out,
+    ];
     const { code, output: log } = await runScript(CHAOS, args, { ...process.env, DATABASE_URL: DATABASE_URL as string });
     assert.equal(code, 0, log);
 
@@ -46,7 +66,11 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
     if (restartPostgres) {
       const pg = report.postgresOutage as Outage;
       assert.equal(typeof pg, 'object', 'the Postgres restart was exercised');
-      assert.deepEqual(Object.keys(pg.answersByStatus).filter((s) => s !== '202' && s !== '503'), [], JSON.stringify(pg.answersByStatus));
+      assert.deepEqual(
+        Object.keys(pg.answersByStatus).filter((s) => s !== '202' && s !== '503'),
+        [],
+        JSON.stringify(pg.answersByStatus),
+      );
       assert.equal(pg.served503WithoutRetryAfter, 0);
       assert.equal(pg.queuedInClient, 0);
       assert.ok(pg.maxResponseMsWithOwnConnection < COMMIT_ANSWER_TIMEOUT_MS + 2_000, `slowest answer ${pg.maxResponseMsWithOwnConnection} ms`);

@@ -41,12 +41,16 @@ describe('isolation: kill -9 while receivers hang', { skip }, () => {
   });
 
   const send = async (from: number, count: number) => {
-    const res = await api.request('POST', 'events/batch', { events: Array.from({ length: count }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `k-${from + i}` } })) });
+    const res = await api.request('POST', 'events/batch', {
+      events: Array.from({ length: count }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `k-${from + i}` } })),
+    });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     return res.body.events.map((e: { event_id: string }) => e.event_id) as string[];
   };
 
-  test('a worker killed mid-way loses nothing: the healthy endpoint is served throughout, the hanging ones get everything once they answer', { timeout: 170_000 }, async () => {
+  test('a worker killed mid-way loses nothing: the healthy endpoint is served throughout, the hanging ones get everything once they answer', {
+    timeout: 170_000,
+  }, async () => {
     await createEndpoint(api, { url: `${healthy.url}/ok`, events: ['agent.created'] });
     for (const [i, h] of hanging.entries()) await createEndpoint(api, { url: `${h.url}/hang-${i}`, events: ['agent.created'] });
 
@@ -62,23 +66,36 @@ describe('isolation: kill -9 while receivers hang', { skip }, () => {
     const all = [...first, ...second];
 
     // The healthy endpoint gets every event while the others still hang.
-    await eventually(() => {
-      const got = new Set(healthy.received.map((r) => r.headers['webhook-id']));
-      return all.every((id) => got.has(id));
-    }, { what: 'every event at the healthy endpoint', timeoutMs: 90_000 });
-    assert.ok(hanging.every((h) => h.open > 0 || h.received.length > 0), 'the hanging receivers were still being tried');
+    await eventually(
+      () => {
+        const got = new Set(healthy.received.map((r) => r.headers['webhook-id']));
+        return all.every((id) => got.has(id));
+      },
+      { what: 'every event at the healthy endpoint', timeoutMs: 90_000 },
+    );
+    assert.ok(
+      hanging.every((h) => h.open > 0 || h.received.length > 0),
+      'the hanging receivers were still being tried',
+    );
 
     // They answer: everything reaches them, nothing was lost.
     for (const h of hanging) h.release();
-    await eventually(async () => {
-      const [row] = await api.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_dispatches WHERE status <> 'succeeded'`;
-      return row!.n === 0;
-    }, { what: 'every delivery to succeed', timeoutMs: 120_000 });
+    await eventually(
+      async () => {
+        const [row] = await api.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_dispatches WHERE status <> 'succeeded'`;
+        return row!.n === 0;
+      },
+      { what: 'every delivery to succeed', timeoutMs: 120_000 },
+    );
     const [counts] = await api.services.ledger.sql<{ events: number; dispatches: number }[]>`
       SELECT (SELECT count(*)::int FROM webhook_events WHERE event_type = 'agent.created') AS events,
              (SELECT count(*)::int FROM webhook_dispatches d JOIN webhook_events e ON e.id = d.webhook_event_id WHERE e.event_type = 'agent.created') AS dispatches`;
     assert.equal(counts!.events, 300);
     assert.equal(counts!.dispatches, 300 * 6);
-    for (const h of hanging) assert.ok(all.every((id) => h.received.includes(id)), 'every event reached every hanging receiver');
+    for (const h of hanging)
+      assert.ok(
+        all.every((id) => h.received.includes(id)),
+        'every event reached every hanging receiver',
+      );
   });
 });

@@ -80,9 +80,11 @@ async function call(base: string, method: string, path: string, body?: unknown, 
 /** Runs `tasks` with at most `concurrency` at once. */
 async function pool(tasks: (() => Promise<void>)[], concurrency: number): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < tasks.length) await (tasks[next++] as () => Promise<void>)();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < tasks.length) await (tasks[next++] as () => Promise<void>)();
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,7 +167,10 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       const url = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 90_000;
       while (!exited(proc) && Date.now() < deadline) {
-        const up = await fetch(`${url}/api/webhooks/health`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.status === 200, () => false);
+        const up = await fetch(`${url}/api/webhooks/health`, { signal: AbortSignal.timeout(3_000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
         if (up) return { name, proc, url };
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -208,16 +213,19 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
   /** Waits until every dispatch of these events succeeded; returns them with their recorded attempts. */
   async function settledDispatches(eventIds: string[], timeoutMs = 60_000) {
     type Row = { id: string; event_id: string; status: string; attempts: number; rows: number; successes: number; numbers: number[] };
-    return eventually(async () => {
-      const rows = await sql<Row[]>`
+    return eventually(
+      async () => {
+        const rows = await sql<Row[]>`
         SELECT d.id, d.webhook_event_id AS event_id, d.status, d.attempts,
                count(a.id)::int AS rows, count(a.id) FILTER (WHERE a.success)::int AS successes,
                coalesce(array_agg(a.attempt_number ORDER BY a.attempt_number) FILTER (WHERE a.id IS NOT NULL), '{}') AS numbers
         FROM webhook_dispatches d LEFT JOIN webhook_deliveries a ON a.dispatch_id = d.id
         WHERE d.webhook_event_id = ANY(${eventIds}::uuid[])
         GROUP BY d.id`;
-      return rows.length > 0 && rows.every((r) => r.status === 'succeeded') ? rows : null;
-    }, { timeoutMs, intervalMs: 200, what: `every dispatch of ${eventIds.length} events to succeed` });
+        return rows.length > 0 && rows.every((r) => r.status === 'succeeded') ? rows : null;
+      },
+      { timeoutMs, intervalMs: 200, what: `every dispatch of ${eventIds.length} events to succeed` },
+    );
   }
 
   function assertSigned(list: Received[]): void {
@@ -229,14 +237,19 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     }
   }
 
-  before(async () => {
-    receiver = await startReceiver();
-    sql = postgres(DATABASE_URL as string, { max: 3, onnotice: () => {}, connection: { search_path: `${schema},public`, application_name: 'carteiro-multi-process-test' } });
-    // All four at once, on a schema that does not exist yet: they migrate it together (serialised
-    // by the migration lock) and come up.
-    [A, B, W1, W2] = await Promise.all([startApi('A'), startApi('B'), startWorker('W1'), startWorker('W2')]) as [Api, Api, Worker, Worker];
+  before(
+    async () => {
+      receiver = await startReceiver();
+      sql = postgres(DATABASE_URL as string, {
+        max: 3,
+        onnotice: () => {},
+        connection: { search_path: `${schema},public`, application_name: 'carteiro-multi-process-test' },
+      });
+      // All four at once, on a schema that does not exist yet: they migrate it together (serialised
+      // by the migration lock) and come up.
+      [A, B, W1, W2] = (await Promise.all([startApi('A'), startApi('B'), startWorker('W1'), startWorker('W2')])) as [Api, Api, Worker, Worker];
 
-    await sql.unsafe(`
+      await sql.unsafe(`
       CREATE TABLE mp_claims (n bigserial PRIMARY KEY, dispatch_id uuid NOT NULL, attempt int NOT NULL, worker_id text NOT NULL,
                               at timestamptz NOT NULL DEFAULT clock_timestamp());
       CREATE FUNCTION mp_log_claim() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -247,35 +260,40 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       CREATE TRIGGER mp_log_claim AFTER UPDATE ON webhook_dispatches FOR EACH ROW
         WHEN (NEW.status = 'in_flight' AND OLD.status IS DISTINCT FROM 'in_flight') EXECUTE FUNCTION mp_log_claim();`);
 
-    for (const path of ['/one', '/two']) {
-      const events = TYPES.filter((t) => ROUTES[t]?.includes(path));
-      const res = await call(A.url, 'POST', 'endpoints', { name: `receiver ${path}`, url: `${receiver.url}${path}`, events });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      secrets.set(path, res.body.secret);
-    }
-  }, { timeout: 180_000 });
+      for (const path of ['/one', '/two']) {
+        const events = TYPES.filter((t) => ROUTES[t]?.includes(path));
+        const res = await call(A.url, 'POST', 'endpoints', { name: `receiver ${path}`, url: `${receiver.url}${path}`, events });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        secrets.set(path, res.body.secret);
+      }
+    },
+    { timeout: 180_000 },
+  );
 
-  after(async () => {
-    await Promise.all(procs.map((p) => stopProcess(p)));
-    await receiver?.close();
-    await sql?.end({ timeout: 5 });
-    await dropSchema(env);
-    // This schema's keys only (queue, limiter counters): the schema name is random and in every key.
-    const redis = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1, lazyConnect: true });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `*${schema}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-    } catch {
-      /* best effort */
-    } finally {
-      redis.disconnect();
-    }
-  }, { timeout: 60_000 });
+  after(
+    async () => {
+      await Promise.all(procs.map((p) => stopProcess(p)));
+      await receiver?.close();
+      await sql?.end({ timeout: 5 });
+      await dropSchema(env);
+      // This schema's keys only (queue, limiter counters): the schema name is random and in every key.
+      const redis = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1, lazyConnect: true });
+      try {
+        await redis.connect();
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `*${schema}*`, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length) await redis.del(...keys);
+        } while (cursor !== '0');
+      } catch {
+        /* best effort */
+      } finally {
+        redis.disconnect();
+      }
+    },
+    { timeout: 60_000 },
+  );
 
   test('four processes booted at once on a fresh schema; each API sees both workers and Redis', async () => {
     assert.notEqual(W1.workerId, W2.workerId);
@@ -290,12 +308,18 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     }
     // Each migration applied once (by whichever process took the migration lock first).
     const applied = await sql<{ version: string }[]>`SELECT version FROM schema_migrations ORDER BY version`;
-    assert.deepEqual(applied.map((r) => r.version), listMigrations().map((m) => m.version));
+    assert.deepEqual(
+      applied.map((r) => r.version),
+      listMigrations().map((m) => m.version),
+    );
   });
 
   test('events sent alternately to both APIs are all delivered, once per endpoint, by both workers', { timeout: 180_000 }, async (t) => {
     const expected = new Map<string, string[]>(); // event id → receiver paths
-    const acceptedBy = new Map<string, number>([['A', 0], ['B', 0]]);
+    const acceptedBy = new Map<string, number>([
+      ['A', 0],
+      ['B', 0],
+    ]);
     const apis = [A, B];
     const accept = (api: Api, results: { event_id: string; duplicate: boolean }[], types: string[]) => {
       results.forEach((r, i) => {
@@ -320,7 +344,9 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       const api = apis[b % 2] as Api;
       const types = Array.from({ length: 25 }, (_, j) => TYPES[(b + j) % TYPES.length] as string);
       tasks.push(async () => {
-        const res = await call(api.url, 'POST', 'events/batch', { events: types.map((type, j) => ({ event_type: type, data: dataFor(type, `batch-${b}-${j}`) })) });
+        const res = await call(api.url, 'POST', 'events/batch', {
+          events: types.map((type, j) => ({ event_type: type, data: dataFor(type, `batch-${b}-${j}`) })),
+        });
         assert.equal(res.status, 202, `${api.name}: ${JSON.stringify(res.body)}`);
         accept(api, res.body.events, types);
       });
@@ -336,7 +362,10 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     }
     // Interleave the kinds of request, then send them eight at a time.
     const order = tasks.map((_, i) => i).sort((x, y) => (x % 7) - (y % 7) || x - y);
-    await pool(order.map((i) => tasks[i] as () => Promise<void>), 8);
+    await pool(
+      order.map((i) => tasks[i] as () => Promise<void>),
+      8,
+    );
 
     const ids = [...expected.keys()];
     assert.equal(ids.length, 300);
@@ -344,32 +373,49 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     const fannedOut = [...expected.values()].filter((paths) => paths.length === 2).length;
     assert.ok(fannedOut >= 100, `${fannedOut} events fanned out to both endpoints`);
     assert.equal(wanted.size, 300 + fannedOut);
-    await eventually(() => {
-      const seen = byPair(receiver.received);
-      return [...wanted].every((k) => seen.has(k));
-    }, { timeoutMs: 90_000, intervalMs: 100, what: 'every (event, endpoint) delivered' });
+    await eventually(
+      () => {
+        const seen = byPair(receiver.received);
+        return [...wanted].every((k) => seen.has(k));
+      },
+      { timeoutMs: 90_000, intervalMs: 100, what: 'every (event, endpoint) delivered' },
+    );
 
     const mine = receiver.received.filter((r) => expected.has(r.headers['webhook-id'] as string));
     assertSigned(mine);
     const pairs = byPair(mine);
-    assert.deepEqual([...pairs.keys()].filter((k) => !wanted.has(k)), [], 'nothing went to an endpoint not subscribed to it');
+    assert.deepEqual(
+      [...pairs.keys()].filter((k) => !wanted.has(k)),
+      [],
+      'nothing went to an endpoint not subscribed to it',
+    );
     const duplicates = [...pairs.values()].reduce((n, list) => n + list.length - 1, 0);
     assert.equal(duplicates, 0, 'with healthy workers, each (event, endpoint) is delivered exactly once');
 
     // The ledger: every dispatch succeeded on its first attempt, recorded exactly once.
     const dispatches = await settledDispatches(ids);
     assert.equal(dispatches.length, wanted.size);
-    for (const d of dispatches) assert.deepEqual({ attempts: d.attempts, rows: d.rows, successes: d.successes, numbers: d.numbers }, { attempts: 1, rows: 1, successes: 1, numbers: [1] }, `dispatch ${d.id}`);
+    for (const d of dispatches)
+      assert.deepEqual(
+        { attempts: d.attempts, rows: d.rows, successes: d.successes, numbers: d.numbers },
+        { attempts: 1, rows: 1, successes: 1, numbers: [1] },
+        `dispatch ${d.id}`,
+      );
     const [events] = await sql<{ completed: number }[]>`
       SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed FROM webhook_events WHERE id = ANY(${ids}::uuid[])`;
     assert.equal(events?.completed, 300);
 
     // Shared work: both APIs accepted events, and both workers made attempts.
     const byWorker = await attemptsByWorker(ids);
-    t.diagnostic(`accepted: A ${acceptedBy.get('A')}, B ${acceptedBy.get('B')}; attempts: W1 ${byWorker.get(W1.workerId) ?? 0}, W2 ${byWorker.get(W2.workerId) ?? 0}`);
+    t.diagnostic(
+      `accepted: A ${acceptedBy.get('A')}, B ${acceptedBy.get('B')}; attempts: W1 ${byWorker.get(W1.workerId) ?? 0}, W2 ${byWorker.get(W2.workerId) ?? 0}`,
+    );
     assert.ok((acceptedBy.get('A') ?? 0) >= 100 && (acceptedBy.get('B') ?? 0) >= 100, 'both APIs accepted events');
     assert.deepEqual([...byWorker.keys()].sort(), [W1.workerId, W2.workerId].sort(), 'attempts were made by our two workers, and by both');
-    assert.equal([...byWorker.values()].reduce((a, n) => a + n, 0), wanted.size);
+    assert.equal(
+      [...byWorker.values()].reduce((a, n) => a + n, 0),
+      wanted.size,
+    );
   });
 
   test('an Idempotency-Key is one event whichever API hears it, one after the other or both at once', async () => {
@@ -385,8 +431,21 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
 
     // Both at once, ten keys: each pair gets one event, stored by exactly one of the two requests.
     const keys = Array.from({ length: 10 }, (_, i) => `mp-race-${i}`);
-    const answers = await Promise.all(keys.map((key, i) => Promise.all([A, B].map((api) =>
-      call(api.url, 'POST', 'trigger', { event_type: 'conversation.message.added', data: dataFor('conversation.message.added', `idem-race-${i}`) }, { 'idempotency-key': key })))));
+    const answers = await Promise.all(
+      keys.map((key, i) =>
+        Promise.all(
+          [A, B].map((api) =>
+            call(
+              api.url,
+              'POST',
+              'trigger',
+              { event_type: 'conversation.message.added', data: dataFor('conversation.message.added', `idem-race-${i}`) },
+              { 'idempotency-key': key },
+            ),
+          ),
+        ),
+      ),
+    );
     for (const [a, b] of answers as [Answer, Answer][]) {
       assert.equal(a.status, 202);
       assert.equal(b.status, 202);
@@ -416,10 +475,13 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     const before = receiver.received.length;
     const res = await call(A.url, 'POST', 'replay', { status: 'completed', event_type: 'payment.confirmed' });
     assert.equal(res.status, 202, JSON.stringify(res.body));
-    const job = await eventually(async () => {
-      const j = await call(B.url, 'GET', `jobs/${res.body.job_id}`);
-      return j.body?.state === 'completed' || j.body?.state === 'failed' ? j.body : null;
-    }, { timeoutMs: 60_000, intervalMs: 200, what: 'the replay job to finish' });
+    const job = await eventually(
+      async () => {
+        const j = await call(B.url, 'GET', `jobs/${res.body.job_id}`);
+        return j.body?.state === 'completed' || j.body?.state === 'failed' ? j.body : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'the replay job to finish' },
+    );
     assert.equal(job.state, 'completed', `job error: ${job.error}`);
     assert.deepEqual(job.result, { events: payments, dispatches: payments });
     await eventually(() => receiver.received.length - before >= payments, { timeoutMs: 60_000, what: 'the replayed deliveries' });
@@ -433,7 +495,9 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     assert.ok(dispatches.every((d) => d.attempts === 2 && d.rows === 2 && d.successes === 2 && d.numbers.join() === '1,2'));
   });
 
-  test('the ingress rate limit is one budget per key across both APIs, and a key revoked on one API stops working on the other', { timeout: 120_000 }, async (t) => {
+  test('the ingress rate limit is one budget per key across both APIs, and a key revoked on one API stops working on the other', {
+    timeout: 120_000,
+  }, async (t) => {
     const makeOrg = async (name: string) => {
       const org = await call(A.url, 'POST', 'organizations', { name });
       assert.equal(org.status, 201);
@@ -445,11 +509,17 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     // 20 requests at each API at once. One shared budget: 2 a second + 10 per 10 s, about 12 in all
     // (2 more for every further second the burst takes); separate per-process budgets would give 24+.
     const started = Date.now();
-    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => call((i % 2 ? B : A).url, 'GET', 'endpoints', undefined, { authorization: `Bearer ${limited.key}` }).then((r) => ({ api: i % 2 ? 'B' : 'A', ...r }))));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        call((i % 2 ? B : A).url, 'GET', 'endpoints', undefined, { authorization: `Bearer ${limited.key}` }).then((r) => ({ api: i % 2 ? 'B' : 'A', ...r })),
+      ),
+    );
     const seconds = Math.ceil((Date.now() - started) / 1000);
     const ok = answers.filter((r) => r.status === 200);
     const limitedAnswers = answers.filter((r) => r.status === 429);
-    t.diagnostic(`in ${Date.now() - started} ms: ${ok.length} served (A ${ok.filter((r) => r.api === 'A').length}, B ${ok.filter((r) => r.api === 'B').length}), ${limitedAnswers.length} limited`);
+    t.diagnostic(
+      `in ${Date.now() - started} ms: ${ok.length} served (A ${ok.filter((r) => r.api === 'A').length}, B ${ok.filter((r) => r.api === 'B').length}), ${limitedAnswers.length} limited`,
+    );
     assert.equal(ok.length + limitedAnswers.length, 40, `other statuses: ${answers.map((r) => r.status).join(' ')}`);
     assert.ok(ok.length >= 10, `served ${ok.length}`);
     const bound = Math.min(10 + 2 * (seconds + 1), 20);
@@ -469,7 +539,10 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     assert.equal((await call(A.url, 'DELETE', `organizations/${revoked.id}/keys/${revoked.keyId}`)).status, 200);
     assert.equal((await call(A.url, 'GET', 'endpoints', undefined, asRevoked)).status, 401, 'at once on the API that revoked it');
     const revokedAt = Date.now();
-    await eventually(async () => (await call(B.url, 'GET', 'endpoints', undefined, asRevoked)).status === 401, { intervalMs: 500, what: 'API B to refuse the revoked key' });
+    await eventually(async () => (await call(B.url, 'GET', 'endpoints', undefined, asRevoked)).status === 401, {
+      intervalMs: 500,
+      what: 'API B to refuse the revoked key',
+    });
     t.diagnostic(`API B refused the revoked key after ${Date.now() - revokedAt} ms`);
   });
 
@@ -478,7 +551,12 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     const rate = 8;
     const n = 32;
     const { slotMs } = slotPlan(rate);
-    const ep = await call(B.url, 'POST', 'endpoints', { name: 'limited', url: `${receiver.url}/limited`, events: ['onboarding.completed'], rate_limit_per_second: rate });
+    const ep = await call(B.url, 'POST', 'endpoints', {
+      name: 'limited',
+      url: `${receiver.url}/limited`,
+      events: ['onboarding.completed'],
+      rate_limit_per_second: rate,
+    });
     assert.equal(ep.status, 201);
     secrets.set('/limited', ep.body.secret);
 
@@ -492,10 +570,17 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     let clock = 0;
     const thief = createEgressGate({ redis, keyPrefix: `${loadConfig(env).redis.prefix}:${schema}:egress`, log: pino({ level: 'silent' }), now: () => clock });
     let ids: string[] = [];
-    const claimants = async () => ids.length === 0 ? new Map<string, number>() : new Map((await sql<{ worker_id: string; n: number }[]>`
+    const claimants = async () =>
+      ids.length === 0
+        ? new Map<string, number>()
+        : new Map(
+            (
+              await sql<{ worker_id: string; n: number }[]>`
       SELECT worker_id, count(*)::int AS n FROM mp_claims
       WHERE dispatch_id IN (SELECT id FROM webhook_dispatches WHERE webhook_event_id = ANY(${ids}::uuid[]))
-      GROUP BY worker_id`).map((r) => [r.worker_id, r.n]));
+      GROUP BY worker_id`
+            ).map((r) => [r.worker_id, r.n]),
+          );
     let takenThrough = 0; // the end of the last slot taken
     let firstPass = () => {};
     const heldOnce = new Promise<void>((r) => (firstPass = r));
@@ -517,14 +602,20 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
       }
     })();
     await heldOnce;
-    const batch = await call(A.url, 'POST', 'events/batch', { events: Array.from({ length: n }, (_, i) => ({ event_type: 'onboarding.completed', data: { user_id: `u-limited-${i}` } })) });
+    const batch = await call(A.url, 'POST', 'events/batch', {
+      events: Array.from({ length: n }, (_, i) => ({ event_type: 'onboarding.completed', data: { user_id: `u-limited-${i}` } })),
+    });
     assert.equal(batch.status, 202);
     ids = batch.body.events.map((e: { event_id: string }) => e.event_id) as string[];
     // Claims made while the budget was taken: each was handed back without an attempt.
     const held = await holding;
     const blockEnd = takenThrough;
 
-    await eventually(() => receiver.received.filter((r) => r.path === '/limited').length >= n, { timeoutMs: 60_000, intervalMs: 100, what: `${n} deliveries to the limited endpoint` });
+    await eventually(() => receiver.received.filter((r) => r.path === '/limited').length >= n, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      what: `${n} deliveries to the limited endpoint`,
+    });
     const got = receiver.received.filter((r) => r.path === '/limited');
     assertSigned(got);
     const times = got.map((r) => r.at);
@@ -535,15 +626,20 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     // are written in batches): count attempts once every dispatch has settled.
     const dispatches = await settledDispatches(ids);
     const byWorker = await attemptsByWorker(ids, '/limited');
-    t.diagnostic(`claims held back while the budget was taken: W1 ${held.get(W1.workerId) ?? 0}, W2 ${held.get(W2.workerId) ?? 0}; first delivery ${first - blockEnd} ms after the block; ` +
-      `then ${n} at ${rate}/s over ${spanMs} ms, at most ${busiest} in any second; delivered by W1 ${byWorker.get(W1.workerId) ?? 0}, W2 ${byWorker.get(W2.workerId) ?? 0}`);
+    t.diagnostic(
+      `claims held back while the budget was taken: W1 ${held.get(W1.workerId) ?? 0}, W2 ${held.get(W2.workerId) ?? 0}; first delivery ${first - blockEnd} ms after the block; ` +
+        `then ${n} at ${rate}/s over ${spanMs} ms, at most ${busiest} in any second; delivered by W1 ${byWorker.get(W1.workerId) ?? 0}, W2 ${byWorker.get(W2.workerId) ?? 0}`,
+    );
     // Both workers claimed the endpoint's deliveries during the block, and neither sent one.
     assert.ok((held.get(W1.workerId) ?? 0) > 0 && (held.get(W2.workerId) ?? 0) > 0, 'both workers tried during the block');
     assert.ok(first >= blockEnd - 50, `a delivery ${blockEnd - first} ms before the shared budget was free again`);
     // Then, together, no faster than the rate: one 125 ms slot per request, so 32 requests span 31
     // slots (3.9 s). (Who sends after the block varies, so the split is only reported: whichever
     // worker claims due rows first takes all of them.)
-    assert.equal([...byWorker.values()].reduce((a, k) => a + k, 0), n);
+    assert.equal(
+      [...byWorker.values()].reduce((a, k) => a + k, 0),
+      n,
+    );
     assert.ok(spanMs >= 3_000, `${n} delivered in ${spanMs} ms: faster than ${rate}/s`);
     assert.ok(busiest <= rate + 2, `${busiest} in one second`);
     assert.equal(new Set(got.map((r) => r.headers['webhook-id'])).size, n);
@@ -571,7 +667,12 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
         const res = await call(B.url, 'POST', 'trigger', { event_type: 'agent.created', data: dataFor('agent.created', `live-${i}`) }, auth);
         if (res.status === 202) sent.push(res.body.event_id);
         else assert.equal(res.status, 429, JSON.stringify(res.body)); // the organization's own small ingress budget
-        const seen = await stream.waitFor((f) => f.event === 'events.accepted', 1_500, 'events.accepted').then(() => true, () => false);
+        const seen = await stream
+          .waitFor((f) => f.event === 'events.accepted', 1_500, 'events.accepted')
+          .then(
+            () => true,
+            () => false,
+          );
         if (seen) break;
         assert.ok(i < 15, 'API A never announced an event accepted by API B');
       }
@@ -589,7 +690,9 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     }
   });
 
-  test('API A stopped with SIGTERM: API B keeps serving, and a client that fails over with the same Idempotency-Key loses and doubles nothing', { timeout: 120_000 }, async (t) => {
+  test('API A stopped with SIGTERM: API B keeps serving, and a client that fails over with the same Idempotency-Key loses and doubles nothing', {
+    timeout: 120_000,
+  }, async (t) => {
     const results = new Map<string, { eventId: string; answeredBy: string; failedOver: boolean }>();
     const send = async (i: number) => {
       const key = `mp-failover-${i}`;
@@ -609,22 +712,39 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     };
     const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
     // Before, while A shuts down, and after it has gone.
-    await pool(range(0, 20).map((i) => () => send(i)), 4);
+    await pool(
+      range(0, 20).map((i) => () => send(i)),
+      4,
+    );
     const aExit = exitOf(A.proc);
     assert.ok(A.proc.child.kill('SIGTERM'));
-    await pool(range(20, 40).map((i) => () => send(i)), 4);
+    await pool(
+      range(20, 40).map((i) => () => send(i)),
+      4,
+    );
     const { code, signal } = await aExit;
     assert.equal(code, 0, `API A exits cleanly (signal ${signal}):\n${A.proc.output()}`);
-    await pool(range(40, 60).map((i) => () => send(i)), 4);
+    await pool(
+      range(40, 60).map((i) => () => send(i)),
+      4,
+    );
 
-    const refused = await fetch(`${A.url}/api/webhooks/health`).then(() => false, () => true);
+    const refused = await fetch(`${A.url}/api/webhooks/health`).then(
+      () => false,
+      () => true,
+    );
     assert.ok(refused, 'API A is gone');
     assert.equal((await call(B.url, 'GET', 'health')).status, 200, 'API B serves');
 
     const list = [...results.values()];
-    t.diagnostic(`answered by A ${list.filter((r) => r.answeredBy === 'A').length}, by B ${list.filter((r) => r.answeredBy === 'B').length}, failed over ${list.filter((r) => r.failedOver).length}`);
+    t.diagnostic(
+      `answered by A ${list.filter((r) => r.answeredBy === 'A').length}, by B ${list.filter((r) => r.answeredBy === 'B').length}, failed over ${list.filter((r) => r.failedOver).length}`,
+    );
     assert.equal(results.size, 60);
-    assert.ok(list.some((r) => r.answeredBy === 'A'), 'A served before it stopped');
+    assert.ok(
+      list.some((r) => r.answeredBy === 'A'),
+      'A served before it stopped',
+    );
     assert.ok(list.filter((r) => r.failedOver).length >= 10, 'requests meant for A were served by B');
     const ids = list.map((r) => r.eventId);
     assert.equal(new Set(ids).size, 60);
@@ -632,10 +752,13 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     assert.equal(stored?.n, 60, 'one event per key');
 
     const wanted = ids.flatMap((id) => ['/one', '/two'].map((p) => pairKey(p, id)));
-    await eventually(() => {
-      const seen = byPair(receiver.received);
-      return wanted.every((k) => seen.has(k));
-    }, { timeoutMs: 60_000, intervalMs: 100, what: 'every failover event delivered to both endpoints' });
+    await eventually(
+      () => {
+        const seen = byPair(receiver.received);
+        return wanted.every((k) => seen.has(k));
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: 'every failover event delivered to both endpoints' },
+    );
     const dispatches = await settledDispatches(ids);
     assert.equal(dispatches.length, 120);
     assert.ok(dispatches.every((d) => d.attempts === 1 && d.rows === 1));
@@ -644,7 +767,9 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     assert.equal(mine.length, 120, 'each delivered once to each endpoint');
   });
 
-  test('worker W1 killed with SIGKILL mid-delivery: W2 delivers everything, re-sending W1\'s unfinished work under the same webhook-id', { timeout: 150_000 }, async (t) => {
+  test("worker W1 killed with SIGKILL mid-delivery: W2 delivers everything, re-sending W1's unfinished work under the same webhook-id", {
+    timeout: 150_000,
+  }, async (t) => {
     // Hold every request at the receiver, so both workers fill up with in-flight deliveries.
     let release = () => {};
     const gate = new Promise<void>((r) => (release = r));
@@ -655,7 +780,12 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     const from = receiver.received.length;
     const ids: string[] = [];
     for (let b = 0; b < 2; b++) {
-      const res = await call(B.url, 'POST', 'events/batch', { events: Array.from({ length: 100 }, (_, j) => ({ event_type: 'conversation.message.added', data: dataFor('conversation.message.added', `kill-${b}-${j}`) })) });
+      const res = await call(B.url, 'POST', 'events/batch', {
+        events: Array.from({ length: 100 }, (_, j) => ({
+          event_type: 'conversation.message.added',
+          data: dataFor('conversation.message.added', `kill-${b}-${j}`),
+        })),
+      });
       assert.equal(res.status, 202);
       ids.push(...res.body.events.map((e: { event_id: string }) => e.event_id));
     }
@@ -663,14 +793,20 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     // W1 need not be full: other endpoints' or earlier phases' deliveries share the workers' slots,
     // and an earlier phase's timeouts may have lowered the endpoint's adaptive limit in W1. What W1
     // held is read after the kill, and what it had sent by then must be sent again by W2.
-    await eventually(async () => {
-      const rows = await sql<{ webhook_event_id: string; leased_by: string }[]>`
+    await eventually(
+      async () => {
+        const rows = await sql<{ webhook_event_id: string; leased_by: string }[]>`
         SELECT webhook_event_id, leased_by FROM webhook_dispatches
         WHERE status = 'in_flight' AND leased_by IN (${W1.workerId}, ${W2.workerId}) AND webhook_event_id = ANY(${ids}::uuid[])`;
-      const atReceiver = new Set(receiver.received.slice(from).map((r) => r.headers['webhook-id']));
-      return rows.some((r) => r.leased_by === W1.workerId) && rows.some((r) => r.leased_by === W2.workerId) &&
-        rows.every((r) => atReceiver.has(r.webhook_event_id));
-    }, { intervalMs: 50, what: 'both workers holding deliveries of this phase, each at the receiver' });
+        const atReceiver = new Set(receiver.received.slice(from).map((r) => r.headers['webhook-id']));
+        return (
+          rows.some((r) => r.leased_by === W1.workerId) &&
+          rows.some((r) => r.leased_by === W2.workerId) &&
+          rows.every((r) => atReceiver.has(r.webhook_event_id))
+        );
+      },
+      { intervalMs: 50, what: 'both workers holding deliveries of this phase, each at the receiver' },
+    );
 
     const w1Exit = exitOf(W1.proc);
     assert.ok(W1.proc.child.kill('SIGKILL'));
@@ -687,10 +823,13 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     release();
 
     // W2 finishes everything, including what W1 held once its leases run out.
-    await eventually(() => {
-      const seen = byPair(receiver.received.slice(from));
-      return ids.every((id) => seen.has(pairKey('/one', id))) && w1Sent.every((id) => (seen.get(pairKey('/one', id))?.length ?? 0) >= 2);
-    }, { timeoutMs: 60_000, intervalMs: 100, what: 'every event delivered, W1\'s unfinished ones again' });
+    await eventually(
+      () => {
+        const seen = byPair(receiver.received.slice(from));
+        return ids.every((id) => seen.has(pairKey('/one', id))) && w1Sent.every((id) => (seen.get(pairKey('/one', id))?.length ?? 0) >= 2);
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: "every event delivered, W1's unfinished ones again" },
+    );
     const dispatches = await settledDispatches(ids, 30_000);
     assert.equal(dispatches.length, ids.length);
     for (const d of dispatches) {
@@ -709,7 +848,10 @@ describe('several API and worker processes on one Postgres and one Redis', { ski
     const doubled = [...pairs].filter(([, list]) => list.length > 1).map(([k]) => k.split(' ')[1] as string);
     t.diagnostic(`${phase.length} requests for ${ids.length} events; ${doubled.length} sent twice (W1 held ${w1Events.size})`);
     // Duplicates only ever carry the same webhook-id, and only for what W1 held (or a W2 retry).
-    assert.ok(w1Sent.every((id) => doubled.includes(id)), 'what W1 had sent was sent again');
+    assert.ok(
+      w1Sent.every((id) => doubled.includes(id)),
+      'what W1 had sent was sent again',
+    );
     assert.equal(pairs.size, ids.length);
     assert.ok(doubled.length <= w1Events.size + 16, `${doubled.length} sent twice`);
 

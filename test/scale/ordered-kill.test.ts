@@ -52,7 +52,9 @@ describe('ordered delivery: kill -9 of the worker', { skip }, () => {
   test('order holds and nothing is lost when the worker dies mid-way', { timeout: 170_000 }, async () => {
     const ep = await createEndpoint(api, { url: `${rx.url}/fifo`, events: ['agent.created'], fifo: true });
     workers.push(spawnCarteiro('worker', api.env));
-    const res = await api.request('POST', 'events/batch', { events: Array.from({ length: 120 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `fk-${i}` } })) });
+    const res = await api.request('POST', 'events/batch', {
+      events: Array.from({ length: 120 }, (_, i) => ({ event_type: 'agent.created', data: { agent_id: `fk-${i}` } })),
+    });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const ids = res.body.events.map((e: { event_id: string }) => e.event_id) as string[];
     await eventually(() => rx.received.length >= 40, { what: 'a third under way', timeoutMs: 60_000 });
@@ -62,18 +64,29 @@ describe('ordered delivery: kill -9 of the worker', { skip }, () => {
     await w1.kill('SIGKILL');
     workers.push(spawnCarteiro('worker', api.env));
 
-    await eventually(async () => {
-      const [row] = await api.services.ledger.sql<{ n: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await api.services.ledger.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id} AND status = 'succeeded'`;
-      return row!.n === ids.length;
-    }, { what: 'every event delivered', timeoutMs: 120_000 });
+        return row!.n === ids.length;
+      },
+      { what: 'every event delivered', timeoutMs: 120_000 },
+    );
 
     const order = rx.received.map((r) => ids.indexOf(r.headers['webhook-id'] as string));
-    assert.ok(order.every((i) => i >= 0), 'only this endpoint\'s events');
+    assert.ok(
+      order.every((i) => i >= 0),
+      "only this endpoint's events",
+    );
     // Never back to an earlier event: a retry, or the re-send of what the dead worker held, repeats
     // the current one; the next one comes only after it.
-    for (let i = 1; i < order.length; i++) assert.ok((order[i] as number) >= (order[i - 1] as number), `request ${i}: event ${order[i]} after event ${order[i - 1]}`);
-    assert.deepEqual([...new Set(order)], ids.map((_, i) => i), 'every event, in order');
+    for (let i = 1; i < order.length; i++)
+      assert.ok((order[i] as number) >= (order[i - 1] as number), `request ${i}: event ${order[i]} after event ${order[i - 1]}`);
+    assert.deepEqual(
+      [...new Set(order)],
+      ids.map((_, i) => i),
+      'every event, in order',
+    );
     assert.equal(maxOpen, 1, 'one at a time, across both workers');
   });
 });

@@ -24,7 +24,16 @@ import { eventually, testEnv, uniqueSchema } from '../support/carteiro.ts';
 import { startReceiver, type Reply, type TestReceiver } from '../support/receiver.ts';
 import type { CarteiroProcess } from '../support/processes.ts';
 import {
-  call, exitOf, exited, privatePostgresSkip, startApiProcess, startOwnPostgres, startWorkerProcess, stopProcess, triggerUntilAccepted, workerLockWaits,
+  call,
+  exitOf,
+  exited,
+  privatePostgresSkip,
+  startApiProcess,
+  startOwnPostgres,
+  startWorkerProcess,
+  stopProcess,
+  triggerUntilAccepted,
+  workerLockWaits,
 } from '../support/outage.ts';
 import { COMMIT_ANSWER_TIMEOUT_MS } from '../../src/ledger/event-intake.ts';
 import type { PrivatePostgres } from '../../bench/lib/private-postgres.ts';
@@ -91,36 +100,47 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
 
   function restartPostgres(downMs = DOWN_MS): Promise<void> {
     pg.stop();
-    return new Promise((resolve) => setTimeout(() => {
-      startPostgres();
-      resolve();
-    }, downMs));
+    return new Promise((resolve) =>
+      setTimeout(() => {
+        startPostgres();
+        resolve();
+      }, downMs),
+    );
   }
 
   async function sendEvents(n: number): Promise<string[]> {
     const tag = `e${seq++}`;
     const ids: string[] = [];
     let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next < n) {
-        const i = next++;
-        ids.push(await triggerUntilAccepted(api.url, `${schema}-${tag}-${i}`, { agent_id: `${tag}-${i}`, name: 'Agente' }, HANG_MS));
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < n) {
+          const i = next++;
+          ids.push(await triggerUntilAccepted(api.url, `${schema}-${tag}-${i}`, { agent_id: `${tag}-${i}`, name: 'Agente' }, HANG_MS));
+        }
+      }),
+    );
     return ids;
   }
 
   /** Every event delivered (the receiver saw its webhook-id), its dispatch succeeded, its successful attempt recorded. */
   async function assertAllDelivered(ids: string[]): Promise<void> {
-    await eventually(async () => {
-      const [row] = await sql<{ succeeded: number; recorded: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await sql<{ succeeded: number; recorded: number }[]>`
         SELECT count(*) FILTER (WHERE d.status = 'succeeded')::int AS succeeded,
                count(*) FILTER (WHERE EXISTS (SELECT 1 FROM webhook_deliveries a WHERE a.dispatch_id = d.id AND a.success))::int AS recorded
           FROM webhook_dispatches d WHERE d.webhook_event_id = ANY(${ids}::uuid[])`.catch(() => []);
-      return row && row.succeeded === ids.length && row.recorded === ids.length;
-    }, { timeoutMs: HANG_MS, intervalMs: 250, what: `${ids.length} events delivered and recorded` });
+        return row && row.succeeded === ids.length && row.recorded === ids.length;
+      },
+      { timeoutMs: HANG_MS, intervalMs: 250, what: `${ids.length} events delivered and recorded` },
+    );
     const seen = new Set(receiver.received.map((r) => r.headers['webhook-id']));
-    assert.deepEqual(ids.filter((id) => !seen.has(id)), [], 'the receiver saw every event');
+    assert.deepEqual(
+      ids.filter((id) => !seen.has(id)),
+      [],
+      'the receiver saw every event',
+    );
   }
 
   function assertSameWorker(pid: number): void {
@@ -186,11 +206,13 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
     // Claims (and records, and new events) wait on this lock at their first statement.
     trace('taking lock');
     const holder = postgres(pg.url, { max: 1, onnotice: () => {} });
-    const locked = holder.begin(async (tx) => {
-      await tx.unsafe(`LOCK TABLE "${schema}".webhook_dispatches IN SHARE MODE`);
-      trace('lock held');
-      await new Promise(() => {}); // held until Postgres stops
-    }).catch(() => {});
+    const locked = holder
+      .begin(async (tx) => {
+        await tx.unsafe(`LOCK TABLE "${schema}".webhook_dispatches IN SHARE MODE`);
+        trace('lock held');
+        await new Promise(() => {}); // held until Postgres stops
+      })
+      .catch(() => {});
     trace('lock taken');
     await eventually(async () => (await workerLockWaits(sql)).some((q) => /carteiro: claim/.test(q)), { timeoutMs: HANG_MS, what: 'a claim waiting' });
     trace('claim waiting; restarting');
@@ -225,12 +247,17 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
     const pid = worker.pid;
     // A record updates the endpoint's counters: this row lock holds it there (claims and ingest pass).
     const holder = postgres(pg.url, { max: 1, onnotice: () => {} });
-    const locked = holder.begin(async (tx) => {
-      await tx`SELECT 1 FROM ${tx(schema)}.webhook_endpoints WHERE id = ${endpointId} FOR NO KEY UPDATE`;
-      await new Promise(() => {});
-    }).catch(() => {});
+    const locked = holder
+      .begin(async (tx) => {
+        await tx`SELECT 1 FROM ${tx(schema)}.webhook_endpoints WHERE id = ${endpointId} FOR NO KEY UPDATE`;
+        await new Promise(() => {});
+      })
+      .catch(() => {});
     const ids = await sendEvents(40);
-    await eventually(async () => (await workerLockWaits(sql)).some((q) => /webhook_deliveries|webhook_endpoints/.test(q)), { timeoutMs: HANG_MS, what: 'a record waiting' });
+    await eventually(async () => (await workerLockWaits(sql)).some((q) => /webhook_deliveries|webhook_endpoints/.test(q)), {
+      timeoutMs: HANG_MS,
+      what: 'a record waiting',
+    });
     await restartPostgres();
     void locked;
     await holder.end({ timeout: 0 }).catch(() => {});
@@ -279,10 +306,13 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
     try {
       const ids = await sendEvents(60);
       // Its heartbeat goes on; its progress does not.
-      const seen = await eventually(async () => {
-        const [health, stats] = await Promise.all([call(api.url, 'GET', 'health'), call(api.url, 'GET', 'stats')]);
-        return health.body?.services?.webhook_manager === 'stalled' && stats.body?.status === 'stalled' ? { health: health.body, stats: stats.body } : null;
-      }, { timeoutMs: HANG_MS, intervalMs: 500, what: '/health and /stats reporting the worker stalled' });
+      const seen = await eventually(
+        async () => {
+          const [health, stats] = await Promise.all([call(api.url, 'GET', 'health'), call(api.url, 'GET', 'stats')]);
+          return health.body?.services?.webhook_manager === 'stalled' && stats.body?.status === 'stalled' ? { health: health.body, stats: stats.body } : null;
+        },
+        { timeoutMs: HANG_MS, intervalMs: 500, what: '/health and /stats reporting the worker stalled' },
+      );
       assert.equal(seen.health.overall_status, 'degraded');
       assert.ok(seen.stats.stalled_workers >= 1);
       // It replaces its pool, stays stalled, and exits for its supervisor (here: the test).
@@ -291,7 +321,10 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
       unlock();
       await holding;
       await assertAllDelivered(ids);
-      await eventually(async () => (await call(api.url, 'GET', 'health')).body?.services?.webhook_manager === 'healthy', { timeoutMs: HANG_MS, what: 'healthy again' });
+      await eventually(async () => (await call(api.url, 'GET', 'health')).body?.services?.webhook_manager === 'healthy', {
+        timeoutMs: HANG_MS,
+        what: 'healthy again',
+      });
     } finally {
       unlock();
       await holder.end({ timeout: 1 }).catch(() => {});

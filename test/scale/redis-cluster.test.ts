@@ -55,15 +55,18 @@ describe('Redis Cluster', { skip }, () => {
   let clusterSkip: string | false = false;
 
   /** Keys matching `pattern` on each master of the cluster. */
-  const keysPerMaster = async (pattern: string): Promise<string[][]> =>
-    Promise.all((client as Cluster).nodes('master').map((n) => n.keys(pattern)));
+  const keysPerMaster = async (pattern: string): Promise<string[][]> => Promise.all((client as Cluster).nodes('master').map((n) => n.keys(pattern)));
 
   before(async () => {
     const taken = new Set<number>();
     for (let i = 0; i < NODES; i++) {
       const port = await clusterPort(taken);
       try {
-        nodes.push(await startRedisServer(port, { extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000'] }));
+        nodes.push(
+          await startRedisServer(port, {
+            extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000'],
+          }),
+        );
       } catch (err) {
         clusterSkip = `redis-server cannot run in cluster mode here: ${(err as Error).message.split('\n')[0]}`;
         return;
@@ -75,15 +78,21 @@ describe('Redis Cluster', { skip }, () => {
     });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stderr || create.stdout}`);
     // Every node must agree the cluster is up (all 16384 slots served) before clients use it.
-    await eventually(() => nodes.every((n) => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)), {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      what: 'cluster_state:ok on every node',
-    });
+    await eventually(
+      () => nodes.every((n) => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: 'cluster_state:ok on every node',
+      },
+    );
     clusterUrl = `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
     receiver = await startReceiver();
     c = await startCarteiro({ env: { REDIS_URL: clusterUrl } });
-    client = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), { lazyConnect: false });
+    client = new Cluster(
+      nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+      { lazyConnect: false },
+    );
     await eventually(() => client?.status === 'ready', { what: 'cluster client ready' });
   });
 
@@ -99,10 +108,13 @@ describe('Redis Cluster', { skip }, () => {
     if (clusterSkip) return t.skip(clusterSkip);
     assert.equal(c.config.redis.url, clusterUrl);
     assert.equal((c.services.redis as unknown as { isCluster?: boolean }).isCluster, true);
-    const health = await eventually(async () => {
-      const h = await c.request('GET', '/api/webhooks/health');
-      return h.body?.services?.redis === 'healthy' ? h.body : null;
-    }, { what: 'redis healthy in /health' });
+    const health = await eventually(
+      async () => {
+        const h = await c.request('GET', '/api/webhooks/health');
+        return h.body?.services?.redis === 'healthy' ? h.body : null;
+      },
+      { what: 'redis healthy in /health' },
+    );
     assert.equal(health.services.redis, 'healthy');
   });
 
@@ -132,10 +144,13 @@ describe('Redis Cluster', { skip }, () => {
     const res = await c.request('POST', 'replay', { status: 'completed', event_type: 'agent.created' });
     assert.equal(res.status, 202);
     const jobId = res.body.job_id as string;
-    const job = await eventually(async () => {
-      const j = await c.request('GET', `jobs/${jobId}`);
-      return j.body.state === 'completed' || j.body.state === 'failed' ? j.body : null;
-    }, { what: `job ${jobId} finished`, intervalMs: 100 });
+    const job = await eventually(
+      async () => {
+        const j = await c.request('GET', `jobs/${jobId}`);
+        return j.body.state === 'completed' || j.body.state === 'failed' ? j.body : null;
+      },
+      { what: `job ${jobId} finished`, intervalMs: 100 },
+    );
     assert.equal(job.state, 'completed', `job error: ${job.error}`);
     assert.deepEqual(job.result, { events: 1, dispatches: 1 });
     // The replay re-delivers the event under the same webhook-id.
@@ -145,7 +160,10 @@ describe('Redis Cluster', { skip }, () => {
     // The queue's keys all hash to one slot, so they live on exactly one master.
     const holding = (await keysPerMaster(`{carteiro:${c.config.database.schema}}*`)).filter((keys) => keys.length > 0);
     assert.equal(holding.length, 1, `queue keys spread over ${holding.length} nodes`);
-    assert.ok((holding[0] ?? []).some((k) => k.includes('carteiro-jobs')), 'BullMQ keys under the hash tag');
+    assert.ok(
+      (holding[0] ?? []).some((k) => k.includes('carteiro-jobs')),
+      'BullMQ keys under the hash tag',
+    );
   });
 
   test('live updates travel through the cluster pub/sub', async (t) => {
@@ -156,13 +174,15 @@ describe('Redis Cluster', { skip }, () => {
     });
     try {
       // The subscription is made once the subscriber connection is ready: publish until one arrives.
-      await eventually(() => {
-        c.services.liveBus.publish({ type: 'cluster.ping', n: got.length });
-        return got.length > 0;
-      }, { what: 'a live message through the cluster', intervalMs: 100 });
+      await eventually(
+        () => {
+          c.services.liveBus.publish({ type: 'cluster.ping', n: got.length });
+          return got.length > 0;
+        },
+        { what: 'a live message through the cluster', intervalMs: 100 },
+      );
     } finally {
       off();
     }
   });
 });
-

@@ -62,7 +62,9 @@ describe('SIGTERM while receivers hang', { skip: DATABASE_URL ? false : 'needs D
     await dropSchema(env);
   });
 
-  test('in-flight deliveries are cut at the grace deadline and recorded as failed attempts before the ledger closes, then retried', { timeout: 240_000 }, async () => {
+  test('in-flight deliveries are cut at the grace deadline and recorded as failed attempts before the ledger closes, then retried', {
+    timeout: 240_000,
+  }, async () => {
     const worker = await startWorkerProcess(env, sql, HANG_MS);
     procs.push(worker);
     const ep = await call(api.url, 'POST', 'endpoints', { name: 'hangs', url: `${receiver.url}/hang`, events: ['agent.created'] });
@@ -85,21 +87,30 @@ describe('SIGTERM while receivers hang', { skip: DATABASE_URL ? false : 'needs D
     }
     const dispatches = await sql<{ status: string; leased_by: string | null }[]>`
       SELECT status, leased_by FROM webhook_dispatches WHERE webhook_event_id = ANY(${ids}::uuid[])`;
-    assert.deepEqual(dispatches.map((d) => [d.status, d.leased_by]), ids.map(() => ['pending', null]), 'handed back for a retry');
+    assert.deepEqual(
+      dispatches.map((d) => [d.status, d.leased_by]),
+      ids.map(() => ['pending', null]),
+      'handed back for a retry',
+    );
 
     // The next worker retries them (no lease to wait for).
     answer = () => ({ status: 200 });
     const next = await startWorkerProcess(env, sql, HANG_MS);
     procs.push(next);
-    await eventually(async () => {
-      const [row] = await sql<{ n: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_dispatches WHERE webhook_event_id = ANY(${ids}::uuid[]) AND status = 'succeeded'`;
-      return row?.n === ids.length;
-    }, { timeoutMs: HANG_MS, what: 'the cut deliveries retried and delivered' });
+        return row?.n === ids.length;
+      },
+      { timeoutMs: HANG_MS, what: 'the cut deliveries retried and delivered' },
+    );
   });
 });
 
-describe('a worker started while Redis is down', { skip: !DATABASE_URL ? 'needs DATABASE_URL' : !redisServerVersion() ? 'needs redis-server on PATH' : false }, () => {
+describe('a worker started while Redis is down', {
+  skip: !DATABASE_URL ? 'needs DATABASE_URL' : !redisServerVersion() ? 'needs redis-server on PATH' : false,
+}, () => {
   const schema = uniqueSchema('nored');
   let redisPort: number;
   let env: Record<string, string>;
@@ -137,15 +148,21 @@ describe('a worker started while Redis is down', { skip: !DATABASE_URL ? 'needs 
     assert.equal(ep.status, 201, JSON.stringify(ep.body));
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push(await triggerUntilAccepted(api.url, `${schema}-${i}`, { agent_id: `r-${i}`, name: 'Agente' }));
-    await eventually(async () => {
-      const [row] = await sql<{ n: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_dispatches WHERE webhook_event_id = ANY(${ids}::uuid[]) AND status = 'succeeded'`;
-      return row?.n === ids.length;
-    }, { timeoutMs: HANG_MS, what: 'every event delivered while Redis is down' });
+        return row?.n === ids.length;
+      },
+      { timeoutMs: HANG_MS, what: 'every event delivered while Redis is down' },
+    );
     const health = await call(api.url, 'GET', 'health');
     assert.equal(health.body.services.redis, 'unhealthy');
 
     redis = await startRedisServer(redisPort);
-    await eventually(async () => (await call(api.url, 'GET', 'health')).body?.services?.redis === 'healthy', { timeoutMs: HANG_MS, what: 'Redis healthy again' });
+    await eventually(async () => (await call(api.url, 'GET', 'health')).body?.services?.redis === 'healthy', {
+      timeoutMs: HANG_MS,
+      what: 'Redis healthy again',
+    });
   });
 });

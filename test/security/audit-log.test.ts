@@ -14,7 +14,20 @@ let receiver: TestReceiver;
 let org: TestOrg;
 let other: TestOrg;
 
-type Entry = { id: string; action: string; actor: { kind: string; key_id: string | null; organization_id: string | null }; organization_id: string | null; target_id: string | null; status_code: number; ip: string; user_agent: string | null; method: string; route: string; path: string; at: string };
+type Entry = {
+  id: string;
+  action: string;
+  actor: { kind: string; key_id: string | null; organization_id: string | null };
+  organization_id: string | null;
+  target_id: string | null;
+  status_code: number;
+  ip: string;
+  user_agent: string | null;
+  method: string;
+  route: string;
+  path: string;
+  at: string;
+};
 const audit = async (query = ''): Promise<Entry[]> => {
   const res = await c.request('GET', `audit-log${query ? `?${query}` : ''}`);
   assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -61,7 +74,7 @@ test('organization and key management by the admin is recorded, with the created
   assert.ok(!JSON.stringify(all.body).includes(org.key));
 });
 
-test("every management action of an organization key is recorded with who, what, when and from where", async () => {
+test('every management action of an organization key is recorded with who, what, when and from where', async () => {
   const as = withKey(c, org.key);
   const t0 = new Date(Date.now() - 1000).toISOString();
   const ua = { 'user-agent': 'audit-test/1.0' };
@@ -87,8 +100,15 @@ test("every management action of an organization key is recorded with who, what,
   const mine = await audit(`key_id=${org.keyId}&since=${encodeURIComponent(t0)}`);
   const actions = mine.map((e) => e.action).reverse(); // newest first in the log
   assert.deepEqual(actions, [
-    'endpoints.create', 'endpoints.update', 'endpoints.disable', 'endpoints.enable', 'endpoints.rotate-secret',
-    'event-types.create', 'events.replay', 'replay.create', 'endpoints.delete',
+    'endpoints.create',
+    'endpoints.update',
+    'endpoints.disable',
+    'endpoints.enable',
+    'endpoints.rotate-secret',
+    'event-types.create',
+    'events.replay',
+    'replay.create',
+    'endpoints.delete',
   ]);
   for (const e of mine) {
     assert.equal(e.actor.kind, 'organization');
@@ -124,7 +144,14 @@ test('reads, event ingestion and malformed requests are not recorded; refusals a
   assert.equal((await as('POST', 'endpoints', { name: 'in', url: 'http://127.0.0.1:9/in' }, { 'x-organization-id': org.id })).status, 403);
   const after = await audit(`key_id=${other.keyId}`);
   assert.equal(after.length, before + 3);
-  assert.deepEqual(after.slice(0, 3).map((e) => [e.action, e.status_code]), [['endpoints.create', 403], ['organizations.create', 403], ['endpoints.delete', 404]]);
+  assert.deepEqual(
+    after.slice(0, 3).map((e) => [e.action, e.status_code]),
+    [
+      ['endpoints.create', 403],
+      ['organizations.create', 403],
+      ['endpoints.delete', 404],
+    ],
+  );
   assert.equal(after[0]?.actor.organization_id, other.id);
   assert.equal(after[2]?.target_id, foreign);
 });
@@ -187,5 +214,8 @@ test('CARTEIRO_TRUST_PROXY is validated at start, naming the variable', () => {
   const env = { CARTEIRO_ADMIN_KEY: 'ck_admin_test_key_0123456789abcdef' };
   assert.deepEqual(loadConfig({ ...env, CARTEIRO_TRUST_PROXY: '10.0.0.0/8, loopback' }).http.trustProxy, ['10.0.0.0/8', 'loopback']);
   assert.equal(loadConfig(env).http.trustProxy, false);
-  assert.throws(() => loadConfig({ ...env, CARTEIRO_TRUST_PROXY: 'my-proxy' }), (err: Error) => err instanceof ConfigError && /CARTEIRO_TRUST_PROXY/.test(err.message));
+  assert.throws(
+    () => loadConfig({ ...env, CARTEIRO_TRUST_PROXY: 'my-proxy' }),
+    (err: Error) => err instanceof ConfigError && /CARTEIRO_TRUST_PROXY/.test(err.message),
+  );
 });

@@ -35,7 +35,12 @@ describe('failed authentications per address', () => {
   });
 
   test('another address is not affected', async () => {
-    const res = await c.app.inject({ method: 'GET', url: '/api/webhooks/endpoints', remoteAddress: '127.0.0.2', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    const res = await c.app.inject({
+      method: 'GET',
+      url: '/api/webhooks/endpoints',
+      remoteAddress: '127.0.0.2',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
     assert.equal(res.statusCode, 200);
   });
 });

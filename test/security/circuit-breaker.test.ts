@@ -37,34 +37,68 @@ describe('circuit breaker', () => {
 
   const endpoint = async (id: string) => (await c.request('GET', `endpoints/${id}`)).body;
   const finished = (id: string) =>
-    eventually(async () => {
-      const s = (await c.request('GET', `events/${id}/status`)).body.status;
-      return s === 'failed' || s === 'completed' ? s : null;
-    }, { what: `event ${id} to finish` });
+    eventually(
+      async () => {
+        const s = (await c.request('GET', `events/${id}/status`)).body.status;
+        return s === 'failed' || s === 'completed' ? s : null;
+      },
+      { what: `event ${id} to finish` },
+    );
   const opsEvents = () => ops.received.map((r) => JSON.parse(r.body));
 
   test('the operations endpoint is set up from config, in the operations organization, for the operational events', async () => {
     const rows = await c.services.ledger.sql<{ url: string; events: string[]; system_role: string; organization_id: string }[]>`
       SELECT url, events, system_role, organization_id FROM webhook_endpoints WHERE system_role IS NOT NULL`;
-    assert.deepEqual(rows.map((r) => ({ ...r })), [{ url: `${ops.url}/ops`, events: ['endpoint.disabled', 'endpoint.failing', 'endpoint.enabled'], system_role: 'operations', organization_id: OPERATIONS_ORG }]);
+    assert.deepEqual(
+      rows.map((r) => ({ ...r })),
+      [
+        {
+          url: `${ops.url}/ops`,
+          events: ['endpoint.disabled', 'endpoint.failing', 'endpoint.enabled'],
+          system_role: 'operations',
+          organization_id: OPERATIONS_ORG,
+        },
+      ],
+    );
   });
 
   test('N deliveries in a row failing all retries warn (endpoint.failing), then disable the endpoint and notify operations', async () => {
     const ep = await createEndpoint(c, { url: `${flaky.url}/a`, events: ['agent.created'] });
     for (let i = 0; i < 3; i++) assert.equal(await finished(await trigger(c, { event_type: 'agent.created', data: { agent_id: `bad-${i}` } })), 'failed');
 
-    const disabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? null : e; }, { what: 'the endpoint to be disabled' });
+    const disabled = await eventually(
+      async () => {
+        const e = await endpoint(ep.id);
+        return e.is_active ? null : e;
+      },
+      { what: 'the endpoint to be disabled' },
+    );
     assert.match(disabled.disabled_reason, /^circuit breaker: 3 deliveries in a row failed after all retries$/);
     assert.equal(disabled.consecutive_failures, 3);
 
-    const [note] = await eventually(() => { const n = opsEvents().filter((e) => e.data.endpoint_id === ep.id && e.type === 'endpoint.disabled'); return n.length ? n : null; }, { what: 'the endpoint.disabled webhook' });
+    const [note] = await eventually(
+      () => {
+        const n = opsEvents().filter((e) => e.data.endpoint_id === ep.id && e.type === 'endpoint.disabled');
+        return n.length ? n : null;
+      },
+      { what: 'the endpoint.disabled webhook' },
+    );
     assert.equal(note.type, 'endpoint.disabled');
     // Warned first: 3 deliveries × 4 attempts passed the 10 failed attempts in a row of the default.
-    const [warning] = await eventually(() => { const n = opsEvents().filter((e) => e.data.endpoint_id === ep.id && e.type === 'endpoint.failing'); return n.length ? n : null; }, { what: 'the endpoint.failing webhook' });
+    const [warning] = await eventually(
+      () => {
+        const n = opsEvents().filter((e) => e.data.endpoint_id === ep.id && e.type === 'endpoint.failing');
+        return n.length ? n : null;
+      },
+      { what: 'the endpoint.failing webhook' },
+    );
     assert.ok(warning.data.failed_attempts_in_row >= 10, JSON.stringify(warning.data));
     const order = await c.services.ledger.sql<{ event_type: string }[]>`
       SELECT event_type FROM webhook_events WHERE id IN (${warning.id}, ${note.id}) ORDER BY created_at, id`;
-    assert.deepEqual(order.map((r) => r.event_type), ['endpoint.failing', 'endpoint.disabled']);
+    assert.deepEqual(
+      order.map((r) => r.event_type),
+      ['endpoint.failing', 'endpoint.disabled'],
+    );
     assert.equal(note.data.reason, disabled.disabled_reason);
     assert.equal(note.data.url, `${flaky.url}/a`);
     assert.equal(note.data.consecutive_failures, 3);
@@ -118,14 +152,21 @@ describe('circuit breaker', () => {
     const e = await endpoint(ep.id);
     assert.equal(e.is_active, false);
     assert.match(e.disabled_reason, /410 Gone/);
-    const [note] = await eventually(() => { const n = opsEvents().filter((x) => x.data.endpoint_id === ep.id); return n.length ? n : null; }, { what: 'the endpoint.disabled webhook' });
+    const [note] = await eventually(
+      () => {
+        const n = opsEvents().filter((x) => x.data.endpoint_id === ep.id);
+        return n.length ? n : null;
+      },
+      { what: 'the endpoint.disabled webhook' },
+    );
     assert.match(note.data.reason, /410 Gone/);
     assert.equal(e.next_probe_at, null, 'a receiver that said Gone is never probed');
   });
 
   test('a success resets the count', async () => {
     const ep = await createEndpoint(c, { url: `${flaky.url}/c`, events: ['agent.deleted'] });
-    for (const agent of ['bad-1', 'bad-2', 'ok', 'bad-3', 'bad-4']) await finished(await trigger(c, { event_type: 'agent.deleted', data: { agent_id: agent } }));
+    for (const agent of ['bad-1', 'bad-2', 'ok', 'bad-3', 'bad-4'])
+      await finished(await trigger(c, { event_type: 'agent.deleted', data: { agent_id: agent } }));
     const e = await endpoint(ep.id);
     assert.equal(e.is_active, true);
     assert.equal(e.consecutive_failures, 2);
@@ -140,12 +181,21 @@ describe('circuit breaker', () => {
       await trigger(c, { event_type: 'agent.updated', data: { agent_id: 'x1' } }),
       await trigger(c, { event_type: 'agent.updated', data: { agent_id: 'x2' } }),
     ];
-    const disabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? null : e; }, { what: 'the endpoint to be disabled' });
+    const disabled = await eventually(
+      async () => {
+        const e = await endpoint(ep.id);
+        return e.is_active ? null : e;
+      },
+      { what: 'the endpoint to be disabled' },
+    );
     assert.match(disabled.disabled_reason, /^circuit breaker: every attempt failed for 24 h \(since \d{4}-\d\d-\d\dT/);
-    const held = await eventually(async () => {
-      const rows = await c.services.ledger.sql<{ status: string }[]>`SELECT status FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id}`;
-      return rows.length === 2 && rows.every((r) => r.status === 'paused') ? rows : null;
-    }, { what: 'both deliveries held' });
+    const held = await eventually(
+      async () => {
+        const rows = await c.services.ledger.sql<{ status: string }[]>`SELECT status FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id}`;
+        return rows.length === 2 && rows.every((r) => r.status === 'paused') ? rows : null;
+      },
+      { what: 'both deliveries held' },
+    );
     assert.equal(held.length, 2);
     await eventually(() => opsEvents().some((e) => e.data.endpoint_id === ep.id && e.type === 'endpoint.disabled'), { what: 'the endpoint.disabled webhook' });
 
@@ -193,15 +243,26 @@ describe('self-healing: half-open probes and recovery', () => {
       failed.push(id);
       await eventually(async () => ((await status(id)) === 'failed' ? true : null), { what: `event ${id} to fail` });
     }
-    const disabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? null : e; }, { what: 'the breaker to open' });
+    const disabled = await eventually(
+      async () => {
+        const e = await endpoint(ep.id);
+        return e.is_active ? null : e;
+      },
+      { what: 'the breaker to open' },
+    );
     assert.equal(disabled.health, 'disabled');
     assert.ok(disabled.next_probe_at, 'a probe is scheduled');
 
     // Still failing: probes are tried and the endpoint stays disabled.
-    await eventually(async () => {
-      const [row] = await c.services.ledger.sql<{ probes: number; is_active: boolean }[]>`SELECT probes, is_active FROM webhook_endpoints WHERE id = ${ep.id}`;
-      return row!.probes >= 1 ? row : null;
-    }, { what: 'a first probe' });
+    await eventually(
+      async () => {
+        const [row] = await c.services.ledger.sql<
+          { probes: number; is_active: boolean }[]
+        >`SELECT probes, is_active FROM webhook_endpoints WHERE id = ${ep.id}`;
+        return row!.probes >= 1 ? row : null;
+      },
+      { what: 'a first probe' },
+    );
     assert.equal((await endpoint(ep.id)).is_active, false);
 
     // An event while disabled is not routed to it.
@@ -210,11 +271,20 @@ describe('self-healing: half-open probes and recovery', () => {
     await eventually(async () => ((await status(missed)) === 'completed' ? true : null), { what: 'the unrouted event to settle' });
 
     healthy = true;
-    const enabled = await eventually(async () => { const e = await endpoint(ep.id); return e.is_active ? e : null; }, { what: 'the probe to re-enable the endpoint' });
+    const enabled = await eventually(
+      async () => {
+        const e = await endpoint(ep.id);
+        return e.is_active ? e : null;
+      },
+      { what: 'the probe to re-enable the endpoint' },
+    );
     assert.equal(enabled.health, 'healthy');
     assert.equal(enabled.consecutive_failures, 0);
     assert.equal(enabled.next_probe_at, null);
-    const note = await eventually(() => ops.received.map((r) => JSON.parse(r.body)).find((e) => e.type === 'endpoint.enabled' && e.data.endpoint_id === ep.id) ?? null, { what: 'the endpoint.enabled webhook' });
+    const note = await eventually(
+      () => ops.received.map((r) => JSON.parse(r.body)).find((e) => e.type === 'endpoint.enabled' && e.data.endpoint_id === ep.id) ?? null,
+      { what: 'the endpoint.enabled webhook' },
+    );
     assert.equal(note.data.reason, 'a probe delivery succeeded');
     // The probe was one of the failed deliveries, sent again with its own webhook-id.
     assert.ok(rx.received.some((r) => r.headers['webhook-id'] === failed[1] || r.headers['webhook-id'] === failed[0]));

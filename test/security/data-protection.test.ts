@@ -11,7 +11,17 @@ import { createDataProtection } from '../../src/security/data-protection.ts';
 import { pickFields, selectIncludeFields, validateIncludeFields } from '../../src/security/minimal-payload.ts';
 import { reencryptWith } from '../../src/security/reencryption.ts';
 import { ValidationError } from '../../src/errors/errors.ts';
-import { startCarteiro, createEndpoint, trigger, eventually, restartableLedger, TEST_ENCRYPTION_KEYS, DATABASE_URL, dropSchema, type TestCarteiro } from '../support/carteiro.ts';
+import {
+  startCarteiro,
+  createEndpoint,
+  trigger,
+  eventually,
+  restartableLedger,
+  TEST_ENCRYPTION_KEYS,
+  DATABASE_URL,
+  dropSchema,
+  type TestCarteiro,
+} from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
 
 const K1 = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
@@ -130,7 +140,12 @@ describe('key rotation', () => {
 
 describe('minimal payloads (pure)', () => {
   test('paths pick nested fields and reach into arrays', () => {
-    const data = { user_id: 'u1', customer: { email: 'a@b.c', address: { city: 'Recife', zip: '50000' } }, items: [{ sku: 'A', price: 1 }, { sku: 'B', price: 2 }, 'x'], secret: 's' };
+    const data = {
+      user_id: 'u1',
+      customer: { email: 'a@b.c', address: { city: 'Recife', zip: '50000' } },
+      items: [{ sku: 'A', price: 1 }, { sku: 'B', price: 2 }, 'x'],
+      secret: 's',
+    };
     assert.deepEqual(pickFields(data, ['user_id', 'customer.address.city', 'items.sku', 'missing.path']), {
       user_id: 'u1',
       customer: { address: { city: 'Recife' } },
@@ -187,12 +202,17 @@ describe('through Carteiro', () => {
     const data = { user_id: 'u-pii', email: 'ana@example.com', name: 'Ana Souza', metadata: { cpf: '123.456.789-09', source: 'form' } };
     const id = await trigger(c, { event_type: 'user.registered', data });
 
-    const [row] = await c.services.ledger.sql<{ text: string; email: string }[]>`SELECT data::text AS text, data->>'email' AS email FROM webhook_events WHERE id = ${id}`;
+    const [row] = await c.services.ledger.sql<
+      { text: string; email: string }[]
+    >`SELECT data::text AS text, data->>'email' AS email FROM webhook_events WHERE id = ${id}`;
     assert.match(row!.email, /^enc:v1:t1:/);
     for (const plain of ['ana@example.com', 'Ana Souza', '123.456.789-09']) assert.ok(!row!.text.includes(plain), `${plain} is sealed in the ledger`);
     assert.ok(row!.text.includes('"source": "form"'));
 
-    const [got] = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/pii'); return r.length ? r : null; });
+    const [got] = await eventually(() => {
+      const r = receiver.received.filter((x) => x.path === '/pii');
+      return r.length ? r : null;
+    });
     assert.deepEqual(JSON.parse(got!.body).data, data);
     assert.ok(verifiesWithSeed(ep.secret, got!));
     assert.ok(verifiesWithStandardWebhooks(ep.secret, got!));
@@ -205,7 +225,10 @@ describe('through Carteiro', () => {
   });
 
   test("by default the seed's own personal keys are sealed: the WhatsApp number under phone_number too", async () => {
-    const id = await trigger(c, { event_type: 'integration.whatsapp.connected', data: { user_id: 'u-wa', integration_id: 'i-wa', phone_number: '+55 11 98888-7777' } });
+    const id = await trigger(c, {
+      event_type: 'integration.whatsapp.connected',
+      data: { user_id: 'u-wa', integration_id: 'i-wa', phone_number: '+55 11 98888-7777' },
+    });
     const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
     assert.ok(!row!.text.includes('98888-7777'), row!.text);
     assert.equal((await c.request('GET', `events/${id}`)).body.data.phone_number, '+55 11 98888-7777');
@@ -213,7 +236,9 @@ describe('through Carteiro', () => {
 
   test("receivers' response bodies are sealed at rest and opened for display; a copied ciphertext is shown as sent", async (t) => {
     const sql = c.services.ledger.sql;
-    const [other] = await sql<{ email: string }[]>`SELECT data->>'email' AS email FROM webhook_events WHERE data ? 'email' AND data->>'email' LIKE 'enc:v1:%' LIMIT 1`;
+    const [other] = await sql<
+      { email: string }[]
+    >`SELECT data->>'email' AS email FROM webhook_events WHERE data ? 'email' AND data->>'email' LIKE 'enc:v1:%' LIMIT 1`;
     assert.ok(other, 'a sealed value to copy');
     // One receiver echoes the event (an n8n workflow answering with its last node does); the other
     // answers with a ciphertext it got from elsewhere.
@@ -223,17 +248,24 @@ describe('through Carteiro', () => {
     const epEcho = await createEndpoint(c, { url: `${echo.url}/echo`, events: ['user.updated'] });
     const epCopy = await createEndpoint(c, { url: `${copier.url}/copy`, events: ['user.updated'] });
     const id = await trigger(c, { event_type: 'user.updated', data: { user_id: 'u-echo', email: 'echo@example.com' } });
-    const rows = await eventually(async () => {
-      const r = await sql<{ webhook_endpoint_id: string; response_body: string; response_sealed: boolean }[]>`
+    const rows = await eventually(
+      async () => {
+        const r = await sql<{ webhook_endpoint_id: string; response_body: string; response_sealed: boolean }[]>`
         SELECT webhook_endpoint_id, response_body, response_sealed FROM webhook_deliveries WHERE webhook_event_id = ${id}`;
-      return r.length === 2 ? r : null;
-    }, { what: 'both attempts recorded' });
+        return r.length === 2 ? r : null;
+      },
+      { what: 'both attempts recorded' },
+    );
     for (const r of rows) {
       assert.equal(r.response_sealed, true);
       assert.match(r.response_body, /^enc:v1:t1:/);
       assert.ok(!r.response_body.includes('echo@example.com'));
     }
-    const shown = (await c.request('GET', `events/${id}/attempts`)).body.data as { webhook_endpoint_id: string; response_body: string; response_sealed?: unknown }[];
+    const shown = (await c.request('GET', `events/${id}/attempts`)).body.data as {
+      webhook_endpoint_id: string;
+      response_body: string;
+      response_sealed?: unknown;
+    }[];
     const byEndpoint = new Map(shown.map((a) => [a.webhook_endpoint_id, a]));
     assert.equal(JSON.parse(byEndpoint.get(epEcho.id)!.response_body).data.email, 'echo@example.com');
     assert.equal(byEndpoint.get(epCopy.id)!.response_body, other!.email, 'the copied ciphertext is shown as the receiver sent it, not opened');
@@ -245,7 +277,9 @@ describe('through Carteiro', () => {
   test('events written straight into the database get their personal fields sealed shortly after commit', async () => {
     const sql = c.services.ledger.sql;
     const ep = await createEndpoint(c, { url: `${receiver.url}/captured`, events: ['user.registered'] });
-    const [api] = await sql<{ sealed: boolean }[]>`SELECT data_sealed AS sealed FROM webhook_events WHERE id = ${await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a0' } })}`;
+    const [api] = await sql<
+      { sealed: boolean }[]
+    >`SELECT data_sealed AS sealed FROM webhook_events WHERE id = ${await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a0' } })}`;
     assert.equal(api?.sealed, true, 'ingestion seals and marks its own events');
 
     // As table capture (or any other writer) would: straight into the table, in plain text. A string
@@ -256,17 +290,23 @@ describe('through Carteiro', () => {
       VALUES ('00000000-0000-7000-8000-000000000000', 'user.registered', 'supabase', 'users', ${JSON.stringify(data)}::text::jsonb)
       RETURNING id`;
     const id = event!.id;
-    const row = await eventually(async () => {
-      const [r] = await sql<{ sealed: boolean; text: string; email: string; note: string }[]>`
+    const row = await eventually(
+      async () => {
+        const [r] = await sql<{ sealed: boolean; text: string; email: string; note: string }[]>`
         SELECT data_sealed AS sealed, data::text AS text, data->>'email' AS email, data->>'note' AS note FROM webhook_events WHERE id = ${id}`;
-      return r?.sealed ? r : null;
-    }, { what: 'the stored event sealed' });
+        return r?.sealed ? r : null;
+      },
+      { what: 'the stored event sealed' },
+    );
     assert.match(row.email, /^enc:v1:t1:/);
     assert.match(row.note, /^enc:v1:t1:/);
     for (const plain of ['bia@example.com', 'Bia Lima', 'not-ours']) assert.ok(!row.text.includes(plain), `${plain} is sealed in the ledger`);
     assert.ok(row.text.includes('"source": "trigger"'));
 
-    const [got] = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/captured'); return r.length ? r : null; });
+    const [got] = await eventually(() => {
+      const r = receiver.received.filter((x) => x.path === '/captured');
+      return r.length ? r : null;
+    });
     assert.deepEqual(JSON.parse(got!.body).data, data, 'the receiver gets the plain data, sealed or not when it was sent');
     assert.ok(verifiesWithStandardWebhooks(ep.secret, got!));
     assert.deepEqual((await c.request('GET', `events/${id}`)).body.data, data);
@@ -278,10 +318,15 @@ describe('through Carteiro', () => {
       VALUES ('00000000-0000-7000-8000-000000000000', 'user.updated', 'supabase', 'users', ${JSON.stringify(older)}::text::jsonb, true, 'completed')
       RETURNING id`;
     await sql`UPDATE webhook_events SET data_sealed = false WHERE event_source = 'supabase' AND data_sealed AND id = ${old!.id}`;
-    const phone = await eventually(async () => {
-      const [r] = await sql<{ sealed: boolean; phone: string }[]>`SELECT data_sealed AS sealed, data->>'phone' AS phone FROM webhook_events WHERE id = ${old!.id}`;
-      return r?.sealed ? r.phone : null;
-    }, { what: 'the older row sealed' });
+    const phone = await eventually(
+      async () => {
+        const [r] = await sql<
+          { sealed: boolean; phone: string }[]
+        >`SELECT data_sealed AS sealed, data->>'phone' AS phone FROM webhook_events WHERE id = ${old!.id}`;
+        return r?.sealed ? r.phone : null;
+      },
+      { what: 'the older row sealed' },
+    );
     assert.match(phone, /^enc:v1:t1:/);
     // Sealed once: the later pass that sealed the older row left the first one alone.
     const [again] = await sql<{ text: string }[]>`SELECT data::text AS text FROM webhook_events WHERE id = ${id}`;
@@ -293,7 +338,10 @@ describe('through Carteiro', () => {
     const id = await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a1', user_id: 'u9' } });
     const [row] = await c.services.ledger.sql<{ text: string }[]>`SELECT data_json AS text FROM webhook_events WHERE id = ${id}`;
     assert.equal(row!.text, '{"agent_id":"a1","user_id":"u9"}');
-    const [got] = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/fast'); return r.length ? r : null; });
+    const [got] = await eventually(() => {
+      const r = receiver.received.filter((x) => x.path === '/fast');
+      return r.length ? r : null;
+    });
     assert.ok(got!.body.endsWith(`"data":${row!.text}}`), `${got!.body} carries ${row!.text} verbatim`);
   });
 
@@ -306,10 +354,21 @@ describe('through Carteiro', () => {
     });
     assert.equal(create.status, 201);
     assert.deepEqual(create.body.include_fields, { 'user.registered': ['user_id', 'email', 'metadata.plan'], '*': ['user_id'] });
-    await trigger(c, { event_type: 'user.registered', data: { user_id: 'u2', email: 'bia@example.com', name: 'Bia', metadata: { plan: 'pro', ip: '10.0.0.1' } } });
+    await trigger(c, {
+      event_type: 'user.registered',
+      data: { user_id: 'u2', email: 'bia@example.com', name: 'Bia', metadata: { plan: 'pro', ip: '10.0.0.1' } },
+    });
     await trigger(c, { event_type: 'user.updated', data: { user_id: 'u2', name: 'Bia S.', changes: { name: true } } });
-    const got = await eventually(() => { const r = receiver.received.filter((x) => x.path === '/minimal'); return r.length >= 2 ? r : null; });
-    const byType = new Map(got.map((r) => { const b = JSON.parse(r.body); return [b.type, b.data]; }));
+    const got = await eventually(() => {
+      const r = receiver.received.filter((x) => x.path === '/minimal');
+      return r.length >= 2 ? r : null;
+    });
+    const byType = new Map(
+      got.map((r) => {
+        const b = JSON.parse(r.body);
+        return [b.type, b.data];
+      }),
+    );
     assert.deepEqual(byType.get('user.registered'), { user_id: 'u2', email: 'bia@example.com', metadata: { plan: 'pro' } });
     assert.deepEqual(byType.get('user.updated'), { user_id: 'u2' });
 
@@ -361,7 +420,8 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
     assert.ok(verifiesWithSeed(ep.secret, receiver.received[1]!), 'the endpoint secret sealed with t1 still signs');
     assert.equal(JSON.parse(receiver.received[1]!.body).data.email, 'new@example.com');
     const sql = c.services.ledger.sql;
-    const emails = async () => new Map((await sql<{ id: string; email: string }[]>`SELECT id, data->>'email' AS email FROM webhook_events`).map((r) => [r.id, r.email]));
+    const emails = async () =>
+      new Map((await sql<{ id: string; email: string }[]>`SELECT id, data->>'email' AS email FROM webhook_events`).map((r) => [r.id, r.email]));
     assert.match((await emails()).get(oldEvent)!, /^enc:v1:t1:/);
     assert.match((await emails()).get(newEvent)!, /^enc:v1:k2:/);
     assert.equal((await c.request('GET', `events/${oldEvent}`)).body.data.email, 'old@example.com');
@@ -369,7 +429,11 @@ describe('key rotation through Carteiro, and keys reencrypt', () => {
     const counts = await reencryptWith(sql, c.services.secretBox);
     assert.deepEqual(counts, { endpoint_secrets: 1, endpoint_headers: 1, events: 1, event_fields: 1 });
     assert.match((await emails()).get(oldEvent)!, /^enc:v1:k2:/);
-    assert.deepEqual(await reencryptWith(sql, c.services.secretBox), { endpoint_secrets: 0, endpoint_headers: 0, events: 0, event_fields: 0 }, 'a second run finds nothing');
+    assert.deepEqual(
+      await reencryptWith(sql, c.services.secretBox),
+      { endpoint_secrets: 0, endpoint_headers: 0, events: 0, event_fields: 0 },
+      'a second run finds nothing',
+    );
     await c.stop({ keepSchema: true });
 
     // 3. t1 removed: everything still opens.

@@ -74,7 +74,10 @@ test('in memory, real time: about R a second and never more than R + K in any on
 test('with Redis: one rate across two workers with their own connections', { skip: !REDIS_URL && 'needs REDIS_URL' }, async () => {
   const r1 = connectRedis(REDIS_URL as string);
   const r2 = connectRedis(REDIS_URL as string);
-  cleanups.push(async () => { r1.disconnect(); r2.disconnect(); });
+  cleanups.push(async () => {
+    r1.disconnect();
+    r2.disconnect();
+  });
   await Promise.all([r1, r2].map((r) => (r.status === 'ready' ? undefined : new Promise((ok) => r.once('ready', ok)))));
   const prefix = `carteiro-test:${randomUUID()}:egress`;
   const gates = [createEgressGate({ redis: r1, keyPrefix: prefix, log: silent }), createEgressGate({ redis: r2, keyPrefix: prefix, log: silent })];
@@ -92,7 +95,10 @@ test('with Redis: one rate across two workers with their own connections', { ski
 async function startWithReceiver(env: Record<string, string> = {}): Promise<{ c: TestCarteiro; receiver: TestReceiver }> {
   const receiver = await startReceiver();
   const c = await startCarteiro({ env: { CARTEIRO_INGRESS_RATE_PER_SECOND: '0', ...env } });
-  cleanups.push(async () => { await c.stop(); await receiver.close(); });
+  cleanups.push(async () => {
+    await c.stop();
+    await receiver.close();
+  });
   return { c, receiver };
 }
 
@@ -123,11 +129,14 @@ test('end to end: a rate-limited endpoint gets every event, no faster than its r
   assert.equal(receiver.received.length, n, 'nothing delivered twice');
 
   // Waiting was not failing: one attempt per event, all successful, and no failure on the endpoint.
-  await eventually(async () => {
-    const [row] = await c.services.ledger.sql<{ done: number }[]>`
+  await eventually(
+    async () => {
+      const [row] = await c.services.ledger.sql<{ done: number }[]>`
       SELECT count(*)::int AS done FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id} AND status = 'succeeded'`;
-    return row?.done === n;
-  }, { what: 'all dispatches succeeded' });
+      return row?.done === n;
+    },
+    { what: 'all dispatches succeeded' },
+  );
   const [attempts] = await c.services.ledger.sql<{ total: number; failed: number; max_attempts: number }[]>`
     SELECT count(*)::int AS total, count(*) FILTER (WHERE NOT success)::int AS failed,
            (SELECT max(attempts) FROM webhook_dispatches WHERE webhook_endpoint_id = ${ep.id})::int AS max_attempts

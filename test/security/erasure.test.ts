@@ -58,8 +58,10 @@ describe('erasure', () => {
     await sql()`
       INSERT INTO webhook_dispatches (organization_id, webhook_event_id, webhook_endpoint_id, status)
       VALUES ('00000000-0000-7000-8000-000000000000', ${ana3}, ${held.id}, 'paused')`;
-    await eventually(async () => (await sql()<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_event_id = ${ana3}`)[0]!.n === 1,
-      { what: 'the delivery of Ana\'s third event to the shared endpoint' });
+    await eventually(
+      async () => (await sql()<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_event_id = ${ana3}`)[0]!.n === 1,
+      { what: "the delivery of Ana's third event to the shared endpoint" },
+    );
 
     const [before] = await sql()<{ attempts: number }[]>`
       SELECT count(*)::int AS attempts FROM webhook_deliveries WHERE webhook_event_id = ANY(${[ana1, ana2, ana3]}::uuid[]) OR webhook_endpoint_id = ${own.id}`;
@@ -117,8 +119,10 @@ describe('erasure', () => {
       INSERT INTO webhook_deliveries (organization_id, webhook_event_id, attempt_number, success, response_body, delivery_duration_ms)
       VALUES ('00000000-0000-7000-8000-000000000000', ${erasedEvent}, 1, true, 'hello dora', 3),
              ('00000000-0000-7000-8000-000000000000', ${liveEvent}, 1, true, 'kept', 3)`;
-    assert.equal(await scrubLateAttempts(sql(), [erasedEvent, liveEvent], []), 1, 'only the erased event\'s row goes');
-    const [left] = await sql()<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_event_id = ${liveEvent} AND response_body = 'kept'`;
+    assert.equal(await scrubLateAttempts(sql(), [erasedEvent, liveEvent], []), 1, "only the erased event's row goes");
+    const [left] = await sql()<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_event_id = ${liveEvent} AND response_body = 'kept'`;
     assert.equal(left!.n, 1);
   });
 
@@ -136,18 +140,23 @@ describe('erasure', () => {
     await trigger(c, { event_type: 'onboarding.completed', data: { user_id: user } });
     // Entries that name the user, written before the erasure (as releases before migration 0017 wrote them).
     type Row = { id: string; path: string; target_id: string | null };
-    const earlier = async (org: string, path: string, target: string) => (await sql()<Row[]>`
+    const earlier = async (org: string, path: string, target: string) =>
+      (
+        await sql()<Row[]>`
       INSERT INTO audit_log (organization_id, actor_kind, action, method, route, path, target_id, status_code)
       VALUES (${org}, 'admin', 'users.data.delete', 'DELETE', '/api/webhooks/users/:user_id/data', ${path}, ${target}, 200)
-      RETURNING id, path, target_id`)[0]!;
+      RETURNING id, path, target_id`
+      )[0]!;
     const inDefault = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com/data', user);
     const inOther = await earlier(OTHER_ORG, '/api/webhooks/users/eva%40example.com/data', user);
     const lookalike = await earlier(DEFAULT_ORG, '/api/webhooks/users/eva%40example.com.br/data', 'eva@example.com.br');
     // Not about the user: the id only appears in its path.
-    const inPathOnly = (await sql()<Row[]>`
+    const inPathOnly = (
+      await sql()<Row[]>`
       INSERT INTO audit_log (organization_id, actor_kind, action, method, route, path, target_id, status_code)
       VALUES (${DEFAULT_ORG}, 'admin', 'things.x.update', 'POST', '/api/webhooks/things/:id/x', ${`/api/webhooks/things/${user}/x`}, 'thing-1', 200)
-      RETURNING id, path, target_id`)[0]!;
+      RETURNING id, path, target_id`
+    )[0]!;
     // Migration 0017 gives such entries their subject; it is idempotent, so run it again for these rows.
     await sql().unsafe(listMigrations().find((m) => m.version === '0017')!.sql);
     const now = async (r: Row) => (await sql()<Row[]>`SELECT id, path, target_id FROM audit_log WHERE id = ${r.id}`)[0];
@@ -187,7 +196,7 @@ describe('erasure', () => {
     // The admin's action on the tenant's endpoint: the tenant must not be able to touch its record.
     assert.equal((await c.request('POST', `endpoints/${ep.body.id}/rotate-secret`, {}, { 'x-organization-id': org.id })).status, 200);
     type Row = { id: string; path: string; target_id: string | null; route: string; action: string };
-    const trail = async () => [...await sql()<Row[]>`SELECT id, path, target_id, route, action FROM audit_log WHERE organization_id = ${org.id} ORDER BY id`];
+    const trail = async () => [...(await sql()<Row[]>`SELECT id, path, target_id, route, action FROM audit_log WHERE organization_id = ${org.id} ORDER BY id`)];
     const before = await trail();
     const aboutEndpoint = await c.request('GET', `audit-log?target_id=${ep.body.id}`);
     assert.equal(aboutEndpoint.body.data.length, 3, JSON.stringify(aboutEndpoint.body));
@@ -219,7 +228,11 @@ test("the request log shows the erasure route's URL with the pseudonym, not the 
   const composed = await compose(loadConfig(env), 'api', { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }) });
   const app = await buildApp(composed.services);
   try {
-    const res = await app.inject({ method: 'DELETE', url: `/api/webhooks/users/${encodeURIComponent('fe@example.com')}/data`, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    const res = await app.inject({
+      method: 'DELETE',
+      url: `/api/webhooks/users/${encodeURIComponent('fe@example.com')}/data`,
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
     assert.equal(res.statusCode, 200);
     const incoming = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'incoming request');
     assert.equal(incoming?.req?.url, `/api/webhooks/users/${userPseudonymizer(TEST_ADMIN_KEY)('fe@example.com')}/data`);

@@ -32,7 +32,12 @@ describe('numbers the API cannot keep exact are refused', () => {
   }
 
   async function post(path: string, body: string, headers: Record<string, string> = {}) {
-    const res = await c.app.inject({ method: 'POST', url: `/api/webhooks/${path}`, headers: { authorization: 'Bearer ck_admin_test_key_0123456789abcdef', 'content-type': 'application/json', ...headers }, payload: body });
+    const res = await c.app.inject({
+      method: 'POST',
+      url: `/api/webhooks/${path}`,
+      headers: { authorization: 'Bearer ck_admin_test_key_0123456789abcdef', 'content-type': 'application/json', ...headers },
+      payload: body,
+    });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null };
   }
 
@@ -43,9 +48,24 @@ describe('numbers the API cannot keep exact are refused', () => {
       ['trigger', `{"event_type":"user.registered","data":{${USER},"n":-9007199254740993}}`, 'body.data.n'],
       ['trigger', `{"event_type":"user.registered","data":{${USER},"ratio":0.10000000000000000001}}`, 'body.data.ratio'],
       ['trigger', `{"event_type":"user.registered","data":{${USER},"huge":1e400}}`, 'body.data.huge'],
-      ['events/batch', `{"events":[{"event_type":"user.registered","data":{${USER}}},{"event_type":"user.registered","data":{${USER},"ids":[1,2,12345678901234567890]}}]}`, 'body.events.1.data.ids.2'],
+      [
+        'events/batch',
+        `{"events":[{"event_type":"user.registered","data":{${USER}}},{"event_type":"user.registered","data":{${USER},"ids":[1,2,12345678901234567890]}}]}`,
+        'body.events.1.data.ids.2',
+      ],
       ['events/user-registered', `{${USER},"snowflake":1234567890123456789}`, 'body.snowflake'],
-      ['supabase', JSON.stringify({ type: 'INSERT', table: 'users', schema: 'public', record: { id: '8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e', email: 'm@example.com', name: 'M', big: 0 }, old_record: null }).replace('"big":0', '"big":1234567890123456789'), 'body.record.big', { 'x-supabase-webhook-secret': SUPABASE_SECRET }],
+      [
+        'supabase',
+        JSON.stringify({
+          type: 'INSERT',
+          table: 'users',
+          schema: 'public',
+          record: { id: '8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e', email: 'm@example.com', name: 'M', big: 0 },
+          old_record: null,
+        }).replace('"big":0', '"big":1234567890123456789'),
+        'body.record.big',
+        { 'x-supabase-webhook-secret': SUPABASE_SECRET },
+      ],
     ];
     for (const [path, body, field, headers] of refused) {
       const res = await post(path, body, headers);
@@ -70,7 +90,7 @@ describe('numbers the API cannot keep exact are refused', () => {
     assert.match(hit.body, /"max":9007199254740991,/);
   });
 
-  test('the API shows stored data exactly: a big integer written in the database, and the client\'s key order', async () => {
+  test("the API shows stored data exactly: a big integer written in the database, and the client's key order", async () => {
     const sql = c.services.ledger.sql;
     const [ep] = await sql<{ organization_id: string }[]>`SELECT organization_id FROM webhook_endpoints LIMIT 1`;
     const [row] = await sql<{ id: string }[]>`

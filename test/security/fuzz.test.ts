@@ -55,9 +55,23 @@ const HOSTILE_BODIES: { name: string; body: string | Buffer; contentType?: strin
   { name: 'json array', body: '[1,2,3]' },
   { name: 'json true', body: 'true' },
   // bad UTF-8 and odd unicode
-  { name: 'invalid utf-8 bytes', body: Buffer.concat([Buffer.from('{"event_type":"user.registered","data":{"name":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]), Buffer.from('","user_id":"u","email":"e@x.io"}}')]) },
+  {
+    name: 'invalid utf-8 bytes',
+    body: Buffer.concat([
+      Buffer.from('{"event_type":"user.registered","data":{"name":"'),
+      Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]),
+      Buffer.from('","user_id":"u","email":"e@x.io"}}'),
+    ]),
+  },
   { name: 'overlong utf-8', body: Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc0, 0xaf, 0xe0, 0x80, 0xaf]), Buffer.from('"}')]) },
-  { name: 'truncated utf-8 sequence', body: Buffer.concat([Buffer.from('{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"'), Buffer.from([0xe2, 0x82]), Buffer.from('"}}')]) },
+  {
+    name: 'truncated utf-8 sequence',
+    body: Buffer.concat([
+      Buffer.from('{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"'),
+      Buffer.from([0xe2, 0x82]),
+      Buffer.from('"}}'),
+    ]),
+  },
   { name: 'lone surrogate escape', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"\\ud800"}}' },
   { name: 'NUL escape', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"a\\u0000b"}}' },
   { name: 'NUL in key', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","k\\u0000":1}}' },
@@ -80,11 +94,23 @@ const HOSTILE_BODIES: { name: string; body: string | Buffer; contentType?: strin
   { name: '__proto__ top', body: '{"__proto__":{"polluted":"yes"},"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"}}' },
   { name: '__proto__ in data', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","__proto__":{"polluted":"yes"}}}' },
   { name: 'constructor.prototype top', body: '{"constructor":{"prototype":{"polluted":"yes"}},"name":"x","url":"http://127.0.0.1:9/x"}' },
-  { name: 'constructor.prototype in data', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","constructor":{"prototype":{"polluted":"yes"}}}}' },
+  {
+    name: 'constructor.prototype in data',
+    body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","constructor":{"prototype":{"polluted":"yes"}}}}',
+  },
   { name: '__proto__ in metadata', body: '{"name":"x","url":"http://127.0.0.1:9/x","metadata":{"__proto__":{"polluted":"yes"}}}' },
-  { name: '__proto__ deep', body: `{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","a":{"b":{"c":{"__proto__":{"polluted":"yes"}}}}}}` },
-  { name: '__proto__ escaped', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","\\u005f_proto__":{"polluted":"yes"}}}' },
-  { name: '__proto__ in batch', body: '{"events":[{"__proto__":{"polluted":"yes"},"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"}}]}' },
+  {
+    name: '__proto__ deep',
+    body: `{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","a":{"b":{"c":{"__proto__":{"polluted":"yes"}}}}}}`,
+  },
+  {
+    name: '__proto__ escaped',
+    body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n","\\u005f_proto__":{"polluted":"yes"}}}',
+  },
+  {
+    name: '__proto__ in batch',
+    body: '{"events":[{"__proto__":{"polluted":"yes"},"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"}}]}',
+  },
   // wrong types and unknown fields
   { name: 'data as string', body: '{"event_type":"user.registered","data":"{\\"user_id\\":\\"u\\"}"}' },
   { name: 'data as array', body: '{"event_type":"user.registered","data":[1,2]}' },
@@ -93,12 +119,23 @@ const HOSTILE_BODIES: { name: string; body: string | Buffer; contentType?: strin
   { name: 'event_type array', body: '{"event_type":["user.registered"],"data":{}}' },
   { name: 'event_type object', body: '{"event_type":{"$ne":null},"data":{}}' },
   { name: 'unknown top-level field', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"},"sneaky":true}' },
-  { name: 'organization_id not uuid', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"},"organization_id":"\' OR 1=1 --"}' },
+  {
+    name: 'organization_id not uuid',
+    body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"},"organization_id":"\' OR 1=1 --"}',
+  },
   { name: 'sql in event_type', body: '{"event_type":"user.registered\'; DROP TABLE webhook_events; --","data":{}}' },
   { name: 'events not array', body: '{"events":{"0":{"event_type":"user.registered","data":{}}}}' },
   { name: 'events empty', body: '{"events":[]}' },
   { name: 'too many events', body: JSON.stringify({ events: Array.from({ length: 1001 }, () => ({ event_type: 'no.such.type', data: {} })) }) },
-  { name: 'mixed valid and invalid batch', body: JSON.stringify({ events: [{ event_type: 'user.registered', data: VALID_DATA }, { event_type: 'user.registered', data: 'x' }] }) },
+  {
+    name: 'mixed valid and invalid batch',
+    body: JSON.stringify({
+      events: [
+        { event_type: 'user.registered', data: VALID_DATA },
+        { event_type: 'user.registered', data: 'x' },
+      ],
+    }),
+  },
   { name: 'unknown event type', body: '{"event_type":"zz.unknown.type","data":{}}' },
   { name: 'schema violation', body: '{"event_type":"user.registered","data":{"user_id":12}}' },
   { name: 'url javascript', body: '{"name":"x","url":"javascript:alert(1)"}' },
@@ -108,7 +145,10 @@ const HOSTILE_BODIES: { name: string; body: string | Buffer; contentType?: strin
   { name: 'rate limit float', body: '{"name":"x","url":"http://127.0.0.1:9/x","rate_limit_per_second":1.5}' },
   { name: 'bool as string', body: '{"name":"x","url":"http://127.0.0.1:9/x","is_active":"true"}' },
   { name: 'name huge', body: JSON.stringify({ name: 'n'.repeat(100_000), url: 'http://127.0.0.1:9/x' }) },
-  { name: 'custom type ReDoS-ish schema', body: JSON.stringify({ name: 'fuzz.redos', schema: { type: 'object', properties: { a: { type: 'string', pattern: '(a+)+$' } } }, extra: 1 }) },
+  {
+    name: 'custom type ReDoS-ish schema',
+    body: JSON.stringify({ name: 'fuzz.redos', schema: { type: 'object', properties: { a: { type: 'string', pattern: '(a+)+$' } } }, extra: 1 }),
+  },
   { name: 'custom type invalid schema', body: JSON.stringify({ name: 'fuzz.bad', schema: { type: 'no-such-type' }, unknown: true }) },
   { name: 'sync_type hostile', body: '{"sync_type":"../../etc","data":{"__proto__":{}}}' },
   { name: 'replay status bogus', body: '{"status":"everything","since":"yesterday"}' },
@@ -116,7 +156,10 @@ const HOSTILE_BODIES: { name: string; body: string | Buffer; contentType?: strin
   // huge strings (under the body limit) and over it
   { name: 'huge string 900KB', body: JSON.stringify({ event_type: 'user.registered', data: { ...VALID_DATA, blob: 'x'.repeat(900_000) }, sneaky: 1 }) },
   { name: 'oversized 2MB', body: JSON.stringify({ event_type: 'user.registered', data: { ...VALID_DATA, blob: 'x'.repeat(2_000_000) } }) },
-  { name: 'many keys', body: JSON.stringify({ event_type: 'user.registered', data: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i])), sneaky: 1 }) },
+  {
+    name: 'many keys',
+    body: JSON.stringify({ event_type: 'user.registered', data: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i])), sneaky: 1 }),
+  },
   // odd content types
   { name: 'form encoded', body: 'event_type=user.registered&data=x', contentType: 'application/x-www-form-urlencoded' },
   { name: 'text/plain JSON', body: '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"}}', contentType: 'text/plain' },
@@ -134,16 +177,56 @@ const ODD_METHODS = ['PUT', 'OPTIONS', 'TRACE', 'PROPFIND', 'PATCH', 'DELETE', '
 
 /** Hostile replacements for path parameters and query strings. */
 const HOSTILE_SEGMENTS = [
-  'not-a-uuid', '00000000-0000-0000-0000-000000000000', '%00', '..%2F..%2Fetc%2Fpasswd', '%ZZ', '%', '%C0%AF', '%FF%FE',
-  'a'.repeat(5000), encodeURIComponent('\u{1F4A9}'.repeat(50)), "'%20OR%201=1--", '%3Cscript%3E', '-1', '1e400', '__proto__', 'constructor',
-  '01900000-0000-7000-8000-00000000000g', 'user%00null', '%ED%A0%80',
+  'not-a-uuid',
+  '00000000-0000-0000-0000-000000000000',
+  '%00',
+  '..%2F..%2Fetc%2Fpasswd',
+  '%ZZ',
+  '%',
+  '%C0%AF',
+  '%FF%FE',
+  'a'.repeat(5000),
+  encodeURIComponent('\u{1F4A9}'.repeat(50)),
+  "'%20OR%201=1--",
+  '%3Cscript%3E',
+  '-1',
+  '1e400',
+  '__proto__',
+  'constructor',
+  '01900000-0000-7000-8000-00000000000g',
+  'user%00null',
+  '%ED%A0%80',
 ];
 const HOSTILE_QUERIES = [
-  'limit=1e400', 'limit=-1', 'limit=0', 'limit=99999999999999999999', 'limit=abc', 'limit=1&limit=2', 'limit[]=1', 'limit=%00',
-  'cursor=not-a-uuid', 'cursor=%FF', 'since=yesterday', 'since=-271821-04-20T00:00:00Z', 'until=%2B275760-09-13T00:00:00.000Z',
-  'since=99999-01-01', 'status=everything', 'event_type=%00', 'user_id=%00', `event_type=${'x'.repeat(3000)}`, '__proto__[polluted]=yes',
-  'constructor[prototype][polluted]=yes', 'sneaky=1', '%ZZ=1', 'a=%', 'action=%00', 'target_id=%00', 'organization_id=nope', 'key_id=%00',
-  'actor=root', `q=${'&'.repeat(2000)}`,
+  'limit=1e400',
+  'limit=-1',
+  'limit=0',
+  'limit=99999999999999999999',
+  'limit=abc',
+  'limit=1&limit=2',
+  'limit[]=1',
+  'limit=%00',
+  'cursor=not-a-uuid',
+  'cursor=%FF',
+  'since=yesterday',
+  'since=-271821-04-20T00:00:00Z',
+  'until=%2B275760-09-13T00:00:00.000Z',
+  'since=99999-01-01',
+  'status=everything',
+  'event_type=%00',
+  'user_id=%00',
+  `event_type=${'x'.repeat(3000)}`,
+  '__proto__[polluted]=yes',
+  'constructor[prototype][polluted]=yes',
+  'sneaky=1',
+  '%ZZ=1',
+  'a=%',
+  'action=%00',
+  'target_id=%00',
+  'organization_id=nope',
+  'key_id=%00',
+  'actor=root',
+  `q=${'&'.repeat(2000)}`,
 ];
 
 /** Header variations: auth and tenancy headers gone wrong. */
@@ -160,7 +243,7 @@ const HOSTILE_HEADERS: Record<string, string>[] = [
   { authorization: 'Bearer ck_live_' + 'A'.repeat(43) },
   { 'content-length': '999999999' },
   { 'x-supabase-webhook-secret': 'wrong' },
-  { 'accept': 'application/xml' },
+  { accept: 'application/xml' },
   { 'content-encoding': 'gzip' },
   { 'transfer-encoding': 'chunked' },
 ];
@@ -194,7 +277,9 @@ async function countEvents(): Promise<number> {
   // POST /endpoints/:id/test stores a webhook.test event for any well-formed request by design (even
   // with no body), and the circuit breaker stores its own operational events: neither is hostile
   // input getting through.
-  const [row] = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_events WHERE event_type <> 'webhook.test' AND event_source <> 'system'`;
+  const [row] = await c.services.ledger.sql<
+    { n: number }[]
+  >`SELECT count(*)::int AS n FROM webhook_events WHERE event_type <> 'webhook.test' AND event_source <> 'system'`;
   return row?.n ?? 0;
 }
 
@@ -259,7 +344,9 @@ test(`fuzz: hostile requests to every route get no 5xx, store no event, pollute 
     for (const hb of HOSTILE_BODIES) {
       // Real ids here, so no DELETE: deleting the fuzz target (or revoking the key in use) would leave
       // the rest of the run poking at 404s.
-      const method = ['GET', 'HEAD', 'DELETE'].includes(route.method) ? pick(['POST', 'PATCH', ...(route.method === 'DELETE' ? [] : [route.method])]) : route.method;
+      const method = ['GET', 'HEAD', 'DELETE'].includes(route.method)
+        ? pick(['POST', 'PATCH', ...(route.method === 'DELETE' ? [] : [route.method])])
+        : route.method;
       const headers: Record<string, string> = { authorization: pick(auths), 'content-type': hb.contentType ?? 'application/json' };
       await send(method, pathFor(route.template, false), hb.body, headers, `${method} ${route.template} [${hb.name}]`);
     }
@@ -275,11 +362,19 @@ test(`fuzz: hostile requests to every route get no 5xx, store no event, pollute 
     const hb = random() < 0.7 ? pick(HOSTILE_BODIES) : undefined;
     const headers: Record<string, string> = { authorization: pick([...auths, ...auths, 'Bearer nope']), ...pick(HOSTILE_HEADERS) };
     if (hb && !['GET', 'HEAD'].includes(method)) headers['content-type'] ??= hb.contentType ?? 'application/json';
-    await send(method, url, hb && !['GET', 'HEAD'].includes(method) ? hb.body : undefined, headers, `${method} ${url.slice(0, 120)} [${hb?.name ?? 'no body'}] ${JSON.stringify(headers).slice(0, 120)}`);
+    await send(
+      method,
+      url,
+      hb && !['GET', 'HEAD'].includes(method) ? hb.body : undefined,
+      headers,
+      `${method} ${url.slice(0, 120)} [${hb?.name ?? 'no body'}] ${JSON.stringify(headers).slice(0, 120)}`,
+    );
   }
 
   const elapsed = Date.now() - started;
-  t.diagnostic(`${sent} requests in ${elapsed} ms over ${routes.length} routes (${refusedByClient} refused by the inject client); statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((x, y) => x[0] - y[0])))}`);
+  t.diagnostic(
+    `${sent} requests in ${elapsed} ms over ${routes.length} routes (${refusedByClient} refused by the inject client); statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((x, y) => x[0] - y[0])))}`,
+  );
   assert.deepEqual(failures.slice(0, 30), [], `${failures.length} failures`);
   assert.ok(sent >= Math.min(MAX_REQUESTS, 2000), `only ${sent} requests were sent in the budget`);
 

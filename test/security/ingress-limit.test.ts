@@ -73,7 +73,9 @@ test('CARTEIRO_INGRESS_RATE_PER_SECOND=0 turns the limit off', async () => {
   assert.equal((await burst(() => withKey(c, org.key)('GET', 'endpoints'), 40)).ok.length, 40);
 });
 
-test('with Redis the limit holds across API processes', { skip: !(REDIS_URL && DATABASE_URL) && 'needs REDIS_URL and DATABASE_URL (two processes sharing one ledger and one Redis)' }, async () => {
+test('with Redis the limit holds across API processes', {
+  skip: !(REDIS_URL && DATABASE_URL) && 'needs REDIS_URL and DATABASE_URL (two processes sharing one ledger and one Redis)',
+}, async () => {
   // 1 a second plus 5 per 10 s: in a quick run of requests a key gets about 6, whatever the timing.
   const env = { CARTEIRO_INGRESS_RATE_PER_SECOND: '1', CARTEIRO_INGRESS_BURST: '5' };
   const one = await start(env);

@@ -15,7 +15,17 @@ let A: TestOrg;
 let B: TestOrg;
 let asA: ReturnType<typeof withKey>;
 let asB: ReturnType<typeof withKey>;
-const a = { endpoint: '', event: '', typedEvent: '', workflow: '', workflowN8nId: `wf-${MARK_A}`, job: '', eventType: 'acmeiso.thing', kebab: 'acmeiso-thing', user: `user-${MARK_A}` };
+const a = {
+  endpoint: '',
+  event: '',
+  typedEvent: '',
+  workflow: '',
+  workflowN8nId: `wf-${MARK_A}`,
+  job: '',
+  eventType: 'acmeiso.thing',
+  kebab: 'acmeiso-thing',
+  user: `user-${MARK_A}`,
+};
 const b = { endpoint: '', event: '' };
 
 /** Everything of A's that must never appear in an answer to B (unless B itself put it in the URL). */
@@ -47,7 +57,12 @@ before(async () => {
   const typed = await asA('POST', `events/${a.kebab}`, { note: MARK_A });
   assert.equal(typed.status, 202, JSON.stringify(typed.body));
   a.typedEvent = typed.body.event_id;
-  const wf = await asA('POST', 'n8n/workflows', { workflow_id: a.workflowN8nId, name: `wf ${MARK_A}`, webhook_url: `${receiver.url}/webhook/a`, event_types: ['payment.confirmed'] });
+  const wf = await asA('POST', 'n8n/workflows', {
+    workflow_id: a.workflowN8nId,
+    name: `wf ${MARK_A}`,
+    webhook_url: `${receiver.url}/webhook/a`,
+    event_types: ['payment.confirmed'],
+  });
   assert.equal(wf.status, 201, JSON.stringify(wf.body));
   a.workflow = wf.body.id;
 
@@ -110,25 +125,41 @@ test("B's key gets 404 for each of A's resources, on every resource route", asyn
 test("B cannot write into A: naming A's organization is refused without saying whether it exists", async () => {
   const unknownOrg = '01900000-0000-7000-8000-00000000abcd';
   for (const org of [A.id, unknownOrg]) {
-    const viaBody = await asB('POST', 'trigger', { event_type: 'user.registered', organization_id: org, data: { user_id: 'x', email: 'x@example.com', name: 'x' } });
+    const viaBody = await asB('POST', 'trigger', {
+      event_type: 'user.registered',
+      organization_id: org,
+      data: { user_id: 'x', email: 'x@example.com', name: 'x' },
+    });
     assert.equal(viaBody.status, 403);
     const viaHeader = await asB('GET', 'endpoints', undefined, { 'x-organization-id': org });
     assert.equal(viaHeader.status, 403);
-    const batch = await asB('POST', 'events/batch', { events: [{ event_type: 'user.registered', organization_id: org, data: { user_id: 'x', email: 'x@example.com', name: 'x' } }] });
+    const batch = await asB('POST', 'events/batch', {
+      events: [{ event_type: 'user.registered', organization_id: org, data: { user_id: 'x', email: 'x@example.com', name: 'x' } }],
+    });
     assert.equal(batch.status, 403);
     // Same answer for an organization that exists and one that does not: nothing to learn.
-    assert.equal(viaBody.body.message, (await asB('POST', 'trigger', { event_type: 'user.registered', organization_id: unknownOrg, data: { user_id: 'x', email: 'x@example.com', name: 'x' } })).body.message);
+    assert.equal(
+      viaBody.body.message,
+      (await asB('POST', 'trigger', { event_type: 'user.registered', organization_id: unknownOrg, data: { user_id: 'x', email: 'x@example.com', name: 'x' } }))
+        .body.message,
+    );
   }
   // B replaying its own event "to" A's endpoint, alone or in bulk, is a 404 as for an endpoint that
   // does not exist: the same answer but for the id B sent, so it learns nothing.
   const noEndpoint = '01900000-0000-7000-8000-00000000beef';
-  for (const [path, body] of [[`events/${b.event}/replay`, {}], ['replay', { status: 'completed' }]] as const) {
+  for (const [path, body] of [
+    [`events/${b.event}/replay`, {}],
+    ['replay', { status: 'completed' }],
+  ] as const) {
     const cross = await asB('POST', path, { ...body, endpoint_id: a.endpoint });
     assert.equal(cross.status, 404, `${path}: ${JSON.stringify(cross.body)}`);
     assert.equal(cross.body.details.field, 'endpoint_id');
     const missing = await asB('POST', path, { ...body, endpoint_id: noEndpoint });
     assert.equal(missing.status, 404);
-    assert.deepEqual({ ...cross.body, message: cross.body.message.replace(a.endpoint, '<id>') }, { ...missing.body, message: missing.body.message.replace(noEndpoint, '<id>') });
+    assert.deepEqual(
+      { ...cross.body, message: cross.body.message.replace(a.endpoint, '<id>') },
+      { ...missing.body, message: missing.body.message.replace(noEndpoint, '<id>') },
+    );
   }
   // Erasing "A's user" with B's key erases in B's organization only.
   const erased = await asB('DELETE', `users/${a.user}/data`);
@@ -137,14 +168,27 @@ test("B cannot write into A: naming A's organization is refused without saying w
 });
 
 test('listings show each organization only its own rows', async () => {
-  const lists = ['endpoints', 'events', 'events?limit=500', `events?user_id=${a.user}`, 'event-types', 'n8n/workflows', `endpoints/${b.endpoint}/attempts`, `events/${b.event}/attempts`, `events/${b.event}/status`];
+  const lists = [
+    'endpoints',
+    'events',
+    'events?limit=500',
+    `events?user_id=${a.user}`,
+    'event-types',
+    'n8n/workflows',
+    `endpoints/${b.endpoint}/attempts`,
+    `events/${b.event}/attempts`,
+    `events/${b.event}/status`,
+  ];
   for (const path of lists) {
     const res = await asB('GET', path);
     assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
     assertNoLeak(path, res.body, path);
   }
   const endpoints = await asB('GET', 'endpoints');
-  assert.deepEqual(endpoints.body.data.map((e: { id: string }) => e.id), [b.endpoint]);
+  assert.deepEqual(
+    endpoints.body.data.map((e: { id: string }) => e.id),
+    [b.endpoint],
+  );
   const events = await asB('GET', 'events');
   assert.ok(events.body.data.every((e: { organization_id: string }) => e.organization_id === B.id));
   assert.ok(events.body.data.some((e: { id: string }) => e.id === b.event));
@@ -180,12 +224,20 @@ test("B's live stream carries none of A's activity", async () => {
   let bothSubscribed = () => {};
   const subscribed = new Promise<void>((r) => (bothSubscribed = r));
   const onStream = () => void (--left === 0 && bothSubscribed());
-  const watching = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${A.key}` } }, {
-    streamMs: 60_000,
-    until: (body) => (aSawIt = body.includes('events.accepted')),
-    onStream,
-  });
-  const listening = injectRaw(c, { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${B.key}` } }, { streamMs: 60_000, stopWhen: watching, onStream });
+  const watching = injectRaw(
+    c,
+    { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${A.key}` } },
+    {
+      streamMs: 60_000,
+      until: (body) => (aSawIt = body.includes('events.accepted')),
+      onStream,
+    },
+  );
+  const listening = injectRaw(
+    c,
+    { method: 'GET', url: '/api/webhooks/live', headers: { authorization: `Bearer ${B.key}` } },
+    { streamMs: 60_000, stopWhen: watching, onStream },
+  );
   await Promise.race([subscribed, listening, watching]);
   const ev = await asA('POST', 'trigger', { event_type: 'user.registered', data: { user_id: a.user, email: `${MARK_A}@example.com`, name: MARK_A } });
   assert.equal(ev.status, 202);
@@ -216,7 +268,7 @@ test("after everything B tried, A's resources are unchanged", async () => {
   assert.equal((await asA('GET', `jobs/${a.job}`)).status, 200);
 });
 
-test('sweep: every route in the API description, called by B with A\'s ids, answers no 2xx and leaks nothing', async () => {
+test("sweep: every route in the API description, called by B with A's ids, answers no 2xx and leaks nothing", async () => {
   const spec = c.app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> };
   const candidates: Record<string, string[]> = {
     id: [a.endpoint, a.event, a.typedEvent, a.workflow, a.workflowN8nId, a.job, A.id],

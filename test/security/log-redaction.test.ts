@@ -28,9 +28,17 @@ test('a key or a user id in a query string never reaches the request log', async
       return { status: res.status, text: await res.text() };
     };
 
-    const org = await fetch(`${base}/organizations`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' }, body: '{"name":"Leaky"}' });
+    const org = await fetch(`${base}/organizations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: '{"name":"Leaky"}',
+    });
     const orgId = ((await org.json()) as { id: string }).id;
-    const made = await fetch(`${base}/organizations/${orgId}/keys`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' }, body: '{}' });
+    const made = await fetch(`${base}/organizations/${orgId}/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const orgKey = ((await made.json()) as { key: string }).key;
     const userId = 'person-4711@example.com';
 
@@ -44,7 +52,10 @@ test('a key or a user id in a query string never reaches the request log', async
 
     const logged = lines.join('');
     const incoming = lines.map((l) => JSON.parse(l) as { msg: string; req?: { url: string } }).filter((l) => l.msg === 'incoming request');
-    assert.ok(incoming.some((l) => l.req?.url === '/api/webhooks/events?user_id=[redacted]&limit=5'), JSON.stringify(incoming.map((l) => l.req?.url)));
+    assert.ok(
+      incoming.some((l) => l.req?.url === '/api/webhooks/events?user_id=[redacted]&limit=5'),
+      JSON.stringify(incoming.map((l) => l.req?.url)),
+    );
     for (const secret of [orgKey, TEST_ADMIN_KEY, encodeURIComponent(TEST_ADMIN_KEY), userId, encodeURIComponent(userId), 'person-4711']) {
       assert.ok(!logged.includes(secret), `the log shows ${secret}:\n${logged}`);
     }
@@ -69,23 +80,52 @@ test("a client value Postgres refused is logged by its error code, never by Post
   const lines: string[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
   const err = Object.assign(new Error('invalid input syntax for type json'), {
-    name: 'PostgresError', code: '22P02', detail: 'Token "ana@example.com" is invalid.', where: 'JSON data, line 1: ana@example.com', routine: 'json_errsave_error',
+    name: 'PostgresError',
+    code: '22P02',
+    detail: 'Token "ana@example.com" is invalid.',
+    where: 'JSON data, line 1: ana@example.com',
+    routine: 'json_errsave_error',
   });
   const sent: { status?: number; body?: unknown } = {};
-  const reply = { code(s: number) { sent.status = s; return this; }, headers() { return this; }, send(b: unknown) { sent.body = b; return this; } };
+  const reply = {
+    code(s: number) {
+      sent.status = s;
+      return this;
+    },
+    headers() {
+      return this;
+    },
+    send(b: unknown) {
+      sent.body = b;
+      return this;
+    },
+  };
   errorHandler(err, { log } as never, reply as never);
   assert.equal(sent.status, 400);
   assert.ok(lines.length === 1 && lines[0]!.includes('22P02'), lines.join(''));
   assert.ok(!lines.join('').includes('ana@example.com'), lines.join(''));
 });
 
-test("an unexpected Postgres error is logged with its message and code, not with the detail that quotes row values", () => {
+test('an unexpected Postgres error is logged with its message and code, not with the detail that quotes row values', () => {
   const lines: string[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
   const err = Object.assign(new Error('duplicate key value violates unique constraint "x"'), {
-    name: 'PostgresError', code: '23505', detail: 'Key (user_id)=(ana@example.com) already exists.', constraint_name: 'x',
+    name: 'PostgresError',
+    code: '23505',
+    detail: 'Key (user_id)=(ana@example.com) already exists.',
+    constraint_name: 'x',
   });
-  const reply = { code() { return this; }, headers() { return this; }, send() { return this; } };
+  const reply = {
+    code() {
+      return this;
+    },
+    headers() {
+      return this;
+    },
+    send() {
+      return this;
+    },
+  };
   errorHandler(err, { log } as never, reply as never);
   const logged = lines.join('');
   assert.ok(logged.includes('23505') && logged.includes('duplicate key value'), logged);

@@ -228,7 +228,10 @@ test('a manage session creates, edits, pauses, tests, rotates, replays, recovers
   assert.equal((await as('PATCH', `portal/endpoints/${endpoint.id}`, { max_in_flight: 1000 })).status, 400);
 
   const listed = await as('GET', 'portal/endpoints');
-  assert.deepEqual(listed.body.data.map((e: { id: string }) => e.id), [endpoint.id]);
+  assert.deepEqual(
+    listed.body.data.map((e: { id: string }) => e.id),
+    [endpoint.id],
+  );
   const edited = await as('PATCH', `portal/endpoints/${endpoint.id}`, { description: 'mine', events: ['user.*', 'webhook.*'] });
   assert.equal(edited.status, 200);
   assert.equal(edited.body.description, 'mine');
@@ -239,10 +242,13 @@ test('a manage session creates, edits, pauses, tests, rotates, replays, recovers
   assert.equal(sent.status, 202, JSON.stringify(sent.body));
   const [got] = (await receiver.waitFor(before + 1)).slice(before);
   assert.ok(got && verifiesWithStandardWebhooks(endpoint.secret, got), 'signed with the endpoint secret');
-  const delivery = await eventually(async () => {
-    const r = await as('GET', sent.body.deliveries_url);
-    return r.body.data?.[0]?.status === 'succeeded' ? r.body.data[0] : null;
-  }, { what: 'the test delivery to succeed' });
+  const delivery = await eventually(
+    async () => {
+      const r = await as('GET', sent.body.deliveries_url);
+      return r.body.data?.[0]?.status === 'succeeded' ? r.body.data[0] : null;
+    },
+    { what: 'the test delivery to succeed' },
+  );
   const attempts = await as('GET', `portal/deliveries/${delivery.id}/attempts`);
   assert.equal(attempts.status, 200);
   assert.equal(attempts.body.data[0].status_code, 200);
@@ -296,10 +302,13 @@ test("hostile user: with A's token, every id of B's (endpoints, deliveries, even
   const a = await userWithEndpoint('hostile-a');
   const b = await userWithEndpoint('victim-b');
   const bTest = await b.as('POST', `portal/endpoints/${b.endpoint.id}/test`);
-  const bDelivery = await eventually(async () => {
-    const r = await b.as('GET', `portal/deliveries?event_id=${bTest.body.event_id}`);
-    return r.body.data?.[0]?.status === 'succeeded' ? r.body.data[0] : null;
-  }, { what: "B's test delivery" });
+  const bDelivery = await eventually(
+    async () => {
+      const r = await b.as('GET', `portal/deliveries?event_id=${bTest.body.event_id}`);
+      return r.body.data?.[0]?.status === 'succeeded' ? r.body.data[0] : null;
+    },
+    { what: "B's test delivery" },
+  );
   // An endpoint of the organization with no owner, and one of another organization: as unknown to A.
   const unowned = (await asOrg()('POST', 'endpoints', { name: 'org-wide', url: `${receiver.url}/org` })).body;
   const foreign = (await asOrg(other)('POST', 'endpoints', { name: 'foreign', url: `${receiver.url}/foreign`, user_id: 'hostile-a' })).body;
@@ -344,9 +353,15 @@ test("hostile user: with A's token, every id of B's (endpoints, deliveries, even
   for (const q of [`endpoint_id=${b.endpoint.id}`, `event_id=${bTest.body.event_id}`, `endpoint_id=${foreign.id}`, 'status=succeeded']) {
     const res = await a.as('GET', `portal/deliveries?${q}`);
     assert.equal(res.status, 200);
-    assert.ok(res.body.data.every((d: { endpoint_id: string }) => d.endpoint_id === a.endpoint.id), q);
+    assert.ok(
+      res.body.data.every((d: { endpoint_id: string }) => d.endpoint_id === a.endpoint.id),
+      q,
+    );
   }
-  assert.deepEqual((await a.as('GET', 'portal/endpoints')).body.data.map((e: { id: string }) => e.id), [a.endpoint.id]);
+  assert.deepEqual(
+    (await a.as('GET', 'portal/endpoints')).body.data.map((e: { id: string }) => e.id),
+    [a.endpoint.id],
+  );
 
   assert.deepEqual(await snapshot(), endpointsBefore, "B's, the organization's and the other organization's endpoints are unchanged");
   assert.deepEqual(await dispatches(), dispatchesBefore, 'no delivery was queued, replayed or recovered');
@@ -450,13 +465,20 @@ test('ingress per user id: one user over its limit gets 429 naming it, another u
 
   // Another user of the same organization, and an event without a user, are served meanwhile.
   const quiet = await Promise.all(Array.from({ length: 3 }, () => send('quiet')));
-  assert.deepEqual(quiet.map((r) => r.status), [202, 202, 202]);
+  assert.deepEqual(
+    quiet.map((r) => r.status),
+    [202, 202, 202],
+  );
   const anonymous = await asOrg()('POST', 'trigger', { event_type: 'webhook.test', data: {} });
   assert.notEqual(anonymous.status, 429);
 
   // A batch is counted per event and refused whole: nothing of it is stored.
   const batch = await asOrg()('POST', 'events/batch', {
-    events: Array.from({ length: 5 }, (_, i) => ({ event_type: 'user.registered', user_id: 'batcher', data: { user_id: 'batcher', email: `b${i}@example.com`, name: 'B' } })),
+    events: Array.from({ length: 5 }, (_, i) => ({
+      event_type: 'user.registered',
+      user_id: 'batcher',
+      data: { user_id: 'batcher', email: `b${i}@example.com`, name: 'B' },
+    })),
   });
   assert.equal(batch.status, 429);
   assert.match(batch.body.message, /user "batcher"/);
@@ -467,10 +489,15 @@ test('ingress per user id: one user over its limit gets 429 naming it, another u
   assert.equal(override.body.effective.events_per_second, 50);
   assert.equal(override.body.effective.events_burst, 0, 'the burst not overridden stays the organization default');
   const lifted = await Promise.all(Array.from({ length: 10 }, () => send('noisy')));
-  assert.deepEqual(lifted.filter((r) => r.status !== 202).map((r) => r.status), []);
+  assert.deepEqual(
+    lifted.filter((r) => r.status !== 202).map((r) => r.status),
+    [],
+  );
 
   // Another organization has its own (unlimited) defaults.
-  const elsewhere = await Promise.all(Array.from({ length: 10 }, () => asOrg(other)('POST', 'trigger', { event_type: 'webhook.test', user_id: 'noisy', data: {} })));
+  const elsewhere = await Promise.all(
+    Array.from({ length: 10 }, () => asOrg(other)('POST', 'trigger', { event_type: 'webhook.test', user_id: 'noisy', data: {} })),
+  );
   assert.ok(elsewhere.every((r) => r.status !== 429));
   await asOrg()('PATCH', 'user-limits', { user_events_per_second: null, user_events_burst: null });
   await asOrg()('DELETE', 'user-limits/users/noisy');
@@ -481,7 +508,9 @@ test('row level security is the second wall: a database session acting for a por
   const b = await userWithEndpoint('rls-b');
   for (const u of [a, b]) {
     const t = await u.as('POST', `portal/endpoints/${u.endpoint.id}/test`);
-    await eventually(async () => (await u.as('GET', `portal/deliveries?event_id=${t.body.event_id}`)).body.data?.[0]?.status === 'succeeded', { what: 'test delivery' });
+    await eventually(async () => (await u.as('GET', `portal/deliveries?event_id=${t.body.event_id}`)).body.data?.[0]?.status === 'succeeded', {
+      what: 'test delivery',
+    });
   }
   const sql = c.services.ledger.sql;
   const schema = c.services.ledger.schema;
@@ -510,8 +539,10 @@ test('row level security is the second wall: a database session acting for a por
     endpoints: (await tx`SELECT DISTINCT user_id FROM webhook_endpoints`).map((r) => r.user_id),
     dispatches: (await tx`SELECT DISTINCT webhook_endpoint_id AS id FROM webhook_dispatches`).map((r) => r.id),
     attempts: (await tx`SELECT DISTINCT webhook_endpoint_id AS id FROM webhook_deliveries`).map((r) => r.id),
-    events: (await tx`SELECT count(*)::int AS n FROM webhook_events e WHERE NOT EXISTS (
-      SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ${a.endpoint.id})`)[0]?.n,
+    events: (
+      await tx`SELECT count(*)::int AS n FROM webhook_events e WHERE NOT EXISTS (
+      SELECT 1 FROM webhook_dispatches d WHERE d.webhook_event_id = e.id AND d.webhook_endpoint_id = ${a.endpoint.id})`
+    )[0]?.n,
     ownEvents: (await tx`SELECT count(*)::int AS n FROM webhook_events`)[0]?.n,
     keys: (await tx`SELECT count(*)::int AS n FROM api_keys`)[0]?.n,
     sessions: (await tx`SELECT count(*)::int AS n FROM portal_sessions`)[0]?.n,
@@ -527,7 +558,9 @@ test('row level security is the second wall: a database session acting for a por
   assert.deepEqual([seen.keys, seen.sessions, seen.audit, seen.organizations], [0, 0, 0, 0]);
 
   // The organization's own session (no portal user) still sees both users: the wall is per portal user.
-  const orgWide = await asPortalUser(null, async (tx) => (await tx`SELECT DISTINCT user_id FROM webhook_endpoints WHERE user_id LIKE 'rls-%' ORDER BY 1`).map((r) => r.user_id));
+  const orgWide = await asPortalUser(null, async (tx) =>
+    (await tx`SELECT DISTINCT user_id FROM webhook_endpoints WHERE user_id LIKE 'rls-%' ORDER BY 1`).map((r) => r.user_id),
+  );
   assert.deepEqual(orgWide, ['rls-a', 'rls-b']);
 
   await asPortalUser('rls-a', async (tx) => {
@@ -537,7 +570,10 @@ test('row level security is the second wall: a database session acting for a por
     await assert.rejects(tx`UPDATE webhook_endpoints SET user_id = 'rls-b' WHERE id = ${a.endpoint.id}`, /row-level security/);
   });
   await asPortalUser('rls-a', async (tx) => {
-    await assert.rejects(tx`INSERT INTO webhook_endpoints (organization_id, user_id, name, url) VALUES (${org.id}, 'rls-b', 'planted', 'http://127.0.0.1:9/x')`, /row-level security/);
+    await assert.rejects(
+      tx`INSERT INTO webhook_endpoints (organization_id, user_id, name, url) VALUES (${org.id}, 'rls-b', 'planted', 'http://127.0.0.1:9/x')`,
+      /row-level security/,
+    );
   });
   await asPortalUser('rls-a', async (tx) => {
     await assert.rejects(tx`INSERT INTO event_types (organization_id, name) VALUES (${org.id}, 'portal.planted')`, /row-level security/);
@@ -567,7 +603,13 @@ test('a portal user sets a transformation, a template and ordered delivery with 
   assert.match(JSON.stringify(broken.body), /transformation/);
   assert.equal(await count(), 0, 'nothing created');
 
-  const created = await as('POST', 'portal/endpoints', { name: 'slack', url: `${receiver.url}/code`, template: 'slack', fifo: true, fifo_on_exhausted: 'skip' });
+  const created = await as('POST', 'portal/endpoints', {
+    name: 'slack',
+    url: `${receiver.url}/code`,
+    template: 'slack',
+    fifo: true,
+    fifo_on_exhausted: 'skip',
+  });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   assert.equal(created.body.template, 'slack');
   assert.match(created.body.transformation, /handler/);

@@ -30,11 +30,14 @@ describe('retention purge', () => {
   async function deliveredEvents(n: number): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) ids.push(await trigger(c, { event_type: 'agent.created', data: { agent_id: `a${i}` } }));
-    await eventually(async () => {
-      const rows = await c.services.ledger.sql<{ n: number }[]>`
+    await eventually(
+      async () => {
+        const rows = await c.services.ledger.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_events WHERE id = ANY(${ids}::uuid[]) AND status = 'completed'`;
-      return rows[0]!.n === n;
-    }, { what: `${n} events delivered` });
+        return rows[0]!.n === n;
+      },
+      { what: `${n} events delivered` },
+    );
     return ids;
   }
 
@@ -45,7 +48,9 @@ describe('retention purge', () => {
   }
 
   const count = async (table: 'webhook_events' | 'webhook_dispatches' | 'webhook_deliveries', column: string, ids: string[]) => {
-    const rows = await c.services.ledger.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM ${c.services.ledger.sql(table)} WHERE ${c.services.ledger.sql(column)} = ANY(${ids}::uuid[])`;
+    const rows = await c.services.ledger.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM ${c.services.ledger.sql(table)} WHERE ${c.services.ledger.sql(column)} = ANY(${ids}::uuid[])`;
     return rows[0]!.n;
   };
 
@@ -88,10 +93,13 @@ describe('retention purge', () => {
     const ids = await deliveredEvents(3);
     await backdate(ids.slice(0, 2), 31);
     const job = await c.services.jobs.enqueue('retention-purge', { olderThanDays: c.config.retentionDays });
-    const state = await eventually(async () => {
-      const s = await c.services.jobs.get(job.id);
-      return s && (s.state === 'completed' || s.state === 'failed') ? s : null;
-    }, { what: 'the purge job to finish' });
+    const state = await eventually(
+      async () => {
+        const s = await c.services.jobs.get(job.id);
+        return s && (s.state === 'completed' || s.state === 'failed') ? s : null;
+      },
+      { what: 'the purge job to finish' },
+    );
     assert.equal(state.error, null);
     const result = state.result as Record<string, number>;
     assert.equal(result.events, 2);
@@ -102,13 +110,18 @@ describe('retention purge', () => {
 });
 
 describe('retention schedule', () => {
-  test('turning the purge off (interval 0) removes the schedule an earlier start left in Redis', { skip: !REDIS_URL && 'the schedule outlives processes only in Redis' }, async () => {
+  test('turning the purge off (interval 0) removes the schedule an earlier start left in Redis', {
+    skip: !REDIS_URL && 'the schedule outlives processes only in Redis',
+  }, async () => {
     const schema = uniqueSchema();
     const first = await startCarteiro({ schema, env: { CARTEIRO_RETENTION_INTERVAL_MINUTES: '60' } });
     const connection = new Redis(REDIS_URL as string, { maxRetriesPerRequest: null });
     const queue = new Queue('carteiro-jobs', { connection, prefix: `{${first.config.redis.prefix}:${schema}}` });
     try {
-      assert.deepEqual((await queue.getJobSchedulers()).map((s) => s.key), ['retention-purge-schedule']);
+      assert.deepEqual(
+        (await queue.getJobSchedulers()).map((s) => s.key),
+        ['retention-purge-schedule'],
+      );
       await first.stop({ keepSchema: true });
       // Before: the schedule stayed, and kept purging with the days it was created with.
       const second = await startCarteiro({ schema, env: { CARTEIRO_RETENTION_INTERVAL_MINUTES: '0' } });

@@ -12,7 +12,19 @@ import type { TxSql } from '../../src/ledger/connection.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
 import { captureTable } from '../../src/ledger/triggers.ts';
 
-const TABLES = ['organizations', 'webhook_endpoints', 'webhook_events', 'webhook_dispatches', 'webhook_deliveries', 'n8n_workflows', 'event_types', 'api_keys', 'audit_log', 'organization_members', 'table_captures'];
+const TABLES = [
+  'organizations',
+  'webhook_endpoints',
+  'webhook_events',
+  'webhook_dispatches',
+  'webhook_deliveries',
+  'n8n_workflows',
+  'event_types',
+  'api_keys',
+  'audit_log',
+  'organization_members',
+  'table_captures',
+];
 const ROLE = `carteiro_tenant_${randomBytes(4).toString('hex')}`;
 const MAPPED_ROLE = `carteiro_org_${randomBytes(4).toString('hex')}`;
 /** An application schema with a table each organization captures (migration 0002). */
@@ -37,7 +49,13 @@ before(async () => {
   await sql.unsafe(`CREATE SCHEMA ${APP}`);
   await sql.unsafe(`CREATE TABLE ${APP}.orders (id uuid PRIMARY KEY, note text)`);
   for (const org of [A, B]) {
-    await captureTable(sql, { schema: APP, table: 'orders', eventType: 'order.created', organizationId: org.id, triggerName: `orders_${org.name.slice(-1).toLowerCase()}` });
+    await captureTable(sql, {
+      schema: APP,
+      table: 'orders',
+      eventType: 'order.created',
+      organizationId: org.id,
+      triggerName: `orders_${org.name.slice(-1).toLowerCase()}`,
+    });
   }
   await sql.unsafe(`CREATE ROLE ${ROLE} NOLOGIN`);
   await sql.unsafe(`CREATE ROLE ${MAPPED_ROLE} NOLOGIN`);
@@ -95,7 +113,10 @@ test("the owner (Carteiro's own connection) still sees every organization", asyn
 test('a tenant role with carteiro.organization_id set sees only that organization, in every table', async () => {
   const seen = await asRole(ROLE, { 'carteiro.organization_id': A.id }, organizationsVisible);
   for (const table of TABLES) {
-    assert.ok(seen[table]!.every((org) => org === A.id), `${table}: ${seen[table]}`);
+    assert.ok(
+      seen[table]!.every((org) => org === A.id),
+      `${table}: ${seen[table]}`,
+    );
   }
   // Where A has rows, they are visible (the wall is not simply closed).
   for (const table of ['organizations', 'webhook_endpoints', 'webhook_events', 'event_types', 'api_keys', 'organization_members', 'table_captures']) {
@@ -143,7 +164,10 @@ test('keys, the audit trail, memberships and the organization itself are read-on
     assert.equal((await tx`DELETE FROM audit_log RETURNING id`).length, 0);
     assert.equal((await tx`DELETE FROM organization_members RETURNING id`).length, 0);
     // …while its own data stays writable.
-    assert.equal((await tx`UPDATE webhook_endpoints SET name = 'renamed by a' RETURNING organization_id`).every((r) => r.organization_id === A.id), true);
+    assert.equal(
+      (await tx`UPDATE webhook_endpoints SET name = 'renamed by a' RETURNING organization_id`).every((r) => r.organization_id === A.id),
+      true,
+    );
   });
 });
 
@@ -161,7 +185,13 @@ test("table captures are the owner's to attach, change and remove; a tenant role
   });
   const rows = await c.services.ledger.sql<{ organization_id: string; event_type: string }[]>`
     SELECT organization_id, event_type FROM table_captures WHERE schema_name = ${APP} ORDER BY trigger_name`;
-  assert.deepEqual(rows.map((r) => [r.organization_id, r.event_type]), [[A.id, 'order.created'], [B.id, 'order.created']]);
+  assert.deepEqual(
+    rows.map((r) => [r.organization_id, r.event_type]),
+    [
+      [A.id, 'order.created'],
+      [B.id, 'order.created'],
+    ],
+  );
 });
 
 test("Carteiro's own bookkeeping (migration history, worker heartbeats) is invisible and untouchable to a tenant role", async () => {
@@ -199,7 +229,7 @@ test('Supabase: an organization_id in app_metadata (written by the service role)
 // past the end of the transaction (measured with @electric-sql/pglite 0.5), which would leave the
 // shared embedded session as a non-superuser, so on PGlite this one check is skipped.
 const sessionAuthorizationSkip = BACKEND === 'pglite' ? 'PGlite keeps SET LOCAL SESSION AUTHORIZATION after the transaction; runs on Postgres' : false;
-test("a login role mapped to one organization stays in it, whatever it sets", { skip: sessionAuthorizationSkip }, async () => {
+test('a login role mapped to one organization stays in it, whatever it sets', { skip: sessionAuthorizationSkip }, async () => {
   const seen = await asRole(MAPPED_ROLE, { 'carteiro.organization_id': B.id }, organizationsVisible, { session: true });
   assert.deepEqual(seen.webhook_endpoints, [A.id]);
   assert.deepEqual(seen.webhook_events, [A.id]);
@@ -208,7 +238,10 @@ test("a login role mapped to one organization stays in it, whatever it sets", { 
 });
 
 test('a malformed organization in the setting fails closed (an error, not rows)', async () => {
-  await assert.rejects(asRole(ROLE, { 'carteiro.organization_id': 'not-a-uuid' }, (tx) => tx`SELECT * FROM webhook_endpoints`), /uuid/);
+  await assert.rejects(
+    asRole(ROLE, { 'carteiro.organization_id': 'not-a-uuid' }, (tx) => tx`SELECT * FROM webhook_endpoints`),
+    /uuid/,
+  );
 });
 
 test('row level security is on for every table in the schema, partitions included', async () => {
@@ -217,8 +250,15 @@ test('row level security is on for every table in the schema, partitions include
   const rows = await c.services.ledger.sql<{ relname: string; relrowsecurity: boolean }[]>`
     SELECT c.relname, c.relrowsecurity FROM pg_class c
     WHERE c.relnamespace = ${c.services.ledger.schema}::regnamespace AND c.relkind IN ('r', 'p')`; // 'p': webhook_deliveries is partitioned (0006)
-  for (const table of [...TABLES, 'schema_migrations', 'worker_heartbeats']) assert.ok(rows.some((r) => r.relname === table), `${table} exists`);
-  assert.deepEqual(rows.filter((r) => !r.relrowsecurity).map((r) => r.relname), []);
+  for (const table of [...TABLES, 'schema_migrations', 'worker_heartbeats'])
+    assert.ok(
+      rows.some((r) => r.relname === table),
+      `${table} exists`,
+    );
+  assert.deepEqual(
+    rows.filter((r) => !r.relrowsecurity).map((r) => r.relname),
+    [],
+  );
 });
 
 test("a tenant role cannot mark data as sealed: another organization's ciphertext copied into its own event stays ciphertext", async () => {
@@ -241,7 +281,9 @@ test("a tenant role cannot mark data as sealed: another organization's ciphertex
   assert.equal(before.status, 200);
   assert.match(before.body.data.note, /^enc:v1:/, 'not opened: Carteiro did not seal it');
   // Carteiro's sealing pass seals it, the copied ciphertext once more: it still reads as ciphertext.
-  await eventually(async () => (await sql<{ s: boolean }[]>`SELECT data_sealed AS s FROM webhook_events WHERE id = ${row!.id}`)[0]?.s || null, { what: 'the sealing pass' });
+  await eventually(async () => (await sql<{ s: boolean }[]>`SELECT data_sealed AS s FROM webhook_events WHERE id = ${row!.id}`)[0]?.s || null, {
+    what: 'the sealing pass',
+  });
   const after = await read();
   assert.equal(after.body.data.note, theirs!.email);
   assert.notEqual(after.body.data.note, 'u@example.com');

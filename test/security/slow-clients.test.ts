@@ -27,7 +27,9 @@ function converse(drive: (s: Socket) => void, maxMs = 10_000): Promise<{ reply: 
       socket.destroy();
       reject(new Error(`the server kept the connection open for ${maxMs} ms; got ${JSON.stringify(reply.slice(0, 200))}`));
     }, maxMs);
-    socket.on('data', (d) => { reply += d.toString('latin1'); });
+    socket.on('data', (d) => {
+      reply += d.toString('latin1');
+    });
     socket.on('error', () => {}); // a reset is also a close
     socket.on('close', () => {
       clearTimeout(guard);
@@ -52,7 +54,9 @@ test('a client that trickles its headers (slowloris) is cut off at the deadline'
   const { closedAfterMs } = await converse((s) => {
     s.write('GET /api/webhooks/stats HTTP/1.1\r\nHost: x\r\n');
     let i = 0;
-    timer = setInterval(() => { if (!s.destroyed) s.write(`X-Slow-${i++}: a\r\n`); }, 150);
+    timer = setInterval(() => {
+      if (!s.destroyed) s.write(`X-Slow-${i++}: a\r\n`);
+    }, 150);
   });
   clearInterval(timer);
   assert.ok(closedAfterMs < DEADLINE_MS + 4_000, `closed after ${closedAfterMs} ms`);
@@ -67,7 +71,9 @@ test('headers past 16 KiB are refused with 431', async () => {
 
 test('a body announced larger than the limit is refused with 413 before it is sent', async () => {
   const { reply } = await converse((s) => {
-    s.write(`POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${5 * 1024 * 1024}\r\nConnection: close\r\n\r\n{`);
+    s.write(
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${5 * 1024 * 1024}\r\nConnection: close\r\n\r\n{`,
+    );
   });
   assert.match(reply, /^HTTP\/1\.1 413/);
 });
@@ -96,7 +102,9 @@ function postWithHttp(headers: Record<string, string> = {}): Promise<{ status: n
     req.on('response', (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
+      res.on('data', (d: string) => {
+        body += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
@@ -108,7 +116,11 @@ function postWithHttp(headers: Record<string, string> = {}): Promise<{ status: n
 
 test('a 5 MB body gets a 413 the client can read, with fetch and with the http client, every time', async () => {
   for (let i = 0; i < 10; i++) {
-    const res = await fetch(`${c.url}/api/webhooks/trigger`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' }, body: FIVE_MB });
+    const res = await fetch(`${c.url}/api/webhooks/trigger`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: FIVE_MB,
+    });
     assert.equal(res.status, 413, `fetch, try ${i + 1}`);
     assert.match(await res.text(), /too large/);
     const viaHttp = await postWithHttp();
@@ -122,7 +134,9 @@ test('a 5 MB body gets a 413 the client can read, with fetch and with the http c
 
 test('with Expect: 100-continue an oversized body is answered 413 instead of 100 Continue', async () => {
   const { reply } = await converse((s) => {
-    s.write(`POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${FIVE_MB.length}\r\nExpect: 100-continue\r\n\r\n`);
+    s.write(
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${FIVE_MB.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
   });
   assert.match(reply, /^HTTP\/1\.1 413/, reply.slice(0, 100));
   assert.doesNotMatch(reply, /100 Continue/);
@@ -131,7 +145,9 @@ test('with Expect: 100-continue an oversized body is answered 413 instead of 100
   // A body within the limit still gets its 100 Continue and is served.
   const { reply: small } = await converse((s) => {
     const body = '{"event_type":"user.registered","data":{"user_id":"u","email":"e@x.io","name":"n"}}';
-    s.write(`POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    s.write(
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
     s.once('data', () => s.write(body));
   });
   assert.match(small, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 202/);
@@ -150,7 +166,11 @@ test('after its 413 the server reads the rest of an oversized body and closes cl
       while (sent < FIVE_MB.length && !s.destroyed) {
         const n = Math.min(chunk.length, FIVE_MB.length - sent);
         sent += n;
-        if (!s.write(chunk.subarray(0, n))) await new Promise((r) => { s.once('drain', r); s.once('close', r); });
+        if (!s.write(chunk.subarray(0, n)))
+          await new Promise((r) => {
+            s.once('drain', r);
+            s.once('close', r);
+          });
       }
     };
     s.on('data', (d) => {
@@ -160,7 +180,9 @@ test('after its 413 the server reads the rest of an oversized body and closes cl
         void sendRest();
       }
     });
-    s.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
     s.on('close', () => resolve({ reply, error, sent }));
     s.on('connect', () => {
       s.write(`POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${FIVE_MB.length}\r\n\r\n`);

@@ -15,8 +15,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  blockedReason, classifyAddress, createDestinationGuard, createDnsResolver, embeddedIPv4, guardSender, ipv6Bytes, parseAllowList, parseCidr,
-  urlHost, type Resolver,
+  blockedReason,
+  classifyAddress,
+  createDestinationGuard,
+  createDnsResolver,
+  embeddedIPv4,
+  guardSender,
+  ipv6Bytes,
+  parseAllowList,
+  parseCidr,
+  urlHost,
+  type Resolver,
 } from '../../src/security/ssrf.ts';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 import { UnsafeDestinationError } from '../../src/errors/errors.ts';
@@ -74,7 +83,21 @@ describe('address classification', () => {
     });
   }
 
-  for (const address of ['8.8.8.8', '1.1.1.1', '93.184.216.34', '100.63.255.255', '100.128.0.0', '172.15.255.255', '172.32.0.0', '169.253.0.1', '2606:4700:4700::1111', '2a00:1450:4001::200e', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1']) {
+  for (const address of [
+    '8.8.8.8',
+    '1.1.1.1',
+    '93.184.216.34',
+    '100.63.255.255',
+    '100.128.0.0',
+    '172.15.255.255',
+    '172.32.0.0',
+    '169.253.0.1',
+    '2606:4700:4700::1111',
+    '2a00:1450:4001::200e',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+  ]) {
     test(`${address} is public`, () => assert.deepEqual(classifyAddress(address), { blocked: false }));
   }
 
@@ -90,7 +113,15 @@ describe('address classification', () => {
   });
 
   test('WHATWG URL parsing normalises decimal, octal, hex and short IPv4 hosts, and IPv6 forms', () => {
-    const loopback = ['http://2130706433/', 'http://0177.0.0.1/', 'http://0x7f.0.0.1/', 'http://0x7f000001/', 'http://127.1/', 'http://017700000001/', 'http://0177.1/'];
+    const loopback = [
+      'http://2130706433/',
+      'http://0177.0.0.1/',
+      'http://0x7f.0.0.1/',
+      'http://0x7f000001/',
+      'http://127.1/',
+      'http://017700000001/',
+      'http://0177.1/',
+    ];
     for (const url of loopback) {
       assert.equal(urlHost(url), '127.0.0.1', url);
       assert.match(blockedReason(urlHost(url) as string, parseAllowList([])) as string, /loopback/, url);
@@ -116,7 +147,10 @@ describe('address classification', () => {
   });
 
   test('a malformed allow-list entry is a configuration error naming it', () => {
-    assert.throws(() => parseAllowList(['10.0.0.0/33']), (err: Error) => err instanceof ConfigError && /10\.0\.0\.0\/33/.test(err.message));
+    assert.throws(
+      () => parseAllowList(['10.0.0.0/33']),
+      (err: Error) => err instanceof ConfigError && /10\.0\.0\.0\/33/.test(err.message),
+    );
     assert.throws(() => parseAllowList(['intranet']), ConfigError);
     assert.deepEqual(parseCidr('[::1]'), { address: '::1', prefix: 128, family: 'ipv6' });
   });
@@ -160,7 +194,19 @@ describe('registration check', () => {
   });
 
   test('IP-literal hosts in every notation are refused', async () => {
-    for (const url of ['http://127.0.0.1/', 'http://2130706433/', 'http://0177.0.0.1/', 'http://0x7f.1/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/', 'http://[fd00::1]/', 'http://0.0.0.0:8080/', 'http://224.0.0.1/', 'http://100.64.0.1/']) {
+    for (const url of [
+      'http://127.0.0.1/',
+      'http://2130706433/',
+      'http://0177.0.0.1/',
+      'http://0x7f.1/',
+      'http://[::1]/',
+      'http://[::ffff:127.0.0.1]/',
+      'http://169.254.169.254/',
+      'http://[fd00::1]/',
+      'http://0.0.0.0:8080/',
+      'http://224.0.0.1/',
+      'http://100.64.0.1/',
+    ]) {
       await refuses(url, /blocked address/);
     }
   });
@@ -175,7 +221,10 @@ describe('registration check', () => {
   });
 
   test('the allow-list opens exactly its ranges', async () => {
-    const open = createDestinationGuard({ allow: ['10.0.0.0/24'], resolve: scriptedResolver({ 'internal.example.com': ['10.0.0.7'], 'other.example.com': ['10.0.1.7'] }) });
+    const open = createDestinationGuard({
+      allow: ['10.0.0.0/24'],
+      resolve: scriptedResolver({ 'internal.example.com': ['10.0.0.7'], 'other.example.com': ['10.0.1.7'] }),
+    });
     await open.checkUrl('https://internal.example.com/');
     await open.checkUrl('http://10.0.0.200/');
     await assert.rejects(open.checkUrl('https://other.example.com/'), UnsafeDestinationError);
@@ -187,7 +236,9 @@ describe('connect time', () => {
   test('lookup drops blocked answers and fails when none is left, in both callback forms', async () => {
     const guard = createDestinationGuard({ allow: [], resolve: scriptedResolver({ 'a.test': ['127.0.0.1', '93.184.216.34'], 'b.test': ['10.0.0.1'] }) });
     const call = (host: string, options: object) =>
-      new Promise<unknown[]>((resolve) => (guard.lookup as unknown as (h: string, o: object, cb: (...a: unknown[]) => void) => void)(host, options, (...args) => resolve(args)));
+      new Promise<unknown[]>((resolve) =>
+        (guard.lookup as unknown as (h: string, o: object, cb: (...a: unknown[]) => void) => void)(host, options, (...args) => resolve(args)),
+      );
     assert.deepEqual(await call('a.test', { all: true }), [null, [{ address: '93.184.216.34', family: 4 }]]);
     assert.deepEqual(await call('a.test', {}), [null, '93.184.216.34', 4]);
     const [err] = await call('b.test', { all: true });
@@ -204,7 +255,10 @@ describe('connect time', () => {
     const guard = createDestinationGuard({ allow: [], resolve: scriptedResolver({ 'rebind.test': () => [answer] }) });
     await guard.checkUrl(`http://rebind.test:${port}/hook`); // registration sees a public address
     answer = '127.0.0.1'; // …then the name points at the loopback receiver
-    const sender = guardSender(createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: guard.lookup } }), guard);
+    const sender = guardSender(
+      createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: guard.lookup } }),
+      guard,
+    );
     t.after(() => sender.close());
     const result = await sender.post(`http://rebind.test:${port}/hook`, '{}', {});
     assert.equal(result.kind, 'network-error');
@@ -217,14 +271,20 @@ describe('connect time', () => {
     t.after(() => receiver.close());
     const port = new URL(receiver.url).port;
     const open = createDestinationGuard({ allow: ['127.0.0.0/8'], resolve: scriptedResolver({ 'local.test': ['127.0.0.1'] }) });
-    const sender = guardSender(createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: open.lookup } }), open);
+    const sender = guardSender(
+      createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: open.lookup } }),
+      open,
+    );
     t.after(() => sender.close());
     const ok = await sender.post(`http://local.test:${port}/`, '{}', {});
     assert.equal(ok.kind, 'response');
     assert.equal(receiver.received.length, 1);
 
     const closed = createDestinationGuard({ allow: [] });
-    const strict = guardSender(createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: closed.lookup } }), closed);
+    const strict = guardSender(
+      createHttpSender({ connectionsPerOrigin: 2, timeoutMs: 30_000, responseBodyLimitBytes: 1024, connect: { lookup: closed.lookup } }),
+      closed,
+    );
     t.after(() => strict.close());
     for (const url of [receiver.url, `http://2130706433:${port}/`, `http://[::ffff:127.0.0.1]:${port}/`]) {
       const r = await strict.post(url, '{}', {});
@@ -244,7 +304,17 @@ describe('through Carteiro with an empty allow-list', () => {
   after(() => c.stop());
 
   test('POST and PATCH /endpoints refuse blocked destinations with 422', async () => {
-    for (const url of ['http://127.0.0.1:9/hook', 'http://localhost:9/hook', 'http://2130706433/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/latest/meta-data/', 'http://10.0.0.1/', 'http://0.0.0.0/', 'ftp://example.com/x']) {
+    for (const url of [
+      'http://127.0.0.1:9/hook',
+      'http://localhost:9/hook',
+      'http://2130706433/',
+      'http://[::1]/',
+      'http://[::ffff:127.0.0.1]/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.1/',
+      'http://0.0.0.0/',
+      'ftp://example.com/x',
+    ]) {
       const res = await c.request('POST', 'endpoints', { name: 'x', url });
       assert.equal(res.status, 422, url);
       assert.equal(res.body.code, 'CARTEIRO_UNSAFE_DESTINATION', url);
@@ -266,10 +336,13 @@ describe('through Carteiro with an empty allow-list', () => {
     const [byIp] = await sql<{ id: string }[]>`
       INSERT INTO webhook_endpoints (organization_id, name, url, events) VALUES ('00000000-0000-7000-8000-000000000000', 'by ip', ${`http://127.0.0.1:${port}/`}, '{agent.deleted}') RETURNING id`;
     const eventId = await trigger(c, { event_type: 'agent.deleted', data: { agent_id: 'a1' } });
-    const attempts = await eventually(async () => {
-      const res = await c.request('GET', `events/${eventId}/attempts`);
-      return res.body.data.length >= 2 ? res.body.data : null;
-    }, { what: 'two failed attempts' });
+    const attempts = await eventually(
+      async () => {
+        const res = await c.request('GET', `events/${eventId}/attempts`);
+        return res.body.data.length >= 2 ? res.body.data : null;
+      },
+      { what: 'two failed attempts' },
+    );
     const byEndpoint = new Map(attempts.map((a: { webhook_endpoint_id: string; error: string }) => [a.webhook_endpoint_id, a]));
     const nameAttempt = byEndpoint.get(byName!.id) as { success: boolean; error: string };
     const ipAttempt = byEndpoint.get(byIp!.id) as { success: boolean; error: string };
@@ -294,10 +367,13 @@ describe('redirects', () => {
     t.after(() => Promise.all([target.close(), redirector.close()]));
     await createEndpoint(c, { url: redirector.url, events: ['agent.updated'] });
     const id = await trigger(c, { event_type: 'agent.updated', data: { agent_id: 'a1' } });
-    const status = await eventually(async () => {
-      const res = await c.request('GET', `events/${id}/status`);
-      return res.body.status === 'failed' ? res.body : null;
-    }, { what: 'the delivery to fail' });
+    const status = await eventually(
+      async () => {
+        const res = await c.request('GET', `events/${id}/status`);
+        return res.body.status === 'failed' ? res.body : null;
+      },
+      { what: 'the delivery to fail' },
+    );
     assert.equal(status.deliveries[0].last_status_code, 302);
     assert.match(status.deliveries[0].last_error, /HTTP 302/);
     assert.equal(redirector.received.length, 1);
@@ -326,7 +402,7 @@ async function startDnsServer(zone: Zone): Promise<DnsServer> {
     seen.set(key, (seen.get(key) ?? 0) + 1);
     const entry = zone[name];
     if (entry === 'drop') return;
-    const addresses = entry === undefined ? [] : (type === TYPE_A ? entry.a : type === TYPE_AAAA ? entry.aaaa : undefined) ?? [];
+    const addresses = entry === undefined ? [] : ((type === TYPE_A ? entry.a : type === TYPE_AAAA ? entry.aaaa : undefined) ?? []);
     socket.send(dnsResponse(query, questionEnd, entry === undefined, type, addresses, entry?.ttl ?? 30), peer.port, peer.address);
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -391,14 +467,18 @@ describe('DNS resolution (c-ares, against a DNS server on loopback)', () => {
   });
   after(() => dns.close());
 
-  test("names whose DNS drops queries delay only themselves, and fail within a bounded time", async () => {
+  test('names whose DNS drops queries delay only themselves, and fail within a bounded time', async () => {
     const guard = createDestinationGuard({ allow: [], resolve: createDnsResolver({ servers: dns.servers }) });
     const started = performance.now();
     // Eight endpoints with dead DNS (as in the audit), each looked up several times at once.
-    const dead = Array.from({ length: 8 }, (_, i) => [1, 2, 3].map(() => guard.checkUrl(`https://dead${i + 1}.test/hook`).then(
-      () => assert.fail('a dead name resolved'),
-      (err: Error) => ({ err, ms: performance.now() - started }),
-    ))).flat();
+    const dead = Array.from({ length: 8 }, (_, i) =>
+      [1, 2, 3].map(() =>
+        guard.checkUrl(`https://dead${i + 1}.test/hook`).then(
+          () => assert.fail('a dead name resolved'),
+          (err: Error) => ({ err, ms: performance.now() - started }),
+        ),
+      ),
+    ).flat();
     // All of them outstanding: every dead name asked.
     await eventually(() => Array.from({ length: 8 }, (_, i) => dns.queries(`dead${i + 1}.test`, 'A')).every((n) => n >= 1), { what: 'the dead names asked' });
 
@@ -408,7 +488,10 @@ describe('DNS resolution (c-ares, against a DNS server on loopback)', () => {
     const goodAt = performance.now();
     const goodMs = goodAt - t;
     assert.equal(err, null);
-    assert.deepEqual(addresses, [{ address: '93.184.216.34', family: 4 }, { address: '2606:2800:220:1:248:1893:25c8:1946', family: 6 }]);
+    assert.deepEqual(addresses, [
+      { address: '93.184.216.34', family: 4 },
+      { address: '2606:2800:220:1:248:1893:25c8:1946', family: 6 },
+    ]);
     const failed = await Promise.all(dead);
     // Answered while the dead lookups were still pending (before the first of them gave up), not after them.
     const firstFailure = Math.min(...failed.map((f) => started + f.ms));
@@ -436,7 +519,11 @@ describe('DNS resolution (c-ares, against a DNS server on loopback)', () => {
     const answers = await Promise.all(Array.from({ length: 5 }, () => resolve('shared.test')));
     assert.equal(dns.queries('shared.test', 'A'), 1);
     assert.equal(dns.queries('shared.test', 'AAAA'), 1);
-    for (const a of answers) assert.deepEqual(a.map((x) => x.address), ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946']);
+    for (const a of answers)
+      assert.deepEqual(
+        a.map((x) => x.address),
+        ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
+      );
     await resolve('SHARED.test.'); // same name: cached (TTL 30 s)
     assert.equal(dns.queries('shared.test', 'A'), 1);
 
@@ -462,9 +549,15 @@ describe('DNS resolution (c-ares, against a DNS server on loopback)', () => {
     const hostsFile = join(dir, 'hosts');
     writeFileSync(hostsFile, '# comment\n10.1.2.3   intranet.test  Alias.test # trailing\n::1 intranet.test\n\nnot-an-ip bogus.test\n');
     const resolve = createDnsResolver({ servers: dns.servers, hostsFile });
-    assert.deepEqual(await resolve('intranet.test'), [{ address: '10.1.2.3', family: 4 }, { address: '::1', family: 6 }]);
+    assert.deepEqual(await resolve('intranet.test'), [
+      { address: '10.1.2.3', family: 4 },
+      { address: '::1', family: 6 },
+    ]);
     assert.deepEqual(await resolve('alias.test'), [{ address: '10.1.2.3', family: 4 }]);
-    const loopback = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+    const loopback = [
+      { address: '127.0.0.1', family: 4 },
+      { address: '::1', family: 6 },
+    ];
     assert.deepEqual(await resolve('localhost'), loopback, 'not in this hosts file: loopback all the same (RFC 6761)');
     assert.deepEqual(await resolve('api.LOCALHOST.'), loopback);
     assert.deepEqual(await resolve('93.184.216.34'), [{ address: '93.184.216.34', family: 4 }]);
@@ -494,7 +587,14 @@ describe('lookups and the libuv threadpool', () => {
       rmSync(dir, { recursive: true, force: true });
     });
     await sleep(100);
-    assert.equal(await within(access(dir).then(() => 'done'), 300), 'still waiting', 'the threadpool is saturated');
+    assert.equal(
+      await within(
+        access(dir).then(() => 'done'),
+        300,
+      ),
+      'still waiting',
+      'the threadpool is saturated',
+    );
 
     const guard = createDestinationGuard({ allow: [] }); // production's resolver: system DNS, /etc/hosts
     // Stuck behind the threadpool it would wait until the test ends: the deadline only tells that apart.
@@ -502,7 +602,13 @@ describe('lookups and the libuv threadpool', () => {
     assert.notEqual(lookedUp, 'still waiting', 'the lookup queued behind the busy threadpool');
     const [err] = lookedUp as unknown[];
     assert.match((err as Error).message, /destination resolves to a blocked address: localhost → 127\.0\.0\.1 \(loopback\)/);
-    const checked = await within(guard.checkUrl('http://localhost:9/hook').then(() => 'passed', (e: Error) => e.message), 10_000);
+    const checked = await within(
+      guard.checkUrl('http://localhost:9/hook').then(
+        () => 'passed',
+        (e: Error) => e.message,
+      ),
+      10_000,
+    );
     assert.match(checked, /localhost.*127\.0\.0\.1 \(loopback\)/);
   });
 });

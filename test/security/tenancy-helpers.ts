@@ -40,7 +40,13 @@ export async function injectRaw(
   } = {},
 ): Promise<RawAnswer> {
   const answer = c.app
-    .inject({ method: req.method as 'GET', url: req.url, headers: req.headers ?? {}, payloadAsStream: true, ...(req.payload === undefined ? {} : { payload: req.payload }) })
+    .inject({
+      method: req.method as 'GET',
+      url: req.url,
+      headers: req.headers ?? {},
+      payloadAsStream: true,
+      ...(req.payload === undefined ? {} : { payload: req.payload }),
+    })
     .then(async (r) => {
       const stream = r.stream();
       const streamed = String(r.headers['content-type'] ?? '').startsWith('text/event-stream');
@@ -69,7 +75,9 @@ export async function injectRaw(
       return { status: r.statusCode, body: Buffer.concat(chunks).toString('utf8'), headers: r.headers as Record<string, unknown>, streamed };
     });
   let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), opts.timeoutMs ?? 5_000 + (opts.streamMs ?? 0)); });
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), opts.timeoutMs ?? 5_000 + (opts.streamMs ?? 0));
+  });
   try {
     return await Promise.race([answer, hung]);
   } finally {

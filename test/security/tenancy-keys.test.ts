@@ -41,10 +41,13 @@ test('an organization gets a key that is shown once, stored only as a SHA-256, a
   const created = await as('POST', 'endpoints', { name: 'mine', url: 'http://127.0.0.1:9/hook' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   assert.equal(created.body.organization_id, org.body.id);
-  await eventually(async () => {
-    const [k] = await c.services.ledger.sql`SELECT last_used_at FROM api_keys WHERE id = ${made.body.id}`;
-    return k?.last_used_at;
-  }, { what: 'last_used_at' });
+  await eventually(
+    async () => {
+      const [k] = await c.services.ledger.sql`SELECT last_used_at FROM api_keys WHERE id = ${made.body.id}`;
+      return k?.last_used_at;
+    },
+    { what: 'last_used_at' },
+  );
 });
 
 test('last_used_at is written at most once a minute per key, not on every request', async () => {
@@ -84,7 +87,10 @@ test('a revoked key is refused at once; other keys of the organization keep work
   assert.equal(again.status, 200);
   assert.equal(again.body.revoked_at, revoked.body.revoked_at);
   const listed = await c.request('GET', `organizations/${org.id}/keys`);
-  assert.deepEqual(listed.body.data.map((k: { active: boolean }) => k.active), [false, true]);
+  assert.deepEqual(
+    listed.body.data.map((k: { active: boolean }) => k.active),
+    [false, true],
+  );
 });
 
 test('keys that are unknown, malformed or of another shape are 401', async () => {

@@ -97,7 +97,12 @@ export type TestCarteiro = {
   env: Record<string, string>;
   /** Set when started with listen: true. */
   url: string | null;
-  request<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Record<string, unknown> }>;
+  request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; headers: Record<string, unknown> }>;
   stop(opts?: { keepSchema?: boolean }): Promise<void>;
 };
 
@@ -126,7 +131,11 @@ export async function startCarteiro(opts: TestEnvOptions & { role?: Role; listen
         method: method as 'GET',
         url: path.startsWith('/') ? path : `/api/webhooks/${path}`,
         headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers },
-        ...(body === undefined ? {} : typeof body === 'string' ? { payload: body, headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers } } : { payload: body as object }),
+        ...(body === undefined
+          ? {}
+          : typeof body === 'string'
+            ? { payload: body, headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers } }
+            : { payload: body as object }),
       });
       let parsed: unknown = res.body;
       try {
@@ -199,7 +208,8 @@ export async function eventually<T>(check: () => Promise<T> | T, opts: { timeout
     } catch (err) {
       last = err;
     }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (performance.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
   }
 }
@@ -227,15 +237,18 @@ export type SettledLedger = { dispatches: number; attempts: number; byStatus: Re
  */
 export async function settled(c: Pick<TestCarteiro, 'services'>, opts: { endpointId?: string; eventIds?: string[] } = {}): Promise<SettledLedger> {
   const sql = c.services.ledger.sql;
-  return eventually(async () => {
-    const rows = await sql<{ status: string; n: number; attempts: number }[]>`
+  return eventually(
+    async () => {
+      const rows = await sql<{ status: string; n: number; attempts: number }[]>`
       SELECT status, count(*)::int AS n, coalesce(sum(attempts), 0)::int AS attempts
         FROM webhook_dispatches
        WHERE (${opts.endpointId ?? null}::uuid IS NULL OR webhook_endpoint_id = ${opts.endpointId ?? null}::uuid)
          AND (${opts.eventIds ?? null}::uuid[] IS NULL OR webhook_event_id = ANY(${opts.eventIds ?? null}::uuid[]))
        GROUP BY status`;
-    const byStatus = Object.fromEntries(rows.map((r) => [r.status, r.n]));
-    if (byStatus.pending || byStatus.in_flight) return null;
-    return { dispatches: rows.reduce((n, r) => n + r.n, 0), attempts: rows.reduce((n, r) => n + r.attempts, 0), byStatus };
-  }, { what: 'every dispatch to settle (none pending or in flight)' });
+      const byStatus = Object.fromEntries(rows.map((r) => [r.status, r.n]));
+      if (byStatus.pending || byStatus.in_flight) return null;
+      return { dispatches: rows.reduce((n, r) => n + r.n, 0), attempts: rows.reduce((n, r) => n + r.attempts, 0), byStatus };
+    },
+    { what: 'every dispatch to settle (none pending or in flight)' },
+  );
 }

@@ -19,8 +19,14 @@ export const skipWithoutChromium = !installed && !process.env['CI'] ? `${INSTALL
 export const SHOTS = process.env.CARTEIRO_SCREENSHOT_DIR || tmpdir();
 
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 export async function launch(): Promise<{ context: BrowserContext; close(): Promise<void> }> {

@@ -574,7 +574,14 @@ export async function startN8n(opts: StartN8nOptions = {}): Promise<RunningN8n> 
       const items: ReceivedItem[] = [];
       for (const e of executions) {
         const data = e.data as
-          | { resultData?: { runData?: Record<string, Array<{ data?: { main?: Array<Array<{ json?: Record<string, unknown>; binary?: Record<string, { data?: string }> }>> } }>> } }
+          | {
+              resultData?: {
+                runData?: Record<
+                  string,
+                  Array<{ data?: { main?: Array<Array<{ json?: Record<string, unknown>; binary?: Record<string, { data?: string }> }>> } }>
+                >;
+              };
+            }
           | undefined;
         const item = data?.resultData?.runData?.['Webhook']?.[0]?.data?.main?.[0]?.[0];
         if (!item) continue; // not finished yet, or not a Webhook-node execution

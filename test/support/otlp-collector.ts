@@ -55,7 +55,15 @@ type ExportRequest = {
     resource?: { attributes?: KeyValue[] };
     scopeSpans?: {
       scope?: { name?: string };
-      spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: KeyValue[]; status?: { code?: number; message?: string } }[];
+      spans?: {
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        name: string;
+        kind: number;
+        attributes?: KeyValue[];
+        status?: { code?: number; message?: string };
+      }[];
     }[];
   }[];
 };

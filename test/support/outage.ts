@@ -64,7 +64,14 @@ export async function startOwnPostgres(): Promise<PrivatePostgres> {
 
 export type Answer = { status: number; body: any; headers: Headers; ms: number };
 
-export async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<Answer> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<Answer> {
   const started = performance.now();
   const res = await fetch(`${base}/api/webhooks/${path}`, {
     method,
@@ -100,7 +107,10 @@ export async function startApiProcess(env: Record<string, string>, timeoutMs = 9
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   while (!exited(proc) && Date.now() < deadline) {
-    const up = await fetch(`${url}/api/webhooks/health`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.status === 200, () => false);
+    const up = await fetch(`${url}/api/webhooks/health`, { signal: AbortSignal.timeout(3_000) }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (up) return { proc, url };
     await new Promise((r) => setTimeout(r, 100));
   }

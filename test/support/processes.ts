@@ -42,7 +42,13 @@ export async function runScript(
   let timedOut = false;
   child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
   child.stderr?.on('data', (d) => (output = (output + d).slice(-20_000)));
-  const timer = opts.timeoutMs === undefined ? null : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs);
+  const timer =
+    opts.timeoutMs === undefined
+      ? null
+      : setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (timer) clearTimeout(timer);
   return { code, output, timedOut };
@@ -68,7 +74,10 @@ export async function runCarteiro(
   let timedOut = false;
   child.stdout?.on('data', (d) => (stdout = (stdout + d).slice(-50_000)));
   child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-50_000)));
-  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 60_000);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 60_000);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   clearTimeout(timer);
   return { code, stdout, stderr, timedOut };

@@ -29,7 +29,12 @@ export async function startReceiver(responder: Responder = () => ({ status: 200 
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const entry: Received = { path: req.url ?? '/', headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const entry: Received = {
+        path: req.url ?? '/',
+        headers: req.headers as Record<string, string>,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      };
       const index = received.length;
       received.push(entry);
       for (const w of waiters.filter((w) => received.length >= w.count)) w.resolve();
@@ -59,7 +64,13 @@ export async function startReceiver(responder: Responder = () => ({ status: 200 
       if (received.length >= count) return Promise.resolve(received);
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`receiver got ${received.length} of ${count} requests in ${timeoutMs} ms`)), timeoutMs);
-        waiters.push({ count, resolve: () => { clearTimeout(t); resolve(received); } });
+        waiters.push({
+          count,
+          resolve: () => {
+            clearTimeout(t);
+            resolve(received);
+          },
+        });
       });
     },
     async close() {
@@ -126,14 +137,24 @@ export async function startHangingReceiver() {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
-    get open() { return open; },
-    get maxOpen() { return maxOpen; },
-    resetMax() { maxOpen = open; },
+    get open() {
+      return open;
+    },
+    get maxOpen() {
+      return maxOpen;
+    },
+    resetMax() {
+      maxOpen = open;
+    },
     /** Answers what it holds, and everything from now on, with `status`. */
     release(status = 200) {
       answer = status;
       for (const res of held.splice(0)) if (!res.writableEnded && !res.destroyed) res.writeHead(status).end('ok');
     },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

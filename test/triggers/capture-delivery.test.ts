@@ -90,17 +90,22 @@ describe('table capture → delivery', () => {
     const delivered = new Set(receiver.received.slice(before).map((r) => r.headers['webhook-id']));
     assert.equal(delivered.size, 1000);
     for (const e of events) assert.ok(delivered.has(e.id), `event ${e.id} delivered`);
-    await eventually(async () => {
-      const [row] = await sql<{ n: number }[]>`
+    await eventually(
+      async () => {
+        const [row] = await sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_dispatches d JOIN webhook_events e ON e.id = d.webhook_event_id
         WHERE e.table_name = 'users' AND d.status = 'succeeded'`;
-      return row?.n === eventsBefore + 1000;
-    }, { what: 'every dispatch recorded as succeeded' });
+        return row?.n === eventsBefore + 1000;
+      },
+      { what: 'every dispatch recorded as succeeded' },
+    );
     console.log(`# 1,000-row insert with capture: ${insertMs} ms; all delivered ${Date.now() - t0} ms after the insert began`);
   });
 });
 
-describe('table capture while another commit is the one notifying', { skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent notifier' }, () => {
+describe('table capture while another commit is the one notifying', {
+  skip: BACKEND !== 'postgres' && 'PGlite has one session: no concurrent notifier',
+}, () => {
   // Migration 0009: one transaction at a time notifies (the holder of a transaction-scoped advisory
   // lock); the others commit without queueing for Postgres's notify lock, and a worker picks their
   // rows up at its next wake-up or fallback poll.

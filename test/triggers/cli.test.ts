@@ -69,7 +69,10 @@ describe('carteiro triggers', () => {
       await sql.unsafe(`INSERT INTO "${app}".orders (total, status) VALUES (10, 'open')`);
       await sql.unsafe(`INSERT INTO "${app}".users (email) VALUES ('cli@example.com')`);
       const events = await capturedEvents(sql);
-      assert.deepEqual(events.map((e) => e.event_type), ['order.created', 'user.registered']);
+      assert.deepEqual(
+        events.map((e) => e.event_type),
+        ['order.created', 'user.registered'],
+      );
       assert.deepEqual(events[0]?.data, { id: 1, total: 10 });
     });
 

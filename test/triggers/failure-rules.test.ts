@@ -69,12 +69,21 @@ describe('capture failure rules', () => {
         IF (record ->> 'total')::numeric < 0 THEN RAISE EXCEPTION 'negative total %', record ->> 'total'; END IF;
         RETURN jsonb_build_object('event_type', 'order.created', 'data', jsonb_build_object('order_id', record ->> 'id'), 'record_id', record ->> 'id');
       END $$`);
-    await captureTable(sql(), { schema: app, table: 'orders', mapping: 'function', mapper: `"${app}".strict_mapper(text,jsonb,jsonb)`, triggerName: 'orders_mapped' });
+    await captureTable(sql(), {
+      schema: app,
+      table: 'orders',
+      mapping: 'function',
+      mapper: `"${app}".strict_mapper(text,jsonb,jsonb)`,
+      triggerName: 'orders_mapped',
+    });
     await captureTable(sql(), { schema: app, table: 'orders', eventType: 'order.noted', columns: ['id', 'note'], triggerName: 'orders_noted' });
 
     await sql().unsafe(`INSERT INTO "${app}".orders (total, note) VALUES (-5, 'x')`);
     let events = await capturedEvents(sql(), { table: 'orders' });
-    assert.deepEqual(events.map((e) => [e.event_type, outcome(e)]).sort(), [['carteiro.capture.failed', 'failed'], ['order.noted', 'ok']]);
+    assert.deepEqual(events.map((e) => [e.event_type, outcome(e)]).sort(), [
+      ['carteiro.capture.failed', 'failed'],
+      ['order.noted', 'ok'],
+    ]);
     assert.match(events.find((e) => e.status === 'failed')?.error_message ?? '', /orders_mapped.*negative total -5/);
 
     await sql().unsafe(`ALTER TABLE "${app}".orders DROP COLUMN note`);
@@ -95,7 +104,11 @@ describe('capture failure rules', () => {
     const events = await capturedEvents(sql(), { table: 'conversations' });
     assert.deepEqual(events.map((e) => `${e.record_id}:${outcome(e)}`).sort(), ['c1:ok', 'c3:ok', 'null:failed']);
     const conversationIds = () =>
-      receiver.received.slice(delivered).map((r) => JSON.parse(r.body)).filter((b) => b.type === 'conversation.created').map((b) => b.data.conversation_id);
+      receiver.received
+        .slice(delivered)
+        .map((r) => JSON.parse(r.body))
+        .filter((b) => b.type === 'conversation.created')
+        .map((b) => b.data.conversation_id);
     await eventually(() => conversationIds().length >= 2, { what: 'two conversation.created deliveries' });
     // Settled: a wrong third one would have been sent by now, and only the two captured ones were routed.
     assert.equal((await settled(c, { eventIds: events.map((e) => e.id) })).attempts, 2);
@@ -137,7 +150,11 @@ describe('capture failure rules', () => {
     assert.deepEqual(
       // A failed event keeps the row as Supabase would send it: {type, schema, table, record, old_record}.
       events.map((e) => [e.data.title ?? e.data.record?.title, e.organization_id, outcome(e)]).sort(),
-      [['mine', known, 'ok'], ['nobody', DEFAULT_ORGANIZATION_ID, 'ok'], ['stranger', DEFAULT_ORGANIZATION_ID, 'failed']],
+      [
+        ['mine', known, 'ok'],
+        ['nobody', DEFAULT_ORGANIZATION_ID, 'ok'],
+        ['stranger', DEFAULT_ORGANIZATION_ID, 'failed'],
+      ],
     );
     assert.match(events.find((e) => e.status === 'failed')?.error_message ?? '', /not a Carteiro organization/);
 
@@ -175,7 +192,11 @@ describe('capture failure rules', () => {
     await sql().unsafe(`INSERT INTO "${app}".parts_us VALUES (2, 'us', 'direct')`);
     await sql().unsafe(`INSERT INTO "${app}".parts_br VALUES (3, 'br', 'new partition')`);
     const events = await capturedEvents(sql(), { table: 'parts' });
-    assert.deepEqual(events.map((e) => [e.data.id, e.event_type, outcome(e)]).sort(), [[1, 'part.created', 'ok'], [2, 'part.created', 'ok'], [3, 'part.created', 'ok']]);
+    assert.deepEqual(events.map((e) => [e.data.id, e.event_type, outcome(e)]).sort(), [
+      [1, 'part.created', 'ok'],
+      [2, 'part.created', 'ok'],
+      [3, 'part.created', 'ok'],
+    ]);
   });
 
   test('8. a renamed table: its capture is still listed as attached, and removing it removes its trigger', async () => {
@@ -199,7 +220,10 @@ describe('capture failure rules', () => {
     assert.equal(again.id, first.id, 're-configured, not a second capture');
     await sql().unsafe(`INSERT INTO "${app}"."${name}" (v) VALUES ('x')`);
     const events = await capturedEvents(sql(), { table: name });
-    assert.deepEqual(events.map((e) => e.data), [{ id: 1 }]);
+    assert.deepEqual(
+      events.map((e) => e.data),
+      [{ id: 1 }],
+    );
   });
 
   test('10. a row naming the operations organization is refused like an unknown one', async () => {
@@ -211,7 +235,13 @@ describe('capture failure rules', () => {
     assert.equal(event?.organization_id, DEFAULT_ORGANIZATION_ID);
     assert.match(event?.error_message ?? '', /not a Carteiro organization/);
     await assert.rejects(
-      captureTable(sql(), { schema: app, table: 'alerts', eventType: 'alert.created', triggerName: 'ops', organizationId: '00000000-0000-7000-8000-00000000000f' }),
+      captureTable(sql(), {
+        schema: app,
+        table: 'alerts',
+        eventType: 'alert.created',
+        triggerName: 'ops',
+        organizationId: '00000000-0000-7000-8000-00000000000f',
+      }),
       /operations organization/,
     );
   });

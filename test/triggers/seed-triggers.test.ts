@@ -56,13 +56,16 @@ describe('the seed triggers', () => {
 
   test('install_seed_triggers attaches the five triggers by the seed names and operations', async () => {
     const results = await installSeedTriggers(c.services.ledger.sql, { schema: app });
-    assert.deepEqual(results.map((r) => [r.table_name, r.trigger_name, r.installed]), [
-      ['users', 'webhook_user_registration', true],
-      ['agents', 'webhook_agent_created', true],
-      ['conversations', 'webhook_conversation_created', true],
-      ['messages', 'webhook_message_added', true],
-      ['external_integrations', 'webhook_integration_connected', true],
-    ]);
+    assert.deepEqual(
+      results.map((r) => [r.table_name, r.trigger_name, r.installed]),
+      [
+        ['users', 'webhook_user_registration', true],
+        ['agents', 'webhook_agent_created', true],
+        ['conversations', 'webhook_conversation_created', true],
+        ['messages', 'webhook_message_added', true],
+        ['external_integrations', 'webhook_integration_connected', true],
+      ],
+    );
     const mine = (await listCaptures(c.services.ledger.sql)).filter((x) => x.schema_name === app);
     assert.equal(mine.length, 5);
     assert.ok(mine.every((x) => x.attached));
@@ -135,7 +138,10 @@ describe('the seed triggers', () => {
       CREATE TABLE "${bare}".messages (id serial PRIMARY KEY, conversation_id text);
       CREATE TABLE "${bare}".external_integrations (id serial PRIMARY KEY, provider text, status text)`);
     const results = await installSeedTriggers(sql, { schema: bare });
-    assert.deepEqual(results.filter((r) => r.installed).map((r) => r.table_name), ['users', 'agents', 'messages', 'external_integrations']);
+    assert.deepEqual(
+      results.filter((r) => r.installed).map((r) => r.table_name),
+      ['users', 'agents', 'messages', 'external_integrations'],
+    );
 
     assert.deepEqual(await run(`INSERT INTO "${bare}".users (id) VALUES ('test-user-123')`), [{ type: 'user.registered', data: { user_id: 'test-user-123' } }]);
     assert.deepEqual(await run(`INSERT INTO "${bare}".users VALUES ('u-meta', '{"full_name": "Test User", "source": "landing_page"}')`), [

@@ -21,7 +21,8 @@ const VERSIONS = listMigrations().map((m) => m.version);
 async function checkApplied(query: (text: string) => Promise<Record<string, unknown>[]>, schema: string): Promise<void> {
   const versions = (await query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`)).map((r) => r.version);
   assert.deepEqual(versions, VERSIONS);
-  const [fns] = await query(`SELECT to_regprocedure('"${schema}".capture_table(regclass,text,text[],text[],uuid,text,text,text,text,text,regprocedure)') IS NOT NULL AS capture,
+  const [fns] =
+    await query(`SELECT to_regprocedure('"${schema}".capture_table(regclass,text,text[],text[],uuid,text,text,text,text,text,regprocedure)') IS NOT NULL AS capture,
                                     to_regclass('"${schema}".webhook_events') IS NOT NULL AS events`);
   assert.deepEqual(fns, { capture: true, events: true });
   // Captures work from a script-made schema: a row in a table of another schema becomes an event.
@@ -32,7 +33,9 @@ async function checkApplied(query: (text: string) => Promise<Record<string, unkn
   assert.deepEqual(event, { event_type: 'user.registered', data: '{"email": "a@example.com", "user_id": "u1"}' });
 }
 
-test('the script applies to a fresh Postgres schema, twice, and migrate then has nothing to do', { skip: DATABASE_URL ? false : 'needs DATABASE_URL' }, async () => {
+test('the script applies to a fresh Postgres schema, twice, and migrate then has nothing to do', {
+  skip: DATABASE_URL ? false : 'needs DATABASE_URL',
+}, async () => {
   const schema = uniqueSchema('sqlscript');
   const sql = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} }) as unknown as Sql;
   try {
@@ -55,7 +58,8 @@ test('psql -f applies the script file, twice', { skip: !DATABASE_URL ? 'needs DA
   const dir = mkdtempSync(join(tmpdir(), 'carteiro-sql-'));
   const file = join(dir, '20240101000000_carteiro.sql');
   writeFileSync(file, renderMigrationScript(schema));
-  const psql = () => execFileSync('psql', [DATABASE_URL as string, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const psql = () =>
+    execFileSync('psql', [DATABASE_URL as string, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const sql = postgres(DATABASE_URL as string, { max: 1, onnotice: () => {} });
   try {
     psql();

@@ -83,7 +83,11 @@ describe('Supabase Database Webhooks ingress', () => {
 
   test('a wrong or missing secret is 401 and stores nothing, whatever the body', async () => {
     const before = await eventCount();
-    const attempts: Record<string, string>[] = [{ 'x-supabase-webhook-secret': 'wrong-secret-wrong-secret' }, {}, { authorization: 'Bearer ck_admin_test_key_0123456789abcdef' }];
+    const attempts: Record<string, string>[] = [
+      { 'x-supabase-webhook-secret': 'wrong-secret-wrong-secret' },
+      {},
+      { authorization: 'Bearer ck_admin_test_key_0123456789abcdef' },
+    ];
     for (const headers of attempts) {
       const res = await post(userInsert, headers);
       assert.equal(res.status, 401, JSON.stringify(headers));
@@ -129,7 +133,13 @@ describe('Supabase Database Webhooks ingress', () => {
     const off = await post({ type: 'UPDATE', table: 'external_integrations', schema: 'public', record: { ...row, is_active: false }, old_record: row });
     assert.equal(off.status, 202);
     assert.equal(off.body.event_type, 'integration.disconnected');
-    const same = await post({ type: 'UPDATE', table: 'external_integrations', schema: 'public', record: { ...row, phone_number: '+5511911111111' }, old_record: row });
+    const same = await post({
+      type: 'UPDATE',
+      table: 'external_integrations',
+      schema: 'public',
+      record: { ...row, phone_number: '+5511911111111' },
+      old_record: row,
+    });
     assert.equal(same.status, 200);
     assert.deepEqual([same.body.event_id, same.body.ignored], [null, true]);
   });

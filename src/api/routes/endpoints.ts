@@ -7,7 +7,13 @@ import type { Services } from '../../runtime/services.ts';
 import { idParams, isoDate, pageQuery, parseDate, shortText } from '../schemas.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import {
-  deleteEndpoint, findEndpoint, listEndpoints, rotateEndpointSecret, setEndpointActive, recoverEndpointEvents, updateEndpoint,
+  deleteEndpoint,
+  findEndpoint,
+  listEndpoints,
+  rotateEndpointSecret,
+  setEndpointActive,
+  recoverEndpointEvents,
+  updateEndpoint,
 } from '../../ledger/endpoints.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
@@ -40,10 +46,8 @@ export const endpointFields = {
   ...deliverySettingSchemas,
 } as const;
 
-
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
 const RECOVER_LIMIT = 10_000;
-
 
 export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const { ledger, secretBox } = services;
@@ -85,7 +89,11 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     '/endpoints',
     { schema: { tags, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
     async (request) => {
-      const rows = await listEndpoints(ledger.sql, { organizationId: request.tenant.readOrganizationId, after: request.query.cursor, limit: request.query.limit });
+      const rows = await listEndpoints(ledger.sql, {
+        organizationId: request.tenant.readOrganizationId,
+        after: request.query.cursor,
+        limit: request.query.limit,
+      });
       return { data: rows.map(presentEndpoint), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
     },
   );
@@ -131,7 +139,9 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
         tags,
         params: idParams,
         body: {
-          type: 'object', required: ['since'], additionalProperties: false,
+          type: 'object',
+          required: ['since'],
+          additionalProperties: false,
           properties: { since: isoDate, until: isoDate },
         },
       },
@@ -176,4 +186,3 @@ export async function endpointRoutes(app: FastifyInstance, services: Services): 
     },
   );
 }
-

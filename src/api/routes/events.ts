@@ -51,10 +51,14 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
 
   app.post<{ Body: EventInput }>('/trigger', { config: { ingest: true }, schema: { tags: ['events'], body: triggerBody } }, async (request, reply) => {
     const body = request.body;
-    const result = await ingest.ingest(await writeOrganization(request, body.organization_id, ledger.sql), {
-      ...body,
-      idempotency_key: idempotencyKey(request, body.idempotency_key),
-    }, request.ingestTrace);
+    const result = await ingest.ingest(
+      await writeOrganization(request, body.organization_id, ledger.sql),
+      {
+        ...body,
+        idempotency_key: idempotencyKey(request, body.idempotency_key),
+      },
+      request.ingestTrace,
+    );
     reply.code(202);
     return accepted(result);
   });
@@ -106,11 +110,15 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
         if (!custom) throw new NotFoundError('event type', request.params.name, { known: [...BUILTIN_BY_KEBAB.keys()] });
         eventType = custom.name;
       }
-      const result = await ingest.ingest(org, {
-        event_type: eventType,
-        data: request.body,
-        idempotency_key: idempotencyKey(request, undefined),
-      }, request.ingestTrace);
+      const result = await ingest.ingest(
+        org,
+        {
+          event_type: eventType,
+          data: request.body,
+          idempotency_key: idempotencyKey(request, undefined),
+        },
+        request.ingestTrace,
+      );
       reply.code(202);
       return accepted(result);
     },
@@ -194,4 +202,3 @@ export async function eventRoutes(app: FastifyInstance, services: Services): Pro
     },
   );
 }
-

@@ -20,4 +20,21 @@ import { userLimitRoutes } from './user-limits.ts';
 
 export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_MODULES: RouteModule[] = [healthRoutes, eventRoutes, endpointRoutes, endpointToolRoutes, transformationRoutes, eventTypeRoutes, replayRoutes, userDataRoutes, organizationRoutes, auditLogRoutes, supabaseRoutes, n8nRoutes, liveRoutes, portalSessionRoutes, portalRoutes, userLimitRoutes];
+export const ROUTE_MODULES: RouteModule[] = [
+  healthRoutes,
+  eventRoutes,
+  endpointRoutes,
+  endpointToolRoutes,
+  transformationRoutes,
+  eventTypeRoutes,
+  replayRoutes,
+  userDataRoutes,
+  organizationRoutes,
+  auditLogRoutes,
+  supabaseRoutes,
+  n8nRoutes,
+  liveRoutes,
+  portalSessionRoutes,
+  portalRoutes,
+  userLimitRoutes,
+];

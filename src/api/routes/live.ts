@@ -33,7 +33,10 @@ export function visibleTo(readOrganizationId: string | null, m: LiveMessage): bo
 
 /** One SSE frame. `type` is reduced to a safe token: it names the SSE event and must hold no newline. */
 export function sseFrame(m: LiveMessage): string {
-  const type = String(m.type).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'message';
+  const type =
+    String(m.type)
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(0, 100) || 'message';
   return `event: ${type}\ndata: ${JSON.stringify(m)}\n\n`;
 }
 
@@ -70,7 +73,10 @@ export function createLiveRoutes(options: LiveRouteOptions = {}) {
         const res = reply.raw;
         reply.hijack();
         // Headers hooks already set (request id, rate-limit figures) go out with the stream's own.
-        const inherited = Object.fromEntries(Object.entries(reply.getHeaders()).filter(([, v]) => v !== undefined)) as Record<string, string | number | string[]>;
+        const inherited = Object.fromEntries(Object.entries(reply.getHeaders()).filter(([, v]) => v !== undefined)) as Record<
+          string,
+          string | number | string[]
+        >;
         res.writeHead(200, {
           ...inherited,
           'content-type': 'text/event-stream; charset=utf-8',

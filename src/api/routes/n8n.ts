@@ -11,8 +11,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../runtime/services.ts';
 import { pageQuery, shortText } from '../schemas.ts';
 import {
-  createN8nWorkflow, deleteN8nWorkflow, findN8nWorkflow, listN8nWorkflows, n8nTestUrl, n8nWorkflowActive, updateN8nWorkflow,
-  type N8nWorkflowChanges, type N8nWorkflowRow,
+  createN8nWorkflow,
+  deleteN8nWorkflow,
+  findN8nWorkflow,
+  listN8nWorkflows,
+  n8nTestUrl,
+  n8nWorkflowActive,
+  updateN8nWorkflow,
+  type N8nWorkflowChanges,
+  type N8nWorkflowRow,
 } from '../../ledger/n8n-workflows.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import { isValidEventFilter } from '../../catalog/patterns.ts';
@@ -30,7 +37,10 @@ import { rotateEndpointSecret } from '../../ledger/endpoints.ts';
 
 /** Carteiro's id (a UUID, lower-cased like every other) or n8n's own workflow id (kept as sent). */
 const workflowParams = {
-  type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1, maxLength: 200, [LOWERCASE_UUID]: true } },
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200, [LOWERCASE_UUID]: true } },
 } as const;
 const webhookPath = { type: 'string', minLength: 1, maxLength: 500, pattern: '^[A-Za-z0-9_~.-][A-Za-z0-9_~./-]*$' } as const;
 const workflowFields = {
@@ -92,7 +102,8 @@ export function presentN8nWorkflow(w: N8nWorkflowRow) {
 
 function checkEventTypes(list: string[] | undefined): void {
   const bad = list?.find((e) => !isValidEventFilter(e));
-  if (bad !== undefined) throw new ValidationError(`event_types: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*)`, { field: 'event_types' });
+  if (bad !== undefined)
+    throw new ValidationError(`event_types: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*)`, { field: 'event_types' });
 }
 
 export async function n8nRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -115,14 +126,18 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     if (b.generate_secret && b.secret !== undefined) throw new ValidationError('send secret or generate_secret, not both', { field: 'secret' });
     // Without WEBHOOK_SECRET a workflow without its own secret would be delivered to unsigned.
     if (b.secret === null && !secrets.sharedSecretSet) {
-      throw new ValidationError('secret: null would leave the workflow unsigned, since WEBHOOK_SECRET is not set; rotate its secret instead', { field: 'secret' });
+      throw new ValidationError('secret: null would leave the workflow unsigned, since WEBHOOK_SECRET is not set; rotate its secret instead', {
+        field: 'secret',
+      });
     }
     return b.generate_secret ? { secret: generateWebhookSecret(), shown: true } : { secret: b.secret, shown: false };
   }
 
   function checkTestUrl(webhookUrl: string, useTestUrl: boolean | undefined): void {
     if (useTestUrl && !n8nTestUrl(webhookUrl)) {
-      throw new ValidationError('use_test_url needs an n8n production URL (…/webhook/<path>) to derive the test URL (…/webhook-test/<path>) from', { field: 'use_test_url' });
+      throw new ValidationError('use_test_url needs an n8n production URL (…/webhook/<path>) to derive the test URL (…/webhook-test/<path>) from', {
+        field: 'use_test_url',
+      });
     }
   }
 
@@ -162,7 +177,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
           useTestUrl: b.use_test_url ?? false,
         });
       } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
+        if ((err as { code?: string }).code === '23505')
+          throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
         throw err;
       }
       reply.code(201);
@@ -174,7 +190,11 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     '/n8n/workflows',
     { schema: { tags, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
     async (request) => {
-      const rows = await listN8nWorkflows(ledger.sql, { organizationId: request.tenant.readOrganizationId, after: request.query.cursor, limit: request.query.limit });
+      const rows = await listN8nWorkflows(ledger.sql, {
+        organizationId: request.tenant.readOrganizationId,
+        after: request.query.cursor,
+        limit: request.query.limit,
+      });
       return { data: rows.map(presentN8nWorkflow), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
     },
   );
@@ -196,7 +216,9 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     },
   );
 
-  app.get<{ Params: { id: string } }>('/n8n/workflows/:id', { schema: { tags, params: workflowParams } }, async (request) => presentN8nWorkflow(await load(request)));
+  app.get<{ Params: { id: string } }>('/n8n/workflows/:id', { schema: { tags, params: workflowParams } }, async (request) =>
+    presentN8nWorkflow(await load(request)),
+  );
 
   app.patch<{ Params: { id: string }; Body: WorkflowBody }>(
     '/n8n/workflows/:id',
@@ -206,7 +228,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       const b = request.body;
       checkEventTypes(b.event_types);
       const webhookUrl = b.webhook_url ?? (b.path && config.n8n.webhookUrl ? productionUrl(config.n8n.webhookUrl, b.path) : undefined);
-      if (b.path && !webhookUrl && !b.webhook_url) throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
+      if (b.path && !webhookUrl && !b.webhook_url)
+        throw new ValidationError('path alone needs N8N_WEBHOOK_URL set; give webhook_url instead', { field: 'webhook_url' });
       if (webhookUrl) await services.checkDestination(webhookUrl, 'webhook_url');
       checkTestUrl(webhookUrl ?? current.webhook_url, b.use_test_url ?? current.use_test_url);
       const { secret, shown } = requestedSecret(b);
@@ -220,12 +243,14 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
       if (b.event_types !== undefined) changes.eventTypes = b.event_types;
       if (b.use_test_url !== undefined) changes.useTestUrl = b.use_test_url;
       if (secret !== undefined) changes.secretCiphertext = secret === null ? null : services.secretBox.seal(secret);
-      if (b.is_active !== undefined && b.is_active !== n8nWorkflowActive(current)) changes.active = { isActive: b.is_active, reason: 'disabled through the API' };
+      if (b.is_active !== undefined && b.is_active !== n8nWorkflowActive(current))
+        changes.active = { isActive: b.is_active, reason: 'disabled through the API' };
       let row: N8nWorkflowRow | undefined;
       try {
         row = await updateN8nWorkflow(ledger.sql, request.tenant.readOrganizationId, current.id, changes);
       } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
+        if ((err as { code?: string }).code === '23505')
+          throw new ConflictError(`an n8n workflow with workflow_id ${b.workflow_id} already exists in this organization`);
         throw err;
       }
       if (!row) throw new NotFoundError('n8n workflow', request.params.id);
@@ -246,7 +271,8 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
     },
     async (request) => {
       const current = await load(request);
-      if (!current.webhook_endpoint_id) throw new ConflictError('this workflow has lost its delivery endpoint; update it (PATCH) to make a new one, then rotate');
+      if (!current.webhook_endpoint_id)
+        throw new ConflictError('this workflow has lost its delivery endpoint; update it (PATCH) to make a new one, then rotate');
       const fresh = secrets.generate();
       const overlapMs = request.body?.overlap_seconds !== undefined ? request.body.overlap_seconds * 1000 : config.keys.rotationOverlapMs;
       const rotated = await rotateEndpointSecret(ledger.sql, request.tenant.readOrganizationId, current.webhook_endpoint_id, fresh.ciphertext, overlapMs);
@@ -265,7 +291,13 @@ export async function n8nRoutes(app: FastifyInstance, services: Services): Promi
   for (const action of ['enable', 'disable'] as const) {
     app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
       `/n8n/workflows/:id/${action}`,
-      { schema: { tags, params: workflowParams, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } } },
+      {
+        schema: {
+          tags,
+          params: workflowParams,
+          body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } },
+        },
+      },
       async (request) => {
         const current = await load(request);
         const active = action === 'enable';

@@ -65,7 +65,10 @@ export async function organizationRoutes(app: FastifyInstance, services: Service
     async (request, reply) => {
       const org = await loadOrganization(request.params.id);
       if (org.id === OPERATIONS_ORGANIZATION_ID) {
-        throw new ConflictError('the operations organization takes no keys: its events describe endpoints of every organization, so only the admin key reads it', { field: 'id' });
+        throw new ConflictError(
+          'the operations organization takes no keys: its events describe endpoints of every organization, so only the admin key reads it',
+          { field: 'id' },
+        );
       }
       const made = generateApiKey();
       const row = await insertApiKey(ledger.sql, { organizationId: org.id, name: request.body?.name ?? 'default', keyHash: made.keyHash, prefix: made.prefix });

@@ -11,7 +11,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Ledger } from '../../ledger/connection.ts';
 import type { Config } from '../../config/config.ts';
 import { idParams, pageQuery, shortText } from '../schemas.ts';
-import { insertPortalSession, listPortalSessions, revokePortalSession, type PortalScope, type PortalSessionRow, type PortalTheme } from '../../ledger/portal-sessions.ts';
+import {
+  insertPortalSession,
+  listPortalSessions,
+  revokePortalSession,
+  type PortalScope,
+  type PortalSessionRow,
+  type PortalTheme,
+} from '../../ledger/portal-sessions.ts';
 import { checkPortalTheme, portalThemeSchema } from '../portal-theme.ts';
 import { generatePortalToken } from '../../security/tenancy/portal-sessions.ts';
 import { NotFoundError } from '../../errors/errors.ts';
@@ -64,7 +71,12 @@ export async function portalSessionRoutes(app: FastifyInstance, services: Sessio
             user_id: shortText,
             ttl_seconds: { type: 'integer', minimum: MIN_PORTAL_SESSION_SECONDS, maximum: MAX_PORTAL_SESSION_SECONDS },
             scope: { type: 'string', enum: ['read', 'manage'] },
-            features: { type: 'array', maxItems: 20, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 50, pattern: '^[a-z][a-z0-9_.-]*$' } },
+            features: {
+              type: 'array',
+              maxItems: 20,
+              uniqueItems: true,
+              items: { type: 'string', minLength: 1, maxLength: 50, pattern: '^[a-z][a-z0-9_.-]*$' },
+            },
             theme: portalThemeSchema,
           },
         },

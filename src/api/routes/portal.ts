@@ -18,7 +18,13 @@ import type { UserLimitsReader } from '../../security/tenancy/user-limits.ts';
 import type { PortalPrincipal } from '../../security/tenancy/portal-principal.ts';
 import { idParams, isoDate, pageQuery, parseDate, uuid } from '../schemas.ts';
 import {
-  deleteEndpoint, findEndpoint, listEndpoints, recoverEndpointEvents, rotateEndpointSecret, setEndpointActive, updateEndpoint,
+  deleteEndpoint,
+  findEndpoint,
+  listEndpoints,
+  recoverEndpointEvents,
+  rotateEndpointSecret,
+  setEndpointActive,
+  updateEndpoint,
 } from '../../ledger/endpoints.ts';
 import { insertTestDelivery } from '../../ledger/endpoint-tools.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
@@ -88,12 +94,18 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     const s = sessionOf(request);
     const limits = await services.userLimits.fresh(s.organizationId, s.userId);
     return {
-      session_id: s.sessionId, organization_id: s.organizationId, user_id: s.userId, scope: s.scope, theme: s.theme ?? null,
+      session_id: s.sessionId,
+      organization_id: s.organizationId,
+      user_id: s.userId,
+      scope: s.scope,
+      theme: s.theme ?? null,
       limits: { max_endpoints: limits.max_endpoints, events_per_second: limits.events_per_second, events_burst: limits.events_burst },
     };
   });
 
-  app.get('/portal/event-types', { config: read, schema: { tags } }, async (request) => ({ data: await services.catalog.list(sessionOf(request).organizationId) }));
+  app.get('/portal/event-types', { config: read, schema: { tags } }, async (request) => ({
+    data: await services.catalog.list(sessionOf(request).organizationId),
+  }));
 
   // The transformation templates, as GET /transformation-templates lists them: the page's template
   // picker fills an endpoint's transformation with one's code.
@@ -107,7 +119,15 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     '/portal/endpoints',
     {
       config: manage,
-      schema: { tags, body: { type: 'object', required: ['name', 'url'], additionalProperties: false, properties: { ...portalEndpointFields, is_active: { type: 'boolean' } } } },
+      schema: {
+        tags,
+        body: {
+          type: 'object',
+          required: ['name', 'url'],
+          additionalProperties: false,
+          properties: { ...portalEndpointFields, is_active: { type: 'boolean' } },
+        },
+      },
     },
     async (request, reply) => {
       const s = sessionOf(request);
@@ -131,7 +151,12 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     { config: read, schema: { tags, querystring: { type: 'object', additionalProperties: false, properties: { ...pageQuery } } } },
     async (request) => {
       const s = sessionOf(request);
-      const rows = await listEndpoints(ledger.sql, { organizationId: s.organizationId, owner: s.userId, after: request.query.cursor, limit: request.query.limit });
+      const rows = await listEndpoints(ledger.sql, {
+        organizationId: s.organizationId,
+        owner: s.userId,
+        after: request.query.cursor,
+        limit: request.query.limit,
+      });
       return { data: rows.map(presentEndpoint), next_cursor: rows.length === request.query.limit ? rows[rows.length - 1]?.id : null };
     },
   );
@@ -142,7 +167,10 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
 
   app.patch<{ Params: { id: string }; Body: Omit<EndpointPatch, 'user_id' | 'max_in_flight'> }>(
     '/portal/endpoints/:id',
-    { config: manage, schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: portalEndpointFields } } },
+    {
+      config: manage,
+      schema: { tags, params: idParams, body: { type: 'object', minProperties: 1, additionalProperties: false, properties: portalEndpointFields } },
+    },
     async (request) => {
       const s = sessionOf(request);
       const current = await ownedEndpoint(request);
@@ -163,7 +191,10 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
   for (const action of ['enable', 'disable'] as const) {
     app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
       `/portal/endpoints/:id/${action}`,
-      { config: manage, schema: { tags, params: idParams, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } } },
+      {
+        config: manage,
+        schema: { tags, params: idParams, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } },
+      },
       async (request) => {
         const s = sessionOf(request);
         await ownedEndpoint(request);
@@ -175,22 +206,28 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     );
   }
 
-  app.post<{ Params: { id: string } }>(
-    '/portal/endpoints/:id/rotate-secret',
-    { config: manage, schema: { tags, params: idParams } },
-    async (request) => {
-      const s = sessionOf(request);
-      await ownedEndpoint(request);
-      const secret = generateWebhookSecret();
-      const row = await rotateEndpointSecret(ledger.sql, s.organizationId, request.params.id, secretBox.seal(secret), services.config.keys.rotationOverlapMs, s.userId);
-      if (!row) throw new NotFoundError('endpoint', request.params.id);
-      return { ...presentEndpoint(row), secret };
-    },
-  );
+  app.post<{ Params: { id: string } }>('/portal/endpoints/:id/rotate-secret', { config: manage, schema: { tags, params: idParams } }, async (request) => {
+    const s = sessionOf(request);
+    await ownedEndpoint(request);
+    const secret = generateWebhookSecret();
+    const row = await rotateEndpointSecret(
+      ledger.sql,
+      s.organizationId,
+      request.params.id,
+      secretBox.seal(secret),
+      services.config.keys.rotationOverlapMs,
+      s.userId,
+    );
+    if (!row) throw new NotFoundError('endpoint', request.params.id);
+    return { ...presentEndpoint(row), secret };
+  });
 
   app.post<{ Params: { id: string }; Body: { message?: string } | undefined }>(
     '/portal/endpoints/:id/test',
-    { config: manage, schema: { tags, params: idParams, body: { type: 'object', additionalProperties: false, properties: { message: { type: 'string', maxLength: 2000 } } } } },
+    {
+      config: manage,
+      schema: { tags, params: idParams, body: { type: 'object', additionalProperties: false, properties: { message: { type: 'string', maxLength: 2000 } } } },
+    },
     async (request, reply) => {
       const s = sessionOf(request);
       const data = { test: true, endpoint_id: request.params.id, message: request.body?.message ?? 'A test delivery from Carteiro' };
@@ -205,7 +242,11 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
     '/portal/endpoints/:id/recover',
     {
       config: manage,
-      schema: { tags, params: idParams, body: { type: 'object', required: ['since'], additionalProperties: false, properties: { since: isoDate, until: isoDate } } },
+      schema: {
+        tags,
+        params: idParams,
+        body: { type: 'object', required: ['since'], additionalProperties: false, properties: { since: isoDate, until: isoDate } },
+      },
     },
     async (request) => {
       const s = sessionOf(request);
@@ -237,7 +278,8 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
       schema: {
         tags,
         querystring: {
-          type: 'object', additionalProperties: false,
+          type: 'object',
+          additionalProperties: false,
           properties: { endpoint_id: uuid, event_id: uuid, status: { type: 'string', enum: DELIVERY_STATUSES }, ...pageQuery },
         },
       },
@@ -246,13 +288,21 @@ export async function portalRoutes(app: FastifyInstance, services: PortalRouteDe
       const s = sessionOf(request);
       const q = request.query;
       const rows = await listOwnedDeliveries(ledger.sql, {
-        organizationId: s.organizationId, owner: s.userId, endpointId: q.endpoint_id, eventId: q.event_id, status: q.status, before: q.cursor, limit: q.limit,
+        organizationId: s.organizationId,
+        owner: s.userId,
+        endpointId: q.endpoint_id,
+        eventId: q.event_id,
+        status: q.status,
+        before: q.cursor,
+        limit: q.limit,
       });
       return { data: rows, next_cursor: rows.length === q.limit ? rows[rows.length - 1]?.id : null };
     },
   );
 
-  app.get<{ Params: { id: string } }>('/portal/deliveries/:id', { config: read, schema: { tags, params: idParams } }, async (request) => ownedDelivery(request));
+  app.get<{ Params: { id: string } }>('/portal/deliveries/:id', { config: read, schema: { tags, params: idParams } }, async (request) =>
+    ownedDelivery(request),
+  );
 
   app.get<{ Params: { id: string } }>('/portal/deliveries/:id/attempts', { config: read, schema: { tags, params: idParams } }, async (request) => {
     const d = await ownedDelivery(request);

@@ -29,7 +29,8 @@ export async function replayRoutes(app: FastifyInstance, services: Services): Pr
       const since = parseDate('since', b.since);
       const until = parseDate('until', b.until);
       // A job that can match nothing is a mistake in the request, not a job to run.
-      if (since && until && until <= since) throw new ValidationError('until must be later than since (the range is since ≤ created_at < until)', { field: 'until' });
+      if (since && until && until <= since)
+        throw new ValidationError('until must be later than since (the range is since ≤ created_at < until)', { field: 'until' });
       // Another organization's endpoint answers as one that does not exist: nothing to learn either way.
       if (b.endpoint_id && !(await findEndpoint(services.ledger.sql, organizationId, b.endpoint_id))) {
         throw new NotFoundError('endpoint_id: endpoint', b.endpoint_id, { field: 'endpoint_id' });
@@ -52,7 +53,12 @@ export async function replayRoutes(app: FastifyInstance, services: Services): Pr
   app.get<{ Params: { id: string } }>(
     '/jobs/:id',
     // Job ids are UUIDs: lower-cased like every other id the API takes.
-    { schema: { tags, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100, [LOWERCASE_UUID]: true } } } } },
+    {
+      schema: {
+        tags,
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100, [LOWERCASE_UUID]: true } } },
+      },
+    },
     async (request) => {
       const job = await services.jobs.get(request.params.id);
       const owner = (job?.payload as { organizationId?: string | null } | undefined)?.organizationId ?? null;

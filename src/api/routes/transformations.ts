@@ -23,7 +23,13 @@ import { TRANSFORMATION_MAX_CHARS, type Transformer } from '../../delivery/trans
 import { NotFoundError, TransformationBusyError, TransformationFailedError, ValidationError } from '../../errors/errors.ts';
 import { eventTypeName, idParams, uuid } from '../schemas.ts';
 
-export type TransformationRouteDeps = { config: Config; ledger: Ledger; transformer: Transformer; dataProtection: DataProtection; secretBox: Pick<SecretBox, 'open'> };
+export type TransformationRouteDeps = {
+  config: Config;
+  ledger: Ledger;
+  transformer: Transformer;
+  dataProtection: DataProtection;
+  secretBox: Pick<SecretBox, 'open'>;
+};
 
 type PreviewBody = { event_id?: string; event_type?: string; data?: Record<string, unknown>; transformation?: string };
 
@@ -76,7 +82,10 @@ export async function transformationRoutes(app: FastifyInstance, deps: Transform
       }
       // The data as the worker would hand it over: the endpoint's allow-list applied, sealed fields opened.
       const dataJson = deps.dataProtection.prepareDispatchData({
-        event_type: event.type, data_text: data.text, data_sealed: data.sealed, include_fields: endpoint.include_fields,
+        event_type: event.type,
+        data_text: data.text,
+        data_sealed: data.sealed,
+        include_fields: endpoint.include_fields,
       });
       if (b.transformation !== undefined) await deps.transformer.check(b.transformation);
       const source = b.transformation ?? endpoint.transformation;

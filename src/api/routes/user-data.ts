@@ -19,9 +19,10 @@ const LATE_SCRUB_MARGIN_MS = 2_000;
 function requestWithoutUserId(pseudonymize: Pseudonymizer) {
   return (req: FastifyRequest) => {
     const userId = (req.params as { user_id?: unknown } | undefined)?.user_id;
-    const url = typeof userId === 'string'
-      ? replaceRouteParam(req.routeOptions.url ?? '', req.url.split('?')[0] ?? '', USER_ID_PARAM, userId, pseudonymize(userId))
-      : '(user data route)';
+    const url =
+      typeof userId === 'string'
+        ? replaceRouteParam(req.routeOptions.url ?? '', req.url.split('?')[0] ?? '', USER_ID_PARAM, userId, pseudonymize(userId))
+        : '(user data route)';
     return { method: req.method, url, host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
   };
 }
@@ -36,7 +37,12 @@ export async function userDataRoutes(app: FastifyInstance, services: Services): 
       schema: {
         tags: ['privacy'],
         summary: 'Erase everything Carteiro holds about a user (LGPD)',
-        params: { type: 'object', required: ['user_id'], additionalProperties: false, properties: { user_id: { type: 'string', minLength: 1, maxLength: 200 } } },
+        params: {
+          type: 'object',
+          required: ['user_id'],
+          additionalProperties: false,
+          properties: { user_id: { type: 'string', minLength: 1, maxLength: 200 } },
+        },
       },
       config: { auditPseudonymParam: USER_ID_PARAM },
       logSerializers: { req: requestWithoutUserId(pseudonymize) },
@@ -70,8 +76,12 @@ export async function userDataRoutes(app: FastifyInstance, services: Services): 
       // request.log: its reqId is the audit entry's request_id, which ties these counts to that entry.
       request.log.info({ organization: organizationId, user_pseudonym: userPseudonym, ...counts }, 'user data erased');
       return {
-        user_id: userId, user_pseudonym: userPseudonym, organization_id: organizationId, ...counts,
-        late_attempts_scrub_at: lateScrubAt, erased_at: new Date().toISOString(),
+        user_id: userId,
+        user_pseudonym: userPseudonym,
+        organization_id: organizationId,
+        ...counts,
+        late_attempts_scrub_at: lateScrubAt,
+        erased_at: new Date().toISOString(),
       };
     },
   );

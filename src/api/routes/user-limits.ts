@@ -13,7 +13,13 @@ import type { Ledger } from '../../ledger/connection.ts';
 import type { Config } from '../../config/config.ts';
 import { shortText } from '../schemas.ts';
 import {
-  deleteUserLimits, readOrganizationLimits, readUserLimits, writeOrganizationLimits, writeUserLimits, type OrganizationLimitsRow, type UserLimitsRow,
+  deleteUserLimits,
+  readOrganizationLimits,
+  readUserLimits,
+  writeOrganizationLimits,
+  writeUserLimits,
+  type OrganizationLimitsRow,
+  type UserLimitsRow,
 } from '../../ledger/user-limits.ts';
 import { resolveUserLimits, type UserLimitsReader } from '../../security/tenancy/user-limits.ts';
 import { NotFoundError } from '../../errors/errors.ts';
@@ -34,7 +40,11 @@ export async function userLimitRoutes(app: FastifyInstance, services: UserLimitR
     return {
       organization_id: organizationId,
       settings,
-      effective: { max_endpoints_per_user: effective.max_endpoints, user_events_per_second: effective.events_per_second, user_events_burst: effective.events_burst },
+      effective: {
+        max_endpoints_per_user: effective.max_endpoints,
+        user_events_per_second: effective.events_per_second,
+        user_events_burst: effective.events_burst,
+      },
     };
   };
 
@@ -49,7 +59,9 @@ export async function userLimitRoutes(app: FastifyInstance, services: UserLimitR
       schema: {
         tags,
         body: {
-          type: 'object', minProperties: 1, additionalProperties: false,
+          type: 'object',
+          minProperties: 1,
+          additionalProperties: false,
           properties: { max_endpoints_per_user: limitValue, user_events_per_second: limitValue, user_events_burst: limitValue },
         },
       },
@@ -81,7 +93,9 @@ export async function userLimitRoutes(app: FastifyInstance, services: UserLimitR
         tags,
         params: userParams,
         body: {
-          type: 'object', minProperties: 1, additionalProperties: false,
+          type: 'object',
+          minProperties: 1,
+          additionalProperties: false,
           properties: { max_endpoints: limitValue, events_per_second: limitValue, events_burst: limitValue },
         },
       },
@@ -90,7 +104,9 @@ export async function userLimitRoutes(app: FastifyInstance, services: UserLimitR
       const org = request.tenant.writeOrganizationId;
       const b = request.body;
       await writeUserLimits(sql, org, request.params.user_id, {
-        max_endpoints: b.max_endpoints ?? null, events_per_second: b.events_per_second ?? null, events_burst: b.events_burst ?? null,
+        max_endpoints: b.max_endpoints ?? null,
+        events_per_second: b.events_per_second ?? null,
+        events_burst: b.events_burst ?? null,
       });
       services.userLimits.forget(org);
       return userAnswer(org, request.params.user_id);

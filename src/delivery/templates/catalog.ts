@@ -14,7 +14,11 @@ const BY_NAME = new Map(TEMPLATES.map((t) => [t.name, t]));
 /** The template of that name; throws InvalidTransformationError naming `template` when there is none. */
 export function findTemplate(name: string): TransformationTemplate {
   const t = BY_NAME.get(name);
-  if (!t) throw new InvalidTransformationError('template', `"${name.slice(0, 100)}" is not a template (the templates are ${TEMPLATES.map((x) => x.name).join(', ')})`);
+  if (!t)
+    throw new InvalidTransformationError(
+      'template',
+      `"${name.slice(0, 100)}" is not a template (the templates are ${TEMPLATES.map((x) => x.name).join(', ')})`,
+    );
   return t;
 }
 

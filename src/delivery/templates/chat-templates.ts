@@ -13,7 +13,7 @@ const header = (service: string, url: string) =>
 export const slack: TransformationTemplate = {
   name: 'slack',
   title: 'Slack',
-  description: 'A Slack incoming webhook message: `text` (the notification) and Block Kit blocks with the event\'s fields.',
+  description: "A Slack incoming webhook message: `text` (the notification) and Block Kit blocks with the event's fields.",
   urlHint: 'the incoming webhook URL Slack gives (https://hooks.slack.com/services/…)',
   options: [],
   source: () => `${header('Slack incoming webhook', 'https://hooks.slack.com/services/…')}
@@ -43,7 +43,7 @@ ${MESSAGE_HELPERS}`,
 export const discord: TransformationTemplate = {
   name: 'discord',
   title: 'Discord',
-  description: 'A Discord webhook message: `content` and an embed with the event\'s fields; mentions in the data never ping anyone.',
+  description: "A Discord webhook message: `content` and an embed with the event's fields; mentions in the data never ping anyone.",
   urlHint: 'the channel webhook URL Discord gives (https://discord.com/api/webhooks/…)',
   options: [],
   source: () => `${header('Discord webhook', 'https://discord.com/api/webhooks/<id>/<token>')}
@@ -72,7 +72,7 @@ export const teams: TransformationTemplate = {
   description: 'An Adaptive Card message for a Teams channel, as its Workflows ("Post to a channel when a webhook request is received") webhook takes it.',
   urlHint: 'the URL of the Teams workflow\'s "When a Teams webhook request is received" trigger',
   options: [],
-  source: () => `${header('Microsoft Teams (Workflows webhook, Adaptive Card)', 'the workflow trigger\'s HTTP POST URL')}
+  source: () => `${header('Microsoft Teams (Workflows webhook, Adaptive Card)', "the workflow trigger's HTTP POST URL")}
 function handler(webhook) {
   const { list, more } = fields(webhook.data);
   const facts = list.map(([name, value]) => ({ title: name, value: value }));
@@ -103,8 +103,8 @@ ${MESSAGE_HELPERS}`,
 export const googleChat: TransformationTemplate = {
   name: 'google-chat',
   title: 'Google Chat',
-  description: 'A Google Chat space webhook message: `text`, with the event\'s fields one per line.',
-  urlHint: 'the space\'s incoming webhook URL (https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…)',
+  description: "A Google Chat space webhook message: `text`, with the event's fields one per line.",
+  urlHint: "the space's incoming webhook URL (https://chat.googleapis.com/v1/spaces/…/messages?key=…&token=…)",
   options: [],
   source: () => `${header('Google Chat incoming webhook', 'https://chat.googleapis.com/v1/spaces/<space>/messages?key=…&token=…')}
 function handler(webhook) {
@@ -128,7 +128,14 @@ export const telegram: TransformationTemplate = {
   title: 'Telegram bot',
   description: 'A Telegram Bot API sendMessage call: `chat_id` (the template option) and `text`; the path /sendMessage is added to the endpoint URL.',
   urlHint: 'https://api.telegram.org/bot<token> (without /sendMessage: the template adds it)',
-  options: [{ name: 'chat_id', description: 'The chat to post to: its numeric id (negative for groups and channels) or a channel\'s @username.', required: true, pattern: TELEGRAM_CHAT_ID }],
+  options: [
+    {
+      name: 'chat_id',
+      description: "The chat to post to: its numeric id (negative for groups and channels) or a channel's @username.",
+      required: true,
+      pattern: TELEGRAM_CHAT_ID,
+    },
+  ],
   source: (options) => `${header('Telegram bot (sendMessage)', 'https://api.telegram.org/bot<token>')}
 const CHAT_ID = ${JSON.stringify(options.chat_id ?? '<set the chat id>')};
 

@@ -7,7 +7,7 @@ import type { TransformationTemplate } from './template.ts';
 export const passthrough: TransformationTemplate = {
   name: 'passthrough',
   title: 'JSON passthrough',
-  description: 'Sends Carteiro\'s envelope {id, type, timestamp, data} unchanged: a starting point that shows every field a transformation may change.',
+  description: "Sends Carteiro's envelope {id, type, timestamp, data} unchanged: a starting point that shows every field a transformation may change.",
   urlHint: 'any receiver',
   options: [],
   source: () => `// Carteiro template: JSON passthrough. What goes in and comes out: docs/transformations.md.
@@ -29,8 +29,9 @@ function handler(webhook) {
 export const n8n: TransformationTemplate = {
   name: 'n8n',
   title: 'n8n Webhook trigger',
-  description: 'A flat JSON body for an n8n Webhook node ({{$json.body.event_type}}, {{$json.body.data.…}}), with the event type in a header for an IF or Switch node.',
-  urlHint: 'the Webhook node\'s production URL (https://<n8n>/webhook/<path>)',
+  description:
+    'A flat JSON body for an n8n Webhook node ({{$json.body.event_type}}, {{$json.body.data.…}}), with the event type in a header for an IF or Switch node.',
+  urlHint: "the Webhook node's production URL (https://<n8n>/webhook/<path>)",
   options: [],
   source: () => `// Carteiro template: n8n Webhook trigger. The endpoint's URL: the Webhook node's production URL.
 // In n8n the body is {{$json.body}}: {{$json.body.event_type}}, {{$json.body.data.user_id}}, …

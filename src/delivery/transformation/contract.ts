@@ -28,8 +28,20 @@ const PATH_CHARS = 1024;
  * The signature headers are what a receiver checks; content-type and length describe the signed body.
  */
 const RESERVED = new Set([
-  'content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'host', 'user-agent', 'connection', 'keep-alive',
-  'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'proxy-connection',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'transfer-encoding',
+  'host',
+  'user-agent',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-connection',
 ]);
 const RESERVED_PREFIXES = ['webhook-', 'x-webhook-'];
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -41,8 +53,10 @@ export function isReservedHeader(name: string): boolean {
 
 /** The handler's argument, as JSON text: the event's data is spliced in as stored, never re-serialised here. */
 export function transformationInput(e: TransformationEvent): string {
-  return `{"event_type":${JSON.stringify(e.type)},"event_id":${JSON.stringify(e.id)},"timestamp":${JSON.stringify(e.createdAt.toISOString())},`
-    + `"data":${e.dataJson},"headers":{},"path":null,"cancel":false}`;
+  return (
+    `{"event_type":${JSON.stringify(e.type)},"event_id":${JSON.stringify(e.id)},"timestamp":${JSON.stringify(e.createdAt.toISOString())},` +
+    `"data":${e.dataJson},"headers":{},"path":null,"cancel":false}`
+  );
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -58,7 +72,8 @@ export function interpretOutput(outputJson: string, e: TransformationEvent, endp
   } catch {
     return invalid('handler must return the webhook object');
   }
-  if (!isObject(out)) return invalid(`handler must return the webhook object (it returned ${out === null ? 'null' : Array.isArray(out) ? 'an array' : typeof out})`);
+  if (!isObject(out))
+    return invalid(`handler must return the webhook object (it returned ${out === null ? 'null' : Array.isArray(out) ? 'an array' : typeof out})`);
   if (out.cancel !== undefined && out.cancel !== null && typeof out.cancel !== 'boolean') return invalid('cancel must be true or false');
   if (out.cancel === true) return { kind: 'cancel' };
 
@@ -92,7 +107,8 @@ function readHeaders(value: unknown): Record<string, string> | string {
   const headers: Record<string, string> = {};
   for (const [name, raw] of entries) {
     const shown = JSON.stringify(name.slice(0, 100));
-    if (!TOKEN.test(name) || name.length > HEADER_LIMITS.nameChars) return `headers[${shown}] is not a header name (letters, digits and !#$%&'*+-.^_\`|~, up to ${HEADER_LIMITS.nameChars})`;
+    if (!TOKEN.test(name) || name.length > HEADER_LIMITS.nameChars)
+      return `headers[${shown}] is not a header name (letters, digits and !#$%&'*+-.^_\`|~, up to ${HEADER_LIMITS.nameChars})`;
     if (isReservedHeader(name)) return `headers[${shown}] is set by Carteiro (signatures, content-type, user-agent, host) and cannot be changed`;
     if (typeof raw !== 'string' && typeof raw !== 'number') return `headers[${shown}] must be a string`;
     const text = String(raw);

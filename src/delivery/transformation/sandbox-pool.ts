@@ -58,9 +58,17 @@ const WATCH_INTERVAL_MS = 20;
 /** A thread's external memory (its WebAssembly memory, mostly) in bytes; null if it does not say within a moment. */
 async function externalMemoryOf(worker: Worker): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), 250); });
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), 250);
+  });
   try {
-    return await Promise.race([worker.getHeapStatistics().then((h) => h.external_memory, () => null), late]);
+    return await Promise.race([
+      worker.getHeapStatistics().then(
+        (h) => h.external_memory,
+        () => null,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -208,9 +216,10 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     void externalMemoryOf(t.worker).then((external) => {
       void t.worker.terminate();
       const engine = external === null ? 0 : external - t.otherExternal;
-      const failure: SandboxFailure = engine >= memoryCap - opts.memoryBytes / 2
-        ? { kind: 'memory', message: `ran out of memory (stopped by force after ${spent}, ${Math.round(engine / 1048576)} MB in use)` }
-        : { kind: 'timeout', message: `did not finish in time (stopped by force after ${spent})` };
+      const failure: SandboxFailure =
+        engine >= memoryCap - opts.memoryBytes / 2
+          ? { kind: 'memory', message: `ran out of memory (stopped by force after ${spent}, ${Math.round(engine / 1048576)} MB in use)` }
+          : { kind: 'timeout', message: `did not finish in time (stopped by force after ${spent})` };
       task.settle({ kind: 'failed', failure });
     });
   }

@@ -24,8 +24,10 @@ if (!port) throw new Error('sandbox-thread.ts runs as a worker thread of sandbox
 const WARM_UP = {
   runs: 10,
   limits: { timeoutMs: 5_000, memoryBytes: limits.memoryBytes },
-  source: 'function handler(w) { w.payload = { text: Object.keys(w.data).map((k) => k + "=" + JSON.stringify(w.data[k])).join("\\n") }; w.headers["x-a"] = "1"; return w; }',
-  input: '{"event_type":"warm.up","event_id":"0","timestamp":"1970-01-01T00:00:00.000Z","data":{"a":1,"b":"x","c":[1,2,3]},"headers":{},"path":null,"cancel":false}',
+  source:
+    'function handler(w) { w.payload = { text: Object.keys(w.data).map((k) => k + "=" + JSON.stringify(w.data[k])).join("\\n") }; w.headers["x-a"] = "1"; return w; }',
+  input:
+    '{"event_type":"warm.up","event_id":"0","timestamp":"1970-01-01T00:00:00.000Z","data":{"a":1,"b":"x","c":[1,2,3]},"headers":{},"path":null,"cancel":false}',
 };
 
 const { module: quickjs, atCap, memoryBytes } = await loadQuickJS(limits.memoryBytes);
@@ -52,7 +54,13 @@ port.on('message', (m: ThreadRequest) => {
       const outcome = ran.ok ? ran : { ok: false as const, failure: byMemory(ran.failure) as SandboxFailure };
       reply = { id: m.id, kind: 'ran', outcome, durationMs: threadCpuMs() - started, recycle: atCap() };
     } else {
-      reply = { id: m.id, kind: 'checked', failure: byMemory(checkInSandbox(quickjs, limits, m.source)), durationMs: threadCpuMs() - started, recycle: atCap() };
+      reply = {
+        id: m.id,
+        kind: 'checked',
+        failure: byMemory(checkInSandbox(quickjs, limits, m.source)),
+        durationMs: threadCpuMs() - started,
+        recycle: atCap(),
+      };
     }
   } catch (err) {
     port.postMessage({ id: m.id, kind: 'crashed', message: err instanceof Error ? err.message : String(err) } satisfies ThreadReply);

@@ -20,7 +20,12 @@
  * host itself, and the pool replaces it.
  */
 import {
-  newQuickJSWASMModuleFromVariant, newVariant, type QuickJSContext, type QuickJSHandle, type QuickJSSyncVariant, type QuickJSWASMModule,
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSSyncVariant,
+  type QuickJSWASMModule,
 } from 'quickjs-emscripten-core';
 
 export type SandboxLimits = {
@@ -86,7 +91,6 @@ export function memoryCapBytes(memoryBytes: number): number {
   return (BASE_PAGES + Math.ceil(memoryBytes / PAGE_BYTES)) * PAGE_BYTES;
 }
 
-
 /**
  * The call, run after the user's script in the same context. It refuses a Promise: there is no I/O to
  * wait for, so a handler needs no `async`, and a pending promise would never settle.
@@ -119,21 +123,27 @@ export function runInSandbox(m: QuickJSWASMModule, limits: SandboxLimits, source
   return session(m, limits, (ctx, deadline) => {
     const defined = defineHandler(ctx, deadline, source);
     if (defined) return { ok: false, failure: defined };
-    return evaluate(ctx, deadline, CALL, (call): SandboxOutcome => {
-      const input = ctx.newString(inputJson);
-      try {
-        const out = ctx.callFunction(call, ctx.undefined, input);
-        if (out.error) return { ok: false, failure: consumeError(ctx, out.error, deadline) };
+    return evaluate(
+      ctx,
+      deadline,
+      CALL,
+      (call): SandboxOutcome => {
+        const input = ctx.newString(inputJson);
         try {
-          if (ctx.typeof(out.value) !== 'string') return { ok: false, failure: { kind: 'bad-return', message: 'handler must return the webhook object' } };
-          return { ok: true, outputJson: ctx.getString(out.value) };
+          const out = ctx.callFunction(call, ctx.undefined, input);
+          if (out.error) return { ok: false, failure: consumeError(ctx, out.error, deadline) };
+          try {
+            if (ctx.typeof(out.value) !== 'string') return { ok: false, failure: { kind: 'bad-return', message: 'handler must return the webhook object' } };
+            return { ok: true, outputJson: ctx.getString(out.value) };
+          } finally {
+            out.value.dispose();
+          }
         } finally {
-          out.value.dispose();
+          input.dispose();
         }
-      } finally {
-        input.dispose();
-      }
-    }, (failure) => ({ ok: false, failure }));
+      },
+      (failure) => ({ ok: false, failure }),
+    );
   });
 }
 
@@ -196,18 +206,25 @@ function consumeError(ctx: QuickJSContext, error: QuickJSHandle, deadline: Deadl
     if (!read) {
       // Reading failed: past its budget, the value's own getters looped; within it, there was no
       // memory left to read it with.
-      return threadCpuMs() > deadline.at ? { kind: 'threw', message: 'a value that cannot be read', line: null } : { kind: 'memory', message: 'ran out of memory' };
+      return threadCpuMs() > deadline.at
+        ? { kind: 'threw', message: 'a value that cannot be read', line: null }
+        : { kind: 'memory', message: 'ran out of memory' };
     }
     const [name, message, stack] = read;
     if (name === 'InternalError' && /out of memory|string too long|array too long|invalid array length/i.test(message)) {
       return { kind: 'memory', message: `ran out of memory (${message})` };
     }
     if (name === 'InternalError' && message === 'interrupted') return { kind: 'timeout', message: 'did not finish in time' };
-    if (name === 'InternalError' && message === 'stack overflow') return { kind: 'threw', message: 'stack overflow (too deep a recursion)', line: lineOf(stack) };
+    if (name === 'InternalError' && message === 'stack overflow')
+      return { kind: 'threw', message: 'stack overflow (too deep a recursion)', line: lineOf(stack) };
     const text = clip(name ? `${name}: ${message}` : message);
     // A syntax error of the code itself has no frame of a function in its stack; one thrown by the
     // code (JSON.parse of a bad string, `new Function`) does.
-    return { kind: name === 'SyntaxError' && !/ at /.test(stack.replace(/^\s*at transformation\.js:\d+:\d+\s*$/gm, '')) ? 'syntax' : 'threw', message: text, line: lineOf(stack) };
+    return {
+      kind: name === 'SyntaxError' && !/ at /.test(stack.replace(/^\s*at transformation\.js:\d+:\d+\s*$/gm, '')) ? 'syntax' : 'threw',
+      message: text,
+      line: lineOf(stack),
+    };
   } finally {
     error.dispose();
   }
@@ -215,19 +232,25 @@ function consumeError(ctx: QuickJSContext, error: QuickJSHandle, deadline: Deadl
 
 function readError(ctx: QuickJSContext, error: QuickJSHandle, deadline: Deadline): [string, string, string] | null {
   const fallback = null;
-  return evaluate<[string, string, string] | null>(ctx, deadline, DESCRIBE, (describe) => {
-    const out = ctx.callFunction(describe, ctx.undefined, error);
-    if (out.error) {
-      out.error.dispose();
-      return fallback;
-    }
-    try {
-      const parsed = ctx.typeof(out.value) === 'string' ? (JSON.parse(ctx.getString(out.value)) as unknown) : null;
-      return Array.isArray(parsed) && parsed.length === 3 ? (parsed.map(String) as [string, string, string]) : fallback;
-    } finally {
-      out.value.dispose();
-    }
-  }, () => fallback);
+  return evaluate<[string, string, string] | null>(
+    ctx,
+    deadline,
+    DESCRIBE,
+    (describe) => {
+      const out = ctx.callFunction(describe, ctx.undefined, error);
+      if (out.error) {
+        out.error.dispose();
+        return fallback;
+      }
+      try {
+        const parsed = ctx.typeof(out.value) === 'string' ? (JSON.parse(ctx.getString(out.value)) as unknown) : null;
+        return Array.isArray(parsed) && parsed.length === 3 ? (parsed.map(String) as [string, string, string]) : fallback;
+      } finally {
+        out.value.dispose();
+      }
+    },
+    () => fallback,
+  );
 }
 
 /** The first `transformation.js:LINE:COL` of a QuickJS stack. */

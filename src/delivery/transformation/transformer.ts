@@ -89,7 +89,14 @@ export function createTransformer(settings: Config['transformations']): Transfor
       if ('busy' in answer) return { kind: 'busy' };
       if (!answer.ok) return { kind: 'failed', ...reason(answer.failure), durationMs: answer.durationMs };
       const read = interpretOutput(answer.outputJson, event, endpointUrl, maxBodyBytes);
-      if (read.kind === 'invalid') return { kind: 'failed', failure: 'invalid', reason: `transformation returned an invalid webhook: ${read.message}`, line: null, durationMs: answer.durationMs };
+      if (read.kind === 'invalid')
+        return {
+          kind: 'failed',
+          failure: 'invalid',
+          reason: `transformation returned an invalid webhook: ${read.message}`,
+          line: null,
+          durationMs: answer.durationMs,
+        };
       if (read.kind === 'cancel') return { kind: 'cancel', durationMs: answer.durationMs };
       return { kind: 'send', request: read.request, durationMs: answer.durationMs };
     },

@@ -99,14 +99,17 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
   const principal = tenant.principal;
   // The organization acted on: named in the path, or the one just created.
   const orgParam = route.startsWith('/organizations/:id') && typeof params.id === 'string' ? params.id : route === '/organizations' ? fromBody.id : undefined;
-  const lastParam = Object.values(params).filter((v): v is string => typeof v === 'string').at(-1);
+  const lastParam = Object.values(params)
+    .filter((v): v is string => typeof v === 'string')
+    .at(-1);
   const targetId = request.auditTargetId ?? (route.split('/').at(-1)?.startsWith(':') ? lastParam : undefined) ?? fromBody.id ?? lastParam ?? null;
   const path = request.url.split('?')[0] ?? '';
   // A person's id (auditPseudonymParam) is replaced by its pseudonym wherever it would appear.
   const person = config?.auditPseudonymParam !== undefined ? params[config.auditPseudonymParam] : undefined;
-  const hidden = typeof person === 'string' && config?.auditPseudonymParam !== undefined
-    ? { param: config.auditPseudonymParam, id: person, pseudonym: pseudonymize(person) }
-    : null;
+  const hidden =
+    typeof person === 'string' && config?.auditPseudonymParam !== undefined
+      ? { param: config.auditPseudonymParam, id: person, pseudonym: pseudonymize(person) }
+      : null;
   const userAgent = request.headers['user-agent'];
   return {
     organizationId: principal.kind !== 'admin' ? principal.organizationId : (orgParam ?? tenant.readOrganizationId ?? fromBody.organizationId ?? null),

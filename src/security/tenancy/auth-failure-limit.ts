@@ -34,9 +34,17 @@ export function createAuthFailureLimit(services: Pick<Services, 'redis' | 'confi
   const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:auth-failures`;
   const memory = new RateLimiterMemory({ keyPrefix, points: perMinute, duration: WINDOW_SECONDS });
   const limiter: RateLimiterAbstract = services.redis
-    ? new RateLimiterRedis({ storeClient: services.redis, keyPrefix, points: perMinute, duration: WINDOW_SECONDS, rejectIfRedisNotReady: true, insuranceLimiter: memory })
+    ? new RateLimiterRedis({
+        storeClient: services.redis,
+        keyPrefix,
+        points: perMinute,
+        duration: WINDOW_SECONDS,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: memory,
+      })
     : memory;
-  const refuse = (msBeforeNext: number) => new RateLimitedError(Math.max(1, Math.ceil(msBeforeNext / 1000)), 'too many requests without a valid API key from this address');
+  const refuse = (msBeforeNext: number) =>
+    new RateLimitedError(Math.max(1, Math.ceil(msBeforeNext / 1000)), 'too many requests without a valid API key from this address');
   const heldUntil = new Map<string, number>();
 
   return {

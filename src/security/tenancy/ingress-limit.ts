@@ -15,17 +15,27 @@ import { RateLimitedError } from '../../errors/errors.ts';
 
 const BURST_WINDOW_SECONDS = 10;
 
-export type IngressLimiter = { consume(key: string, points?: number): Promise<{ allowed: true; remaining: number } | { allowed: false; retryAfterMs: number }> };
+export type IngressLimiter = {
+  consume(key: string, points?: number): Promise<{ allowed: true; remaining: number } | { allowed: false; retryAfterMs: number }>;
+};
 
 /** `name` keeps the counters of limiters with different numbers apart (user-ingress-limit.ts). */
 export function createIngressLimiter(
-  services: Pick<Services, 'redis' | 'config' | 'ledger'>, opts: { ratePerSecond: number; burst: number; name?: string },
+  services: Pick<Services, 'redis' | 'config' | 'ledger'>,
+  opts: { ratePerSecond: number; burst: number; name?: string },
 ): IngressLimiter {
   const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:ingress${opts.name ? `:${opts.name}` : ''}`;
   const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
     const memory = new RateLimiterMemory({ keyPrefix: `${keyPrefix}:${name}`, points, duration });
     return services.redis
-      ? new RateLimiterRedis({ storeClient: services.redis, keyPrefix: `${keyPrefix}:${name}`, points, duration, rejectIfRedisNotReady: true, insuranceLimiter: memory })
+      ? new RateLimiterRedis({
+          storeClient: services.redis,
+          keyPrefix: `${keyPrefix}:${name}`,
+          points,
+          duration,
+          rejectIfRedisNotReady: true,
+          insuranceLimiter: memory,
+        })
       : memory;
   };
   const rate = make('rate', opts.ratePerSecond, 1);

@@ -33,7 +33,14 @@ export function createPortalSessionAuthenticator(sql: Sql): TokenLookup<PortalPr
     if (!PORTAL_TOKEN_PATTERN.test(token)) return null;
     const row = await findLivePortalSessionByHash(sql, hashApiKey(token));
     if (!row) return null;
-    const principal: PortalPrincipal = { kind: 'portal', organizationId: row.organization_id, userId: row.user_id, sessionId: row.id, scope: row.scope, theme: row.theme };
+    const principal: PortalPrincipal = {
+      kind: 'portal',
+      organizationId: row.organization_id,
+      userId: row.user_id,
+      sessionId: row.id,
+      scope: row.scope,
+      theme: row.theme,
+    };
     return principal;
   };
 }

@@ -62,7 +62,9 @@ function createReadThrough<T>(read: (key: string) => Promise<T>) {
   const refresh = (key: string) => {
     let pending = refreshing.get(key);
     if (!pending) {
-      pending = load(key).catch(() => undefined).finally(() => refreshing.delete(key));
+      pending = load(key)
+        .catch(() => undefined)
+        .finally(() => refreshing.delete(key));
       refreshing.set(key, pending);
     }
     return pending;
