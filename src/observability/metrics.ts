@@ -155,6 +155,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     help: 'Dispatches handed back to the queue because the lease of the worker holding them ran out (a worker died or stalled).',
     registers,
   });
+  const handBacks = new Counter({
+    name: 'carteiro_worker_handed_back_total',
+    help: 'Claimed dispatches handed back unsent because two claims overlapped and their endpoint (or the worker) had no room left; each is claimed again.',
+    registers,
+  });
   const recordDuration = new Histogram({
     name: 'carteiro_worker_record_duration_seconds',
     help: 'Commit latency of one batch of outcomes (attempt rows, dispatch and endpoint state) in the ledger.',
@@ -298,6 +303,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     leasesExpired: (count) => {
       if (count > 0) leaseExpiries.inc(count);
     },
+    handedBack: (count) => handBacks.inc(count),
     attempted(d, record) {
       if (!record.attempted) return;
       durationChildren.get(`${record.success ? 'success' : 'failure'}/${d.kind}`)?.observe(record.durationMs / 1000);

@@ -41,6 +41,8 @@ import { createProgressWatch } from './progress-watch.ts';
 export type DispatcherMetrics = {
   claimed(count: number): void;
   leasesExpired(count: number): void;
+  /** Claimed dispatches handed back unsent after overlapping claims (admit): each is claimed again. */
+  handedBack(count: number): void;
   attempted(d: ClaimedDispatch, record: OutcomeRecord): void;
   recorded(batch: readonly OutcomeRecord[], ms: number): void;
 };
@@ -454,7 +456,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function handBack(d: Delivery): void {
     limits.handedBack(d.webhook_endpoint_id);
-    for (const o of memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }))) {
+    const outcomes = memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }));
+    deps.metrics?.handedBack(outcomes.length);
+    for (const o of outcomes) {
       wakeOnRecord.add(o);
       pushOutcome(o);
     }
