@@ -420,7 +420,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    * claimed it. A claim made with no announcement (the poll, a retry's timer) says nothing.
    */
   function measureQuietWait(batch: ClaimedDispatch[], announced: number | null): void {
-    if (announced === null || batch.length === 0) return;
+    if (announced === null || batch.length === 0 || isolation.quietClaimTargetMs <= 0) return;
     const quiet = [...new Set(batch.filter((d) => limits.idle(d.webhook_endpoint_id)).map((d) => d.webhook_endpoint_id))];
     if (quiet.length) limits.quietClaimed(now() - announced, quiet);
   }

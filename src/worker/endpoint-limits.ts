@@ -209,7 +209,7 @@ export function createEndpointLimits(
           (opts?.holdSending && s.inFlight > 0) ||
           s.holdUntil > now;
         // holdSending (the quiet lane) serves an idle endpoint one delivery: its next event, not its backlog.
-        const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, exempt(id) ? Infinity : contended);
+        const own = inSlowLane(s) || opts?.holdSending ? 1 : Math.min(s.limit, contended === Infinity || exempt(id) ? Infinity : contended);
         limits.push(held ? Math.max(s.inFlight, 0) : own);
       }
       return { endpointIds, inFlight, limits };
