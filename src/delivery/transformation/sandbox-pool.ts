@@ -18,9 +18,9 @@ import { memoryCapBytes, type SandboxFailure, type SandboxLimits, type SandboxOu
 
 export type ThreadRequest = { id: number; kind: 'run'; source: string; inputJson: string } | { id: number; kind: 'check'; source: string };
 export type ThreadReply =
-  | { id: number; kind: 'ready'; otherExternalBytes: number }
-  | { id: number; kind: 'ran'; outcome: SandboxOutcome; durationMs: number; recycle: boolean }
-  | { id: number; kind: 'checked'; failure: SandboxFailure | null; durationMs: number; recycle: boolean }
+  | { id: number; kind: 'ready'; otherExternalBytes: number; engineBytes: number }
+  | { id: number; kind: 'ran'; outcome: SandboxOutcome; durationMs: number; recycle: boolean; engineBytes: number }
+  | { id: number; kind: 'checked'; failure: SandboxFailure | null; durationMs: number; recycle: boolean; engineBytes: number }
   | { id: number; kind: 'crashed'; message: string };
 
 export type PoolOptions = SandboxLimits & {
@@ -48,10 +48,21 @@ export type SandboxPool = {
 /** How a task ended: its thread's reply, a failure seen from here (deadline, dead thread), or no thread in time. */
 type Settlement = { kind: 'reply'; reply: ThreadReply } | { kind: 'failed'; failure: SandboxFailure } | { kind: 'busy' };
 type Task = { request: ThreadRequest; key: string; settle: (s: Settlement) => void; waitTimer: NodeJS.Timeout | null };
-type Thread = { worker: Worker; ready: boolean; task: Task | null; killTimer: NodeJS.Timeout | null; startedAt: number; otherExternal: number };
+/** `engineBytes`: its WebAssembly memory when its last run ended (it never shrinks), the next run's starting size. */
+type Thread = {
+  worker: Worker;
+  ready: boolean;
+  task: Task | null;
+  killTimer: NodeJS.Timeout | null;
+  startedAt: number;
+  otherExternal: number;
+  engineBytes: number;
+};
 
 /** A thread that dies before it is ready (QuickJS failed to load) is started again this much later. */
 const RESTART_DELAY_MS = 200;
+/** A run stopped by force grew its thread's memory if it grew by more than this (see stop). */
+const GREW_BYTES = 1_048_576;
 /** How often the watchdog reads a running thread's CPU time, once its budget could be spent. */
 const WATCH_INTERVAL_MS = 20;
 
@@ -99,12 +110,13 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
     });
     worker.unref();
-    const t: Thread = { worker, ready: false, task: null, killTimer: null, startedAt: 0, otherExternal: 0 };
+    const t: Thread = { worker, ready: false, task: null, killTimer: null, startedAt: 0, otherExternal: 0, engineBytes: 0 };
     threads.push(t);
     worker.on('message', (reply: ThreadReply) => {
       if (reply.kind === 'ready') {
         t.ready = true;
         t.otherExternal = reply.otherExternalBytes;
+        t.engineBytes = reply.engineBytes;
         pump();
       } else if (t.task && reply.id === t.task.request.id) {
         finish(t, reply);
@@ -139,7 +151,10 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     if (t.killTimer) clearTimeout(t.killTimer);
     t.killTimer = null;
     t.task = null;
-    if ((reply.kind === 'ran' || reply.kind === 'checked') && reply.recycle) retire(t);
+    if (reply.kind === 'ran' || reply.kind === 'checked') {
+      t.engineBytes = reply.engineBytes;
+      if (reply.recycle) retire(t);
+    }
     task.settle({ kind: 'reply', reply });
     pump();
   }
@@ -211,13 +226,16 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     // Filling its memory, QuickJS can spin in its allocator without asking the interrupt handler
     // (measured: stopped with 12 of its 16 MB taken, after 120 ms of CPU). Such a run is told apart by
     // the size of the thread's WebAssembly memory (its external memory less the rest, as the thread
-    // said when ready), read before it stops: past half its allowance, its memory, not its loop, is
-    // what stopped it (a loop inside a built-in allocates nothing).
+    // said when ready), read before it stops: past half its allowance, and grown during this run, its
+    // memory, not its loop, is what stopped it (a loop inside a built-in allocates nothing). Grown (by
+    // more than GREW_BYTES: the rest of the thread's external memory moves a little): the memory never
+    // shrinks, so a thread that an earlier run left large (a hog stopped inside QuickJS, below the
+    // cap) would otherwise call the next run's loop a lack of memory.
     void externalMemoryOf(t.worker).then((external) => {
       void t.worker.terminate();
       const engine = external === null ? 0 : external - t.otherExternal;
       const failure: SandboxFailure =
-        engine >= memoryCap - opts.memoryBytes / 2
+        engine >= memoryCap - opts.memoryBytes / 2 && engine > t.engineBytes + GREW_BYTES
           ? { kind: 'memory', message: `ran out of memory (stopped by force after ${spent}, ${Math.round(engine / 1048576)} MB in use)` }
           : { kind: 'timeout', message: `did not finish in time (stopped by force after ${spent})` };
       task.settle({ kind: 'failed', failure });

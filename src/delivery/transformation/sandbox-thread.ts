@@ -52,7 +52,7 @@ port.on('message', (m: ThreadRequest) => {
     if (m.kind === 'run') {
       const ran = runInSandbox(quickjs, limits, m.source, m.inputJson);
       const outcome = ran.ok ? ran : { ok: false as const, failure: byMemory(ran.failure) as SandboxFailure };
-      reply = { id: m.id, kind: 'ran', outcome, durationMs: threadCpuMs() - started, recycle: atCap() };
+      reply = { id: m.id, kind: 'ran', outcome, durationMs: threadCpuMs() - started, recycle: atCap(), engineBytes: memoryBytes() };
     } else {
       reply = {
         id: m.id,
@@ -60,6 +60,7 @@ port.on('message', (m: ThreadRequest) => {
         failure: byMemory(checkInSandbox(quickjs, limits, m.source)),
         durationMs: threadCpuMs() - started,
         recycle: atCap(),
+        engineBytes: memoryBytes(),
       };
     }
   } catch (err) {
@@ -70,4 +71,9 @@ port.on('message', (m: ThreadRequest) => {
 });
 // The thread's external memory besides the engine's: the pool reads the engine's size from the
 // thread's external memory (which it can read even while the thread spins) less this.
-port.postMessage({ id: 0, kind: 'ready', otherExternalBytes: getHeapStatistics().external_memory - memoryBytes() } satisfies ThreadReply);
+port.postMessage({
+  id: 0,
+  kind: 'ready',
+  otherExternalBytes: getHeapStatistics().external_memory - memoryBytes(),
+  engineBytes: memoryBytes(),
+} satisfies ThreadReply);
