@@ -48,7 +48,7 @@ import { runDrain, type DrainResult } from './lib/drain.ts';
 import { offerLoad } from './lib/offered.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
 import { loadConfig } from '../src/config/config.ts';
-import { claimStatement } from '../src/ledger/dispatches.ts';
+import { claimStatement } from '../src/ledger/claims.ts';
 import {
   kindWord,
   runNoisyCase,
@@ -633,7 +633,7 @@ async function sectionTrigger(rx: ReceiverHandle): Promise<void> {
     apiProc = await startApi(env);
     await registerBenchEventType(apiProc.url as string, eventType);
     await createEndpoints(apiProc.url as string, rx.url, 1, eventType);
-    const { captureTable } = await import('../src/ledger/triggers.ts');
+    const { captureTable } = await import('../src/ledger/table-capture.ts');
     await sql.unsafe(`
       CREATE SCHEMA "${app}";
       CREATE TABLE "${app}".plain (id bigserial PRIMARY KEY, sent_at_ms double precision NOT NULL, seq integer NOT NULL, pad text NOT NULL);

@@ -6,21 +6,21 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
-import type { Services } from '../runtime/services.ts';
+import type { ApiServices } from './api-services.ts';
 import { errorHandler, fromRouterError, toErrorBody } from './error-handler.ts';
 import { answerExpectContinue } from './oversized-body.ts';
 import { registerAuth } from './auth-hook.ts';
 import { registerAnswerDeadline } from './answer-deadline.ts';
 import { ROUTE_MODULES } from './routes/index.ts';
 import { BodyTooLargeError, NotFoundError } from '../errors/errors.ts';
-import { registerIngressLimit } from '../security/tenancy/ingress-limit.ts';
-import { registerUserIngressLimit } from '../security/tenancy/user-ingress-limit.ts';
-import { registerAuditTrail } from '../security/tenancy/audit-trail.ts';
-import { registerInputHardening } from '../security/hardening/input-hardening.ts';
+import { registerIngressLimit } from './plugins/ingress-limit.ts';
+import { registerUserIngressLimit } from './plugins/user-ingress-limit.ts';
+import { registerAuditTrail } from './plugins/audit-trail.ts';
+import { registerInputHardening } from './plugins/hardening/input-hardening.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
 import { portalPageRoutes } from '../dashboard/portal.ts';
 import { addIdNormalization } from './id-normalization.ts';
-import { redactedRequest } from '../security/log-redaction.ts';
+import { redactedRequest } from '../protection/log-redaction.ts';
 import { registerMetricsRoute } from '../observability/metrics-http.ts';
 import { registerIngestTracing } from '../observability/tracing-http.ts';
 import { documentRoute, errorEnvelope } from './openapi-docs.ts';
@@ -47,12 +47,12 @@ class DebugRequestLog extends LogController {
   }
 }
 
-export async function buildApp(services: Services): Promise<FastifyInstance> {
+export async function buildApp(services: ApiServices): Promise<FastifyInstance> {
   const { config } = services;
   // Filled as routes are added (onRoute below): lets a router error name the parameter it refused.
   const routePaths: string[] = [];
   const app = Fastify({
-    // Request lines carry the URL: its query string is redacted (keys, user ids; security/log-redaction.ts).
+    // Request lines carry the URL: its query string is redacted (keys, user ids; protection/log-redaction.ts).
     loggerInstance: services.log.child({ component: 'api' }, { serializers: { req: redactedRequest } }) as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
     // Slow or stalled clients are cut off instead of holding sockets forever.

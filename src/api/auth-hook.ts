@@ -7,12 +7,15 @@
  * tells nothing about what exists (docs/portal.md). A `read` session on a `manage` route gets 403 too.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../runtime/services.ts';
-import { tenantFor, type Tenant } from './tenant.ts';
+import type { ApiServices } from './api-services.ts';
+import { tenantFor, type Tenant } from '../tenancy/principal.ts';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors/errors.ts';
-import { organizationExists } from '../security/tenancy/organization-check.ts';
-import { createAuthFailureLimit } from '../security/tenancy/auth-failure-limit.ts';
+import { organizationExists } from '../tenancy/organization-check.ts';
+import { createAuthFailureLimit } from './plugins/auth-failure-limit.ts';
 import { isUuid, normalizeId } from './id-normalization.ts';
+
+/** What this module uses of the API's services. */
+type AuthHookDeps = Pick<ApiServices, 'authenticate' | 'config' | 'ledger' | 'log' | 'redis'>;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,7 +28,7 @@ declare module 'fastify' {
   }
 }
 
-export function registerAuth(app: FastifyInstance, services: Services): void {
+export function registerAuth(app: FastifyInstance, services: AuthHookDeps): void {
   app.decorateRequest('tenant', null as unknown as Tenant);
   const failures = createAuthFailureLimit(services, services.log.child({ component: 'auth' }));
   app.addHook('onRequest', async (request) => {

@@ -7,7 +7,7 @@ import type { NewEndpoint, EndpointChanges, EndpointDeliverySettings, EndpointRo
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { contentFilterColumns } from '../catalog/content-filter.ts';
 import { InvalidBatchingError, ValidationError } from '../errors/errors.ts';
-import { validateIncludeFields, type IncludeFields } from '../security/minimal-payload.ts';
+import { validateIncludeFields, type IncludeFields } from '../protection/minimal-payload.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import { transformationColumns, type TransformationFields } from './endpoint-transformation.ts';
 import { deliverySettingBounds, deliverySettingColumns, type DeliverySettingBounds, type DeliverySettingFields } from './endpoint-delivery-settings.ts';

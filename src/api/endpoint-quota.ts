@@ -5,7 +5,7 @@
  * Endpoints without an owner are not counted.
  */
 import type { Ledger } from '../ledger/connection.ts';
-import type { UserLimitsReader } from '../security/tenancy/user-limits.ts';
+import type { UserLimitsReader } from '../tenancy/user-limits.ts';
 import { insertEndpoint, type EndpointRow, type NewEndpoint } from '../ledger/endpoints.ts';
 import { insertEndpointWithinQuota } from '../ledger/portal-deliveries.ts';
 import { QuotaExceededError } from '../errors/errors.ts';

@@ -1,5 +1,6 @@
 /** JSON-schema pieces shared by the routes. */
 import { EVENT_TYPE_NAME_PATTERN } from '../catalog/builtin-event-types.ts';
+import { MAX_USER_ID_LENGTH } from '../ingest/ingest-service.ts';
 import { LOWERCASE_UUID, UUID_PATTERN } from './id-normalization.ts';
 
 /** Either case is accepted, and the value is lower-cased as it is validated (api/id-normalization.ts). */
@@ -25,7 +26,7 @@ export const triggerBody = {
   properties: {
     event_type: eventTypeName,
     data: { type: 'object' },
-    user_id: shortText,
+    user_id: { ...shortText, maxLength: MAX_USER_ID_LENGTH },
     organization_id: uuid,
     priority,
     idempotency_key: shortText,

@@ -4,9 +4,8 @@
  * Schemas name the fields the seed's product sends and stay open to extra fields, so producers can
  * add context without a catalog change; a wrong type on a named field is still rejected.
  */
-export type Priority = 'high' | 'normal';
-export type JsonSchema = Record<string, unknown>;
-export type EventTypeDefinition = { name: string; description: string; priority: Priority; schema: JsonSchema };
+
+import type { EventTypeDefinition, JsonSchema } from '../ledger/event-types.ts';
 
 const id = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const text = { type: 'string', maxLength: 10_000 } as const;

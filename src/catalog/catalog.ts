@@ -11,7 +11,8 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Sql } from '../ledger/connection.ts';
 import { PRIORITY, type PriorityValue } from '../ledger/events.ts';
-import { BUILTIN_EVENT_TYPES, type EventTypeDefinition, type JsonSchema, type Priority } from './builtin-event-types.ts';
+import { BUILTIN_EVENT_TYPES } from './builtin-event-types.ts';
+import type { EventTypeDefinition, JsonSchema, Priority } from '../ledger/event-types.ts';
 import { findCustomEventType, insertCustomEventType, listCustomEventTypes } from '../ledger/event-types.ts';
 import { ConflictError, SchemaViolationError, UnknownEventTypeError, ValidationError } from '../errors/errors.ts';
 import { assertRunnableSchema, compileCustomSchema, runsInline } from './custom-schema.ts';

@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ErrorObject } from 'ajv';
-import type { JsonSchema } from './builtin-event-types.ts';
+import type { JsonSchema } from '../ledger/event-types.ts';
 
 export type ThreadRequest =
   | { id: number; kind: 'compile'; key: number; schema: JsonSchema; keep: boolean }

@@ -9,7 +9,7 @@ import { openLedger } from '../ledger/connection.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
 import { resolveKeys } from '../runtime/local-keys.ts';
-import { reencryptWith } from '../security/reencryption.ts';
+import { reencryptWith } from '../protection/reencryption.ts';
 
 const KEYS_USAGE = `usage:
   carteiro keys reencrypt

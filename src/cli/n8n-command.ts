@@ -12,10 +12,10 @@ import { DataFolderInUseError } from '../ledger/data-folder-lock.ts';
 import { migrate } from '../ledger/migrate.ts';
 import { listN8nWorkflows, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
 import { CarteiroError } from '../errors/errors.ts';
-import { DEFAULT_ORGANIZATION_ID } from '../api/tenant.ts';
-import { checkSeedPaths, seedN8nWorkflows } from '../n8n/seed.ts';
-import { discoverN8nWorkflows } from '../n8n/discovery.ts';
-import { createWorkflowSecrets, type WorkflowSecrets } from '../n8n/workflow-secrets.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../tenancy/principal.ts';
+import { checkSeedPaths, seedN8nWorkflows } from '../integrations/n8n/seed.ts';
+import { discoverN8nWorkflows } from '../integrations/n8n/discovery.ts';
+import { createWorkflowSecrets, type WorkflowSecrets } from '../integrations/n8n/workflow-secrets.ts';
 import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
 import { resolveKeys } from '../runtime/local-keys.ts';
 

@@ -1,7 +1,7 @@
 /**
  * carteiro triggers <add|remove|list|install-seed|uninstall-seed>: table capture from the command
  * line (docs/triggers.md). Each run opens the ledger, applies pending migrations (the capture functions
- * live there) and calls the SQL API through ledger/triggers.ts.
+ * live there) and calls the SQL API through ledger/table-capture.ts.
  *
  * Embedded mode: the data folder is locked by the process that has it open (ledger/data-folder-lock.ts),
  * so while `carteiro start` runs this refuses, naming its PID: stop it first.
@@ -18,7 +18,7 @@ import {
   uncaptureTable,
   uninstallSeedTriggers,
   type CaptureOperation,
-} from '../ledger/triggers.ts';
+} from '../ledger/table-capture.ts';
 import { CarteiroError } from '../errors/errors.ts';
 
 export const TRIGGERS_USAGE = `usage:

@@ -7,14 +7,13 @@ import type { Catalog, ResolvedEventType } from '../catalog/catalog.ts';
 import type { EventIntake } from '../ledger/event-intake.ts';
 import { PRIORITY, type InsertResult, type NewEvent } from '../ledger/events.ts';
 import { CarteiroError, ValidationError } from '../errors/errors.ts';
-import { shortText } from '../api/schemas.ts';
 
 /**
- * The top-level user_id's limit (its schema, api/schemas.ts), held also by a user id taken from
+ * A user id's limit: the top-level user_id's (its schema in api/schemas.ts uses this), and a user id taken from
  * data.user_id or a Supabase row: webhook_events.user_id is indexed, and a btree entry holds at most
  * 2704 bytes, so a longer value would fail at insert time as a 500.
  */
-const MAX_USER_ID_LENGTH = shortText.maxLength;
+export const MAX_USER_ID_LENGTH = 200;
 
 export type EventInput = {
   event_type: string;

@@ -8,13 +8,14 @@
  * If upkeep stops altogether, nothing fails: partitions exist a week ahead, and after that attempts
  * land in the default partition (and are moved out when upkeep resumes).
  */
-import type { Services } from '../runtime/services.ts';
+import type { Logger } from 'pino';
+import type { Ledger } from '../ledger/connection.ts';
 import { ensureAttemptPartitions } from '../ledger/attempt-partitions.ts';
 
 const UPKEEP_INTERVAL_MS = 3600 * 1000;
 
 /** Runs the upkeep once now, then hourly; returns the function that stops it. */
-export async function startAttemptPartitionUpkeep(services: Services): Promise<() => void> {
+export async function startAttemptPartitionUpkeep(services: { ledger: Pick<Ledger, 'sql'>; log: Logger }): Promise<() => void> {
   const { ledger, log } = services;
   const upkeep = async () => {
     try {

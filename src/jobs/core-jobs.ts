@@ -1,10 +1,11 @@
 /** Handlers for the core's background jobs. */
-import type { Services } from '../runtime/services.ts';
-import { findEventsToReplay, requeueEventDispatches } from '../ledger/dispatches.ts';
+import type { Ledger } from '../ledger/connection.ts';
+import type { JobRunner } from './job-runner.ts';
+import { findEventsToReplay, requeueEventDispatches } from '../ledger/replays.ts';
 
 const REPLAY_PAGE_SIZE = 500;
 
-export function registerCoreJobs(services: Services): void {
+export function registerCoreJobs(services: { ledger: Pick<Ledger, 'sql'>; jobs: JobRunner }): void {
   const { ledger, jobs } = services;
 
   // Pages through matching events oldest first, requeueing each one's finished dispatches; progress

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { JobCatalog, JobHandler, JobName, JobState } from './job-catalog.ts';
-import { connectRedis } from '../conveyor/redis.ts';
+import { connectRedis } from '../coordination/redis.ts';
 
 export type JobRunner = {
   register<N extends JobName>(name: N, handler: JobHandler<N>): void;

@@ -8,7 +8,10 @@
  * the batched purge of events and dispatches that follows finds their old attempts already gone
  * instead of deleting them one by one.
  */
-import type { Services } from '../runtime/services.ts';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Ledger } from '../ledger/connection.ts';
+import type { JobRunner } from './job-runner.ts';
 import { purgeExpired } from '../ledger/retention.ts';
 import { dropExpiredAttemptPartitions } from '../ledger/attempt-partitions.ts';
 
@@ -16,7 +19,7 @@ const BATCH_SIZE = 1000;
 const PAUSE_BETWEEN_BATCHES_MS = 20;
 const DAY_MS = 24 * 3600 * 1000;
 
-export function registerRetentionJob(services: Services): void {
+export function registerRetentionJob(services: { ledger: Pick<Ledger, 'sql'>; jobs: JobRunner; log: Logger }): void {
   const { ledger, jobs, log } = services;
   jobs.register('retention-purge', async (p, ctx) => {
     const started = Date.now();
@@ -48,7 +51,7 @@ export function registerRetentionJob(services: Services): void {
 }
 
 /** Schedules the periodic purge; an interval of 0 removes a schedule an earlier start left (with Redis it outlives processes). */
-export async function scheduleRetention(services: Services): Promise<void> {
+export async function scheduleRetention(services: { config: Pick<Config, 'dataProtection' | 'retentionDays'>; jobs: JobRunner }): Promise<void> {
   const { config, jobs } = services;
   if (config.dataProtection.retentionIntervalMs <= 0) return jobs.unschedule('retention-purge');
   await jobs.enqueue('retention-purge', { olderThanDays: config.retentionDays }, { repeatEveryMs: config.dataProtection.retentionIntervalMs });

@@ -6,7 +6,9 @@
  * that long in the table, and in WAL and dead row versions until they are recycled: docs/security.md).
  * Delivery does not wait for it: the worker sends sealed and unsealed data alike, opened.
  */
-import type { Services } from '../runtime/services.ts';
+import type { Logger } from 'pino';
+import type { Ledger } from '../ledger/connection.ts';
+import type { DataProtection } from '../protection/data-protection.ts';
 import { sealStoredEvents } from '../ledger/unsealed-events.ts';
 import { parseKeepingNumbers } from '../util/exact-json.ts';
 
@@ -18,7 +20,10 @@ const SEAL_BATCH = 500;
  * pass finds arrived without Carteiro's ingestion, so it is also where they are announced on the live
  * bus (`announce`, as ingestion announces its own): dashboards see captured events within a second.
  */
-export function startStoredEventSealing(services: Services, announce: (organizationId: string, count: number) => void): () => Promise<void> {
+export function startStoredEventSealing(
+  services: { ledger: Pick<Ledger, 'sql'>; log: Logger; dataProtection: DataProtection },
+  announce: (organizationId: string, count: number) => void,
+): () => Promise<void> {
   const { ledger, log, dataProtection } = services;
   // null when sealing changes nothing (Postgres's jsonb text and JSON.stringify space differently).
   // Numbers a double cannot hold (a bigint column) are kept as written.

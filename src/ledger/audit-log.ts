@@ -1,5 +1,5 @@
 /**
- * The audit log of management actions (written by security/tenancy/audit-trail.ts), read by the admin.
+ * The audit log of management actions (written by api/plugins/audit-trail.ts), read by the admin.
  * Append-only: entries are never deleted, and never changed by what a caller sends. The one rewrite is
  * an erasure's, in entries whose subject (subject_user, migration 0017) is the erased user's id in
  * clear: only entries from before 0017 can hold one, since entries are now written with the pseudonym.

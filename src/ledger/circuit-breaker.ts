@@ -2,7 +2,7 @@
  * Endpoint health in the ledger: the circuit breaker that disables an endpoint failing for a
  * sustained period, the `endpoint.disabled` operational event, and the operations endpoint that
  * receives it. The breaker's counters (consecutive_failures, failing_since) are kept by
- * recordOutcomes (dispatches.ts) in the same statement as the endpoint's success/failure counters;
+ * recordOutcomes (outcomes.ts) in the same statement as the endpoint's success/failure counters;
  * the functions here run inside that same transaction.
  */
 import type { Sql, TxSql } from './connection.ts';

@@ -4,7 +4,7 @@
  */
 import { v7 as uuidv7 } from 'uuid';
 import type { Sql } from './connection.ts';
-import { refreshEventStatuses } from './dispatches.ts';
+import { refreshEventStatuses } from './outcomes.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
 import { PRIORITY } from './events.ts';
 import { missedEvents } from './endpoints.ts';

@@ -6,7 +6,8 @@
  * user_id it is are found or changed, in the same statement (docs/portal.md).
  */
 import type { Sql, TxSql } from './connection.ts';
-import { refreshEventStatuses, type IncludeFields } from './dispatches.ts';
+import { refreshEventStatuses } from './outcomes.ts';
+import type { IncludeFields } from './claims.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
 
 export type EndpointRow = {

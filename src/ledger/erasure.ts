@@ -9,13 +9,13 @@
  *     the n8n integration owns them;
  *   - audit log entries about the user (their subject_user field, migration 0017; only entries from
  *     before it hold a user id in clear) keep who did what and when, but name the user only by a
- *     pseudonym the caller gives (security/erasure-pseudonym.ts). No other entry is touched.
+ *     pseudonym the caller gives (protection/erasure-pseudonym.ts). No other entry is touched.
  * Events are deleted a batch at a time (one short transaction each).
  */
 import type { Sql } from './connection.ts';
 import { deleteDoomedEvents, doomedEventCounts } from './event-deletion.ts';
 import { retryOnDeadlock } from './deadlock-retry.ts';
-import { refreshEventStatuses } from './dispatches.ts';
+import { refreshEventStatuses } from './outcomes.ts';
 import { pseudonymizeAuditEntries } from './audit-log.ts';
 
 export type ErasureCounts = {

@@ -1,6 +1,10 @@
 /** Organization-defined event types (the built-in ones live in catalog/builtin-event-types.ts). */
 import type { Sql } from './connection.ts';
-import type { EventTypeDefinition, JsonSchema, Priority } from '../catalog/builtin-event-types.ts';
+
+/** An event type as the catalog knows it, built-in (catalog/builtin-event-types.ts) or stored here. */
+export type Priority = 'high' | 'normal';
+export type JsonSchema = Record<string, unknown>;
+export type EventTypeDefinition = { name: string; description: string; priority: Priority; schema: JsonSchema };
 
 type Row = { name: string; description: string | null; schema: JsonSchema; priority: Priority };
 

@@ -4,7 +4,7 @@
  * workflow's delivery URL, its secret NULL (WEBHOOK_SECRET signs) or the workflow's own (ciphertext).
  * Every write here changes both rows in one transaction, so fan-out never sees one without the other.
  * Counters and the delivery state (state, last_error) are written by the worker's outcome batches
- * (dispatches.ts: recordOutcomes).
+ * (outcomes.ts: recordOutcomes).
  * Every query takes the caller's organization; `null` means the admin acting across organizations.
  */
 import type { Sql, TxSql } from './connection.ts';

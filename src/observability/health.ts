@@ -8,10 +8,12 @@
  * discovery. "services.n8n" is 'configured' when workflows are registered, even with no N8N_* variable
  * set (each row carries its full URL), so it never reads not_configured while deliveries go to n8n.
  */
-import type { Services } from './services.ts';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/config.ts';
+import type { Ledger } from '../ledger/connection.ts';
 import { pingLedger } from '../ledger/stats.ts';
 import { readWorkerLiveness } from '../ledger/workers.ts';
-import { pingRedis } from '../conveyor/redis.ts';
+import { pingRedis } from '../coordination/redis.ts';
 import { countN8nWorkflows } from '../ledger/n8n-workflows.ts';
 import { readLastN8nDiscoveryRun, type N8nDiscoveryRun } from '../ledger/n8n-discovery-runs.ts';
 
@@ -47,13 +49,22 @@ export type N8nHealth = {
 };
 
 /**
- * Extra checks other parts register (n8n reachability). Registered once per module, they are handed
- * the services of the process (or test instance) being reported on.
+ * A check beside the core's (n8n's reachability): the integrations that run in a process hand theirs
+ * to it when it is composed (runtime/compose.ts), and its answer overrides the core's for its lines.
  */
-export type HealthContributor = (services: Services) => Promise<Partial<HealthReport['services']>>;
-export const healthContributors: HealthContributor[] = [];
+export type HealthCheck = () => Promise<Partial<HealthReport['services']>>;
 
-export async function readHealth(services: Services): Promise<HealthReport> {
+/** What the report reads: the ledger, Redis, this process's worker (if any), and the extra checks. */
+export type HealthDeps = {
+  config: Pick<Config, 'worker' | 'n8n'>;
+  ledger: Pick<Ledger, 'sql' | 'embedded'>;
+  redis: Redis | null;
+  /** The worker running in this process, if any: it counts as alive before its first heartbeat. */
+  dispatcher: object | null;
+  healthChecks: readonly HealthCheck[];
+};
+
+export async function readHealth(services: HealthDeps): Promise<HealthReport> {
   const ledgerUp = await pingLedger(services.ledger.sql, CHECK_TIMEOUT_MS);
   const workers = ledgerUp
     ? await readWorkerLiveness(services.ledger.sql, WORKER_FRESH_MS, services.config.worker.stallMs).catch(() => ({ live: 0, stalled: 0 }))
@@ -69,7 +80,7 @@ export async function readHealth(services: Services): Promise<HealthReport> {
     supabase: ledgerUp ? 'healthy' : 'unhealthy',
     n8n: webhookUrl || apiUrl || (workflows?.registered ?? 0) > 0 ? 'configured' : 'not_configured',
   };
-  for (const contribute of healthContributors) Object.assign(report, await contribute(services).catch(() => ({})));
+  for (const check of services.healthChecks) Object.assign(report, await check().catch(() => ({})));
   const n8n: N8nHealth = {
     api: apiUrl ? report.n8n : 'not_configured',
     webhook_url: webhookUrl ? 'configured' : 'not_configured',

@@ -11,7 +11,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Sql } from '../ledger/connection.ts';
-import type { ClaimedDispatch, OutcomeRecord } from '../ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../ledger/claims.ts';
+import type { OutcomeRecord } from '../ledger/outcomes.ts';
 import type { InsertResult } from '../ledger/events.ts';
 import { readEndpointHealth, readQueueGauges, type EndpointHealth, type QueueGauges } from '../ledger/stats.ts';
 import { countLiveWorkers } from '../ledger/workers.ts';

@@ -28,7 +28,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { TracingConfig } from '../config/config.ts';
-import type { ClaimedDispatch } from '../ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../ledger/claims.ts';
 import type { DeliveryTracing } from '../worker/dispatcher.ts';
 import { outcomeOf } from './metrics.ts';
 

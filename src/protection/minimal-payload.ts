@@ -15,9 +15,9 @@
 import { isValidEventFilter } from '../catalog/patterns.ts';
 import { ValidationError } from '../errors/errors.ts';
 import { isRawJson } from '../util/exact-json.ts';
-import type { IncludeFields } from '../ledger/dispatches.ts';
+import type { IncludeFields } from '../ledger/claims.ts';
 
-/** Stored with the endpoint, so its shape is the ledger's (ledger/dispatches.ts); these functions give it meaning. */
+/** Stored with the endpoint, so its shape is the ledger's (ledger/claims.ts); these functions give it meaning. */
 export type { IncludeFields };
 
 const PATH = /^[^.\s]{1,100}(\.[^.\s]{1,100}){0,15}$/;

@@ -12,31 +12,31 @@ import { createCatalog } from '../catalog/catalog.ts';
 import { createEventIntake } from '../ledger/event-intake.ts';
 import { createIngestService } from '../ingest/ingest-service.ts';
 import { createSecretBox, parseKeyring } from '../crypto/secret-box.ts';
-import { adminAuthenticator } from '../api/admin-authenticator.ts';
+import { adminAuthenticator } from '../tenancy/admin-authenticator.ts';
 import { createBullmqJobRunner, createLocalJobRunner } from '../jobs/job-runner.ts';
-import { createLocalLiveBus, createRedisLiveBus } from '../conveyor/live-bus.ts';
-import { connectRedis } from '../conveyor/redis.ts';
-import { createAcceptedAnnouncer } from '../conveyor/accepted-events.ts';
+import { createLocalLiveBus, createRedisLiveBus } from '../coordination/live-bus.ts';
+import { connectRedis } from '../coordination/redis.ts';
+import { createAcceptedAnnouncer } from '../coordination/accepted-events.ts';
 import { createDispatcher } from '../worker/dispatcher.ts';
 import { createHttpSender, type HttpSender } from '../delivery/http-sender.ts';
 import { createStaticHeaderResolver } from '../worker/static-headers.ts';
 import { createSecretResolver } from '../worker/signing-secrets.ts';
 import { createTransformer } from '../delivery/transformation/transformer.ts';
-import { createEgressGate } from '../security/tenancy/egress-gate.ts';
-import { createApiKeyAuthenticator } from '../security/tenancy/api-keys.ts';
-import { createPortalSessionAuthenticator, firstAuthenticator } from '../security/tenancy/portal-sessions.ts';
-import { createUserLimitsReader } from '../security/tenancy/user-limits.ts';
+import { createEgressGate } from '../worker/egress-rate-limit.ts';
+import { createApiKeyAuthenticator } from '../tenancy/api-key-authenticator.ts';
+import { createPortalSessionAuthenticator, firstAuthenticator } from '../tenancy/portal-sessions.ts';
+import { createUserLimitsReader } from '../tenancy/user-limits.ts';
 import { ledgerRoleSeesAllRows } from '../ledger/row-security.ts';
 import { ConfigError } from '../config/config.ts';
 import { registerCoreJobs } from '../jobs/core-jobs.ts';
 import { resolveKeys } from './local-keys.ts';
-import { createDestinationGuard, guardSender } from '../security/ssrf.ts';
-import { createDataProtection } from '../security/data-protection.ts';
-import { ensureOperationsEndpoint } from '../security/circuit-breaker.ts';
+import { createDestinationGuard, guardSender } from '../delivery/guard/guard.ts';
+import { createDataProtection } from '../protection/data-protection.ts';
+import { ensureOperationsEndpoint } from './operations-endpoint.ts';
 import { registerRetentionJob, scheduleRetention } from '../jobs/retention-job.ts';
 import { startAttemptPartitionUpkeep } from '../jobs/attempt-partition-upkeep.ts';
 import { startStoredEventSealing } from '../jobs/stored-event-sealing.ts';
-import { registerN8n, scheduleN8nDiscovery, signN8nWorkflows } from '../n8n/integration.ts';
+import { n8nHealthCheck, registerN8n, scheduleN8nDiscovery, signN8nWorkflows } from '../integrations/n8n/integration.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { startMetricsServer } from '../observability/metrics-http.ts';
 import { createTracing } from '../observability/tracing.ts';
@@ -144,6 +144,7 @@ export async function compose(config: Config, role: Role, opts: ComposeOptions =
     metrics,
     metricsServer: null,
     tracing,
+    healthChecks: [n8nHealthCheck(config.n8n)],
   };
 
   registerCoreJobs(services);

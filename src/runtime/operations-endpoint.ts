@@ -1,11 +1,11 @@
 /**
  * Endpoint health: the circuit breaker's thresholds live in config.circuitBreaker and are applied by
- * the worker's outcome batches (ledger/dispatches.ts → ledger/circuit-breaker.ts). This module sets
+ * the worker's outcome batches (ledger/outcomes.ts → ledger/circuit-breaker.ts). This module sets
  * up where the resulting `endpoint.disabled` events go: the operations endpoint, an ordinary
  * endpoint row (so the event is signed, retried and logged like any webhook) that Carteiro keeps
  * pointed at CARTEIRO_OPERATIONS_WEBHOOK_URL.
  */
-import type { Services } from '../runtime/services.ts';
+import type { Services } from './services.ts';
 import { upsertOperationsEndpoint } from '../ledger/circuit-breaker.ts';
 
 /**

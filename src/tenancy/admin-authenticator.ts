@@ -1,6 +1,6 @@
 /** The admin key from the environment, compared in constant time. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Authenticator, Principal } from './tenant.ts';
+import type { Authenticator, Principal } from './principal.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

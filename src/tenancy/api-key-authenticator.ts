@@ -10,9 +10,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Sql } from '../../ledger/connection.ts';
-import { findActiveApiKeyByHash, touchApiKeys } from '../../ledger/api-keys.ts';
-import type { Authenticator, Principal } from '../../api/tenant.ts';
+import type { Sql } from '../ledger/connection.ts';
+import { findActiveApiKeyByHash, touchApiKeys } from '../ledger/api-keys.ts';
+import type { Authenticator, Principal } from './principal.ts';
 
 export const API_KEY_PREFIX = 'ck_live_';
 /** Characters of the key kept in the ledger and shown in listings ("ck_live_" + 6). */

@@ -4,8 +4,8 @@
  * foreign key as a 500. Organizations are never deleted through the API, so a found id is remembered
  * (per ledger, bounded); a missing one is looked up again next time.
  */
-import type { Sql } from '../../ledger/connection.ts';
-import { findOrganization } from '../../ledger/organizations.ts';
+import type { Sql } from '../ledger/connection.ts';
+import { findOrganization } from '../ledger/organizations.ts';
 
 const MAX_REMEMBERED = 10_000;
 const known = new WeakMap<Sql, Set<string>>();

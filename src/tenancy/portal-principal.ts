@@ -1,8 +1,8 @@
 /**
  * A portal session acts for one user of one organization, with the scope it was issued with; it is
  * accepted only by the routes marked for it (`config.portal`, api/auth-hook.ts) and answers 403
- * everywhere else (docs/portal.md). One of api/tenant.ts's principals; a module of its own so the
- * tenancy modules and api/tenant.ts can share it without importing each other.
+ * everywhere else (docs/portal.md). One of tenancy/principal.ts's principals; a module of its own so the
+ * tenancy modules and tenancy/principal.ts can share it without importing each other.
  */
 export type PortalPrincipal = {
   kind: 'portal';

@@ -1,15 +1,15 @@
 /**
  * Portal session tokens: `cp_sess_` + 43 base64url characters (256 random bits), stored as their
- * SHA-256 like API keys (api-keys.ts says why a plain hash is enough for a random 256-bit secret).
+ * SHA-256 like API keys (api-key-authenticator.ts says why a plain hash is enough for a random 256-bit secret).
  *
  * Unlike API keys, a token is looked up on every request, uncached: portal traffic is a person
  * clicking, and an uncached lookup makes a revocation or an expiry take effect at once, in every API
  * process. Expiry is judged by the ledger's clock (`expires_at > now()`), one clock for all processes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Sql } from '../../ledger/connection.ts';
-import { findLivePortalSessionByHash } from '../../ledger/portal-sessions.ts';
-import { hashApiKey } from './api-keys.ts';
+import type { Sql } from '../ledger/connection.ts';
+import { findLivePortalSessionByHash } from '../ledger/portal-sessions.ts';
+import { hashApiKey } from './api-key-authenticator.ts';
 import type { PortalPrincipal } from './portal-principal.ts';
 
 const PORTAL_TOKEN_PREFIX = 'cp_sess_';
@@ -17,7 +17,7 @@ const PORTAL_TOKEN_PREFIX = 'cp_sess_';
 const PORTAL_TOKEN_SHOWN_CHARS = 14;
 const PORTAL_TOKEN_PATTERN = /^cp_sess_[A-Za-z0-9_-]{43}$/;
 
-/** Looks a bearer token up; null when it is not one this authenticator knows (api/tenant.ts's Authenticator). */
+/** Looks a bearer token up; null when it is not one this authenticator knows (tenancy/principal.ts's Authenticator). */
 type TokenLookup<P> = (token: string) => Promise<P | null>;
 
 export type NewPortalToken = { token: string; tokenHash: string; prefix: string };

@@ -6,7 +6,7 @@
  */
 export const DEFAULT_ORGANIZATION_ID = '00000000-0000-7000-8000-000000000000';
 
-import type { PortalPrincipal } from '../security/tenancy/portal-principal.ts';
+import type { PortalPrincipal } from './portal-principal.ts';
 
 export type Principal = { kind: 'admin' } | { kind: 'organization'; organizationId: string; keyId: string } | PortalPrincipal;
 

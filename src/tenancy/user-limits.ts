@@ -5,10 +5,10 @@
  * users has an override), and per user only in organizations where one has. A change made through
  * this process applies at once (`forget`), through another within the TTL.
  */
-import type { Config } from '../../config/config.ts';
-import type { Sql } from '../../ledger/connection.ts';
-import { readOrganizationUserLimits, readUserLimits, type StoredUserLimits } from '../../ledger/user-limits.ts';
-import { withTimeout } from '../../util/timeout.ts';
+import type { Config } from '../config/config.ts';
+import type { Sql } from '../ledger/connection.ts';
+import { readOrganizationUserLimits, readUserLimits, type StoredUserLimits } from '../ledger/user-limits.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 const CACHE_TTL_MS = 5_000;
 const CACHE_MAX_ENTRIES = 10_000;

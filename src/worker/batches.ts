@@ -4,7 +4,8 @@
  * One request is one slot, one rate-limit token and one attempt span; its outcome is recorded onto
  * every member, each member's attempt row carrying the batch's id.
  */
-import type { ClaimedDispatch, OutcomeRecord } from '../ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../ledger/claims.ts';
+import type { OutcomeRecord } from '../ledger/outcomes.ts';
 
 /** A claimed dispatch as the worker sends it: alone, or leading its batch (`members`, itself first). */
 export type Delivery = ClaimedDispatch & { members?: ClaimedDispatch[] };

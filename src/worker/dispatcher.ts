@@ -12,23 +12,16 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Ledger } from '../ledger/connection.ts';
-import {
-  claimDueDispatches,
-  claimProbeDispatches,
-  nextBatchDueAt,
-  recordOutcomes,
-  releaseExpiredLeases,
-  type ClaimBounds,
-  type ClaimedDispatch,
-  type OutcomeRecord,
-} from '../ledger/dispatches.ts';
+import { claimDueDispatches, claimProbeDispatches, nextBatchDueAt, releaseExpiredLeases, type ClaimBounds, type ClaimedDispatch } from '../ledger/claims.ts';
+import { recordOutcomes, type OutcomeRecord } from '../ledger/outcomes.ts';
+import { attemptRecord, cancelledRecord, unattemptedRecord } from './outcome-records.ts';
+import { createOutcomeBuffer } from './outcome-buffer.ts';
+import { createWakeTimer } from './wake-timer.ts';
+import { createRequestMaker, type Outgoing } from './request-maker.ts';
 import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
-import { buildBatchEnvelope, buildEnvelope } from '../delivery/envelope.ts';
 import { groupBatches, memberOutcomes, type Delivery } from './batches.ts';
-import { signatureHeaders } from '../delivery/signature.ts';
-import type { HttpSender, PostOptions, SendResult } from '../delivery/http-sender.ts';
-import { decideOutcome, type AttemptResult } from '../delivery/outcome.ts';
-import { endpointRetryPolicy } from '../delivery/retry-policy.ts';
+import type { HttpSender } from '../delivery/http-sender.ts';
+import type { AttemptResult } from '../delivery/outcome.ts';
 import type { Transformer } from '../delivery/transformation/transformer.ts';
 import type { SecretResolver } from './signing-secrets.ts';
 import type { StaticHeaderResolver } from './static-headers.ts';
@@ -126,14 +119,11 @@ export type Dispatcher = {
 
 const LEASE_SWEEP_EVERY_POLLS = 5;
 const HEARTBEAT_INTERVAL_MS = 5_000;
-const FLUSH_MAX_BATCH = 2000;
-const FLUSH_RETRY_DELAY_MS = 500;
 /** At most one "falling behind" warning this often: a ledger that stays behind would repeat it per batch. */
 const HELD_BACK_LOG_INTERVAL_MS = 10_000;
 /** How long stop() waits for cancelled requests to end (they end at once; this only bounds a surprise). */
 const CANCEL_SETTLE_MS = 5_000;
 /** Why a FIFO endpoint that holds on an exhausted head was disabled (the head's own error follows). */
-const FIFO_HOLD_REASON = 'ordered delivery held: the delivery at the head of the queue failed for good; replay it, or enable the endpoint to skip it';
 /** An announcement during a loop's claim starts the quiet lane once that claim has taken this long. */
 const QUIET_LANE_AFTER_MS = 5;
 /** A claim for quiet endpoints serves those with nothing in flight: a few rows each, a bounded claim. */
@@ -141,10 +131,9 @@ const QUIET_CLAIM_MAX = 64;
 /** A delivery whose transformation found no free sandbox thread in time is handed back for this long. */
 const TRANSFORMATION_BUSY_RETRY_MS = 1_000;
 /** What a dispatch that its endpoint's transformation cancelled says, as its last_error. */
-export const CANCELLED_BY_TRANSFORMATION = "cancelled by the endpoint's transformation (nothing was sent)";
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
-  const { config, ledger, sender, secrets, staticHeaders, gate, log } = deps;
+  const { config, ledger, sender, gate, log } = deps;
   const { batchSize, concurrency, pollIntervalMs, leaseMs, flushIntervalMs, maxUnrecorded, parkAfterMs, maxParked } = config.worker;
   const isolation = config.isolation;
   const bounds: ClaimBounds = {
@@ -164,7 +153,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     { targetMs: isolation.quietClaimTargetMs, floor: isolation.contendedFloor },
   );
   const policy = config.delivery.retry;
-  const userAgent = config.delivery.userAgent;
+  const requests = createRequestMaker({
+    sender,
+    secrets: deps.secrets,
+    staticHeaders: deps.staticHeaders,
+    userAgent: config.delivery.userAgent,
+    prepareData: deps.prepareData,
+    transformer: deps.transformer,
+  });
   const workerId = `w-${randomUUID().slice(0, 8)}-${process.pid}`;
 
   let running = false;
@@ -205,26 +201,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let parked = 0;
   /** Every delivery under way is either active or parked. */
   const inFlight = () => active.size + parked;
-  let buffer: OutcomeRecord[] = [];
-  /**
-   * Outcomes recorded at once whose commit wakes the claim loop, because it makes work claimable
-   * that nothing else announces: a FIFO endpoint's next head, and deliveries handed back (admit).
-   * (A hand-back waited for the flush interval and a timer guessing when it had committed; on a busy
-   * ledger the claim came first, found nothing, and the work waited for the poll: 250 ms.)
-   */
-  const wakeOnRecord = new WeakSet<OutcomeRecord>();
-  let flushing: Promise<void> | null = null;
-  /** Outcomes in the write under way (they left `buffer`, they are not recorded yet). */
-  let recording = 0;
   /** Outcomes the ledger has yet to record: buffered, being written, or still to come from active deliveries. */
-  const unrecordedCount = () => buffer.length + recording + active.size;
+  const unrecordedCount = () => outcomes.size() + active.size;
   /** Set when claims stopped because too much was unrecorded: the next recorded batch resumes them. */
   let claimsHeldBack = false;
   let heldBackLoggedAt = -Infinity;
-  let flushTimer: NodeJS.Timeout | null = null;
   let pollTimer: NodeJS.Timeout | null = null;
   let heartbeatTimer: NodeJS.Timeout | null = null;
-  let retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
   let polls = 0;
   /**
    * Batching endpoints exist (learnt at start and by the poll): then claims offer batches, and each
@@ -245,6 +228,35 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     onGiveUp: (reason) => deps.onStalled?.(reason),
     log,
   });
+  /**
+   * Outcomes on their way to the ledger. One whose commit makes work claimable that nothing else
+   * announces (a FIFO endpoint's next head, a delivery handed back: admit) is written at once and its
+   * commit wakes the claim loop. (A hand-back waited for the flush interval and a timer guessing when it
+   * had committed; on a busy ledger the claim came first, found nothing, and the work waited for the
+   * poll: 250 ms.)
+   */
+  const outcomes = createOutcomeBuffer({
+    batchSize,
+    flushIntervalMs,
+    log,
+    write: (batch) =>
+      withinDeadline(recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures }), 'record'),
+    recorded(batch, disabled, ms, wake) {
+      progress.progressed();
+      for (const o of batch) if (!o.batchFollower) limits.recorded(o.endpointId);
+      deps.metrics?.recorded(batch, ms);
+      for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
+      deps.onRecorded?.(batch);
+      if (claimsHeldBack) {
+        claimsHeldBack = false;
+        void claimLoop();
+      } else if (wake) {
+        // Work became claimable with this commit that nothing else announces.
+        void claimLoop();
+      }
+    },
+  });
+  const retryWake = createWakeTimer(() => void claimLoop(), flushIntervalMs + 5);
 
   async function claimLoop(): Promise<void> {
     if (!running) return;
@@ -456,12 +468,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function handBack(d: Delivery): void {
     limits.handedBack(d.webhook_endpoint_id);
-    const outcomes = memberOutcomes(d, unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }));
-    deps.metrics?.handedBack(outcomes.length);
-    for (const o of outcomes) {
-      wakeOnRecord.add(o);
-      pushOutcome(o);
-    }
+    const members = memberOutcomes(d, unattemptedRecord(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now()) }));
+    deps.metrics?.handedBack(members.length);
+    for (const o of members) outcomes.push(o, true);
   }
 
   /** A commit announced new work. */
@@ -506,8 +515,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         sending.delete(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
-        if (d.fifo) wakeOnRecord.add(record);
-        for (const o of memberOutcomes(d, record)) pushOutcome(o);
+        for (const o of memberOutcomes(d, record)) outcomes.push(o, d.fifo && o === record);
         if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
       });
@@ -520,7 +528,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
     let request: Outgoing;
     try {
-      request = await outgoing(d);
+      request = await requests.outgoing(d);
     } catch (err) {
       // startDelivery records it as a failed attempt; its span ends as one.
       deps.tracing?.startAttempt(d).crashed(err);
@@ -528,7 +536,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
     // Neither is an attempt (nothing is sent), so neither gets an attempt span, as a rate limit's deferral.
     if (request.kind === 'busy') return deferred(d, TRANSFORMATION_BUSY_RETRY_MS);
-    if (request.kind === 'cancel') return cancelled(d, request.durationMs);
+    if (request.kind === 'cancel') return cancelledRecord(d, request.durationMs);
     const trace = deps.tracing?.startAttempt(d);
     try {
       let result: AttemptResult;
@@ -539,7 +547,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         // From here the delivery waits on its receiver, and may be parked (parkSlowDeliveries).
         slot.sentAt = now();
         sending.add(slot);
-        const sent = await send(d, request, trace?.traceparent);
+        const sent = await requests.send(d, request, trace?.traceparent);
         slot.signal = loadSignal(sent);
         result = sent;
       }
@@ -553,223 +561,19 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
-  /**
-   * What a dispatch sends. With a transformation, the code decides the body (and may add headers,
-   * extend the path, or cancel) before anything is signed: what send() signs is what it made.
-   */
-  async function outgoing(d: Delivery): Promise<Outgoing> {
-    // A batch: the members' envelopes in one (a batching endpoint has no transformation: endpoint-input.ts).
-    if (d.members && d.batch_id) {
-      const events = d.members.map((m) =>
-        buildEnvelope(m.webhook_event_id, m.event_type, m.event_created_at, deps.prepareData ? deps.prepareData(m) : m.data_text),
-      );
-      return { kind: 'send', url: d.url, body: Buffer.from(buildBatchEnvelope(d.batch_id, events)), added: null };
-    }
-    const data = deps.prepareData ? deps.prepareData(d) : d.data_text;
-    // Encoded once: these bytes are signed (twice) and sent.
-    if (!d.transformation)
-      return { kind: 'send', url: d.url, body: Buffer.from(buildEnvelope(d.webhook_event_id, d.event_type, d.event_created_at, data)), added: null };
-    if (!deps.transformer) return { kind: 'failed', error: 'transformations are not available in this worker', durationMs: 0 };
-    const t = await deps.transformer.apply(
-      d.webhook_endpoint_id,
-      d.transformation,
-      { id: d.webhook_event_id, type: d.event_type, createdAt: d.event_created_at, dataJson: data },
-      d.url,
-    );
-    switch (t.kind) {
-      case 'busy':
-      case 'cancel':
-        return t;
-      case 'failed':
-        return { kind: 'failed', error: t.reason, durationMs: Math.round(t.durationMs) };
-      default:
-        return { kind: 'send', url: t.request.url, body: Buffer.from(t.request.body), added: t.request.headers };
-    }
-  }
-
-  /** One signed POST of the dispatch; with tracing on, the attempt span's traceparent goes along. */
-  function send(d: ClaimedDispatch, request: Extract<Outgoing, { kind: 'send' }>, traceparent: string | undefined): Promise<SendResult> {
-    const { body, added } = request;
-    // Signed when a connection takes the request, not before it queues for one: a secret rotated
-    // meanwhile (its overlap over) must not sign, and the timestamp must be the sending moment's.
-    const headers = () => {
-      const sentAt = now();
-      const timestamp = Math.floor(sentAt / 1000);
-      const signing = secrets(d, sentAt);
-      // A batch's webhook-id is the batch's own; each event keeps its id inside the body.
-      const messageId = d.batch_id ?? d.webhook_event_id;
-      const own: Record<string, string> = signing
-        ? signatureHeaders(signing, messageId, timestamp, body)
-        : { 'webhook-id': messageId, 'webhook-timestamp': String(timestamp) };
-      // The endpoint's static headers, then a transformation's (made for this event, so they win),
-      // then Carteiro's own. Neither may name ours (endpoint-input.ts, contract.ts refuse them); ours go last all the same.
-      const fixed = staticHeaders(d);
-      const h: Record<string, string> = fixed || added ? { ...fixed, ...added, ...own } : own;
-      h['user-agent'] = userAgent;
-      // Not signed (signatures cover the id, the timestamp and the body): a receiver verifies as before.
-      if (traceparent !== undefined) h.traceparent = traceparent;
-      return h;
-    };
-    const postOpts: PostOptions = { queueKey: d.webhook_endpoint_id };
-    // The endpoint's own deadline (migration 0027), within the service's.
-    if (d.timeout_ms != null) postOpts.timeoutMs = d.timeout_ms;
-    return sender.post(request.url, body, headers, postOpts);
-  }
-
+  /** An attempt's record, counted, with the claim loop woken when its retry falls due. */
   function outcomeRecord(d: ClaimedDispatch, result: AttemptResult, at: number): OutcomeRecord {
-    const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, endpointRetryPolicy(policy, d));
-    const base = {
-      dispatchId: d.id,
-      eventId: d.webhook_event_id,
-      endpointId: d.webhook_endpoint_id,
-      organizationId: d.organization_id,
-      destinationKind: d.kind,
-      attemptNumber: d.attempts,
-      attempted: true,
-      statusCode: result.kind === 'response' ? result.statusCode : null,
-      ...responseBodyRecord(result),
-      durationMs: result.durationMs,
-      disableEndpointReason: null,
-    };
-    switch (outcome.kind) {
-      case 'delivered':
-        delivered++;
-        return { ...base, success: true, error: null, nextStatus: 'succeeded', nextAttemptAt: null };
-      case 'retry':
-        failedAttempts++;
-        scheduleRetryWake(at + outcome.delayMs);
-        return { ...base, success: false, error: outcome.reason, nextStatus: 'pending', nextAttemptAt: new Date(at + outcome.delayMs) };
-      case 'failed':
-        failedAttempts++;
-        // The head of a FIFO queue that holds: everything after it waits, with the endpoint disabled,
-        // until someone replays this one or enables the endpoint again (which skips it).
-        if (d.fifo && d.fifo_on_exhausted === 'hold') {
-          return {
-            ...base,
-            success: false,
-            error: outcome.reason,
-            nextStatus: 'failed',
-            nextAttemptAt: null,
-            disableEndpointReason: `${FIFO_HOLD_REASON}: ${outcome.reason}`,
-          };
-        }
-        return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null };
-      case 'gone':
-        failedAttempts++;
-        return { ...base, success: false, error: outcome.reason, nextStatus: 'failed', nextAttemptAt: null, disableEndpointReason: outcome.reason };
-      default:
-        return assertNever(outcome);
-    }
-  }
-
-  /** An empty body holds nothing to protect, and is by far the commonest: it is not sealed. */
-  function responseBodyRecord(result: AttemptResult): { responseBody: string | null; responseSealed: boolean } {
-    if (result.kind !== 'response') return { responseBody: null, responseSealed: false };
-    if (!result.body || !deps.sealResponseBody) return { responseBody: result.body, responseSealed: false };
-    return { responseBody: deps.sealResponseBody(result.body), responseSealed: true };
-  }
-
-  /** An outcome without a request: nothing reached the receiver, so it is no attempt, neither success nor failure. */
-  function unattempted(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'durationMs' | 'error' | 'nextStatus' | 'nextAttemptAt'>): OutcomeRecord {
-    return {
-      dispatchId: d.id,
-      eventId: d.webhook_event_id,
-      endpointId: d.webhook_endpoint_id,
-      organizationId: d.organization_id,
-      destinationKind: d.kind,
-      attemptNumber: d.attempts,
-      attempted: false,
-      success: false,
-      statusCode: null,
-      responseBody: null,
-      responseSealed: false,
-      disableEndpointReason: null,
-      ...o,
-    };
+    const record = attemptRecord(d, result, at, policy, deps.sealResponseBody);
+    if (record.success) delivered++;
+    else failedAttempts++;
+    if (record.nextAttemptAt) retryWake.at(record.nextAttemptAt.getTime());
+    return record;
   }
 
   /** Handed back by a rate limit: due again after the wait. */
   function deferred(d: ClaimedDispatch, waitMs: number): OutcomeRecord {
-    scheduleRetryWake(now() + waitMs);
-    return unattempted(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now() + waitMs) });
-  }
-
-  /** Settled without a request: the transformation cancelled it. */
-  function cancelled(d: ClaimedDispatch, durationMs: number): OutcomeRecord {
-    return unattempted(d, { durationMs: Math.round(durationMs), error: CANCELLED_BY_TRANSFORMATION, nextStatus: 'cancelled', nextAttemptAt: null });
-  }
-
-  function scheduleRetryWake(at: number): void {
-    if (retryTimer && retryTimer.at <= at) return;
-    if (retryTimer) clearTimeout(retryTimer.timer);
-    // A little after the due time, so the flush that makes the retry visible has committed.
-    const delay = Math.max(0, at - now()) + flushIntervalMs + 5;
-    retryTimer = {
-      at,
-      timer: setTimeout(() => {
-        retryTimer = null;
-        void claimLoop();
-      }, delay),
-    };
-    retryTimer.timer.unref();
-  }
-
-  function pushOutcome(record: OutcomeRecord): void {
-    buffer.push(record);
-    if (flushing) return;
-    // Work waits for this outcome to be recorded (see wakeOnRecord): no flush interval for it.
-    if (buffer.length >= batchSize || flushIntervalMs === 0 || wakeOnRecord.has(record)) {
-      if (flushTimer) clearTimeout(flushTimer);
-      flushTimer = null;
-      void flush();
-      return;
-    }
-    if (flushTimer) return;
-    else
-      flushTimer = setTimeout(() => {
-        flushTimer = null;
-        void flush();
-      }, flushIntervalMs);
-  }
-
-  function flush(): Promise<void> {
-    if (flushing) return flushing;
-    if (buffer.length === 0) return Promise.resolve();
-    const batch = buffer.slice(0, FLUSH_MAX_BATCH);
-    buffer = buffer.slice(batch.length);
-    recording = batch.length;
-    flushing = (async () => {
-      try {
-        const startedAt = performance.now();
-        const disabled = await withinDeadline(
-          recordOutcomes(ledger.sql, workerId, batch, { circuitBreaker, failingAfterFailures: isolation.failingAfterFailures }),
-          'record',
-        );
-        recording = 0;
-        progress.progressed();
-        for (const o of batch) if (!o.batchFollower) limits.recorded(o.endpointId);
-        deps.metrics?.recorded(batch, performance.now() - startedAt);
-        for (const e of disabled) log.warn({ endpoint: e.id, organization: e.organization_id, reason: e.reason }, 'endpoint disabled');
-        deps.onRecorded?.(batch);
-        if (claimsHeldBack) {
-          claimsHeldBack = false;
-          void claimLoop();
-        } else if (batch.some((o) => wakeOnRecord.has(o))) {
-          // Work became claimable with this commit that nothing else announces.
-          void claimLoop();
-        }
-      } catch (err) {
-        // Keep the outcomes and try again: losing them would mean re-sending work that was delivered.
-        log.error({ err, outcomes: batch.length }, 'recording outcomes failed; retrying');
-        buffer = batch.concat(buffer);
-        recording = 0;
-        await sleep(FLUSH_RETRY_DELAY_MS);
-      } finally {
-        flushing = null;
-      }
-      if (buffer.length) await flush();
-    })();
-    return flushing;
+    retryWake.at(now() + waitMs);
+    return unattemptedRecord(d, { durationMs: 0, error: null, nextStatus: 'pending', nextAttemptAt: new Date(now() + waitMs) });
   }
 
   /** Moves deliveries that have waited parkAfterMs for their receiver out of the active slots. */
@@ -824,7 +628,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     try {
       const next = await withinDeadline(nextBatchDueAt(ledger.sql), 'batch wait check');
       batching = next.batching;
-      if (next.at && next.at.getTime() > now()) scheduleRetryWake(next.at.getTime());
+      if (next.at && next.at.getTime() > now()) retryWake.at(next.at.getTime());
     } catch (err) {
       log.warn({ err }, 'checking when batches are due failed');
     } finally {
@@ -874,7 +678,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       running = false;
       if (pollTimer) clearInterval(pollTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
-      if (retryTimer) clearTimeout(retryTimer.timer);
+      retryWake.clear();
       if (quietTimer) clearTimeout(quietTimer);
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
@@ -888,13 +692,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         sender.cancelAll('cancelled at shutdown');
         await idle(CANCEL_SETTLE_MS);
       }
-      if (flushTimer) clearTimeout(flushTimer);
-      flushTimer = null;
+      outcomes.stopTimer();
       // Recording retries while the ledger is away, but not for ever: a stop must end.
       const recordUntil = now() + Math.max(5_000, config.worker.ledgerDeadlineMs * 2);
-      while ((flushing || buffer.length) && now() < recordUntil) await flush();
-      if (buffer.length)
-        log.error({ unrecorded: buffer.length }, 'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out');
+      while ((outcomes.writing() || outcomes.waiting()) && now() < recordUntil) await outcomes.flush();
+      if (outcomes.waiting())
+        log.error(
+          { unrecorded: outcomes.waiting() },
+          'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out',
+        );
       await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
       log.info({ workerId, unfinished: inFlight() }, 'worker stopped');
     },
@@ -905,7 +711,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         workerId,
         inFlight: inFlight(),
         parked,
-        buffered: buffer.length + recording,
+        buffered: outcomes.size(),
         delivered,
         failedAttempts,
         contendedCap: cap === Infinity ? null : cap,
@@ -914,18 +720,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   };
 }
 
-/** What a dispatch will send, or why it sends nothing (busy sandbox, cancel) or fails before sending. */
-type Outgoing =
-  | { kind: 'send'; url: string; body: Buffer; added: Record<string, string> | null }
-  | { kind: 'busy' }
-  | { kind: 'cancel'; durationMs: number }
-  | { kind: 'failed'; error: string; durationMs: number };
-
 /** `sentAt`: when its request went out (0 before: a rate limit or a transformation still to pass). */
 type Slot = { endpointId: string; sentAt: number; parked: boolean; signal: LoadSignal };
 
 const now = () => Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function assertNever(x: never): never {
-  throw new Error(`unexpected outcome ${JSON.stringify(x)}`);
-}

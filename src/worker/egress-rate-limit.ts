@@ -20,7 +20,7 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { EgressGate } from '../../worker/egress-gate.ts';
+import type { EgressGate } from './egress-gate.ts';
 
 /** Slots are about this long (or 1/R s for slow endpoints). */
 const TARGET_SLOT_MS = 100;

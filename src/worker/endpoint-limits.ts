@@ -6,9 +6,9 @@
  *
  * A fast endpoint climbs from the start value to its cap within a few round trips; a hanging one is
  * held at the start value until its first timeouts, then at one. The claim statement reads this view
- * (ledger/dispatches.ts), so a worker never takes more work for an endpoint than the endpoint's room.
+ * (ledger/claims.ts), so a worker never takes more work for an endpoint than the endpoint's room.
  */
-import type { WorkerEndpointView } from '../ledger/dispatches.ts';
+import type { WorkerEndpointView } from '../ledger/claims.ts';
 import type { SendResult } from '../delivery/http-sender.ts';
 
 /** `bulkUntil`: the endpoint had at least the contended floor in flight lately (see Contention). */

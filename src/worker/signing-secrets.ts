@@ -4,7 +4,7 @@
  */
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { prepareSigningKeys, type SigningKeys } from '../delivery/signature.ts';
-import type { ClaimedDispatch } from '../ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../ledger/claims.ts';
 
 /** Throws NoSigningSecretError rather than let a delivery go out unsigned. */
 export type SecretResolver = (d: ClaimedDispatch, now: number) => SigningKeys;

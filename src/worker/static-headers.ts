@@ -6,7 +6,7 @@
  * updated_at, which every change of its headers moves.
  */
 import type { SecretBox } from '../crypto/secret-box.ts';
-import type { ClaimedDispatch } from '../ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../ledger/claims.ts';
 
 /** The endpoint's static headers, names in lower case; null when it has none. Throws when a value cannot be opened. */
 export type StaticHeaderResolver = (d: ClaimedDispatch) => Readonly<Record<string, string>> | null;

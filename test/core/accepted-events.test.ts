@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLocalLiveBus, type LiveMessage } from '../../src/conveyor/live-bus.ts';
-import { createAcceptedAnnouncer } from '../../src/conveyor/accepted-events.ts';
+import { createLocalLiveBus, type LiveMessage } from '../../src/coordination/live-bus.ts';
+import { createAcceptedAnnouncer } from '../../src/coordination/accepted-events.ts';
 
 test('accepted events are announced once per organization per window, with their total', async () => {
   const bus = createLocalLiveBus();

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, eventually, settled, uniqueSchema, DATABASE_URL, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type Received } from '../support/receiver.ts';
-import { claimDueDispatches, releaseExpiredLeases } from '../../src/ledger/dispatches.ts';
+import { claimDueDispatches, releaseExpiredLeases } from '../../src/ledger/claims.ts';
 
 type Member = { id: string; type: string; timestamp: string; data: Record<string, unknown> };
 type BatchBody = { id: string; type: string; count: number; events: Member[] };

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEndpoint, startCarteiro } from '../support/carteiro.ts';
-import { claimDueDispatches, claimStatement } from '../../src/ledger/dispatches.ts';
+import { claimDueDispatches, claimStatement } from '../../src/ledger/claims.ts';
 
 type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number; Plans?: PlanNode[] };
 const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];

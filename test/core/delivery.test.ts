@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, trigger, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
-import { storableOutcome, type OutcomeRecord } from '../../src/ledger/dispatches.ts';
+import { storableOutcome, type OutcomeRecord } from '../../src/ledger/outcomes.ts';
 
 describe('fan-out and signed delivery', () => {
   let c: TestCarteiro;

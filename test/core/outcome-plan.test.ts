@@ -10,7 +10,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
 import { BACKEND, DATABASE_URL, createEndpoint, startCarteiro } from '../support/carteiro.ts';
-import { claimDueDispatches, recordOutcomes, type ClaimedDispatch, type OutcomeRecord } from '../../src/ledger/dispatches.ts';
+import { claimDueDispatches, type ClaimedDispatch } from '../../src/ledger/claims.ts';
+import { recordOutcomes, type OutcomeRecord } from '../../src/ledger/outcomes.ts';
 
 type PlanNode = { 'Node Type': string; 'Actual Loops'?: number; 'Rows Removed by Join Filter'?: number; Plans?: PlanNode[]; [k: string]: unknown };
 type LoggedPlan = { 'Query Text': string; Plan: PlanNode };

@@ -7,7 +7,7 @@ import { createSecretBox, generateKeyringSpec, parseKeyring } from '../../src/cr
 import { matchingPatterns, isValidEventFilter } from '../../src/catalog/patterns.ts';
 import { buildEnvelope } from '../../src/delivery/envelope.ts';
 import { createSecretResolver } from '../../src/worker/signing-secrets.ts';
-import type { ClaimedDispatch } from '../../src/ledger/dispatches.ts';
+import type { ClaimedDispatch } from '../../src/ledger/claims.ts';
 
 test("the seed's signature is sha256=hex(HMAC(secret, '{timestamp}.{body}'))", () => {
   const secret = generateWebhookSecret();

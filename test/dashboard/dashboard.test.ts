@@ -12,8 +12,8 @@ import { createEndpoint, eventually, startCarteiro, TEST_ADMIN_KEY, trigger, typ
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { openSse, type SseClient } from './sse-client.ts';
 import { createLiveRoutes, sseFrame, visibleTo } from '../../src/api/routes/live.ts';
-import { createLocalLiveBus, type LiveBus } from '../../src/conveyor/live-bus.ts';
-import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
+import { createLocalLiveBus, type LiveBus } from '../../src/coordination/live-bus.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../../src/tenancy/principal.ts';
 import type { Services } from '../../src/runtime/services.ts';
 
 const ADMIN = { authorization: `Bearer ${TEST_ADMIN_KEY}` };

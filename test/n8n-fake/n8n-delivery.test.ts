@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startCarteiro, createEndpoint, eventually, settled, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
-import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
+import { SEED_WORKFLOWS } from '../../src/integrations/n8n/seed-workflows.ts';
 import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
 

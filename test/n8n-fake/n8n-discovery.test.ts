@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startCarteiro, dropSchema, eventually, testEnv, trigger, TEST_ADMIN_KEY, type TestCarteiro } from '../support/carteiro.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
-import { discoverN8nWorkflows, GONE_FROM_N8N, INACTIVE_IN_N8N } from '../../src/n8n/discovery.ts';
-import { createN8nApi } from '../../src/n8n/n8n-api.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../../src/tenancy/principal.ts';
+import { discoverN8nWorkflows, GONE_FROM_N8N, INACTIVE_IN_N8N } from '../../src/integrations/n8n/discovery.ts';
+import { createN8nApi } from '../../src/integrations/n8n/n8n-api.ts';
 import { runN8n } from '../../src/cli/n8n-command.ts';
-import { workflowSecretsOf } from '../../src/n8n/integration.ts';
+import { workflowSecretsOf } from '../../src/integrations/n8n/integration.ts';
 import { startFakeN8n, webhookNode, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
 

@@ -10,8 +10,8 @@ import { rmSync } from 'node:fs';
 import { dropSchema, startCarteiro, testEnv, type TestCarteiro } from '../support/carteiro.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { runN8n } from '../../src/cli/n8n-command.ts';
-import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
-import { INACTIVE_IN_N8N, PATH_NOT_IN_N8N } from '../../src/n8n/discovery.ts';
+import { SEED_WORKFLOWS } from '../../src/integrations/n8n/seed-workflows.ts';
+import { INACTIVE_IN_N8N, PATH_NOT_IN_N8N } from '../../src/integrations/n8n/discovery.ts';
 import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
 import { SEED_EVENT_DATA } from './signatures.ts';
 

@@ -14,7 +14,7 @@ import { compose, type Composed } from '../../src/runtime/compose.ts';
 import { buildApp } from '../../src/api/app.ts';
 import { dropSchema, eventually, TEST_ADMIN_KEY, testEnv } from '../support/carteiro.ts';
 import { startReceiver, type Received, type TestReceiver } from '../support/receiver.ts';
-import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
+import { SEED_WORKFLOWS } from '../../src/integrations/n8n/seed-workflows.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from './signatures.ts';
 import { startFakeN8n, type FakeN8n } from './fake-n8n.ts';
 

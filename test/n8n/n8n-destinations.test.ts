@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import { fetch } from 'undici';
 import { isN8nInstalled, n8nInstallDir, N8N_INSTALL_HINT, startN8n, type CreatedWorkflow, type ReceivedItem, type RunningN8n } from '../support/n8n.ts';
 import { startCarteiro, eventually, trigger, type TestCarteiro } from '../support/carteiro.ts';
-import { SEED_WORKFLOWS } from '../../src/n8n/seed-workflows.ts';
-import { GONE_FROM_N8N, INACTIVE_IN_N8N } from '../../src/n8n/discovery.ts';
+import { SEED_WORKFLOWS } from '../../src/integrations/n8n/seed-workflows.ts';
+import { GONE_FROM_N8N, INACTIVE_IN_N8N } from '../../src/integrations/n8n/discovery.ts';
 import { SEED_EVENT_DATA, verifyDelivery } from '../n8n-fake/signatures.ts';
 
 /** After deactivation, until n8n no longer serves the production webhook (OPTIONS stops answering 204; nothing runs). */

@@ -33,8 +33,8 @@ import { exited, exitOf, stopProcess } from '../support/outage.ts';
 import { openSse } from '../dashboard/sse-client.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
-import { connectRedis } from '../../src/conveyor/redis.ts';
-import { createEgressGate, slotPlan } from '../../src/security/tenancy/egress-gate.ts';
+import { connectRedis } from '../../src/coordination/redis.ts';
+import { createEgressGate, slotPlan } from '../../src/worker/egress-rate-limit.ts';
 
 const skip = DATABASE_URL && REDIS_URL ? false : 'needs DATABASE_URL and REDIS_URL (several processes share one Postgres and one Redis)';
 

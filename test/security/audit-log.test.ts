@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startCarteiro, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
-import { auditActionFor } from '../../src/security/tenancy/audit-trail.ts';
+import { auditActionFor } from '../../src/api/plugins/audit-trail.ts';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
 
 let c: TestCarteiro;

@@ -7,9 +7,9 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { createSecretBox, parseKeyring, type SecretBox } from '../../src/crypto/secret-box.ts';
-import { createDataProtection } from '../../src/security/data-protection.ts';
-import { pickFields, selectIncludeFields, validateIncludeFields } from '../../src/security/minimal-payload.ts';
-import { reencryptWith } from '../../src/security/reencryption.ts';
+import { createDataProtection } from '../../src/protection/data-protection.ts';
+import { pickFields, selectIncludeFields, validateIncludeFields } from '../../src/protection/minimal-payload.ts';
+import { reencryptWith } from '../../src/protection/reencryption.ts';
 import { ValidationError } from '../../src/errors/errors.ts';
 import {
   startCarteiro,

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { DATABASE_URL, REDIS_URL, startCarteiro, createEndpoint, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { maxInAnySecond, startReceiver, type TestReceiver } from '../support/receiver.ts';
-import { connectRedis } from '../../src/conveyor/redis.ts';
-import { createEgressGate, slotPlan } from '../../src/security/tenancy/egress-gate.ts';
+import { connectRedis } from '../../src/coordination/redis.ts';
+import { createEgressGate, slotPlan } from '../../src/worker/egress-rate-limit.ts';
 import { randomUUID } from 'node:crypto';
 
 const silent = pino({ level: 'silent' });

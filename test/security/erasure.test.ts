@@ -9,7 +9,7 @@ import { startCarteiro, createEndpoint, trigger, eventually, testEnv, dropSchema
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { createOrgWithKey, withKey } from './tenancy-helpers.ts';
 import { scrubLateAttempts } from '../../src/ledger/erasure.ts';
-import { userPseudonymizer } from '../../src/security/erasure-pseudonym.ts';
+import { userPseudonymizer } from '../../src/protection/erasure-pseudonym.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
 import { compose } from '../../src/runtime/compose.ts';

@@ -11,7 +11,7 @@ import { dropSchema, testEnv, TEST_ADMIN_KEY } from '../support/carteiro.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { compose } from '../../src/runtime/compose.ts';
 import { buildApp } from '../../src/api/app.ts';
-import { redactedUrl } from '../../src/security/log-redaction.ts';
+import { redactedUrl } from '../../src/protection/log-redaction.ts';
 import { errorHandler } from '../../src/api/error-handler.ts';
 
 test('a key or a user id in a query string never reaches the request log', async () => {

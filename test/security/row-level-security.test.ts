@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { BACKEND, eventually, startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
 import type { TxSql } from '../../src/ledger/connection.ts';
 import { createOrgWithKey, withKey, type TestOrg } from './tenancy-helpers.ts';
-import { captureTable } from '../../src/ledger/triggers.ts';
+import { captureTable } from '../../src/ledger/table-capture.ts';
 
 const TABLES = [
   'organizations',

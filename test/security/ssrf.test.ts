@@ -14,19 +14,9 @@ import { access, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  blockedReason,
-  classifyAddress,
-  createDestinationGuard,
-  createDnsResolver,
-  embeddedIPv4,
-  guardSender,
-  ipv6Bytes,
-  parseAllowList,
-  parseCidr,
-  urlHost,
-  type Resolver,
-} from '../../src/security/ssrf.ts';
+import { blockedReason, classifyAddress, embeddedIPv4, ipv6Bytes, parseAllowList, parseCidr, urlHost } from '../../src/delivery/guard/addresses.ts';
+import { createDnsResolver, type Resolver } from '../../src/delivery/guard/dns.ts';
+import { createDestinationGuard, guardSender } from '../../src/delivery/guard/guard.ts';
 import { createHttpSender } from '../../src/delivery/http-sender.ts';
 import { UnsafeDestinationError } from '../../src/errors/errors.ts';
 import { ConfigError } from '../../src/config/config.ts';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../../src/ledger/connection.ts';
 import { createSecretBox, parseKeyring } from '../../src/crypto/secret-box.ts';
-import { createDataProtection } from '../../src/security/data-protection.ts';
+import { createDataProtection } from '../../src/protection/data-protection.ts';
 import { TEST_ENCRYPTION_KEYS } from '../support/carteiro.ts';
 
 // The sealing pass (migration 0010) encrypts captured personal fields about a second after commit;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import postgres from 'postgres';
 import { BACKEND, DATABASE_URL, startCarteiro, createEndpoint, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, verifiesWithSeed, verifiesWithStandardWebhooks, type TestReceiver } from '../support/receiver.ts';
-import { installSeedTriggers } from '../../src/ledger/triggers.ts';
+import { installSeedTriggers } from '../../src/ledger/table-capture.ts';
 import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
 
 const POLL_INTERVAL_MS = 60_000;

@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { startCarteiro, createEndpoint, eventually, settled, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
-import { captureTable, installSeedTriggers, listCaptures, uncaptureTable } from '../../src/ledger/triggers.ts';
-import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
+import { captureTable, installSeedTriggers, listCaptures, uncaptureTable } from '../../src/ledger/table-capture.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../../src/tenancy/principal.ts';
 import { appSchemaName, capturedEvents, dropAppSchema } from './app-tables.ts';
 
 describe('capture failure rules', () => {

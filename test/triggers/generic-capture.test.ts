@@ -1,12 +1,12 @@
 /**
- * Capturing any table: capture_table / uncapture_table through ledger/triggers.ts (what the CLI and
+ * Capturing any table: capture_table / uncapture_table through ledger/table-capture.ts (what the CLI and
  * the benchmarks call). Data is the row or a projection of it; '{op}' names the operation; an update
  * that leaves the projection as it was makes no event; removing a capture stops its events.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, type TestCarteiro } from '../support/carteiro.ts';
-import { captureTable, listCaptures, uncaptureTable } from '../../src/ledger/triggers.ts';
+import { captureTable, listCaptures, uncaptureTable } from '../../src/ledger/table-capture.ts';
 import { NotFoundError, ValidationError } from '../../src/errors/errors.ts';
 import { appSchemaName, capturedEvents, dropAppSchema } from './app-tables.ts';
 

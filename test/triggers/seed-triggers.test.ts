@@ -6,8 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCarteiro, createEndpoint, eventually, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
-import { installSeedTriggers, listCaptures } from '../../src/ledger/triggers.ts';
-import { DEFAULT_ORGANIZATION_ID } from '../../src/api/tenant.ts';
+import { installSeedTriggers, listCaptures } from '../../src/ledger/table-capture.ts';
+import { DEFAULT_ORGANIZATION_ID } from '../../src/tenancy/principal.ts';
 import { appSchemaName, capturedEvents, createSeedTables, dropAppSchema } from './app-tables.ts';
 
 describe('the seed triggers', () => {

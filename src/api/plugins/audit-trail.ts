@@ -15,14 +15,17 @@
  * the action itself has already happened.
  *
  * A path parameter that names a person (`config: { auditPseudonymParam: 'user_id' }`) is recorded
- * only as its pseudonym (security/erasure-pseudonym.ts), in the target and in the path, and as the
+ * only as its pseudonym (protection/erasure-pseudonym.ts), in the target and in the path, and as the
  * entry's subject (subject_user): the user may be erased, and the log must then hold nothing that
  * re-identifies them.
  */
 import type { FastifyInstance, FastifyRequest, FastifyReply } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { insertAuditEntry, replaceRouteParam, type AuditEntry } from '../../ledger/audit-log.ts';
-import { userPseudonymizer, type Pseudonymizer } from '../erasure-pseudonym.ts';
+import { userPseudonymizer, type Pseudonymizer } from '../../protection/erasure-pseudonym.ts';
+
+/** What this module uses of the API's services. */
+type AuditTrailDeps = Pick<ApiServices, 'adminKey' | 'ledger'>;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -132,7 +135,7 @@ export function auditEntryFor(request: FastifyRequest, reply: FastifyReply, payl
   };
 }
 
-export function registerAuditTrail(app: FastifyInstance, services: Services, prefix: string): void {
+export function registerAuditTrail(app: FastifyInstance, services: AuditTrailDeps, prefix: string): void {
   const pseudonymize = userPseudonymizer(services.adminKey);
   app.decorateRequest('auditTargetId', null);
   app.addHook('onSend', async (request, reply, payload) => {

@@ -14,7 +14,7 @@
  */
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { RateLimitedError } from '../../errors/errors.ts';
 
 const WINDOW_SECONDS = 60;
@@ -28,7 +28,7 @@ export type AuthFailureLimit = {
   fail(address: string): Promise<void>;
 };
 
-export function createAuthFailureLimit(services: Pick<Services, 'redis' | 'config' | 'ledger'>, log: Logger): AuthFailureLimit | null {
+export function createAuthFailureLimit(services: Pick<ApiServices, 'redis' | 'config' | 'ledger'>, log: Logger): AuthFailureLimit | null {
   const perMinute = services.config.ingress.authFailuresPerMinute;
   if (perMinute === 0) return null;
   const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:auth-failures`;

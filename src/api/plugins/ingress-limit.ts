@@ -10,8 +10,11 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { RateLimitedError } from '../../errors/errors.ts';
+
+/** What this module uses of the API's services. */
+type IngressLimitDeps = Pick<ApiServices, 'config' | 'ledger' | 'redis'>;
 
 const BURST_WINDOW_SECONDS = 10;
 
@@ -20,10 +23,7 @@ export type IngressLimiter = {
 };
 
 /** `name` keeps the counters of limiters with different numbers apart (user-ingress-limit.ts). */
-export function createIngressLimiter(
-  services: Pick<Services, 'redis' | 'config' | 'ledger'>,
-  opts: { ratePerSecond: number; burst: number; name?: string },
-): IngressLimiter {
+export function createIngressLimiter(services: IngressLimitDeps, opts: { ratePerSecond: number; burst: number; name?: string }): IngressLimiter {
   const keyPrefix = `${services.config.redis.prefix}:${services.ledger.schema}:ingress${opts.name ? `:${opts.name}` : ''}`;
   const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
     const memory = new RateLimiterMemory({ keyPrefix: `${keyPrefix}:${name}`, points, duration });
@@ -53,7 +53,7 @@ export function createIngressLimiter(
   };
 }
 
-/** Who is calling (api/tenant.ts's Principal, as the auth hook put it on the request). */
+/** Who is calling (tenancy/principal.ts's Principal, as the auth hook put it on the request). */
 type Principal = FastifyRequest['tenant']['principal'];
 
 /** One budget per organization key, per portal session, and one for the admin key. */
@@ -62,7 +62,7 @@ function limiterKey(principal: Principal): string {
   return principal.kind === 'portal' ? `portal:${principal.sessionId}` : principal.keyId;
 }
 
-export function registerIngressLimit(app: FastifyInstance, services: Services): void {
+export function registerIngressLimit(app: FastifyInstance, services: IngressLimitDeps): void {
   const { ratePerSecond, burst, limitAdmin } = services.config.ingress;
   if (ratePerSecond === 0) return;
   const limiter = createIngressLimiter(services, { ratePerSecond, burst });

@@ -12,7 +12,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UserRateLimitedError } from '../../errors/errors.ts';
 import { createIngressLimiter, type IngressLimiter } from './ingress-limit.ts';
-import type { UserLimitsReader } from './user-limits.ts';
+import type { UserLimitsReader } from '../../tenancy/user-limits.ts';
 
 /** Longer ids are refused by ingest itself (400); they are not counted here. */
 const MAX_USER_ID_LENGTH = 200;

@@ -1,9 +1,12 @@
-/** The audit log of management actions (security/tenancy/audit-trail.ts writes it); admin key only. */
+/** The audit log of management actions (api/plugins/audit-trail.ts writes it); admin key only. */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { isoDate, pageQuery, parseDate, shortText, uuid } from '../schemas.ts';
 import { listAuditEntries, type AuditRow } from '../../ledger/audit-log.ts';
-import { requireAdmin } from '../../security/tenancy/admin-only.ts';
+import { requireAdmin } from '../plugins/admin-only.ts';
+
+/** What this module uses of the API's services. */
+type AuditLogRouteDeps = Pick<ApiServices, 'ledger'>;
 
 type AuditQuery = {
   organization_id?: string;
@@ -33,7 +36,7 @@ const presentAuditRow = (r: AuditRow) => ({
   request_id: r.request_id,
 });
 
-export async function auditLogRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function auditLogRoutes(app: FastifyInstance, services: AuditLogRouteDeps): Promise<void> {
   app.addHook('onRequest', requireAdmin);
   app.get<{ Querystring: AuditQuery }>(
     '/audit-log',

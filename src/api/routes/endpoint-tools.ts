@@ -5,15 +5,18 @@
  *                                        POST /endpoints/:id/recover would queue, nothing written
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { idParams, isoDate, parseDate } from '../schemas.ts';
 import { countRecoverableEvents, insertTestDelivery } from '../../ledger/endpoint-tools.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 
+/** What this module uses of the API's services. */
+type EndpointToolsRouteDeps = Pick<ApiServices, 'ledger'>;
+
 /** Events one preview counts at most (`truncated` says there are more). */
 const PREVIEW_LIMIT = 1_000_000;
 
-export async function endpointToolRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function endpointToolRoutes(app: FastifyInstance, services: EndpointToolsRouteDeps): Promise<void> {
   const tags = ['endpoints'];
   const { ledger } = services;
 

@@ -3,7 +3,7 @@
  * never again: the ledger keeps only its ciphertext.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { idParams, isoDate, pageQuery, parseDate, shortText } from '../schemas.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
 import {
@@ -19,11 +19,14 @@ import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { insertWithinUserQuota } from '../endpoint-quota.ts';
 import { endpointPresenter } from '../presenters.ts';
-import { includeFieldsSchema } from '../../security/minimal-payload.ts';
+import { includeFieldsSchema } from '../../protection/minimal-payload.ts';
 import { contentFilterSchema } from '../../catalog/content-filter.ts';
 import { transformationFieldSchemas } from '../endpoint-transformation.ts';
 import { batchingFieldSchemas, endpointChanges, endpointInputDeps, newEndpointColumns, type EndpointBody, type EndpointPatch } from '../endpoint-input.ts';
 import { deliverySettingSchemas } from '../endpoint-delivery-settings.ts';
+
+/** What this module uses of the API's services. */
+type EndpointsRouteDeps = Pick<ApiServices, 'checkDestination' | 'config' | 'dataProtection' | 'ledger' | 'secretBox' | 'transformer' | 'userLimits'>;
 
 const eventFilters = { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 200 } } as const;
 const url = { type: 'string', minLength: 8, maxLength: 2048 } as const;
@@ -49,7 +52,7 @@ export const endpointFields = {
 /** Deliveries one recover call queues at most (it says `truncated`; call again for the rest). */
 const RECOVER_LIMIT = 10_000;
 
-export async function endpointRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function endpointRoutes(app: FastifyInstance, services: EndpointsRouteDeps): Promise<void> {
   const { ledger, secretBox } = services;
   const tags = ['endpoints'];
   const inputDeps = endpointInputDeps(services);

@@ -1,10 +1,13 @@
 /** The event catalog: built-in types and those an organization registers, with their schemas. */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { eventTypeName, priority } from '../schemas.ts';
-import type { EventTypeDefinition } from '../../catalog/builtin-event-types.ts';
+import type { EventTypeDefinition } from '../../ledger/event-types.ts';
 
-export async function eventTypeRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** What this module uses of the API's services. */
+type EventTypesRouteDeps = Pick<ApiServices, 'catalog'>;
+
+export async function eventTypeRoutes(app: FastifyInstance, services: EventTypesRouteDeps): Promise<void> {
   const tags = ['event types'];
   app.get('/event-types', { schema: { tags } }, async (request) => ({ data: await services.catalog.list(request.tenant.writeOrganizationId) }));
 

@@ -3,18 +3,21 @@
  * committed; an Idempotency-Key (header or field) returns the first event for a repeated request.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { idParams, isoDate, pageQuery, parseDate, shortText, triggerBody, uuid } from '../schemas.ts';
 import { BUILTIN_EVENT_TYPES, kebabName } from '../../catalog/builtin-event-types.ts';
 import { getEvent, getEventAttempts, getEventDispatches, listEvents, type InsertResult } from '../../ledger/events.ts';
-import { requeueEventDispatches } from '../../ledger/dispatches.ts';
+import { requeueEventDispatches } from '../../ledger/replays.ts';
 import { findEndpoint } from '../../ledger/endpoints.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';
 import type { EventInput } from '../../ingest/ingest-service.ts';
 import type { Sql } from '../../ledger/connection.ts';
-import { organizationExists } from '../../security/tenancy/organization-check.ts';
+import { organizationExists } from '../../tenancy/organization-check.ts';
 import { presentEvent, presentEventStatus } from '../presenters.ts';
 import { idempotencyKey } from '../idempotency-key.ts';
+
+/** What this module uses of the API's services. */
+type EventsRouteDeps = Pick<ApiServices, 'catalog' | 'dataProtection' | 'ingest' | 'ledger'>;
 
 const MAX_BATCH_EVENTS = 1000;
 const BUILTIN_BY_KEBAB = new Map(BUILTIN_EVENT_TYPES.map((t) => [kebabName(t.name), t.name]));
@@ -43,7 +46,7 @@ function accepted(r: InsertResult) {
   };
 }
 
-export async function eventRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function eventRoutes(app: FastifyInstance, services: EventsRouteDeps): Promise<void> {
   const { ingest, ledger } = services;
   // Personal fields are sealed at rest; authorised callers see them opened (docs/security.md). Only
   // data Carteiro sealed is opened: an enc:v1 value in other data was put there by someone else.

@@ -3,13 +3,16 @@
  * balancers take the process out; /stats reads the queue straight from the ledger.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
-import { readHealth, WORKER_FRESH_MS } from '../../runtime/health.ts';
+import type { ApiServices } from '../api-services.ts';
+import { readHealth, WORKER_FRESH_MS } from '../../observability/health.ts';
 import { readQueueStats, readRecentTotals } from '../../ledger/stats.ts';
 import { readWorkerLiveness } from '../../ledger/workers.ts';
 import { countN8nWorkflows } from '../../ledger/n8n-workflows.ts';
 
-export async function healthRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** What this module uses of the API's services. */
+type HealthRouteDeps = Pick<ApiServices, 'catalog' | 'config' | 'dispatcher' | 'healthChecks' | 'ledger' | 'redis'>;
+
+export async function healthRoutes(app: FastifyInstance, services: HealthRouteDeps): Promise<void> {
   const health = async (_req: unknown, reply: import('fastify').FastifyReply) => {
     const report = await readHealth(services);
     reply.code(report.overall_status === 'unhealthy' ? 503 : 200);
@@ -28,7 +31,7 @@ export async function healthRoutes(app: FastifyInstance, services: Services): Pr
     ]);
     const { webhookUrl, apiUrl } = services.config.n8n;
     return {
-      // `stalled`: a live worker has made no progress while work has been due (see runtime/health.ts).
+      // `stalled`: a live worker has made no progress while work has been due (see observability/health.ts).
       status: workers.stalled > 0 ? 'stalled' : workers.live > 0 ? 'active' : 'idle',
       queues: { high_priority: queues.high_priority, normal_priority: queues.normal_priority, retry: queues.retry },
       processing_tasks: queues.in_flight,

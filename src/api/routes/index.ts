@@ -1,6 +1,6 @@
 /** Every route module, registered under /api/webhooks by api/app.ts. */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { healthRoutes } from './health.ts';
 import { eventRoutes } from './events.ts';
 import { endpointRoutes } from './endpoints.ts';
@@ -18,7 +18,7 @@ import { portalSessionRoutes } from './portal-sessions.ts';
 import { portalRoutes } from './portal.ts';
 import { userLimitRoutes } from './user-limits.ts';
 
-export type RouteModule = (app: FastifyInstance, services: Services) => Promise<void>;
+export type RouteModule = (app: FastifyInstance, services: ApiServices) => Promise<void>;
 
 export const ROUTE_MODULES: RouteModule[] = [
   healthRoutes,

@@ -11,9 +11,12 @@
  * shutdown never waits on them.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
-import type { LiveMessage } from '../../conveyor/live-bus.ts';
+import type { ApiServices } from '../api-services.ts';
+import type { LiveMessage } from '../../coordination/live-bus.ts';
 import { RateLimitedError } from '../../errors/errors.ts';
+
+/** What this module uses of the API's services. */
+type LiveRouteDeps = Pick<ApiServices, 'authenticate' | 'liveBus'>;
 
 export type LiveRouteOptions = {
   heartbeatMs?: number;
@@ -42,7 +45,7 @@ export function sseFrame(m: LiveMessage): string {
 
 export function createLiveRoutes(options: LiveRouteOptions = {}) {
   const opts = { ...DEFAULTS, ...options };
-  return async function liveRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  return async function liveRoutes(app: FastifyInstance, services: LiveRouteDeps): Promise<void> {
     const open = new Set<() => void>();
     const perKey = new Map<string, number>();
     const stillAuthorized = async (bearer: string | undefined) => {

@@ -8,7 +8,7 @@
  * A workflow is addressed by Carteiro's id (uuid) or by its n8n workflow id.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { pageQuery, shortText } from '../schemas.ts';
 import {
   createN8nWorkflow,
@@ -25,15 +25,18 @@ import { listEndpointAttempts } from '../../ledger/events.ts';
 import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors/errors.ts';
-import { requireAdmin } from '../../security/tenancy/admin-only.ts';
-import { pathOfUrl, productionUrl } from '../../n8n/routing.ts';
-import { checkSeedPaths, seedN8nWorkflows } from '../../n8n/seed.ts';
-import { syncToWorkflow } from '../../n8n/sync.ts';
-import { discoverN8nWorkflows } from '../../n8n/discovery.ts';
+import { requireAdmin } from '../plugins/admin-only.ts';
+import { pathOfUrl, productionUrl } from '../../integrations/n8n/routing.ts';
+import { checkSeedPaths, seedN8nWorkflows } from '../../integrations/n8n/seed.ts';
+import { syncToWorkflow } from '../../integrations/n8n/sync.ts';
+import { discoverN8nWorkflows } from '../../integrations/n8n/discovery.ts';
 import { isUuid, LOWERCASE_UUID } from '../id-normalization.ts';
 import { idempotencyKey } from '../idempotency-key.ts';
-import { workflowSecretsOf } from '../../n8n/integration.ts';
+import { workflowSecretsOf } from '../../integrations/n8n/integration.ts';
 import { rotateEndpointSecret } from '../../ledger/endpoints.ts';
+
+/** What this module uses of the API's services. */
+type N8nRouteDeps = Pick<ApiServices, 'checkDestination' | 'config' | 'dataProtection' | 'ledger' | 'liveBus' | 'log' | 'secretBox'>;
 
 /** Carteiro's id (a UUID, lower-cased like every other) or n8n's own workflow id (kept as sent). */
 const workflowParams = {
@@ -106,7 +109,7 @@ function checkEventTypes(list: string[] | undefined): void {
     throw new ValidationError(`event_types: "${bad}" is not an event type or wildcard (e.g. user.registered, integration.*)`, { field: 'event_types' });
 }
 
-export async function n8nRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function n8nRoutes(app: FastifyInstance, services: N8nRouteDeps): Promise<void> {
   const { ledger, config } = services;
   const tags = ['n8n'];
   const secrets = workflowSecretsOf(services);

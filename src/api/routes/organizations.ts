@@ -1,16 +1,19 @@
 /**
  * Organizations and their API keys; admin key only (an organization key gets 403, see
- * security/tenancy/admin-only.ts). A new key is in the creation response once and never again: the
+ * api/plugins/admin-only.ts). A new key is in the creation response once and never again: the
  * ledger keeps only its SHA-256 and its first characters.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { idParams, pageQuery, shortText, uuid } from '../schemas.ts';
 import { findOrganization, insertOrganization, listOrganizations, OPERATIONS_ORGANIZATION_ID, type OrganizationRow } from '../../ledger/organizations.ts';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../../ledger/api-keys.ts';
-import { generateApiKey } from '../../security/tenancy/api-keys.ts';
-import { requireAdmin } from '../../security/tenancy/admin-only.ts';
+import { generateApiKey } from '../../tenancy/api-key-authenticator.ts';
+import { requireAdmin } from '../plugins/admin-only.ts';
 import { ConflictError, NotFoundError } from '../../errors/errors.ts';
+
+/** What this module uses of the API's services. */
+type OrganizationsRouteDeps = Pick<ApiServices, 'apiKeys' | 'ledger'>;
 
 const presentOrganization = (o: OrganizationRow) => ({ id: o.id, name: o.name, created_at: o.created_at, updated_at: o.updated_at });
 const presentKey = (k: ApiKeyRow) => ({
@@ -27,7 +30,7 @@ const presentKey = (k: ApiKeyRow) => ({
 const keyParams = { type: 'object', required: ['id', 'keyId'], additionalProperties: false, properties: { id: uuid, keyId: uuid } } as const;
 const pageOnly = { type: 'object', additionalProperties: false, properties: { ...pageQuery } } as const;
 
-export async function organizationRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function organizationRoutes(app: FastifyInstance, services: OrganizationsRouteDeps): Promise<void> {
   const { ledger } = services;
   const tags = ['organizations'];
   app.addHook('onRequest', requireAdmin);

@@ -20,7 +20,7 @@ import {
   type PortalTheme,
 } from '../../ledger/portal-sessions.ts';
 import { checkPortalTheme, portalThemeSchema } from '../portal-theme.ts';
-import { generatePortalToken } from '../../security/tenancy/portal-sessions.ts';
+import { generatePortalToken } from '../../tenancy/portal-sessions.ts';
 import { NotFoundError } from '../../errors/errors.ts';
 
 /** The longest a session may live: a token handed to a browser should not outlive a working day. */

@@ -13,9 +13,9 @@ import type { Ledger } from '../../ledger/connection.ts';
 import type { Config } from '../../config/config.ts';
 import type { SecretBox } from '../../crypto/secret-box.ts';
 import type { Catalog } from '../../catalog/catalog.ts';
-import type { DataProtection } from '../../security/data-protection.ts';
-import type { UserLimitsReader } from '../../security/tenancy/user-limits.ts';
-import type { PortalPrincipal } from '../../security/tenancy/portal-principal.ts';
+import type { DataProtection } from '../../protection/data-protection.ts';
+import type { UserLimitsReader } from '../../tenancy/user-limits.ts';
+import type { PortalPrincipal } from '../../tenancy/portal-principal.ts';
 import { idParams, isoDate, pageQuery, parseDate, uuid } from '../schemas.ts';
 import {
   deleteEndpoint,
@@ -28,7 +28,7 @@ import {
 } from '../../ledger/endpoints.ts';
 import { insertTestDelivery } from '../../ledger/endpoint-tools.ts';
 import { listEndpointAttempts } from '../../ledger/events.ts';
-import { requeueEventDispatches } from '../../ledger/dispatches.ts';
+import { requeueEventDispatches } from '../../ledger/replays.ts';
 import { findOwnedDelivery, listDeliveryAttempts, listOwnedDeliveries } from '../../ledger/portal-deliveries.ts';
 import { generateWebhookSecret } from '../../delivery/signature.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors/errors.ts';

@@ -1,15 +1,18 @@
 /** Bulk replay as a background job with progress, and job status. */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { isoDate, parseDate, shortText, uuid } from '../schemas.ts';
 import { LOWERCASE_UUID } from '../id-normalization.ts';
 import { NotFoundError, ValidationError } from '../../errors/errors.ts';
 import { findEndpoint } from '../../ledger/endpoints.ts';
 import type { JobCatalog } from '../../jobs/job-catalog.ts';
 
+/** What this module uses of the API's services. */
+type ReplayRouteDeps = Pick<ApiServices, 'jobs' | 'ledger'>;
+
 type ReplayBody = { status?: 'failed' | 'completed'; event_type?: string; since?: string; until?: string; endpoint_id?: string };
 
-export async function replayRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function replayRoutes(app: FastifyInstance, services: ReplayRouteDeps): Promise<void> {
   const tags = ['replay'];
   app.post<{ Body: ReplayBody | undefined }>(
     '/replay',

@@ -1,16 +1,19 @@
 /**
- * POST /supabase: Supabase Database Webhooks in (triggers/supabase-ingress.ts). Public as far as API
+ * POST /supabase: Supabase Database Webhooks in (integrations/supabase/supabase-ingress.ts). Public as far as API
  * keys go, authenticated instead by the X-Supabase-Webhook-Secret header, checked before the body is
  * even read: a wrong secret is 401 whatever the body. Answers 202 with the stored event, or 200 with
  * `ignored: true` for a change that makes no event.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
-import { createSupabaseIngress, SUPABASE_SECRET_HEADER } from '../../triggers/supabase-ingress.ts';
-import { SUPABASE_PAYLOAD_SCHEMA, type SupabasePayload } from '../../triggers/supabase-payload.ts';
+import type { ApiServices } from '../api-services.ts';
+import { createSupabaseIngress, SUPABASE_SECRET_HEADER } from '../../integrations/supabase/supabase-ingress.ts';
+import { SUPABASE_PAYLOAD_SCHEMA, type SupabasePayload } from '../../integrations/supabase/supabase-payload.ts';
 import { ValidationError } from '../../errors/errors.ts';
 
-export async function supabaseRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** What this module uses of the API's services. */
+type SupabaseRouteDeps = Pick<ApiServices, 'config' | 'ingest' | 'ledger'>;
+
+export async function supabaseRoutes(app: FastifyInstance, services: SupabaseRouteDeps): Promise<void> {
   const ingress = createSupabaseIngress({
     sql: services.ledger.sql,
     ingest: services.ingest,

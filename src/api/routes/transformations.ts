@@ -13,7 +13,7 @@ import type { Config } from '../../config/config.ts';
 import type { Ledger } from '../../ledger/connection.ts';
 import { findEndpoint } from '../../ledger/endpoints.ts';
 import { getEvent } from '../../ledger/events.ts';
-import type { DataProtection } from '../../security/data-protection.ts';
+import type { DataProtection } from '../../protection/data-protection.ts';
 import type { SecretBox } from '../../crypto/secret-box.ts';
 import { openStaticHeaders } from '../endpoint-delivery-settings.ts';
 import { buildEnvelope } from '../../delivery/envelope.ts';

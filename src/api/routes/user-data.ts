@@ -4,10 +4,13 @@
  * the admin without X-Organization-Id, and answers with what it did.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../../runtime/services.ts';
+import type { ApiServices } from '../api-services.ts';
 import { eraseUserData, scrubLateAttempts } from '../../ledger/erasure.ts';
 import { replaceRouteParam, USER_ID_PARAM } from '../../ledger/audit-log.ts';
-import { userPseudonymizer, type Pseudonymizer } from '../../security/erasure-pseudonym.ts';
+import { userPseudonymizer, type Pseudonymizer } from '../../protection/erasure-pseudonym.ts';
+
+/** What this module uses of the API's services. */
+type UserDataRouteDeps = Pick<ApiServices, 'adminKey' | 'config' | 'ledger' | 'log'>;
 
 /** A worker may record an attempt it had in flight until its lease ends; scrub after that. */
 const LATE_SCRUB_MARGIN_MS = 2_000;
@@ -27,7 +30,7 @@ function requestWithoutUserId(pseudonymize: Pseudonymizer) {
   };
 }
 
-export async function userDataRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function userDataRoutes(app: FastifyInstance, services: UserDataRouteDeps): Promise<void> {
   const { ledger, log, config } = services;
   const pseudonymize = userPseudonymizer(services.adminKey);
 

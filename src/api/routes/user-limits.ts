@@ -21,7 +21,7 @@ import {
   type OrganizationLimitsRow,
   type UserLimitsRow,
 } from '../../ledger/user-limits.ts';
-import { resolveUserLimits, type UserLimitsReader } from '../../security/tenancy/user-limits.ts';
+import { resolveUserLimits, type UserLimitsReader } from '../../tenancy/user-limits.ts';
 import { NotFoundError } from '../../errors/errors.ts';
 
 const limitValue = { type: ['integer', 'null'], minimum: 0, maximum: 1_000_000 } as const;

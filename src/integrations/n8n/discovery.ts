@@ -20,8 +20,8 @@
  * (serialised per organization): a failed read changes nothing.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.ts';
-import type { Sql } from '../ledger/connection.ts';
+import type { Config } from '../../config/config.ts';
+import type { Sql } from '../../ledger/connection.ts';
 import {
   insertN8nWorkflowIn,
   lockN8nRegistryIn,
@@ -31,9 +31,9 @@ import {
   type N8nConfirmation,
   type N8nWorkflowChanges,
   type N8nWorkflowRow,
-} from '../ledger/n8n-workflows.ts';
-import { recordN8nDiscoveryRun } from '../ledger/n8n-discovery-runs.ts';
-import { FeatureDisabledError, N8nApiError } from '../errors/errors.ts';
+} from '../../ledger/n8n-workflows.ts';
+import { recordN8nDiscoveryRun } from '../../ledger/n8n-discovery-runs.ts';
+import { FeatureDisabledError, N8nApiError } from '../../errors/errors.ts';
 import { createN8nApi, type N8nApi, type N8nApiWorkflow } from './n8n-api.ts';
 import { n8nBaseUrl, productionUrl, routeWorkflow, webhookPathOf, type RoutingSource } from './routing.ts';
 import type { WorkflowSecrets } from './workflow-secrets.ts';

@@ -4,7 +4,7 @@
  * N8nApiError naming what went wrong, never a hang.
  */
 import { request } from 'undici';
-import { N8nApiError } from '../errors/errors.ts';
+import { N8nApiError } from '../../errors/errors.ts';
 import { n8nBaseUrl, type N8nNode } from './routing.ts';
 
 export const N8N_API_KEY_HEADER = 'x-n8n-api-key';

@@ -10,9 +10,9 @@
  *   3. only when 1 and 2 name nothing: the seed's seven paths (user-registration ← user.registered, …).
  * Anything that is not a valid event filter is ignored (a tag like `on:Hello World` routes nothing).
  */
-import { isValidEventFilter } from '../catalog/patterns.ts';
+import { isValidEventFilter } from '../../catalog/patterns.ts';
 import { SEED_PATH_EVENTS } from './seed-workflows.ts';
-import { ValidationError } from '../errors/errors.ts';
+import { ValidationError } from '../../errors/errors.ts';
 
 export const WEBHOOK_NODE_TYPE = 'n8n-nodes-base.webhook';
 export const ROUTING_TAG_PREFIXES = ['on:', 'carteiro:'] as const;

@@ -16,8 +16,8 @@
  * the API could not be read the rows stay active, marked unconfirmed with the error. Without the API
  * nothing is checked (confirmed: null).
  */
-import type { Config } from '../config/config.ts';
-import type { Sql } from '../ledger/connection.ts';
+import type { Config } from '../../config/config.ts';
+import type { Sql } from '../../ledger/connection.ts';
 import {
   insertN8nWorkflowIn,
   lockN8nRegistryIn,
@@ -27,9 +27,9 @@ import {
   type N8nConfirmation,
   type N8nWorkflowChanges,
   type N8nWorkflowRow,
-} from '../ledger/n8n-workflows.ts';
+} from '../../ledger/n8n-workflows.ts';
 import { confirmationOf, INACTIVE_IN_N8N, PATH_NOT_IN_N8N, readServedWebhooks, type DiscoveredWorkflow } from './discovery.ts';
-import { FeatureDisabledError, N8nApiError } from '../errors/errors.ts';
+import { FeatureDisabledError, N8nApiError } from '../../errors/errors.ts';
 import type { N8nApi } from './n8n-api.ts';
 import { n8nBaseUrl, productionUrl } from './routing.ts';
 import { SEED_WORKFLOWS } from './seed-workflows.ts';

@@ -5,11 +5,13 @@
  * workflow (ledger/n8n-workflows.ts: insertDirectedEvent). The caller then waits a little
  * (N8N_SYNC_WAIT_MS, or `wait_ms`) for the first outcome, woken by the worker's live updates.
  */
-import type { Services } from '../runtime/services.ts';
-import { findN8nWorkflowsByPath, insertDirectedEvent, listN8nWorkflowPaths, n8nWorkflowActive } from '../ledger/n8n-workflows.ts';
-import { getEventAttempts, getEventDispatches, PRIORITY, type DispatchState } from '../ledger/events.ts';
-import { ConflictError, NotFoundError } from '../errors/errors.ts';
-import { dataUserId } from '../ingest/ingest-service.ts';
+import type { Ledger } from '../../ledger/connection.ts';
+import type { LiveBus } from '../../coordination/live-bus.ts';
+import type { DataProtection } from '../../protection/data-protection.ts';
+import { findN8nWorkflowsByPath, insertDirectedEvent, listN8nWorkflowPaths, n8nWorkflowActive } from '../../ledger/n8n-workflows.ts';
+import { getEventAttempts, getEventDispatches, PRIORITY, type DispatchState } from '../../ledger/events.ts';
+import { ConflictError, NotFoundError } from '../../errors/errors.ts';
+import { dataUserId } from '../../ingest/ingest-service.ts';
 
 export const SYNC_EVENT_TYPE = 'n8n.sync';
 const POLL_MAX_INTERVAL_MS = 250;
@@ -35,7 +37,10 @@ export type SyncResult = {
   status_url: string;
 };
 
-export async function syncToWorkflow(services: Services, r: SyncRequest): Promise<SyncResult> {
+/** What a sync uses: the ledger, sealing of its data, and the live updates that end its wait. */
+export type SyncDeps = { ledger: Pick<Ledger, 'sql'>; dataProtection: DataProtection; liveBus: LiveBus };
+
+export async function syncToWorkflow(services: SyncDeps, r: SyncRequest): Promise<SyncResult> {
   const sql = services.ledger.sql;
   // Checked first: bad input is refused whatever the sync_type finds.
   const userId = dataUserId(r.data);
@@ -93,7 +98,7 @@ function statusOf(d: DispatchState | undefined): SyncResult['status'] {
 }
 
 /** The event's one dispatch once it succeeded or failed for good, or as it is when `waitMs` runs out. */
-async function awaitOutcome(services: Services, eventId: string, waitMs: number): Promise<DispatchState | undefined> {
+async function awaitOutcome(services: SyncDeps, eventId: string, waitMs: number): Promise<DispatchState | undefined> {
   const deadline = Date.now() + waitMs;
   let wake: (() => void) | null = null;
   // Recorded outcomes wake the wait at once; the poll is the fallback (and covers a missed message).

@@ -5,10 +5,10 @@
  * With WEBHOOK_SECRET set, workflows keep being signed with it unless given their own.
  */
 import type { Logger } from 'pino';
-import type { Sql } from '../ledger/connection.ts';
-import type { SecretBox } from '../crypto/secret-box.ts';
-import { generateWebhookSecret } from '../delivery/signature.ts';
-import { listN8nEndpointsWithoutSecret, setN8nEndpointSecretIfUnset } from '../ledger/n8n-workflows.ts';
+import type { Sql } from '../../ledger/connection.ts';
+import type { SecretBox } from '../../crypto/secret-box.ts';
+import { generateWebhookSecret } from '../../delivery/signature.ts';
+import { listN8nEndpointsWithoutSecret, setN8nEndpointSecretIfUnset } from '../../ledger/n8n-workflows.ts';
 
 export type NewWorkflowSecret = { secret: string; ciphertext: string };
 

@@ -1,11 +1,11 @@
 /**
  * Which event a Supabase Database Webhook becomes, by table and operation. The seed's five tables map
- * exactly as the seed triggers do (the same SQL mappers run for both, see ledger/triggers.ts);
+ * exactly as the seed triggers do (the same SQL mappers run for both, see ledger/table-capture.ts);
  * SUPABASE_WEBHOOK_EVENT_MAP adds tables, or replaces a seed table's entry, with plain event types
  * whose data is the row.
  */
-import type { SupabaseEventMap } from '../config/config.ts';
-import type { CaptureMapping, CaptureOperation } from '../ledger/triggers.ts';
+import type { SupabaseEventMap } from '../../config/config.ts';
+import type { CaptureMapping, CaptureOperation } from '../../ledger/table-capture.ts';
 
 export type SupabaseRoute = { mapping: CaptureMapping; eventType: string | null };
 type TableRoutes = Partial<Record<CaptureOperation, SupabaseRoute>>;

@@ -7,12 +7,12 @@
  * an API key: the sender is a database, configured once. No secret configured = the ingress is off.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Sql } from '../ledger/connection.ts';
-import type { IngestService, IngestTrace } from '../ingest/ingest-service.ts';
-import type { InsertResult } from '../ledger/events.ts';
-import type { SupabaseEventMap } from '../config/config.ts';
-import { mapCapturedRow } from '../ledger/triggers.ts';
-import { FeatureDisabledError, UnauthorizedError, UnmappedTableError } from '../errors/errors.ts';
+import type { Sql } from '../../ledger/connection.ts';
+import type { IngestService, IngestTrace } from '../../ingest/ingest-service.ts';
+import type { InsertResult } from '../../ledger/events.ts';
+import type { SupabaseEventMap } from '../../config/config.ts';
+import { mapCapturedRow } from '../../ledger/table-capture.ts';
+import { FeatureDisabledError, UnauthorizedError, UnmappedTableError } from '../../errors/errors.ts';
 import { checkPayloadShape, type SupabasePayload } from './supabase-payload.ts';
 import { buildEventRoutes, describeRoutes, findRoute } from './supabase-event-map.ts';
 

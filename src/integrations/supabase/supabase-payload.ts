@@ -6,8 +6,8 @@
  * The JSON schema checks types (Fastify turns a violation into 400); `checkPayloadShape` checks what a
  * schema cannot say simply: which of record/old_record each operation needs.
  */
-import { ValidationError } from '../errors/errors.ts';
-import type { CaptureOperation } from '../ledger/triggers.ts';
+import { ValidationError } from '../../errors/errors.ts';
+import type { CaptureOperation } from '../../ledger/table-capture.ts';
 
 export type SupabasePayload = {
   type: CaptureOperation;

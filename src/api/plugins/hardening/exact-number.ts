@@ -3,7 +3,7 @@
  * can be refused instead of stored and delivered altered. Numbers are compared by value, not
  * spelling: `1.50` and `1.5e0` are kept (as 1.5).
  */
-import { mayHoldInexactNumber, parseMarkingInexact } from '../../util/exact-json.ts';
+import { mayHoldInexactNumber, parseMarkingInexact } from '../../../util/exact-json.ts';
 
 const MARK = Symbol('inexact number');
 type Marked = { [MARK]: string };

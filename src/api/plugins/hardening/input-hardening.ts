@@ -7,7 +7,7 @@
  * the Postgres data errors that still get through are 400s (api/error-handler.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { ValidationError } from '../../errors/errors.ts';
+import { ValidationError } from '../../../errors/errors.ts';
 import { registerJsonBodyParser } from './json-body.ts';
 
 const ENCODED_NUL = /%00/;

@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isUtf8 } from 'node:buffer';
-import { CarteiroError, InexactNumberError, ValidationError } from '../../errors/errors.ts';
+import { CarteiroError, InexactNumberError, ValidationError } from '../../../errors/errors.ts';
 import { findInexactNumber } from './exact-number.ts';
 
 /** Deep enough for any real event (Supabase rows with JSON columns included), shallow enough to be safe. */
