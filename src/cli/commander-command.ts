@@ -48,10 +48,9 @@ function named(root: Command, args: string[]): Command {
   return cmd;
 }
 
-export function fromCommander(name: string, summary: string, build: (ctx: Ctx) => Command): CliCommand {
+export function fromCommander(name: string, build: (ctx: Ctx) => Command): CliCommand {
   return {
     name,
-    summary,
     get usage() {
       return build(NO_CONFIG).helpInformation().trimEnd();
     },

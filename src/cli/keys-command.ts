@@ -17,7 +17,6 @@ const KEYS_USAGE = `usage:
 
 export const keysCommand: CliCommand = {
   name: 'keys',
-  summary: 'keys reencrypt: re-seal endpoint secrets and personal data under the newest encryption key',
   usage: KEYS_USAGE,
   async run(config: Config, args: string[]): Promise<number> {
     if (args[0] !== 'reencrypt' || args.length > 1) {

@@ -8,6 +8,7 @@
  * and the sub-commands of commands.ts (triggers, n8n, keys, and the operator's send, tail, events,
  * endpoints, replay, recover, verify, listen).
  */
+import './compile-cache.ts';
 import { loadConfig, ConfigError, type Config } from '../config/config.ts';
 import { EXTRA_COMMANDS } from './commands.ts';
 import { wantsHelp, type CliCommand } from './sub-command.ts';
@@ -49,10 +50,11 @@ async function main(argv: string[]): Promise<number> {
   }
   // Help is answered before the configuration is read: it must work with any environment, and must
   // never open the ledger, make the data folder or listen.
+  const loadedExtra = extra ? await extra.load() : null;
   if (wantsHelp(rest)) {
     console.log(
-      extra
-        ? (extra.helpFor?.(rest) ?? extra.usage)
+      loadedExtra
+        ? (loadedExtra.helpFor?.(rest) ?? loadedExtra.usage)
         : `usage: carteiro ${command}\n  ${CORE_COMMANDS[command]}\n  (configured by environment variables: see the README)`,
     );
     return 0;
@@ -76,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
     case 'sql':
       return (await import('./migrate-commands.ts')).runPrintSql(config);
     default:
-      return (extra as CliCommand).run(config, rest);
+      return (loadedExtra as CliCommand).run(config, rest);
   }
 }
 

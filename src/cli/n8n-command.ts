@@ -47,7 +47,6 @@ type Action = (ctx: { sql: Sql; config: Config; organizationId: string; v: Value
 
 export const n8nCommand: CliCommand = {
   name: 'n8n',
-  summary: 'n8n workflows as destinations: seed|discover|list',
   usage: N8N_USAGE,
   run: (config, args) => runN8n(config, args, CONSOLE),
 };

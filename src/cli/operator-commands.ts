@@ -101,7 +101,7 @@ function readData(v: string): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-export const sendCommand: CliCommand = fromCommander('send', 'send an event: send <type> --data JSON', (ctx) =>
+export const sendCommand: CliCommand = fromCommander('send', (ctx) =>
   api(
     rootCommand('send')
       .description('Send an event (POST /trigger). Prints its id; exit code 0 once Carteiro has committed it.')
@@ -123,7 +123,7 @@ export const sendCommand: CliCommand = fromCommander('send', 'send an event: sen
 
 type EventRow = { id: string; event_type: string; status: string; created_at: string; retry_count?: number; error_message?: string | null };
 
-export const eventsCommand: CliCommand = fromCommander('events', 'list events, or show one with its deliveries and attempts', (ctx) =>
+export const eventsCommand: CliCommand = fromCommander('events', (ctx) =>
   api(
     rootCommand('events')
       .description('List events, newest first (GET /events), or show one event with its deliveries and every attempt.')
@@ -303,7 +303,7 @@ function eventList(list: string): string[] {
   return events;
 }
 
-export const endpointsCommand: CliCommand = fromCommander('endpoints', 'list and manage endpoints: create|update|rotate|test|enable|disable', (ctx) => {
+export const endpointsCommand: CliCommand = fromCommander('endpoints', (ctx) => {
   const root = api(
     rootCommand('endpoints')
       .description('List endpoints (GET /endpoints), or show one; manage them with the actions below.')
@@ -433,7 +433,7 @@ type TemplateRow = {
   source: string;
 };
 
-export const templatesCommand: CliCommand = fromCommander('templates', "list the transformation templates, or print one's code: templates [name]", (ctx) =>
+export const templatesCommand: CliCommand = fromCommander('templates', (ctx) =>
   api(
     rootCommand('templates')
       .description(
@@ -461,7 +461,7 @@ export const templatesCommand: CliCommand = fromCommander('templates', "list the
   }),
 );
 
-export const replayCommand: CliCommand = fromCommander('replay', "replay an event's finished deliveries: replay <event>", (ctx) =>
+export const replayCommand: CliCommand = fromCommander('replay', (ctx) =>
   api(
     rootCommand('replay')
       .description('Deliver an event again, with the same webhook-id (POST /events/:id/replay): its finished deliveries are requeued.')
@@ -475,7 +475,7 @@ export const replayCommand: CliCommand = fromCommander('replay', "replay an even
 );
 
 /** Recovers a window one call (up to 10,000 events) at a time, with a progress bar on a terminal. */
-export const recoverCommand: CliCommand = fromCommander('recover', 'queue the events an endpoint missed: recover --endpoint E --since T [--dry-run]', (ctx) =>
+export const recoverCommand: CliCommand = fromCommander('recover', (ctx) =>
   api(
     rootCommand('recover')
       .description(
@@ -527,7 +527,7 @@ type LiveDelivery = {
 };
 
 /** Follows /live until Ctrl-C (exit 0), --count lines were printed (0), or the stream ends (1). */
-export const tailCommand: CliCommand = fromCommander('tail', 'follow deliveries live: tail [--type T] [--endpoint E]', (ctx) =>
+export const tailCommand: CliCommand = fromCommander('tail', (ctx) =>
   api(
     rootCommand('tail')
       .description('Follow deliveries as they are made (GET /live), one line per attempt, until Ctrl-C.')

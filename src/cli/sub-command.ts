@@ -7,7 +7,6 @@ import type { Config } from '../config/config.ts';
 
 export type CliCommand = {
   name: string;
-  summary: string;
   /** Printed for `carteiro <name> --help` (and with usage errors). */
   usage: string;
   /** The help for `carteiro <name> <args…> --help` when it depends on the action named (default: usage). */

@@ -50,7 +50,6 @@ type Values = OptionValues<typeof OPTIONS>;
 
 export const triggersCommand: CliCommand = {
   name: 'triggers',
-  summary: 'capture table rows as events: add|remove|list|install-seed|uninstall-seed',
   usage: TRIGGERS_USAGE,
   run: (config, args) => runTriggers(config, args, CONSOLE),
 };

@@ -49,7 +49,7 @@ function describe(v: WebhookVerification): string[] {
   return [`  X-Webhook-Signature (seed):         ${VERDICT[v.seed]}`, `  webhook-signature (Standard Webhooks): ${VERDICT[v.standard]}`, `  ${age}`];
 }
 
-export const verifyCommand: CliCommand = fromCommander('verify', "check a webhook request's signatures locally: verify --secret S < request", (ctx) =>
+export const verifyCommand: CliCommand = fromCommander('verify', (ctx) =>
   rootCommand('verify')
     .description(
       'Check the signatures of a webhook request read from standard input, both schemes (X-Webhook-Signature and Standard Webhooks). ' +
@@ -107,7 +107,7 @@ function pretty(body: string): string {
   }
 }
 
-export const listenCommand: CliCommand = fromCommander('listen', 'a local receiver that verifies and prints webhooks: listen --port P', (ctx) =>
+export const listenCommand: CliCommand = fromCommander('listen', (ctx) =>
   rootCommand('listen')
     .description(
       'Receive webhooks on a local port, verify their signatures (with --secret) and print each one readably, until Ctrl-C. ' +

@@ -15,7 +15,8 @@ import { eventually, startCarteiro, TEST_ADMIN_KEY, type TestCarteiro } from '..
 import { startReceiver, verifiesWithStandardWebhooks, type Received } from '../support/receiver.ts';
 import { freePort, runCarteiro } from '../support/processes.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The `carteiro` command as installed (bin/carteiro.js: the compile cache, then src/cli/main.ts). */
+const MAIN = fileURLToPath(new URL('../../bin/carteiro.js', import.meta.url));
 
 /** A long-running `carteiro …` (tail, listen): its output so far, and a way to stop it by its PID. */
 function spawnCli(args: string[], env: Record<string, string>) {

@@ -12,7 +12,8 @@ import { copyTemplateInto } from '../support/pglite-template.ts';
 import { listMigrations } from '../../src/ledger/migrate.ts';
 
 const run = promisify(execFile);
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The `carteiro` command as installed (bin/carteiro.js: the compile cache, then src/cli/main.ts). */
+const MAIN = fileURLToPath(new URL('../../bin/carteiro.js', import.meta.url));
 const carteiro = (args: string[], env: Record<string, string>) =>
   // The deadline only stops a hang: a first `migrate` on a new embedded folder creates the database too.
   run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 170_000 });

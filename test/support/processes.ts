@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The `carteiro` command as installed (bin/carteiro.js: the compile cache, then src/cli/main.ts). */
+const MAIN = fileURLToPath(new URL('../../bin/carteiro.js', import.meta.url));
 
 export type CarteiroProcess = { child: ChildProcess; pid: number; output(): string; kill(signal?: NodeJS.Signals): Promise<number | null> };
 
