@@ -476,7 +476,9 @@ async function main(): Promise<void> {
         const accepting = await until(
           async () => {
             const hit = producer?.log.find((s) => s.at >= endedAt && s.status === 202);
-            return hit ? hit.at + hit.ms : null;
+            if (hit) return hit.at + hit.ms;
+            // The offer is over (every event answered): no 202 will come to time this recovery by.
+            return stopFaults ? -1 : null;
           },
           60_000,
           100,
@@ -487,7 +489,7 @@ async function main(): Promise<void> {
           startedAt,
           endedAt,
           detail: { cluster, downMs },
-          specificRecoverMs: accepting ? accepting - endedAt : null,
+          specificRecoverMs: accepting !== null && accepting > 0 ? accepting - endedAt : null,
           specificWhat: 'first 202 after Postgres is back',
         });
       }

@@ -276,8 +276,12 @@ describe('a worker and an API through Postgres restarts', { skip }, () => {
         ['GET', 'event-types'],
         ['POST', 'trigger', { event_type: 'agent.created', data: { agent_id: 'down', name: 'x' } }],
       ];
-      for (const [method, path, body] of probes) {
-        const r = await call(api.url, method, path, body, body ? { 'idempotency-key': `${schema}-down-${path}` } : {}, HANG_MS);
+      // All at once: each waits out the deadline, and none may wait on another.
+      const answers = await Promise.all(
+        probes.map(([method, path, body]) => call(api.url, method, path, body, body ? { 'idempotency-key': `${schema}-down-${path}` } : {}, HANG_MS)),
+      );
+      for (const [i, [method, path]] of probes.entries()) {
+        const r = answers[i] as Awaited<ReturnType<typeof call>>;
         assert.equal(r.status, 503, `${method} ${path}: ${JSON.stringify(r.body)}`);
         assert.ok(Number(r.headers.get('retry-after')) > 0, `${method} ${path}: Retry-After`);
         // The deadline plus the time a loaded machine takes to send the answer.
