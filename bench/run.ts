@@ -125,6 +125,7 @@ const { values: args } = parseArgs({
     'scale-slow-events': { type: 'string' },
     fanout: { type: 'string', default: '1,5' },
     connections: { type: 'string', default: '64' },
+    'ceiling-requests': { type: 'string' },
     'isolation-hanging': { type: 'string', default: '0,1,20,200' },
     'isolation-kinds': { type: 'string', default: 'hang,slow,refuse' },
     'isolation-modes': { type: 'string', default: 'spread,fanout' },
@@ -235,7 +236,8 @@ function readHeader(): string {
   return (
     'usage: npm run bench -- [--quick] [--only a,b] [--skip a,b] [--events N] [--seed-events N] [--retry-events N]\n' +
     '                         [--embedded-events N] [--rate N] [--sweep-rates 250,500] [--latency-seconds S] [--ingest-seconds S] [--scale 1,2,4] [--fanout 1,5]\n' +
-    '                         [--connections N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
+    '                         [--scale-slow-ms 200] [--scale-slow-events N]\n' +
+    '                         [--connections N] [--ceiling-requests N] [--payload-bytes N] [--profile] [--analyze] [--log-level warn] [--out file.json]\n' +
     '                         [--isolation-hanging 0,1,20,200] [--isolation-kinds hang,slow,refuse] [--isolation-modes spread,fanout]\n' +
     '                         [--isolation-seconds S] [--isolation-grace S] [--isolation-backlog N] [--backlog-sizes 10000,100000,1000000]\n' +
     '                         [--shaping-events N] [--shaping-rounds N]\n' +
@@ -278,7 +280,7 @@ const f0 = (n: number | null | undefined, d = 0): string =>
 // --- sections --------------------------------------------------------------------------------------
 
 async function sectionCeiling(rx: ReceiverHandle): Promise<void> {
-  const count = quick ? 20_000 : 100_000;
+  const count = num(args['ceiling-requests'], quick ? 20_000 : 100_000);
   log(`ceiling: ${count.toLocaleString('en-US')} signed ${opts.payloadBytes}-byte POSTs, ${opts.connections} connections`);
   await rx.reset();
   ceiling = await measureCeiling({ url: rx.url, count, connections: opts.connections, payloadBytes: opts.payloadBytes, durationLimitMs: 60_000 });

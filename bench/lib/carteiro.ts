@@ -12,7 +12,8 @@ import postgres from 'postgres';
 import { Pool, request } from 'undici';
 import { makeData } from './envelope.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The `carteiro` command as installed (bin/carteiro.js: the compile cache, then src/cli/main.ts). */
+const MAIN = fileURLToPath(new URL('../../bin/carteiro.js', import.meta.url));
 /**
  * The V8 flags `npm run carteiro` gives a Carteiro process, read from package.json so the bench
  * measures what production runs. What each is for, measured, is in docs/performance.md: a larger

@@ -37,6 +37,8 @@ test('npm run bench at toy sizes reports every section it ran, whole', {
       '--quick',
       '--only',
       'ceiling,latency,scale',
+      '--ceiling-requests',
+      '2000',
       '--rate',
       '200',
       '--latency-seconds',
@@ -50,7 +52,7 @@ test('npm run bench at toy sizes reports every section it ran, whole', {
       '--scale-slow-ms',
       '100',
       '--scale-slow-events',
-      '300',
+      '200',
       '--out',
       out,
     ];

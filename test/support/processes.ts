@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The `carteiro` command as installed (bin/carteiro.js: the compile cache, then src/cli/main.ts). */
 const MAIN = fileURLToPath(new URL('../../bin/carteiro.js', import.meta.url));
+const COMPILE_CACHE = fileURLToPath(new URL('../../src/cli/compile-cache.ts', import.meta.url));
 
 export type CarteiroProcess = { child: ChildProcess; pid: number; output(): string; kill(signal?: NodeJS.Signals): Promise<number | null> };
 
@@ -38,7 +39,8 @@ export async function runScript(
   env: NodeJS.ProcessEnv,
   opts: { timeoutMs?: number } = {},
 ): Promise<{ code: number | null; output: string; timedOut: boolean }> {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With the compile cache, as the npm scripts run them (src/cli/compile-cache.ts).
+  const child = spawn(process.execPath, ['--import', COMPILE_CACHE, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let timedOut = false;
   child.stdout?.on('data', (d) => (output = (output + d).slice(-20_000)));
