@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PGlite } from '@electric-sql/pglite';
-import { startCarteiro, createEndpoint, eventually, trigger, type TestCarteiro } from '../support/carteiro.ts';
+import { startCarteiro, createEndpoint, eventually, settled, trigger, type TestCarteiro } from '../support/carteiro.ts';
 import { startReceiver, type TestReceiver } from '../support/receiver.ts';
 import { compileContentFilter, FILTER_LIMITS } from '../../src/catalog/content-filter.ts';
 import { CarteiroError } from '../../src/errors/errors.ts';
@@ -275,7 +275,8 @@ describe('content filters at fan-out', () => {
       SELECT status, (SELECT count(*)::int FROM webhook_dispatches WHERE webhook_event_id = ${tg}) AS n FROM webhook_events WHERE id = ${tg}`;
     assert.deepEqual({ ...unrouted }, { status: 'completed', n: 0 });
 
-    await new Promise((r) => setTimeout(r, 300)); // nothing more arrives
+    // Every dispatch settled: each request was sent before its outcome was recorded, so none is still to come.
+    await settled(c, { eventIds: [...Object.values(ids), wa, tg] });
     assert.equal(rx.received.length, expectedTotal);
     for (const [name, [, keys]] of Object.entries(filters)) assert.deepEqual(receivedOn(`/${name}`), keys, `delivered to ${name}`);
     assert.deepEqual(receivedOn('/whatsapp'), ['u-wa']);

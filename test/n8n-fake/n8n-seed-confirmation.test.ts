@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { dropSchema, startCarteiro, testEnv, type TestCarteiro } from '../support/carteiro.ts';
+import { dropSchema, eventually, startCarteiro, testEnv, type TestCarteiro } from '../support/carteiro.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { runN8n } from '../../src/cli/n8n-command.ts';
 import { SEED_WORKFLOWS } from '../../src/integrations/n8n/seed-workflows.ts';
@@ -165,10 +165,14 @@ describe("seeding against n8n's API (fake n8n)", () => {
     await fake.close();
     const res = await c.request('POST', 'n8n/discover', {});
     assert.equal(res.status, 502);
-    // /health asks n8n at most every 2 s (runtime's probe cache): wait out the last answer.
-    await new Promise((r) => setTimeout(r, 2_100));
-    const health = await c.request('GET', 'health');
-    assert.equal(health.body.n8n.api, 'unreachable');
+    // /health asks n8n at most every 2 s (its probe's cache): the last answer may still be 'reachable'.
+    const health = await eventually(
+      async () => {
+        const h = await c.request('GET', 'health');
+        return h.body.n8n.api === 'unreachable' ? h : null;
+      },
+      { what: "/health saying n8n's API is unreachable" },
+    );
     assert.equal(health.body.n8n.last_discovery.ok, false);
     assert.equal(health.body.n8n.last_discovery.result, null);
     // Public: neither n8n's error text nor its address.
