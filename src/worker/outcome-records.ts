@@ -19,12 +19,7 @@ export type SealResponseBody = ((body: string) => string) | undefined;
 export function attemptRecord(d: ClaimedDispatch, result: AttemptResult, at: number, policy: RetryPolicy, seal: SealResponseBody): OutcomeRecord {
   const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, endpointRetryPolicy(policy, d));
   const base = {
-    dispatchId: d.id,
-    eventId: d.webhook_event_id,
-    endpointId: d.webhook_endpoint_id,
-    organizationId: d.organization_id,
-    destinationKind: d.kind,
-    attemptNumber: d.attempts,
+    ...whose(d),
     attempted: true,
     statusCode: result.kind === 'response' ? result.statusCode : null,
     ...responseBodyRecord(result, seal),
@@ -67,12 +62,7 @@ function responseBodyRecord(result: AttemptResult, seal: SealResponseBody): { re
 /** An outcome without a request: nothing reached the receiver, so it is no attempt, neither success nor failure. */
 export function unattemptedRecord(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'durationMs' | 'error' | 'nextStatus' | 'nextAttemptAt'>): OutcomeRecord {
   return {
-    dispatchId: d.id,
-    eventId: d.webhook_event_id,
-    endpointId: d.webhook_endpoint_id,
-    organizationId: d.organization_id,
-    destinationKind: d.kind,
-    attemptNumber: d.attempts,
+    ...whose(d),
     attempted: false,
     success: false,
     statusCode: null,
@@ -80,6 +70,18 @@ export function unattemptedRecord(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'du
     responseSealed: false,
     disableEndpointReason: null,
     ...o,
+  };
+}
+
+/** Which dispatch, event, endpoint and attempt a record is about. */
+function whose(d: ClaimedDispatch) {
+  return {
+    dispatchId: d.id,
+    eventId: d.webhook_event_id,
+    endpointId: d.webhook_endpoint_id,
+    organizationId: d.organization_id,
+    destinationKind: d.kind,
+    attemptNumber: d.attempts,
   };
 }
 
