@@ -14,6 +14,7 @@
  * Threads start on first use, and are unref'd: an idle pool never keeps a process alive.
  */
 import { Worker } from 'node:worker_threads';
+import { threadCpuMs } from '../../util/thread-cpu.ts';
 import { memoryCapBytes, type SandboxFailure, type SandboxLimits, type SandboxOutcome } from './sandbox.ts';
 
 export type ThreadRequest = { id: number; kind: 'run'; source: string; inputJson: string } | { id: number; kind: 'check'; source: string };
@@ -82,16 +83,6 @@ async function externalMemoryOf(worker: Worker): Promise<number | null> {
     ]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** A thread's CPU time so far (ms), or null when it cannot be read (the thread is gone). */
-async function cpuOf(worker: Worker): Promise<number | null> {
-  try {
-    const u = await worker.cpuUsage();
-    return (u.user + u.system) / 1000;
-  } catch {
-    return null;
   }
 }
 
@@ -194,10 +185,10 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     t.startedAt = performance.now();
     // The watchdog reads the thread's CPU time (it answers even while the thread spins), so a loaded
     // machine, where a run waits for a core, does not make it stop a run that still had time.
-    const cpuAtStart = cpuOf(t.worker);
+    const cpuAtStart = threadCpuMs(t.worker);
     const watch = async () => {
       if (t.task !== task) return;
-      const [before, now] = await Promise.all([cpuAtStart, cpuOf(t.worker)]);
+      const [before, now] = await Promise.all([cpuAtStart, threadCpuMs(t.worker)]);
       if (t.task !== task) return;
       const usedMs = before === null || now === null ? 0 : now - before;
       if (usedMs > opts.killAfterCpuMs || performance.now() - t.startedAt > opts.killAfterMs) stop(t, task, usedMs);
