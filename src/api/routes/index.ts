@@ -11,6 +11,7 @@ import { organizationRoutes } from './organizations.ts';
 import { auditLogRoutes } from './audit-log.ts';
 import { supabaseRoutes } from './supabase.ts';
 import { n8nRoutes } from './n8n.ts';
+import { n8nOperationRoutes } from './n8n-operations.ts';
 import { liveRoutes } from './live.ts';
 import { endpointToolRoutes } from './endpoint-tools.ts';
 import { transformationRoutes } from './transformations.ts';
@@ -33,6 +34,7 @@ export const ROUTE_MODULES: RouteModule[] = [
   auditLogRoutes,
   supabaseRoutes,
   n8nRoutes,
+  n8nOperationRoutes,
   liveRoutes,
   portalSessionRoutes,
   portalRoutes,
