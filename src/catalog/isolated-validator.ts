@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ErrorObject } from 'ajv';
 import type { JsonSchema } from '../ledger/event-types.ts';
-import { threadCpuMs } from '../util/thread-cpu.ts';
+import { watchThreadCpu, type CpuWatch } from '../util/thread-cpu-watch.ts';
 
 export type ThreadRequest =
   | { id: number; kind: 'compile'; key: number; schema: JsonSchema; keep: boolean }
@@ -46,7 +46,7 @@ type Task =
   | { kind: 'validate'; key: number; schema: JsonSchema; data: unknown; resolve: (v: IsolatedVerdict) => void; reject: (e: Error) => void }
   | { kind: 'check'; schema: JsonSchema; resolve: (v: CompileVerdict) => void; reject: (e: Error) => void };
 type Thread = { worker: Worker; compiled: Set<number> };
-type Running = { id: number; task: Task; phase: 'compile' | 'validate'; timer: NodeJS.Timeout; thread: Thread };
+type Running = { id: number; task: Task; phase: 'compile' | 'validate'; watch: CpuWatch; thread: Thread };
 
 /** A run is given up past this many times its deadline on the wall clock, whatever its CPU time. */
 const WALL_BACKSTOP = 10;
@@ -89,7 +89,7 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
     } else if (reply.kind === 'compiled') {
       if (task.kind === 'check') finish(r, { kind: 'compiled' });
       else {
-        clearTimeout(r.timer);
+        r.watch.cancel();
         r.thread.compiled.add(task.key);
         send(r.thread, task, 'validate');
       }
@@ -99,7 +99,7 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
   }
 
   function finish(r: Running, outcome: IsolatedVerdict | CompileVerdict | Error): void {
-    clearTimeout(r.timer);
+    r.watch.cancel();
     if (running === r) running = null;
     if (outcome instanceof Error) r.task.reject(outcome);
     else (r.task.resolve as (v: IsolatedVerdict | CompileVerdict) => void)(outcome);
@@ -109,27 +109,17 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
   function send(t: Thread, task: Task, phase: 'compile' | 'validate'): void {
     const id = nextId++;
     const deadlineMs = phase === 'compile' ? opts.compileDeadlineMs : opts.validateDeadlineMs;
-    const startedAt = performance.now();
-    const cpuAtStart = threadCpuMs(t.worker);
-    const giveUp = (r: Running) => {
-      if (thread === t) thread = null;
-      void t.worker.terminate();
-      finish(r, { kind: 'too-costly', reason: `${phase === 'compile' ? 'compiling its schema' : 'validating'} took longer than ${deadlineMs} ms` });
-    };
-    // The deadline counts the thread's CPU time (util/thread-cpu.ts): on a loaded machine a thread
+    // The deadline counts the thread's CPU time (util/thread-cpu-watch.ts): on a loaded machine a thread
     // waits for a core, and a cheap event must not be refused for that (the suite once saw a
     // one-element array refused with six test files at once on two cores). Past WALL_BACKSTOP times
     // the deadline on the wall clock it is given up all the same, so a request never waits unbounded.
-    const check = async () => {
+    const watch = watchThreadCpu(t.worker, { cpuMs: deadlineMs, wallMs: WALL_BACKSTOP * deadlineMs, recheckMs: MIN_RECHECK_MS }, () => {
       if (running?.id !== id) return;
-      const [before, now] = await Promise.all([cpuAtStart, threadCpuMs(t.worker)]);
-      if (running?.id !== id) return;
-      const usedMs = before === null || now === null ? Infinity : now - before;
-      if (usedMs >= deadlineMs || performance.now() - startedAt >= WALL_BACKSTOP * deadlineMs) return giveUp(running);
-      running.timer = setTimeout(() => void check(), Math.max(MIN_RECHECK_MS, deadlineMs - usedMs));
-    };
-    const timer = setTimeout(() => void check(), deadlineMs);
-    running = { id, task, phase, timer, thread: t };
+      if (thread === t) thread = null;
+      void t.worker.terminate();
+      finish(running, { kind: 'too-costly', reason: `${phase === 'compile' ? 'compiling its schema' : 'validating'} took longer than ${deadlineMs} ms` });
+    });
+    running = { id, task, phase, watch, thread: t };
     const request: ThreadRequest =
       phase === 'compile'
         ? { id, kind: 'compile', key: task.kind === 'validate' ? task.key : 0, schema: task.schema, keep: task.kind === 'validate' }
@@ -165,7 +155,7 @@ export function createIsolatedValidator(opts: IsolatedValidatorOptions): Isolate
       const closedError = new Error('the schema validator is closed');
       for (const task of queue.splice(0)) task.reject(closedError);
       if (running) {
-        clearTimeout(running.timer);
+        running.watch.cancel();
         running.task.reject(closedError);
         running = null;
       }

@@ -14,7 +14,7 @@
  * Threads start on first use, and are unref'd: an idle pool never keeps a process alive.
  */
 import { Worker } from 'node:worker_threads';
-import { threadCpuMs } from '../../util/thread-cpu.ts';
+import { watchThreadCpu, type CpuWatch } from '../../util/thread-cpu-watch.ts';
 import { memoryCapBytes, type SandboxFailure, type SandboxLimits, type SandboxOutcome } from './sandbox.ts';
 
 export type ThreadRequest = { id: number; kind: 'run'; source: string; inputJson: string } | { id: number; kind: 'check'; source: string };
@@ -54,7 +54,7 @@ type Thread = {
   worker: Worker;
   ready: boolean;
   task: Task | null;
-  killTimer: NodeJS.Timeout | null;
+  watch: CpuWatch | null;
   startedAt: number;
   otherExternal: number;
   engineBytes: number;
@@ -64,7 +64,7 @@ type Thread = {
 const RESTART_DELAY_MS = 200;
 /** A run stopped by force grew its thread's memory if it grew by more than this (see stop). */
 const GREW_BYTES = 1_048_576;
-/** How often the watchdog reads a running thread's CPU time, once its budget could be spent. */
+/** The shortest wait before the watchdog reads a running thread's CPU time again. */
 const WATCH_INTERVAL_MS = 20;
 
 /** A thread's external memory (its WebAssembly memory, mostly) in bytes; null if it does not say within a moment. */
@@ -101,7 +101,7 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
     });
     worker.unref();
-    const t: Thread = { worker, ready: false, task: null, killTimer: null, startedAt: 0, otherExternal: 0, engineBytes: 0 };
+    const t: Thread = { worker, ready: false, task: null, watch: null, startedAt: 0, otherExternal: 0, engineBytes: 0 };
     threads.push(t);
     worker.on('message', (reply: ThreadReply) => {
       if (reply.kind === 'ready') {
@@ -119,7 +119,7 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
       gone = true;
       const index = threads.indexOf(t);
       if (index >= 0) threads.splice(index, 1);
-      if (t.killTimer) clearTimeout(t.killTimer);
+      t.watch?.cancel();
       const task = t.task;
       t.task = null;
       if (task) task.settle({ kind: 'failed', failure: { kind: 'threw', message: `the sandbox failed (${why})`, line: null } });
@@ -139,8 +139,8 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
   function finish(t: Thread, reply: ThreadReply): void {
     const task = t.task;
     if (!task) return;
-    if (t.killTimer) clearTimeout(t.killTimer);
-    t.killTimer = null;
+    t.watch?.cancel();
+    t.watch = null;
     t.task = null;
     if (reply.kind === 'ran' || reply.kind === 'checked') {
       t.engineBytes = reply.engineBytes;
@@ -183,25 +183,12 @@ export function createSandboxPool(opts: PoolOptions): SandboxPool {
     if (task.waitTimer) clearTimeout(task.waitTimer);
     t.task = task;
     t.startedAt = performance.now();
-    // The watchdog reads the thread's CPU time (it answers even while the thread spins), so a loaded
-    // machine, where a run waits for a core, does not make it stop a run that still had time.
-    const cpuAtStart = threadCpuMs(t.worker);
-    const watch = async () => {
-      if (t.task !== task) return;
-      const [before, now] = await Promise.all([cpuAtStart, threadCpuMs(t.worker)]);
-      if (t.task !== task) return;
-      const usedMs = before === null || now === null ? 0 : now - before;
-      if (usedMs > opts.killAfterCpuMs || performance.now() - t.startedAt > opts.killAfterMs) stop(t, task, usedMs);
-      else arm(t, WATCH_INTERVAL_MS, watch);
-    };
-    // Nothing to check before the run can have spent its CPU budget.
-    arm(t, opts.killAfterCpuMs, watch);
+    // The watchdog reads the thread's CPU time, so a loaded machine, where a run waits for a core,
+    // does not make it stop a run that still had time.
+    t.watch = watchThreadCpu(t.worker, { cpuMs: opts.killAfterCpuMs, wallMs: opts.killAfterMs, recheckMs: WATCH_INTERVAL_MS }, (usedMs) =>
+      stop(t, task, usedMs),
+    );
     t.worker.postMessage(task.request);
-  }
-
-  function arm(t: Thread, ms: number, f: () => Promise<void>): void {
-    t.killTimer = setTimeout(() => void f(), ms);
-    t.killTimer.unref();
   }
 
   /**
