@@ -5,7 +5,7 @@
  */
 export type WakeTimer = { at(time: number): void; clear(): void };
 
-export function createWakeTimer(wake: () => void, padMs: number, now: () => number = Date.now): WakeTimer {
+export function createWakeTimer(wake: () => void, padMs: number): WakeTimer {
   let pending: { at: number; timer: NodeJS.Timeout } | null = null;
   return {
     at(time) {
@@ -16,7 +16,7 @@ export function createWakeTimer(wake: () => void, padMs: number, now: () => numb
           pending = null;
           wake();
         },
-        Math.max(0, time - now()) + padMs,
+        Math.max(0, time - Date.now()) + padMs,
       );
       timer.unref();
       pending = { at: time, timer };
