@@ -200,7 +200,10 @@ export async function updateEndpoint(
     return row;
   };
   if (changes.fifo === undefined || !('begin' in sql)) return update(sql);
-  return sql.begin(update) as Promise<EndpointRow | undefined>;
+  // It locks the endpoint, then its dispatches; an outcome batch being recorded locks the other way
+  // round, so the two can deadlock (seen: a PATCH to fifo answered 500 beside a worker). Postgres then
+  // aborts one side whole, and this side is run again.
+  return retryOnDeadlock(() => (sql as Sql).begin(update) as Promise<EndpointRow | undefined>);
 }
 
 /**
