@@ -35,6 +35,30 @@ describe('endpoint limits', () => {
     assert.equal(limitOf('a'), 5);
   });
 
+  test('successes that came back only after being parked raise the limit by one per round of the limit, not one each', () => {
+    const { limits, limitOf } = limitsAt(8);
+    const slowSuccess = () => {
+      limits.started('slow', 256);
+      limits.parked('slow');
+      limits.finished('slow', 'ok', 256, true);
+    };
+    for (let i = 0; i < 7; i++) slowSuccess();
+    assert.equal(limitOf('slow'), 8, 'seven slow answers are less than one round at limit 8');
+    slowSuccess();
+    assert.equal(limitOf('slow'), 9);
+    for (let i = 0; i < 9; i++) slowSuccess();
+    assert.equal(limitOf('slow'), 10, 'the next step takes a round of 9');
+    // Prompt answers still raise it by one each, up to the cap.
+    limits.started('slow', 12);
+    limits.finished('slow', 'ok', 12, false);
+    assert.equal(limitOf('slow'), 11);
+    for (let i = 0; i < 40; i++) slowSuccess();
+    assert.equal(limitOf('slow'), 14);
+    limits.started('slow', 12);
+    limits.finished('slow', 'ok', 12, false);
+    assert.equal(limitOf('slow'), 12, 'never past the cap');
+  });
+
   test('slow quiet claims cap the busiest endpoint, halving from what it has in flight, down to the floor; a quiet endpoint keeps its own limit', () => {
     const { limits, limitOf, advance } = limitsAt(8);
     inFlight(limits, 'drain', 64);
