@@ -262,8 +262,10 @@ const EnvSchema = z.object({
   CARTEIRO_ENDPOINT_START_IN_FLIGHT: int(1, 1000).default(8),
   /** Failed attempts in a row that put an endpoint in the slow lane (one request in flight; 0 = never). */
   CARTEIRO_SLOW_LANE_AFTER_FAILURES: int(0).default(3),
-  /** In the slow lane, at most one attempt per endpoint and worker this often. */
+  /** In the slow lane, at most one attempt per endpoint and worker this often, at first... */
   CARTEIRO_SLOW_LANE_INTERVAL_MS: int(0, 3_600_000).default(1000),
+  /** ...the wait doubling with each further failure, up to this. */
+  CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS: int(0, 86_400_000).default(60_000),
   /**
    * Contention control (docs/architecture.md, "the quiet lane"): a quiet endpoint's work that waits
    * longer than this from its announcement to its claim says the ledger or the CPU is saturated, and
@@ -427,6 +429,7 @@ export type Config = {
     startInFlight: number;
     slowLaneAfterFailures: number;
     slowLaneIntervalMs: number;
+    slowLaneMaxIntervalMs: number;
     failingAfterFailures: number;
     probeCooloffMs: number;
     /** Contention control: the quiet claim's latency target (0 = off) and the floor of the busiest endpoints' limits. */
@@ -571,6 +574,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       startInFlight: Math.min(e.CARTEIRO_ENDPOINT_START_IN_FLIGHT, e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT),
       slowLaneAfterFailures: e.CARTEIRO_SLOW_LANE_AFTER_FAILURES,
       slowLaneIntervalMs: e.CARTEIRO_SLOW_LANE_INTERVAL_MS,
+      slowLaneMaxIntervalMs: Math.max(e.CARTEIRO_SLOW_LANE_INTERVAL_MS, e.CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS),
       failingAfterFailures: e.CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES,
       probeCooloffMs: e.CARTEIRO_PROBE_COOLOFF_MS,
       quietClaimTargetMs: e.CARTEIRO_QUIET_CLAIM_TARGET_MS,

@@ -148,7 +148,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const quietReserve = Math.max(16, Math.floor(maxUnrecorded / 20));
   const limits = createEndpointLimits(
     isolation.startInFlight,
-    { afterFailures: isolation.slowLaneAfterFailures, intervalMs: isolation.slowLaneIntervalMs },
+    { afterFailures: isolation.slowLaneAfterFailures, intervalMs: isolation.slowLaneIntervalMs, maxIntervalMs: isolation.slowLaneMaxIntervalMs },
     now,
     { targetMs: isolation.quietClaimTargetMs, floor: isolation.contendedFloor },
   );

@@ -80,9 +80,20 @@ export type EndpointLimits = {
 export type SlowLane = {
   /** Failed attempts in a row after which the endpoint gets one request at a time (0 = never). */
   afterFailures: number;
-  /** ...and at most one attempt per this interval: a receiver that fails fast is not hammered. */
+  /** ...and at most one attempt per this interval: a receiver that fails fast is not hammered... */
   intervalMs: number;
+  /**
+   * ...the interval doubling with each further failure, up to this (default: intervalMs). A receiver
+   * refusing connections for an hour costs the ledger an attempt a minute, not one a second.
+   */
+  maxIntervalMs?: number;
 };
+
+/** How long the slow lane holds an endpoint after its `failedInRow`-th failure in a row. */
+export function slowLaneHoldMs(slowLane: SlowLane, failedInRow: number): number {
+  const doublings = Math.min(30, Math.max(0, failedInRow - slowLane.afterFailures));
+  return Math.min(Math.max(slowLane.intervalMs, slowLane.maxIntervalMs ?? 0), slowLane.intervalMs * 2 ** doublings);
+}
 
 /**
  * Contention control. A quiet endpoint (nothing in flight, and not `floor` in flight within the last
@@ -178,8 +189,8 @@ export function createEndpointLimits(
         s.holdUntil = 0;
       } else if (signal === 'overload' || signal === 'failure') {
         s.failedInRow++;
-        // The slow lane, as this worker sees it: one at a time, one attempt per interval.
-        if (inSlowLane(s)) s.holdUntil = clock() + slowLane.intervalMs;
+        // The slow lane, as this worker sees it: one at a time, one attempt per (growing) interval.
+        if (inSlowLane(s)) s.holdUntil = clock() + slowLaneHoldMs(slowLane, s.failedInRow);
       }
       if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },

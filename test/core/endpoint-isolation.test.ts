@@ -338,6 +338,8 @@ describe('isolation: slow lane', () => {
         WEBHOOK_RETRY_BASE_DELAY_MS: '10',
         WEBHOOK_RETRY_MAX_DELAY_MS: '20',
         CARTEIRO_SLOW_LANE_INTERVAL_MS: '200',
+        // The wait doubles per failure (200, 400, 400, ...): kept short so that the test counts attempts quickly.
+        CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS: '400',
       },
     });
   });

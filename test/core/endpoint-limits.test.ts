@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createEndpointLimits } from '../../src/worker/endpoint-limits.ts';
+import { createEndpointLimits, slowLaneHoldMs } from '../../src/worker/endpoint-limits.ts';
 
 function limitsAt(start: number, contention = { targetMs: 10, floor: 4 }) {
   let t = 1_000_000;
@@ -57,6 +57,35 @@ describe('endpoint limits', () => {
     limits.started('slow', 12);
     limits.finished('slow', 'ok', 12, false);
     assert.equal(limitOf('slow'), 12, 'never past the cap');
+  });
+
+  test('the slow lane holds an endpoint for its interval, doubling with each further failure, up to the maximum', () => {
+    const lane = { afterFailures: 3, intervalMs: 1000, maxIntervalMs: 60_000 };
+    assert.deepEqual(
+      [3, 4, 5, 6, 8, 9, 50].map((n) => slowLaneHoldMs(lane, n)),
+      [1000, 2000, 4000, 8000, 32_000, 60_000, 60_000],
+    );
+    assert.equal(slowLaneHoldMs({ afterFailures: 3, intervalMs: 1000 }, 9), 1000, 'no maximum: a fixed interval');
+    let t = 0;
+    const limits = createEndpointLimits(8, lane, () => t);
+    const fail = () => {
+      limits.started('down', 256);
+      limits.finished('down', 'overload', 256, false);
+    };
+    for (let i = 0; i < 3; i++) fail();
+    assert.equal(limits.hasRoom('down', 256), false, 'held after the third failure');
+    t += 999;
+    assert.equal(limits.hasRoom('down', 256), false);
+    t += 1;
+    assert.equal(limits.hasRoom('down', 256), true, 'one attempt after the interval');
+    fail();
+    t += 1999;
+    assert.equal(limits.hasRoom('down', 256), false, 'the fourth failure holds it twice as long');
+    t += 1;
+    assert.equal(limits.hasRoom('down', 256), true);
+    limits.started('down', 256);
+    limits.finished('down', 'ok', 256, false);
+    assert.equal(limits.hasRoom('down', 256), true, 'a success ends the hold');
   });
 
   test('slow quiet claims cap the busiest endpoint, halving from what it has in flight, down to the floor; a quiet endpoint keeps its own limit', () => {

@@ -38,6 +38,8 @@ export const FAST_RETRY_ENV = {
   WEBHOOK_RETRY_BASE_DELAY_MS: '40',
   WEBHOOK_RETRY_BACKOFF_FACTOR: '2',
   WEBHOOK_RETRY_MAX_DELAY_MS: '1000',
+  // The slow lane's wait for a failing endpoint doubles up to this: no longer than a retry's.
+  CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS: '1000',
   WEBHOOK_RETRY_JITTER: '0',
   WEBHOOK_TIMEOUT_MS: '2000',
   CARTEIRO_POLL_INTERVAL_MS: '50',
