@@ -265,7 +265,7 @@ const EnvSchema = z.object({
   /** In the slow lane, at most one attempt per endpoint and worker this often, at first... */
   CARTEIRO_SLOW_LANE_INTERVAL_MS: int(0, 3_600_000).default(1000),
   /** ...the wait doubling with each further failure, up to this. */
-  CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS: int(0, 86_400_000).default(60_000),
+  CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS: int(0, 86_400_000).default(10_000),
   /**
    * Contention control (docs/architecture.md, "the quiet lane"): a quiet endpoint's work that waits
    * longer than this from its announcement to its claim says the ledger or the CPU is saturated, and

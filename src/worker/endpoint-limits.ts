@@ -84,7 +84,7 @@ export type SlowLane = {
   intervalMs: number;
   /**
    * ...the interval doubling with each further failure, up to this (default: intervalMs). A receiver
-   * refusing connections for an hour costs the ledger an attempt a minute, not one a second.
+   * refusing connections for an hour then costs the ledger an attempt every 10 s by default, not one a second.
    */
   maxIntervalMs?: number;
 };
