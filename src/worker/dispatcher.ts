@@ -17,8 +17,9 @@ import { recordOutcomes, type OutcomeRecord } from '../ledger/outcomes.ts';
 import { attemptRecord, cancelledRecord, unattemptedRecord } from './outcome-records.ts';
 import { createOutcomeBuffer } from './outcome-buffer.ts';
 import { createWakeTimer } from './wake-timer.ts';
+import { createSlots, type Slot } from './slots.ts';
 import { createRequestMaker, type Outgoing } from './request-maker.ts';
-import { createEndpointLimits, loadSignal, type LoadSignal } from './endpoint-limits.ts';
+import { createEndpointLimits, loadSignal } from './endpoint-limits.ts';
 import { groupBatches, memberOutcomes, type Delivery } from './batches.ts';
 import type { HttpSender } from '../delivery/http-sender.ts';
 import type { AttemptResult } from '../delivery/outcome.ts';
@@ -183,26 +184,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** Commits announced (NOTIFY), and how many had been when the last claim began. */
   let newWorkAnnounced = 0;
   let claimSeenNewWork = 0;
-  /**
-   * Deliveries under way that count against `concurrency`, oldest first. One that has waited
-   * parkAfterMs for its receiver leaves this set (it is parked): a silent receiver then holds a socket
-   * and a timer, not one of the slots every other endpoint's work needs.
-   */
-  const active = new Set<Slot>();
-  /**
-   * The active deliveries whose request went out, in the order they went: only these can be parked.
-   * A delivery waiting for its transformation's sandbox thread keeps its slot, so the worker's
-   * concurrency bounds the runs queued for the sandbox. (Parked while they waited, they let the
-   * worker claim past what the sandbox could run: runs then waited out their limit and were handed
-   * back to the ledger and claimed again. Measured: a drain to a transformed endpoint at 765/s with
-   * one sandbox thread that runs 1,247/s, and Postgres CPU per delivery 6.6× a plain drain's.)
-   */
-  const sending = new Set<Slot>();
-  let parked = 0;
-  /** Every delivery under way is either active or parked. */
-  const inFlight = () => active.size + parked;
+  /** Deliveries under way: active (counting against `concurrency`) or parked (slots.ts). */
+  const slots = createSlots();
   /** Outcomes the ledger has yet to record: buffered, being written, or still to come from active deliveries. */
-  const unrecordedCount = () => outcomes.size() + active.size;
+  const unrecordedCount = () => outcomes.size() + slots.active();
   /** Set when claims stopped because too much was unrecorded: the next recorded batch resumes them. */
   let claimsHeldBack = false;
   let heldBackLoggedAt = -Infinity;
@@ -218,7 +203,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let watchingBatches = false;
   let delivered = 0;
   let failedAttempts = 0;
-  const idleWaiters = new Set<() => void>();
   // Lifecycle: every ledger call has a deadline, and progress is watched (see the two modules).
   const withinDeadline = createLedgerDeadline(ledger, config.worker.ledgerDeadlineMs, log);
   const progress = createProgressWatch({
@@ -297,8 +281,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           // Slots held by requests that have waited parkAfterMs are given back before counting room:
           // checked here too, not only on the poll, so a burst to silent receivers frees its slots
           // as soon as they are due, not up to a poll later.
-          if (active.size >= concurrency) parkSlowDeliveries();
-          const room = Math.min(concurrency - active.size, allowance);
+          if (slots.active() >= concurrency) parkSlowDeliveries();
+          const room = Math.min(concurrency - slots.active(), allowance);
           // Stopped for want of slots rather than of work: new work announced since the last claim
           // began would wait for slots to free, so quiet endpoints' share of it is claimed now.
           if (room <= 0) {
@@ -308,17 +292,17 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           }
           const want = Math.min(room, batchSize);
           // Claiming a handful at a time wastes round-trips; wait until a useful batch fits.
-          if (!quietOnly && want < Math.min(batchSize, Math.ceil(concurrency / 4)) && active.size > 0) {
+          if (!quietOnly && want < Math.min(batchSize, Math.ceil(concurrency / 4)) && slots.active() > 0) {
             stoppedForRoom = true;
             if (newWorkAnnounced > claimSeenNewWork) void quietLane();
             break;
           }
           // Short of room for parked requests: endpoints that have some get nothing more until they
           // answer or time out; endpoints that answer promptly go on.
-          const holdParked = parked >= maxParked;
+          const holdParked = slots.parked() >= maxParked;
           if (holdParked && now() - heldBackLoggedAt >= HELD_BACK_LOG_INTERVAL_MS) {
             heldBackLoggedAt = now();
-            log.warn({ parked, maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
+            log.warn({ parked: slots.parked(), maxParked }, 'many requests wait on slow receivers: those endpoints get no more work until they answer');
           }
           claimSeenNewWork = newWorkAnnounced;
           const announced = takeAnnouncement();
@@ -397,12 +381,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function claimForQuietEndpoints(): Promise<void> {
     claimSeenNewWork = newWorkAnnounced;
     const unrecorded = unrecordedCount();
-    const room = Math.min(concurrency + quietReserve - active.size, maxUnrecorded + quietReserve - unrecorded, QUIET_CLAIM_MAX);
+    const room = Math.min(concurrency + quietReserve - slots.active(), maxUnrecorded + quietReserve - unrecorded, QUIET_CLAIM_MAX);
     if (room <= 0) return;
     const claim = claimBegins();
     const announced = takeAnnouncement();
     const batch = await withinDeadline(
-      claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: parked >= maxParked, holdSending: true }), { batching }),
+      claimDueDispatches(ledger.sql, workerId, room, leaseMs, quietBounds, limits.view({ holdParked: slots.parked() >= maxParked, holdSending: true }), {
+        batching,
+      }),
       'quiet claim',
     ).finally(() => claimsUnderWay.delete(claim));
     measureQuietWait(batch, announced);
@@ -460,7 +446,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (!overlapped || d.fifo) startDelivery(d);
       else if (busyBefore?.has(d.webhook_endpoint_id)) handBack(d);
       // The loop counted the worker's free slots before the quiet lane took some of them.
-      else if (lane === 'loop' && active.size >= concurrency) handBack(d);
+      else if (lane === 'loop' && slots.active() >= concurrency) handBack(d);
       else if (!limits.hasRoom(d.webhook_endpoint_id, d.max_in_flight)) handBack(d);
       else startDelivery(d);
     }
@@ -500,8 +486,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   function startDelivery(d: Delivery): void {
-    const slot: Slot = { endpointId: d.webhook_endpoint_id, sentAt: 0, parked: false, signal: 'none' };
-    active.add(slot);
+    const slot = slots.open(d.webhook_endpoint_id);
     limits.started(d.webhook_endpoint_id, d.max_in_flight);
     deliver(d, slot)
       .catch((err): OutcomeRecord => {
@@ -510,13 +495,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return outcomeRecord(d, { kind: 'network-error', error: `internal: ${(err as Error).message}`, durationMs: 0 }, now());
       })
       .then((record) => {
-        if (slot.parked) parked--;
-        else active.delete(slot);
-        sending.delete(slot);
+        slots.close(slot);
         limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
         deps.metrics?.attempted(d, record);
         for (const o of memberOutcomes(d, record)) outcomes.push(o, d.fifo && o === record);
-        if (inFlight() === 0) idleWaiters.forEach((w) => w());
         if (lastClaimFoundWork || wantClaim) void claimLoop();
       });
   }
@@ -545,8 +527,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         slot.signal = 'failure';
       } else {
         // From here the delivery waits on its receiver, and may be parked (parkSlowDeliveries).
-        slot.sentAt = now();
-        sending.add(slot);
+        slots.sent(slot, now());
         const sent = await requests.send(d, request, trace?.traceparent);
         slot.signal = loadSignal(sent);
         result = sent;
@@ -578,16 +559,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** Moves deliveries that have waited parkAfterMs for their receiver out of the active slots. */
   function parkSlowDeliveries(): void {
-    const cutoff = now() - parkAfterMs;
-    // Oldest first (insertion order): stop at the first one still young.
-    for (const slot of sending) {
-      if (slot.sentAt > cutoff) break;
-      sending.delete(slot);
-      active.delete(slot);
-      slot.parked = true;
-      parked++;
-      limits.parked(slot.endpointId);
-    }
+    slots.parkSentBefore(now() - parkAfterMs, (slot) => limits.parked(slot.endpointId));
   }
 
   /** Half-open probes: one trial delivery to each endpoint the circuit breaker disabled, when due. */
@@ -602,20 +574,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } catch (err) {
       log.error({ err }, 'probing disabled endpoints failed');
     }
-  }
-
-  /** Resolves when nothing is in flight, or after `ms`. */
-  function idle(ms: number): Promise<void> {
-    if (inFlight() === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        idleWaiters.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      idleWaiters.add(done);
-    });
   }
 
   /**
@@ -683,14 +641,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // A claim already on its way starts its batch when it returns: wait for it, so that batch is
       // waited for below and recorded before the ledger closes (else its outcomes arrive afterwards).
       while (claiming || quietClaiming) await sleep(5);
-      if (inFlight() > 0) await idle(graceMs);
-      if (inFlight() > 0) {
+      if (slots.inFlight() > 0) await slots.idle(graceMs);
+      if (slots.inFlight() > 0) {
         // Receivers that hang must not hold shutdown past its deadline, nor lose their attempts: cut
         // the requests; each becomes an outcome (a failed attempt, retried later) recorded below,
         // before the ledger closes. Unrecorded, they would only be sent again when the lease ran out.
-        log.warn({ inFlight: inFlight(), graceMs }, 'shutdown: cutting deliveries still in flight');
+        log.warn({ inFlight: slots.inFlight(), graceMs }, 'shutdown: cutting deliveries still in flight');
         sender.cancelAll('cancelled at shutdown');
-        await idle(CANCEL_SETTLE_MS);
+        await slots.idle(CANCEL_SETTLE_MS);
       }
       outcomes.stopTimer();
       // Recording retries while the ledger is away, but not for ever: a stop must end.
@@ -702,15 +660,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           'shutdown: outcomes could not be recorded; their deliveries will be sent again when their leases run out',
         );
       await withinDeadline(removeWorker(ledger.sql, workerId), 'worker removal').catch(() => {});
-      log.info({ workerId, unfinished: inFlight() }, 'worker stopped');
+      log.info({ workerId, unfinished: slots.inFlight() }, 'worker stopped');
     },
     wake: () => void claimLoop(),
     stats: () => {
       const cap = limits.contendedCap();
       return {
         workerId,
-        inFlight: inFlight(),
-        parked,
+        inFlight: slots.inFlight(),
+        parked: slots.parked(),
         buffered: outcomes.size(),
         delivered,
         failedAttempts,
@@ -719,9 +677,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
   };
 }
-
-/** `sentAt`: when its request went out (0 before: a rate limit or a transformation still to pass). */
-type Slot = { endpointId: string; sentAt: number; parked: boolean; signal: LoadSignal };
 
 const now = () => Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
