@@ -496,7 +496,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       })
       .then((record) => {
         slots.close(slot);
-        limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked);
+        // Slow by its measured wait, not by whether a poll had parked it yet (polls come every CARTEIRO_POLL_INTERVAL_MS).
+        const answeredSlowly = slot.sentAt > 0 && now() - slot.sentAt >= parkAfterMs;
+        limits.finished(d.webhook_endpoint_id, slot.signal, d.max_in_flight, slot.parked, answeredSlowly);
         deps.metrics?.attempted(d, record);
         for (const o of memberOutcomes(d, record)) outcomes.push(o, d.fifo && o === record);
         if (lastClaimFoundWork || wantClaim) void claimLoop();

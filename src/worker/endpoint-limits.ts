@@ -20,6 +20,8 @@ type EndpointState = {
   limit: number;
   /** Slow successes since the limit last grew from them (see finished). */
   slowCredit: number;
+  /** Slow-lane holds since the last success: each one twice as long as the one before (slowLaneHoldMs). */
+  holds: number;
   parked: number;
   failedInRow: number;
   holdUntil: number;
@@ -52,7 +54,11 @@ export type EndpointLimits = {
   recorded(endpointId: string): void;
   /** One of the endpoint's requests has waited long enough to be parked. */
   parked(endpointId: string): void;
-  finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean): void;
+  /**
+   * One of the endpoint's requests ended. `wasParked`: it had been parked. `answeredSlowly`: its
+   * answer took at least the park threshold (measured, whether or not the poll had parked it yet).
+   */
+  finished(endpointId: string, signal: LoadSignal, cap: number, wasParked: boolean, answeredSlowly?: boolean): void;
   /** Whether one more request to the endpoint fits its limit here (the claim's own rule, see view). */
   hasRoom(endpointId: string, cap: number): boolean;
   /** Whether the worker has nothing in flight to the endpoint. */
@@ -89,9 +95,9 @@ export type SlowLane = {
   maxIntervalMs?: number;
 };
 
-/** How long the slow lane holds an endpoint after its `failedInRow`-th failure in a row. */
-export function slowLaneHoldMs(slowLane: SlowLane, failedInRow: number): number {
-  const doublings = Math.min(30, Math.max(0, failedInRow - slowLane.afterFailures));
+/** How long the slow lane holds an endpoint the `hold`-th time in a row (1: the first). */
+export function slowLaneHoldMs(slowLane: SlowLane, hold: number): number {
+  const doublings = Math.min(30, Math.max(0, hold - 1));
   return Math.min(Math.max(slowLane.intervalMs, slowLane.maxIntervalMs ?? 0), slowLane.intervalMs * 2 ** doublings);
 }
 
@@ -140,7 +146,7 @@ export function createEndpointLimits(
     let s = states.get(endpointId);
     if (!s) {
       if (states.size >= MAX_REMEMBERED) forgetIdle();
-      s = { inFlight: 0, limit: startLimit, slowCredit: 0, parked: 0, failedInRow: 0, holdUntil: 0, unrecorded: 0, bulkUntil: 0 };
+      s = { inFlight: 0, limit: startLimit, slowCredit: 0, holds: 0, parked: 0, failedInRow: 0, holdUntil: 0, unrecorded: 0, bulkUntil: 0 };
       states.set(endpointId, s);
     }
     return s;
@@ -169,28 +175,35 @@ export function createEndpointLimits(
     parked(endpointId) {
       state(endpointId).parked++;
     },
-    finished(endpointId, signal, cap, wasParked) {
+    finished(endpointId, signal, cap, wasParked, answeredSlowly = wasParked) {
       const s = state(endpointId);
       s.inFlight = Math.max(0, s.inFlight - 1);
       if (wasParked) s.parked = Math.max(0, s.parked - 1);
-      // A prompt success is room for one more (TCP's slow start). A success that came back only after
-      // the request was parked is a slow answer: the limit then grows by one per round of `limit`
-      // such answers (TCP's congestion avoidance), so a slow receiver is given more sockets over
-      // minutes, not hundreds within seconds (measured: 200 endpoints answering in 5 s, each sent
-      // every event at 10/s, held 5,500 sockets after 20 s and put a healthy endpoint's median at
-      // 71-120 ms).
-      if (signal === 'ok' && !wasParked) s.limit = Math.min(cap, s.limit + 1);
+      // A prompt success is room for one more (TCP's slow start). A slow success (one answered after
+      // the park threshold), or any success while others of the endpoint's requests wait parked, grows
+      // the limit by one per round of `limit` of them (TCP's congestion avoidance). So a slow receiver
+      // is given more sockets over minutes, not hundreds within seconds (measured: 200 endpoints
+      // answering in 5 s, each sent every event at 10/s, held 5,500 sockets after 20 s and put a
+      // healthy endpoint's median at 71-120 ms), and one that answers half its requests at once and
+      // holds the rest does not climb on the prompt half.
+      if (signal === 'ok' && !answeredSlowly && s.parked === 0) s.limit = Math.min(cap, s.limit + 1);
       else if (signal === 'ok' && ++s.slowCredit >= s.limit) {
         s.slowCredit = 0;
         s.limit = Math.min(cap, s.limit + 1);
-      } else if (signal === 'overload') s.limit = Math.max(1, Math.floor(s.limit / 2));
+      } else if (signal === 'overload') {
+        s.limit = Math.max(1, Math.floor(s.limit / 2));
+        s.slowCredit = 0;
+      }
       if (signal === 'ok') {
         s.failedInRow = 0;
         s.holdUntil = 0;
+        s.holds = 0;
       } else if (signal === 'overload' || signal === 'failure') {
         s.failedInRow++;
         // The slow lane, as this worker sees it: one at a time, one attempt per (growing) interval.
-        if (inSlowLane(s)) s.holdUntil = clock() + slowLaneHoldMs(slowLane, s.failedInRow);
+        // Failures of requests that were already on their way when the hold began leave it as it is:
+        // a burst of them is one failure of the receiver, not a reason to wait longer.
+        if (inSlowLane(s) && s.holdUntil <= clock()) s.holdUntil = clock() + slowLaneHoldMs(slowLane, ++s.holds);
       }
       if (s.inFlight === 0 && s.unrecorded === 0 && s.limit === startLimit && s.failedInRow === 0) states.delete(endpointId);
     },

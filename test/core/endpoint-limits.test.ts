@@ -62,10 +62,11 @@ describe('endpoint limits', () => {
   test('the slow lane holds an endpoint for its interval, doubling with each further failure, up to the maximum', () => {
     const lane = { afterFailures: 3, intervalMs: 1000, maxIntervalMs: 60_000 };
     assert.deepEqual(
-      [3, 4, 5, 6, 8, 9, 50].map((n) => slowLaneHoldMs(lane, n)),
+      [1, 2, 3, 4, 6, 7, 50].map((n) => slowLaneHoldMs(lane, n)),
       [1000, 2000, 4000, 8000, 32_000, 60_000, 60_000],
     );
     assert.equal(slowLaneHoldMs({ afterFailures: 3, intervalMs: 1000 }, 9), 1000, 'no maximum: a fixed interval');
+    assert.equal(slowLaneHoldMs(lane, 10_000), 60_000, 'a long outage stays at the maximum');
     let t = 0;
     const limits = createEndpointLimits(8, lane, () => t);
     const fail = () => {
@@ -86,6 +87,49 @@ describe('endpoint limits', () => {
     limits.started('down', 256);
     limits.finished('down', 'ok', 256, false);
     assert.equal(limits.hasRoom('down', 256), true, 'a success ends the hold');
+  });
+
+  test('failures of requests already on their way when the hold began do not lengthen it', () => {
+    let t = 0;
+    const limits = createEndpointLimits(8, { afterFailures: 3, intervalMs: 1000, maxIntervalMs: 60_000 }, () => t);
+    for (let i = 0; i < 8; i++) limits.started('burst', 256);
+    for (let i = 0; i < 8; i++) limits.finished('burst', 'overload', 256, false);
+    t += 1000;
+    assert.equal(limits.hasRoom('burst', 256), true, 'eight refusals at once hold the endpoint for the first interval only');
+    limits.started('burst', 256);
+    limits.finished('burst', 'overload', 256, false);
+    t += 1999;
+    assert.equal(limits.hasRoom('burst', 256), false);
+    t += 1;
+    assert.equal(limits.hasRoom('burst', 256), true, 'the next failure after the hold doubles it');
+  });
+
+  test('a success while others of its requests wait parked grows the limit as a slow one does; an overload drops the credit', () => {
+    const { limits, limitOf } = limitsAt(8);
+    // A receiver that answers every other request at once and holds the rest.
+    for (let i = 0; i < 4; i++) {
+      limits.started('mixed', 1000);
+      limits.parked('mixed');
+    }
+    for (let i = 0; i < 7; i++) {
+      limits.started('mixed', 1000);
+      limits.finished('mixed', 'ok', 1000, false);
+    }
+    assert.equal(limitOf('mixed'), 8, 'prompt answers beside parked requests count as slow ones');
+    limits.started('mixed', 1000);
+    limits.finished('mixed', 'ok', 1000, false);
+    assert.equal(limitOf('mixed'), 9, 'one round of them adds one');
+    // Slow credit gathered before an overload does not count after it.
+    for (let i = 0; i < 8; i++) {
+      limits.started('mixed', 1000);
+      limits.finished('mixed', 'ok', 1000, false, true);
+    }
+    limits.started('mixed', 1000);
+    limits.finished('mixed', 'overload', 1000, false);
+    assert.equal(limitOf('mixed'), 4);
+    limits.started('mixed', 1000);
+    limits.finished('mixed', 'ok', 1000, false, true);
+    assert.equal(limitOf('mixed'), 4, 'the credit starts again after a halving');
   });
 
   test('slow quiet claims cap the busiest endpoint, halving from what it has in flight, down to the floor; a quiet endpoint keeps its own limit', () => {
