@@ -1,9 +1,9 @@
 /**
  * `npm run chaos` end to end, small: 1,500 events while workers are SIGKILLed every 2 s, Redis is
  * flushed and restarted, the receiver flaps, and (where Postgres' server binaries are installed) a
- * private Postgres cluster is stopped for 4 s. The run must end PASS: every accepted event in the
- * ledger and delivered, nothing lost, duplicates only under the same webhook-id, and while Postgres
- * was down only 503s with Retry-After, each answered by the deadline.
+ * private Postgres cluster is stopped once, for 10 to 20 s. The run must end PASS: every accepted
+ * event in the ledger and delivered, nothing lost, duplicates only under the same webhook-id, and
+ * while Postgres was down only 503s with Retry-After, none of them waiting for Postgres to come back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,7 +47,10 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
       '2',
       '--noisy-events',
       '300',
-      ...(restartPostgres ? ['--private-postgres'] : []),
+      // One outage longer than the answer deadline with room to spare, so that an API that waited for
+      // Postgres stands out from one that answered by its deadline on a loaded machine (measured: the
+      // slowest answer at 7.97 s, with a 5 s deadline, while the suite filled both cores).
+      ...(restartPostgres ? ['--private-postgres', '--postgres-restarts', '1', '--postgres-down-seconds', '10'] : []),
       '--out',
       out,
     ];
@@ -73,7 +76,11 @@ test('npm run chaos, small, ends PASS with nothing lost', { skip: !DATABASE_URL 
       );
       assert.equal(pg.served503WithoutRetryAfter, 0);
       assert.equal(pg.queuedInClient, 0);
-      assert.ok(pg.maxResponseMsWithOwnConnection < COMMIT_ANSWER_TIMEOUT_MS + 2_000, `slowest answer ${pg.maxResponseMsWithOwnConnection} ms`);
+      // Postgres was down for at least 10 s: an answer that waited for it took that long.
+      assert.ok(
+        pg.maxResponseMsWithOwnConnection < Math.min(COMMIT_ANSWER_TIMEOUT_MS + 4_500, 9_500),
+        `slowest answer ${pg.maxResponseMsWithOwnConnection} ms (answer deadline ${COMMIT_ANSWER_TIMEOUT_MS} ms, Postgres down ≥ 10 s)`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
