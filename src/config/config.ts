@@ -574,7 +574,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       startInFlight: Math.min(e.CARTEIRO_ENDPOINT_START_IN_FLIGHT, e.CARTEIRO_ENDPOINT_MAX_IN_FLIGHT),
       slowLaneAfterFailures: e.CARTEIRO_SLOW_LANE_AFTER_FAILURES,
       slowLaneIntervalMs: e.CARTEIRO_SLOW_LANE_INTERVAL_MS,
-      slowLaneMaxIntervalMs: Math.max(e.CARTEIRO_SLOW_LANE_INTERVAL_MS, e.CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS),
+      // A maximum below the interval leaves the interval fixed (slowLaneHoldMs).
+      slowLaneMaxIntervalMs: e.CARTEIRO_SLOW_LANE_MAX_INTERVAL_MS,
       failingAfterFailures: e.CARTEIRO_ENDPOINT_FAILING_AFTER_FAILURES,
       probeCooloffMs: e.CARTEIRO_PROBE_COOLOFF_MS,
       quietClaimTargetMs: e.CARTEIRO_QUIET_CLAIM_TARGET_MS,

@@ -19,7 +19,7 @@ export type SealResponseBody = ((body: string) => string) | undefined;
 export function attemptRecord(d: ClaimedDispatch, result: AttemptResult, at: number, policy: RetryPolicy, seal: SealResponseBody): OutcomeRecord {
   const outcome = decideOutcome(result, { attemptsThisRound: d.round_attempts, destinationKind: d.kind }, endpointRetryPolicy(policy, d));
   const base = {
-    ...whose(d),
+    ...recordSubject(d),
     attempted: true,
     statusCode: result.kind === 'response' ? result.statusCode : null,
     ...responseBodyRecord(result, seal),
@@ -62,7 +62,7 @@ function responseBodyRecord(result: AttemptResult, seal: SealResponseBody): { re
 /** An outcome without a request: nothing reached the receiver, so it is no attempt, neither success nor failure. */
 export function unattemptedRecord(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'durationMs' | 'error' | 'nextStatus' | 'nextAttemptAt'>): OutcomeRecord {
   return {
-    ...whose(d),
+    ...recordSubject(d),
     attempted: false,
     success: false,
     statusCode: null,
@@ -74,7 +74,7 @@ export function unattemptedRecord(d: ClaimedDispatch, o: Pick<OutcomeRecord, 'du
 }
 
 /** Which dispatch, event, endpoint and attempt a record is about. */
-function whose(d: ClaimedDispatch) {
+export function recordSubject(d: ClaimedDispatch) {
   return {
     dispatchId: d.id,
     eventId: d.webhook_event_id,

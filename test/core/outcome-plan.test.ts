@@ -12,6 +12,7 @@ import postgres from 'postgres';
 import { BACKEND, DATABASE_URL, createEndpoint, startCarteiro } from '../support/carteiro.ts';
 import { claimDueDispatches, type ClaimedDispatch } from '../../src/ledger/claims.ts';
 import { recordOutcomes, type OutcomeRecord } from '../../src/ledger/outcomes.ts';
+import { recordSubject } from '../../src/worker/outcome-records.ts';
 
 type PlanNode = { 'Node Type': string; 'Actual Loops'?: number; 'Rows Removed by Join Filter'?: number; Plans?: PlanNode[]; [k: string]: unknown };
 type LoggedPlan = { 'Query Text': string; Plan: PlanNode };
@@ -22,12 +23,7 @@ function nodesOf(node: PlanNode): PlanNode[] {
 
 function delivered(d: ClaimedDispatch): OutcomeRecord {
   return {
-    dispatchId: d.id,
-    eventId: d.webhook_event_id,
-    endpointId: d.webhook_endpoint_id,
-    organizationId: d.organization_id,
-    destinationKind: d.kind,
-    attemptNumber: d.attempts,
+    ...recordSubject(d),
     attempted: true,
     success: true,
     statusCode: 200,
